@@ -1,0 +1,394 @@
+"""Plain, typed, JSON-serializable architecture description of a ViT-5 network.
+
+The JSON shape is the one of ``shared/golden/*.json``: a ``network`` section with the network's
+own constructor numbers, and ``attention`` / ``hyena`` / ``film`` sections shared by every block of
+that type.  ``validate()`` turns every upstream pitfall of SPEC section 9 into a ConfigError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+from .errors import ConfigError
+
+READOUTS = ("cls", "gap", "register_concat")
+MLP_ACTIVATIONS = ("gelu", "gelu_exact", "relu", "silu", "glu", "swiglu")
+GATED_ACTIVATIONS = ("glu", "swiglu")
+GATES = ("silu", "sigmoid", "gelu", "relu", "identity")
+BLOCK_TYPES = ("A", "H")
+# Blocks of these types see the padded token sequence (upstream's default `padding_types`).
+PADDING_TYPES = frozenset({"H"})
+
+
+def _from_dict(cls, data: dict, where: str):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return cls(**data)
+
+
+@dataclass
+class AttentionConfig:
+    num_heads: int
+    qk_norm: Optional[str] = "rmsnorm"  # "rmsnorm", "l2" or None
+    rope_base: float = 10000.0
+    reg_rope_base: float = 100.0
+    qkv_bias: bool = False
+    out_proj_bias: bool = False
+    scale: Optional[float] = None  # None: head_dim ** -0.5
+
+
+@dataclass
+class MaskConfig:
+    type: str = "gaussian"
+    parametrization: str = "direct"  # "direct", "log" or "softplus"
+    min_attenuation_at_step: float = 0.1
+    max_attenuation_at_limit: float = 0.95
+    init_extent: float = 1.0
+
+
+@dataclass
+class HyenaConfig:
+    kernel: str = "siren"
+    kernel_hidden_dim: int = 32
+    kernel_num_layers: int = 3
+    kernel_embedding_dim: int = 32
+    omega_0: float = 10.0
+    hidden_omega_0: float = 1.0
+    kernel_bias: bool = True
+    # Per-axis coordinate extent of the SIREN grid; None derives it from the grid rows (SPEC 9.9).
+    L_cache: Union[int, list, None] = None
+    grid_type: str = "double"
+    fft_padding: str = "zero"
+    short_conv_kernel_size: int = 3
+    short_conv_bias: bool = False
+    gate: str = "silu"
+    gate_2: Optional[str] = "sigmoid"
+    qk_norm: Optional[str] = "l2"  # "l2" or None
+    pixelhyena_norm: Optional[str] = "rmsnorm"
+    output_norm: Optional[str] = "rmsnorm"
+    mask: Optional[MaskConfig] = None
+    grn: bool = False
+    qkv_bias: bool = False
+    out_proj_bias: bool = False
+
+    def __post_init__(self):
+        if isinstance(self.mask, dict):
+            self.mask = _from_dict(MaskConfig, self.mask, "hyena.mask")
+
+
+@dataclass
+class FilmConfig:
+    conditioning: str = "register_pooling"  # or "register_compress_concat"
+    film_hidden_dim: int = 64
+    num_film_layers: int = 3
+    film_after_pos_embed: bool = True
+    compressed_dim: Optional[int] = None
+
+
+@dataclass
+class NetworkConfig:
+    in_channels: int
+    num_classes: int
+    hidden_dim: int
+    num_blocks: int
+    patch_size: int
+    image_size: int
+    num_registers: int
+    readout: str
+    layer_pattern: str
+    neck_compression_ratio: Optional[int] = None
+
+
+@dataclass
+class ViT5Config:
+    network: NetworkConfig
+    attention: Optional[AttentionConfig] = None
+    hyena: Optional[HyenaConfig] = None
+    film: Optional[FilmConfig] = None
+    mlp_bias: dict = field(default_factory=dict)
+    norm_eps: float = 1e-6
+    mlp_expansion_factor: float = 4.0
+    mlp_activation: str = "gelu_exact"
+    layer_scale: bool = True  # False: upstream layer_scale_init <= 0, LayerScale is Identity
+    grn_eps: float = 1e-6
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict) -> "ViT5Config":
+        if not isinstance(data, dict) or "network" not in data:
+            raise ConfigError("architecture config must be a JSON object with a 'network' section")
+        data = dict(data)
+        sections = {
+            "network": NetworkConfig,
+            "attention": AttentionConfig,
+            "hyena": HyenaConfig,
+            "film": FilmConfig,
+        }
+        for name, section_cls in sections.items():
+            if data.get(name) is not None:
+                if not isinstance(data[name], dict):
+                    raise ConfigError(f"config section '{name}' must be an object or null")
+                try:
+                    data[name] = _from_dict(section_cls, data[name], name)
+                except TypeError as exc:
+                    raise ConfigError(f"config section '{name}': {exc}") from None
+        try:
+            return _from_dict(cls, data, "config")
+        except TypeError as exc:
+            raise ConfigError(f"config: {exc}") from None
+
+    @classmethod
+    def from_json(cls, path: Union[str, Path]) -> "ViT5Config":
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def replace(self, **sections) -> "ViT5Config":
+        return replace(self, **sections)
+
+    # ---- derived geometry (SPEC section 0) -----------------------------------------------------
+    @property
+    def grid_size(self) -> int:
+        return self.network.image_size // self.network.patch_size
+
+    @property
+    def num_patches(self) -> int:
+        return self.grid_size * self.grid_size
+
+    @property
+    def has_cls(self) -> bool:
+        return self.network.readout == "cls"
+
+    @property
+    def num_tokens(self) -> int:
+        """T0: patches, CLS and registers."""
+        return self.num_patches + int(self.has_cls) + self.network.num_registers
+
+    @property
+    def num_pad(self) -> int:
+        return (-self.num_tokens) % self.grid_size
+
+    @property
+    def num_padded_tokens(self) -> int:
+        return self.num_tokens + self.num_pad
+
+    @property
+    def hyena_rows(self) -> int:
+        return self.num_padded_tokens // self.grid_size
+
+    @property
+    def block_types(self) -> str:
+        return self.network.layer_pattern
+
+    def block_tokens(self, index: int) -> int:
+        """How many tokens block ``index`` receives."""
+        kind = self.network.layer_pattern[index]
+        return self.num_padded_tokens if kind in PADDING_TYPES else self.num_tokens
+
+    def l_cache(self) -> tuple:
+        """Per-axis (y, x) SIREN cache extent."""
+        value = self.hyena.L_cache if self.hyena is not None else None
+        if value is None:
+            value = self.hyena_rows
+        if isinstance(value, (list, tuple)):
+            if len(value) != 2:
+                raise ConfigError(f"hyena.L_cache must be an int or two ints, got {value!r}")
+            return (int(value[0]), int(value[1]))
+        return (int(value), int(value))
+
+    @property
+    def head_dim(self) -> int:
+        return self.network.hidden_dim // self.attention.num_heads
+
+    @property
+    def mlp_hidden_dim(self) -> int:
+        return int(self.network.hidden_dim * self.mlp_expansion_factor)
+
+    # ---- validation (SPEC section 9) -----------------------------------------------------------
+    def validate(self) -> "ViT5Config":
+        net = self.network
+        for name in ("in_channels", "num_classes", "hidden_dim", "num_blocks", "patch_size", "image_size"):
+            value = getattr(net, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"network.{name} must be a positive integer, got {value!r}")
+        if net.num_registers < 0:
+            raise ConfigError(f"network.num_registers must be >= 0, got {net.num_registers}")
+        if net.image_size % net.patch_size:
+            # 9.11: the stride-P conv would silently drop the border pixels.
+            raise ConfigError(
+                f"image_size {net.image_size} is not a multiple of patch_size {net.patch_size}; "
+                "upstream would silently drop pixels"
+            )
+        if net.readout not in READOUTS:
+            raise ConfigError(f"readout must be one of {', '.join(READOUTS)}, got {net.readout!r}")
+        pattern = net.layer_pattern
+        if len(pattern) != net.num_blocks:
+            raise ConfigError(
+                f"layer_pattern {pattern!r} has {len(pattern)} characters but num_blocks is {net.num_blocks}"
+            )
+        bad = sorted(set(pattern) - set(BLOCK_TYPES))
+        if bad:
+            raise ConfigError(
+                f"layer_pattern has unsupported block type(s) {', '.join(bad)}; supported: A (attention), H (Hyena)"
+            )
+        if net.readout == "register_concat":
+            ratio = net.neck_compression_ratio
+            if ratio is None or ratio <= 0:
+                raise ConfigError("readout 'register_concat' needs network.neck_compression_ratio")
+            if net.num_registers == 0:
+                raise ConfigError("readout 'register_concat' needs num_registers > 0")
+            if net.hidden_dim % ratio:
+                raise ConfigError(
+                    f"hidden_dim {net.hidden_dim} is not divisible by neck_compression_ratio {ratio}"
+                )
+        if self.mlp_activation not in MLP_ACTIVATIONS:
+            raise ConfigError(
+                f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
+            )
+        if "A" in pattern:
+            self._validate_attention()
+        if "H" in pattern:
+            self._validate_hyena()
+        elif self.film is not None:
+            raise ConfigError("a 'film' section needs Hyena ('H') blocks to condition")
+        return self
+
+    def _validate_attention(self):
+        net, att = self.network, self.attention
+        if att is None:
+            raise ConfigError("layer_pattern has attention blocks but the config has no 'attention' section")
+        if att.num_heads <= 0 or net.hidden_dim % att.num_heads:
+            raise ConfigError(f"hidden_dim {net.hidden_dim} is not divisible by num_heads {att.num_heads}")
+        if self.head_dim % 4:
+            raise ConfigError(
+                f"head_dim {self.head_dim} must be a multiple of 4 for the 2-D RoPE (two axes, paired halves)"
+            )
+        if att.qk_norm not in (None, "rmsnorm", "l2"):
+            raise ConfigError(f"attention.qk_norm must be 'rmsnorm', 'l2' or null, got {att.qk_norm!r}")
+        r = net.num_registers
+        if r > 0 and math.isqrt(r) ** 2 != r:
+            # 9.1: the register RoPE grid has floor(sqrt(R))^2 rows, so every forward would fail.
+            lo, hi = math.isqrt(r) ** 2, (math.isqrt(r) + 1) ** 2
+            raise ConfigError(
+                f"num_registers={r} is not a perfect square: the attention RoPE register grid would have "
+                f"{lo} rows and every forward pass would fail upstream; use {lo or 1} or {hi} registers"
+            )
+
+    def _validate_hyena(self):
+        net, hy = self.network, self.hyena
+        if hy is None:
+            raise ConfigError("layer_pattern has Hyena blocks but the config has no 'hyena' section")
+        if hy.kernel != "siren":
+            raise ConfigError(f"hyena.kernel {hy.kernel!r} is not supported (only 'siren')")
+        if hy.grid_type != "double" or hy.fft_padding != "zero":
+            raise ConfigError(
+                f"hyena grid_type={hy.grid_type!r}, fft_padding={hy.fft_padding!r} is not supported; "
+                "every ViT-5 preset uses grid_type='double', fft_padding='zero'"
+            )
+        if hy.kernel_num_layers < 2:
+            raise ConfigError("hyena.kernel_num_layers must be >= 2")
+        for name in ("gate", "gate_2"):
+            value = getattr(hy, name)
+            if value is not None and value not in GATES:
+                raise ConfigError(f"hyena.{name} must be one of {', '.join(GATES)}, got {value!r}")
+        if hy.qk_norm not in (None, "l2"):
+            raise ConfigError(f"hyena.qk_norm must be 'l2' or null, got {hy.qk_norm!r}")
+        for name in ("pixelhyena_norm", "output_norm"):
+            if getattr(hy, name) not in (None, "rmsnorm"):
+                raise ConfigError(f"hyena.{name} must be 'rmsnorm' or null")
+        if hy.short_conv_kernel_size % 2 == 0:
+            raise ConfigError("hyena.short_conv_kernel_size must be odd ('same' padding)")
+        if self.num_padded_tokens % self.grid_size:
+            raise ConfigError("internal: padded token count is not a multiple of the grid width")  # 9.4
+        l_cache = self.l_cache()
+        if min(l_cache) < 2:
+            raise ConfigError(f"hyena.L_cache must be >= 2 on every axis, got {l_cache}")
+        if hy.mask is not None:
+            if hy.mask.type != "gaussian":
+                raise ConfigError(f"hyena.mask.type {hy.mask.type!r} is not supported (only 'gaussian')")
+            if hy.mask.parametrization not in ("direct", "log", "softplus"):
+                raise ConfigError(f"hyena.mask.parametrization {hy.mask.parametrization!r} is not supported")
+            for name in ("min_attenuation_at_step", "max_attenuation_at_limit"):
+                value = getattr(hy.mask, name)
+                if not 0.0 < value < 1.0:
+                    raise ConfigError(f"hyena.mask.{name} must lie in (0, 1), got {value}")
+        film = self.film
+        if film is not None:
+            # 9.8: a FiLM generator without register conditioning is silently unused upstream.
+            if net.num_registers == 0:
+                raise ConfigError("FiLM conditioning reads the register tokens, but num_registers is 0")
+            if film.conditioning not in ("register_pooling", "register_compress_concat"):
+                raise ConfigError(f"film.conditioning {film.conditioning!r} is not supported")
+            if film.conditioning == "register_compress_concat" and not film.compressed_dim:
+                raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
+            expected = hy.kernel_num_layers - 1 + int(film.film_after_pos_embed)
+            if film.num_film_layers != expected:
+                raise ConfigError(
+                    f"film.num_film_layers={film.num_film_layers} but the SIREN has "
+                    f"{hy.kernel_num_layers - 1} hidden layers"
+                    f"{' plus the positional embedding' if film.film_after_pos_embed else ''}: expected {expected}"
+                )
+            if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
+                raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
+
+    # ---- helpers used by the modules ----------------------------------------------------------
+    def mlp_has_bias(self, block_type: str) -> bool:
+        return bool(self.mlp_bias.get(block_type, False))
+
+    def film_cond_dim(self) -> int:
+        film, net = self.film, self.network
+        if film.conditioning == "register_pooling":
+            return net.hidden_dim
+        return net.num_registers * film.compressed_dim
+
+    @property
+    def head_input_dim(self) -> int:
+        net = self.network
+        if net.readout == "register_concat":
+            return net.num_registers * net.hidden_dim // net.neck_compression_ratio
+        return net.hidden_dim
+
+    def l_cache_exceeded(self) -> Sequence[str]:
+        """Axes whose grid extent exceeds L_cache (upstream silently extends the SIREN grid)."""
+        ly, lx = self.l_cache()
+        out = []
+        if self.hyena_rows > ly:
+            out.append(f"rows {self.hyena_rows} > L_cache {ly}")
+        if self.grid_size > lx:
+            out.append(f"columns {self.grid_size} > L_cache {lx}")
+        return out
+
+
+def config_summary(config: ViT5Config) -> dict[str, Any]:
+    """Short human-facing description used by `vit5 inspect` and `vit5 presets`."""
+    net = config.network
+    out = {
+        "hidden_dim": net.hidden_dim,
+        "blocks": net.num_blocks,
+        "pattern": net.layer_pattern,
+        "image_size": net.image_size,
+        "patch_size": net.patch_size,
+        "registers": net.num_registers,
+        "readout": net.readout,
+        "classes": net.num_classes,
+    }
+    if config.attention is not None:
+        out["heads"] = config.attention.num_heads
+    return out

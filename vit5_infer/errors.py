@@ -1,0 +1,20 @@
+"""Errors that describe a user mistake (bad config, bad file, bad input).
+
+The CLI prints these as one line and exits non-zero; anything else is a bug and keeps its traceback.
+"""
+
+
+class Vit5Error(Exception):
+    """Base class for every user-facing error of the toolkit."""
+
+
+class ConfigError(Vit5Error, ValueError):
+    """An architecture that upstream would build wrongly or not at all (SPEC section 9)."""
+
+
+class CheckpointError(Vit5Error):
+    """A file that is not a usable ViT-5 checkpoint."""
+
+
+class InputError(Vit5Error, ValueError):
+    """An input tensor of the wrong shape, layout or dtype."""

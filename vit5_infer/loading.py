@@ -1,0 +1,117 @@
+"""``load_model``: one entry point from a preset, state_dict or training checkpoint to an eval-mode network."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .checkpoint import file_sha256, read_state_dict
+from .config import ViT5Config
+from .errors import CheckpointError, ConfigError
+from .inference import apply_overrides, infer_config
+from .init import init_weights
+from .network import ViT5ClassificationNet
+from .presets import PRESETS, get_preset
+
+ConfigLike = Union[None, str, Path, dict, ViT5Config]
+
+
+@dataclass
+class ModelSource:
+    """Where a model came from, recorded in exported metadata and manifests."""
+
+    kind: str  # "preset" or "checkpoint"
+    name: str
+    sha256: Optional[str] = None
+    weights: str = "ema"
+    seed: Optional[int] = None
+
+
+def _as_config(config: ConfigLike) -> Optional[ViT5Config]:
+    if config is None or isinstance(config, ViT5Config):
+        return config
+    if isinstance(config, dict):
+        return ViT5Config.from_dict(config)
+    return ViT5Config.from_json(config)
+
+
+def _strict_load(model: ViT5ClassificationNet, state_dict: dict, origin: str) -> None:
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} key(s) e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} key(s) e.g. {unexpected[0]}")
+        raise CheckpointError(f"{origin}: weights do not fit the architecture ({'; '.join(parts)})")
+    for key, value in expected.items():
+        if tuple(state_dict[key].shape) != tuple(value.shape):
+            raise CheckpointError(
+                f"{origin}: {key} has shape {list(state_dict[key].shape)}, the architecture needs {list(value.shape)}"
+            )
+    model.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)
+
+
+def resolve_model(
+    source: Union[str, Path],
+    config: ConfigLike = None,
+    weights: str = "ema",
+    trust_pickle: bool = False,
+    seed: int = 0,
+    **overrides,
+) -> tuple[ViT5ClassificationNet, ModelSource]:
+    """Like ``load_model`` but also says where the model came from."""
+    cfg = _as_config(config)
+    name = str(source)
+    if name in PRESETS and not Path(name).exists():
+        cfg = cfg or get_preset(name)
+        cfg = apply_overrides(cfg, **overrides).validate()
+        model = init_weights(ViT5ClassificationNet(cfg), seed=seed)
+        return model.eval(), ModelSource("preset", name, seed=seed)
+    path = Path(source)
+    if not path.exists() and path.suffix == "":
+        raise CheckpointError(f"{name!r} is neither a preset ({', '.join(PRESETS)}) nor an existing file")
+    state_dict = read_state_dict(path, weights=weights, trust_pickle=trust_pickle)
+    if cfg is None:
+        cfg = infer_config(state_dict, **overrides)
+    else:
+        cfg = apply_overrides(cfg, **overrides)
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    model = ViT5ClassificationNet(cfg)
+    _strict_load(model, state_dict, str(path))
+    return model.eval(), ModelSource("checkpoint", str(path), sha256=file_sha256(path), weights=weights)
+
+
+def load_model(
+    source: Union[str, Path],
+    config: ConfigLike = None,
+    weights: str = "ema",
+    trust_pickle: bool = False,
+    seed: int = 0,
+    **overrides,
+) -> ViT5ClassificationNet:
+    """An eval-mode float32 ViT-5 network.
+
+    ``source``: a preset name (seeded random weights), a ``.safetensors`` / ``.pt`` state_dict or an
+    upstream training checkpoint (``.ckpt``; ``weights='ema'`` by default, ``'raw'`` for the online
+    weights).  The architecture is inferred from the weights unless ``config`` (a ViT5Config, a dict
+    or a JSON path) is given; ``overrides`` set what weights cannot tell (``num_heads``, ``rope_base``,
+    ``L_cache``, ...; see ``vit5_infer.inference.OVERRIDES``).
+    """
+    model, _ = resolve_model(source, config, weights, trust_pickle, seed, **overrides)
+    return model
+
+
+@torch.no_grad()
+def example_inputs(model: ViT5ClassificationNet, batch: int = 1, seed: int = 0) -> torch.Tensor:
+    """Seeded standard-normal ``pixel_values`` (the scale of normalized images)."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn((batch, *model.input_shape), generator=gen)

@@ -1,0 +1,223 @@
+"""ViT5ClassificationNet and its construction from a ViT5Config (SPEC section 1)."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from .config import PADDING_TYPES, ViT5Config
+from .errors import InputError
+from .layers import (
+    MLP,
+    CKConvND,
+    GaussianModulationND,
+    GlobalResponseNorm,
+    Hyena,
+    KernelFiLMGenerator,
+    QKVSequenceMixer,
+    RegisterCompressConcat,
+    RegisterPooling,
+    RMSNorm,
+    SIRENKernelND,
+    ViT5Attention,
+    ViT5HyenaAdapter,
+    ViT5ResidualBlock,
+)
+
+
+def build_attention(config: ViT5Config) -> ViT5Attention:
+    att, net = config.attention, config.network
+    return ViT5Attention(
+        hidden_dim=net.hidden_dim,
+        num_heads=att.num_heads,
+        num_patches_h=config.grid_size,
+        num_patches_w=config.grid_size,
+        num_registers=net.num_registers,
+        has_cls=config.has_cls,  # SPEC 9.2: always derived from the readout
+        qk_norm=att.qk_norm,
+        rope_base=att.rope_base,
+        reg_rope_base=att.reg_rope_base,
+        qkv_bias=att.qkv_bias,
+        out_proj_bias=att.out_proj_bias,
+        scale=att.scale,
+        norm_eps=config.norm_eps,
+    )
+
+
+def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
+    hy, net, film = config.hyena, config.network, config.film
+    d = net.hidden_dim
+    l_cache = config.l_cache()
+    seq_lens = (config.hyena_rows, config.grid_size)
+    generator = None
+    if film is not None:
+        generator = KernelFiLMGenerator(
+            config.film_cond_dim(), hy.kernel_hidden_dim, film.num_film_layers, film.film_hidden_dim
+        )
+    kernel = SIRENKernelND(
+        out_dim=d,
+        mlp_hidden_dim=hy.kernel_hidden_dim,
+        num_layers=hy.kernel_num_layers,
+        embedding_dim=hy.kernel_embedding_dim,
+        l_cache=l_cache,
+        seq_lens=seq_lens,
+        use_bias=hy.kernel_bias,
+        film_generator=generator,
+        film_after_pos_embed=bool(film and film.film_after_pos_embed),
+    )
+    mask = None
+    if hy.mask is not None:
+        m = hy.mask
+        mask = GaussianModulationND(
+            2,
+            d,
+            grid_size=2 * max(l_cache) - 1,  # SPEC 9.10: bounds derive from the cache, not the input
+            min_attenuation_at_step=m.min_attenuation_at_step,
+            max_attenuation_at_limit=m.max_attenuation_at_limit,
+            init_extent=m.init_extent,
+            parametrization=m.parametrization,
+        )
+    mixer = Hyena(
+        d,
+        CKConvND(d, kernel, mask),
+        short_conv_kernel_size=hy.short_conv_kernel_size,
+        short_conv_bias=hy.short_conv_bias,
+        gate=hy.gate,
+        gate_2=hy.gate_2,
+        qk_norm=hy.qk_norm,
+        pixelhyena_norm=hy.pixelhyena_norm,
+        output_norm=hy.output_norm,
+        norm_eps=config.norm_eps,
+    )
+    inner = QKVSequenceMixer(d, mixer, qkv_bias=hy.qkv_bias, out_proj_bias=hy.out_proj_bias)
+    return ViT5HyenaAdapter(inner, grid_w=config.grid_size)
+
+
+def build_block(config: ViT5Config, block_type: str) -> ViT5ResidualBlock:
+    net = config.network
+    d = net.hidden_dim
+    pooling = None
+    if block_type == "A":
+        mixer = build_attention(config)
+    else:
+        mixer = build_hyena(config)
+        film = config.film
+        if film is not None:
+            if film.conditioning == "register_pooling":
+                pooling = RegisterPooling(net.num_registers)
+            else:
+                pooling = RegisterCompressConcat(net.num_registers, d, film.compressed_dim)
+    grn = GlobalResponseNorm(d, config.grn_eps) if (block_type == "H" and config.hyena.grn) else None
+    mlp = MLP(d, config.mlp_activation, config.mlp_expansion_factor, bias=config.mlp_has_bias(block_type))
+    return ViT5ResidualBlock(
+        mixer,
+        mlp,
+        d,
+        norm_eps=config.norm_eps,
+        layer_scale=config.layer_scale,
+        register_pooling=pooling,
+        num_registers=net.num_registers,
+        register_start_idx=config.num_patches + int(config.has_cls),  # SPEC 9.8: injected, never guessed
+        grn=grn,
+    )
+
+
+class ViT5ClassificationNet(nn.Module):
+    """Inference-only ViT-5 classifier: ``forward(pixel_values [B, C, S, S]) -> logits [B, classes]``."""
+
+    def __init__(self, config: ViT5Config):
+        super().__init__()
+        config.validate()
+        exceeded = config.l_cache_exceeded() if "H" in config.network.layer_pattern else []
+        if exceeded:
+            # SPEC 9.9: upstream silently extends the SIREN grid past L_cache.
+            warnings.warn(
+                f"Hyena grid exceeds L_cache ({'; '.join(exceeded)}); the SIREN is evaluated beyond its "
+                "trained coordinate range, as upstream does",
+                stacklevel=2,
+            )
+        self.config = config
+        net = config.network
+        d, n, r = net.hidden_dim, config.num_patches, net.num_registers
+        # Attribute order is the upstream state_dict order.
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if config.has_cls else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, n, d))
+        self.reg_token = nn.Parameter(torch.zeros(1, r, d)) if r > 0 else None
+        self.patch_embed = nn.Conv2d(net.in_channels, d, net.patch_size, stride=net.patch_size, bias=False)
+        self.blocks = nn.ModuleList(build_block(config, t) for t in net.layer_pattern)
+        self.register_neck = None
+        if net.readout == "register_concat":
+            self.register_neck = nn.Linear(d, d // net.neck_compression_ratio, bias=False)
+        self.out_norm = RMSNorm(config.head_input_dim, config.norm_eps)
+        self.out_proj = nn.Linear(config.head_input_dim, net.num_classes, bias=False)
+        self.register_buffer("_zero_pad", torch.zeros(1, config.num_pad, d), persistent=False)
+        self.eval()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        net = self.config.network
+        return (net.in_channels, net.image_size, net.image_size)
+
+    def check_input(self, pixel_values: torch.Tensor) -> None:
+        expected = self.input_shape
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            # SPEC 9.11: other sizes would silently drop pixels or break pos_embed.
+            raise InputError(
+                f"pixel_values must have shape [B, {expected[0]}, {expected[1]}, {expected[2]}], "
+                f"got {list(pixel_values.shape)}"
+            )
+
+    def embed(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Token sequence ``[patches | CLS | registers | padding]`` of length T."""
+        b = pixel_values.shape[0]
+        x = self.patch_embed(pixel_values).flatten(2).transpose(1, 2) + self.pos_embed
+        parts = [x]
+        if self.cls_token is not None:
+            parts.append(self.cls_token.expand(b, -1, -1))
+        if self.reg_token is not None:
+            parts.append(self.reg_token.expand(b, -1, -1))
+        if self._zero_pad.shape[1]:
+            parts.append(self._zero_pad.expand(b, -1, -1).to(x.dtype))
+        return torch.cat(parts, dim=1)
+
+    def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
+        t0, pad = self.config.num_tokens, self.config.num_pad
+        for kind, block in zip(self.config.network.layer_pattern, self.blocks):
+            if pad and kind not in PADDING_TYPES:
+                x = torch.cat([block(x[:, :t0]), x[:, t0:]], dim=1)
+            else:
+                x = block(x)
+        return x
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        net = self.config.network
+        n = self.config.num_patches
+        if net.readout == "cls":
+            pooled = x[:, n]
+        elif net.readout == "gap":
+            pooled = x[:, :n].mean(dim=1)
+        else:
+            pooled = self.register_neck(x[:, n : n + net.num_registers]).flatten(1)
+        return self.out_proj(self.out_norm(pooled))
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        self.check_input(pixel_values)
+        return self.readout(self.run_blocks(self.embed(pixel_values)))
+
+    def flop_count(self, inference: bool = False) -> int:
+        cfg, net = self.config, self.config.network
+        d, n, p = net.hidden_dim, cfg.num_patches, net.patch_size
+        total = 2 * net.in_channels * d * p * p * n + n * d
+        for i, block in enumerate(self.blocks):
+            total += block.flop_count(cfg.block_tokens(i), inference)
+        if net.readout == "register_concat":
+            total += net.num_registers * 2 * d * (d // net.neck_compression_ratio)
+        elif net.readout == "gap":
+            total += n * d
+        dh = cfg.head_input_dim
+        return total + self.out_norm.flop_count(1) + 2 * dh * net.num_classes
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
