@@ -1,0 +1,218 @@
+"""``export_onnx``: build, check, validate against PyTorch and save a ViT-5 ONNX graph."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Union
+
+import numpy as np
+import onnx
+import torch
+
+from vit5_infer.errors import Vit5Error
+from vit5_infer.loading import ModelSource, example_inputs
+from vit5_infer.metrics import TOLERANCES, compare_logits, within_tolerance
+from vit5_infer.network import ViT5ClassificationNet
+
+from .graph import GraphBuilder
+from .lowering import LOWERINGS, LoweringOptions, emit_network
+from .metadata import build_metadata, write_metadata
+from .precision import REDUCED, convert_precision
+
+OPSETS = (17, 18, 23)
+PRECISIONS = ("fp32",) + tuple(REDUCED)
+FUSED_OPS = ("Attention", "RMSNormalization", "RotaryEmbedding", "Gelu", "LayerNormalization")
+# Protobuf cannot serialize a single message past 2 GiB; stay clear of it.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+Progress = Optional[Callable[[str], None]]
+
+
+class ExportError(Vit5Error):
+    pass
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    opset: int
+    precision: str
+    lowering: dict
+    validation: Optional[dict]
+    summary: dict
+    metadata: dict
+    seconds: dict = field(default_factory=dict)
+
+
+def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
+    ops = Counter(node.op_type for node in model.graph.node)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                ops.update(f"{n.op_type} (in {node.op_type})" for n in attr.g.node)
+    params = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
+    return {
+        "op_counts": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "fused_ops": {op: ops[op] for op in FUSED_OPS if ops.get(op)},
+        "num_nodes": len(model.graph.node),
+        "num_initializer_values": params,
+        "size_bytes": size_bytes if size_bytes is not None else model.ByteSize(),
+    }
+
+
+def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = "fp32", batch: int | None = None,
+                layout: str = "nchw", lowering: str = "auto", io_dtype: str = "fp32") -> tuple[onnx.ModelProto, dict]:
+    """The ONNX graph of ``model`` (no metadata, not validated) and the lowerings used."""
+    if opset not in OPSETS:
+        raise ExportError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {opset}")
+    if precision not in PRECISIONS:
+        raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if layout not in ("nchw", "nhwc"):
+        raise ExportError(f"layout must be nchw or nhwc, got {layout!r}")
+    if batch is not None and batch < 1:
+        raise ExportError(f"batch must be >= 1, got {batch}")
+    long_conv = "direct" if lowering == "auto" else lowering
+    if long_conv not in LOWERINGS:
+        raise ExportError(f"lowering must be auto or one of {', '.join(LOWERINGS)}, got {lowering!r}")
+    builder = GraphBuilder(opset)
+    emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv))
+    graph = builder.build("vit5")
+    used = {"attention": "Attention op" if opset >= 23 else "MatMul-Softmax-MatMul",
+            "rope": "Gather+Mul+Add, tables baked",
+            "norm": "RMSNormalization op" if opset >= 23 else "primitive ops (fp32)"}
+    if "H" in model.config.network.layer_pattern:
+        used["long_conv"] = (
+            "per-sample depthwise Conv in Scan (FiLM kernels)" if model.config.film is not None
+            else "depthwise Conv, baked flipped SIREN kernel"
+        )
+    if precision != "fp32":
+        graph = convert_precision(graph, precision, io_dtype=io_dtype)
+    elif io_dtype != "fp32":
+        raise ExportError("io dtype other than fp32 needs --precision fp16 or bf16")
+    return graph, used
+
+
+def _ort_session(path: Path, threads: int | None = None):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
+             io_dtype: str = "fp32", seed: int = 0) -> dict:
+    """Run the saved graph on ONNX Runtime (CPU) against PyTorch on seeded inputs."""
+    try:
+        session = _ort_session(path)
+    except Exception as exc:  # ORT reports unsupported ops/types as generic failures
+        raise ExportError(f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0][:300]}") from None
+    refs, outs = [], []
+    for batch in batches:
+        pixels = example_inputs(model, batch=batch, seed=seed + batch)
+        with torch.no_grad():
+            refs.append(model(pixels).numpy())
+        feed = pixels.numpy() if layout == "nchw" else pixels.permute(0, 2, 3, 1).contiguous().numpy()
+        if io_dtype == "fp16":
+            feed = feed.astype(np.float16)
+        try:
+            outs.append(np.asarray(session.run(["logits"], {"pixel_values": feed})[0], dtype=np.float32))
+        except Exception as exc:
+            raise ExportError(f"ONNX Runtime failed to run the exported graph: {str(exc).splitlines()[0][:300]}") from None
+    metrics = compare_logits(np.concatenate(refs), np.concatenate(outs))
+    passed, reason = within_tolerance(metrics, precision)
+    metrics.update(passed=passed, reason=reason, batches=list(batches), precision=precision,
+                   tolerance=TOLERANCES[precision].__dict__)
+    return metrics
+
+
+def _save(graph: onnx.ModelProto, path: Path, data_name: str) -> int:
+    """Write ``graph`` to ``path`` atomically; past the protobuf limit weights go to ``data_name``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmpdir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
+    try:
+        tmp = tmpdir / path.name
+        external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
+        if external:
+            onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=data_name, size_threshold=1024)
+            os.replace(tmpdir / data_name, path.parent / data_name)
+        else:
+            onnx.save_model(graph, str(tmp))
+        os.replace(tmp, path)
+        size = path.stat().st_size + ((path.parent / data_name).stat().st_size if external else 0)
+        return size
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def export_onnx(
+    model: ViT5ClassificationNet,
+    path: Union[str, Path],
+    *,
+    opset: int = 23,
+    precision: str = "fp32",
+    batch: int | None = None,
+    layout: str = "nchw",
+    lowering: str = "auto",
+    source: ModelSource | None = None,
+    validate: bool = True,
+    io_dtype: str = "fp32",
+    progress: Progress = None,
+) -> ExportResult:
+    """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch."""
+    path = Path(path)
+    note = progress or (lambda message: None)
+    timings = {}
+    start = time.perf_counter()
+    note("building graph")
+    graph, used = build_graph(model, opset, precision, batch, layout, lowering, io_dtype)
+    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch)
+    write_metadata(graph, metadata)
+    timings["build"] = time.perf_counter() - start
+
+    note("checking graph")
+    start = time.perf_counter()
+    try:
+        if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
+            onnx.checker.check_model(graph)
+            onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"internal: exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    timings["check"] = time.perf_counter() - start
+
+    note("saving")
+    start = time.perf_counter()
+    staging = path.with_name(f".{path.name}.validating")
+    data_file = path.with_name(path.name + ".data")
+    size = _save(graph, staging if validate else path, data_file.name)
+    timings["save"] = time.perf_counter() - start
+
+    metrics = None
+    if validate:
+        note("validating against PyTorch on ONNX Runtime (CPU)")
+        start = time.perf_counter()
+        batches = (batch,) if batch is not None else (1, 3)
+        try:
+            metrics = validate_graph(staging, model, precision, layout, batches, io_dtype)
+            if not metrics["passed"]:
+                raise ExportError(
+                    f"exported graph does not match PyTorch at {precision}: {metrics['reason']} "
+                    f"(max abs {metrics['max_abs_err']:.3g}, cosine {metrics['cosine']:.6f}); nothing written"
+                )
+            os.replace(staging, path)
+        finally:
+            if staging.exists():  # validation failed: remove what was staged, weights included
+                staging.unlink()
+                if data_file.exists():
+                    data_file.unlink()
+        timings["validate"] = time.perf_counter() - start
+    return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings)

@@ -1,0 +1,154 @@
+"""A small ONNX graph builder: unique names, initializers from tensors, opset-aware helpers.
+
+Nodes that must stay in float32 when a graph is converted to FP16/BF16 (norm statistics, softmax,
+the long convolution, the SIREN sines) carry ``KEEP_FP32`` in their doc_string; the precision pass
+(exporters/precision.py) reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+KEEP_FP32 = "vit5:keep_fp32"
+# ONNX Runtime 1.31 reads IR version <= 11 graphs; IR 10 covers opset 23.
+IR_VERSION = 10
+
+
+class GraphBuilder:
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self.inputs: list[onnx.ValueInfoProto] = []
+        self.outputs: list[onnx.ValueInfoProto] = []
+        self._names: dict[str, int] = {}
+        self._const_cache: dict[tuple, str] = {}
+        self._scope: list[str] = []
+        self.keep_fp32 = False  # nodes added while True are tagged KEEP_FP32
+
+    # ---- naming ---------------------------------------------------------------------------------
+    def scope(self, name: str) -> "_Scope":
+        return _Scope(self, name)
+
+    def fp32_region(self) -> "_Fp32Region":
+        return _Fp32Region(self)
+
+    def unique(self, base: str) -> str:
+        full = "/".join(self._scope + [base])
+        count = self._names.get(full, 0)
+        self._names[full] = count + 1
+        return full if count == 0 else f"{full}_{count}"
+
+    # ---- tensors ----------------------------------------------------------------------------------
+    def weight(self, name: str, array, dtype=np.float32) -> str:
+        """An initializer from a NumPy array or torch tensor (copied)."""
+        if hasattr(array, "detach"):
+            array = array.detach().cpu().numpy()
+        array = np.ascontiguousarray(np.asarray(array, dtype=dtype))
+        full = self.unique(name)
+        self.initializers.append(numpy_helper.from_array(array, full))
+        return full
+
+    def const(self, values, dtype=np.int64) -> str:
+        """A small shared constant (shapes, axes, indices, scalars)."""
+        array = np.asarray(values, dtype=dtype)
+        key = (array.dtype.str, array.shape, array.tobytes())
+        if key not in self._const_cache:
+            name = f"const_{len(self._const_cache)}"
+            self.initializers.append(numpy_helper.from_array(array, name))
+            self._const_cache[key] = name
+        return self._const_cache[key]
+
+    # ---- nodes ----------------------------------------------------------------------------------
+    def op(self, op_type: str, inputs: Sequence[Optional[str]], num_outputs: int = 1, name: str | None = None, **attrs):
+        base = name or op_type
+        outputs = [self.unique(f"{base}_out{i}" if num_outputs > 1 else f"{base}_out") for i in range(num_outputs)]
+        node = helper.make_node(op_type, [i or "" for i in inputs], outputs, name=self.unique(base), **attrs)
+        if self.keep_fp32:
+            node.doc_string = KEEP_FP32
+        self.nodes.append(node)
+        return outputs[0] if num_outputs == 1 else outputs
+
+    def input(self, name: str, elem_type: int, shape: Sequence) -> str:
+        self.inputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
+        return name
+
+    def output(self, tensor: str, name: str, elem_type: int, shape: Sequence) -> None:
+        self.nodes.append(helper.make_node("Identity", [tensor], [name], name=self.unique("output")))
+        self.outputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
+
+    # ---- opset-aware helpers ---------------------------------------------------------------------
+    def reduce(self, op_type: str, x: str, axes: Iterable[int], keepdims: int = 1) -> str:
+        axes = list(axes)
+        if self.opset >= 18 or op_type == "ReduceSum":
+            return self.op(op_type, [x, self.const(axes)], keepdims=keepdims)
+        return self.op(op_type, [x], axes=axes, keepdims=keepdims)
+
+    def reshape(self, x: str, shape: Sequence[int]) -> str:
+        return self.op("Reshape", [x, self.const(list(shape))])
+
+    def transpose(self, x: str, perm: Sequence[int]) -> str:
+        return self.op("Transpose", [x], perm=list(perm))
+
+    def split(self, x: str, sizes: Sequence[int], axis: int) -> list[str]:
+        return self.op("Split", [x, self.const(list(sizes))], num_outputs=len(sizes), axis=axis)
+
+    def slice(self, x: str, start: int, end: int, axis: int) -> str:
+        return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+
+    def linear(self, x: str, weight, bias=None, name: str = "linear") -> str:
+        """``x @ weight.T + bias`` with weight in nn.Linear storage ``[out, in]``."""
+        y = self.op("MatMul", [x, self.weight(f"{name}.weight", np.asarray(_np(weight)).T)], name=f"{name}/MatMul")
+        if bias is not None:
+            y = self.op("Add", [y, self.weight(f"{name}.bias", _np(bias))], name=f"{name}/Add")
+        return y
+
+    def build(self, name: str, doc: str = "") -> onnx.ModelProto:
+        graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers, doc_string=doc)
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION,
+            producer_name="vit5-infer",
+        )
+        return model
+
+
+def _np(t):
+    if hasattr(t, "detach"):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+class _Scope:
+    def __init__(self, builder: GraphBuilder, name: str):
+        self.builder, self.name = builder, name
+
+    def __enter__(self):
+        self.builder._scope.append(self.name)
+        return self.builder
+
+    def __exit__(self, *exc):
+        self.builder._scope.pop()
+        return False
+
+
+class _Fp32Region:
+    def __init__(self, builder: GraphBuilder):
+        self.builder = builder
+
+    def __enter__(self):
+        self.previous = self.builder.keep_fp32
+        self.builder.keep_fp32 = True
+        return self.builder
+
+    def __exit__(self, *exc):
+        self.builder.keep_fp32 = self.previous
+        return False
+
+
+FLOAT = TensorProto.FLOAT
+FLOAT16 = TensorProto.FLOAT16
+BFLOAT16 = TensorProto.BFLOAT16

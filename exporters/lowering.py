@@ -1,0 +1,413 @@
+"""Emits the ONNX graph of a ViT5ClassificationNet, module by module.
+
+Choices that make the graph fast without changing the function (each is exact up to float32
+rounding; the export validation checks the result against PyTorch):
+- RoPE is one Gather and two Mul/Add per attention block, on q and k together.  The QK-norm weights
+  and the rotation signs are folded into the baked cos/sin tables.  ONNX ``RotaryEmbedding`` is not
+  used: it rotates channel pairs by one shared angle, while upstream's pairs use two different
+  angles (SPEC 3.3), so it cannot express this RoPE exactly.
+- LayerScale gammas are folded into the preceding projection when no GRN sits between them.
+- Without FiLM, the SIREN kernel (with its Gaussian mask) is evaluated once at export, flipped and
+  baked into a depthwise convolution whose centre tap also carries the ``shortcut`` term.
+- Padding tokens are only appended when a Hyena block needs the padded grid, and are dropped after
+  the last such block: attention blocks never read them and neither does the readout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vit5_infer.config import PADDING_TYPES
+from vit5_infer.layers import (
+    Hyena,
+    RegisterCompressConcat,
+    RegisterPooling,
+    ViT5Attention,
+    ViT5HyenaAdapter,
+    ViT5ResidualBlock,
+)
+from vit5_infer.layers.rope import rotation_permutation
+from vit5_infer.network import ViT5ClassificationNet
+
+from .graph import FLOAT, GraphBuilder
+
+LOWERINGS = ("direct",)
+
+
+@dataclass
+class LoweringOptions:
+    opset: int = 23
+    batch: int | None = None  # None: dynamic batch
+    layout: str = "nchw"
+    long_conv: str = "direct"
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().float().numpy()
+
+
+# ---- elementary pieces ------------------------------------------------------------------------------
+def rms_norm(b: GraphBuilder, x: str, weight: np.ndarray, eps: float) -> str:
+    if b.opset >= 23:
+        return b.op("RMSNormalization", [x, b.weight("norm.weight", weight)], axis=-1, epsilon=eps, stash_type=1)
+    with b.fp32_region():
+        mean_sq = b.reduce("ReduceMean", b.op("Mul", [x, x]), [-1])
+        inv_rms = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_sq, b.const(eps, np.float32)])])])
+        return b.op("Mul", [b.op("Mul", [x, inv_rms]), b.weight("norm.weight", weight)])
+
+
+def l2_normalize(b: GraphBuilder, x: str, axis: int = -1, eps: float = 1e-12) -> str:
+    with b.fp32_region():
+        norm = b.reduce("ReduceL2", x, [axis])
+        return b.op("Div", [x, b.op("Max", [norm, b.const(eps, np.float32)])])
+
+
+def gelu(b: GraphBuilder, x: str) -> str:
+    if b.opset >= 20:
+        return b.op("Gelu", [x], approximate="none")
+    inner = b.op("Erf", [b.op("Mul", [x, b.const(1.0 / np.sqrt(2.0), np.float32)])])
+    half = b.op("Mul", [x, b.const(0.5, np.float32)])
+    return b.op("Mul", [half, b.op("Add", [inner, b.const(1.0, np.float32)])])
+
+
+def silu(b: GraphBuilder, x: str) -> str:
+    return b.op("Mul", [x, b.op("Sigmoid", [x])])
+
+
+def activation(b: GraphBuilder, kind: str | None, x: str) -> str:
+    if kind in (None, "identity"):
+        return x
+    if kind in ("gelu", "gelu_exact"):
+        return gelu(b, x)
+    if kind == "relu":
+        return b.op("Relu", [x])
+    if kind == "silu":
+        return silu(b, x)
+    if kind == "sigmoid":
+        return b.op("Sigmoid", [x])
+    raise ValueError(f"no ONNX lowering for activation {kind!r}")
+
+
+def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
+    with b.scope("mlp"):
+        l1, l2 = module.layer1, module.layer2
+        h = b.linear(x, _np(l1.weight), None if l1.bias is None else _np(l1.bias), "layer1")
+        if module.activation in ("glu", "swiglu"):
+            a, g = b.split(h, [module.hidden_dim, module.hidden_dim], axis=-1)
+            h = b.op("Mul", [a, b.op("Sigmoid", [g])]) if module.activation == "glu" else b.op("Mul", [g, silu(b, a)])
+        else:
+            h = activation(b, module.activation, h)
+        w2 = _np(l2.weight)
+        b2 = None if l2.bias is None else _np(l2.bias)
+        if out_scale is not None:
+            w2 = w2 * out_scale[:, None]
+            b2 = None if b2 is None else b2 * out_scale
+        return b.linear(h, w2, b2, "layer2")
+
+
+# ---- attention -------------------------------------------------------------------------------------
+def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """cos/sin tables ``[T, 2H, hd]`` for q and k stacked on the head axis, norm weights folded in."""
+    hd, heads = att.head_dim, att.num_heads
+    index, sign = rotation_permutation(hd)
+    cos, sin = _np(att.rope_cos), _np(att.rope_sin)
+    ones = np.ones(hd, np.float32)
+    has_weight = att.q_norm is not None and hasattr(att.q_norm, "weight")
+    w_q = _np(att.q_norm.weight) if has_weight else ones
+    w_k = _np(att.k_norm.weight) if has_weight else ones
+    scale = np.float32(att.scale) if fold_scale else np.float32(1.0)
+    sign = np.asarray(sign, np.float32)
+
+    def tables(weight: np.ndarray, factor: np.float32):
+        return cos * weight * factor, sin * sign * weight[index] * factor
+
+    cos_q, sin_q = tables(w_q, scale)
+    cos_k, sin_k = tables(w_k, np.float32(1.0))
+    cos_t = np.concatenate([np.repeat(cos_q[:, None], heads, 1), np.repeat(cos_k[:, None], heads, 1)], axis=1)
+    sin_t = np.concatenate([np.repeat(sin_q[:, None], heads, 1), np.repeat(sin_k[:, None], heads, 1)], axis=1)
+    return cos_t.astype(np.float32), sin_t.astype(np.float32), index
+
+
+def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None) -> str:
+    d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
+    fused = b.opset >= 23
+    with b.scope("attn"):
+        qkv = b.linear(x, _np(att.qkv.weight), None if att.qkv.bias is None else _np(att.qkv.bias), "qkv")
+        qk, v = b.split(qkv, [2 * d, d], axis=-1)
+        qk = b.reshape(qk, [0, 0, 2 * heads, hd])
+        if att.q_norm is not None:
+            if att.qk_norm_kind == "rmsnorm":
+                qk = rms_norm(b, qk, np.ones(hd, np.float32), att.q_norm.eps)
+            else:
+                qk = l2_normalize(b, qk, axis=-1)
+        cos_t, sin_t, index = rope_tables_for_graph(att, fold_scale=not fused)
+        rotated = b.op("Gather", [qk, b.const(index)], axis=3)
+        qk = b.op(
+            "Add",
+            [b.op("Mul", [qk, b.weight("rope_cos", cos_t)]), b.op("Mul", [rotated, b.weight("rope_sin", sin_t)])],
+            name="rope",
+        )
+        if fused:
+            q, k = b.split(b.reshape(qk, [0, 0, 2 * d]), [d, d], axis=-1)
+            # softmax_precision=FLOAT keeps the softmax in float32 when the graph is FP16/BF16.
+            o = b.op("Attention", [q, k, v], q_num_heads=heads, kv_num_heads=heads, scale=float(att.scale),
+                     softmax_precision=FLOAT)
+        else:
+            q, k = b.split(b.transpose(qk, [0, 2, 1, 3]), [heads, heads], axis=1)
+            scores = b.op("MatMul", [q, b.transpose(k, [0, 1, 3, 2])], name="qk_matmul")
+            with b.fp32_region():
+                probs = b.op("Softmax", [scores], axis=-1)
+            v4 = b.transpose(b.reshape(v, [0, 0, heads, hd]), [0, 2, 1, 3])
+            o = b.reshape(b.transpose(b.op("MatMul", [probs, v4], name="pv_matmul"), [0, 2, 1, 3]), [0, 0, d])
+        w, bias = _np(att.proj.weight), None if att.proj.bias is None else _np(att.proj.bias)
+        if out_scale is not None:
+            w = w * out_scale[:, None]
+            bias = None if bias is None else bias * out_scale
+        return b.linear(o, w, bias, "proj")
+
+
+# ---- Hyena -----------------------------------------------------------------------------------------
+def _flipped_grid_embedding(kernel) -> np.ndarray:
+    """``sin(positional_linear(grid))`` over the grid flipped in both axes, flattened: ``[G, E]``.
+
+    Evaluating the SIREN on the flipped grid yields the flipped kernel directly, which is what a
+    cross-correlation (ONNX Conv) needs to compute the upstream convolution (SPEC 5.6).
+    """
+    with torch.no_grad():
+        grid = kernel.grid.flip(1, 2)
+        e = torch.sin(kernel.positional_embedding(grid))
+    return _np(e.reshape(-1, e.shape[-1]))
+
+
+def baked_long_conv_weight(conv) -> np.ndarray:
+    """Depthwise Conv weight ``[C, 1, 2H-1, 2W-1]``: the flipped, masked kernel plus the shortcut."""
+    with torch.no_grad():
+        kernel = conv.channels_first_kernel()[0].flip(-2, -1).clone()
+        ky, kx = kernel.shape[-2:]
+        kernel[:, ky // 2, kx // 2] += conv.shortcut
+    return _np(kernel)[:, None]
+
+
+def _scan_depthwise_conv(b: GraphBuilder, z: str, kernel: str, channels: int, ksize: tuple[int, int],
+                         pads: list[int]) -> str:
+    """Per-sample depthwise convolution for a dynamic batch: Scan over the batch axis."""
+    from onnx import helper
+
+    ky, kx = ksize
+    zb, kb, yb = "z_b", "k_b", "y_b"
+    axes0 = helper.make_tensor("axes0", 7, [1], [0])
+    kshape = helper.make_tensor("kshape", 7, [4], [channels, 1, ky, kx])
+    body = helper.make_graph(
+        [
+            helper.make_node("Unsqueeze", [zb, "axes0"], ["z4"]),
+            helper.make_node("Reshape", [kb, "kshape"], ["k4"]),
+            helper.make_node("Conv", ["z4", "k4"], ["y4"], group=channels, pads=pads),
+            helper.make_node("Squeeze", ["y4", "axes0"], [yb]),
+        ],
+        "per_sample_conv",
+        [helper.make_tensor_value_info(zb, FLOAT, None), helper.make_tensor_value_info(kb, FLOAT, None)],
+        [helper.make_tensor_value_info(yb, FLOAT, None)],
+        [axes0, kshape],
+    )
+    return b.op("Scan", [z, kernel], num_scan_inputs=2, body=body, name="long_conv_scan")
+
+
+def film_kernel(b: GraphBuilder, conv, cond: str) -> str:
+    """Per-sample flipped kernel ``[B, C, 2H-1, 2W-1]`` from the FiLM-modulated SIREN, in float32."""
+    kernel = conv.kernel
+    gen = kernel.film_generator
+    hd = kernel.mlp_hidden_dim
+    ky, kx = (2 * s - 1 for s in kernel.seq_lens)
+    with b.scope("film"), b.fp32_region():
+        hidden = b.linear(cond, _np(gen.mlp[0].weight), _np(gen.mlp[0].bias), "mlp0")
+        out = b.linear(gelu(b, hidden), _np(gen.mlp[2].weight), _np(gen.mlp[2].bias), "mlp2")
+        pieces = b.split(out, [hd] * (2 * gen.num_film_layers), axis=-1)
+        pairs = [(b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
+                 for i in range(gen.num_film_layers)]
+
+        def modulate(h: str, pair) -> str:
+            return b.op("Add", [b.op("Mul", [h, pair[0]]), pair[1]])
+
+        embedding = _flipped_grid_embedding(kernel)
+        layers = list(kernel.hidden_linears)
+        offset = 0
+        if kernel.film_after_pos_embed:
+            h = modulate(b.weight("grid_embedding", embedding), pairs[0])
+            offset = 1
+        else:
+            # No modulation before the first hidden sine: that layer is input-independent too.
+            first = layers.pop(0)
+            with torch.no_grad():
+                baked = torch.sin(first(torch.from_numpy(embedding)))
+            h = modulate(b.weight("hidden0", _np(baked)), pairs[0])
+            offset = 1
+        for i, linear in enumerate(layers):
+            h = b.op("Sin", [b.linear(h, _np(linear.weight), _np(linear.bias), f"hidden{i + offset}")])
+            h = modulate(h, pairs[i + offset])
+        k = b.linear(h, _np(kernel.out_linear.weight), _np(kernel.out_linear.bias), "out_linear")
+        if conv.mask is not None:
+            with torch.no_grad():
+                mask = conv.mask.mask(kernel.grid.flip(1, 2))
+            k = b.op("Mul", [k, b.weight("mask", _np(mask.reshape(-1, mask.shape[-1])))])
+        k = b.reshape(b.transpose(k, [0, 2, 1]), [0, conv.hidden_dim, ky, kx])
+        centre = np.zeros((1, conv.hidden_dim, ky, kx), np.float32)
+        centre[0, :, ky // 2, kx // 2] = _np(conv.shortcut)
+        return b.op("Add", [k, b.weight("shortcut_tap", centre)])
+
+
+def long_conv(b: GraphBuilder, conv, z: str, rows: int, cols: int, cond: str | None) -> str:
+    """Upstream's FFT long convolution, as a depthwise Conv with the flipped kernel (SPEC 5.6)."""
+    c = conv.hidden_dim
+    pads = [rows - 1, cols - 1, rows - 1, cols - 1]
+    with b.scope("long_conv"):
+        z4 = b.reshape(b.transpose(z, [0, 2, 1]), [0, c, rows, cols])
+        if conv.has_film:
+            kernel = film_kernel(b, conv, cond)
+            with b.fp32_region():
+                y = _scan_depthwise_conv(b, z4, kernel, c, (2 * rows - 1, 2 * cols - 1), pads)
+        else:
+            with b.fp32_region():
+                y = b.op("Conv", [z4, b.weight("kernel", baked_long_conv_weight(conv))], group=c, pads=pads)
+        return b.transpose(b.reshape(y, [0, c, rows * cols]), [0, 2, 1])
+
+
+def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond: str | None,
+          out_scale: np.ndarray | None) -> str:
+    inner = adapter.inner_mixer
+    mixer: Hyena = inner.mixer
+    d = inner.hidden_dim
+    cols = adapter.grid_w
+    rows = tokens // cols
+    with b.scope("hyena"):
+        u = b.linear(x, _np(inner.qkv_proj.weight), None if inner.qkv_proj.bias is None else _np(inner.qkv_proj.bias),
+                     "qkv_proj")
+        sc = mixer.short_conv
+        k = sc.kernel_size[0]
+        u = b.reshape(b.transpose(u, [0, 2, 1]), [0, 3 * d, rows, cols])
+        conv_inputs = [u, b.weight("short_conv.weight", _np(sc.weight))]
+        if sc.bias is not None:
+            conv_inputs.append(b.weight("short_conv.bias", _np(sc.bias)))
+        u = b.op("Conv", conv_inputs, group=3 * d, pads=[k // 2] * 4, name="short_conv")
+        u = b.transpose(b.reshape(u, [0, 3 * d, tokens]), [0, 2, 1])
+        q, kk, v = b.split(u, [d, d, d], axis=-1)
+        if mixer.qk_norm is not None:
+            q = l2_normalize(b, q)
+            if mixer.normalize_k:
+                kk = l2_normalize(b, kk)
+        z = b.op("Mul", [q, activation(b, mixer.gate, kk)])
+        if mixer.pixelhyena_norm is not None:
+            z = rms_norm(b, z, _np(mixer.pixelhyena_norm.weight), mixer.pixelhyena_norm.eps)
+        h = long_conv(b, mixer.global_conv, z, rows, cols, cond)
+        y = b.op("Mul", [h, activation(b, mixer.gate_2, v)])
+        if mixer.output_norm is not None:
+            y = rms_norm(b, y, _np(mixer.output_norm.weight), mixer.output_norm.eps)
+        w = _np(inner.out_proj.weight)
+        bias = None if inner.out_proj.bias is None else _np(inner.out_proj.bias)
+        if out_scale is not None:
+            w = w * out_scale[:, None]
+            bias = None if bias is None else bias * out_scale
+        return b.linear(y, w, bias, "out_proj")
+
+
+def grn(b: GraphBuilder, module, x: str) -> str:
+    with b.scope("grn"), b.fp32_region():
+        g = b.op("Sqrt", [b.reduce("ReduceSum", b.op("Mul", [x, x]), [1])])
+        n = b.op("Div", [g, b.op("Add", [b.reduce("ReduceMean", g, [-1]), b.const(module.eps, np.float32)])])
+        scaled = b.op("Mul", [b.op("Mul", [x, n]), b.weight("gamma", _np(module.gamma))])
+        return b.op("Add", [b.op("Add", [scaled, b.weight("beta", _np(module.beta))]), x])
+
+
+def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: int) -> str:
+    regs = b.slice(a, start, start + count, axis=1)
+    if isinstance(pooling, RegisterPooling):
+        with torch.no_grad():
+            weights = torch.softmax(pooling.logits, dim=0)[None, :]
+        pooled = b.op("MatMul", [b.weight("register_weights", _np(weights)), regs])  # [B, 1, D]
+        return b.reshape(pooled, [0, -1])
+    if isinstance(pooling, RegisterCompressConcat):
+        compressed = b.op("MatMul", [regs, b.weight("compress", _np(pooling.compress.weight).T)])
+        return b.reshape(compressed, [0, -1])
+    raise TypeError(f"unsupported register conditioning {type(pooling).__name__}")
+
+
+def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int) -> str:
+    ls_attn = None if blk.ls_attn is None else _np(blk.ls_attn.gamma)
+    fold_attn = ls_attn if blk.grn is None else None
+    a = rms_norm(b, x, _np(blk.input_norm.weight), blk.input_norm.eps)
+    mixer = blk.sequence_mixer
+    if isinstance(mixer, ViT5Attention):
+        m = attention(b, mixer, a, fold_attn)
+    else:
+        cond = None
+        if blk.register_pooling is not None:
+            cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
+        m = hyena(b, mixer, a, tokens, cond, fold_attn)
+    if blk.grn is not None:
+        m = grn(b, blk.grn, m)
+        if ls_attn is not None:
+            m = b.op("Mul", [m, b.weight("ls_attn", ls_attn)])
+    x = b.op("Add", [x, m], name="residual_mixer")
+    h = rms_norm(b, x, _np(blk.mlp_norm.weight), blk.mlp_norm.eps)
+    h = mlp(b, blk.mlp, h, None if blk.ls_mlp is None else _np(blk.ls_mlp.gamma))
+    return b.op("Add", [x, h], name="residual_mlp")
+
+
+# ---- network ---------------------------------------------------------------------------------------
+def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: LoweringOptions) -> None:
+    cfg, net = model.config, model.config.network
+    d, n = net.hidden_dim, cfg.num_patches
+    batch = options.batch if options.batch is not None else "batch"
+    if options.layout == "nhwc":
+        pixels = b.input("pixel_values", FLOAT, [batch, net.image_size, net.image_size, net.in_channels])
+        pixels = b.transpose(pixels, [0, 3, 1, 2])
+    else:
+        pixels = b.input("pixel_values", FLOAT, [batch, net.in_channels, net.image_size, net.image_size])
+
+    with b.scope("embed"):
+        x = b.op("Conv", [pixels, b.weight("patch_embed.weight", _np(model.patch_embed.weight))],
+                 strides=[net.patch_size] * 2, name="patch_embed")
+        x = b.transpose(b.reshape(x, [0, d, n]), [0, 2, 1])
+        x = b.op("Add", [x, b.weight("pos_embed", _np(model.pos_embed))])
+        pattern = net.layer_pattern
+        padded_blocks = [i for i, kind in enumerate(pattern) if kind in PADDING_TYPES]
+        extra = []
+        if model.cls_token is not None:
+            extra.append(_np(model.cls_token))
+        if model.reg_token is not None:
+            extra.append(_np(model.reg_token))
+        if padded_blocks and cfg.num_pad:
+            extra.append(np.zeros((1, cfg.num_pad, d), np.float32))
+        if extra:
+            tokens = b.weight("extra_tokens", np.concatenate(extra, axis=1))
+            batch_dim = b.op("Shape", [pixels], start=0, end=1)
+            shape = b.op("Concat", [batch_dim, b.const([sum(e.shape[1] for e in extra), d])], axis=0)
+            x = b.op("Concat", [x, b.op("Expand", [tokens, shape])], axis=1)
+
+    t0, padded = cfg.num_tokens, bool(padded_blocks and cfg.num_pad)
+    last_padded = padded_blocks[-1] if padded_blocks else -1
+    for i, (kind, blk) in enumerate(zip(pattern, model.blocks)):
+        with b.scope(f"blocks.{i}"):
+            if padded and kind not in PADDING_TYPES:
+                head, tail = b.slice(x, 0, t0, axis=1), b.slice(x, t0, cfg.num_padded_tokens, axis=1)
+                x = b.op("Concat", [block(b, blk, head, t0), tail], axis=1)
+            else:
+                x = block(b, blk, x, cfg.num_padded_tokens if padded else t0)
+            if padded and i == last_padded:
+                x = b.slice(x, 0, t0, axis=1)  # nothing reads the padding tokens from here on
+                padded = False
+
+    with b.scope("head"):
+        if net.readout == "cls":
+            pooled = b.op("Gather", [x, b.const(n)], axis=1)
+        elif net.readout == "gap":
+            pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
+        else:
+            regs = b.slice(x, n, n + net.num_registers, axis=1)
+            pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", _np(model.register_neck.weight).T)]),
+                               [0, -1])
+        pooled = rms_norm(b, pooled, _np(model.out_norm.weight), model.out_norm.eps)
+        logits = b.op("MatMul", [pooled, b.weight("out_proj", _np(model.out_proj.weight).T)])
+    b.output(logits, "logits", FLOAT, [batch, net.num_classes])

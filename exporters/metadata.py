@@ -1,0 +1,86 @@
+"""metadata_props of exported graphs: what a runtime or `vit5 bench` needs to rebuild the reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Union
+
+import onnx
+
+from vit5_infer import __version__
+from vit5_infer.config import ViT5Config
+from vit5_infer.errors import Vit5Error
+from vit5_infer.loading import ModelSource
+
+PREFIX = "vit5."
+# Upstream's evaluation pipeline (SPEC 8.4): bicubic resize of the shorter side, centre crop,
+# ImageNet mean/std on a 0-1 scale.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def preprocessing(config: ViT5Config, layout: str) -> dict:
+    size = config.network.image_size
+    return {
+        "image_size": size,
+        "resize_shorter_side": size,
+        "crop_ratio": 1.0,
+        "interpolation": "bicubic",
+        "mean": list(IMAGENET_MEAN),
+        "std": list(IMAGENET_STD),
+        "scale": "0-1",
+        "layout": layout,
+        "channels": "RGB",
+    }
+
+
+def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
+                   lowering: dict, io_dtype: str, batch) -> dict:
+    return {
+        "config": config.to_dict(),
+        "preprocessing": preprocessing(config, layout),
+        "toolkit_version": __version__,
+        "source": None if source is None else source.__dict__,
+        "precision": precision,
+        "io_dtype": io_dtype,
+        "opset": opset,
+        "lowering": lowering,
+        "batch": batch if batch is not None else "dynamic",
+    }
+
+
+def write_metadata(model: onnx.ModelProto, metadata: dict) -> None:
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key = PREFIX + key
+        entry.value = json.dumps(value)
+
+
+def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
+    """The vit5.* metadata of an exported graph, JSON-decoded ({} for foreign graphs)."""
+    if isinstance(model_or_path, onnx.ModelProto):
+        model = model_or_path
+    else:
+        path = Path(model_or_path)
+        if not path.is_file():
+            raise Vit5Error(f"ONNX file not found: {path}")
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
+            raise Vit5Error(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    out = {}
+    for entry in model.metadata_props:
+        if entry.key.startswith(PREFIX):
+            try:
+                out[entry.key[len(PREFIX):]] = json.loads(entry.value)
+            except json.JSONDecodeError:
+                out[entry.key[len(PREFIX):]] = entry.value
+    return out
+
+
+def config_from_metadata(metadata: dict) -> ViT5Config:
+    if "config" not in metadata:
+        raise Vit5Error("the ONNX file carries no vit5 architecture metadata (not exported by vit5-infer)")
+    return ViT5Config.from_dict(metadata["config"])

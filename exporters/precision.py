@@ -1,0 +1,152 @@
+"""FP32 graph -> FP16/BF16 graph that keeps the numerically sensitive nodes in float32.
+
+This is what autocast does in PyTorch, made explicit in the graph: TensorRT 11 builds exactly the
+types a graph states (strongly typed networks), so this graph is what `--fp16` engines are built
+from.  Nodes tagged KEEP_FP32 by the exporter stay float32; for graphs from elsewhere, ops that are
+sensitive by nature (norm statistics, softmax, sines, long convolutions) are kept float32 too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from vit5_infer.errors import Vit5Error
+
+from .graph import KEEP_FP32
+
+REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
+# Used when a graph carries no KEEP_FP32 tags (not exported by this toolkit).
+SENSITIVE_OPS = {"Softmax", "ReduceMean", "ReduceL2", "ReduceSum", "ReduceSumSquare", "Sqrt", "Reciprocal",
+                 "Pow", "Sin", "Cos", "Scan", "DFT", "Erf"}
+# Ops whose outputs are not float whatever their inputs.
+NON_FLOAT_OUTPUT_OPS = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin"}
+
+
+class PrecisionError(Vit5Error):
+    pass
+
+
+def _float_tensors(model: onnx.ModelProto) -> set[str]:
+    inferred = onnx.shape_inference.infer_shapes(model)
+    graph = inferred.graph
+    floats = set()
+    for info in list(graph.value_info) + list(graph.input) + list(graph.output):
+        if info.type.tensor_type.elem_type == TensorProto.FLOAT:
+            floats.add(info.name)
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT:
+            floats.add(init.name)
+    return floats
+
+
+def _keeps_fp32(node: onnx.NodeProto, tagged: bool) -> bool:
+    if tagged:
+        return node.doc_string == KEEP_FP32
+    return node.op_type in SENSITIVE_OPS
+
+
+def convert_precision(model: onnx.ModelProto, precision: str, io_dtype: str = "fp32") -> onnx.ModelProto:
+    """A copy of ``model`` computing in ``precision`` ("fp16" or "bf16") outside the float32 regions."""
+    if precision not in REDUCED:
+        raise PrecisionError(f"precision must be one of {', '.join(REDUCED)}, got {precision!r}")
+    if io_dtype not in ("fp32", precision):
+        raise PrecisionError(f"io dtype must be fp32 or {precision}, got {io_dtype!r}")
+    low = REDUCED[precision]
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    floats = _float_tensors(model)
+    tagged = any(node.doc_string == KEEP_FP32 for node in graph.node)
+
+    initializers = {init.name: init for init in graph.initializer}
+    consumers: dict[str, set[int]] = {}
+    for node in graph.node:
+        for name in node.input:
+            if name in initializers:
+                consumers.setdefault(name, set()).add(TensorProto.FLOAT if _keeps_fp32(node, tagged) else low)
+
+    dtype: dict[str, int] = {}
+    for name, init in initializers.items():
+        if name in floats and consumers.get(name) == {low}:
+            array = numpy_helper.to_array(init)
+            if low == TensorProto.FLOAT16:
+                init.CopyFrom(numpy_helper.from_array(array.astype("float16"), name))
+            else:
+                init.CopyFrom(_bf16_tensor(name, array))
+            dtype[name] = low
+        elif name in floats:
+            dtype[name] = TensorProto.FLOAT
+
+    io_type = TensorProto.FLOAT if io_dtype == "fp32" else low
+    for inp in graph.input:
+        if inp.name in floats:
+            inp.type.tensor_type.elem_type = io_type
+            dtype[inp.name] = io_type
+
+    new_nodes: list[onnx.NodeProto] = []
+    casts: dict[tuple[str, int], str] = {}
+
+    def cast(name: str, to: int) -> str:
+        key = (name, to)
+        if key not in casts:
+            out = f"{name}/cast_{'fp32' if to == TensorProto.FLOAT else precision}"
+            new_nodes.append(helper.make_node("Cast", [name], [out], to=to, name=out))
+            casts[key] = out
+        return casts[key]
+
+    for node in graph.node:
+        region = TensorProto.FLOAT if _keeps_fp32(node, tagged) else low
+        for i, name in enumerate(node.input):
+            if name in dtype and dtype[name] != region:
+                node.input[i] = cast(name, region)
+        for name in node.output:
+            if name in floats and node.op_type not in NON_FLOAT_OUTPUT_OPS:
+                dtype[name] = region
+        if node.op_type == "Attention" and region != TensorProto.FLOAT:
+            _set_int_attr(node, "softmax_precision", TensorProto.FLOAT)
+        new_nodes.append(node)
+
+    for out in graph.output:
+        if out.name in floats and dtype.get(out.name) != io_type:
+            producer = next(n for n in new_nodes if out.name in n.output)
+            inner = f"{out.name}/{precision}"
+            producer.output[list(producer.output).index(out.name)] = inner
+            new_nodes.append(helper.make_node("Cast", [inner], [out.name], to=io_type, name=f"{out.name}/cast_out"))
+        if out.name in floats:
+            out.type.tensor_type.elem_type = io_type
+
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    del graph.value_info[:]
+    return model
+
+
+def _bf16_tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+    """Round-to-nearest-even float32 -> bfloat16, stored as raw bits."""
+    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    tensor = onnx.TensorProto()
+    tensor.name = name
+    tensor.data_type = TensorProto.BFLOAT16
+    tensor.dims.extend(array.shape)
+    tensor.raw_data = rounded.tobytes()
+    return tensor
+
+
+def _set_int_attr(node: onnx.NodeProto, name: str, value: int) -> None:
+    for attr in node.attribute:
+        if attr.name == name:
+            attr.i = value
+            return
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def graph_precision(model: onnx.ModelProto) -> str:
+    """fp16 / bf16 / fp32: the reduced type the graph's weights are stored in, if any."""
+    kinds = {init.data_type for init in model.graph.initializer}
+    if TensorProto.FLOAT16 in kinds:
+        return "fp16"
+    if TensorProto.BFLOAT16 in kinds:
+        return "bf16"
+    return "fp32"
