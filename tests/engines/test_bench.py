@@ -1,0 +1,203 @@
+"""The benchmark library: statistics, accuracy metrics, tolerances, timing loop and report writers."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from vit5_infer.engines import bench
+from vit5_infer.errors import InputError
+
+
+def test_latency_stats_match_numpy_percentiles():
+    samples = [float(v) for v in range(1, 101)]  # 1..100 ms
+    stats = bench.latency_stats(samples)
+    assert set(stats) == set(bench.LATENCY_KEYS)
+    assert stats["mean"] == pytest.approx(50.5)
+    assert stats["p50"] == pytest.approx(50.5)
+    assert stats["p90"] == pytest.approx(90.1)
+    assert stats["p99"] == pytest.approx(99.01)
+    assert (stats["min"], stats["max"]) == (1.0, 100.0)
+    assert stats["std"] == pytest.approx(np.std(samples))
+
+
+def test_latency_stats_needs_samples():
+    with pytest.raises(bench.BenchError):
+        bench.latency_stats([])
+
+
+class FakeClock:
+    """Each infer call takes ``step`` seconds of fake time."""
+
+    def __init__(self, step: float):
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        return self.now
+
+    def infer(self, x):
+        self.now += self.step
+        return x * 2
+
+
+def test_time_runner_fixed_iterations_after_warmup():
+    clock = FakeClock(0.004)
+    calls = []
+    samples, out = bench.time_runner(
+        clock.infer, np.ones((1, 3)), bench.TimingPlan(warmup=3, iters=7), clock=clock,
+        progress=lambda phase, done, total: calls.append((phase, done, total)),
+    )
+    assert len(samples) == 7
+    assert samples == pytest.approx([4.0] * 7)
+    assert np.array_equal(out, np.full((1, 3), 2.0))
+    assert calls[:3] == [("warmup", 1, 3), ("warmup", 2, 3), ("warmup", 3, 3)]
+    assert calls[-1] == ("timed", 7, 7)
+
+
+def test_time_runner_time_budget_stops_early():
+    clock = FakeClock(0.1)
+    samples, _ = bench.time_runner(clock.infer, np.zeros(1), bench.TimingPlan(warmup=0, iters=None, seconds=0.45), clock=clock)
+    assert len(samples) == 5  # 0.1 s each: the fifth crosses 0.45 s
+    samples, _ = bench.time_runner(clock.infer, np.zeros(1), bench.TimingPlan(warmup=0, iters=2, seconds=10.0), clock=clock)
+    assert len(samples) == 2  # whichever limit comes first
+
+
+@pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"iters": 0}, {"iters": None, "seconds": None}, {"seconds": 0.0}])
+def test_timing_plan_rejects_bad_values(kwargs):
+    with pytest.raises(bench.BenchError):
+        bench.TimingPlan(**kwargs)
+
+
+def _result(backend="ort", batch=8, precision="fp32", cand_noise=0.0):
+    rng = np.random.default_rng(batch)
+    ref = rng.normal(size=(batch, 10))
+    return bench.make_result(backend, precision, batch, "cpu", [10.0, 12.0, 14.0], ref, ref + cand_noise,
+                             flops_per_image=2_000_000_000, peak_memory_bytes=3 * 2**20)
+
+
+def test_make_result_throughput_flops_and_verdict():
+    r = _result()
+    assert r.latency_ms["mean"] == pytest.approx(12.0)
+    assert r.throughput_per_s == pytest.approx(8 / 0.012)
+    assert r.gflops_per_s == pytest.approx(2.0 * 8 / 0.012)
+    assert r.passed and r.failure is None
+    assert set(r.accuracy) == set(bench.ACCURACY_KEYS)
+    assert r.accuracy["max_abs_err"] == 0.0 and r.accuracy["cosine"] == pytest.approx(1.0)
+
+
+def test_make_result_applies_the_precision_tolerance():
+    # A uniform shift of 0.001 keeps the cosine above FP32's bound but misses its max-abs bound; FP16 has none.
+    shifted = _result(cand_noise=0.001)
+    assert not shifted.passed and "max abs" in shifted.failure
+    assert _result(precision="fp16", cand_noise=0.01).passed
+    assert not _result(precision="fp16", cand_noise=5.0).passed
+
+
+def test_report_json_shape(tmp_path):
+    results = [_result("torch", 1), _result("ort", 8)]
+    report = bench.report_dict({"name": "m"}, {"cpu": "x"}, results)
+    path = tmp_path / "r.json"
+    bench.write_json(report, path)
+    data = json.loads(path.read_text())
+    assert list(data) == ["model", "environment", "results"]
+    row = data["results"][1]
+    assert (row["backend"], row["precision"], row["batch"]) == ("ort", "fp32", 8)
+    assert set(row["latency_ms"]) == set(bench.LATENCY_KEYS)
+    assert set(row["accuracy"]) == set(bench.ACCURACY_KEYS)
+    assert row["throughput_per_s"] > 0
+
+
+def test_csv_has_one_row_per_result(tmp_path):
+    path = tmp_path / "r.csv"
+    bench.write_csv([_result("torch", 1), _result("ort", 8)], path)
+    rows = list(csv.DictReader(io.StringIO(path.read_text())))
+    assert [r["backend"] for r in rows] == ["torch", "ort"]
+    assert float(rows[1]["latency_mean_ms"]) == pytest.approx(12.0)
+    assert rows[0]["passed"] == "True"
+
+
+def test_markdown_table_is_rectangular():
+    text = bench.format_markdown([_result("torch", 1), _result("ort", 8, cand_noise=1.0)])
+    lines = text.strip().splitlines()
+    assert len(lines) == 4
+    assert len({line.count("|") for line in lines}) == 1
+    assert "FAIL" in lines[3] and "yes" in lines[2]
+
+
+def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    with pytest.raises(bench.BenchError, match="matplotlib"):
+        bench.plot_latency([_result()], tmp_path / "p.png")
+
+
+def test_plot_writes_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "p.png"
+    bench.plot_latency([_result("torch", 1), _result("ort", 1), _result("ort", 8)], path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_environment_records_versions():
+    env = bench.capture_environment()
+    for key in ("cpu", "cpu_count", "python", "torch", "onnxruntime", "tensorrt", "driver", "cuda_available"):
+        assert key in env
+    import torch
+
+    assert env["torch"] == torch.__version__
+
+
+def test_preprocessing_defaults_follow_spec():
+    pre = bench.Preprocessing.from_metadata({}, 224)
+    assert (pre.image_size, pre.resize_to, pre.interpolation) == (224, 224, "bicubic")
+    assert pre.mean == (0.485, 0.456, 0.406) and pre.std == (0.229, 0.224, 0.225)
+    pre = bench.Preprocessing.from_metadata({"preprocessing": {"image_size": 32, "crop_ratio": 0.875}}, 224)
+    assert (pre.image_size, pre.resize_to) == (32, 36)
+
+
+def test_images_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pil(name, *args, **kwargs):
+        if name == "PIL" or name.startswith("PIL."):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pil)
+    with pytest.raises(bench.BenchError, match="Pillow"):
+        bench.load_images(tmp_path, bench.Preprocessing(), 1)
+
+
+def test_images_folder_errors(tmp_path):
+    with pytest.raises(InputError, match="not a directory"):
+        bench.list_images(tmp_path / "missing")
+    with pytest.raises(InputError, match="no image files"):
+        bench.list_images(tmp_path)
+
+
+def test_preprocess_image_resize_crop_normalize():
+    Image = pytest.importorskip("PIL.Image")
+    # 40x20 image: left half red, right half blue; shorter side -> 16, so 32x16, center crop 16x16
+    arr = np.zeros((20, 40, 3), dtype=np.uint8)
+    arr[:, :20, 0] = 255
+    arr[:, 20:, 2] = 255
+    pre = bench.Preprocessing(image_size=16)
+    x = bench.preprocess_image(Image.fromarray(arr), pre)
+    assert x.shape == (3, 16, 16) and x.dtype == np.float32
+    # far left column of the crop is red, far right blue (normalized)
+    assert x[0, 8, 0] == pytest.approx((1 - 0.485) / 0.229, abs=0.05)
+    assert x[2, 8, -1] == pytest.approx((1 - 0.406) / 0.225, abs=0.05)
