@@ -1,0 +1,48 @@
+"""Errors of the engines: each one is a user-facing Vit5Error whose message fits on one line."""
+
+from __future__ import annotations
+
+from vit5_infer.errors import Vit5Error
+
+TENSORRT_INSTALL_HINT = "pip install 'vit5-infer[tensorrt]'"
+
+
+class BackendError(Vit5Error, ValueError):
+    """An unknown backend name, or a source the backend cannot run (wrong file kind, missing file)."""
+
+
+class BackendUnavailableError(Vit5Error, RuntimeError):
+    """The backend exists but this machine cannot run it (missing package, provider or GPU)."""
+
+
+class TensorRTUnavailableError(BackendUnavailableError):
+    """The ``tensorrt`` Python package cannot be imported."""
+
+    def __init__(self, detail: str = ""):
+        message = f"TensorRT is not installed: {TENSORRT_INSTALL_HINT} (needs an NVIDIA GPU and driver)"
+        if detail:
+            message += f" [{detail}]"
+        super().__init__(message)
+
+
+class NoGPUError(BackendUnavailableError):
+    """No usable NVIDIA GPU (no driver, no device, or a CPU-only build)."""
+
+    def __init__(self, what: str = "this step", detail: str = ""):
+        message = f"{what} needs an NVIDIA GPU, but none is usable here"
+        if detail:
+            message += f" ({detail})"
+        message += "; run it on a machine with an NVIDIA GPU and driver"
+        super().__init__(message)
+
+
+class EngineBuildError(Vit5Error, RuntimeError):
+    """TensorRT rejected the network (parse or build failure) or a build option is invalid."""
+
+
+class EngineMismatchError(Vit5Error, RuntimeError):
+    """An engine built for another TensorRT version or GPU; the message says how to rebuild it."""
+
+
+class ManifestError(Vit5Error, ValueError):
+    """An engine manifest that is missing required fields or is not valid JSON."""

@@ -1,0 +1,206 @@
+"""The manifest written beside every TensorRT engine (``model.engine`` -> ``model.engine.json``).
+
+A serialized TensorRT engine only runs on the TensorRT version and GPU architecture it was built
+with, and TensorRT reports a mismatch as an opaque version-tag failure.  The manifest records what
+the engine was built from and with, so that loading can fail early with a message that names the
+difference and the exact command that rebuilds the engine.  Pure Python: no TensorRT needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shlex
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import vit5_infer
+from vit5_infer.checkpoint import file_sha256
+
+from .atomic_files import write_text_atomic
+from .errors import EngineMismatchError, ManifestError
+
+MANIFEST_FORMAT = 1
+MANIFEST_SUFFIX = ".json"
+INPUT_NAME = "pixel_values"
+
+# Builder defaults; the rebuild command only spells out the flags that differ from them.
+DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH = 1, 1, 8
+DEFAULT_OPTIMIZATION_LEVEL = 3
+
+PathLike = Union[str, Path]
+
+
+@dataclass
+class EngineManifest:
+    tensorrt_version: str
+    gpu_name: str
+    compute_capability: str  # "major.minor"
+    onnx_path: str
+    onnx_sha256: str
+    precision: str  # fp32, fp16 or bf16: the types of the graph the engine was built from
+    # input name -> {"min": shape, "opt": shape, "max": shape}
+    profiles: dict = field(default_factory=dict)
+    # how the builder was configured: strongly_typed, optimization_level, workspace_gib, timing_cache, ...
+    build_flags: dict = field(default_factory=dict)
+    engine_file: str = ""
+    toolkit_version: str = vit5_infer.__version__
+    created_at: str = ""
+    # where the model came from (the exporter's metadata), when the ONNX file recorded it
+    source: Optional[dict] = None
+    attention_fused: Optional[bool] = None
+    fused_attention_layers: list = field(default_factory=list)
+    format: int = MANIFEST_FORMAT
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, origin: str = "manifest") -> "EngineManifest":
+        if not isinstance(data, dict):
+            raise ManifestError(f"{origin}: not a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+                    and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        missing = [name for name in required if name not in data]
+        if missing:
+            raise ManifestError(f"{origin}: missing field(s) {', '.join(missing)}")
+        # Fields added by newer toolkits are ignored rather than rejected.
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def manifest_path_for(engine_path: PathLike) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + MANIFEST_SUFFIX)
+
+
+def profile_shapes(input_shape: tuple, min_batch: int, opt_batch: int, max_batch: int) -> dict:
+    """The optimization profile of ``pixel_values`` for a [C, H, W] input."""
+    dims = [int(d) for d in input_shape]
+    return {INPUT_NAME: {"min": [min_batch, *dims], "opt": [opt_batch, *dims], "max": [max_batch, *dims]}}
+
+
+def create_manifest(
+    *,
+    onnx_path: PathLike,
+    engine_path: PathLike,
+    tensorrt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    precision: str,
+    profiles: dict,
+    build_flags: dict,
+    source: Optional[dict] = None,
+    attention_fused: Optional[bool] = None,
+    fused_attention_layers: Optional[list] = None,
+    onnx_sha256: Optional[str] = None,
+) -> EngineManifest:
+    return EngineManifest(
+        tensorrt_version=str(tensorrt_version),
+        gpu_name=str(gpu_name),
+        compute_capability=str(compute_capability),
+        onnx_path=str(onnx_path),
+        onnx_sha256=onnx_sha256 or file_sha256(onnx_path),
+        precision=precision,
+        profiles=profiles,
+        build_flags=build_flags,
+        engine_file=Path(engine_path).name,
+        toolkit_version=vit5_infer.__version__,
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        source=source,
+        attention_fused=attention_fused,
+        fused_attention_layers=list(fused_attention_layers or []),
+    )
+
+
+def write_manifest(manifest: EngineManifest, engine_path: PathLike) -> Path:
+    path = manifest_path_for(engine_path)
+    write_text_atomic(path, json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_manifest(engine_path: PathLike) -> EngineManifest:
+    """The manifest beside ``engine_path`` (or at ``engine_path`` itself when it is the JSON file)."""
+    engine_path = Path(engine_path)
+    path = engine_path if engine_path.name.endswith(".engine" + MANIFEST_SUFFIX) else manifest_path_for(engine_path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: engine manifest not found (engines built by 'vit5 build-engine' have one)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: not a readable JSON manifest ({str(exc).splitlines()[0]})") from None
+    return EngineManifest.from_dict(data, origin=str(path))
+
+
+def find_manifest(engine_path: PathLike) -> Optional[EngineManifest]:
+    """Like read_manifest, but None when the engine has no manifest (built by another tool)."""
+    if not manifest_path_for(engine_path).is_file():
+        return None
+    return read_manifest(engine_path)
+
+
+def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = None) -> str:
+    """The ``vit5 build-engine`` command line that rebuilds this engine on the current machine."""
+    engine = str(engine_path) if engine_path is not None else (manifest.engine_file or "model.engine")
+    words = ["vit5", "build-engine", manifest.onnx_path, "-o", engine]
+    if manifest.precision in ("fp16", "bf16"):
+        words.append(f"--{manifest.precision}")
+    shapes = manifest.profiles.get(INPUT_NAME) or {}
+    batches = {key: (shapes.get(key) or [None])[0] for key in ("min", "opt", "max")}
+    defaults = {"min": DEFAULT_MIN_BATCH, "opt": DEFAULT_OPT_BATCH, "max": DEFAULT_MAX_BATCH}
+    for key in ("min", "opt", "max"):
+        if batches[key] is not None and batches[key] != defaults[key]:
+            words += [f"--{key}-batch", str(batches[key])]
+    flags = manifest.build_flags or {}
+    if flags.get("timing_cache"):
+        words += ["--timing-cache", str(flags["timing_cache"])]
+    if flags.get("workspace_gib"):
+        words += ["--workspace", _number(flags["workspace_gib"])]
+    level = flags.get("optimization_level")
+    if level is not None and level != DEFAULT_OPTIMIZATION_LEVEL:
+        words += ["--optimization-level", str(level)]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def _number(value: Any) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _same_gpu_name(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()) == " ".join(b.lower().split())
+
+
+def mismatches(manifest: EngineManifest, trt_version: str, gpu_name: str, compute_capability: str) -> list[str]:
+    """What differs between where the engine was built and this machine (empty: compatible)."""
+    found = []
+    if str(manifest.tensorrt_version) != str(trt_version):
+        found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here")
+    if str(manifest.compute_capability) != str(compute_capability):
+        found.append(
+            f"GPU {manifest.gpu_name} (compute capability {manifest.compute_capability}) vs "
+            f"{gpu_name} ({compute_capability}) here"
+        )
+    elif not _same_gpu_name(manifest.gpu_name, gpu_name):
+        # Same architecture, other model: TensorRT would run it, but its tactics were timed elsewhere.
+        found.append(f"GPU {manifest.gpu_name} vs {gpu_name} here")
+    return found
+
+
+def check_compatible(
+    manifest: EngineManifest,
+    trt_version: str,
+    gpu_name: str,
+    compute_capability: str,
+    *,
+    engine_path: Optional[PathLike] = None,
+) -> None:
+    """EngineMismatchError (one line: what differs, and the rebuild command) unless this machine matches."""
+    found = mismatches(manifest, trt_version, gpu_name, compute_capability)
+    if found:
+        name = str(engine_path) if engine_path is not None else (manifest.engine_file or "engine")
+        raise EngineMismatchError(
+            f"{name} was built for another machine ({'; '.join(found)}); "
+            f"rebuild it here with: {rebuild_command(manifest, engine_path)}"
+        )

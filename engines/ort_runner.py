@@ -1,0 +1,156 @@
+"""ONNX Runtime runner: CPU, CUDA or TensorRT execution provider on an exported ``.onnx`` file.
+
+onnxruntime-gpu lists CUDAExecutionProvider even where there is no GPU, and asking for it there
+prints loader errors; so the CPU session names only CPUExecutionProvider, and a GPU provider is
+requested only after the CUDA driver has confirmed a device.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from vit5_infer.errors import InputError
+
+from .base import Runner
+from .cuda_device import has_cuda_driver
+from .errors import BackendError, BackendUnavailableError, NoGPUError
+from .onnx_source import require_onnx_file
+
+PathLike = Union[str, Path]
+
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+BACKEND_NAMES = {"cpu": "ort", "cuda": "ort-cuda", "tensorrt": "ort-trt"}
+GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "layout", "all")
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def _graph_optimization_level(ort: Any, name: str) -> Any:
+    levels = {
+        "disable": "ORT_DISABLE_ALL",
+        "basic": "ORT_ENABLE_BASIC",
+        "extended": "ORT_ENABLE_EXTENDED",
+        "layout": "ORT_ENABLE_LAYOUT",  # onnxruntime >= 1.22
+        "all": "ORT_ENABLE_ALL",
+    }
+    if name not in levels:
+        raise BackendError(f"unknown graph optimization {name!r}; use one of {', '.join(GRAPH_OPTIMIZATIONS)}")
+    level = getattr(ort.GraphOptimizationLevel, levels[name], None)
+    if level is None:
+        raise BackendError(f"graph optimization {name!r} needs a newer onnxruntime ({ort.__version__} here)")
+    return level
+
+
+class OrtRunner(Runner):
+    def __init__(
+        self,
+        onnx_path: PathLike,
+        provider: str = "cpu",
+        threads: Optional[int] = None,
+        graph_optimization: str = "all",
+        optimized_model_cache: Optional[PathLike] = None,
+        provider_options: Optional[dict] = None,
+    ):
+        super().__init__()
+        if provider not in PROVIDERS:
+            raise BackendError(f"unknown onnxruntime provider {provider!r}; use one of {', '.join(PROVIDERS)}")
+        if threads is not None and threads < 1:
+            raise BackendError(f"threads must be >= 1 (got {threads})")
+        if graph_optimization not in GRAPH_OPTIMIZATIONS:
+            raise BackendError(
+                f"unknown graph optimization {graph_optimization!r}; use one of {', '.join(GRAPH_OPTIMIZATIONS)}"
+            )
+        self.onnx_path = require_onnx_file(onnx_path)
+        self.provider = provider
+        self.backend = BACKEND_NAMES[provider]
+        self.device = "cpu" if provider == "cpu" else "cuda"
+        self.threads = threads
+        self.graph_optimization = graph_optimization
+        self.optimized_model_cache = Path(optimized_model_cache) if optimized_model_cache else None
+        self.provider_options = dict(provider_options or {})
+        self._session: Any = None
+        self._input_name = "pixel_values"
+        self._output_name = "logits"
+        self._input_dtype: Any = np.float32
+
+    def _check_provider_available(self, ort: Any) -> None:
+        wanted = PROVIDERS[self.provider][0]
+        if self.provider == "cpu":
+            return
+        if wanted not in ort.get_available_providers():
+            raise BackendUnavailableError(
+                f"onnxruntime {ort.__version__} has no {wanted}: pip install onnxruntime-gpu"
+                + (" and 'vit5-infer[tensorrt]'" if self.provider == "tensorrt" else "")
+            )
+        if not has_cuda_driver():
+            raise NoGPUError(f"onnxruntime's {wanted}", "no NVIDIA driver or CUDA device found")
+
+    def load(self) -> None:
+        import onnxruntime as ort
+
+        self._check_provider_available(ort)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = _graph_optimization_level(ort, self.graph_optimization)
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        if self.optimized_model_cache is not None:
+            options.optimized_model_filepath = str(self.optimized_model_cache)
+        providers = PROVIDERS[self.provider]
+        provider_options = [self.provider_options if i == 0 and self.provider != "cpu" else {} for i in range(len(providers))]
+        try:
+            session = ort.InferenceSession(
+                str(self.onnx_path), sess_options=options, providers=providers, provider_options=provider_options
+            )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
+            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {message}") from None
+        if providers[0] not in session.get_providers():
+            # onnxruntime silently falls back to CPU when a GPU provider's libraries fail to load.
+            raise BackendUnavailableError(
+                f"onnxruntime could not start {providers[0]} (CUDA/cuDNN libraries missing or mismatched; "
+                "see https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements)"
+            )
+        inputs, outputs = session.get_inputs(), session.get_outputs()
+        names = [i.name for i in inputs]
+        self._input_name = "pixel_values" if "pixel_values" in names else names[0]
+        out_names = [o.name for o in outputs]
+        self._output_name = "logits" if "logits" in out_names else out_names[0]
+        input_type = next(i.type for i in inputs if i.name == self._input_name)
+        self._input_dtype = _ORT_DTYPES.get(input_type, np.float32)
+        self.precision = "fp16" if self._input_dtype == np.float16 or self._graph_is_fp16() else "fp32"
+        self._session = session
+        self._loaded = True
+
+    def _graph_is_fp16(self) -> bool:
+        try:
+            from .onnx_source import read_onnx_metadata
+
+            return read_onnx_metadata(self.onnx_path).get("precision") in ("fp16", "bf16")
+        except Exception:  # noqa: BLE001 - the precision label is informative only
+            return False
+
+    def infer(self, pixel_values: np.ndarray) -> np.ndarray:
+        if self._session is None:
+            self.load()
+        if not isinstance(pixel_values, np.ndarray) or pixel_values.ndim != 4:
+            raise InputError("pixel_values must be a [B, C, H, W] NumPy array")
+        feed = {self._input_name: np.ascontiguousarray(pixel_values, dtype=self._input_dtype)}
+        (logits,) = self._session.run([self._output_name], feed)
+        return np.asarray(logits, dtype=np.float32)
+
+    def release(self) -> None:
+        self._session = None
+        super().release()
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info.update(onnx=str(self.onnx_path), provider=self.provider, graph_optimization=self.graph_optimization)
+        if self._session is not None:
+            info["providers"] = list(self._session.get_providers())
+        return info

@@ -1,0 +1,129 @@
+"""Backend names -> runners, and which backends this machine can run.
+
+Backends: torch, torch-compile (a ViT5ClassificationNet), ort, ort-cuda, ort-trt (an .onnx file),
+trt (a TensorRT .engine built by build_engine).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Optional
+
+from .base import Runner
+from .errors import BackendError
+
+BACKENDS = ("torch", "torch-compile", "ort", "ort-cuda", "ort-trt", "trt")
+_ORT_PROVIDER = {"ort": "cpu", "ort-cuda": "cuda", "ort-trt": "tensorrt"}
+
+
+def _module_present(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def available_backends() -> list[str]:
+    """The backends that can run here, cheaply decided (no session, engine or model is created)."""
+    from .cuda_device import has_cuda_driver
+    from .tensorrt_support import tensorrt_installed
+
+    found = []
+    if _module_present("torch"):
+        import torch
+
+        found.append("torch")
+        if hasattr(torch, "compile"):
+            found.append("torch-compile")
+    gpu = has_cuda_driver()
+    if _module_present("onnxruntime"):
+        import onnxruntime as ort
+
+        found.append("ort")
+        providers = set(ort.get_available_providers())
+        if gpu and "CUDAExecutionProvider" in providers:
+            found.append("ort-cuda")
+        if gpu and "TensorrtExecutionProvider" in providers and tensorrt_installed():
+            found.append("ort-trt")
+    if gpu and tensorrt_installed():
+        found.append("trt")
+    return found
+
+
+def _describe(source: Any) -> str:
+    return f"{source}" if isinstance(source, (str, Path)) else type(source).__name__
+
+
+def make_runner(
+    backend: str,
+    source: Any,
+    *,
+    precision: str = "fp32",
+    batch_hint: Optional[int] = None,
+    threads: Optional[int] = None,
+    **options: Any,
+) -> Runner:
+    """A runner (not yet loaded; use it as a context manager) for ``backend`` on ``source``.
+
+    ``options`` go to the runner: device / compile_options (torch), graph_optimization /
+    optimized_model_cache / provider_options (ort*), device (trt, a GPU index).
+    ``batch_hint`` is the batch size the caller will mostly run; ort-trt builds its engine for
+    batches 1..batch_hint with that as the optimal one (instead of rebuilding per new shape).
+    """
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if precision not in ("fp32", "fp16", "bf16"):
+        raise BackendError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+
+    if backend in ("torch", "torch-compile"):
+        import torch
+
+        from .torch_runner import TorchRunner
+
+        if not isinstance(source, torch.nn.Module):
+            raise BackendError(f"backend {backend} runs a loaded ViT5ClassificationNet, not {_describe(source)}")
+        device = options.pop("device", "cuda" if precision != "fp32" else "cpu")
+        return TorchRunner(
+            source, precision=precision, device=device, compile=backend == "torch-compile", threads=threads, **options
+        )
+
+    if not isinstance(source, (str, Path)):
+        raise BackendError(f"backend {backend} runs a file path, not {_describe(source)}")
+    path = Path(source)
+
+    if backend in _ORT_PROVIDER:
+        from .ort_runner import OrtRunner
+
+        if path.suffix.lower() != ".onnx":
+            raise BackendError(f"backend {backend} runs an .onnx file, not {path}")
+        if backend == "ort-trt" and batch_hint:
+            options.setdefault("provider_options", _ort_trt_profile(path, batch_hint))
+        return OrtRunner(path, provider=_ORT_PROVIDER[backend], threads=threads, **options)
+
+    from .tensorrt_runner import ENGINE_SUFFIXES, TensorRTRunner
+
+    if path.suffix.lower() not in ENGINE_SUFFIXES:
+        hint = " (build one with 'vit5 build-engine')" if path.suffix.lower() == ".onnx" else ""
+        raise BackendError(f"backend trt runs a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), not {path}{hint}")
+    # An engine's precision was fixed when it was built (its manifest records it); ``precision`` is not used.
+    return TensorRTRunner(path, device=int(options.pop("device", 0)))
+
+
+def _ort_trt_profile(onnx_path: Path, batch: int) -> dict:
+    """TensorRT EP options: an explicit pixel_values profile 1..batch (opt = batch)."""
+    import onnx
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    inputs = {i.name: i for i in model.graph.input}
+    if "pixel_values" not in inputs:
+        return {}
+    dims = [d.dim_value for d in inputs["pixel_values"].type.tensor_type.shape.dim][1:]
+    if len(dims) != 3 or not all(dims):
+        return {}
+    chw = "x".join(str(d) for d in dims)
+    return {
+        "trt_profile_min_shapes": f"pixel_values:1x{chw}",
+        "trt_profile_opt_shapes": f"pixel_values:{batch}x{chw}",
+        "trt_profile_max_shapes": f"pixel_values:{batch}x{chw}",
+    }
