@@ -150,3 +150,60 @@ def graph_precision(model: onnx.ModelProto) -> str:
     if TensorProto.BFLOAT16 in kinds:
         return "bf16"
     return "fp32"
+
+
+def emulate_in_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A float32 graph that rounds every reduced-precision tensor of ``model`` to its type.
+
+    ONNX Runtime's CPU provider has no BF16 kernels; this graph lets a BF16 export be validated
+    on CPU: the values carried between nodes are exactly the BF16 ones (rounded on each node's
+    output), while each node computes in float32, as TensorRT's BF16 kernels accumulate.
+    """
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inferred = onnx.shape_inference.infer_shapes(model).graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.value_info) + list(inferred.output)}
+    reduced = {TensorProto.BFLOAT16, TensorProto.FLOAT16}
+    low = next((init.data_type for init in graph.initializer if init.data_type in reduced), TensorProto.BFLOAT16)
+    for init in graph.initializer:
+        if init.data_type in reduced:
+            init.CopyFrom(numpy_helper.from_array(_reduced_to_fp32(init), init.name))
+
+    nodes: list[onnx.NodeProto] = []
+
+    def round_trip(source: str, target: str, tag: str) -> None:
+        nodes.append(helper.make_node("Cast", [source], [f"{target}/{tag}"], to=low, name=f"{target}/{tag}"))
+        nodes.append(helper.make_node("Cast", [f"{target}/{tag}"], [target], to=TensorProto.FLOAT,
+                                      name=f"{target}/{tag}_back"))
+
+    for inp in graph.input:
+        if inp.type.tensor_type.elem_type in reduced:
+            inp.type.tensor_type.elem_type = TensorProto.FLOAT
+    for node in graph.node:
+        if node.op_type == "Cast" and _cast_target(node) in reduced:
+            round_trip(node.input[0], node.output[0], "round")
+            continue
+        float_outputs = [o for o in node.output if types.get(o) in reduced]
+        for i, name in enumerate(node.output):
+            if name in float_outputs:
+                node.output[i] = f"{name}/unrounded"
+        nodes.append(node)
+        for name in float_outputs:
+            round_trip(f"{name}/unrounded", name, "round")
+    for out in graph.output:
+        out.type.tensor_type.elem_type = TensorProto.FLOAT
+    del graph.node[:]
+    graph.node.extend(nodes)
+    del graph.value_info[:]
+    return model
+
+
+def _cast_target(node: onnx.NodeProto) -> int:
+    return next(a.i for a in node.attribute if a.name == "to")
+
+
+def _reduced_to_fp32(init: onnx.TensorProto) -> np.ndarray:
+    if init.data_type == TensorProto.FLOAT16:
+        return numpy_helper.to_array(init).astype(np.float32)
+    bits = np.frombuffer(init.raw_data, dtype=np.uint16).astype(np.uint32) << 16
+    return bits.view(np.float32).reshape(tuple(init.dims))
