@@ -1,0 +1,60 @@
+"""The native TensorRT path end to end: needs the tensorrt package and an NVIDIA GPU (skipped otherwise)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import load_golden_io
+from golden_exports import export_golden
+
+from vit5_infer.engines.cuda_device import has_cuda_driver
+from vit5_infer.engines.errors import EngineMismatchError
+from vit5_infer.engines.manifest import manifest_path_for
+from vit5_infer.engines.registry import available_backends, make_runner
+from vit5_infer.metrics import compare_logits
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.tensorrt,
+    pytest.mark.skipif(not has_cuda_driver(), reason="needs an NVIDIA GPU and driver"),
+]
+trt = pytest.importorskip("tensorrt", reason="needs TensorRT: pip install 'vit5-infer[tensorrt]'")
+
+CASE = "attn_cls_r4"
+
+
+@pytest.fixture(scope="module")
+def onnx_path(tmp_path_factory):
+    return export_golden(CASE, tmp_path_factory.mktemp("trt_onnx"))
+
+
+@pytest.mark.parametrize("precision, cosine", [("fp32", 0.99999), ("fp16", 0.999)])
+def test_build_and_run(onnx_path, tmp_path, precision, cosine):
+    from vit5_infer.engines.tensorrt_builder import build_engine
+
+    cache = tmp_path / "timing.cache"
+    result = build_engine(onnx_path, tmp_path / f"{CASE}.engine", precision=precision, max_batch=4, timing_cache=cache)
+    assert result.engine_path.is_file() and result.manifest_path.is_file() and cache.is_file()
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["tensorrt_version"] == trt.__version__
+    assert manifest["precision"] == precision
+    assert manifest["profiles"]["pixel_values"]["max"][0] == 4
+    assert isinstance(result.attention_fused, bool)
+    assert "trt" in available_backends()
+
+    pixel_values, upstream = load_golden_io(CASE)
+    with make_runner("trt", result.engine_path) as runner:
+        logits = runner.infer(pixel_values)
+    assert compare_logits(upstream, logits)["cosine"] >= cosine
+
+
+def test_mismatched_manifest_says_how_to_rebuild(onnx_path, tmp_path):
+    from vit5_infer.engines.tensorrt_builder import build_engine
+
+    result = build_engine(onnx_path, tmp_path / "m.engine", max_batch=2)
+    data = json.loads(manifest_path_for(result.engine_path).read_text())
+    data["tensorrt_version"] = "9.0.0"
+    manifest_path_for(result.engine_path).write_text(json.dumps(data))
+    with pytest.raises(EngineMismatchError, match="rebuild it here with: vit5 build-engine"):
+        make_runner("trt", result.engine_path).load()
