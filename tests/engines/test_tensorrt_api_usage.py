@@ -1,0 +1,67 @@
+"""Static check of the TensorRT calls (TensorRT cannot be installed here): only APIs that exist in both
+10.x and 11.x, none of those the 10.x -> 11.x migration guide lists as removed."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ENGINES = Path(__file__).resolve().parents[2] / "engines"
+TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py"]
+
+# Removed in 11.x (weak typing, implicit quantization, old memory queries) or in 10.x (binding API).
+REMOVED = [
+    r"BuilderFlag\.(FP16|BF16|INT8|FP8|INT4|FP4|OBEY_PRECISION_CONSTRAINTS|PREFER_PRECISION_CONSTRAINTS|DIRECT_IO)",
+    r"EXPLICIT_BATCH", r"platform_has_fast_fp16", r"platform_has_fast_int8", r"int8_calibrator",
+    r"\bdevice_memory_size\b", r"execute_async_v2", r"execute_v2", r"get_binding_", r"binding_is_input",
+    r"max_workspace_size\s*=", r"build_engine\(network", r"set_precision", r"set_output_type",
+]
+
+# Module-level names used from `trt.`, all documented in the TensorRT 10.x and 11.x Python API.
+DOCUMENTED_TRT_NAMES = {
+    "__version__", "Logger", "Builder", "OnnxParser", "Runtime", "NetworkDefinitionCreationFlag",
+    "MemoryPoolType", "ProfilingVerbosity", "LayerInformationFormat", "TensorIOMode", "DataType",
+}
+
+
+def _source(name: str) -> str:
+    return (ENGINES / name).read_text()
+
+
+def _code_without_docs(name: str) -> str:
+    """The module's code with comments and docstrings dropped (they may name removed APIs on purpose)."""
+    tree = ast.parse(_source(name))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(
+            getattr(body[0], "value", None), ast.Constant
+        ) and isinstance(body[0].value.value, str):
+            body[0] = ast.Pass()
+    return ast.unparse(tree)
+
+
+@pytest.mark.parametrize("name", TRT_MODULES)
+def test_no_removed_tensorrt_api(name):
+    code = _code_without_docs(name)
+    for pattern in REMOVED:
+        assert not re.search(pattern, code), f"{name} uses {pattern}, removed in TensorRT 10/11"
+
+
+@pytest.mark.parametrize("name", TRT_MODULES)
+def test_only_documented_module_names(name):
+    tree = ast.parse(_source(name))
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "trt"}
+    assert used <= DOCUMENTED_TRT_NAMES, used - DOCUMENTED_TRT_NAMES
+
+
+@pytest.mark.parametrize("name", TRT_MODULES)
+def test_tensorrt_is_imported_lazily(name):
+    tree = ast.parse(_source(name))
+    top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    for node in top_level:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        assert not any(n.split(".")[0] == "tensorrt" for n in names), f"{name} imports tensorrt at module level"
