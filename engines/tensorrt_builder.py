@@ -200,7 +200,7 @@ def _build(
         errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
         first = errors[0].splitlines()[0] if errors else "unknown error"
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise EngineBuildError(f"TensorRT could not parse {source_onnx}: {first}{more}")
+        raise EngineBuildError(f"TensorRT could not parse {source_onnx}: {first}{more}{_parse_hint(trt, errors)}")
 
     inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
     if INPUT_NAME not in inputs:
@@ -236,6 +236,19 @@ def _build(
     cache = config.get_timing_cache()
     cache_bytes = bytes(memoryview(cache.serialize())) if cache is not None else b""
     return bytes(memoryview(serialized)), cache_bytes, shape
+
+
+def _parse_hint(trt: Any, errors: list) -> str:
+    """Advice for the one parse failure users meet in practice: an opset-23 graph on an older TensorRT."""
+    version = tuple(int(p) for p in str(trt.__version__).split(".")[:2] if p.isdigit())
+    mentions = " ".join(errors)
+    if version < (10, 14) and ("Attention" in mentions or "RMSNormalization" in mentions):
+        # The ONNX parser gained the opset-23 Attention op in TensorRT 10.14.
+        return (
+            f"; TensorRT {trt.__version__} cannot parse opset-23 Attention/RMSNormalization (10.14+ can): "
+            "upgrade TensorRT or export with 'vit5 export SRC -o X.onnx --opset 18'"
+        )
+    return ""
 
 
 def _attach_timing_cache(config: Any, timing_cache: Optional[PathLike], say: Callable[[str], None]) -> None:
