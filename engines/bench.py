@@ -512,6 +512,53 @@ def reference_logits(model, inputs: dict) -> dict:
         return {b: model(torch.from_numpy(x)).float().numpy() for b, x in inputs.items()}
 
 
+def reference_from_onnx(onnx_path: Union[str, Path], trust_pickle: bool = False):
+    """The PyTorch FP32 model an exported ONNX file came from, rebuilt from its vit5 metadata.
+
+    Presets are rebuilt from their seed; checkpoints are re-read from the recorded path and must
+    still have the recorded SHA-256 (otherwise the comparison would measure a different model).
+    """
+    from vit5_infer import resolve_model
+    from vit5_infer.checkpoint import file_sha256
+    from vit5_infer.exporters import config_from_metadata, read_metadata
+
+    metadata = read_metadata(onnx_path)
+    config = config_from_metadata(metadata)
+    source = metadata.get("source")
+    if not isinstance(source, dict) or "kind" not in source:
+        raise BenchError(f"{onnx_path}: the metadata records no source model; cannot rebuild the PyTorch reference")
+    if source["kind"] == "preset":
+        model, _ = resolve_model(source["name"], config=config, seed=source.get("seed") or 0)
+        return model, metadata
+    checkpoint = Path(source["name"])
+    if not checkpoint.is_file():
+        raise BenchError(
+            f"{onnx_path} was exported from {checkpoint}, which is not found here; the PyTorch reference needs it"
+        )
+    expected = source.get("sha256")
+    if expected and file_sha256(checkpoint) != expected:
+        raise BenchError(f"{checkpoint} changed since {onnx_path} was exported (SHA-256 differs); re-export it")
+    model, _ = resolve_model(
+        checkpoint, config=config, weights=source.get("weights") or "ema", trust_pickle=trust_pickle
+    )
+    return model, metadata
+
+
+def onnx_of_engine(engine_path: Union[str, Path]) -> Path:
+    """The ONNX file an engine was built from (its manifest records it), for rebuilding the reference."""
+    from vit5_infer.engines.manifest import read_manifest
+
+    manifest = read_manifest(engine_path)
+    candidates = [Path(manifest.onnx_path), Path(engine_path).parent / Path(manifest.onnx_path).name]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise BenchError(
+        f"{engine_path} was built from {manifest.onnx_path}, which is not found here; "
+        "the PyTorch reference is rebuilt from that ONNX file's metadata"
+    )
+
+
 # ---- the benchmark loop -------------------------------------------------------------------------
 
 

@@ -1,0 +1,57 @@
+"""``vit5 build-engine``: an ONNX file (or a preset/checkpoint, exported first) -> TensorRT engine + manifest."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import console
+
+PROFILE_PANEL = "Batch profile"
+
+
+def build_engine(
+    source: Annotated[str, typer.Argument(help="ONNX file, or a preset/checkpoint to export first (the ONNX is kept beside the engine).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
+    fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")] = False,
+    bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16 graph.")] = False,
+    min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 1,
+    opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the kernels are tuned for.", rich_help_panel=PROFILE_PANEL)] = 1,
+    max_batch: Annotated[int, typer.Option("--max-batch", help="Largest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 8,
+    timing_cache: Annotated[Optional[Path], typer.Option("--timing-cache", help="Read and update this TensorRT timing cache (faster rebuilds).", show_default=False)] = None,
+    workspace: Annotated[Optional[float], typer.Option("--workspace", help="Builder workspace limit in GiB [default: TensorRT's].", show_default=False)] = None,
+    opt_level: Annotated[int, typer.Option("--opt-level", "--optimization-level", help="Builder optimization level 0..5.")] = 3,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorRT's own log.")] = False,
+) -> None:
+    """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
+    from vit5_infer.engines.tensorrt_builder import build_engine as build
+
+    if fp16 and bf16:
+        raise typer.BadParameter("choose one of --fp16 and --bf16", param_hint="--fp16/--bf16")
+    precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
+    with console.status(f"building {output} ({precision})") as status:
+        result = build(
+            source,
+            output,
+            precision=precision,
+            min_batch=min_batch,
+            opt_batch=opt_batch,
+            max_batch=max_batch,
+            timing_cache=timing_cache,
+            workspace_gib=workspace,
+            optimization_level=opt_level,
+            verbose=verbose,
+            progress=lambda message: status.update(message),
+        )
+    console.out.print(f"wrote {result.engine_path} and {result.manifest_path} in {result.build_seconds:.1f} s")
+    if result.onnx_path is not None and str(result.onnx_path) != str(source):
+        console.out.print(f"exported ONNX kept at {result.onnx_path}")
+    if not result.attention_present:
+        console.out.print("attention: none in this network (nothing to fuse)")
+    elif result.attention_fused:
+        console.out.print(f"attention: [green]fused[/] ({len(result.fused_layers)} layers: {', '.join(map(str, result.fused_layers[:4]))}{' ...' if len(result.fused_layers) > 4 else ''})")
+    else:
+        console.loud_warning(
+            result.warnings[0] if result.warnings else
+            f"TensorRT did not fuse attention in {result.engine_path}: it runs as separate gemm/softmax kernels"
+        )

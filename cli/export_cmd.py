@@ -1,0 +1,126 @@
+"""``vit5 export``: a preset or checkpoint -> a validated ONNX file."""
+
+import enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import console
+from .model_options import ModelOptions, model_options
+
+
+class Precision(str, enum.Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class Layout(str, enum.Enum):
+    nchw = "nchw"
+    nhwc = "nhwc"
+
+
+def print_validation(validation: Optional[dict]) -> None:
+    if not validation:
+        console.out.print("validation: skipped (--no-validate)")
+        return
+    verdict = "[green]passed[/]" if validation.get("passed", True) else "[red]FAILED[/]"
+    parts = [f"max_abs_err {validation['max_abs_err']:.3g}", f"mean_abs_err {validation['mean_abs_err']:.3g}",
+             f"cosine {validation['cosine']:.7f}"]
+    if "top1_agreement" in validation:
+        parts.append(f"top1 {validation['top1_agreement']:.3f}")
+    console.out.print(f"validation against PyTorch FP32 ({verdict}): " + ", ".join(parts))
+
+
+def print_summary(summary: dict, lowering: Optional[dict] = None) -> None:
+    """Op counts, fused ops, size: shared with ``vit5 inspect`` for ONNX files."""
+    size = summary.get("size_bytes")
+    console.out.print(
+        f"graph: {summary.get('num_nodes', '?')} nodes"
+        + (f", {size / 2**20:.1f} MiB" if size is not None else "")
+    )
+    fused = summary.get("fused_ops") or {}
+    if fused:
+        console.out.print("fused ops: " + ", ".join(f"{op} x{n}" for op, n in _items(fused)))
+    else:
+        console.out.print("fused ops: none")
+    if lowering:
+        console.out.print("lowering: " + ", ".join(f"{k}: {v}" for k, v in lowering.items()))
+    counts = summary.get("op_counts") or {}
+    if counts:
+        table = Table(title="op counts", show_edge=False)
+        table.add_column("op")
+        table.add_column("count", justify="right")
+        for op, n in sorted(_items(counts), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(op, str(n))
+        console.out.print(table)
+
+
+def _items(mapping_or_list):
+    """Op tables may come as {op: count} or as a list of op names."""
+    if isinstance(mapping_or_list, dict):
+        return list(mapping_or_list.items())
+    counts: dict = {}
+    for op in mapping_or_list:
+        counts[op] = counts.get(op, 0) + 1
+    return list(counts.items())
+
+
+def export_model(
+    source: str,
+    output: Path,
+    model_opts: ModelOptions,
+    *,
+    opset: int = 23,
+    precision: str = "fp32",
+    batch: Optional[int] = None,
+    layout: str = "nchw",
+    lowering: str = "auto",
+    validate: bool = True,
+):
+    """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources."""
+    from vit5_infer.exporters import export_onnx
+
+    with console.status(f"loading {source}"):
+        model, origin = model_opts.load(source)
+    with console.status(f"exporting {source}") as status:
+        result = export_onnx(
+            model,
+            output,
+            opset=opset,
+            precision=precision,
+            batch=batch,
+            layout=layout,
+            lowering=lowering,
+            source=origin,
+            validate=validate,
+            progress=lambda step: status.update(f"exporting {source}: {step}"),
+        )
+    return model, origin, result
+
+
+@model_options
+def export(
+    source: Annotated[str, typer.Argument(help="Preset name or checkpoint (.safetensors, .pt, .ckpt).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
+    model_opts: ModelOptions,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable).")] = 23,
+    precision: Annotated[Precision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32).")] = Precision.fp32,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
+    layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
+    lowering: Annotated[str, typer.Option("--lowering", "--target", help="Hyena long-conv lowering: auto, direct, toeplitz or fft.")] = "auto",
+    validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
+) -> None:
+    """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
+    _, origin, result = export_model(
+        source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
+        layout=layout.value, lowering=lowering, validate=validate,
+    )
+    console.out.print(
+        f"wrote {result.path} (opset {result.opset}, {result.precision}, "
+        f"{'batch ' + str(batch) if batch else 'dynamic batch'}, {layout.value}) from {origin.kind} {origin.name}"
+    )
+    print_validation(result.validation if validate else None)
+    print_summary(result.summary, result.lowering)

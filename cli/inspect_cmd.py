@@ -1,0 +1,148 @@
+"""``vit5 inspect``: what a checkpoint, ONNX file or TensorRT engine holds."""
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vit5_infer.config import config_summary
+
+from . import console
+from .export_cmd import print_summary
+from .model_options import ModelOptions, model_options
+
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
+    model, origin = model_opts.load(source)
+    return {
+        "kind": origin.kind,
+        "source": origin.name,
+        "sha256": origin.sha256,
+        "architecture": config_summary(model.config),
+        "parameters": model.num_parameters(),
+        "gflops_per_image": model.flop_count(inference=True) / 1e9,
+        "input_shape": list(model.input_shape),
+        "config": model.config.to_dict(),
+    }
+
+
+def _value_info(v) -> dict:
+    import onnx
+
+    t = v.type.tensor_type
+    dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+    return {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
+
+
+def onnx_info(path: Path) -> dict:
+    import onnx
+
+    from vit5_infer.exporters import read_metadata, summarize
+
+    metadata = read_metadata(path)  # one-line error for missing or non-ONNX files
+    model = onnx.load(str(path), load_external_data=False)
+    size = path.stat().st_size + sum(p.stat().st_size for p in path.parent.glob(path.name + ".data"))
+    return {
+        "kind": "onnx",
+        "path": str(path),
+        "opset": {imp.domain or "ai.onnx": imp.version for imp in model.opset_import},
+        "inputs": [_value_info(v) for v in model.graph.input],
+        "outputs": [_value_info(v) for v in model.graph.output],
+        "summary": summarize(model, size),
+        "metadata": metadata,
+    }
+
+
+def engine_info(path: Path) -> dict:
+    from vit5_infer.engines.manifest import read_manifest
+
+    manifest = read_manifest(path)
+    return {"kind": "engine", "path": str(path), "manifest": manifest.to_dict(), "layers": engine_layers(path)}
+
+
+def engine_layers(path: Path):
+    """Layer names from TensorRT's engine inspector, or a note on why they cannot be listed here."""
+    from vit5_infer.engines.attention_report import layers_of
+    from vit5_infer.engines.errors import BackendUnavailableError
+    from vit5_infer.engines.tensorrt_support import import_tensorrt, require_gpu
+
+    try:
+        trt = import_tensorrt()
+        require_gpu("listing engine layers")
+    except BackendUnavailableError as exc:
+        return f"not listed: {exc}"
+    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+    engine = runtime.deserialize_cuda_engine(path.read_bytes())
+    if engine is None:
+        return "not listed: TensorRT could not deserialize the engine (built with another version or GPU?)"
+    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
+    return [layer.get("Name", str(layer)) if isinstance(layer, dict) else str(layer) for layer in layers_of(str(info))]
+
+
+def _kv_table(title: str, items) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in items:
+        table.add_row(str(key), value if isinstance(value, str) else json.dumps(value))
+    return table
+
+
+def print_info(info: dict) -> None:
+    kind = info["kind"]
+    if kind in ("preset", "checkpoint"):
+        console.out.print(f"{kind} {info['source']}" + (f" (sha256 {info['sha256'][:16]}...)" if info.get("sha256") else ""))
+        console.out.print(_kv_table("architecture", info["architecture"].items()))
+        console.out.print(f"parameters: {info['parameters']:,}   FLOPs per image: {info['gflops_per_image']:.3f} G   input: {info['input_shape']}")
+    elif kind == "onnx":
+        console.out.print(f"ONNX {info['path']}   opset {info['opset']}")
+        for role in ("inputs", "outputs"):
+            for v in info[role]:
+                console.out.print(f"{role[:-1]}: {v['name']} {v['dtype']} {v['shape']}")
+        md = info["metadata"]
+        if md:
+            shown = [(k, v) for k, v in md.items() if k != "config"]
+            if "config" in md:
+                from vit5_infer.config import ViT5Config
+
+                shown.insert(0, ("architecture", config_summary(ViT5Config.from_dict(md["config"]))))
+            console.out.print(_kv_table("vit5 metadata", shown))
+        else:
+            console.out.print("no vit5 metadata (not exported by vit5-infer)")
+        print_summary(info["summary"])
+    else:
+        console.out.print(f"TensorRT engine {info['path']}")
+        console.out.print(_kv_table("manifest", info["manifest"].items()))
+        layers = info["layers"]
+        if isinstance(layers, str):
+            console.out.print(f"layers: {layers}")
+        else:
+            console.out.print(f"layers ({len(layers)}):")
+            for name in layers:
+                console.out.print(f"  {name}")
+
+
+@model_options
+def inspect_file(
+    file: Annotated[str, typer.Argument(help="Checkpoint (.safetensors, .pt, .ckpt), preset name, ONNX file or TensorRT engine.", show_default=False)],
+    model_opts: ModelOptions,
+    as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+) -> None:
+    """Show what a file holds: checkpoint architecture and size; ONNX ops, fused ops and metadata; engine manifest and layers."""
+    path = Path(file)
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        info = onnx_info(path)
+    elif suffix in ENGINE_SUFFIXES or path.name.endswith(".engine.json"):
+        info = engine_info(path)
+    else:
+        with console.status(f"reading {file}"):
+            info = checkpoint_info(file, model_opts)
+    if as_json:
+        console.out.print_json(json.dumps(info, default=str))
+    else:
+        print_info(info)

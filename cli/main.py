@@ -1,0 +1,70 @@
+"""The ``vit5`` command: Typer app and the ``main()`` entry point.
+
+User mistakes (missing file, wrong shape, corrupt checkpoint, mismatched engine, unknown preset)
+reach ``main()`` as ``Vit5Error`` and are printed as one line; anything else keeps its traceback,
+because it is a bug.
+"""
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+import vit5_infer
+from vit5_infer.errors import Vit5Error
+
+from . import bench_cmd, build_engine_cmd, export_cmd, inspect_cmd, presets_cmd
+
+app = typer.Typer(
+    name="vit5",
+    help="Inference toolkit for NVIDIA nvsubquadratic ViT-5 networks: export to ONNX, build TensorRT "
+    "engines, benchmark backends against the PyTorch reference, inspect files.\n\n"
+    "SOURCE is a preset name (see 'vit5 presets'), a checkpoint (.safetensors, .pt, .ckpt), "
+    "an ONNX file or, where noted, a TensorRT engine.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"vit5-infer {vit5_infer.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    pass  # the app's help text comes from Typer(help=...); this callback only carries --version
+
+
+app.command("export", no_args_is_help=True)(export_cmd.export)
+app.command("build-engine", no_args_is_help=True)(build_engine_cmd.build_engine)
+app.command("bench", no_args_is_help=True)(bench_cmd.bench)
+app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect_file)
+app.command("presets")(presets_cmd.presets)
+
+
+def one_line(message: str) -> str:
+    return " ".join(str(message).split()) or "unknown error"
+
+
+def main(argv: Optional[list] = None) -> None:
+    try:
+        app(args=argv, prog_name="vit5")
+    except Vit5Error as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Parsing of comma-separated option values (``--batch 1,8,32``, ``--backends torch,ort``)."""
+
+from typing import Iterable
+
+import typer
+
+
+def parse_int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option) from None
+    if not values or any(v < 1 for v in values):
+        raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option)
+    return list(dict.fromkeys(values))
+
+
+def parse_name_list(text: str, option: str, choices: Iterable[str]) -> list[str]:
+    choices = list(choices)
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [n for n in names if n not in choices]
+    if unknown or not names:
+        raise typer.BadParameter(
+            f"unknown value(s) {', '.join(unknown) or repr(text)}; choose from {', '.join(choices)}", param_hint=option
+        )
+    return list(dict.fromkeys(names))
