@@ -16,6 +16,9 @@ from .errors import CheckpointError
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 _LEGACY_SIREN = re.compile(r"(.*kernel\.)kernel_network\.(\d+)\.(weight|bias)$")
 TRUST_PICKLE_HINT = "trust_pickle=True (CLI: --trust-pickle)"
+# torch's weights_only unpickler names the class it refused; anything else is a damaged file.
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def file_sha256(path: Union[str, Path], chunk: int = 1 << 20) -> str:
@@ -40,16 +43,20 @@ def _load_pickle(path: Path, trust_pickle: bool) -> object:
     try:
         return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
-        if not trust_pickle:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported global"
+        blocked = _UNSUPPORTED_GLOBAL.search(str(exc))
+        if blocked and not trust_pickle:
             raise CheckpointError(
-                f"{path}: needs arbitrary unpickling, which can run code ({first[:160]}); "
+                f"{path}: needs arbitrary unpickling of {blocked.group(1)}, which can run code; "
                 f"load it only if you trust it, with {TRUST_PICKLE_HINT}"
             ) from None
-        raise CheckpointError(f"{path}: corrupt checkpoint ({exc})") from None
+        raise CheckpointError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({message[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[-1][:200] if text else type(exc).__name__
 
 
 def normalize_keys(state_dict: dict) -> dict:

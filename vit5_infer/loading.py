@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
@@ -31,8 +32,10 @@ class ModelSource:
 
 
 def _as_config(config: ConfigLike) -> Optional[ViT5Config]:
-    if config is None or isinstance(config, ViT5Config):
-        return config
+    if config is None:
+        return None
+    if isinstance(config, ViT5Config):
+        return copy.deepcopy(config)  # overrides must not change the caller's object
     if isinstance(config, dict):
         return ViT5Config.from_dict(config)
     return ViT5Config.from_json(config)
@@ -78,7 +81,10 @@ def resolve_model(
         raise CheckpointError(f"{name!r} is neither a preset ({', '.join(PRESETS)}) nor an existing file")
     state_dict = read_state_dict(path, weights=weights, trust_pickle=trust_pickle)
     if cfg is None:
-        cfg = infer_config(state_dict, **overrides)
+        try:
+            cfg = infer_config(state_dict, **overrides)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     else:
         cfg = apply_overrides(cfg, **overrides)
     try:

@@ -162,6 +162,9 @@ class ViT5ClassificationNet(nn.Module):
 
     def check_input(self, pixel_values: torch.Tensor) -> None:
         expected = self.input_shape
+        dtype = self.patch_embed.weight.dtype
+        if pixel_values.dtype != dtype:
+            raise InputError(f"pixel_values must be {str(dtype).replace('torch.', '')}, got {str(pixel_values.dtype).replace('torch.', '')}")
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
             # SPEC 9.11: other sizes would silently drop pixels or break pos_embed.
             raise InputError(

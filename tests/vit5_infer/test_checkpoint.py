@@ -66,11 +66,6 @@ def test_truncated_pt(tmp_path):
         load_model(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: vit5_infer/checkpoint.py _load_pickle reports any UnpicklingError under weights_only as "
-    "'needs arbitrary unpickling ... trust_pickle=True', also for a corrupt (non-pickle) file",
-)
 def test_corrupt_pt_is_reported_as_corrupt_not_as_untrusted(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(bytes(range(256)) * 4)  # neither a zip archive nor a pickle

@@ -243,11 +243,6 @@ def test_model_is_in_eval_mode_after_construction():
 # ---- dtypes (SPEC 9.12) ---------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ViT5ClassificationNet.check_input (vit5_infer/network.py) checks only the shape; a float64 "
-    "or uint8 input ends in a raw RuntimeError from patch_embed instead of InputError",
-)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.uint8])
 def test_wrong_input_dtype_is_input_error(dtype):
     model = ViT5ClassificationNet(tiny_config())
@@ -255,11 +250,6 @@ def test_wrong_input_dtype_is_input_error(dtype):
         model(torch.zeros(1, 3, 12, 12, dtype=dtype))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: SIRENKernelND keeps its coordinate grid as an ordinary buffer (vit5_infer/layers/siren.py), "
-    "so model.to(bfloat16) rounds the coordinates to bf16; SPEC 9.12 says the grid must stay float32",
-)
 def test_siren_grid_stays_float32_under_reduced_precision():
     model = ViT5ClassificationNet(tiny_config(pattern="H", readout="gap", registers=0, hidden=8)).to(torch.bfloat16)
     grid = model.blocks[0].sequence_mixer.inner_mixer.mixer.global_conv.kernel.grid

@@ -81,6 +81,12 @@ class SIRENKernelND(nn.Module):
     def has_film(self) -> bool:
         return self.film_generator is not None
 
+    def _apply(self, fn, recurse=True):
+        # SPEC 9.12: the coordinates must stay float32 whatever dtype the module is cast to.
+        super()._apply(fn, recurse)
+        self.grid = coordinate_grid(self.l_cache, self.seq_lens).to(self.grid.device)
+        return self
+
     def forward(self, conditioning: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         film = self.film_generator(conditioning) if (self.has_film and conditioning is not None) else None
         h = torch.sin(self.positional_embedding(self.grid))
