@@ -149,13 +149,15 @@ def _round_to_bf16(x: np.ndarray) -> np.ndarray:
     return (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
 
 
-def _save(graph: onnx.ModelProto, path: Path, data_name: str) -> int:
-    """Write ``graph`` to ``path`` atomically; past the protobuf limit weights go to ``data_name``."""
+def _save(graph: onnx.ModelProto, path: Path, data_name: str, external: bool | None = None) -> int:
+    """Write ``graph`` to ``path`` atomically; weights go to ``data_name`` when ``external``
+    (by default: past the protobuf limit)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmpdir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
     try:
         tmp = tmpdir / path.name
-        external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
+        if external is None:
+            external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
         if external:
             onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                             location=data_name, size_threshold=1024)
@@ -181,9 +183,14 @@ def export_onnx(
     source: ModelSource | None = None,
     validate: bool = True,
     io_dtype: str = "fp32",
+    external_data: bool | None = None,
     progress: Progress = None,
 ) -> ExportResult:
-    """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch."""
+    """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch.
+
+    ``external_data``: store the weights in ``path + ".data"``; by default only when the graph
+    would exceed protobuf's 2 GB limit.
+    """
     path = Path(path)
     note = progress or (lambda message: None)
     timings = {}
@@ -200,6 +207,7 @@ def export_onnx(
         if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
             onnx.checker.check_model(graph)
             onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"internal: exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
     timings["check"] = time.perf_counter() - start
@@ -208,7 +216,10 @@ def export_onnx(
     start = time.perf_counter()
     staging = path.with_name(f".{path.name}.validating")
     data_file = path.with_name(path.name + ".data")
-    size = _save(graph, staging if validate else path, data_file.name)
+    size = _save(graph, staging if validate else path, data_file.name, external_data)
+    if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+        # Past 2 GB the checker must read the model from disk.
+        onnx.checker.check_model(str(staging if validate else path))
     timings["save"] = time.perf_counter() - start
 
     metrics = None
