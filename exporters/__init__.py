@@ -2,7 +2,7 @@
 FP16/BF16 graphs, validated against PyTorch on every export."""
 
 from .export import ExportError, ExportResult, OPSETS, PRECISIONS, build_graph, export_onnx, summarize, validate_graph
-from .lowering import LOWERINGS
+from .long_conv import LOWERINGS
 from .metadata import config_from_metadata, read_metadata
 from .precision import convert_precision, graph_precision
 

@@ -21,7 +21,9 @@ from vit5_infer.metrics import TOLERANCES, compare_logits, within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
 
 from .graph import GraphBuilder
-from .lowering import LOWERINGS, LoweringOptions, emit_network
+from .long_conv import LOWERINGS
+from .long_conv import choose as choose_long_conv
+from .lowering import LoweringOptions, emit_network
 from .metadata import build_metadata, write_metadata
 from .precision import REDUCED, convert_precision, emulate_in_fp32
 
@@ -30,6 +32,12 @@ PRECISIONS = ("fp32",) + tuple(REDUCED)
 FUSED_OPS = ("Attention", "RMSNormalization", "RotaryEmbedding", "Gelu", "LayerNormalization")
 # Protobuf cannot serialize a single message past 2 GiB; stay clear of it.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+LONG_CONV_DESCRIPTIONS = {
+    "direct": "direct: depthwise Conv with the baked, flipped SIREN kernel",
+    "spectral": "spectral: DFT as matrix products, kernel spectrum baked or computed per sample",
+    "scan": "scan: per-sample depthwise Conv in a Scan over the batch",
+}
 
 Progress = Optional[Callable[[str], None]]
 
@@ -77,8 +85,8 @@ def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = 
         raise ExportError(f"layout must be nchw or nhwc, got {layout!r}")
     if batch is not None and batch < 1:
         raise ExportError(f"batch must be >= 1, got {batch}")
-    long_conv = "direct" if lowering == "auto" else lowering
-    if long_conv not in LOWERINGS:
+    long_conv = lowering
+    if long_conv != "auto" and long_conv not in LOWERINGS:
         raise ExportError(f"lowering must be auto or one of {', '.join(LOWERINGS)}, got {lowering!r}")
     builder = GraphBuilder(opset)
     emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv))
@@ -87,10 +95,7 @@ def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = 
             "rope": "Gather+Mul+Add, tables baked",
             "norm": "RMSNormalization op" if opset >= 23 else "primitive ops (fp32)"}
     if "H" in model.config.network.layer_pattern:
-        used["long_conv"] = (
-            "per-sample depthwise Conv in Scan (FiLM kernels)" if model.config.film is not None
-            else "depthwise Conv, baked flipped SIREN kernel"
-        )
+        used["long_conv"] = LONG_CONV_DESCRIPTIONS[choose_long_conv(long_conv, model.config.film is not None)]
     if precision != "fp32":
         graph = convert_precision(graph, precision, io_dtype=io_dtype)
     elif io_dtype != "fp32":

@@ -33,8 +33,8 @@ from vit5_infer.layers.rope import rotation_permutation
 from vit5_infer.network import ViT5ClassificationNet
 
 from .graph import FLOAT, GraphBuilder
+from .long_conv import long_conv
 
-LOWERINGS = ("direct",)
 
 
 @dataclass
@@ -42,7 +42,7 @@ class LoweringOptions:
     opset: int = 23
     batch: int | None = None  # None: dynamic batch
     layout: str = "nchw"
-    long_conv: str = "direct"
+    long_conv: str = "auto"
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -170,112 +170,8 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
 
 
 # ---- Hyena -----------------------------------------------------------------------------------------
-def _flipped_grid_embedding(kernel) -> np.ndarray:
-    """``sin(positional_linear(grid))`` over the grid flipped in both axes, flattened: ``[G, E]``.
-
-    Evaluating the SIREN on the flipped grid yields the flipped kernel directly, which is what a
-    cross-correlation (ONNX Conv) needs to compute the upstream convolution (SPEC 5.6).
-    """
-    with torch.no_grad():
-        grid = kernel.grid.flip(1, 2)
-        e = torch.sin(kernel.positional_embedding(grid))
-    return _np(e.reshape(-1, e.shape[-1]))
-
-
-def baked_long_conv_weight(conv) -> np.ndarray:
-    """Depthwise Conv weight ``[C, 1, 2H-1, 2W-1]``: the flipped, masked kernel plus the shortcut."""
-    with torch.no_grad():
-        kernel = conv.channels_first_kernel()[0].flip(-2, -1).clone()
-        ky, kx = kernel.shape[-2:]
-        kernel[:, ky // 2, kx // 2] += conv.shortcut
-    return _np(kernel)[:, None]
-
-
-def _scan_depthwise_conv(b: GraphBuilder, z: str, kernel: str, channels: int, ksize: tuple[int, int],
-                         pads: list[int]) -> str:
-    """Per-sample depthwise convolution for a dynamic batch: Scan over the batch axis."""
-    from onnx import helper
-
-    ky, kx = ksize
-    zb, kb, yb = "z_b", "k_b", "y_b"
-    axes0 = helper.make_tensor("axes0", 7, [1], [0])
-    kshape = helper.make_tensor("kshape", 7, [4], [channels, 1, ky, kx])
-    body = helper.make_graph(
-        [
-            helper.make_node("Unsqueeze", [zb, "axes0"], ["z4"]),
-            helper.make_node("Reshape", [kb, "kshape"], ["k4"]),
-            helper.make_node("Conv", ["z4", "k4"], ["y4"], group=channels, pads=pads),
-            helper.make_node("Squeeze", ["y4", "axes0"], [yb]),
-        ],
-        "per_sample_conv",
-        [helper.make_tensor_value_info(zb, FLOAT, None), helper.make_tensor_value_info(kb, FLOAT, None)],
-        [helper.make_tensor_value_info(yb, FLOAT, None)],
-        [axes0, kshape],
-    )
-    return b.op("Scan", [z, kernel], num_scan_inputs=2, body=body, name="long_conv_scan")
-
-
-def film_kernel(b: GraphBuilder, conv, cond: str) -> str:
-    """Per-sample flipped kernel ``[B, C, 2H-1, 2W-1]`` from the FiLM-modulated SIREN, in float32."""
-    kernel = conv.kernel
-    gen = kernel.film_generator
-    hd = kernel.mlp_hidden_dim
-    ky, kx = (2 * s - 1 for s in kernel.seq_lens)
-    with b.scope("film"), b.fp32_region():
-        hidden = b.linear(cond, _np(gen.mlp[0].weight), _np(gen.mlp[0].bias), "mlp0")
-        out = b.linear(gelu(b, hidden), _np(gen.mlp[2].weight), _np(gen.mlp[2].bias), "mlp2")
-        pieces = b.split(out, [hd] * (2 * gen.num_film_layers), axis=-1)
-        pairs = [(b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
-                 for i in range(gen.num_film_layers)]
-
-        def modulate(h: str, pair) -> str:
-            return b.op("Add", [b.op("Mul", [h, pair[0]]), pair[1]])
-
-        embedding = _flipped_grid_embedding(kernel)
-        layers = list(kernel.hidden_linears)
-        offset = 0
-        if kernel.film_after_pos_embed:
-            h = modulate(b.weight("grid_embedding", embedding), pairs[0])
-            offset = 1
-        else:
-            # No modulation before the first hidden sine: that layer is input-independent too.
-            first = layers.pop(0)
-            with torch.no_grad():
-                baked = torch.sin(first(torch.from_numpy(embedding)))
-            h = modulate(b.weight("hidden0", _np(baked)), pairs[0])
-            offset = 1
-        for i, linear in enumerate(layers):
-            h = b.op("Sin", [b.linear(h, _np(linear.weight), _np(linear.bias), f"hidden{i + offset}")])
-            h = modulate(h, pairs[i + offset])
-        k = b.linear(h, _np(kernel.out_linear.weight), _np(kernel.out_linear.bias), "out_linear")
-        if conv.mask is not None:
-            with torch.no_grad():
-                mask = conv.mask.mask(kernel.grid.flip(1, 2))
-            k = b.op("Mul", [k, b.weight("mask", _np(mask.reshape(-1, mask.shape[-1])))])
-        k = b.reshape(b.transpose(k, [0, 2, 1]), [0, conv.hidden_dim, ky, kx])
-        centre = np.zeros((1, conv.hidden_dim, ky, kx), np.float32)
-        centre[0, :, ky // 2, kx // 2] = _np(conv.shortcut)
-        return b.op("Add", [k, b.weight("shortcut_tap", centre)])
-
-
-def long_conv(b: GraphBuilder, conv, z: str, rows: int, cols: int, cond: str | None) -> str:
-    """Upstream's FFT long convolution, as a depthwise Conv with the flipped kernel (SPEC 5.6)."""
-    c = conv.hidden_dim
-    pads = [rows - 1, cols - 1, rows - 1, cols - 1]
-    with b.scope("long_conv"):
-        z4 = b.reshape(b.transpose(z, [0, 2, 1]), [0, c, rows, cols])
-        if conv.has_film:
-            kernel = film_kernel(b, conv, cond)
-            with b.fp32_region():
-                y = _scan_depthwise_conv(b, z4, kernel, c, (2 * rows - 1, 2 * cols - 1), pads)
-        else:
-            with b.fp32_region():
-                y = b.op("Conv", [z4, b.weight("kernel", baked_long_conv_weight(conv))], group=c, pads=pads)
-        return b.transpose(b.reshape(y, [0, c, rows * cols]), [0, 2, 1])
-
-
 def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond: str | None,
-          out_scale: np.ndarray | None) -> str:
+          out_scale: np.ndarray | None, long_conv_lowering: str) -> str:
     inner = adapter.inner_mixer
     mixer: Hyena = inner.mixer
     d = inner.hidden_dim
@@ -300,7 +196,7 @@ def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond:
         z = b.op("Mul", [q, activation(b, mixer.gate, kk)])
         if mixer.pixelhyena_norm is not None:
             z = rms_norm(b, z, _np(mixer.pixelhyena_norm.weight), mixer.pixelhyena_norm.eps)
-        h = long_conv(b, mixer.global_conv, z, rows, cols, cond)
+        h = long_conv(b, mixer.global_conv, z, rows, cols, cond, long_conv_lowering)
         y = b.op("Mul", [h, activation(b, mixer.gate_2, v)])
         if mixer.output_norm is not None:
             y = rms_norm(b, y, _np(mixer.output_norm.weight), mixer.output_norm.eps)
@@ -333,7 +229,7 @@ def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: i
     raise TypeError(f"unsupported register conditioning {type(pooling).__name__}")
 
 
-def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int) -> str:
+def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_conv_lowering: str) -> str:
     ls_attn = None if blk.ls_attn is None else _np(blk.ls_attn.gamma)
     fold_attn = ls_attn if blk.grn is None else None
     a = rms_norm(b, x, _np(blk.input_norm.weight), blk.input_norm.eps)
@@ -344,7 +240,7 @@ def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int) -> str:
         cond = None
         if blk.register_pooling is not None:
             cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
-        m = hyena(b, mixer, a, tokens, cond, fold_attn)
+        m = hyena(b, mixer, a, tokens, cond, fold_attn, long_conv_lowering)
     if blk.grn is not None:
         m = grn(b, blk.grn, m)
         if ls_attn is not None:
@@ -387,14 +283,15 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
             x = b.op("Concat", [x, b.op("Expand", [tokens, shape])], axis=1)
 
     t0, padded = cfg.num_tokens, bool(padded_blocks and cfg.num_pad)
+    lowering = options.long_conv
     last_padded = padded_blocks[-1] if padded_blocks else -1
     for i, (kind, blk) in enumerate(zip(pattern, model.blocks)):
         with b.scope(f"blocks.{i}"):
             if padded and kind not in PADDING_TYPES:
                 head, tail = b.slice(x, 0, t0, axis=1), b.slice(x, t0, cfg.num_padded_tokens, axis=1)
-                x = b.op("Concat", [block(b, blk, head, t0), tail], axis=1)
+                x = b.op("Concat", [block(b, blk, head, t0, lowering), tail], axis=1)
             else:
-                x = block(b, blk, x, cfg.num_padded_tokens if padded else t0)
+                x = block(b, blk, x, cfg.num_padded_tokens if padded else t0, lowering)
             if padded and i == last_padded:
                 x = b.slice(x, 0, t0, axis=1)  # nothing reads the padding tokens from here on
                 padded = False
