@@ -131,6 +131,17 @@ def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndar
     return cos_t.astype(np.float32), sin_t.astype(np.float32), index
 
 
+def rotate_halves(b: GraphBuilder, x: str, heads: int, hd: int) -> str:
+    """``[a, b, c, d] -> [b, a, d, c]`` on the last axis (quarters): the rotation without its signs.
+
+    One reversed Slice over a [2, 2, hd/4] view; several times faster on ONNX Runtime CPU than a
+    Gather along the innermost axis (measured 1.0 vs 6.2 ms for [8, 201, 12, 64]).
+    """
+    view = b.reshape(x, [0, 0, heads, 2, 2, hd // 4])
+    swapped = b.op("Slice", [view, b.const([-1]), b.const([-(2**62)]), b.const([4]), b.const([-1])])
+    return b.reshape(swapped, [0, 0, heads, hd])
+
+
 def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None) -> str:
     d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
     fused = b.opset >= 23
@@ -143,8 +154,8 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
                 qk = rms_norm(b, qk, np.ones(hd, np.float32), att.q_norm.eps)
             else:
                 qk = l2_normalize(b, qk, axis=-1)
-        cos_t, sin_t, index = rope_tables_for_graph(att, fold_scale=not fused)
-        rotated = b.op("Gather", [qk, b.const(index)], axis=3)
+        cos_t, sin_t, _ = rope_tables_for_graph(att, fold_scale=not fused)
+        rotated = rotate_halves(b, qk, 2 * heads, hd)
         qk = b.op(
             "Add",
             [b.op("Mul", [qk, b.weight("rope_cos", cos_t)]), b.op("Mul", [rotated, b.weight("rope_sin", sin_t)])],
