@@ -110,7 +110,7 @@ def export(
     precision: Annotated[Precision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32).")] = Precision.fp32,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
-    lowering: Annotated[str, typer.Option("--lowering", "--target", help="Hyena long-conv lowering: auto, direct, toeplitz or fft.")] = "auto",
+    lowering: Annotated[str, typer.Option("--lowering", "--target", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
