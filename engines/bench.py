@@ -34,6 +34,8 @@ import numpy as np
 from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.metrics import compare_logits, within_tolerance
 
+from .host_memory import peak_rss_bytes, reset_peak_rss
+
 LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
 ACCURACY_KEYS = ("max_abs_err", "mean_abs_err", "cosine", "top1_agreement", "top5_agreement")
 
@@ -591,6 +593,8 @@ def run_backend(
     with runner:
         for batch, x in inputs.items():
             label = f"{plan.backend} [{plan.precision}] batch {batch}"
+            # CPU runners have no device allocator to ask: use the process's peak RSS, reset per run.
+            host_peak = runner.device == "cpu" and reset_peak_rss()
             if on_status:
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
                 on_status(f"warming up {label}")
@@ -606,7 +610,7 @@ def run_backend(
                     references[batch],
                     logits,
                     flops_per_image=flops_per_image,
-                    peak_memory_bytes=runner.peak_memory_bytes(),
+                    peak_memory_bytes=runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None),
                 )
             )
     return results
