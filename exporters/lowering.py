@@ -11,6 +11,8 @@ rounding; the export validation checks the result against PyTorch):
   baked into a depthwise convolution whose centre tap also carries the ``shortcut`` term.
 - Padding tokens are only appended when a Hyena block needs the padded grid, and are dropped after
   the last such block: attention blocks never read them and neither does the readout.
+- With a ``cls`` or ``register_concat`` readout, a final attention block computes only the tokens
+  the readout reads (as queries, and through its MLP); keys and values still span every token.
 """
 
 from __future__ import annotations
@@ -142,7 +144,10 @@ def rotate_halves(b: GraphBuilder, x: str, heads: int, hd: int) -> str:
     return b.reshape(swapped, [0, 0, heads, hd])
 
 
-def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None) -> str:
+def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None,
+              query_rows: tuple[int, int] | None = None) -> str:
+    """Self-attention on ``x [B, T, D]``; with ``query_rows=(start, count)`` only those tokens are
+    computed as queries (keys and values still cover all T), giving ``[B, count, D]``."""
     d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
     fused = b.opset >= 23
     with b.scope("attn"):
@@ -163,11 +168,15 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
         )
         if fused:
             q, k = b.split(b.reshape(qk, [0, 0, 2 * d]), [d, d], axis=-1)
+            if query_rows is not None:
+                q = b.slice(q, query_rows[0], sum(query_rows), axis=1)
             # softmax_precision=FLOAT keeps the softmax in float32 when the graph is FP16/BF16.
             o = b.op("Attention", [q, k, v], q_num_heads=heads, kv_num_heads=heads, scale=float(att.scale),
                      softmax_precision=FLOAT)
         else:
             q, k = b.split(b.transpose(qk, [0, 2, 1, 3]), [heads, heads], axis=1)
+            if query_rows is not None:
+                q = b.slice(q, query_rows[0], sum(query_rows), axis=2)
             scores = b.op("MatMul", [q, b.transpose(k, [0, 1, 3, 2])], name="qk_matmul")
             with b.fp32_region():
                 probs = b.op("Softmax", [scores], axis=-1)
@@ -240,13 +249,17 @@ def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: i
     raise TypeError(f"unsupported register conditioning {type(pooling).__name__}")
 
 
-def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_conv_lowering: str) -> str:
+def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_conv_lowering: str,
+          query_rows: tuple[int, int] | None = None) -> str:
+    """One residual block; ``query_rows`` (attention blocks only) keeps just those output tokens."""
     ls_attn = None if blk.ls_attn is None else _np(blk.ls_attn.gamma)
     fold_attn = ls_attn if blk.grn is None else None
     a = rms_norm(b, x, _np(blk.input_norm.weight), blk.input_norm.eps)
     mixer = blk.sequence_mixer
     if isinstance(mixer, ViT5Attention):
-        m = attention(b, mixer, a, fold_attn)
+        m = attention(b, mixer, a, fold_attn, query_rows)
+        if query_rows is not None:
+            x = b.slice(x, query_rows[0], sum(query_rows), axis=1)
     else:
         cond = None
         if blk.register_pooling is not None:
@@ -296,9 +309,15 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
     t0, padded = cfg.num_tokens, bool(padded_blocks and cfg.num_pad)
     lowering = options.long_conv
     last_padded = padded_blocks[-1] if padded_blocks else -1
+    # The readout of cls / register_concat reads a few tokens: a final attention block only needs
+    # to compute those (as queries; keys and values still span every token).
+    readout_rows = {"cls": (n, 1), "register_concat": (n, net.num_registers)}.get(net.readout)
+    pruned = readout_rows is not None and pattern[-1] == "A"
     for i, (kind, blk) in enumerate(zip(pattern, model.blocks)):
         with b.scope(f"blocks.{i}"):
-            if padded and kind not in PADDING_TYPES:
+            if pruned and i == len(pattern) - 1:
+                x = block(b, blk, x, t0, lowering, query_rows=readout_rows)
+            elif padded and kind not in PADDING_TYPES:
                 head, tail = b.slice(x, 0, t0, axis=1), b.slice(x, t0, cfg.num_padded_tokens, axis=1)
                 x = b.op("Concat", [block(b, blk, head, t0, lowering), tail], axis=1)
             else:
@@ -308,12 +327,13 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
                 padded = False
 
     with b.scope("head"):
+        first = 0 if pruned else n  # index of the first readout token in x
         if net.readout == "cls":
-            pooled = b.op("Gather", [x, b.const(n)], axis=1)
+            pooled = b.op("Gather", [x, b.const(first)], axis=1)
         elif net.readout == "gap":
             pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
         else:
-            regs = b.slice(x, n, n + net.num_registers, axis=1)
+            regs = b.slice(x, first, first + net.num_registers, axis=1)
             pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", _np(model.register_neck.weight).T)]),
                                [0, -1])
         pooled = rms_norm(b, pooled, _np(model.out_norm.weight), model.out_norm.eps)
