@@ -1,0 +1,174 @@
+"""Structure of the exported graphs: fused ops per opset, no DFT, baked SIREN, ONNX checker."""
+
+from __future__ import annotations
+
+import json
+
+import onnx
+import pytest
+from export_cases import (
+    ATTENTION_ONLY_CASES,
+    FILM_CASES,
+    GOLDEN,
+    GOLDEN_CASES,
+    PLAIN_HYENA_CASES,
+    exported,
+    golden_model,
+    op_counts,
+)
+
+
+def _pattern(name: str) -> str:
+    return json.loads((GOLDEN / f"{name}.json").read_text())["network"]["layer_pattern"]
+
+
+def test_case_groups_match_the_golden_architectures():
+    for name in GOLDEN_CASES:
+        spec = json.loads((GOLDEN / f"{name}.json").read_text())
+        has_h = "H" in spec["network"]["layer_pattern"]
+        film = spec.get("film") is not None
+        assert (name in FILM_CASES) == (has_h and film)
+        assert (name in PLAIN_HYENA_CASES) == (has_h and not film)
+        assert (name in ATTENTION_ONLY_CASES) == (not has_h)
+        assert golden_model(name)[0].config.network.layer_pattern == spec["network"]["layer_pattern"]
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_opset23_one_attention_node_per_attention_block(tmp_path_factory, name):
+    ops = op_counts(onnx.load(str(exported(tmp_path_factory, name, opset=23).path)))
+    assert ops["Attention"] == _pattern(name).count("A")
+    assert ops["Softmax"] == 0  # the softmax lives inside Attention
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", ["attn_cls_r4", "hybrid_pool_film"])
+def test_opset23_reduced_precision_keeps_one_attention_per_block(tmp_path_factory, name, precision):
+    ops = op_counts(onnx.load(str(exported(tmp_path_factory, name, opset=23, precision=precision).path)))
+    assert ops["Attention"] == _pattern(name).count("A")
+
+
+@pytest.mark.parametrize("opset", [18, 17])
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_pre23_graphs_have_no_fused_opset23_ops(tmp_path_factory, name, opset):
+    model = onnx.load(str(exported(tmp_path_factory, name, opset=opset).path))
+    ops = op_counts(model)
+    assert ops["Attention"] == 0 and ops["RMSNormalization"] == 0
+    assert model.opset_import[0].version == opset
+    if "A" in _pattern(name):
+        assert ops["Softmax"] == _pattern(name).count("A")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(opset=23), dict(opset=18), dict(opset=17), dict(opset=23, precision="fp16"), dict(opset=18, precision="fp16"),
+     dict(opset=23, precision="bf16"), dict(opset=23, layout="nhwc")],
+    ids=lambda o: "-".join(str(v) for v in o.values()),
+)
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_no_dft_in_default_graphs(tmp_path_factory, name, options):
+    model = onnx.load(str(exported(tmp_path_factory, name, **options).path))
+    ops = op_counts(model, recursive=True)
+    assert ops["DFT"] == 0 and ops["STFT"] == 0
+
+
+@pytest.mark.parametrize("opset", [23, 18])
+@pytest.mark.parametrize("lowering", ["scan", "direct"])  # "direct" with FiLM kernels means the Scan
+@pytest.mark.parametrize("name", FILM_CASES)
+def test_film_scan_body_has_conv_and_no_dft(tmp_path_factory, name, lowering, opset):
+    """The per-sample FiLM long convolution runs in a Scan whose body holds the Conv (not a DFT)."""
+    model = onnx.load(str(exported(tmp_path_factory, name, opset=opset, lowering=lowering).path))
+    assert op_counts(model)["DFT"] == 0
+    scans = [n for n in model.graph.node if n.op_type == "Scan"]
+    assert len(scans) == _pattern(name).count("H")
+    for scan in scans:
+        body = next(a.g for a in scan.attribute if a.name == "body")
+        body_ops = {n.op_type for n in body.node}
+        assert "Conv" in body_ops and "DFT" not in body_ops
+
+
+LOWERING_VARIANTS = [dict(opset=23), dict(opset=18), dict(opset=23, lowering="direct"),
+                     dict(opset=23, lowering="spectral"), dict(opset=23, lowering="scan")]
+
+
+@pytest.mark.parametrize("options", LOWERING_VARIANTS, ids=lambda o: "-".join(str(v) for v in o.values()))
+@pytest.mark.parametrize("name", PLAIN_HYENA_CASES + ATTENTION_ONLY_CASES)
+def test_no_sin_without_film(tmp_path_factory, name, options):
+    ops = op_counts(onnx.load(str(exported(tmp_path_factory, name, **options).path)))
+    assert ops["Sin"] == 0 and ops["DFT"] == 0
+
+
+@pytest.mark.parametrize("options", LOWERING_VARIANTS, ids=lambda o: "-".join(str(v) for v in o.values()))
+@pytest.mark.parametrize("name", FILM_CASES)
+def test_film_hyena_keeps_the_siren_sines(tmp_path_factory, name, options):
+    model = golden_model(name)[0]
+    ops = op_counts(onnx.load(str(exported(tmp_path_factory, name, **options).path)))
+    assert ops["DFT"] == 0
+    # One FiLM-modulated SIREN per Hyena block; at least its last hidden sine depends on the input.
+    assert ops["Sin"] >= _pattern(name).count("H")
+    assert ops["Sin"] <= _pattern(name).count("H") * model.config.hyena.kernel_num_layers
+
+
+@pytest.mark.parametrize("name", PLAIN_HYENA_CASES)
+@pytest.mark.parametrize("lowering", ["auto", "direct"])
+def test_plain_hyena_long_conv_is_one_depthwise_conv_per_block(tmp_path_factory, name, lowering):
+    model = onnx.load(str(exported(tmp_path_factory, name, opset=23, lowering=lowering).path))
+    h_blocks = _pattern(name).count("H")
+    # patch embedding + (short conv + long conv) per Hyena block
+    assert op_counts(model)["Conv"] == 1 + 2 * h_blocks
+    assert op_counts(model)["Scan"] == 0
+
+
+CHECKED_VARIANTS = [
+    dict(opset=23), dict(opset=18), dict(opset=17),
+    dict(opset=23, precision="fp16"), dict(opset=18, precision="fp16"), dict(opset=17, precision="fp16"),
+    dict(opset=23, precision="bf16"),
+    dict(opset=23, layout="nhwc"), dict(opset=18, layout="nhwc"), dict(opset=17, layout="nhwc", precision="fp16"),
+    dict(opset=23, batch=2), dict(opset=23, precision="fp16", io_dtype="fp16"),
+    dict(opset=23, precision="bf16", io_dtype="bf16"),
+]
+
+
+@pytest.mark.parametrize("options", CHECKED_VARIANTS, ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_checker_and_strict_shape_inference(tmp_path_factory, name, options):
+    path = exported(tmp_path_factory, name, **options).path
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+    inferred = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    out = inferred.graph.output[0].type.tensor_type.shape.dim
+    assert out[1].dim_value == golden_model(name)[0].config.network.num_classes
+
+
+@pytest.mark.xfail(strict=True, reason="bug: bf16 at opset < 22 builds a Conv on bfloat16 (unsupported before "
+                   "Conv-22) and export_onnx fails with 'internal: exported graph fails the ONNX checker'")
+@pytest.mark.parametrize("opset", [18, 17])
+def test_bf16_below_opset23_is_valid_or_rejected_clearly(tmp_path, opset):
+    from vit5_infer.exporters import ExportError, export_onnx
+
+    model, source = golden_model("attn_cls_r4")
+    path = tmp_path / "bf16.onnx"
+    try:
+        export_onnx(model, path, opset=opset, precision="bf16", source=source)
+    except ExportError as exc:
+        # Acceptable: the option combination is refused up front, naming it, not as an internal failure.
+        message = str(exc)
+        assert "internal" not in message and "bf16" in message and str(opset) in message, message
+        assert not path.exists()
+        return
+    onnx.checker.check_model(str(path), full_check=True)
+    onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
+
+
+@pytest.mark.xfail(strict=True, reason="bug: lowering='scan' on a Hyena model without FiLM builds the direct "
+                   "depthwise Conv (no Scan) but the export reports/records long_conv = 'scan: per-sample "
+                   "depthwise Conv in a Scan over the batch'")
+def test_scan_lowering_report_matches_the_graph(tmp_path_factory):
+    result = exported(tmp_path_factory, "hyena_gap", opset=23, lowering="scan")
+    model = onnx.load(str(result.path))
+    has_scan = op_counts(model)["Scan"] > 0
+    described = result.lowering["long_conv"]
+    assert ("Scan" in described) == has_scan, f"graph has Scan: {has_scan}; reported: {described!r}"
+    from vit5_infer.exporters import read_metadata
+
+    assert read_metadata(result.path)["lowering"]["long_conv"] == described

@@ -1,0 +1,255 @@
+"""FP16 / BF16 graphs: accuracy on ORT CPU, float32 islands, IO types, convert_precision."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import onnx
+import pytest
+from export_cases import FILM_CASES, GOLDEN_CASES, PLAIN_HYENA_CASES, cosine, elem_types, exported, load_golden_io, run
+from onnx import TensorProto
+
+from vit5_infer.exporters import convert_precision, graph_precision
+from vit5_infer.exporters.graph import KEEP_FP32
+from vit5_infer.exporters.precision import emulate_in_fp32
+
+FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
+
+
+def _load(tmp_path_factory, name, **options) -> onnx.ModelProto:
+    return onnx.load(str(exported(tmp_path_factory, name, **options).path))
+
+
+def _io_types(model: onnx.ModelProto) -> tuple[int, int]:
+    return model.graph.input[0].type.tensor_type.elem_type, model.graph.output[0].type.tensor_type.elem_type
+
+
+# ---- FP16 ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("opset", [23, 18])
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_fp16_close_to_fp32_on_golden_inputs(tmp_path_factory, name, opset):
+    pixels, upstream = load_golden_io(name)
+    fp32 = run(exported(tmp_path_factory, name, opset=opset).path, pixels)
+    result = exported(tmp_path_factory, name, opset=opset, precision="fp16")
+    fp16 = run(result.path, pixels)
+    assert fp16.dtype == np.float32
+    assert cosine(fp16, fp32) >= 0.999
+    assert np.array_equal(fp16.argmax(-1), fp32.argmax(-1))
+    assert np.array_equal(fp16.argmax(-1), upstream.argmax(-1))
+    assert result.validation["passed"] is True and result.validation["precision"] == "fp16"
+
+
+@pytest.mark.parametrize("opset", [23, 18])
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_fp16_graph_is_really_fp16_with_fp32_io(tmp_path_factory, name, opset):
+    model = _load(tmp_path_factory, name, opset=opset, precision="fp16")
+    assert _io_types(model) == (TensorProto.FLOAT, TensorProto.FLOAT)
+    assert graph_precision(model) == "fp16"
+    values = Counter()
+    for init in model.graph.initializer:
+        values[init.data_type] += int(np.prod(init.dims))
+    # The weights (MatMul/Conv) dominate: most stored values are FP16.
+    assert values[TensorProto.FLOAT16] > 0.8 * sum(values.values()), values
+    types = elem_types(model)
+    matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and n.doc_string != KEEP_FP32]
+    assert matmuls and all(types[n.input[0]] == TensorProto.FLOAT16 for n in matmuls)
+
+
+def _keep_fp32_nodes(model):
+    return [n for n in model.graph.node if n.doc_string == KEEP_FP32]
+
+
+def _check_keep_fp32(model, name, opset, lowering):
+    from vit5_infer.exporters.long_conv import choose
+
+    types = elem_types(model)
+    tagged = _keep_fp32_nodes(model)
+    for node in tagged:
+        for name_in in node.input:
+            if name_in and types.get(name_in) in FLOAT_TYPES:
+                assert types[name_in] == TensorProto.FLOAT, f"{node.op_type} {node.name} reads {name_in} as " \
+                                                           f"{TensorProto.DataType.Name(types[name_in])}"
+        for out in node.output:
+            if types.get(out) in FLOAT_TYPES:
+                assert types[out] == TensorProto.FLOAT, f"{node.name} writes {out}"
+    kinds = Counter(n.op_type for n in tagged)
+    pattern = golden_pattern(name)
+    hyena_blocks = pattern.count("H")
+    every = Counter(n.op_type for n in model.graph.node)
+    # What must be in the float32 islands:
+    assert kinds["Sin"] == every["Sin"], "every SIREN sine stays float32"
+    assert kinds["Softmax"] == every["Softmax"]
+    assert kinds["Scan"] == every["Scan"]
+    if hyena_blocks:
+        method = choose(lowering, name in FILM_CASES)
+        if method == "scan" and name not in FILM_CASES:
+            method = "direct"  # a shared baked kernel needs no per-sample Scan (see test_scan_lowering_report)
+        if method == "direct":
+            assert kinds["Conv"] == hyena_blocks  # not the short convs nor the patch embedding
+        elif method == "scan":
+            assert kinds["Scan"] == hyena_blocks
+        else:  # spectral: the DFT matrix products of the long convolution
+            long_conv_matmuls = [n for n in model.graph.node if n.op_type == "MatMul" and "long_conv" in n.name]
+            assert len(long_conv_matmuls) >= 4 * hyena_blocks
+            assert all(n.doc_string == KEEP_FP32 for n in long_conv_matmuls)
+    if name in FILM_CASES:
+        assert kinds["Sin"] >= hyena_blocks
+    if opset < 23:
+        assert kinds["Softmax"] == pattern.count("A")
+        # RMSNorm decomposition: ReduceMean -> Sqrt -> Reciprocal, one per norm
+        assert kinds["Reciprocal"] == every["Reciprocal"] > 0
+        assert kinds["Sqrt"] == every["Sqrt"] and kinds["ReduceMean"] >= kinds["Reciprocal"]
+    else:
+        assert every["RMSNormalization"] > 0 and every["Softmax"] == 0
+
+
+@pytest.mark.parametrize("opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")])
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_keep_fp32_nodes_compute_in_float32(tmp_path_factory, name, opset, precision):
+    _check_keep_fp32(_load(tmp_path_factory, name, opset=opset, precision=precision), name, opset, "auto")
+
+
+@pytest.mark.parametrize("lowering", ["direct", "spectral", "scan"])
+@pytest.mark.parametrize("name", PLAIN_HYENA_CASES + FILM_CASES)
+def test_keep_fp32_for_every_long_conv_lowering(tmp_path_factory, name, lowering):
+    result = exported(tmp_path_factory, name, opset=23, precision="fp16", lowering=lowering)
+    _check_keep_fp32(onnx.load(str(result.path)), name, 23, lowering)
+    pixels, upstream = load_golden_io(name)
+    out = run(result.path, pixels)
+    assert cosine(out, upstream) >= 0.999 and np.array_equal(out.argmax(-1), upstream.argmax(-1))
+
+
+def golden_pattern(name):
+    from export_cases import golden_model
+
+    return golden_model(name)[0].config.network.layer_pattern
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", ["attn_cls_r4", "attn_gap_r0_bias", "hybrid_pool_film"])
+def test_attention_softmax_precision_is_float32(tmp_path_factory, name, precision):
+    model = _load(tmp_path_factory, name, opset=23, precision=precision)
+    attention = [n for n in model.graph.node if n.op_type == "Attention"]
+    assert attention
+    for node in attention:
+        attrs = {a.name: a for a in node.attribute}
+        assert "softmax_precision" in attrs and attrs["softmax_precision"].i == TensorProto.FLOAT
+
+
+@pytest.mark.parametrize("name", ["attn_cls_r4", "hyena_gap", "hybrid_pool_film"])
+def test_fp16_io_dtype(tmp_path_factory, name):
+    result = exported(tmp_path_factory, name, opset=23, precision="fp16", io_dtype="fp16")
+    model = onnx.load(str(result.path))
+    assert _io_types(model) == (TensorProto.FLOAT16, TensorProto.FLOAT16)
+    pixels, upstream = load_golden_io(name)
+    out = run(result.path, pixels.astype(np.float16))
+    assert out.dtype == np.float16
+    assert cosine(out, upstream) >= 0.999
+    assert np.array_equal(out.astype(np.float32).argmax(-1), upstream.argmax(-1))
+    assert result.metadata["io_dtype"] == "fp16"
+
+
+# ---- BF16 ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_bf16_weights_and_emulated_validation(tmp_path_factory, name):
+    result = exported(tmp_path_factory, name, opset=23, precision="bf16")
+    model = onnx.load(str(result.path))
+    assert graph_precision(model) == "bf16"
+    kinds = Counter(init.data_type for init in model.graph.initializer)
+    assert kinds[TensorProto.BFLOAT16] > 0 and kinds[TensorProto.FLOAT16] == 0
+    values = Counter()
+    for init in model.graph.initializer:
+        values[init.data_type] += int(np.prod(init.dims))
+    assert values[TensorProto.BFLOAT16] > 0.8 * sum(values.values())
+    assert _io_types(model) == (TensorProto.FLOAT, TensorProto.FLOAT)
+    v = result.validation
+    assert v["passed"] is True and v["precision"] == "bf16"
+    assert "emulat" in v["method"].lower()
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_bf16_emulation_runs_on_golden_inputs(tmp_path_factory, name):
+    import onnxruntime as ort
+
+    model = _load(tmp_path_factory, name, opset=23, precision="bf16")
+    emulated = emulate_in_fp32(model)
+    assert all(i.data_type != TensorProto.BFLOAT16 for i in emulated.graph.initializer)
+    session = ort.InferenceSession(emulated.SerializeToString(), providers=["CPUExecutionProvider"])
+    pixels, upstream = load_golden_io(name)
+    out = session.run(["logits"], {"pixel_values": pixels})[0]
+    assert cosine(out, upstream) >= 0.995
+    # it is not secretly the float32 graph: BF16 rounding shows
+    assert np.abs(out - upstream).max() > 1e-5
+
+
+def test_bf16_io_dtype(tmp_path_factory):
+    result = exported(tmp_path_factory, "hybrid_pool_film", opset=23, precision="bf16", io_dtype="bf16")
+    model = onnx.load(str(result.path))
+    assert _io_types(model) == (TensorProto.BFLOAT16, TensorProto.BFLOAT16)
+    assert result.validation["passed"] is True
+
+
+# ---- convert_precision -----------------------------------------------------------------------------
+def _structure(model: onnx.ModelProto) -> dict:
+    from export_cases import op_counts
+
+    attention = sorted(
+        tuple(sorted((a.name, a.i) for a in n.attribute if a.type == onnx.AttributeProto.INT))
+        for n in model.graph.node if n.op_type == "Attention"
+    )
+    casts = Counter(next(a.i for a in n.attribute if a.name == "to") for n in model.graph.node if n.op_type == "Cast")
+    return {
+        "ops": op_counts(model),
+        "initializers": sorted((i.name, i.data_type, tuple(i.dims)) for i in model.graph.initializer),
+        "io": _io_types(model),
+        "attention": attention,
+        "casts": casts,
+        "keep_fp32": Counter(n.op_type for n in model.graph.node if n.doc_string == KEEP_FP32),
+    }
+
+
+@pytest.mark.parametrize(
+    "opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")]
+)
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_convert_precision_equals_direct_export(tmp_path_factory, name, opset, precision):
+    fp32 = _load(tmp_path_factory, name, opset=opset)
+    converted = convert_precision(fp32, precision)
+    direct = _load(tmp_path_factory, name, opset=opset, precision=precision)
+    assert _structure(converted) == _structure(direct)
+    assert graph_precision(converted) == precision
+    assert graph_precision(fp32) == "fp32"
+    if precision == "fp16":
+        pixels, _ = load_golden_io(name)
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(converted.SerializeToString(), providers=["CPUExecutionProvider"])
+        out = session.run(["logits"], {"pixel_values": pixels})[0]
+        np.testing.assert_allclose(out, run(exported(tmp_path_factory, name, opset=opset, precision=precision).path,
+                                            pixels), rtol=0, atol=1e-6)
+
+
+def test_convert_precision_does_not_modify_its_input(tmp_path_factory):
+    fp32 = _load(tmp_path_factory, "hybrid_pool_film", opset=18)
+    before = fp32.SerializeToString()
+    convert_precision(fp32, "fp16")
+    assert fp32.SerializeToString() == before
+
+
+def test_convert_precision_of_untagged_graph_keeps_sensitive_ops_fp32(tmp_path_factory):
+    """A graph without KEEP_FP32 tags (from elsewhere): softmax, sines, norm statistics stay float32."""
+    model = _load(tmp_path_factory, "hybrid_pool_film", opset=18)
+    for node in model.graph.node:
+        node.doc_string = ""
+    converted = convert_precision(model, "fp16")
+    types = elem_types(converted)
+    checked = 0
+    for node in converted.graph.node:
+        if node.op_type in ("Softmax", "Sin", "Scan", "Sqrt", "Reciprocal", "ReduceMean"):
+            for i in node.input:
+                if types.get(i) in FLOAT_TYPES:
+                    assert types[i] == TensorProto.FLOAT, (node.op_type, node.name)
+                    checked += 1
+    assert checked > 0
+    assert graph_precision(converted) == "fp16"
