@@ -81,6 +81,8 @@ def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = 
         raise ExportError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {opset}")
     if precision not in PRECISIONS:
         raise ExportError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16" and opset < 22:
+        raise ExportError(f"bf16 graphs need opset 23 (Conv accepts bfloat16 only from opset 22), got opset {opset}")
     if layout not in ("nchw", "nhwc"):
         raise ExportError(f"layout must be nchw or nhwc, got {layout!r}")
     if batch is not None and batch < 1:
@@ -154,26 +156,25 @@ def _round_to_bf16(x: np.ndarray) -> np.ndarray:
     return (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
 
 
-def _save(graph: onnx.ModelProto, path: Path, data_name: str, external: bool | None = None) -> int:
-    """Write ``graph`` to ``path`` atomically; weights go to ``data_name`` when ``external``
-    (by default: past the protobuf limit)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
-    try:
-        tmp = tmpdir / path.name
-        if external is None:
-            external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
-        if external:
-            onnx.save_model(graph, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=data_name, size_threshold=1024)
-            os.replace(tmpdir / data_name, path.parent / data_name)
-        else:
-            onnx.save_model(graph, str(tmp))
-        os.replace(tmp, path)
-        size = path.stat().st_size + ((path.parent / data_name).stat().st_size if external else 0)
-        return size
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -> bool:
+    """Write ``graph`` to ``staged`` (a file in a private staging folder); weights go to the file
+    ``<name>.data`` beside it when ``external`` (by default: past the protobuf limit)."""
+    if external is None:
+        external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
+    if external:
+        onnx.save_model(graph, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=staged.name + ".data", size_threshold=1024)
+    else:
+        onnx.save_model(graph, str(staged))
+    return external
+
+
+def _publish(staged: Path, path: Path, external: bool) -> int:
+    """Move the staged model (and its weights) to ``path``; returns the bytes written."""
+    if external:
+        os.replace(staged.with_name(staged.name + ".data"), path.with_name(path.name + ".data"))
+    os.replace(staged, path)
+    return path.stat().st_size + (path.with_name(path.name + ".data").stat().st_size if external else 0)
 
 
 def export_onnx(
@@ -219,31 +220,30 @@ def export_onnx(
 
     note("saving")
     start = time.perf_counter()
-    staging = path.with_name(f".{path.name}.validating")
-    data_file = path.with_name(path.name + ".data")
-    size = _save(graph, staging if validate else path, data_file.name, external_data)
-    if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
-        # Past 2 GB the checker must read the model from disk.
-        onnx.checker.check_model(str(staging if validate else path))
-    timings["save"] = time.perf_counter() - start
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is staged under the final file names in a private folder, so a failed validation
+    # leaves any previous export (and its external weights) untouched.
+    stage_dir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
+    try:
+        staged = stage_dir / path.name
+        external = _write_staged(graph, staged, external_data)
+        if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+            onnx.checker.check_model(str(staged))  # past 2 GB the checker must read from disk
+        timings["save"] = time.perf_counter() - start
 
-    metrics = None
-    if validate:
-        note("validating against PyTorch on ONNX Runtime (CPU)")
-        start = time.perf_counter()
-        batches = (batch,) if batch is not None else (1, 3)
-        try:
-            metrics = validate_graph(staging, model, precision, layout, batches, io_dtype)
+        metrics = None
+        if validate:
+            note("validating against PyTorch on ONNX Runtime (CPU)")
+            start = time.perf_counter()
+            batches = (batch,) if batch is not None else (1, 3)
+            metrics = validate_graph(staged, model, precision, layout, batches, io_dtype)
             if not metrics["passed"]:
                 raise ExportError(
                     f"exported graph does not match PyTorch at {precision}: {metrics['reason']} "
                     f"(max abs {metrics['max_abs_err']:.3g}, cosine {metrics['cosine']:.6f}); nothing written"
                 )
-            os.replace(staging, path)
-        finally:
-            if staging.exists():  # validation failed: remove what was staged, weights included
-                staging.unlink()
-                if data_file.exists():
-                    data_file.unlink()
-        timings["validate"] = time.perf_counter() - start
+            timings["validate"] = time.perf_counter() - start
+        size = _publish(staged, path, external)
+    finally:
+        shutil.rmtree(stage_dir, ignore_errors=True)
     return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings)

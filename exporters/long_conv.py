@@ -27,6 +27,8 @@ def choose(lowering: str, has_film: bool) -> str:
         return "spectral" if has_film else "direct"
     if lowering == "direct" and has_film:
         return "scan"  # per-sample kernels with a dynamic batch: a depthwise Conv per sample
+    if lowering == "scan" and not has_film:
+        return "direct"  # a baked kernel is shared by every sample: no Scan needed
     return lowering
 
 

@@ -193,8 +193,6 @@ def test_export_leaves_model_unchanged(tmp_path, name, options):
         assert torch.equal(model(torch.from_numpy(pixels)), before)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: with external_data=True export_onnx writes PATH.data in place before "
-                   "validating, and on a failed validation deletes it: a previous export at PATH loses its weights")
 def test_failed_validation_keeps_a_previous_external_data_export(tmp_path):
     good, source = _fresh("attn_cls_r4")
     path = tmp_path / "model.onnx"

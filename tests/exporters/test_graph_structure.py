@@ -140,8 +140,6 @@ def test_checker_and_strict_shape_inference(tmp_path_factory, name, options):
     assert out[1].dim_value == golden_model(name)[0].config.network.num_classes
 
 
-@pytest.mark.xfail(strict=True, reason="bug: bf16 at opset < 22 builds a Conv on bfloat16 (unsupported before "
-                   "Conv-22) and export_onnx fails with 'internal: exported graph fails the ONNX checker'")
 @pytest.mark.parametrize("opset", [18, 17])
 def test_bf16_below_opset23_is_valid_or_rejected_clearly(tmp_path, opset):
     from vit5_infer.exporters import ExportError, export_onnx
@@ -160,9 +158,6 @@ def test_bf16_below_opset23_is_valid_or_rejected_clearly(tmp_path, opset):
     onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: lowering='scan' on a Hyena model without FiLM builds the direct "
-                   "depthwise Conv (no Scan) but the export reports/records long_conv = 'scan: per-sample "
-                   "depthwise Conv in a Scan over the batch'")
 def test_scan_lowering_report_matches_the_graph(tmp_path_factory):
     result = exported(tmp_path_factory, "hyena_gap", opset=23, lowering="scan")
     model = onnx.load(str(result.path))
