@@ -109,13 +109,23 @@ def test_film_hyena_keeps_the_siren_sines(tmp_path_factory, name, options):
 
 
 @pytest.mark.parametrize("name", PLAIN_HYENA_CASES)
-@pytest.mark.parametrize("lowering", ["auto", "direct"])
-def test_plain_hyena_long_conv_is_one_depthwise_conv_per_block(tmp_path_factory, name, lowering):
-    model = onnx.load(str(exported(tmp_path_factory, name, opset=23, lowering=lowering).path))
+def test_plain_hyena_direct_long_conv_is_one_depthwise_conv_per_block(tmp_path_factory, name):
+    model = onnx.load(str(exported(tmp_path_factory, name, opset=23, lowering="direct").path))
     h_blocks = _pattern(name).count("H")
     # patch embedding + (short conv + long conv) per Hyena block
     assert op_counts(model)["Conv"] == 1 + 2 * h_blocks
     assert op_counts(model)["Scan"] == 0
+
+
+@pytest.mark.parametrize("name", PLAIN_HYENA_CASES)
+def test_plain_hyena_default_long_conv_is_spectral_matmuls(tmp_path_factory, name):
+    result = exported(tmp_path_factory, name, opset=23)
+    model = onnx.load(str(result.path))
+    h_blocks = _pattern(name).count("H")
+    # patch embedding + the short conv of each Hyena block; the long conv is DFT-as-GEMM
+    assert op_counts(model)["Conv"] == 1 + h_blocks
+    assert op_counts(model)["Scan"] == 0 and op_counts(model)["DFT"] == 0
+    assert result.lowering["long_conv"].startswith("spectral")
 
 
 CHECKED_VARIANTS = [
