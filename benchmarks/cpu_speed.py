@@ -79,7 +79,7 @@ def median(report: dict, backend: str, batch: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument("--iters", type=int, default=30)
+    parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--presets", default=",".join(PRESETS))
     args = parser.parse_args()

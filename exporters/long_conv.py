@@ -54,6 +54,17 @@ def dft_matrix(n_in: int, n_fft: int) -> np.ndarray:
     return np.block([[c, s], [-s, c]]).astype(np.float32)
 
 
+def product_factor_matrix(n_in: int, n_fft: int) -> np.ndarray:
+    """``[4*n_fft, 2*n_in]``: the DFT giving ``[Re, Re, -Im, Im]`` of the spectrum at once.
+
+    With ``K1 = [Re K; Re K]`` and ``K2 = [-Im K; Im K]`` the complex product of a spectrum
+    ``Z = [Re Z; Im Z]`` with K is ``Z * K1 + swap(Z) * K2``: two Mul and one Add, no split/concat.
+    """
+    m = dft_matrix(n_in, n_fft)
+    re, im = m[:n_fft], m[n_fft:]
+    return np.concatenate([re, re, -im, im])
+
+
 def idft_rows_matrix(n_fft: int, first: int, count: int) -> np.ndarray:
     """``[2*count, 2*n_fft]``: inverse complex DFT, outputs ``first .. first+count-1`` only."""
     i = np.arange(first, first + count)[:, None]
@@ -75,33 +86,35 @@ def irfft_matrix(n_fft: int, first: int, count: int) -> np.ndarray:
     return (np.concatenate([weight * np.cos(angle), -weight * np.sin(angle)], axis=1) / n_fft).astype(np.float32)
 
 
-def spectrum(b: GraphBuilder, x: str, rows: int, cols: int, channels: int, n_rows: int, n_cols: int) -> str:
-    """2-D real DFT of channels-last ``x [B, rows, cols, C]`` -> ``[B, 2, n_rows*(n_cols//2+1)*C]``."""
+def spectrum(b: GraphBuilder, x: str, rows: int, cols: int, channels: int, n_rows: int, n_cols: int,
+             factors: bool = False) -> str:
+    """2-D real DFT of channels-last ``x [B, rows, cols, C]`` -> ``[B, 2, F]`` (Re, Im), with
+    ``F = n_rows*(n_cols//2+1)*C``; with ``factors`` -> ``[B, 4, F]``: K1 then K2 (product_factor_matrix)."""
     bins = n_cols // 2 + 1
     y = b.op("MatMul", [b.weight("rfft_w", rfft_matrix(cols, n_cols)), x])  # [B, rows, 2*bins, C]
     y = b.transpose(b.reshape(y, [0, rows, 2, bins, channels]), [0, 2, 1, 3, 4])
     y = b.reshape(y, [0, 2 * rows, bins * channels])
-    y = b.op("MatMul", [b.weight("dft_h", dft_matrix(rows, n_rows)), y])  # [B, 2*n_rows, bins*C]
-    return b.reshape(y, [0, 2, n_rows * bins * channels])
+    matrix = product_factor_matrix(rows, n_rows) if factors else dft_matrix(rows, n_rows)
+    y = b.op("MatMul", [b.weight("dft_h", matrix), y])  # [B, 2*n_rows or 4*n_rows, bins*C]
+    return b.reshape(y, [0, 4 if factors else 2, n_rows * bins * channels])
 
 
-def kernel_spectrum_constant(kernel: np.ndarray, n_rows: int, n_cols: int) -> np.ndarray:
-    """Spectrum of a baked ``[C, Ky, Kx]`` kernel, laid out as ``spectrum`` lays out the input."""
+def kernel_product_factors(kernel: np.ndarray, n_rows: int, n_cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """K1, K2 (see product_factor_matrix) of a baked ``[C, Ky, Kx]`` kernel, each ``[1, 2, F]``."""
     f = np.fft.rfft2(kernel.astype(np.float64), s=(n_rows, n_cols))  # [C, n_rows, bins]
-    f = f.transpose(1, 2, 0)  # [n_rows, bins, C]
-    return np.stack([f.real, f.imag])[None].reshape(1, 2, -1).astype(np.float32)
+    re, im = (part.transpose(1, 2, 0).reshape(1, 1, -1) for part in (f.real, f.imag))  # [n_rows, bins, C]
+    return (np.concatenate([re, re], axis=1).astype(np.float32),
+            np.concatenate([-im, im], axis=1).astype(np.float32))
 
 
-def spectral_conv(b: GraphBuilder, z: str, kernel_hat: str, rows: int, cols: int, channels: int) -> str:
-    """``z [B, rows*cols, C]`` convolved through the spectrum ``kernel_hat`` -> ``[B, rows*cols, C]``."""
+def spectral_conv(b: GraphBuilder, z: str, k1: str, k2: str, rows: int, cols: int, channels: int) -> str:
+    """``z [B, rows*cols, C]`` convolved through the kernel factors ``k1, k2`` -> ``[B, rows*cols, C]``."""
     n_rows, n_cols = 2 * rows, 2 * cols
     bins = n_cols // 2 + 1
     z_hat = spectrum(b, b.reshape(z, [0, rows, cols, channels]), rows, cols, channels, n_rows, n_cols)
-    zr, zi = b.split(z_hat, [1, 1], axis=1)
-    kr, ki = b.split(kernel_hat, [1, 1], axis=1)
-    real = b.op("Sub", [b.op("Mul", [zr, kr]), b.op("Mul", [zi, ki])])
-    imag = b.op("Add", [b.op("Mul", [zr, ki]), b.op("Mul", [zi, kr])])
-    p = b.reshape(b.op("Concat", [real, imag], axis=1), [0, 2 * n_rows, bins * channels])
+    swapped = b.op("Slice", [z_hat, b.const([-1]), b.const([-(2**62)]), b.const([1]), b.const([-1])])
+    p = b.op("Add", [b.op("Mul", [z_hat, k1]), b.op("Mul", [swapped, k2])])
+    p = b.reshape(p, [0, 2 * n_rows, bins * channels])
     # Crop window of upstream's irfft2 output: rows/cols [N-1, 2N-1).
     q = b.op("MatMul", [b.weight("idft_h", idft_rows_matrix(n_rows, rows - 1, rows)), p])  # [B, 2*rows, bins*C]
     q = b.transpose(b.reshape(q, [0, 2, rows, bins, channels]), [0, 2, 1, 3, 4])
@@ -132,8 +145,9 @@ def baked_kernel(conv) -> np.ndarray:
     return _np(kernel)
 
 
-def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool) -> str:
-    """Per-sample kernel ``[B, Ky*Kx, C]`` (channels-last, shortcut on the centre tap), in float32."""
+def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: bool = True) -> str:
+    """Per-sample kernel ``[B, Ky*Kx, C]`` (channels-last; with the shortcut on its centre tap if
+    ``with_shortcut``), in float32."""
     from .lowering import gelu  # shared elementary op
 
     kernel = conv.kernel
@@ -169,6 +183,8 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool) -> str:
                 grid = kernel.grid.flip(1, 2) if flip else kernel.grid
                 mask = conv.mask.mask(grid)
             k = b.op("Mul", [k, b.weight("mask", _np(mask.reshape(-1, mask.shape[-1])))])
+        if not with_shortcut:
+            return k
         centre = np.zeros((ky * kx, conv.hidden_dim), np.float32)
         centre[(ky // 2) * kx + kx // 2] = _np(conv.shortcut)
         return b.op("Add", [k, b.weight("shortcut_tap", centre)])
@@ -205,11 +221,13 @@ def long_conv(b: GraphBuilder, conv, z: str, rows: int, cols: int, cond: str | N
     with b.scope("long_conv"), b.fp32_region():
         if method == "spectral":
             if conv.has_film:
-                k = b.reshape(film_kernel(b, conv, cond, flip=False), [0, ky, kx, c])
-                kernel_hat = spectrum(b, k, ky, kx, c, 2 * rows, 2 * cols)
-            else:
-                kernel_hat = b.weight("kernel_spectrum", kernel_spectrum_constant(baked_kernel(conv), 2 * rows, 2 * cols))
-            return spectral_conv(b, z, kernel_hat, rows, cols, c)
+                # The shortcut is applied on z after the convolution: cheaper than on the larger kernel.
+                k = b.reshape(film_kernel(b, conv, cond, flip=False, with_shortcut=False), [0, ky, kx, c])
+                k1, k2 = b.split(spectrum(b, k, ky, kx, c, 2 * rows, 2 * cols, factors=True), [2, 2], axis=1)
+                y = spectral_conv(b, z, k1, k2, rows, cols, c)
+                return b.op("Add", [y, b.op("Mul", [z, b.weight("shortcut", _np(conv.shortcut))])])
+            k1, k2 = kernel_product_factors(baked_kernel(conv), 2 * rows, 2 * cols)
+            return spectral_conv(b, z, b.weight("kernel_k1", k1), b.weight("kernel_k2", k2), rows, cols, c)
         pads = [rows - 1, cols - 1, rows - 1, cols - 1]
         z4 = b.reshape(b.transpose(z, [0, 2, 1]), [0, c, rows, cols])
         if conv.has_film:
