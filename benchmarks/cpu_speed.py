@@ -86,8 +86,10 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
 
     rate = matmul_rate_gflops(args.threads)
-    print(f"machine FP32 matmul rate: {rate:.0f} GFLOP/s ({args.threads} threads)")
     reports = {p: run_bench(p, PRESETS[p], args.out, args.iters, args.threads) for p in args.presets.split(",")}
+    # The clock of a shared machine drifts: measured before and after, the higher rate is the bar.
+    rate = max(rate, matmul_rate_gflops(args.threads))
+    print(f"machine FP32 matmul rate: {rate:.0f} GFLOP/s ({args.threads} threads, best of before/after)")
 
     checks = []
     lines = ["| preset | batch | eager ms | compile ms | ORT ms | ORT vs eager | ORT vs compile | ORT GFLOP/s |",

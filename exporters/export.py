@@ -94,7 +94,7 @@ def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = 
     emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv))
     graph = builder.build("vit5")
     used = {"attention": "Attention op" if opset >= 23 else "MatMul-Softmax-MatMul",
-            "rope": "Gather+Mul+Add, tables baked",
+            "rope": "reversed Slice + Mul/Add, tables baked",
             "norm": "RMSNormalization op" if opset >= 23 else "primitive ops (fp32)"}
     if "H" in model.config.network.layer_pattern:
         used["long_conv"] = LONG_CONV_DESCRIPTIONS[choose_long_conv(long_conv, model.config.film is not None)]
