@@ -16,7 +16,6 @@ from rich.table import Table
 from vit5_infer.engines import bench as lib
 
 from . import console
-from .export_cmd import export_model
 from .model_options import ModelOptions, model_options
 from .parsing import parse_int_list, parse_name_list
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterable
+from typing import Any
 
 import onnx
+
+from vit5_infer.exporters.graph import iter_nodes
 
 _FUSED_KERNEL = re.compile(r"(_gemm_mha|mha_v\d|fmha|fused_?mha|flash_?att|(^|[^a-z])mha([^a-z]|$))", re.IGNORECASE)
 _ATTENTION_TYPE = re.compile(r"^k?attention", re.IGNORECASE)
@@ -52,17 +54,6 @@ def fused_attention_layers(engine_information: str) -> list[str]:
     return names
 
 
-def _nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for sub in attr.graphs:
-                    yield from _nodes(sub)
-
-
 def onnx_has_attention(model: onnx.ModelProto) -> bool:
     """Whether the graph computes attention at all (a pure Hyena network has nothing to fuse)."""
-    return any(node.op_type in _ATTENTION_OPS or node.op_type == "Softmax" for node in _nodes(model.graph))
+    return any(node.op_type in _ATTENTION_OPS or node.op_type == "Softmax" for node in iter_nodes(model.graph))

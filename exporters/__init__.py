@@ -2,6 +2,7 @@
 FP16/BF16 graphs, validated against PyTorch on every export."""
 
 from .export import ExportError, ExportResult, OPSETS, PRECISIONS, build_graph, export_onnx, summarize, validate_graph
+from .graph import iter_nodes
 from .long_conv import LOWERINGS
 from .metadata import config_from_metadata, read_metadata
 from .precision import convert_precision, graph_precision
@@ -17,6 +18,7 @@ __all__ = [
     "convert_precision",
     "export_onnx",
     "graph_precision",
+    "iter_nodes",
     "read_metadata",
     "summarize",
     "validate_graph",

@@ -20,7 +20,7 @@ from vit5_infer.loading import ModelSource, example_inputs
 from vit5_infer.metrics import TOLERANCES, compare_logits, within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
 
-from .graph import GraphBuilder
+from .graph import GraphBuilder, iter_nodes
 from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
@@ -59,11 +59,7 @@ class ExportResult:
 
 
 def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
-    ops = Counter(node.op_type for node in model.graph.node)
-    for node in model.graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                ops.update(f"{n.op_type} (in {node.op_type})" for n in attr.g.node)
+    ops = Counter(node.op_type for node in iter_nodes(model.graph))
     params = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
     return {
         "op_counts": dict(sorted(ops.items(), key=lambda kv: (-kv[1], kv[0]))),

@@ -116,6 +116,18 @@ class GraphBuilder:
         return model
 
 
+def iter_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
+    """Every node of ``graph`` and, recursively, of its subgraphs (Scan/Loop/If bodies)."""
+    for node in graph.node:
+        yield node
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from iter_nodes(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from iter_nodes(sub)
+
+
 def _np(t):
     if hasattr(t, "detach"):
         return t.detach().cpu().numpy()

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from conftest import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the tests
+from conftest import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the test modules
 
 from vit5_infer import resolve_model
+from vit5_infer.exporters import iter_nodes
 
 # Which golden cases have which block types (from their JSON; checked in test_graph_structure).
 FILM_CASES = ["hybrid_pool_film", "hybrid_compress_concat"]
@@ -69,20 +70,8 @@ def run(path, pixels: np.ndarray) -> np.ndarray:
     return session(path).run(["logits"], {"pixel_values": pixels})[0]
 
 
-def all_nodes(graph: onnx.GraphProto):
-    """Every node of ``graph`` and of its subgraphs (Scan/Loop/If bodies), recursively."""
-    for node in graph.node:
-        yield node
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from all_nodes(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from all_nodes(g)
-
-
 def op_counts(model: onnx.ModelProto, recursive: bool = True) -> Counter:
-    nodes = all_nodes(model.graph) if recursive else model.graph.node
+    nodes = iter_nodes(model.graph) if recursive else model.graph.node
     return Counter(node.op_type for node in nodes)
 
 

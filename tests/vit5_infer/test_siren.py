@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ViT5ClassificationNet
