@@ -180,7 +180,7 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     activation = overrides.pop("mlp_activation", None)
     if activation is None:
         if gated:
-            raise CheckpointError("gated MLP (GLU or SwiGLU): the weights cannot tell which; pass mlp_activation")
+            raise CheckpointError("gated MLP (GLU or SwiGLU): the weights cannot tell which; pass mlp_activation (CLI: --mlp-activation)")
         activation = "gelu_exact"
 
     att_cfg = None
@@ -195,7 +195,7 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
             else:
                 raise CheckpointError(
                     f"cannot infer the number of attention heads (no QK-norm weights and hidden_dim {hidden_dim} "
-                    "is not a multiple of 64); pass num_heads"
+                    "is not a multiple of 64); pass num_heads (CLI: --num-heads)"
                 )
         att_cfg = AttentionConfig(
             num_heads=heads, qk_norm=a["qk_norm"], qkv_bias=a["qkv_bias"], out_proj_bias=a["out_proj_bias"]
