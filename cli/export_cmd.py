@@ -79,6 +79,8 @@ def export_model(
     layout: str = "nchw",
     lowering: str = "auto",
     validate: bool = True,
+    io_dtype: str = "fp32",
+    external_data: Optional[bool] = None,
 ):
     """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources."""
     from vit5_infer.exporters import export_onnx
@@ -96,6 +98,8 @@ def export_model(
             lowering=lowering,
             source=origin,
             validate=validate,
+            io_dtype=io_dtype,
+            external_data=external_data,
             progress=lambda step: status.update(f"exporting {source}: {step}"),
         )
     return model, origin, result
@@ -112,11 +116,14 @@ def export(
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
     lowering: Annotated[str, typer.Option("--lowering", "--target", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
+    io_dtype: Annotated[Optional[Precision], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
+    external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
     _, origin, result = export_model(
         source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
         layout=layout.value, lowering=lowering, validate=validate,
+        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data,
     )
     console.out.print(
         f"wrote {result.path} (opset {result.opset}, {result.precision}, "

@@ -159,3 +159,27 @@ def test_build_engine_without_tensorrt_is_one_line(exported, tmp_path):
     proc = vit5("build-engine", exported, "-o", tmp_path / "m.engine", "--fp16")
     assert_one_line_error(proc, "TensorRT is not installed")
     assert not (tmp_path / "m.engine").exists()
+
+
+def test_export_fp16_io_with_external_data(golden_dir, tmp_path):
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / "m16.onnx"
+    proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", out, "--precision", "fp16",
+                "--io-dtype", "fp16", "--external-data")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "m16.onnx.data").is_file()
+    graph = onnx.load(str(out), load_external_data=False)
+    assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"pixel_values": np.zeros((2, 3, 32, 32), np.float16)})[0]
+    assert logits.dtype == np.float16 and logits.shape == (2, 10)
+
+
+def test_export_io_dtype_needs_matching_precision(golden_dir, tmp_path):
+    out = tmp_path / "bad.onnx"
+    proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", out, "--io-dtype", "fp16")
+    assert_one_line_error(proc, "io dtype")
+    assert not out.exists()
