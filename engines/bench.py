@@ -473,7 +473,7 @@ def load_images(folder: Union[str, Path], pre: Preprocessing, count: int) -> np.
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
-        raise BenchError("--images needs Pillow to decode images: pip install pillow") from None
+        raise BenchError("--images needs Pillow to decode images: pip install 'vit5-infer[images]'") from None
     files = list_images(folder)
     cache: dict[Path, np.ndarray] = {}
     out = []
