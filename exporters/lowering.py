@@ -228,12 +228,16 @@ def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond:
         return b.linear(y, w, bias, "out_proj")
 
 
-def grn(b: GraphBuilder, module, x: str) -> str:
-    with b.scope("grn"), b.fp32_region():
-        g = b.op("Sqrt", [b.reduce("ReduceSum", b.op("Mul", [x, x]), [1])])
-        n = b.op("Div", [g, b.op("Add", [b.reduce("ReduceMean", g, [-1]), b.const(module.eps, np.float32)])])
-        scaled = b.op("Mul", [b.op("Mul", [x, n]), b.weight("gamma", _np(module.gamma))])
-        return b.op("Add", [b.op("Add", [scaled, b.weight("beta", _np(module.beta))]), x])
+def grn(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None = None) -> str:
+    """``GRN(x) * out_scale`` as ``x * s + c`` with ``s = gamma*n + 1`` and ``c = beta`` (times out_scale):
+    the statistics are small [B, 1, D] tensors, so only one Mul and one Add touch every token."""
+    scale = np.ones_like(_np(module.gamma)) if out_scale is None else out_scale
+    with b.scope("grn"):
+        with b.fp32_region():
+            g = b.op("Sqrt", [b.reduce("ReduceSumSquare", x, [1])])
+            n = b.op("Div", [g, b.op("Add", [b.reduce("ReduceMean", g, [-1]), b.const(module.eps, np.float32)])])
+            s = b.op("Add", [b.op("Mul", [n, b.weight("gamma", _np(module.gamma) * scale)]), b.weight("one", scale)])
+        return b.op("Add", [b.op("Mul", [x, s]), b.weight("beta", _np(module.beta) * scale)])
 
 
 def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: int) -> str:
@@ -266,9 +270,7 @@ def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_con
             cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
         m = hyena(b, mixer, a, tokens, cond, fold_attn, long_conv_lowering)
     if blk.grn is not None:
-        m = grn(b, blk.grn, m)
-        if ls_attn is not None:
-            m = b.op("Mul", [m, b.weight("ls_attn", ls_attn)])
+        m = grn(b, blk.grn, m, ls_attn)  # LayerScale folded into the GRN's affine terms
     x = b.op("Add", [x, m], name="residual_mixer")
     h = rms_norm(b, x, _np(blk.mlp_norm.weight), blk.mlp_norm.eps)
     h = mlp(b, blk.mlp, h, None if blk.ls_mlp is None else _np(blk.ls_mlp.gamma))
