@@ -111,7 +111,7 @@ def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
 
 
 # ---- attention -------------------------------------------------------------------------------------
-def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndarray, np.ndarray, list[int]]:
+def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndarray, np.ndarray]:
     """cos/sin tables ``[T, 2H, hd]`` for q and k stacked on the head axis, norm weights folded in."""
     hd, heads = att.head_dim, att.num_heads
     index, sign = rotation_permutation(hd)
@@ -130,7 +130,7 @@ def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndar
     cos_k, sin_k = tables(w_k, np.float32(1.0))
     cos_t = np.concatenate([np.repeat(cos_q[:, None], heads, 1), np.repeat(cos_k[:, None], heads, 1)], axis=1)
     sin_t = np.concatenate([np.repeat(sin_q[:, None], heads, 1), np.repeat(sin_k[:, None], heads, 1)], axis=1)
-    return cos_t.astype(np.float32), sin_t.astype(np.float32), index
+    return cos_t.astype(np.float32), sin_t.astype(np.float32)
 
 
 def rotate_halves(b: GraphBuilder, x: str, heads: int, hd: int) -> str:
@@ -159,7 +159,7 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
                 qk = rms_norm(b, qk, np.ones(hd, np.float32), att.q_norm.eps)
             else:
                 qk = l2_normalize(b, qk, axis=-1)
-        cos_t, sin_t, _ = rope_tables_for_graph(att, fold_scale=not fused)
+        cos_t, sin_t = rope_tables_for_graph(att, fold_scale=not fused)
         rotated = rotate_halves(b, qk, 2 * heads, hd)
         qk = b.op(
             "Add",
