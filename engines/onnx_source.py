@@ -7,7 +7,6 @@ stay FP32), so TensorRT 10.x and 11.x build from the same typed graph.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Callable, Optional, Union
 
@@ -17,14 +16,6 @@ from .errors import BackendError, EngineBuildError
 
 PathLike = Union[str, Path]
 PRECISIONS = ("fp32", "fp16", "bf16")
-# Beyond this the protobuf limit (2 GiB) needs the weights in an external data file.
-_EXTERNAL_DATA_THRESHOLD = 1 << 30
-
-_ELEM_PRECISION = {
-    onnx.TensorProto.FLOAT: "fp32",
-    onnx.TensorProto.FLOAT16: "fp16",
-    onnx.TensorProto.BFLOAT16: "bf16",
-}
 
 
 def is_onnx_path(source: PathLike) -> bool:
@@ -53,40 +44,24 @@ def export_source(source: PathLike, onnx_path: PathLike, progress: Optional[Call
 
 
 def read_onnx_metadata(path: PathLike) -> dict:
-    """The exporter's metadata; {} for an ONNX file written by another tool."""
-    try:
-        from vit5_infer.exporters import read_metadata
+    """The exporter's metadata; {} for an ONNX file written by another tool or not readable."""
+    from vit5_infer.errors import Vit5Error
+    from vit5_infer.exporters import read_metadata
 
-        data = read_metadata(str(path))
-        return dict(data) if isinstance(data, dict) else {}
-    except ImportError:
-        pass
-    except Exception:  # noqa: BLE001 - foreign files may carry metadata the exporter does not know
+    try:
+        return read_metadata(path)
+    except Vit5Error:
         return {}
-    model = onnx.load(str(path), load_external_data=False)
-    metadata = {}
-    for prop in model.metadata_props:
-        try:
-            metadata[prop.key] = json.loads(prop.value)
-        except json.JSONDecodeError:
-            metadata[prop.key] = prop.value
-    return metadata
 
 
 def graph_precision(model: onnx.ModelProto, metadata: Optional[dict] = None) -> str:
-    """fp32, fp16 or bf16: what the exporter recorded, else the dominant floating type of the weights."""
+    """fp32, fp16 or bf16: what the exporter recorded, else the reduced type the weights are stored in."""
+    from vit5_infer.exporters import graph_precision as stored_precision
+
     recorded = (metadata or {}).get("precision")
     if recorded in PRECISIONS:
         return str(recorded)
-    counts: dict[str, int] = {}
-    for init in model.graph.initializer:
-        name = _ELEM_PRECISION.get(init.data_type)
-        if name:
-            size = 1
-            for d in init.dims:
-                size *= int(d)
-            counts[name] = counts.get(name, 0) + size
-    return max(counts, key=lambda k: counts[k]) if counts else "fp32"
+    return stored_precision(model)
 
 
 def graph_for_precision(onnx_path: PathLike, precision: str, workdir: PathLike) -> tuple[Path, str, onnx.ModelProto]:
@@ -112,9 +87,10 @@ def graph_for_precision(onnx_path: PathLike, precision: str, workdir: PathLike) 
             else f"{onnx_path} is an {have} graph; build it with --{have}"
         )
     from vit5_infer.exporters import convert_precision  # lazy: only reduced-precision builds need it
+    from vit5_infer.exporters.export import EXTERNAL_DATA_THRESHOLD
 
     converted = convert_precision(model, precision)
     out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
-    large = converted.ByteSize() > _EXTERNAL_DATA_THRESHOLD
+    large = converted.ByteSize() > EXTERNAL_DATA_THRESHOLD
     onnx.save_model(converted, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
     return out, precision, converted
