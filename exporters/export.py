@@ -25,7 +25,7 @@ from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
 from .metadata import build_metadata, write_metadata
-from .precision import REDUCED, convert_precision, emulate_in_fp32
+from .precision import REDUCED, convert_precision, emulate_in_fp32, round_to_bf16
 
 OPSETS = (17, 18, 23)
 PRECISIONS = ("fp32",) + tuple(REDUCED)
@@ -134,7 +134,7 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
         if io_dtype == "fp16":
             feed = feed.astype(np.float16)
         elif io_dtype == "bf16":
-            feed = _round_to_bf16(feed)
+            feed = round_to_bf16(feed)
         try:
             outs.append(np.asarray(session.run(["logits"], {"pixel_values": feed})[0], dtype=np.float32))
         except Exception as exc:
@@ -145,11 +145,6 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
                    tolerance=TOLERANCES[precision].__dict__,
                    method="ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
     return metrics
-
-
-def _round_to_bf16(x: np.ndarray) -> np.ndarray:
-    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
-    return (((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
 
 
 def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -> bool:

@@ -122,10 +122,20 @@ def convert_precision(model: onnx.ModelProto, precision: str, io_dtype: str = "f
     return model
 
 
-def _bf16_tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
-    """Round-to-nearest-even float32 -> bfloat16, stored as raw bits."""
+def bf16_bits(array: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16 bit patterns (uint16), rounding to nearest even."""
     bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def round_to_bf16(array: np.ndarray) -> np.ndarray:
+    """float32 values rounded to the nearest bfloat16, kept as float32."""
+    return (bf16_bits(array).astype(np.uint32) << 16).view(np.float32)
+
+
+def _bf16_tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+    """float32 -> bfloat16 initializer, stored as raw bits."""
+    rounded = bf16_bits(array)
     tensor = onnx.TensorProto()
     tensor.name = name
     tensor.data_type = TensorProto.BFLOAT16
