@@ -521,7 +521,6 @@ def reference_from_onnx(onnx_path: Union[str, Path], trust_pickle: bool = False)
     still have the recorded SHA-256 (otherwise the comparison would measure a different model).
     """
     from vit5_infer import resolve_model
-    from vit5_infer.checkpoint import file_sha256
     from vit5_infer.exporters import config_from_metadata, read_metadata
 
     metadata = read_metadata(onnx_path)
@@ -537,12 +536,13 @@ def reference_from_onnx(onnx_path: Union[str, Path], trust_pickle: bool = False)
         raise BenchError(
             f"{onnx_path} was exported from {checkpoint}, which is not found here; the PyTorch reference needs it"
         )
-    expected = source.get("sha256")
-    if expected and file_sha256(checkpoint) != expected:
-        raise BenchError(f"{checkpoint} changed since {onnx_path} was exported (SHA-256 differs); re-export it")
-    model, _ = resolve_model(
+    model, origin = resolve_model(
         checkpoint, config=config, weights=source.get("weights") or "ema", trust_pickle=trust_pickle
     )
+    # resolve_model already hashes the checkpoint (ModelSource.sha256): no extra pass over the file.
+    expected = source.get("sha256")
+    if expected and origin.sha256 != expected:
+        raise BenchError(f"{checkpoint} changed since {onnx_path} was exported (SHA-256 differs); re-export it")
     return model, metadata
 
 
