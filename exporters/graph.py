@@ -102,9 +102,9 @@ class GraphBuilder:
 
     def linear(self, x: str, weight, bias=None, name: str = "linear") -> str:
         """``x @ weight.T + bias`` with weight in nn.Linear storage ``[out, in]``."""
-        y = self.op("MatMul", [x, self.weight(f"{name}.weight", np.asarray(_np(weight)).T)], name=f"{name}/MatMul")
+        y = self.op("MatMul", [x, self.weight(f"{name}.weight", as_float32(weight).T)], name=f"{name}/MatMul")
         if bias is not None:
-            y = self.op("Add", [y, self.weight(f"{name}.bias", _np(bias))], name=f"{name}/Add")
+            y = self.op("Add", [y, self.weight(f"{name}.bias", as_float32(bias))], name=f"{name}/Add")
         return y
 
     def build(self, name: str, doc: str = "") -> onnx.ModelProto:
@@ -128,10 +128,11 @@ def iter_nodes(graph: onnx.GraphProto) -> Iterable[onnx.NodeProto]:
                     yield from iter_nodes(sub)
 
 
-def _np(t):
+def as_float32(t) -> np.ndarray:
+    """A torch tensor or array-like as a float32 NumPy array (weights, tables)."""
     if hasattr(t, "detach"):
-        return t.detach().cpu().numpy()
-    return np.asarray(t)
+        return t.detach().cpu().float().numpy()
+    return np.asarray(t, np.float32)
 
 
 class _Scope:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .graph import FLOAT, GraphBuilder
+from .graph import as_float32
 
 LOWERINGS = ("direct", "spectral", "scan")
 
@@ -32,9 +33,6 @@ def choose(lowering: str, has_film: bool) -> str:
         return "direct"  # a baked kernel is shared by every sample: no Scan needed
     return lowering
 
-
-def _np(t) -> np.ndarray:
-    return t.detach().cpu().float().numpy() if hasattr(t, "detach") else np.asarray(t, np.float32)
 
 
 # ---- DFT matrices (float64, cast once) ---------------------------------------------------------------
@@ -133,7 +131,7 @@ def grid_embedding(kernel, flip: bool) -> np.ndarray:
     with torch.no_grad():
         grid = kernel.grid.flip(1, 2) if flip else kernel.grid
         e = torch.sin(kernel.positional_embedding(grid))
-    return _np(e.reshape(-1, e.shape[-1]))
+    return as_float32(e.reshape(-1, e.shape[-1]))
 
 
 def baked_kernel(conv) -> np.ndarray:
@@ -142,7 +140,7 @@ def baked_kernel(conv) -> np.ndarray:
         kernel = conv.channels_first_kernel()[0].clone()
         ky, kx = kernel.shape[-2:]
         kernel[:, ky // 2, kx // 2] += conv.shortcut
-    return _np(kernel)
+    return as_float32(kernel)
 
 
 def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: bool = True) -> str:
@@ -155,8 +153,8 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
     hd = kernel.mlp_hidden_dim
     ky, kx = (2 * s - 1 for s in kernel.seq_lens)
     with b.scope("film"), b.fp32_region():
-        hidden = b.linear(cond, _np(gen.mlp[0].weight), _np(gen.mlp[0].bias), "mlp0")
-        out = b.linear(gelu(b, hidden), _np(gen.mlp[2].weight), _np(gen.mlp[2].bias), "mlp2")
+        hidden = b.linear(cond, as_float32(gen.mlp[0].weight), as_float32(gen.mlp[0].bias), "mlp0")
+        out = b.linear(gelu(b, hidden), as_float32(gen.mlp[2].weight), as_float32(gen.mlp[2].bias), "mlp2")
         pieces = b.split(out, [hd] * (2 * gen.num_film_layers), axis=-1)
         pairs = [(b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
                  for i in range(gen.num_film_layers)]
@@ -173,20 +171,20 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
             first = layers.pop(0)
             with torch.no_grad():
                 baked = torch.sin(first(torch.from_numpy(embedding)))
-            h = modulate(b.weight("hidden0", _np(baked)), pairs[0])
+            h = modulate(b.weight("hidden0", as_float32(baked)), pairs[0])
         for i, linear in enumerate(layers):
-            h = b.op("Sin", [b.linear(h, _np(linear.weight), _np(linear.bias), f"hidden{i + 1}")])
+            h = b.op("Sin", [b.linear(h, as_float32(linear.weight), as_float32(linear.bias), f"hidden{i + 1}")])
             h = modulate(h, pairs[i + 1])
-        k = b.linear(h, _np(kernel.out_linear.weight), _np(kernel.out_linear.bias), "out_linear")
+        k = b.linear(h, as_float32(kernel.out_linear.weight), as_float32(kernel.out_linear.bias), "out_linear")
         if conv.mask is not None:
             with torch.no_grad():
                 grid = kernel.grid.flip(1, 2) if flip else kernel.grid
                 mask = conv.mask.mask(grid)
-            k = b.op("Mul", [k, b.weight("mask", _np(mask.reshape(-1, mask.shape[-1])))])
+            k = b.op("Mul", [k, b.weight("mask", as_float32(mask.reshape(-1, mask.shape[-1])))])
         if not with_shortcut:
             return k
         centre = np.zeros((ky * kx, conv.hidden_dim), np.float32)
-        centre[(ky // 2) * kx + kx // 2] = _np(conv.shortcut)
+        centre[(ky // 2) * kx + kx // 2] = as_float32(conv.shortcut)
         return b.op("Add", [k, b.weight("shortcut_tap", centre)])
 
 
@@ -225,7 +223,7 @@ def long_conv(b: GraphBuilder, conv, z: str, rows: int, cols: int, cond: str | N
                 k = b.reshape(film_kernel(b, conv, cond, flip=False, with_shortcut=False), [0, ky, kx, c])
                 k1, k2 = b.split(spectrum(b, k, ky, kx, c, 2 * rows, 2 * cols, factors=True), [2, 2], axis=1)
                 y = spectral_conv(b, z, k1, k2, rows, cols, c)
-                return b.op("Add", [y, b.op("Mul", [z, b.weight("shortcut", _np(conv.shortcut))])])
+                return b.op("Add", [y, b.op("Mul", [z, b.weight("shortcut", as_float32(conv.shortcut))])])
             k1, k2 = kernel_product_factors(baked_kernel(conv), 2 * rows, 2 * cols)
             return spectral_conv(b, z, b.weight("kernel_k1", k1), b.weight("kernel_k2", k2), rows, cols, c)
         pads = [rows - 1, cols - 1, rows - 1, cols - 1]

@@ -35,6 +35,7 @@ from vit5_infer.layers.rope import rotation_permutation
 from vit5_infer.network import ViT5ClassificationNet
 
 from .graph import FLOAT, GraphBuilder
+from .graph import as_float32
 from .long_conv import long_conv
 
 
@@ -46,9 +47,6 @@ class LoweringOptions:
     layout: str = "nchw"
     long_conv: str = "auto"
 
-
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().float().numpy()
 
 
 # ---- elementary pieces ------------------------------------------------------------------------------
@@ -96,14 +94,14 @@ def activation(b: GraphBuilder, kind: str | None, x: str) -> str:
 def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
     with b.scope("mlp"):
         l1, l2 = module.layer1, module.layer2
-        h = b.linear(x, _np(l1.weight), None if l1.bias is None else _np(l1.bias), "layer1")
+        h = b.linear(x, as_float32(l1.weight), None if l1.bias is None else as_float32(l1.bias), "layer1")
         if module.activation in ("glu", "swiglu"):
             a, g = b.split(h, [module.hidden_dim, module.hidden_dim], axis=-1)
             h = b.op("Mul", [a, b.op("Sigmoid", [g])]) if module.activation == "glu" else b.op("Mul", [g, silu(b, a)])
         else:
             h = activation(b, module.activation, h)
-        w2 = _np(l2.weight)
-        b2 = None if l2.bias is None else _np(l2.bias)
+        w2 = as_float32(l2.weight)
+        b2 = None if l2.bias is None else as_float32(l2.bias)
         if out_scale is not None:
             w2 = w2 * out_scale[:, None]
             b2 = None if b2 is None else b2 * out_scale
@@ -115,11 +113,11 @@ def rope_tables_for_graph(att: ViT5Attention, fold_scale: bool) -> tuple[np.ndar
     """cos/sin tables ``[T, 2H, hd]`` for q and k stacked on the head axis, norm weights folded in."""
     hd, heads = att.head_dim, att.num_heads
     index, sign = rotation_permutation(hd)
-    cos, sin = _np(att.rope_cos), _np(att.rope_sin)
+    cos, sin = as_float32(att.rope_cos), as_float32(att.rope_sin)
     ones = np.ones(hd, np.float32)
     has_weight = att.q_norm is not None and hasattr(att.q_norm, "weight")
-    w_q = _np(att.q_norm.weight) if has_weight else ones
-    w_k = _np(att.k_norm.weight) if has_weight else ones
+    w_q = as_float32(att.q_norm.weight) if has_weight else ones
+    w_k = as_float32(att.k_norm.weight) if has_weight else ones
     scale = np.float32(att.scale) if fold_scale else np.float32(1.0)
     sign = np.asarray(sign, np.float32)
 
@@ -151,7 +149,7 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
     d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
     fused = b.opset >= 23
     with b.scope("attn"):
-        qkv = b.linear(x, _np(att.qkv.weight), None if att.qkv.bias is None else _np(att.qkv.bias), "qkv")
+        qkv = b.linear(x, as_float32(att.qkv.weight), None if att.qkv.bias is None else as_float32(att.qkv.bias), "qkv")
         qk, v = b.split(qkv, [2 * d, d], axis=-1)
         qk = b.reshape(qk, [0, 0, 2 * heads, hd])
         if att.q_norm is not None:
@@ -182,7 +180,7 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
                 probs = b.op("Softmax", [scores], axis=-1)
             v4 = b.transpose(b.reshape(v, [0, 0, heads, hd]), [0, 2, 1, 3])
             o = b.reshape(b.transpose(b.op("MatMul", [probs, v4], name="pv_matmul"), [0, 2, 1, 3]), [0, 0, d])
-        w, bias = _np(att.proj.weight), None if att.proj.bias is None else _np(att.proj.bias)
+        w, bias = as_float32(att.proj.weight), None if att.proj.bias is None else as_float32(att.proj.bias)
         if out_scale is not None:
             w = w * out_scale[:, None]
             bias = None if bias is None else bias * out_scale
@@ -198,14 +196,14 @@ def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond:
     cols = adapter.grid_w
     rows = tokens // cols
     with b.scope("hyena"):
-        u = b.linear(x, _np(inner.qkv_proj.weight), None if inner.qkv_proj.bias is None else _np(inner.qkv_proj.bias),
+        u = b.linear(x, as_float32(inner.qkv_proj.weight), None if inner.qkv_proj.bias is None else as_float32(inner.qkv_proj.bias),
                      "qkv_proj")
         sc = mixer.short_conv
         k = sc.kernel_size[0]
         u = b.reshape(b.transpose(u, [0, 2, 1]), [0, 3 * d, rows, cols])
-        conv_inputs = [u, b.weight("short_conv.weight", _np(sc.weight))]
+        conv_inputs = [u, b.weight("short_conv.weight", as_float32(sc.weight))]
         if sc.bias is not None:
-            conv_inputs.append(b.weight("short_conv.bias", _np(sc.bias)))
+            conv_inputs.append(b.weight("short_conv.bias", as_float32(sc.bias)))
         u = b.op("Conv", conv_inputs, group=3 * d, pads=[k // 2] * 4, name="short_conv")
         u = b.transpose(b.reshape(u, [0, 3 * d, tokens]), [0, 2, 1])
         q, kk, v = b.split(u, [d, d, d], axis=-1)
@@ -215,13 +213,13 @@ def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond:
                 kk = l2_normalize(b, kk)
         z = b.op("Mul", [q, activation(b, mixer.gate, kk)])
         if mixer.pixelhyena_norm is not None:
-            z = rms_norm(b, z, _np(mixer.pixelhyena_norm.weight), mixer.pixelhyena_norm.eps)
+            z = rms_norm(b, z, as_float32(mixer.pixelhyena_norm.weight), mixer.pixelhyena_norm.eps)
         h = long_conv(b, mixer.global_conv, z, rows, cols, cond, long_conv_lowering)
         y = b.op("Mul", [h, activation(b, mixer.gate_2, v)])
         if mixer.output_norm is not None:
-            y = rms_norm(b, y, _np(mixer.output_norm.weight), mixer.output_norm.eps)
-        w = _np(inner.out_proj.weight)
-        bias = None if inner.out_proj.bias is None else _np(inner.out_proj.bias)
+            y = rms_norm(b, y, as_float32(mixer.output_norm.weight), mixer.output_norm.eps)
+        w = as_float32(inner.out_proj.weight)
+        bias = None if inner.out_proj.bias is None else as_float32(inner.out_proj.bias)
         if out_scale is not None:
             w = w * out_scale[:, None]
             bias = None if bias is None else bias * out_scale
@@ -231,13 +229,13 @@ def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond:
 def grn(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None = None) -> str:
     """``GRN(x) * out_scale`` as ``x * s + c`` with ``s = gamma*n + 1`` and ``c = beta`` (times out_scale):
     the statistics are small [B, 1, D] tensors, so only one Mul and one Add touch every token."""
-    scale = np.ones_like(_np(module.gamma)) if out_scale is None else out_scale
+    scale = np.ones_like(as_float32(module.gamma)) if out_scale is None else out_scale
     with b.scope("grn"):
         with b.fp32_region():
             g = b.op("Sqrt", [b.reduce("ReduceSumSquare", x, [1])])
             n = b.op("Div", [g, b.op("Add", [b.reduce("ReduceMean", g, [-1]), b.const(module.eps, np.float32)])])
-            s = b.op("Add", [b.op("Mul", [n, b.weight("gamma", _np(module.gamma) * scale)]), b.weight("one", scale)])
-        return b.op("Add", [b.op("Mul", [x, s]), b.weight("beta", _np(module.beta) * scale)])
+            s = b.op("Add", [b.op("Mul", [n, b.weight("gamma", as_float32(module.gamma) * scale)]), b.weight("one", scale)])
+        return b.op("Add", [b.op("Mul", [x, s]), b.weight("beta", as_float32(module.beta) * scale)])
 
 
 def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: int) -> str:
@@ -245,10 +243,10 @@ def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: i
     if isinstance(pooling, RegisterPooling):
         with torch.no_grad():
             weights = torch.softmax(pooling.logits, dim=0)[None, :]
-        pooled = b.op("MatMul", [b.weight("register_weights", _np(weights)), regs])  # [B, 1, D]
+        pooled = b.op("MatMul", [b.weight("register_weights", as_float32(weights)), regs])  # [B, 1, D]
         return b.reshape(pooled, [0, -1])
     if isinstance(pooling, RegisterCompressConcat):
-        compressed = b.op("MatMul", [regs, b.weight("compress", _np(pooling.compress.weight).T)])
+        compressed = b.op("MatMul", [regs, b.weight("compress", as_float32(pooling.compress.weight).T)])
         return b.reshape(compressed, [0, -1])
     raise TypeError(f"unsupported register conditioning {type(pooling).__name__}")
 
@@ -256,9 +254,9 @@ def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: i
 def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_conv_lowering: str,
           query_rows: tuple[int, int] | None = None) -> str:
     """One residual block; ``query_rows`` (attention blocks only) keeps just those output tokens."""
-    ls_attn = None if blk.ls_attn is None else _np(blk.ls_attn.gamma)
+    ls_attn = None if blk.ls_attn is None else as_float32(blk.ls_attn.gamma)
     fold_attn = ls_attn if blk.grn is None else None
-    a = rms_norm(b, x, _np(blk.input_norm.weight), blk.input_norm.eps)
+    a = rms_norm(b, x, as_float32(blk.input_norm.weight), blk.input_norm.eps)
     mixer = blk.sequence_mixer
     if isinstance(mixer, ViT5Attention):
         m = attention(b, mixer, a, fold_attn, query_rows)
@@ -272,8 +270,8 @@ def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_con
     if blk.grn is not None:
         m = grn(b, blk.grn, m, ls_attn)  # LayerScale folded into the GRN's affine terms
     x = b.op("Add", [x, m], name="residual_mixer")
-    h = rms_norm(b, x, _np(blk.mlp_norm.weight), blk.mlp_norm.eps)
-    h = mlp(b, blk.mlp, h, None if blk.ls_mlp is None else _np(blk.ls_mlp.gamma))
+    h = rms_norm(b, x, as_float32(blk.mlp_norm.weight), blk.mlp_norm.eps)
+    h = mlp(b, blk.mlp, h, None if blk.ls_mlp is None else as_float32(blk.ls_mlp.gamma))
     return b.op("Add", [x, h], name="residual_mlp")
 
 
@@ -289,17 +287,17 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
         pixels = b.input("pixel_values", FLOAT, [batch, net.in_channels, net.image_size, net.image_size])
 
     with b.scope("embed"):
-        x = b.op("Conv", [pixels, b.weight("patch_embed.weight", _np(model.patch_embed.weight))],
+        x = b.op("Conv", [pixels, b.weight("patch_embed.weight", as_float32(model.patch_embed.weight))],
                  strides=[net.patch_size] * 2, name="patch_embed")
         x = b.transpose(b.reshape(x, [0, d, n]), [0, 2, 1])
-        x = b.op("Add", [x, b.weight("pos_embed", _np(model.pos_embed))])
+        x = b.op("Add", [x, b.weight("pos_embed", as_float32(model.pos_embed))])
         pattern = net.layer_pattern
         padded_blocks = [i for i, kind in enumerate(pattern) if kind in PADDING_TYPES]
         extra = []
         if model.cls_token is not None:
-            extra.append(_np(model.cls_token))
+            extra.append(as_float32(model.cls_token))
         if model.reg_token is not None:
-            extra.append(_np(model.reg_token))
+            extra.append(as_float32(model.reg_token))
         if padded_blocks and cfg.num_pad:
             extra.append(np.zeros((1, cfg.num_pad, d), np.float32))
         if extra:
@@ -336,8 +334,8 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
             pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
         else:
             regs = b.slice(x, first, first + net.num_registers, axis=1)
-            pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", _np(model.register_neck.weight).T)]),
+            pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", as_float32(model.register_neck.weight).T)]),
                                [0, -1])
-        pooled = rms_norm(b, pooled, _np(model.out_norm.weight), model.out_norm.eps)
-        logits = b.op("MatMul", [pooled, b.weight("out_proj", _np(model.out_proj.weight).T)])
+        pooled = rms_norm(b, pooled, as_float32(model.out_norm.weight), model.out_norm.eps)
+        logits = b.op("MatMul", [pooled, b.weight("out_proj", as_float32(model.out_proj.weight).T)])
     b.output(logits, "logits", FLOAT, [batch, net.num_classes])
