@@ -68,7 +68,7 @@ def _opt(flag: str, help: str, panel: str = ARCH_PANEL, **kw):
 # (parameter name, annotation, default).  Override parameters carry the OVERRIDES key as their name
 # (lower-cased for L_cache) so that the mapping below stays mechanical.
 _SOURCE_PARAMS = [
-    ("config", Annotated[Optional[Path], _opt("--config", "Architecture JSON (the shape of shared/golden/*.json); default: inferred from the weights or the preset.", SOURCE_PANEL)], None),
+    ("config", Annotated[Optional[Path], _opt("--config", "Architecture JSON (the shape of tests/data/golden/*.json); default: inferred from the weights or the preset.", SOURCE_PANEL)], None),
     ("weights", Annotated[Weights, typer.Option("--weights", help="Which weights of a training checkpoint: the EMA or the raw online ones.", rich_help_panel=SOURCE_PANEL)], Weights.ema),
     ("trust_pickle", Annotated[bool, _opt("--trust-pickle", "Allow arbitrary unpickling of .pt/.ckpt files (runs code from the file; only for files you trust).", SOURCE_PANEL)], False),
     ("seed", Annotated[int, typer.Option("--seed", help="Seed of a preset's random weights and of the example inputs.", rich_help_panel=SOURCE_PANEL)], 0),

@@ -1,6 +1,6 @@
 """Plain, typed, JSON-serializable architecture description of a ViT-5 network.
 
-The JSON shape is the one of ``shared/golden/*.json``: a ``network`` section with the network's
+The JSON shape is the one of ``tests/data/golden/*.json``: a ``network`` section with the network's
 own constructor numbers, and ``attention`` / ``hyena`` / ``film`` sections shared by every block of
 that type.  ``validate()`` turns every upstream pitfall of SPEC section 9 into a ConfigError.
 """
