@@ -12,6 +12,8 @@ from typing import Optional
 
 import numpy as np
 
+from vit5_infer.vocabulary import LOGITS
+
 
 class Runner(abc.ABC):
     #: backend name as the CLI spells it: torch, torch-compile, ort, ort-cuda, ort-trt, trt
@@ -35,6 +37,11 @@ class Runner(abc.ABC):
     @abc.abstractmethod
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         """Logits for one batch; returns only when the result is on the host."""
+
+    def run(self, pixel_values: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the model, by name, as float32 host arrays (``logits`` and, for graphs
+        exported with backbone outputs, the features)."""
+        return {LOGITS: self.infer(pixel_values)}
 
     def release(self) -> None:
         """Free sessions, engines and device memory."""

@@ -34,6 +34,8 @@ import numpy as np
 from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.metrics import compare_logits, within_tolerance
 
+from vit5_infer.preprocessing import Preprocessing, list_images, load_images, preprocess_image  # noqa: F401
+
 from .host_memory import peak_rss_bytes, reset_peak_rss
 
 LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
@@ -408,87 +410,6 @@ def capture_environment() -> dict:
     return env
 
 
-# ---- real images ------------------------------------------------------------------------------
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """Evaluation preprocessing of SPEC 8.4 (upstream DALI datamodule)."""
-
-    image_size: int = 224
-    crop_ratio: float = 1.0
-    mean: tuple = (0.485, 0.456, 0.406)
-    std: tuple = (0.229, 0.224, 0.225)
-    interpolation: str = "bicubic"
-
-    @classmethod
-    def from_metadata(cls, metadata: Optional[dict], image_size: int) -> "Preprocessing":
-        """The exporter's ``preprocessing`` entry when there is one, else SPEC 8.4 at the model's size."""
-        pre = dict((metadata or {}).get("preprocessing") or {})
-        known = {k: pre[k] for k in ("image_size", "crop_ratio", "mean", "std", "interpolation") if k in pre}
-        for key in ("mean", "std"):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
-        known.setdefault("image_size", image_size)
-        return cls(**known)
-
-    @property
-    def resize_to(self) -> int:
-        return int(self.image_size / self.crop_ratio)
-
-
-def list_images(folder: Union[str, Path]) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise InputError(f"--images: {folder} is not a directory")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not files:
-        raise InputError(f"--images: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return files
-
-
-def preprocess_image(image, pre: Preprocessing) -> np.ndarray:
-    """A PIL image -> float32 CHW: RGB, bicubic resize of the shorter side, center crop, normalize."""
-    from PIL import Image
-
-    image = image.convert("RGB")
-    w, h = image.size
-    scale = pre.resize_to / min(w, h)
-    new_w, new_h = max(pre.resize_to, round(w * scale)), max(pre.resize_to, round(h * scale))
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}.get(
-        pre.interpolation, Image.BICUBIC
-    )
-    image = image.resize((new_w, new_h), resample=resample)
-    left, top = (new_w - pre.image_size) // 2, (new_h - pre.image_size) // 2
-    image = image.crop((left, top, left + pre.image_size, top + pre.image_size))
-    x = np.asarray(image, dtype=np.float32) / 255.0
-    x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
-    return np.ascontiguousarray(x.transpose(2, 0, 1))
-
-
-def load_images(folder: Union[str, Path], pre: Preprocessing, count: int) -> np.ndarray:
-    """``count`` preprocessed images ``[count, 3, S, S]`` from ``folder`` (cycled when it holds fewer)."""
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        raise BenchError("--images needs Pillow to decode images: pip install 'vit5-infer[images]'") from None
-    files = list_images(folder)
-    cache: dict[Path, np.ndarray] = {}
-    out = []
-    for i in range(count):
-        path = files[i % len(files)]
-        if path not in cache:
-            try:
-                with Image.open(path) as img:
-                    cache[path] = preprocess_image(img, pre)
-            except (UnidentifiedImageError, OSError) as exc:
-                raise InputError(f"--images: cannot decode {path} ({exc})") from None
-        out.append(cache[path])
-    return np.stack(out)
-
-
 # ---- inputs and reference -----------------------------------------------------------------------
 
 
@@ -499,7 +420,7 @@ def seeded_inputs(model, batches: Iterable[int], seed: int) -> dict:
     return {b: example_inputs(model, b, seed).numpy() for b in batches}
 
 
-def image_inputs(folder: Union[str, Path], pre: Preprocessing, batches: Iterable[int]) -> dict:
+def image_inputs(folder: Union[str, Path], pre: "Preprocessing", batches: Iterable[int]) -> dict:
     """Real images for every batch size (the first ``b`` images of the folder, cycled)."""
     batches = list(batches)
     images = load_images(folder, pre, max(batches))

@@ -12,34 +12,16 @@ from vit5_infer import __version__
 from vit5_infer.config import ViT5Config
 from vit5_infer.errors import Vit5Error
 from vit5_infer.loading import ModelSource
+from vit5_infer.preprocessing import Preprocessing
 
 PREFIX = "vit5."
-# Upstream's evaluation pipeline (SPEC 8.4): bicubic resize of the shorter side, centre crop,
-# ImageNet mean/std on a 0-1 scale.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-def preprocessing(config: ViT5Config, layout: str) -> dict:
-    size = config.network.image_size
-    return {
-        "image_size": size,
-        "resize_shorter_side": size,
-        "crop_ratio": 1.0,
-        "interpolation": "bicubic",
-        "mean": list(IMAGENET_MEAN),
-        "std": list(IMAGENET_STD),
-        "scale": "0-1",
-        "layout": layout,
-        "channels": "RGB",
-    }
 
 
 def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
                    lowering: dict, io_dtype: str, batch) -> dict:
     return {
         "config": config.to_dict(),
-        "preprocessing": preprocessing(config, layout),
+        "preprocessing": Preprocessing(image_size=config.network.image_size).to_metadata(layout),
         "toolkit_version": __version__,
         "source": None if source is None else source.__dict__,
         "precision": precision,

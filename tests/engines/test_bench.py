@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vit5_infer.engines import bench
-from vit5_infer.errors import InputError
+from vit5_infer.errors import InputError, Vit5Error
 
 
 def test_latency_stats_match_numpy_percentiles():
@@ -178,7 +178,7 @@ def test_images_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pil)
-    with pytest.raises(bench.BenchError, match="Pillow"):
+    with pytest.raises(Vit5Error, match="Pillow"):
         bench.load_images(tmp_path, bench.Preprocessing(), 1)
 
 

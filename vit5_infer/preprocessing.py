@@ -1,0 +1,152 @@
+"""Image preprocessing, in one place: what an exported graph records in its metadata, what
+``vit5 bench --images`` and INT8 calibration apply to real images.
+
+The default is upstream's evaluation pipeline (SPEC 8.4): bicubic resize of the shorter side to
+``image_size / crop_ratio``, centre crop to ``image_size``, pixels scaled to 0-1 and normalized
+with the ImageNet mean and std.  Pillow is imported only when images are decoded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from .errors import InputError, Vit5Error
+from .vocabulary import PathLike
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    image_size: int = 224
+    crop_ratio: float = 1.0
+    mean: tuple = IMAGENET_MEAN
+    std: tuple = IMAGENET_STD
+    interpolation: str = "bicubic"
+
+    def __post_init__(self):
+        if not isinstance(self.image_size, int) or self.image_size < 1:
+            raise InputError(f"preprocessing image_size must be a positive integer, got {self.image_size!r}")
+        if not 0.0 < float(self.crop_ratio) <= 1.0:
+            raise InputError(f"preprocessing crop_ratio must lie in (0, 1], got {self.crop_ratio!r}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) != 3:
+                raise InputError(f"preprocessing {name} needs 3 values (R, G, B), got {list(values)}")
+        if any(not float(s) > 0 for s in self.std):
+            raise InputError(f"preprocessing std values must be > 0, got {list(self.std)}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise InputError(
+                f"preprocessing interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
+            )
+
+    @property
+    def resize_to(self) -> int:
+        """Length of the shorter side after the resize, before the centre crop."""
+        return int(self.image_size / self.crop_ratio)
+
+    def to_metadata(self, layout: str = "nchw") -> dict:
+        """The ``preprocessing`` entry of an exported graph's metadata."""
+        return {
+            "image_size": self.image_size,
+            "resize_shorter_side": self.resize_to,
+            "crop_ratio": float(self.crop_ratio),
+            "interpolation": self.interpolation,
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "scale": "0-1",
+            "layout": layout,
+            "channels": "RGB",
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Optional[dict], image_size: int) -> "Preprocessing":
+        """The graph's recorded preprocessing, else SPEC 8.4 at the model's input size."""
+        pre = (metadata or {}).get("preprocessing") or {}
+        if not isinstance(pre, dict):
+            raise Vit5Error("the graph's preprocessing metadata is not an object; re-export the model")
+        known = {k: pre[k] for k in ("image_size", "crop_ratio", "mean", "std", "interpolation") if k in pre}
+        try:
+            for key in ("mean", "std"):
+                if key in known:
+                    known[key] = tuple(float(v) for v in known[key])
+            if "crop_ratio" in known:
+                known["crop_ratio"] = float(known["crop_ratio"])
+        except (TypeError, ValueError):
+            raise Vit5Error(f"the graph's preprocessing metadata has non-numeric values: {pre}") from None
+        known.setdefault("image_size", image_size)
+        try:
+            return cls(**known)
+        except InputError as exc:
+            raise Vit5Error(f"the graph's preprocessing metadata is invalid: {exc}") from None
+
+    def with_image_size(self, image_size: int) -> "Preprocessing":
+        return replace(self, image_size=image_size)
+
+
+def list_images(folder: PathLike, what: str = "--images") -> list[Path]:
+    """Every image file below ``folder`` (recursively), sorted by path."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{what}: {folder} is not a directory")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{what}: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def preprocess_image(image, pre: Preprocessing) -> np.ndarray:
+    """A PIL image -> float32 CHW: RGB, resize of the shorter side, centre crop, normalize."""
+    from PIL import Image
+
+    image = image.convert("RGB")
+    w, h = image.size
+    scale = pre.resize_to / min(w, h)
+    new_w, new_h = max(pre.resize_to, round(w * scale)), max(pre.resize_to, round(h * scale))
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[pre.interpolation]
+    if (new_w, new_h) != (w, h):
+        image = image.resize((new_w, new_h), resample=resample)
+    left, top = (new_w - pre.image_size) // 2, (new_h - pre.image_size) // 2
+    image = image.crop((left, top, left + pre.image_size, top + pre.image_size))
+    x = np.asarray(image, dtype=np.float32) / 255.0
+    x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def _pillow():
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise Vit5Error("decoding images needs Pillow: pip install 'vit5-infer[images]'") from None
+    return Image, UnidentifiedImageError
+
+
+def load_image(path: PathLike, pre: Preprocessing, what: str = "--images") -> np.ndarray:
+    """One preprocessed image ``[3, S, S]``; InputError for a file Pillow cannot decode."""
+    Image, UnidentifiedImageError = _pillow()
+    try:
+        with Image.open(path) as img:
+            return preprocess_image(img, pre)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{what}: cannot decode {path} ({exc})") from None
+
+
+def load_images(files_or_folder, pre: Preprocessing, count: int, what: str = "--images") -> np.ndarray:
+    """``count`` preprocessed images ``[count, 3, S, S]`` (the files cycled when there are fewer)."""
+    _pillow()  # before anything else: a missing Pillow is the first thing to say
+    files = list_images(files_or_folder, what) if isinstance(files_or_folder, (str, Path)) else list(files_or_folder)
+    cache: dict[Path, np.ndarray] = {}
+    out = []
+    for i in range(count):
+        path = Path(files[i % len(files)])
+        if path not in cache:
+            cache[path] = load_image(path, pre, what)
+        out.append(cache[path])
+    return np.stack(out)
