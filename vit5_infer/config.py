@@ -13,15 +13,13 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from .blocks import block_kind, pads
 from .errors import ConfigError
 
 READOUTS = ("cls", "gap", "register_concat")
 MLP_ACTIVATIONS = ("gelu", "gelu_exact", "relu", "silu", "glu", "swiglu")
 GATED_ACTIVATIONS = ("glu", "swiglu")
 GATES = ("silu", "sigmoid", "gelu", "relu", "identity")
-BLOCK_TYPES = ("A", "H")
-# Blocks of these types see the padded token sequence (upstream's default `padding_types`).
-PADDING_TYPES = frozenset({"H"})
 
 
 def _from_dict(cls, data: dict, where: str):
@@ -199,8 +197,7 @@ class ViT5Config:
 
     def block_tokens(self, index: int) -> int:
         """How many tokens block ``index`` receives."""
-        kind = self.network.layer_pattern[index]
-        return self.num_padded_tokens if kind in PADDING_TYPES else self.num_tokens
+        return self.num_padded_tokens if pads(self.network.layer_pattern[index]) else self.num_tokens
 
     def l_cache(self) -> tuple:
         """Per-axis (y, x) SIREN cache extent."""
@@ -243,11 +240,7 @@ class ViT5Config:
             raise ConfigError(
                 f"layer_pattern {pattern!r} has {len(pattern)} characters but num_blocks is {net.num_blocks}"
             )
-        bad = sorted(set(pattern) - set(BLOCK_TYPES))
-        if bad:
-            raise ConfigError(
-                f"layer_pattern has unsupported block type(s) {', '.join(bad)}; supported: A (attention), H (Hyena)"
-            )
+        kinds = [block_kind(letter) for letter in dict.fromkeys(pattern)]  # ConfigError for unknown letters
         if net.readout == "register_concat":
             ratio = net.neck_compression_ratio
             if ratio is None or ratio <= 0:
@@ -262,91 +255,11 @@ class ViT5Config:
             raise ConfigError(
                 f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
             )
-        if "A" in pattern:
-            self._validate_attention()
-        if "H" in pattern:
-            self._validate_hyena()
-        elif self.film is not None:
+        for kind in kinds:
+            kind.hook("validate")(self)
+        if self.film is not None and "H" not in pattern:
             raise ConfigError("a 'film' section needs Hyena ('H') blocks to condition")
         return self
-
-    def _validate_attention(self):
-        net, att = self.network, self.attention
-        if att is None:
-            raise ConfigError("layer_pattern has attention blocks but the config has no 'attention' section")
-        if att.num_heads <= 0 or net.hidden_dim % att.num_heads:
-            raise ConfigError(f"hidden_dim {net.hidden_dim} is not divisible by num_heads {att.num_heads}")
-        if self.head_dim % 4:
-            raise ConfigError(
-                f"head_dim {self.head_dim} must be a multiple of 4 for the 2-D RoPE (two axes, paired halves)"
-            )
-        if att.qk_norm not in (None, "rmsnorm", "l2"):
-            raise ConfigError(f"attention.qk_norm must be 'rmsnorm', 'l2' or null, got {att.qk_norm!r}")
-        r = net.num_registers
-        if r > 0 and math.isqrt(r) ** 2 != r:
-            # 9.1: the register RoPE grid has floor(sqrt(R))^2 rows, so every forward would fail.
-            lo, hi = math.isqrt(r) ** 2, (math.isqrt(r) + 1) ** 2
-            raise ConfigError(
-                f"num_registers={r} is not a perfect square: the attention RoPE register grid would have "
-                f"{lo} rows and every forward pass would fail upstream; use {lo or 1} or {hi} registers"
-            )
-
-    def _validate_hyena(self):
-        net, hy = self.network, self.hyena
-        if hy is None:
-            raise ConfigError("layer_pattern has Hyena blocks but the config has no 'hyena' section")
-        if hy.kernel != "siren":
-            raise ConfigError(f"hyena.kernel {hy.kernel!r} is not supported (only 'siren')")
-        if hy.grid_type != "double" or hy.fft_padding != "zero":
-            raise ConfigError(
-                f"hyena grid_type={hy.grid_type!r}, fft_padding={hy.fft_padding!r} is not supported; "
-                "every ViT-5 preset uses grid_type='double', fft_padding='zero'"
-            )
-        if hy.kernel_num_layers < 2:
-            raise ConfigError("hyena.kernel_num_layers must be >= 2")
-        for name in ("gate", "gate_2"):
-            value = getattr(hy, name)
-            if value is not None and value not in GATES:
-                raise ConfigError(f"hyena.{name} must be one of {', '.join(GATES)}, got {value!r}")
-        if hy.qk_norm not in (None, "l2"):
-            raise ConfigError(f"hyena.qk_norm must be 'l2' or null, got {hy.qk_norm!r}")
-        for name in ("pixelhyena_norm", "output_norm"):
-            if getattr(hy, name) not in (None, "rmsnorm"):
-                raise ConfigError(f"hyena.{name} must be 'rmsnorm' or null")
-        if hy.short_conv_kernel_size % 2 == 0:
-            raise ConfigError("hyena.short_conv_kernel_size must be odd ('same' padding)")
-        if self.num_padded_tokens % self.grid_size:
-            raise ConfigError("internal: padded token count is not a multiple of the grid width")  # 9.4
-        l_cache = self.l_cache()
-        if min(l_cache) < 2:
-            raise ConfigError(f"hyena.L_cache must be >= 2 on every axis, got {l_cache}")
-        if hy.mask is not None:
-            if hy.mask.type != "gaussian":
-                raise ConfigError(f"hyena.mask.type {hy.mask.type!r} is not supported (only 'gaussian')")
-            if hy.mask.parametrization not in ("direct", "log", "softplus"):
-                raise ConfigError(f"hyena.mask.parametrization {hy.mask.parametrization!r} is not supported")
-            for name in ("min_attenuation_at_step", "max_attenuation_at_limit"):
-                value = getattr(hy.mask, name)
-                if not 0.0 < value < 1.0:
-                    raise ConfigError(f"hyena.mask.{name} must lie in (0, 1), got {value}")
-        film = self.film
-        if film is not None:
-            # 9.8: a FiLM generator without register conditioning is silently unused upstream.
-            if net.num_registers == 0:
-                raise ConfigError("FiLM conditioning reads the register tokens, but num_registers is 0")
-            if film.conditioning not in ("register_pooling", "register_compress_concat"):
-                raise ConfigError(f"film.conditioning {film.conditioning!r} is not supported")
-            if film.conditioning == "register_compress_concat" and not film.compressed_dim:
-                raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
-            expected = hy.kernel_num_layers - 1 + int(film.film_after_pos_embed)
-            if film.num_film_layers != expected:
-                raise ConfigError(
-                    f"film.num_film_layers={film.num_film_layers} but the SIREN has "
-                    f"{hy.kernel_num_layers - 1} hidden layers"
-                    f"{' plus the positional embedding' if film.film_after_pos_embed else ''}: expected {expected}"
-                )
-            if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
-                raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
 
     # ---- helpers used by the modules ----------------------------------------------------------
     def mlp_has_bias(self, block_type: str) -> bool:
@@ -374,6 +287,87 @@ class ViT5Config:
         if self.grid_size > lx:
             out.append(f"columns {self.grid_size} > L_cache {lx}")
         return out
+
+
+def validate_attention(config: ViT5Config) -> None:
+    """The checks of attention ("A") blocks (SPEC 9.1)."""
+    net, att = config.network, config.attention
+    if att is None:
+        raise ConfigError("layer_pattern has attention blocks but the config has no 'attention' section")
+    if att.num_heads <= 0 or net.hidden_dim % att.num_heads:
+        raise ConfigError(f"hidden_dim {net.hidden_dim} is not divisible by num_heads {att.num_heads}")
+    if config.head_dim % 4:
+        raise ConfigError(
+            f"head_dim {config.head_dim} must be a multiple of 4 for the 2-D RoPE (two axes, paired halves)"
+        )
+    if att.qk_norm not in (None, "rmsnorm", "l2"):
+        raise ConfigError(f"attention.qk_norm must be 'rmsnorm', 'l2' or null, got {att.qk_norm!r}")
+    r = net.num_registers
+    if r > 0 and math.isqrt(r) ** 2 != r:
+        # 9.1: the register RoPE grid has floor(sqrt(R))^2 rows, so every forward would fail.
+        lo, hi = math.isqrt(r) ** 2, (math.isqrt(r) + 1) ** 2
+        raise ConfigError(
+            f"num_registers={r} is not a perfect square: the attention RoPE register grid would have "
+            f"{lo} rows and every forward pass would fail upstream; use {lo or 1} or {hi} registers"
+        )
+
+def validate_hyena(config: ViT5Config) -> None:
+    """The checks of Hyena ("H") blocks (SPEC 9.4, 9.8-9.10)."""
+    net, hy = config.network, config.hyena
+    if hy is None:
+        raise ConfigError("layer_pattern has Hyena blocks but the config has no 'hyena' section")
+    if hy.kernel != "siren":
+        raise ConfigError(f"hyena.kernel {hy.kernel!r} is not supported (only 'siren')")
+    if hy.grid_type != "double" or hy.fft_padding != "zero":
+        raise ConfigError(
+            f"hyena grid_type={hy.grid_type!r}, fft_padding={hy.fft_padding!r} is not supported; "
+            "every ViT-5 preset uses grid_type='double', fft_padding='zero'"
+        )
+    if hy.kernel_num_layers < 2:
+        raise ConfigError("hyena.kernel_num_layers must be >= 2")
+    for name in ("gate", "gate_2"):
+        value = getattr(hy, name)
+        if value is not None and value not in GATES:
+            raise ConfigError(f"hyena.{name} must be one of {', '.join(GATES)}, got {value!r}")
+    if hy.qk_norm not in (None, "l2"):
+        raise ConfigError(f"hyena.qk_norm must be 'l2' or null, got {hy.qk_norm!r}")
+    for name in ("pixelhyena_norm", "output_norm"):
+        if getattr(hy, name) not in (None, "rmsnorm"):
+            raise ConfigError(f"hyena.{name} must be 'rmsnorm' or null")
+    if hy.short_conv_kernel_size % 2 == 0:
+        raise ConfigError("hyena.short_conv_kernel_size must be odd ('same' padding)")
+    if config.num_padded_tokens % config.grid_size:
+        raise ConfigError("internal: padded token count is not a multiple of the grid width")  # 9.4
+    l_cache = config.l_cache()
+    if min(l_cache) < 2:
+        raise ConfigError(f"hyena.L_cache must be >= 2 on every axis, got {l_cache}")
+    if hy.mask is not None:
+        if hy.mask.type != "gaussian":
+            raise ConfigError(f"hyena.mask.type {hy.mask.type!r} is not supported (only 'gaussian')")
+        if hy.mask.parametrization not in ("direct", "log", "softplus"):
+            raise ConfigError(f"hyena.mask.parametrization {hy.mask.parametrization!r} is not supported")
+        for name in ("min_attenuation_at_step", "max_attenuation_at_limit"):
+            value = getattr(hy.mask, name)
+            if not 0.0 < value < 1.0:
+                raise ConfigError(f"hyena.mask.{name} must lie in (0, 1), got {value}")
+    film = config.film
+    if film is not None:
+        # 9.8: a FiLM generator without register conditioning is silently unused upstream.
+        if net.num_registers == 0:
+            raise ConfigError("FiLM conditioning reads the register tokens, but num_registers is 0")
+        if film.conditioning not in ("register_pooling", "register_compress_concat"):
+            raise ConfigError(f"film.conditioning {film.conditioning!r} is not supported")
+        if film.conditioning == "register_compress_concat" and not film.compressed_dim:
+            raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
+        expected = hy.kernel_num_layers - 1 + int(film.film_after_pos_embed)
+        if film.num_film_layers != expected:
+            raise ConfigError(
+                f"film.num_film_layers={film.num_film_layers} but the SIREN has "
+                f"{hy.kernel_num_layers - 1} hidden layers"
+                f"{' plus the positional embedding' if film.film_after_pos_embed else ''}: expected {expected}"
+            )
+        if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
+            raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
 
 
 def config_summary(config: ViT5Config) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from .blocks import block_kinds
 from .config import AttentionConfig, FilmConfig, HyenaConfig, MaskConfig, NetworkConfig, ViT5Config
 from .errors import CheckpointError, ConfigError
 
@@ -135,6 +136,48 @@ def _film_settings(sd: dict, prefix: str, kernel_hidden_dim: int):
     raise CheckpointError(f"{prefix}: FiLM generator without register conditioning; upstream never uses it")
 
 
+def detect_attention(sd: dict, prefix: str):
+    if prefix + "sequence_mixer.qkv.weight" not in sd:
+        return None
+    return _attention_settings(sd, prefix, _shape(sd, "patch_embed.weight")[0])
+
+
+def configure_attention(by_block: dict, hidden_dim: int, overrides: dict) -> dict:
+    a = _same_for_all(by_block, "attention settings")
+    heads = overrides.pop("num_heads", None)
+    if heads is None:
+        if a["head_dim"] is not None:
+            heads = hidden_dim // a["head_dim"]
+        elif hidden_dim % 64 == 0:
+            heads = hidden_dim // 64  # upstream presets: head_dim 64
+        else:
+            raise CheckpointError(
+                f"cannot infer the number of attention heads (no QK-norm weights and hidden_dim {hidden_dim} "
+                "is not a multiple of 64); pass num_heads (CLI: --num-heads)"
+            )
+    return {"attention": AttentionConfig(num_heads=heads, qk_norm=a["qk_norm"], qkv_bias=a["qkv_bias"],
+                                         out_proj_bias=a["out_proj_bias"])}
+
+
+def detect_hyena(sd: dict, prefix: str):
+    if prefix + HYENA + "qkv_proj.weight" not in sd:
+        return None
+    hyena = _hyena_settings(sd, prefix)
+    return {"hyena": hyena, "film": _film_settings(sd, prefix, hyena["kernel_hidden_dim"])}
+
+
+def configure_hyena(by_block: dict, hidden_dim: int, overrides: dict) -> dict:
+    h = dict(_same_for_all({i: v["hyena"] for i, v in by_block.items()}, "Hyena settings"))
+    h["mask"] = MaskConfig() if h["mask"] else None
+    hyena = HyenaConfig(**h)
+    film = None
+    f = _same_for_all({i: v["film"] for i, v in by_block.items()}, "FiLM settings")
+    if f is not None:
+        f = dict(f, film_after_pos_embed=f["num_film_layers"] == hyena.kernel_num_layers)
+        film = FilmConfig(**f)
+    return {"hyena": hyena, "film": film}
+
+
 def infer_config(sd: dict, **overrides) -> ViT5Config:
     _require(sd, ["patch_embed.weight", "pos_embed", "out_norm.weight", "out_proj.weight"])
     hidden_dim, in_channels, patch, patch_w = _shape(sd, "patch_embed.weight")
@@ -154,18 +197,19 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     else:
         readout = "gap"
 
-    pattern, mlp, attention, hyena, film, layer_scale = "", {}, {}, {}, {}, {}
+    kinds = block_kinds()
+    pattern, mlp, layer_scale = "", {}, {}
+    settings: dict[str, dict[int, dict]] = {}  # block letter -> block index -> its settings
     for i in _block_indices(sd):
         prefix = f"blocks.{i}."
-        if prefix + "sequence_mixer.qkv.weight" in sd:
-            kind = "A"
-            attention[i] = _attention_settings(sd, prefix, hidden_dim)
-        elif prefix + HYENA + "qkv_proj.weight" in sd:
-            kind = "H"
-            hyena[i] = _hyena_settings(sd, prefix)
-            film[i] = _film_settings(sd, prefix, hyena[i]["kernel_hidden_dim"])
-        else:
-            raise CheckpointError(f"block {i}: unknown sequence mixer (neither ViT5Attention nor Hyena keys)")
+        found = [(letter, kind.hook("detect")(sd, prefix)) for letter, kind in kinds.items()]
+        found = [(letter, value) for letter, value in found if value is not None]
+        if len(found) != 1:
+            names = ", ".join(kind.name for kind in kinds.values())
+            raise CheckpointError(f"block {i}: unknown sequence mixer (keys of none of: {names})" if not found
+                                  else f"block {i}: keys of several block kinds ({', '.join(l for l, _ in found)})")
+        kind, value = found[0]
+        settings.setdefault(kind, {})[i] = value
         _require(sd, [prefix + "mlp.layer1.weight", prefix + "mlp.layer2.weight", prefix + "input_norm.weight"])
         pattern += kind
         mlp[i] = (kind,) + _mlp_settings(sd, prefix, hidden_dim)
@@ -183,34 +227,9 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
             raise CheckpointError("gated MLP (GLU or SwiGLU): the weights cannot tell which; pass mlp_activation (CLI: --mlp-activation)")
         activation = "gelu_exact"
 
-    att_cfg = None
-    if attention:
-        a = _same_for_all(attention, "attention settings")
-        heads = overrides.pop("num_heads", None)
-        if heads is None:
-            if a["head_dim"] is not None:
-                heads = hidden_dim // a["head_dim"]
-            elif hidden_dim % 64 == 0:
-                heads = hidden_dim // 64  # upstream presets: head_dim 64
-            else:
-                raise CheckpointError(
-                    f"cannot infer the number of attention heads (no QK-norm weights and hidden_dim {hidden_dim} "
-                    "is not a multiple of 64); pass num_heads (CLI: --num-heads)"
-                )
-        att_cfg = AttentionConfig(
-            num_heads=heads, qk_norm=a["qk_norm"], qkv_bias=a["qkv_bias"], out_proj_bias=a["out_proj_bias"]
-        )
-
-    hy_cfg = film_cfg = None
-    if hyena:
-        h = dict(_same_for_all(hyena, "Hyena settings"))
-        h["mask"] = MaskConfig() if h["mask"] else None
-        hy_cfg = HyenaConfig(**h)
-        f = _same_for_all(film, "FiLM settings")
-        if f is not None:
-            f["film_after_pos_embed"] = f["num_film_layers"] == hy_cfg.kernel_num_layers
-            film_cfg = FilmConfig(**f)
-
+    sections = {}
+    for letter, by_block in settings.items():
+        sections.update(kinds[letter].hook("configure")(by_block, hidden_dim, overrides))
     config = ViT5Config(
         network=NetworkConfig(
             in_channels=in_channels,
@@ -224,12 +243,10 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
             layer_pattern=pattern,
             neck_compression_ratio=ratio,
         ),
-        attention=att_cfg,
-        hyena=hy_cfg,
-        film=film_cfg,
         mlp_bias=mlp_bias,
         mlp_expansion_factor=expansion,
         mlp_activation=activation,
         layer_scale=_same_for_all(layer_scale, "LayerScale presence"),
+        **sections,
     )
     return apply_overrides(config, **overrides)

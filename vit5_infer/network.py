@@ -7,7 +7,8 @@ import warnings
 import torch
 from torch import nn
 
-from .config import PADDING_TYPES, ViT5Config
+from .blocks import block_kind, pads
+from .config import ViT5Config
 from .errors import InputError
 from .layers import (
     MLP,
@@ -95,33 +96,43 @@ def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
     return ViT5HyenaAdapter(inner, grid_w=config.grid_size)
 
 
-def build_block(config: ViT5Config, block_type: str) -> ViT5ResidualBlock:
+def residual_block(config: ViT5Config, letter: str, mixer: nn.Module, register_pooling: nn.Module | None = None,
+                   grn: nn.Module | None = None) -> ViT5ResidualBlock:
+    """A pre-norm residual block around ``mixer`` with this config's MLP, norms and LayerScale."""
     net = config.network
     d = net.hidden_dim
-    pooling = None
-    if block_type == "A":
-        mixer = build_attention(config)
-    else:
-        mixer = build_hyena(config)
-        film = config.film
-        if film is not None:
-            if film.conditioning == "register_pooling":
-                pooling = RegisterPooling(net.num_registers)
-            else:
-                pooling = RegisterCompressConcat(net.num_registers, d, film.compressed_dim)
-    grn = GlobalResponseNorm(d, config.grn_eps) if (block_type == "H" and config.hyena.grn) else None
-    mlp = MLP(d, config.mlp_activation, config.mlp_expansion_factor, bias=config.mlp_has_bias(block_type))
+    mlp = MLP(d, config.mlp_activation, config.mlp_expansion_factor, bias=config.mlp_has_bias(letter))
     return ViT5ResidualBlock(
         mixer,
         mlp,
         d,
         norm_eps=config.norm_eps,
         layer_scale=config.layer_scale,
-        register_pooling=pooling,
+        register_pooling=register_pooling,
         num_registers=net.num_registers,
         register_start_idx=config.num_patches + int(config.has_cls),  # SPEC 9.8: injected, never guessed
         grn=grn,
     )
+
+
+def build_attention_block(config: ViT5Config) -> ViT5ResidualBlock:
+    return residual_block(config, "A", build_attention(config))
+
+
+def build_hyena_block(config: ViT5Config) -> ViT5ResidualBlock:
+    net, film = config.network, config.film
+    pooling = None
+    if film is not None:
+        if film.conditioning == "register_pooling":
+            pooling = RegisterPooling(net.num_registers)
+        else:
+            pooling = RegisterCompressConcat(net.num_registers, net.hidden_dim, film.compressed_dim)
+    grn = GlobalResponseNorm(net.hidden_dim, config.grn_eps) if config.hyena.grn else None
+    return residual_block(config, "H", build_hyena(config), pooling, grn)
+
+
+def build_block(config: ViT5Config, letter: str) -> ViT5ResidualBlock:
+    return block_kind(letter).hook("build")(config)
 
 
 class ViT5ClassificationNet(nn.Module):
@@ -188,7 +199,7 @@ class ViT5ClassificationNet(nn.Module):
     def run_blocks(self, x: torch.Tensor) -> torch.Tensor:
         t0, pad = self.config.num_tokens, self.config.num_pad
         for kind, block in zip(self.config.network.layer_pattern, self.blocks):
-            if pad and kind not in PADDING_TYPES:
+            if pad and not pads(kind):
                 x = torch.cat([block(x[:, :t0]), x[:, t0:]], dim=1)
             else:
                 x = block(x)
