@@ -46,8 +46,8 @@ def test_fp16_build_graph_on_ort_cpu(exports, name, tmp_path):
     with OrtRunner(fp16_path, threads=1) as runner:
         fp16_logits = runner.infer(pixel_values)
     assert np.isfinite(fp16_logits).all()
-    assert compare_logits(fp32_logits, fp16_logits)["cosine"] >= 0.999
-    assert compare_logits(upstream, fp16_logits)["cosine"] >= 0.999
+    assert compare_logits(fp32_logits, fp16_logits).cosine >= 0.999
+    assert compare_logits(upstream, fp16_logits).cosine >= 0.999
 
 
 def test_graph_options_and_describe(exports, tmp_path):
@@ -104,4 +104,4 @@ def test_ort_cuda_matches_upstream(exports):
     pixel_values, upstream = load_golden_io(name)
     with OrtRunner(exports[name], provider="cuda") as runner:
         logits = runner.infer(pixel_values)
-    assert compare_logits(upstream, logits)["max_abs_err"] <= 1e-3
+    assert compare_logits(upstream, logits).max_abs_err <= 1e-3
