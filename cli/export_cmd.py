@@ -22,15 +22,14 @@ class Layout(str, enum.Enum):
     nhwc = "nhwc"
 
 
-def print_validation(validation: Optional[dict]) -> None:
-    if not validation:
+def print_validation(validation) -> None:
+    if validation is None:
         console.out.print("validation: skipped (--no-validate)")
         return
-    verdict = "[green]passed[/]" if validation.get("passed", True) else "[red]FAILED[/]"
-    parts = [f"max_abs_err {validation['max_abs_err']:.3g}", f"mean_abs_err {validation['mean_abs_err']:.3g}",
-             f"cosine {validation['cosine']:.7f}"]
-    if "top1_agreement" in validation:
-        parts.append(f"top1 {validation['top1_agreement']:.3f}")
+    c = validation.comparison
+    verdict = "[green]passed[/]" if validation.passed else "[red]FAILED[/]"
+    parts = [f"max_abs_err {c.max_abs_err:.3g}", f"mean_abs_err {c.mean_abs_err:.3g}", f"cosine {c.cosine:.7f}",
+             f"top1 {c.top1_agreement:.3f}"]
     console.out.print(f"validation against PyTorch FP32 ({verdict}): " + ", ".join(parts))
 
 
@@ -73,7 +72,7 @@ def export_model(
     output: Path,
     model_opts: ModelOptions,
     *,
-    opset: int = 23,
+    opset: Optional[int] = None,
     precision: str = "fp32",
     batch: Optional[int] = None,
     layout: str = "nchw",
@@ -81,12 +80,13 @@ def export_model(
     validate: bool = True,
     io_dtype: str = "fp32",
     external_data: Optional[bool] = None,
+    target: str = "ort",
 ):
     """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources."""
     from vit5_infer.exporters import export_onnx
 
     with console.status(f"loading {source}"):
-        model, origin = model_opts.load(source)
+        model, origin = model_opts.resolve(source)
     with console.status(f"exporting {source}") as status:
         result = export_onnx(
             model,
@@ -100,6 +100,7 @@ def export_model(
             validate=validate,
             io_dtype=io_dtype,
             external_data=external_data,
+            target=target,
             progress=lambda step: status.update(f"exporting {source}: {step}"),
         )
     return model, origin, result
@@ -110,11 +111,12 @@ def export(
     source: Annotated[str, typer.Argument(help="Preset name or checkpoint (.safetensors, .pt, .ckpt).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
     model_opts: ModelOptions,
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable).")] = 23,
+    target: Annotated[str, typer.Option("--target", help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15).")] = "ort",
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable) [default: 23, or what --target needs].", show_default=False)] = None,
     precision: Annotated[Precision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32).")] = Precision.fp32,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
-    lowering: Annotated[str, typer.Option("--lowering", "--target", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
+    lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
     io_dtype: Annotated[Optional[Precision], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
     external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
@@ -123,10 +125,10 @@ def export(
     _, origin, result = export_model(
         source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
         layout=layout.value, lowering=lowering, validate=validate,
-        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data,
+        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data, target=target,
     )
     console.out.print(
-        f"wrote {result.path} (opset {result.opset}, {result.precision}, "
+        f"wrote {result.path} (target {result.metadata.get('target', 'ort')}, opset {result.opset}, {result.precision}, "
         f"{'batch ' + str(batch) if batch else 'dynamic batch'}, {layout.value}) from {origin.kind} {origin.name}"
     )
     print_validation(result.validation if validate else None)

@@ -1,7 +1,18 @@
 """PyTorch -> ONNX export of ViT-5 networks: baked RoPE tables and Hyena kernels, fused ops,
 FP16/BF16 graphs, validated against PyTorch on every export."""
 
-from .export import ExportError, ExportResult, OPSETS, PRECISIONS, build_graph, export_onnx, summarize, validate_graph
+from .export import (
+    OPSETS,
+    PRECISIONS,
+    ExportError,
+    ExportResult,
+    Validation,
+    build_graph,
+    export_onnx,
+    summarize,
+    validate_graph,
+)
+from .targets import ExportTarget
 from .graph import iter_nodes
 from .long_conv import LOWERINGS
 from .metadata import config_from_metadata, read_metadata
@@ -10,6 +21,7 @@ from .precision import convert_precision, graph_precision
 __all__ = [
     "ExportError",
     "ExportResult",
+    "ExportTarget",
     "LOWERINGS",
     "OPSETS",
     "PRECISIONS",
@@ -22,4 +34,5 @@ __all__ = [
     "read_metadata",
     "summarize",
     "validate_graph",
+    "Validation",
 ]

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -17,8 +17,9 @@ import torch
 
 from vit5_infer.errors import Vit5Error
 from vit5_infer.loading import ModelSource, example_inputs
-from vit5_infer.metrics import TOLERANCES, compare_logits, within_tolerance
+from vit5_infer.metrics import TOLERANCES, LogitComparison, Tolerance, compare_logits, within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
+from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
 from .graph import GraphBuilder, iter_nodes
 from .long_conv import LOWERINGS
@@ -26,6 +27,7 @@ from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
 from .metadata import build_metadata, write_metadata
 from .precision import REDUCED, convert_precision, emulate_in_fp32, round_to_bf16
+from .targets import ExportTarget
 
 OPSETS = (17, 18, 23)
 PRECISIONS = ("fp32",) + tuple(REDUCED)
@@ -39,11 +41,28 @@ LONG_CONV_DESCRIPTIONS = {
     "scan": "scan: per-sample depthwise Conv in a Scan over the batch",
 }
 
-Progress = Optional[Callable[[str], None]]
 
 
 class ExportError(Vit5Error):
     pass
+
+
+@dataclass(frozen=True)
+class Validation:
+    """An exported graph run on ONNX Runtime (CPU) against PyTorch FP32 on seeded inputs."""
+
+    comparison: LogitComparison
+    passed: bool
+    reason: str
+    precision: str
+    batches: tuple
+    tolerance: Tolerance
+    method: str
+
+    def to_dict(self) -> dict:
+        return {**self.comparison.to_dict(), "passed": self.passed, "reason": self.reason,
+                "precision": self.precision, "batches": list(self.batches),
+                "tolerance": self.tolerance.__dict__, "method": self.method}
 
 
 @dataclass
@@ -52,7 +71,7 @@ class ExportResult:
     opset: int
     precision: str
     lowering: dict
-    validation: Optional[dict]
+    validation: Optional[Validation]
     summary: dict
     metadata: dict
     seconds: dict = field(default_factory=dict)
@@ -70,9 +89,26 @@ def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
     }
 
 
-def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = "fp32", batch: int | None = None,
-                layout: str = "nchw", lowering: str = "auto", io_dtype: str = "fp32") -> tuple[onnx.ModelProto, dict]:
+def resolve_opset(target: ExportTarget, opset: int | None) -> int:
+    """``opset``, or the target's default; an opset the target cannot parse is a user error."""
+    if opset is None:
+        return target.default_opset()
+    if opset not in OPSETS:
+        raise ExportError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {opset}")
+    if not target.allows_opset(opset):
+        raise ExportError(
+            f"{target} cannot parse opset {opset} graphs (the Attention op needs TensorRT 10.14+); "
+            f"use --opset {target.default_opset()} or leave --opset out"
+        )
+    return opset
+
+
+def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precision: str = "fp32",
+                batch: int | None = None, layout: str = "nchw", lowering: str = "auto", io_dtype: str = "fp32",
+                target: "ExportTarget | str | None" = None) -> tuple[onnx.ModelProto, dict]:
     """The ONNX graph of ``model`` (no metadata, not validated) and the lowerings used."""
+    target = ExportTarget.parse(target)
+    opset = resolve_opset(target, opset)
     if opset not in OPSETS:
         raise ExportError(f"opset must be one of {', '.join(map(str, OPSETS))}, got {opset}")
     if precision not in PRECISIONS:
@@ -86,12 +122,13 @@ def build_graph(model: ViT5ClassificationNet, opset: int = 23, precision: str = 
     long_conv = lowering
     if long_conv != "auto" and long_conv not in LOWERINGS:
         raise ExportError(f"lowering must be auto or one of {', '.join(LOWERINGS)}, got {lowering!r}")
-    builder = GraphBuilder(opset)
+    builder = GraphBuilder(opset, target)
     emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv))
     graph = builder.build("vit5")
-    used = {"attention": "Attention op" if opset >= 23 else "MatMul-Softmax-MatMul",
+    used = {"target": str(target),
+            "attention": "Attention op" if builder.fused_attention else "MatMul-Softmax-MatMul",
             "rope": "reversed Slice + Mul/Add, tables baked",
-            "norm": "RMSNormalization op" if opset >= 23 else "primitive ops (fp32)"}
+            "norm": "RMSNormalization op (fp32)" if builder.fused_rms_norm else "primitive ops (fp32)"}
     if "H" in model.config.network.layer_pattern:
         used["long_conv"] = LONG_CONV_DESCRIPTIONS[choose_long_conv(long_conv, model.config.film is not None)]
     if precision != "fp32":
@@ -115,7 +152,7 @@ def _ort_session(path: Path, threads: int | None = None, emulate: bool = False):
 
 
 def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
-             io_dtype: str = "fp32", seed: int = 0) -> dict:
+             io_dtype: str = "fp32", seed: int = 0) -> Validation:
     """Run the saved graph on ONNX Runtime (CPU) against PyTorch on seeded inputs.
 
     BF16 graphs run through ``emulate_in_fp32`` (ORT's CPU provider has no BF16 kernels).
@@ -136,15 +173,13 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
         elif io_dtype == "bf16":
             feed = round_to_bf16(feed)
         try:
-            outs.append(np.asarray(session.run(["logits"], {"pixel_values": feed})[0], dtype=np.float32))
+            outs.append(np.asarray(session.run([LOGITS], {INPUT_NAME: feed})[0], dtype=np.float32))
         except Exception as exc:
             raise ExportError(f"ONNX Runtime failed to run the exported graph: {str(exc).splitlines()[0][:300]}") from None
     metrics = compare_logits(np.concatenate(refs), np.concatenate(outs))
     passed, reason = within_tolerance(metrics, precision)
-    metrics.update(passed=passed, reason=reason, batches=list(batches), precision=precision,
-                   tolerance=TOLERANCES[precision].__dict__,
-                   method="ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
-    return metrics
+    return Validation(metrics, passed, reason, precision, tuple(batches), TOLERANCES[precision],
+                      "ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
 
 
 def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -> bool:
@@ -172,7 +207,7 @@ def export_onnx(
     model: ViT5ClassificationNet,
     path: Union[str, Path],
     *,
-    opset: int = 23,
+    opset: int | None = None,
     precision: str = "fp32",
     batch: int | None = None,
     layout: str = "nchw",
@@ -181,20 +216,27 @@ def export_onnx(
     validate: bool = True,
     io_dtype: str = "fp32",
     external_data: bool | None = None,
+    target: "ExportTarget | str | None" = None,
     progress: Progress = None,
 ) -> ExportResult:
     """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch.
 
     ``external_data``: store the weights in ``path + ".data"``; by default only when the graph
-    would exceed protobuf's 2 GB limit.
+    would exceed protobuf's 2 GB limit.  ``target``: the runtime the graph is for (``ort``, the
+    default, or ``tensorrt[=X.Y]``; see exporters.targets), which decides the graph form and the
+    default opset.
     """
     path = Path(path)
     note = progress or (lambda message: None)
     timings = {}
     start = time.perf_counter()
     note("building graph")
-    graph, used = build_graph(model, opset, precision, batch, layout, lowering, io_dtype)
+    target = ExportTarget.parse(target)
+    opset = resolve_opset(target, opset)
+    graph, used = build_graph(model, opset=opset, precision=precision, batch=batch, layout=layout,
+                              lowering=lowering, io_dtype=io_dtype, target=target)
     metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch)
+    metadata["target"] = str(target)
     write_metadata(graph, metadata)
     timings["build"] = time.perf_counter() - start
 
@@ -228,10 +270,11 @@ def export_onnx(
             start = time.perf_counter()
             batches = (batch,) if batch is not None else (1, 3)
             metrics = validate_graph(staged, model, precision, layout, batches, io_dtype)
-            if not metrics["passed"]:
+            if not metrics.passed:
                 raise ExportError(
-                    f"exported graph does not match PyTorch at {precision}: {metrics['reason']} "
-                    f"(max abs {metrics['max_abs_err']:.3g}, cosine {metrics['cosine']:.6f}); nothing written"
+                    f"exported graph does not match PyTorch at {precision}: {metrics.reason} "
+                    f"(max abs {metrics.comparison.max_abs_err:.3g}, cosine {metrics.comparison.cosine:.6f}); "
+                    "nothing written"
                 )
             timings["validate"] = time.perf_counter() - start
         size = _publish(staged, path, external)

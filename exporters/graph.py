@@ -13,14 +13,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from .targets import ExportTarget
+
 KEEP_FP32 = "vit5:keep_fp32"
 # ONNX Runtime 1.31 reads IR version <= 11 graphs; IR 10 covers opset 23.
 IR_VERSION = 10
 
 
 class GraphBuilder:
-    def __init__(self, opset: int):
+    def __init__(self, opset: int, target: ExportTarget = ExportTarget()):
         self.opset = opset
+        self.target = target
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
         self.inputs: list[onnx.ValueInfoProto] = []
@@ -29,6 +32,15 @@ class GraphBuilder:
         self._const_cache: dict[tuple, str] = {}
         self._scope: list[str] = []
         self.keep_fp32 = False  # nodes added while True are tagged KEEP_FP32
+
+    @property
+    def fused_attention(self) -> bool:
+        """Emit the opset-23 ``Attention`` op (else MatMul-Softmax-MatMul)."""
+        return self.target.fused_attention(self.opset)
+
+    @property
+    def fused_rms_norm(self) -> bool:
+        return self.target.fused_rms_norm(self.opset)
 
     # ---- naming ---------------------------------------------------------------------------------
     def scope(self, name: str) -> "_Scope":

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .graph import FLOAT, GraphBuilder
-from .graph import as_float32
+from .graph import FLOAT, GraphBuilder, as_float32
+from .ops import gelu
 
 LOWERINGS = ("direct", "spectral", "scan")
 
@@ -146,8 +146,6 @@ def baked_kernel(conv) -> np.ndarray:
 def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: bool = True) -> str:
     """Per-sample kernel ``[B, Ky*Kx, C]`` (channels-last; with the shortcut on its centre tap if
     ``with_shortcut``), in float32."""
-    from .lowering import gelu  # shared elementary op
-
     kernel = conv.kernel
     gen = kernel.film_generator
     hd = kernel.mlp_hidden_dim

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vit5_infer.config import PADDING_TYPES
+from vit5_infer.blocks import block_kind, pads
 from vit5_infer.layers import (
     Hyena,
     RegisterCompressConcat,
@@ -33,10 +33,11 @@ from vit5_infer.layers import (
 )
 from vit5_infer.layers.rope import rotation_permutation
 from vit5_infer.network import ViT5ClassificationNet
+from vit5_infer.vocabulary import INPUT_NAME, LOGITS
 
-from .graph import FLOAT, GraphBuilder
-from .graph import as_float32
+from .graph import FLOAT, GraphBuilder, as_float32
 from .long_conv import long_conv
+from .ops import activation, l2_normalize, rms_norm, silu
 
 
 
@@ -46,49 +47,6 @@ class LoweringOptions:
     batch: int | None = None  # None: dynamic batch
     layout: str = "nchw"
     long_conv: str = "auto"
-
-
-
-# ---- elementary pieces ------------------------------------------------------------------------------
-def rms_norm(b: GraphBuilder, x: str, weight: np.ndarray, eps: float) -> str:
-    if b.opset >= 23:
-        return b.op("RMSNormalization", [x, b.weight("norm.weight", weight)], axis=-1, epsilon=eps, stash_type=1)
-    with b.fp32_region():
-        mean_sq = b.reduce("ReduceMean", b.op("Mul", [x, x]), [-1])
-        inv_rms = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_sq, b.const(eps, np.float32)])])])
-        return b.op("Mul", [b.op("Mul", [x, inv_rms]), b.weight("norm.weight", weight)])
-
-
-def l2_normalize(b: GraphBuilder, x: str, axis: int = -1, eps: float = 1e-12) -> str:
-    with b.fp32_region():
-        norm = b.reduce("ReduceL2", x, [axis])
-        return b.op("Div", [x, b.op("Max", [norm, b.const(eps, np.float32)])])
-
-
-def gelu(b: GraphBuilder, x: str) -> str:
-    if b.opset >= 20:
-        return b.op("Gelu", [x], approximate="none")
-    inner = b.op("Erf", [b.op("Mul", [x, b.const(1.0 / np.sqrt(2.0), np.float32)])])
-    half = b.op("Mul", [x, b.const(0.5, np.float32)])
-    return b.op("Mul", [half, b.op("Add", [inner, b.const(1.0, np.float32)])])
-
-
-def silu(b: GraphBuilder, x: str) -> str:
-    return b.op("Mul", [x, b.op("Sigmoid", [x])])
-
-
-def activation(b: GraphBuilder, kind: str | None, x: str) -> str:
-    if kind in (None, "identity"):
-        return x
-    if kind in ("gelu", "gelu_exact"):
-        return gelu(b, x)
-    if kind == "relu":
-        return b.op("Relu", [x])
-    if kind == "silu":
-        return silu(b, x)
-    if kind == "sigmoid":
-        return b.op("Sigmoid", [x])
-    raise ValueError(f"no ONNX lowering for activation {kind!r}")
 
 
 def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
@@ -147,7 +105,7 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
     """Self-attention on ``x [B, T, D]``; with ``query_rows=(start, count)`` only those tokens are
     computed as queries (keys and values still cover all T), giving ``[B, count, D]``."""
     d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
-    fused = b.opset >= 23
+    fused = b.fused_attention
     with b.scope("attn"):
         qkv = b.linear(x, as_float32(att.qkv.weight), None if att.qkv.bias is None else as_float32(att.qkv.bias), "qkv")
         qk, v = b.split(qkv, [2 * d, d], axis=-1)
@@ -168,9 +126,9 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
             q, k = b.split(b.reshape(qk, [0, 0, 2 * d]), [d, d], axis=-1)
             if query_rows is not None:
                 q = b.slice(q, query_rows[0], sum(query_rows), axis=1)
-            # softmax_precision=FLOAT keeps the softmax in float32 when the graph is FP16/BF16.
-            o = b.op("Attention", [q, k, v], q_num_heads=heads, kv_num_heads=heads, scale=float(att.scale),
-                     softmax_precision=FLOAT)
+            # No softmax_precision: TensorRT's parser rejects any Attention node that has one
+            # (onnx-tensorrt onnxOpCheckers.cpp), and ONNX Runtime ignores it.
+            o = b.op("Attention", [q, k, v], q_num_heads=heads, kv_num_heads=heads, scale=float(att.scale))
         else:
             q, k = b.split(b.transpose(qk, [0, 2, 1, 3]), [heads, heads], axis=1)
             if query_rows is not None:
@@ -251,22 +209,37 @@ def register_conditioning(b: GraphBuilder, pooling, a: str, start: int, count: i
     raise TypeError(f"unsupported register conditioning {type(pooling).__name__}")
 
 
-def block(b: GraphBuilder, blk: ViT5ResidualBlock, x: str, tokens: int, long_conv_lowering: str,
+@dataclass(frozen=True)
+class MixerContext:
+    """What a block's mixer emitter may need besides its input."""
+
+    tokens: int  # length of the token sequence the block sees
+    out_scale: np.ndarray | None  # LayerScale to fold into the mixer's output projection
+    long_conv: str  # Hyena long-convolution lowering
+    query_rows: tuple[int, int] | None = None  # (start, count): compute only these tokens (attention)
+    conditioning: str | None = None  # register conditioning of FiLM kernels
+
+
+def emit_attention(b: GraphBuilder, blk: ViT5ResidualBlock, a: str, ctx: MixerContext) -> str:
+    return attention(b, blk.sequence_mixer, a, ctx.out_scale, ctx.query_rows)
+
+
+def emit_hyena(b: GraphBuilder, blk: ViT5ResidualBlock, a: str, ctx: MixerContext) -> str:
+    return hyena(b, blk.sequence_mixer, a, ctx.tokens, ctx.conditioning, ctx.out_scale, ctx.long_conv)
+
+
+def block(b: GraphBuilder, blk: ViT5ResidualBlock, letter: str, x: str, tokens: int, long_conv_lowering: str,
           query_rows: tuple[int, int] | None = None) -> str:
-    """One residual block; ``query_rows`` (attention blocks only) keeps just those output tokens."""
+    """One residual block of kind ``letter``; ``query_rows`` (attention only) keeps just those output tokens."""
     ls_attn = None if blk.ls_attn is None else as_float32(blk.ls_attn.gamma)
-    fold_attn = ls_attn if blk.grn is None else None
     a = rms_norm(b, x, as_float32(blk.input_norm.weight), blk.input_norm.eps)
-    mixer = blk.sequence_mixer
-    if isinstance(mixer, ViT5Attention):
-        m = attention(b, mixer, a, fold_attn, query_rows)
-        if query_rows is not None:
-            x = b.slice(x, query_rows[0], sum(query_rows), axis=1)
-    else:
-        cond = None
-        if blk.register_pooling is not None:
-            cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
-        m = hyena(b, mixer, a, tokens, cond, fold_attn, long_conv_lowering)
+    cond = None
+    if blk.register_pooling is not None:
+        cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
+    context = MixerContext(tokens, ls_attn if blk.grn is None else None, long_conv_lowering, query_rows, cond)
+    m = block_kind(letter).hook("emit")(b, blk, a, context)
+    if query_rows is not None:
+        x = b.slice(x, query_rows[0], sum(query_rows), axis=1)
     if blk.grn is not None:
         m = grn(b, blk.grn, m, ls_attn)  # LayerScale folded into the GRN's affine terms
     x = b.op("Add", [x, m], name="residual_mixer")
@@ -281,10 +254,10 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
     d, n = net.hidden_dim, cfg.num_patches
     batch = options.batch if options.batch is not None else "batch"
     if options.layout == "nhwc":
-        pixels = b.input("pixel_values", FLOAT, [batch, net.image_size, net.image_size, net.in_channels])
+        pixels = b.input(INPUT_NAME, FLOAT, [batch, net.image_size, net.image_size, net.in_channels])
         pixels = b.transpose(pixels, [0, 3, 1, 2])
     else:
-        pixels = b.input("pixel_values", FLOAT, [batch, net.in_channels, net.image_size, net.image_size])
+        pixels = b.input(INPUT_NAME, FLOAT, [batch, net.in_channels, net.image_size, net.image_size])
 
     with b.scope("embed"):
         x = b.op("Conv", [pixels, b.weight("patch_embed.weight", as_float32(model.patch_embed.weight))],
@@ -292,7 +265,7 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
         x = b.transpose(b.reshape(x, [0, d, n]), [0, 2, 1])
         x = b.op("Add", [x, b.weight("pos_embed", as_float32(model.pos_embed))])
         pattern = net.layer_pattern
-        padded_blocks = [i for i, kind in enumerate(pattern) if kind in PADDING_TYPES]
+        padded_blocks = [i for i, kind in enumerate(pattern) if pads(kind)]
         extra = []
         if model.cls_token is not None:
             extra.append(as_float32(model.cls_token))
@@ -316,12 +289,12 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
     for i, (kind, blk) in enumerate(zip(pattern, model.blocks)):
         with b.scope(f"blocks.{i}"):
             if pruned and i == len(pattern) - 1:
-                x = block(b, blk, x, t0, lowering, query_rows=readout_rows)
-            elif padded and kind not in PADDING_TYPES:
+                x = block(b, blk, kind, x, t0, lowering, query_rows=readout_rows)
+            elif padded and not pads(kind):
                 head, tail = b.slice(x, 0, t0, axis=1), b.slice(x, t0, cfg.num_padded_tokens, axis=1)
-                x = b.op("Concat", [block(b, blk, head, t0, lowering), tail], axis=1)
+                x = b.op("Concat", [block(b, blk, kind, head, t0, lowering), tail], axis=1)
             else:
-                x = block(b, blk, x, cfg.num_padded_tokens if padded else t0, lowering)
+                x = block(b, blk, kind, x, cfg.num_padded_tokens if padded else t0, lowering)
             if padded and i == last_padded:
                 x = b.slice(x, 0, t0, axis=1)  # nothing reads the padding tokens from here on
                 padded = False
@@ -338,4 +311,4 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
                                [0, -1])
         pooled = rms_norm(b, pooled, as_float32(model.out_norm.weight), model.out_norm.eps)
         logits = b.op("MatMul", [pooled, b.weight("out_proj", as_float32(model.out_proj.weight).T)])
-    b.output(logits, "logits", FLOAT, [batch, net.num_classes])
+    b.output(logits, LOGITS, FLOAT, [batch, net.num_classes])

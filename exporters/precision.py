@@ -8,6 +8,7 @@ sensitive by nature (norm statistics, softmax, sines, long convolutions) are kep
 
 from __future__ import annotations
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -103,8 +104,6 @@ def convert_precision(model: onnx.ModelProto, precision: str, io_dtype: str = "f
         for name in node.output:
             if name in floats and node.op_type not in NON_FLOAT_OUTPUT_OPS:
                 dtype[name] = region
-        if node.op_type == "Attention" and region != TensorProto.FLOAT:
-            _set_int_attr(node, "softmax_precision", TensorProto.FLOAT)
         new_nodes.append(node)
 
     for out in graph.output:
@@ -122,34 +121,19 @@ def convert_precision(model: onnx.ModelProto, precision: str, io_dtype: str = "f
     return model
 
 
-def bf16_bits(array: np.ndarray) -> np.ndarray:
-    """float32 -> bfloat16 bit patterns (uint16), rounding to nearest even."""
-    bits = np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
-    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
-
-
 def round_to_bf16(array: np.ndarray) -> np.ndarray:
-    """float32 values rounded to the nearest bfloat16, kept as float32."""
-    return (bf16_bits(array).astype(np.uint32) << 16).view(np.float32)
+    """float32 values rounded to the nearest bfloat16 (ties to even), kept as float32."""
+    return np.asarray(array, dtype=np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
 
 
 def _bf16_tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
     """float32 -> bfloat16 initializer, stored as raw bits."""
-    rounded = bf16_bits(array)
     tensor = onnx.TensorProto()
     tensor.name = name
     tensor.data_type = TensorProto.BFLOAT16
     tensor.dims.extend(array.shape)
-    tensor.raw_data = rounded.tobytes()
+    tensor.raw_data = np.ascontiguousarray(array, dtype=np.float32).astype(ml_dtypes.bfloat16).tobytes()
     return tensor
-
-
-def _set_int_attr(node: onnx.NodeProto, name: str, value: int) -> None:
-    for attr in node.attribute:
-        if attr.name == name:
-            attr.i = value
-            return
-    node.attribute.append(helper.make_attribute(name, value))
 
 
 def graph_precision(model: onnx.ModelProto) -> str:
@@ -215,5 +199,4 @@ def _cast_target(node: onnx.NodeProto) -> int:
 def _reduced_to_fp32(init: onnx.TensorProto) -> np.ndarray:
     if init.data_type == TensorProto.FLOAT16:
         return numpy_helper.to_array(init).astype(np.float32)
-    bits = np.frombuffer(init.raw_data, dtype=np.uint16).astype(np.uint32) << 16
-    return bits.view(np.float32).reshape(tuple(init.dims))
+    return np.frombuffer(init.raw_data, dtype=ml_dtypes.bfloat16).astype(np.float32).reshape(tuple(init.dims))

@@ -33,10 +33,10 @@ def test_fp32_export_matches_upstream_logits(tmp_path_factory, name, opset, batc
 def test_export_validation_report(tmp_path_factory, name, opset):
     result = exported(tmp_path_factory, name, opset=opset)
     v = result.validation
-    assert v is not None and v["passed"] is True, v
-    assert v["batches"] == [1, 3]
-    assert v["method"] == "ORT CPU"
-    assert v["max_abs_err"] <= 1e-4
+    assert v is not None and v.passed is True, v
+    assert v.batches == (1, 3)
+    assert v.method == "ORT CPU"
+    assert v.comparison.max_abs_err <= 1e-4
     assert result.opset == opset and result.precision == "fp32"
 
 
@@ -59,9 +59,9 @@ def test_validate_graph_detects_a_different_model(tmp_path_factory):
     model_b, _ = resolve_model(GOLDEN / "attn_cls_r4.ckpt", config=GOLDEN / "attn_cls_r4.json", weights="raw")
     good = validate_graph(ema_graph, model_a, "fp32", "nchw", (1, 3))
     bad = validate_graph(ema_graph, model_b, "fp32", "nchw", (1, 3))
-    assert good["passed"] is True
-    assert bad["passed"] is False
-    assert bad["reason"] != "ok" and bad["max_abs_err"] > 1e-4
+    assert good.passed is True
+    assert bad.passed is False
+    assert bad.reason != "ok" and bad.comparison.max_abs_err > 1e-4
 
 
 @pytest.mark.parametrize("opset", [23, 18])

@@ -39,7 +39,7 @@ def test_static_batch(tmp_path_factory, name, opset):
     model = onnx.load(str(result.path))
     assert _dims(model.graph.input[0])[0] == 2
     assert _dims(model.graph.output[0])[0] == 2
-    assert result.validation["batches"] == [2] and result.validation["passed"] is True
+    assert result.validation.batches == (2,) and result.validation.passed is True
     pixels, logits = load_golden_io(name)
     assert np.abs(run(result.path, pixels[:2]) - logits[:2]).max() <= 1e-4
 
@@ -61,7 +61,7 @@ def test_nhwc_layout(tmp_path_factory, name, opset):
     np.testing.assert_allclose(out_nhwc, out_nchw, rtol=0, atol=1e-5)
     assert np.abs(out_nhwc - logits).max() <= 1e-4
     assert np.abs(run(result.path, np.ascontiguousarray(data["input_nhwc"][1:2])) - logits[1:2]).max() <= 1e-4
-    assert result.validation["passed"] is True
+    assert result.validation.passed is True
 
 
 # ---- external data ------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_failed_validation_leaves_no_file(tmp_path, external_data):
     assert list(tmp_path.iterdir()) == []
     # The same model exports fine in float32 (the failure is the fp16 overflow, not the options).
     result = export_onnx(model, path, source=source, external_data=external_data)
-    assert result.validation["passed"] is True and path.exists()
+    assert result.validation.passed is True and path.exists()
 
 
 def test_failed_validation_keeps_a_previous_file(tmp_path):
