@@ -1,124 +1,26 @@
-"""``vit5 bench``: every chosen backend on the same inputs, timed and compared with PyTorch FP32.
+"""``vit5 bench``: parse flags, call ``vit5_infer.benchmark.run_benchmark``, print and write the report."""
 
-This module only decides what to run (which files each backend needs, exporting or building them
-into a temporary folder when the source is a preset or checkpoint) and how to show it; timing,
-metrics and reports are ``vit5_infer.engines.bench``.
-"""
-
-import copy
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from vit5_infer.engines import bench as lib
+from vit5_infer.vocabulary import FLOAT_PRECISIONS
 
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_int_list, parse_name_list
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
-TORCH_BACKENDS = ("torch", "torch-compile")
-ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
 OUTPUT_PANEL = "Reports"
 TIMING_PANEL = "Timing"
-
-
-def source_kind(source: str) -> str:
-    suffix = Path(source).suffix.lower()
-    if suffix == ".onnx":
-        return "onnx"
-    if suffix in ENGINE_SUFFIXES:
-        return "engine"
-    return "model"
-
-
-class Artifacts:
-    """The files each backend runs, made on first use inside a temporary folder."""
-
-    def __init__(self, source: str, kind: str, model, origin, model_opts: ModelOptions, workdir: Path, max_batch: int):
-        self.source, self.kind, self.model, self.origin = source, kind, model, origin
-        self.model_opts, self.workdir, self.max_batch = model_opts, workdir, max_batch
-        self.onnx: dict[str, Path] = {}
-        self.engines: dict[str, Path] = {}
-        if kind == "onnx":
-            self.onnx[lib_precision_of_onnx(Path(source))] = Path(source)
-        elif kind == "engine":
-            manifest = _manifest(source)
-            self.engines[manifest.precision] = Path(source)
-            onnx_path = lib.onnx_of_engine(source)
-            self.onnx[lib_precision_of_onnx(onnx_path)] = onnx_path
-
-    def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
-        """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
-        if backend in TORCH_BACKENDS or self.kind == "model":
-            return requested
-        fixed = self.engines if backend == "trt" and self.kind == "engine" else self.onnx
-        return list(fixed)
-
-    def onnx_for(self, precision: str) -> Path:
-        if precision not in self.onnx:
-            path = self.workdir / f"model.{precision}.onnx"
-            with console.status(f"exporting {self.source} to ONNX ({precision}) for the ONNX Runtime backends"):
-                from vit5_infer.exporters import export_onnx
-
-                export_onnx(self.model, path, precision=precision, source=self.origin, validate=False)
-            self.onnx[precision] = path
-        return self.onnx[precision]
-
-    def engine_for(self, precision: str) -> Path:
-        if precision not in self.engines:
-            from vit5_infer.engines.tensorrt_builder import build_engine
-
-            path = self.workdir / f"model.{precision}.engine"
-            # build_engine converts an FP32 graph to the asked precision itself
-            onnx_path = self.onnx.get(precision) or self.onnx_for("fp32")
-            with console.status(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})"):
-                build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
-                             max_batch=self.max_batch)
-            self.engines[precision] = path
-        return self.engines[precision]
-
-
-def lib_precision_of_onnx(path: Path) -> str:
-    from vit5_infer.exporters import read_metadata
-
-    return str(read_metadata(path).get("precision") or "fp32")
-
-
-def _manifest(engine_path: str):
-    from vit5_infer.engines.manifest import read_manifest
-
-    return read_manifest(engine_path)
-
-
-def backend_plans(backends: list[str], precisions: list[str], artifacts: Artifacts, threads: Optional[int],
-                  device: str) -> list[lib.BackendPlan]:
-    from vit5_infer.engines.registry import make_runner
-
-    plans = []
-    for backend in backends:
-        for precision in artifacts.precisions_for(backend, precisions):
-            if backend in TORCH_BACKENDS:
-                # A copy: runners move and compile their module, the reference must stay as it is.
-                def make(backend=backend, precision=precision):
-                    return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
-                                       threads=threads, device=device)
-            elif backend in ORT_BACKENDS:
-                def make(backend=backend, precision=precision):
-                    return make_runner(backend, artifacts.onnx_for(precision), precision=precision,
-                                       batch_hint=artifacts.max_batch, threads=threads)
-            else:
-                def make(backend=backend, precision=precision):
-                    return make_runner(backend, artifacts.engine_for(precision), precision=precision)
-            plans.append(lib.BackendPlan(backend, precision, make))
-    return plans
+BACKEND_NAMES = ("torch", "torch-compile", "ort", "ort-cuda", "ort-trt", "trt")  # engines.registry.BACKENDS
 
 
 def print_table(results: list, title: str) -> None:
-    headers, rows = lib.table_rows(results)
+    from vit5_infer.benchmark import table_rows
+
+    headers, rows = table_rows(results)
     table = Table(title=title)
     for h in headers:
         table.add_column(h, justify="left" if h in ("backend", "prec", "ok") else "right", no_wrap=True)
@@ -165,68 +67,59 @@ def bench(
     Exits with status 1 when a backend's accuracy misses its precision's tolerance
     (see docs/cli.md).
     """
-    import torch
+    from vit5_infer.benchmark import (
+        BenchSettings, TimingPlan, format_markdown, plot_latency, run_benchmark, write_csv, write_json,
+    )
+    from vit5_infer.errors import BenchError
+    from vit5_infer.files import check_output_path
 
-    from vit5_infer.engines.registry import BACKENDS, available_backends
+    # Every output is checked before any work: a bad report path must not cost a whole run.
+    inputs = (source,)
+    reports = {
+        "json": json_out and check_output_path(json_out, "--json", inputs, (".json",)),
+        "csv": csv_out and check_output_path(csv_out, "--csv", inputs, (".csv",)),
+        "plot": plot and check_output_path(plot, "--plot", inputs, (".png",)),
+    }
+    if plot is not None:
+        import importlib.util
 
-    batches = parse_int_list(batch, "--batch")
-    precisions = parse_name_list(precision, "--precision", ("fp32", "fp16", "bf16"))
-    timing = lib.TimingPlan(warmup=warmup, iters=iters if iters is not None or seconds is not None else 20,
-                            seconds=seconds)
-    here = available_backends()
-    chosen = parse_name_list(backends, "--backends", BACKENDS) if backends else here
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kind = source_kind(source)
-
-    with console.status(f"loading {source}"):
-        if kind == "model":
-            model, origin = model_opts.load(source)
-            metadata, name = {}, f"{origin.kind} {origin.name}"
-        else:
-            onnx_path = Path(source) if kind == "onnx" else lib.onnx_of_engine(source)
-            model, metadata = lib.reference_from_onnx(onnx_path, trust_pickle=model_opts.trust_pickle)
-            origin, name = None, str(source)
-    if images is not None:
-        pre = lib.Preprocessing.from_metadata(metadata, model.config.network.image_size)
-        inputs = lib.image_inputs(images, pre, batches)
-    else:
-        inputs = lib.seeded_inputs(model, batches, model_opts.seed)
-    with console.status("PyTorch FP32 reference"):
-        references = lib.reference_logits(model, inputs)
-
-    flops = model.flop_count(inference=True)
-    results = []
-    with tempfile.TemporaryDirectory(prefix="vit5-bench-") as work:
-        artifacts = Artifacts(source, kind, model, origin, model_opts, Path(work), max(batches))
-        plans = backend_plans(chosen, precisions, artifacts, threads, device)
-        for plan in plans:
-            if plan.backend not in here:
-                console.warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
-            with console.make_progress() as progress:
-                show = BarProgress(progress, timing.warmup)
-                results += lib.run_backend(plan, inputs, references, timing, flops, progress=show)
-
-    title = f"vit5 bench {name}: {'images from ' + str(images) if images else 'seeded inputs'}, {model.flop_count(inference=True) / 1e9:.2f} GFLOPs/image"
+        if importlib.util.find_spec("matplotlib") is None:
+            raise BenchError("--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)")
+    settings = BenchSettings(
+        backends=parse_name_list(backends, "--backends", BACKEND_NAMES) if backends else None,
+        batches=parse_int_list(batch, "--batch"),
+        precisions=parse_name_list(precision, "--precision", [p.value for p in FLOAT_PRECISIONS]),
+        images=images,
+        timing=TimingPlan(warmup=warmup, iters=iters if iters is not None or seconds is not None else 20,
+                          seconds=seconds),
+        threads=threads,
+        device=device,
+        load=model_opts,
+    )
+    with console.make_progress() as progress:
+        show = BarProgress(progress, settings.timing.warmup)
+        # Steps (loading, exporting, building) show on one transient line, like a spinner.
+        step = progress.add_task(f"loading {source}", total=None)
+        report = run_benchmark(
+            source, settings,
+            progress=lambda message: progress.update(step, description=message),
+            iteration_progress=show,
+            warn=console.warn,
+        )
+    results = list(report.results)
     if markdown:
-        console.out.print(lib.format_markdown(results), markup=False, end="")
+        console.out.print(format_markdown(results), markup=False, end="")
     else:
-        print_table(results, title)
-    settings = {"batches": batches, "backends": chosen, "warmup": timing.warmup, "iters": timing.iters,
-                "seconds": timing.seconds, "threads": threads, "inputs": str(images) if images else f"seeded ({model_opts.seed})"}
-    info = lib.model_info(model, name, kind if kind != "model" else origin.kind,
-                          sha256=getattr(origin, "sha256", None), seed=getattr(origin, "seed", None))
-    if json_out or csv_out or plot:
-        report = lib.report_dict(info, lib.capture_environment(), results, settings)
-        if json_out:
-            lib.write_json(report, json_out)
-            console.err.print(f"wrote {json_out}")
-        if csv_out:
-            lib.write_csv(results, csv_out)
-            console.err.print(f"wrote {csv_out}")
-        if plot:
-            lib.plot_latency(results, plot, title=f"vit5 bench {name}")
-            console.err.print(f"wrote {plot}")
-    failed = [r for r in results if not r.passed]
-    if failed:
-        worst = "; ".join(f"{r.backend}[{r.precision}] batch {r.batch}: {r.failure}" for r in failed)
-        raise lib.BenchError(f"accuracy outside tolerance: {worst}")
+        print_table(results, report.title)
+    if reports["json"]:
+        write_json(report.to_dict(), reports["json"])
+        console.err.print(f"wrote {reports['json']}", markup=False)
+    if reports["csv"]:
+        write_csv(results, reports["csv"])
+        console.err.print(f"wrote {reports['csv']}", markup=False)
+    if reports["plot"]:
+        plot_latency(results, reports["plot"], title=f"vit5 bench {report.model['name']}")
+        console.err.print(f"wrote {reports['plot']}", markup=False)
+    if report.failures:
+        worst = "; ".join(f"{r.backend}[{r.precision}] batch {r.batch}: {r.failure}" for r in report.failures)
+        raise BenchError(f"accuracy outside tolerance: {worst}")

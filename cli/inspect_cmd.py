@@ -8,16 +8,16 @@ import typer
 from rich.table import Table
 
 from vit5_infer.config import config_summary
+from vit5_infer.vocabulary import ENGINE_SUFFIXES
 
 from . import console
 from .export_cmd import print_summary
 from .model_options import ModelOptions, model_options
 
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 
 
 def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
-    model, origin = model_opts.load(source)
+    model, origin = model_opts.resolve(source)
     return {
         "kind": origin.kind,
         "source": origin.name,

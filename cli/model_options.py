@@ -7,15 +7,14 @@ one ``ModelOptions`` value instead of twenty keyword arguments.
 import enum
 import functools
 import inspect
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional, Union, get_type_hints
 
 import typer
 
-from vit5_infer import ModelSource, ViT5ClassificationNet, resolve_model
 from vit5_infer.errors import ConfigError
 from vit5_infer.inference import OVERRIDES
+from vit5_infer.load_options import LoadOptions
 
 SOURCE_PANEL = "Model source"
 ARCH_PANEL = "Architecture overrides (what a checkpoint's weights cannot tell)"
@@ -26,23 +25,7 @@ class Weights(str, enum.Enum):
     raw = "raw"
 
 
-@dataclass
-class ModelOptions:
-    config: Optional[Path] = None
-    weights: str = "ema"
-    trust_pickle: bool = False
-    seed: int = 0
-    overrides: dict = field(default_factory=dict)
-
-    def load(self, source: str) -> tuple[ViT5ClassificationNet, ModelSource]:
-        return resolve_model(
-            source,
-            config=self.config,
-            weights=self.weights,
-            trust_pickle=self.trust_pickle,
-            seed=self.seed,
-            **self.overrides,
-        )
+ModelOptions = LoadOptions  # what every command that loads a model receives as ``model_opts``
 
 
 def parse_l_cache(text: Optional[str]) -> Union[None, int, list]:
@@ -112,12 +95,12 @@ def model_options(func):
         if "L_cache" in overrides:
             overrides["L_cache"] = parse_l_cache(overrides["L_cache"])
         weights = picked["weights"]
-        opts = ModelOptions(
+        opts = LoadOptions(
             config=picked["config"],
             weights=weights.value if isinstance(weights, Weights) else weights,
             trust_pickle=picked["trust_pickle"],
             seed=picked["seed"],
-            overrides=overrides,
+            overrides=tuple(overrides.items()),
         )
         return func(model_opts=opts, **kwargs)
 

@@ -19,7 +19,7 @@ from typing import Any, Optional, Union
 import vit5_infer
 from vit5_infer.checkpoint import file_sha256
 
-from .atomic_files import write_text_atomic
+from vit5_infer.files import write_text_atomic
 from .errors import EngineMismatchError, ManifestError
 
 MANIFEST_FORMAT = 1
@@ -204,3 +204,17 @@ def check_compatible(
             f"{name} was built for another machine ({'; '.join(found)}); "
             f"rebuild it here with: {rebuild_command(manifest, engine_path)}"
         )
+
+
+def source_onnx(engine_path: PathLike) -> Path:
+    """The ONNX file an engine was built from (its manifest records it): beside the engine or where
+    the manifest says."""
+    manifest = read_manifest(engine_path)
+    recorded = Path(manifest.onnx_path)
+    for candidate in (recorded, Path(engine_path).parent / recorded.name):
+        if candidate.is_file():
+            return candidate
+    raise ManifestError(
+        f"{engine_path} was built from {manifest.onnx_path}, which is not found here; "
+        "the PyTorch reference is rebuilt from that ONNX file's metadata"
+    )

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Union
 
-from .atomic_files import staged_file, write_bytes_atomic
+from vit5_infer.files import staged_file, write_bytes_atomic
 from .attention_report import fused_attention_layers, onnx_has_attention
 from .errors import BackendError, EngineBuildError
 from .manifest import INPUT_NAME, create_manifest, manifest_path_for, profile_shapes, write_manifest

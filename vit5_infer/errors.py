@@ -18,3 +18,7 @@ class CheckpointError(Vit5Error):
 
 class InputError(Vit5Error, ValueError):
     """An input tensor of the wrong shape, layout or dtype."""
+
+
+class BenchError(Vit5Error):
+    """A benchmark that cannot run as asked (bad option, missing optional dependency, missing reference)."""

@@ -1,4 +1,5 @@
-"""Write files so that a crash or an error never leaves a half-written one behind."""
+"""Writing files so that a crash or an error never leaves a half-written one behind, and checking
+output paths before any work starts.  Every writer of the toolkit goes through here."""
 
 from __future__ import annotations
 
@@ -6,15 +7,16 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Iterator
 
-PathLike = Union[str, "os.PathLike[str]"]
+from .vocabulary import PathLike
 
 
 @contextlib.contextmanager
 def staged_file(path: PathLike) -> Iterator[Path]:
     """A temporary path in the target's folder; it replaces ``path`` only when the block succeeds."""
     target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -34,3 +36,43 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> None:
 def write_text_atomic(path: PathLike, text: str) -> None:
     with staged_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), suffixes: tuple = ()) -> Path:
+    """``path`` as a file this run may write, checked before any work starts (InputError otherwise).
+
+    Refuses an empty name, a directory (or a name ending in a separator), a place under a regular file
+    or in a folder that cannot be written, a name too long for the filesystem, a suffix outside
+    ``suffixes``, and any of ``inputs`` (symlinks and relative paths resolved): an output must never
+    overwrite what the run reads.
+    """
+    from .errors import InputError
+
+    text = os.fspath(path)
+    if not text.strip() or text.strip() in (".", ".."):
+        raise InputError(f"{what}: {text!r} is not a file name")
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise InputError(f"{what}: {text} is a directory; give a file name")
+    target = Path(text)
+    if suffixes and target.suffix.lower() not in suffixes:
+        raise InputError(f"{what}: {text} must end in {' or '.join(suffixes)}")
+    limit = os.pathconf(_existing_ancestor(target), "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    if len(target.name.encode()) > limit:
+        raise InputError(f"{what}: the file name {target.name[:40]}... is longer than this filesystem allows ({limit} bytes)")
+    ancestor = _existing_ancestor(target.parent)
+    if not ancestor.is_dir():
+        raise InputError(f"{what}: cannot create {text}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: cannot write {text}: folder {ancestor} is not writable")
+    resolved = target.resolve()
+    for source in inputs:
+        if source is not None and Path(source).exists() and Path(source).resolve() == resolved:
+            raise InputError(f"{what}: {text} is also an input of this command; refusing to overwrite it")
+    return target
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

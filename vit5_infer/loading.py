@@ -11,9 +11,10 @@ import torch
 
 from .checkpoint import file_sha256, read_state_dict
 from .config import ViT5Config
-from .errors import CheckpointError, ConfigError
+from .errors import BenchError, CheckpointError, ConfigError
 from .inference import apply_overrides, infer_config
 from .init import init_weights
+from .load_options import LoadOptions  # noqa: F401 - re-exported: the options resolve_model takes
 from .network import ViT5ClassificationNet
 from .presets import PRESETS, get_preset
 
@@ -93,7 +94,8 @@ def resolve_model(
         raise ConfigError(f"{path}: {exc}") from None
     model = ViT5ClassificationNet(cfg)
     _strict_load(model, state_dict, str(path))
-    return model.eval(), ModelSource("checkpoint", str(path), sha256=file_sha256(path), weights=weights)
+    # The absolute path: an exported graph or engine records it, and is used from other folders.
+    return model.eval(), ModelSource("checkpoint", str(path.resolve()), sha256=file_sha256(path), weights=weights)
 
 
 def load_model(
@@ -121,3 +123,36 @@ def example_inputs(model: ViT5ClassificationNet, batch: int = 1, seed: int = 0) 
     """Seeded standard-normal ``pixel_values`` (the scale of normalized images)."""
     gen = torch.Generator().manual_seed(seed)
     return torch.randn((batch, *model.input_shape), generator=gen)
+
+
+def model_from_onnx(onnx_path: Union[str, Path], trust_pickle: bool = False) -> tuple[ViT5ClassificationNet, dict]:
+    """The PyTorch FP32 model an exported ONNX file came from, rebuilt from its vit5 metadata, and
+    that metadata.
+
+    Presets are rebuilt from their seed; checkpoints are re-read from the recorded (absolute) path and
+    must still have the recorded SHA-256, otherwise the comparison would measure a different model.
+    """
+    from vit5_infer.exporters.metadata import config_from_metadata, read_metadata  # the metadata's format
+
+    metadata = read_metadata(onnx_path)
+    config = config_from_metadata(metadata)
+    source = metadata.get("source")
+    if not isinstance(source, dict) or "kind" not in source:
+        raise BenchError(f"{onnx_path}: the metadata records no source model; cannot rebuild the PyTorch reference")
+    if source["kind"] == "preset":
+        model, _ = resolve_model(source["name"], config=config, seed=source.get("seed") or 0)
+        return model, metadata
+    checkpoint = Path(str(source.get("name")))
+    if not checkpoint.is_file():
+        raise BenchError(
+            f"{onnx_path} was exported from {checkpoint}, which is not found here; the PyTorch reference "
+            "is rebuilt from that checkpoint (sha256 " + str(source.get("sha256") or "?")[:16] + "...)"
+        )
+    model, origin = resolve_model(
+        checkpoint, config=config, weights=source.get("weights") or "ema", trust_pickle=trust_pickle
+    )
+    # resolve_model already hashes the checkpoint (ModelSource.sha256): no extra pass over the file.
+    expected = source.get("sha256")
+    if expected and origin.sha256 != expected:
+        raise BenchError(f"{checkpoint} changed since {onnx_path} was exported (SHA-256 differs); re-export it")
+    return model, metadata

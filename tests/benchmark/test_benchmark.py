@@ -1,4 +1,4 @@
-"""The benchmark library: statistics, accuracy metrics, tolerances, timing loop and report writers."""
+"""The benchmark pipeline's pieces: statistics, timing loop, results and their verdicts, report writers, preprocessing."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ import json
 import numpy as np
 import pytest
 
-from vit5_infer.engines import bench
-from vit5_infer.errors import InputError, Vit5Error
+from vit5_infer import preprocessing
+from vit5_infer.benchmark import environment, report, results, timing
+from vit5_infer.errors import BenchError, InputError, Vit5Error
 
 
 def test_latency_stats_match_numpy_percentiles():
     samples = [float(v) for v in range(1, 101)]  # 1..100 ms
-    stats = bench.latency_stats(samples)
-    assert set(stats) == set(bench.LATENCY_KEYS)
+    stats = timing.latency_stats(samples)
+    assert set(stats) == set(timing.LATENCY_KEYS)
     assert stats["mean"] == pytest.approx(50.5)
     assert stats["p50"] == pytest.approx(50.5)
     assert stats["p90"] == pytest.approx(90.1)
@@ -26,8 +27,8 @@ def test_latency_stats_match_numpy_percentiles():
 
 
 def test_latency_stats_needs_samples():
-    with pytest.raises(bench.BenchError):
-        bench.latency_stats([])
+    with pytest.raises(BenchError):
+        timing.latency_stats([])
 
 
 class FakeClock:
@@ -47,8 +48,8 @@ class FakeClock:
 def test_time_runner_fixed_iterations_after_warmup():
     clock = FakeClock(0.004)
     calls = []
-    samples, out = bench.time_runner(
-        clock.infer, np.ones((1, 3)), bench.TimingPlan(warmup=3, iters=7), clock=clock,
+    samples, out = timing.time_runner(
+        clock.infer, np.ones((1, 3)), timing.TimingPlan(warmup=3, iters=7), clock=clock,
         progress=lambda phase, done, total: calls.append((phase, done, total)),
     )
     assert len(samples) == 7
@@ -60,22 +61,22 @@ def test_time_runner_fixed_iterations_after_warmup():
 
 def test_time_runner_time_budget_stops_early():
     clock = FakeClock(0.1)
-    samples, _ = bench.time_runner(clock.infer, np.zeros(1), bench.TimingPlan(warmup=0, iters=None, seconds=0.45), clock=clock)
+    samples, _ = timing.time_runner(clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=None, seconds=0.45), clock=clock)
     assert len(samples) == 5  # 0.1 s each: the fifth crosses 0.45 s
-    samples, _ = bench.time_runner(clock.infer, np.zeros(1), bench.TimingPlan(warmup=0, iters=2, seconds=10.0), clock=clock)
+    samples, _ = timing.time_runner(clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=2, seconds=10.0), clock=clock)
     assert len(samples) == 2  # whichever limit comes first
 
 
 @pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"iters": 0}, {"iters": None, "seconds": None}, {"seconds": 0.0}])
 def test_timing_plan_rejects_bad_values(kwargs):
-    with pytest.raises(bench.BenchError):
-        bench.TimingPlan(**kwargs)
+    with pytest.raises(BenchError):
+        timing.TimingPlan(**kwargs)
 
 
 def _result(backend="ort", batch=8, precision="fp32", cand_noise=0.0):
     rng = np.random.default_rng(batch)
     ref = rng.normal(size=(batch, 10))
-    return bench.make_result(backend, precision, batch, "cpu", [10.0, 12.0, 14.0], ref, ref + cand_noise,
+    return results.make_result(backend, precision, batch, "cpu", [10.0, 12.0, 14.0], ref, ref + cand_noise,
                              flops_per_image=2_000_000_000, peak_memory_bytes=3 * 2**20)
 
 
@@ -85,7 +86,7 @@ def test_make_result_throughput_flops_and_verdict():
     assert r.throughput_per_s == pytest.approx(8 / 0.012)
     assert r.gflops_per_s == pytest.approx(2.0 * 8 / 0.012)
     assert r.passed and r.failure is None
-    assert set(r.accuracy) == set(bench.ACCURACY_KEYS)
+    assert set(r.accuracy) == set(results.ACCURACY_KEYS)
     assert r.accuracy["max_abs_err"] == 0.0 and r.accuracy["cosine"] == pytest.approx(1.0)
 
 
@@ -98,22 +99,22 @@ def test_make_result_applies_the_precision_tolerance():
 
 
 def test_report_json_shape(tmp_path):
-    results = [_result("torch", 1), _result("ort", 8)]
-    report = bench.report_dict({"name": "m"}, {"cpu": "x"}, results)
+    rows = [_result("torch", 1), _result("ort", 8)]
+    document = report.report_dict({"name": "m"}, {"cpu": "x"}, rows)
     path = tmp_path / "r.json"
-    bench.write_json(report, path)
+    report.write_json(document, path)
     data = json.loads(path.read_text())
     assert list(data) == ["model", "environment", "results"]
     row = data["results"][1]
     assert (row["backend"], row["precision"], row["batch"]) == ("ort", "fp32", 8)
-    assert set(row["latency_ms"]) == set(bench.LATENCY_KEYS)
-    assert set(row["accuracy"]) == set(bench.ACCURACY_KEYS)
+    assert set(row["latency_ms"]) == set(timing.LATENCY_KEYS)
+    assert set(row["accuracy"]) == set(results.ACCURACY_KEYS)
     assert row["throughput_per_s"] > 0
 
 
 def test_csv_has_one_row_per_result(tmp_path):
     path = tmp_path / "r.csv"
-    bench.write_csv([_result("torch", 1), _result("ort", 8)], path)
+    report.write_csv([_result("torch", 1), _result("ort", 8)], path)
     rows = list(csv.DictReader(io.StringIO(path.read_text())))
     assert [r["backend"] for r in rows] == ["torch", "ort"]
     assert float(rows[1]["latency_mean_ms"]) == pytest.approx(12.0)
@@ -121,7 +122,7 @@ def test_csv_has_one_row_per_result(tmp_path):
 
 
 def test_markdown_table_is_rectangular():
-    text = bench.format_markdown([_result("torch", 1), _result("ort", 8, cand_noise=1.0)])
+    text = report.format_markdown([_result("torch", 1), _result("ort", 8, cand_noise=1.0)])
     lines = text.strip().splitlines()
     assert len(lines) == 4
     assert len({line.count("|") for line in lines}) == 1
@@ -139,19 +140,19 @@ def test_plot_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
-    with pytest.raises(bench.BenchError, match="matplotlib"):
-        bench.plot_latency([_result()], tmp_path / "p.png")
+    with pytest.raises(BenchError, match="matplotlib"):
+        report.plot_latency([_result()], tmp_path / "p.png")
 
 
 def test_plot_writes_png(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "p.png"
-    bench.plot_latency([_result("torch", 1), _result("ort", 1), _result("ort", 8)], path)
+    report.plot_latency([_result("torch", 1), _result("ort", 1), _result("ort", 8)], path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_environment_records_versions():
-    env = bench.capture_environment()
+    env = environment.capture_environment()
     for key in ("cpu", "cpu_count", "python", "torch", "onnxruntime", "tensorrt", "driver", "cuda_available"):
         assert key in env
     import torch
@@ -160,10 +161,10 @@ def test_environment_records_versions():
 
 
 def test_preprocessing_defaults_follow_spec():
-    pre = bench.Preprocessing.from_metadata({}, 224)
+    pre = preprocessing.Preprocessing.from_metadata({}, 224)
     assert (pre.image_size, pre.resize_to, pre.interpolation) == (224, 224, "bicubic")
     assert pre.mean == (0.485, 0.456, 0.406) and pre.std == (0.229, 0.224, 0.225)
-    pre = bench.Preprocessing.from_metadata({"preprocessing": {"image_size": 32, "crop_ratio": 0.875}}, 224)
+    pre = preprocessing.Preprocessing.from_metadata({"preprocessing": {"image_size": 32, "crop_ratio": 0.875}}, 224)
     assert (pre.image_size, pre.resize_to) == (32, 36)
 
 
@@ -179,14 +180,14 @@ def test_images_without_pillow_is_a_clear_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_pil)
     with pytest.raises(Vit5Error, match="Pillow"):
-        bench.load_images(tmp_path, bench.Preprocessing(), 1)
+        preprocessing.load_images(tmp_path, preprocessing.Preprocessing(), 1)
 
 
 def test_images_folder_errors(tmp_path):
     with pytest.raises(InputError, match="not a directory"):
-        bench.list_images(tmp_path / "missing")
+        preprocessing.list_images(tmp_path / "missing")
     with pytest.raises(InputError, match="no image files"):
-        bench.list_images(tmp_path)
+        preprocessing.list_images(tmp_path)
 
 
 def test_preprocess_image_resize_crop_normalize():
@@ -195,9 +196,21 @@ def test_preprocess_image_resize_crop_normalize():
     arr = np.zeros((20, 40, 3), dtype=np.uint8)
     arr[:, :20, 0] = 255
     arr[:, 20:, 2] = 255
-    pre = bench.Preprocessing(image_size=16)
-    x = bench.preprocess_image(Image.fromarray(arr), pre)
+    pre = preprocessing.Preprocessing(image_size=16)
+    x = preprocessing.preprocess_image(Image.fromarray(arr), pre)
     assert x.shape == (3, 16, 16) and x.dtype == np.float32
     # far left column of the crop is red, far right blue (normalized)
     assert x[0, 8, 0] == pytest.approx((1 - 0.485) / 0.229, abs=0.05)
     assert x[2, 8, -1] == pytest.approx((1 - 0.406) / 0.225, abs=0.05)
+
+
+def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
+    bad = _result("ort", 2, cand_noise=float("nan"))
+    assert not bad.passed and "NaN" in bad.failure
+    path = tmp_path / "r.json"
+    report.write_json(report.report_dict({"name": "m"}, {}, [bad]), path)
+    text = path.read_text()
+    def reject(token):
+        raise AssertionError(f"non-JSON token {token} in the report")
+
+    assert json.loads(text, parse_constant=reject)["results"][0]["accuracy"]["cosine"] is None

@@ -1,0 +1,90 @@
+"""The files each backend runs, made on first use inside a work folder: ONNX exports per precision
+and target, TensorRT engines per precision.  A given ONNX file or engine is used as it is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from vit5_infer.vocabulary import Progress
+
+TORCH_BACKENDS = ("torch", "torch-compile")
+ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
+
+
+def installed_tensorrt_target() -> str:
+    """The export target for the TensorRT installed here (``tensorrt`` when none is)."""
+    from importlib import metadata
+
+    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12"):
+        try:
+            return f"tensorrt={metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "tensorrt"
+
+
+def recorded_precision(onnx_path: Path) -> str:
+    from vit5_infer.exporters import read_metadata
+
+    return str(read_metadata(onnx_path).get("precision") or "fp32")
+
+
+class Artifacts:
+    def __init__(self, source: str, kind: str, model, origin, workdir: Path, max_batch: int,
+                 progress: Progress = None):
+        self.source, self.kind, self.model, self.origin = source, kind, model, origin
+        self.workdir, self.max_batch = Path(workdir), max_batch
+        self.say = progress or (lambda message: None)
+        self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
+        self.engines: dict[str, Path] = {}
+        if kind == "onnx":
+            self._given_onnx = Path(source)
+        elif kind == "engine":
+            from vit5_infer.engines.manifest import read_manifest, source_onnx
+
+            self.engines[read_manifest(source).precision] = Path(source)
+            self._given_onnx = source_onnx(source)
+        else:
+            self._given_onnx = None
+
+    def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
+        """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
+        if backend in TORCH_BACKENDS or self.kind == "model":
+            return requested
+        if backend == "trt" and self.kind == "engine":
+            return list(self.engines)
+        return [recorded_precision(self._given_onnx)]
+
+    def onnx_for(self, precision: str, target: str = "ort") -> Path:
+        if self._given_onnx is not None:
+            return self._given_onnx
+        key = (precision, target)
+        if key not in self.onnx:
+            from vit5_infer.exporters import export_onnx
+
+            path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
+            self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
+            export_onnx(self.model, path, precision=precision, source=self.origin, validate=False, target=target)
+            self.onnx[key] = path
+        return self.onnx[key]
+
+    def engine_for(self, precision: str) -> Path:
+        if precision not in self.engines:
+            from vit5_infer.engines.tensorrt_builder import build_engine
+
+            path = self.workdir / f"model.{precision}.engine"
+            # build_engine converts an FP32 graph to the asked precision itself
+            onnx_path = self.onnx_for("fp32", installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
+            self.say(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
+            build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
+                         max_batch=self.max_batch)
+            self.engines[precision] = path
+        return self.engines[precision]
+
+    def runner_source(self, backend: str, precision: str) -> Optional[Path]:
+        if backend in TORCH_BACKENDS:
+            return None
+        if backend == "trt":
+            return self.engine_for(precision)
+        return self.onnx_for(precision, installed_tensorrt_target() if backend == "ort-trt" else "ort")

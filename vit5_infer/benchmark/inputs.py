@@ -1,0 +1,32 @@
+"""The inputs every backend is benchmarked on (seeded or real images) and their PyTorch FP32 reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Union
+
+from vit5_infer.preprocessing import Preprocessing, load_images
+
+
+def seeded_inputs(model, batches: Iterable[int], seed: int) -> dict:
+    """The same seeded ``pixel_values`` for every backend: batch size -> float32 NCHW array."""
+    from vit5_infer import example_inputs
+
+    return {b: example_inputs(model, b, seed).numpy() for b in batches}
+
+
+def image_inputs(folder: Union[str, Path], pre: Preprocessing, batches: Iterable[int]) -> dict:
+    """Real images for every batch size (the first ``b`` images of the folder, cycled)."""
+    batches = list(batches)
+    images = load_images(folder, pre, max(batches))
+    return {b: images[:b] for b in batches}
+
+
+def reference_logits(model, inputs: dict) -> dict:
+    """PyTorch FP32 logits of ``model`` for every batch of ``inputs``."""
+    import torch
+
+    with torch.inference_mode():
+        return {b: model(torch.from_numpy(x)).float().numpy() for b, x in inputs.items()}
+
+

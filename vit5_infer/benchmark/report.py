@@ -1,0 +1,172 @@
+"""Writing benchmark results: the JSON document, CSV rows, a markdown/terminal table and a latency plot.
+
+Every file is written atomically (vit5_infer.files), and the JSON is strict: non-finite numbers
+are written as null.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Callable, Iterable, Optional, Sequence, Union
+
+from vit5_infer.errors import BenchError
+from vit5_infer.files import write_bytes_atomic, write_text_atomic
+
+from .results import ACCURACY_KEYS, BenchResult
+from .timing import LATENCY_KEYS
+
+
+def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None) -> dict:
+    """The JSON document of ``vit5 bench --json`` (other tools read it; keep the keys stable)."""
+    out = {"model": model, "environment": environment}
+    if settings is not None:
+        out["settings"] = settings
+    out["results"] = [r.to_dict() for r in results]
+    return out
+
+
+def _finite(value):
+    """NaN and Inf become null: the report stays strict JSON that any reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(report: dict) -> str:
+    return json.dumps(_finite(report), indent=2, allow_nan=False) + "\n"
+
+
+def write_json(report: dict, path: Union[str, Path]) -> None:
+    write_text_atomic(path, json_text(report))
+
+
+CSV_COLUMNS = (
+    ["backend", "precision", "batch", "device", "iterations"]
+    + [f"latency_{k}_ms" for k in LATENCY_KEYS]
+    + ["throughput_per_s", "gflops_per_s", "peak_memory_bytes"]
+    + list(ACCURACY_KEYS)
+    + ["passed"]
+)
+
+
+def _flat_row(r: BenchResult) -> dict:
+    row = {
+        "backend": r.backend,
+        "precision": r.precision,
+        "batch": r.batch,
+        "device": r.device,
+        "iterations": r.iterations,
+        "throughput_per_s": r.throughput_per_s,
+        "gflops_per_s": r.gflops_per_s,
+        "peak_memory_bytes": r.peak_memory_bytes,
+        "passed": r.passed,
+    }
+    row.update({f"latency_{k}_ms": r.latency_ms[k] for k in LATENCY_KEYS})
+    row.update({k: r.accuracy[k] for k in ACCURACY_KEYS})
+    return row
+
+
+def csv_text(results: Iterable[BenchResult]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for r in results:
+        writer.writerow({k: ("" if v is None else v) for k, v in _flat_row(r).items()})
+    return buf.getvalue()
+
+
+def write_csv(results: Iterable[BenchResult], path: Union[str, Path]) -> None:
+    write_text_atomic(path, csv_text(results))
+
+
+def format_bytes(n: Optional[int]) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"  # pragma: no cover
+
+
+# Columns of the human table (terminal and markdown): header, formatter.
+TABLE_COLUMNS: list[tuple[str, Callable[[BenchResult], str]]] = [
+    ("backend", lambda r: r.backend),
+    ("prec", lambda r: r.precision),
+    ("batch", lambda r: str(r.batch)),
+    ("mean ms", lambda r: f"{r.latency_ms['mean']:.3f}"),
+    ("p50", lambda r: f"{r.latency_ms['p50']:.3f}"),
+    ("p90", lambda r: f"{r.latency_ms['p90']:.3f}"),
+    ("p99", lambda r: f"{r.latency_ms['p99']:.3f}"),
+    ("min", lambda r: f"{r.latency_ms['min']:.3f}"),
+    ("max", lambda r: f"{r.latency_ms['max']:.3f}"),
+    ("std", lambda r: f"{r.latency_ms['std']:.3f}"),
+    ("img/s", lambda r: f"{r.throughput_per_s:.1f}"),
+    ("GFLOP/s", lambda r: "-" if r.gflops_per_s is None else f"{r.gflops_per_s:.1f}"),
+    ("peak mem", lambda r: format_bytes(r.peak_memory_bytes)),
+    ("max abs", lambda r: f"{r.accuracy['max_abs_err']:.2e}"),
+    ("mean abs", lambda r: f"{r.accuracy['mean_abs_err']:.2e}"),
+    ("cosine", lambda r: f"{r.accuracy['cosine']:.6f}"),
+    ("top1", lambda r: f"{r.accuracy['top1_agreement']:.3f}"),
+    ("top5", lambda r: f"{r.accuracy['top5_agreement']:.3f}"),
+    ("ok", lambda r: "yes" if r.passed else "FAIL"),
+]
+
+
+def table_rows(results: Iterable[BenchResult]) -> tuple[list[str], list[list[str]]]:
+    headers = [name for name, _ in TABLE_COLUMNS]
+    return headers, [[fmt(r) for _, fmt in TABLE_COLUMNS] for r in results]
+
+
+def format_markdown(results: Iterable[BenchResult]) -> str:
+    headers, rows = table_rows(results)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot_latency(results: Sequence[BenchResult], path: Union[str, Path], title: str = "") -> None:
+    """Grouped bar chart: mean latency (p50-p99 as error bars) per backend, one group per batch size."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only; never needs a display
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise BenchError("--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)") from None
+    batches = sorted({r.batch for r in results})
+    labels = list(dict.fromkeys(f"{r.backend} {r.precision}" for r in results))
+    width = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(batches) * max(1, len(labels)) / 2), 4.5))
+    for i, label in enumerate(labels):
+        xs, means, lo, hi = [], [], [], []
+        for j, b in enumerate(batches):
+            match = [r for r in results if f"{r.backend} {r.precision}" == label and r.batch == b]
+            if not match:
+                continue
+            lat = match[0].latency_ms
+            xs.append(j + (i - (len(labels) - 1) / 2) * width)
+            means.append(lat["mean"])
+            lo.append(max(0.0, lat["mean"] - lat["p50"]))
+            hi.append(max(0.0, lat["p99"] - lat["mean"]))
+        ax.bar(xs, means, width, yerr=[lo, hi], capsize=3, label=label)
+    ax.set_xticks(range(len(batches)))
+    ax.set_xticklabels([f"batch {b}" for b in batches])
+    ax.set_ylabel("latency per batch (ms)")
+    ax.set_title(title or "vit5 bench: mean latency (error bars p50..p99)")
+    ax.legend()
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120)
+    plt.close(fig)
+    write_bytes_atomic(path, buffer.getvalue())
+
+

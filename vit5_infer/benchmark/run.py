@@ -1,0 +1,208 @@
+"""``run_benchmark``: every chosen backend on the same inputs, timed and compared with PyTorch FP32.
+
+It owns the whole pipeline: load the model (or rebuild the one an ONNX file or engine came from),
+make the inputs and the reference, export and build what each backend runs, time every backend at
+every batch size, and return one ``BenchReport``.  The CLI only parses flags and prints.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
+from vit5_infer.errors import BenchError
+from vit5_infer.loading import LoadOptions, model_from_onnx
+from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, PathLike, Progress, is_engine_path, is_onnx_path
+
+from .artifacts import TORCH_BACKENDS, Artifacts
+from .environment import capture_environment
+from .inputs import image_inputs, reference_logits, seeded_inputs
+from .report import report_dict
+from .results import BenchResult, make_result
+from .timing import TimingPlan, time_runner
+
+#: (label, phase "warmup"/"timed", done, total) for per-iteration progress bars
+BenchProgress = Callable[[str, str, int, Optional[int]], None]
+
+
+def source_kind(source: PathLike) -> str:
+    """``onnx``, ``engine`` or ``model`` (a preset or checkpoint)."""
+    if is_onnx_path(source):
+        return "onnx"
+    if is_engine_path(source):
+        return "engine"
+    return "model"
+
+
+@dataclass(frozen=True)
+class BackendPlan:
+    """One backend to benchmark: how to make its runner (called once, reused for every batch size)."""
+
+    backend: str
+    precision: str
+    make: Callable[[], object]  # -> engines.base.Runner, not yet loaded
+
+
+@dataclass(frozen=True)
+class BenchReport:
+    model: dict
+    environment: dict
+    settings: dict
+    results: tuple
+    title: str = ""
+
+    @property
+    def failures(self) -> list[BenchResult]:
+        return [r for r in self.results if not r.passed]
+
+    def to_dict(self) -> dict:
+        return report_dict(self.model, self.environment, self.results, self.settings)
+
+
+def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
+                flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
+                on_status: Progress = None) -> list[BenchResult]:
+    """Load the backend once, then time it at every batch size of ``inputs``."""
+    runner = plan.make()
+    results = []
+    if on_status:
+        on_status(f"loading {plan.backend} [{plan.precision}]")
+    with runner:
+        for batch, x in inputs.items():
+            label = f"{plan.backend} [{plan.precision}] batch {batch}"
+            # CPU runners have no device allocator to ask: use the process's peak RSS, reset per run.
+            host_peak = runner.device == "cpu" and reset_peak_rss()
+            if on_status:
+                # torch.compile and TensorRT do their heavy work on the first call of a new shape
+                on_status(f"warming up {label}")
+            step = (lambda phase, done, total, _label=label: progress(_label, phase, done, total)) if progress else None
+            samples, logits = time_runner(runner.infer, x, timing, device=runner.device, progress=step)
+            results.append(make_result(
+                plan.backend, plan.precision, batch, runner.device, samples, references[batch], logits,
+                flops_per_image=flops_per_image,
+                peak_memory_bytes=runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None),
+            ))
+    return results
+
+
+def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
+                  device: str) -> list[BackendPlan]:
+    from vit5_infer.engines.registry import make_runner
+
+    plans = []
+    for backend in backends:
+        for precision in artifacts.precisions_for(backend, list(precisions)):
+            if backend in TORCH_BACKENDS:
+                # A copy: runners move and compile their module, the reference must stay as it is.
+                def make(backend=backend, precision=precision):
+                    return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
+                                       threads=threads, device=device)
+            else:
+                def make(backend=backend, precision=precision):
+                    return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
+                                       batch_hint=artifacts.max_batch, threads=threads)
+            plans.append(BackendPlan(backend, precision, make))
+    return plans
+
+
+def model_info(model, name: str, kind: str, **extra) -> dict:
+    """The ``model`` section of the report."""
+    from vit5_infer.config import config_summary
+
+    info = {
+        "name": name,
+        "kind": kind,
+        "input_shape": list(model.input_shape),
+        "parameters": model.num_parameters(),
+        "flops_per_image": model.flop_count(inference=True),
+        "architecture": config_summary(model.config),
+        "config": model.config.to_dict(),
+    }
+    info.update({k: v for k, v in extra.items() if v is not None})
+    return info
+
+
+@dataclass
+class BenchSettings:
+    backends: Optional[Sequence[str]] = None  # None: every backend available here
+    batches: Sequence[int] = (1,)
+    precisions: Sequence[str] = ("fp32",)
+    images: Optional[PathLike] = None  # None: seeded random inputs
+    timing: TimingPlan = field(default_factory=lambda: TimingPlan(iters=20, warmup=3))
+    threads: Optional[int] = None
+    device: Optional[str] = None  # of the torch backends; None: cuda when available
+    load: LoadOptions = field(default_factory=LoadOptions)
+
+    def check(self) -> None:
+        from vit5_infer.engines.registry import BACKENDS
+
+        if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
+            raise BenchError(f"batch sizes must be positive integers, got {list(self.batches)}")
+        unknown = [p for p in self.precisions if p not in [q.value for q in FLOAT_PRECISIONS]]
+        if unknown:
+            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16 or bf16")
+        bad = [b for b in (self.backends or []) if b not in BACKENDS]
+        if bad:
+            raise BenchError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
+        if self.threads is not None and self.threads < 1:
+            raise BenchError(f"threads must be >= 1, got {self.threads}")
+
+
+def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *, workdir: Optional[PathLike] = None,
+                  progress: Progress = None, iteration_progress: Optional[BenchProgress] = None,
+                  warn: Progress = None) -> BenchReport:
+    """Benchmark ``source`` (a preset, checkpoint, ONNX file or engine) on the chosen backends."""
+    import torch
+
+    from vit5_infer.engines.registry import available_backends
+
+    settings.check()
+    say = progress or (lambda message: None)
+    batches = list(dict.fromkeys(settings.batches))
+    here = available_backends()
+    chosen = list(settings.backends) if settings.backends else here
+    device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kind = source_kind(source)
+
+    say(f"loading {source}")
+    if kind == "model":
+        model, origin = settings.load.resolve(source)
+        metadata, name = {}, f"{origin.kind} {origin.name}"
+    else:
+        from vit5_infer.engines.manifest import source_onnx
+
+        onnx_path = Path(source) if kind == "onnx" else source_onnx(source)
+        model, metadata = model_from_onnx(onnx_path, trust_pickle=settings.load.trust_pickle)
+        origin, name = None, str(source)
+    if settings.images is not None:
+        pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
+        inputs = image_inputs(settings.images, pre, batches)
+    else:
+        inputs = seeded_inputs(model, batches, settings.load.seed)
+    say("computing the PyTorch FP32 reference")
+    references = reference_logits(model, inputs)
+
+    flops = model.flop_count(inference=True)
+    results: list[BenchResult] = []
+    with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
+        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say)
+        for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device):
+            if plan.backend not in here and warn:
+                warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
+            results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
+                                   on_status=say)
+
+    inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
+    info = model_info(model, name, kind if kind != "model" else origin.kind,
+                      sha256=getattr(origin, "sha256", None), seed=getattr(origin, "seed", None))
+    timing = settings.timing
+    recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
+                "iters": timing.iters, "seconds": timing.seconds, "threads": settings.threads, "device": device,
+                "inputs": inputs_text}
+    title = f"vit5 bench {name}: {inputs_text}, {flops / 1e9:.2f} GFLOPs/image"
+    return BenchReport(info, capture_environment(), recorded, tuple(results), title)

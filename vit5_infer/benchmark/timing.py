@@ -1,0 +1,106 @@
+"""Timing a runner: warm-up, a timed loop (fixed count and/or time budget), latency statistics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from vit5_infer.errors import BenchError
+
+LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
+
+
+def latency_stats(samples_ms: Sequence[float]) -> dict:
+    """Summary of per-batch latencies in milliseconds (percentiles by linear interpolation)."""
+    if len(samples_ms) == 0:
+        raise BenchError("no timed iterations: raise --iters or --seconds")
+    a = np.asarray(samples_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {
+        "mean": float(a.mean()),
+        "p50": float(p50),
+        "p90": float(p90),
+        "p99": float(p99),
+        "min": float(a.min()),
+        "max": float(a.max()),
+        # population std: the spread of what was measured, not an estimate for unseen runs
+        "std": float(a.std()),
+    }
+
+
+def synchronize(device: str) -> None:
+    """Wait for queued GPU work; ``Runner.infer`` already returns host data, this guards async runners."""
+    if device != "cuda":
+        return
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+@dataclass
+class TimingPlan:
+    warmup: int = 5
+    iters: Optional[int] = 50  # None: as many as fit in ``seconds``
+    seconds: Optional[float] = None  # None: exactly ``iters``
+
+    def __post_init__(self):
+        if self.warmup < 0:
+            raise BenchError(f"--warmup must be >= 0, got {self.warmup}")
+        if self.iters is None and self.seconds is None:
+            raise BenchError("give --iters or --seconds")
+        if self.iters is not None and self.iters < 1:
+            raise BenchError(f"--iters must be >= 1, got {self.iters}")
+        if self.seconds is not None and not self.seconds > 0:
+            raise BenchError(f"--seconds must be > 0, got {self.seconds}")
+
+    @property
+    def total(self) -> Optional[int]:
+        """Expected number of timed iterations, when known (for progress bars)."""
+        return self.iters
+
+
+ProgressFn = Callable[[str, int, Optional[int]], None]  # (phase "warmup"/"timed", done, total)
+
+
+def time_runner(
+    infer: Callable[[np.ndarray], np.ndarray],
+    inputs: np.ndarray,
+    plan: TimingPlan,
+    device: str = "cpu",
+    progress: Optional[ProgressFn] = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[list[float], np.ndarray]:
+    """Warm up, then time ``infer(inputs)`` once per iteration.
+
+    Returns (latencies in ms, the logits of the last call).  The loop stops after ``plan.iters``
+    iterations, or once ``plan.seconds`` of timed work have passed, whichever comes first (at least
+    one timed iteration always runs).
+    """
+    out = None
+    for i in range(plan.warmup):
+        out = infer(inputs)
+        synchronize(device)
+        if progress:
+            progress("warmup", i + 1, plan.warmup)
+    samples: list[float] = []
+    started = clock()
+    while True:
+        t0 = clock()
+        out = infer(inputs)
+        synchronize(device)
+        samples.append((clock() - t0) * 1e3)
+        if progress:
+            progress("timed", len(samples), plan.iters)
+        if plan.iters is not None and len(samples) >= plan.iters:
+            break
+        if plan.seconds is not None and clock() - started >= plan.seconds:
+            break
+    return samples, np.asarray(out)
+
+
