@@ -80,6 +80,17 @@ PRESET_DESCRIPTIONS = {
 }
 
 
+# (parameters, inference FLOPs per image) of each preset, so that listing them needs no torch;
+# tests/vit5_infer/test_presets.py recomputes both from the modules.
+PRESET_SIZES = {
+    "vit5-small": (22010112, 9412799616),
+    "vit5-base": (86486016, 35896538880),
+    "vit5-large": (304108544, 125762936832),
+    "vit5-small-hyena": (22323456, 8881398864),
+    "vit5-small-hybrid": (22399704, 9696041718),
+}
+
+
 def preset_names() -> list[str]:
     return list(PRESETS)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from vit5_infer import PRESETS, ConfigError, ViT5ClassificationNet, get_preset, preset_names
 
@@ -81,3 +82,13 @@ def test_preset_names():
     assert {"vit5-small", "vit5-small-hyena", "vit5-small-hybrid"} <= set(names)
     for name in names:
         get_preset(name).validate()
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_recorded_preset_sizes_match_the_modules(name):
+    # `vit5 presets` prints PRESET_SIZES without importing torch; they must equal the modules' own counts.
+    from vit5_infer.presets import PRESET_SIZES
+
+    with torch.device("meta"):
+        model = ViT5ClassificationNet(get_preset(name))
+    assert PRESET_SIZES[name] == (model.num_parameters(), model.flop_count(inference=True))
