@@ -7,6 +7,7 @@ the long convolution, the SIREN sines) carry ``KEEP_FP32`` in their doc_string; 
 
 from __future__ import annotations
 
+import hashlib
 from typing import Iterable, Optional, Sequence
 
 import numpy as np
@@ -30,6 +31,8 @@ class GraphBuilder:
         self.outputs: list[onnx.ValueInfoProto] = []
         self._names: dict[str, int] = {}
         self._const_cache: dict[tuple, str] = {}
+        self._weight_cache: dict[tuple, str] = {}
+        self._const_prefix = ""  # subgraphs prefix theirs: names must not shadow the outer graph's
         self._scope: list[str] = []
         self.keep_fp32 = False  # nodes added while True are tagged KEEP_FP32
 
@@ -49,41 +52,52 @@ class GraphBuilder:
     def fp32_region(self) -> "_Fp32Region":
         return _Fp32Region(self)
 
-    def unique(self, base: str) -> str:
-        full = "/".join(self._scope + [base])
+    def unique(self, base: str, sep: str = "/") -> str:
+        full = sep.join(self._scope + [base])
         count = self._names.get(full, 0)
         self._names[full] = count + 1
         return full if count == 0 else f"{full}_{count}"
 
     # ---- tensors ----------------------------------------------------------------------------------
     def weight(self, name: str, array, dtype=np.float32) -> str:
-        """An initializer from a NumPy array or torch tensor (copied)."""
+        """An initializer from a NumPy array or torch tensor (copied), named by its module path
+        (``blocks.3.input_norm.weight``).  Identical arrays are stored once (the DFT matrices of
+        every Hyena block, repeated tables)."""
         if hasattr(array, "detach"):
             array = array.detach().cpu().numpy()
         array = np.ascontiguousarray(np.asarray(array, dtype=dtype))
-        full = self.unique(name)
-        self.initializers.append(numpy_helper.from_array(array, full))
-        return full
+        key = (array.dtype.str, array.shape, hashlib.sha1(array.tobytes()).hexdigest())
+        if key not in self._weight_cache:
+            full = self.unique(name, sep=".")
+            self.initializers.append(numpy_helper.from_array(array, full))
+            self._weight_cache[key] = full
+        return self._weight_cache[key]
 
     def const(self, values, dtype=np.int64) -> str:
         """A small shared constant (shapes, axes, indices, scalars)."""
         array = np.asarray(values, dtype=dtype)
         key = (array.dtype.str, array.shape, array.tobytes())
         if key not in self._const_cache:
-            name = f"const_{len(self._const_cache)}"
+            name = f"{self._const_prefix}const_{len(self._const_cache)}"
             self.initializers.append(numpy_helper.from_array(array, name))
             self._const_cache[key] = name
         return self._const_cache[key]
 
     # ---- nodes ----------------------------------------------------------------------------------
-    def op(self, op_type: str, inputs: Sequence[Optional[str]], num_outputs: int = 1, name: str | None = None, **attrs):
+    def op(self, op_type: str, inputs: Sequence[Optional[str]], name: str | None = None, **attrs) -> str:
+        """One node with one output; returns the output's name."""
+        return self.op_multi(op_type, inputs, 1, name, **attrs)[0]
+
+    def op_multi(self, op_type: str, inputs: Sequence[Optional[str]], num_outputs: int, name: str | None = None,
+                 **attrs) -> list[str]:
+        """One node with ``num_outputs`` outputs; returns their names."""
         base = name or op_type
         outputs = [self.unique(f"{base}_out{i}" if num_outputs > 1 else f"{base}_out") for i in range(num_outputs)]
         node = helper.make_node(op_type, [i or "" for i in inputs], outputs, name=self.unique(base), **attrs)
         if self.keep_fp32:
             node.doc_string = KEEP_FP32
         self.nodes.append(node)
-        return outputs[0] if num_outputs == 1 else outputs
+        return outputs
 
     def input(self, name: str, elem_type: int, shape: Sequence) -> str:
         self.inputs.append(helper.make_tensor_value_info(name, elem_type, list(shape)))
@@ -107,10 +121,35 @@ class GraphBuilder:
         return self.op("Transpose", [x], perm=list(perm))
 
     def split(self, x: str, sizes: Sequence[int], axis: int) -> list[str]:
-        return self.op("Split", [x, self.const(list(sizes))], num_outputs=len(sizes), axis=axis)
+        return self.op_multi("Split", [x, self.const(list(sizes))], len(sizes), axis=axis)
 
     def slice(self, x: str, start: int, end: int, axis: int) -> str:
         return self.op("Slice", [x, self.const([start]), self.const([end]), self.const([axis])])
+
+    def reverse(self, x: str, axis: int) -> str:
+        """``x`` reversed along ``axis``: one Slice with step -1."""
+        return self.op("Slice", [x, self.const([-1]), self.const([-(2**62)]), self.const([axis]), self.const([-1])])
+
+    def linear_module(self, x: str, module, name: str, out_scale: np.ndarray | None = None) -> str:
+        """``module(x) * out_scale`` for an ``nn.Linear``; the scale (a folded LayerScale) goes into the
+        weight rows and bias, so it costs nothing at run time."""
+        weight = as_float32(module.weight)
+        bias = None if module.bias is None else as_float32(module.bias)
+        if out_scale is not None:
+            weight = weight * out_scale[:, None]
+            bias = None if bias is None else bias * out_scale
+        return self.linear(x, weight, bias, name)
+
+    def subgraph(self, name: str) -> "GraphBuilder":
+        """A builder for a nested graph (a Scan/Loop/If body) with its own nodes and initializers."""
+        child = GraphBuilder(self.opset, self.target)
+        child._scope = [name]
+        child._const_prefix = f"{name}/"
+        child.keep_fp32 = self.keep_fp32
+        return child
+
+    def build_subgraph(self, name: str, inputs: list, outputs: list) -> onnx.GraphProto:
+        return helper.make_graph(self.nodes, name, inputs, outputs, self.initializers)
 
     def linear(self, x: str, weight, bias=None, name: str = "linear") -> str:
         """``x @ weight.T + bias`` with weight in nn.Linear storage ``[out, in]``."""

@@ -110,7 +110,7 @@ def spectral_conv(b: GraphBuilder, z: str, k1: str, k2: str, rows: int, cols: in
     n_rows, n_cols = 2 * rows, 2 * cols
     bins = n_cols // 2 + 1
     z_hat = spectrum(b, b.reshape(z, [0, rows, cols, channels]), rows, cols, channels, n_rows, n_cols)
-    swapped = b.op("Slice", [z_hat, b.const([-1]), b.const([-(2**62)]), b.const([1]), b.const([-1])])
+    swapped = b.reverse(z_hat, axis=1)
     p = b.op("Add", [b.op("Mul", [z_hat, k1]), b.op("Mul", [swapped, k2])])
     p = b.reshape(p, [0, 2 * n_rows, bins * channels])
     # Crop window of upstream's irfft2 output: rows/cols [N-1, 2N-1).
@@ -151,8 +151,8 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
     hd = kernel.mlp_hidden_dim
     ky, kx = (2 * s - 1 for s in kernel.seq_lens)
     with b.scope("film"), b.fp32_region():
-        hidden = b.linear(cond, as_float32(gen.mlp[0].weight), as_float32(gen.mlp[0].bias), "mlp0")
-        out = b.linear(gelu(b, hidden), as_float32(gen.mlp[2].weight), as_float32(gen.mlp[2].bias), "mlp2")
+        hidden = b.linear_module(cond, gen.mlp[0], "mlp0")
+        out = b.linear_module(gelu(b, hidden), gen.mlp[2], "mlp2")
         pieces = b.split(out, [hd] * (2 * gen.num_film_layers), axis=-1)
         pairs = [(b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
                  for i in range(gen.num_film_layers)]
@@ -171,9 +171,9 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
                 baked = torch.sin(first(torch.from_numpy(embedding)))
             h = modulate(b.weight("hidden0", as_float32(baked)), pairs[0])
         for i, linear in enumerate(layers):
-            h = b.op("Sin", [b.linear(h, as_float32(linear.weight), as_float32(linear.bias), f"hidden{i + 1}")])
+            h = b.op("Sin", [b.linear_module(h, linear, f"hidden{i + 1}")])
             h = modulate(h, pairs[i + 1])
-        k = b.linear(h, as_float32(kernel.out_linear.weight), as_float32(kernel.out_linear.bias), "out_linear")
+        k = b.linear_module(h, kernel.out_linear, "out_linear")
         if conv.mask is not None:
             with torch.no_grad():
                 grid = kernel.grid.flip(1, 2) if flip else kernel.grid
@@ -192,21 +192,16 @@ def _scan_depthwise_conv(b: GraphBuilder, z: str, kernel: str, channels: int, ks
     from onnx import helper
 
     ky, kx = ksize
-    axes0 = helper.make_tensor("axes0", 7, [1], [0])
-    kshape = helper.make_tensor("kshape", 7, [4], [channels, 1, ky, kx])
-    body = helper.make_graph(
-        [
-            helper.make_node("Unsqueeze", ["z_b", "axes0"], ["z4"]),
-            helper.make_node("Reshape", ["k_b", "kshape"], ["k4"]),
-            helper.make_node("Conv", ["z4", "k4"], ["y4"], group=channels, pads=pads),
-            helper.make_node("Squeeze", ["y4", "axes0"], ["y_b"]),
-        ],
+    body = b.subgraph("per_sample_conv")
+    z4 = body.op("Unsqueeze", ["z_b", body.const([0])])
+    k4 = body.reshape("k_b", [channels, 1, ky, kx])
+    y_b = body.op("Squeeze", [body.op("Conv", [z4, k4], group=channels, pads=pads), body.const([0])])
+    graph = body.build_subgraph(
         "per_sample_conv",
         [helper.make_tensor_value_info("z_b", FLOAT, None), helper.make_tensor_value_info("k_b", FLOAT, None)],
-        [helper.make_tensor_value_info("y_b", FLOAT, None)],
-        [axes0, kshape],
+        [helper.make_tensor_value_info(y_b, FLOAT, None)],
     )
-    return b.op("Scan", [z, kernel], num_scan_inputs=2, body=body, name="long_conv_scan")
+    return b.op("Scan", [z, kernel], num_scan_inputs=2, body=graph, name="long_conv_scan")
 
 
 def long_conv(b: GraphBuilder, conv, z: str, rows: int, cols: int, cond: str | None, lowering: str) -> str:

@@ -11,16 +11,17 @@ import numpy as np
 from .graph import GraphBuilder
 
 
-def rms_norm(b: GraphBuilder, x: str, weight: np.ndarray, eps: float) -> str:
+def rms_norm(b: GraphBuilder, x: str, weight: np.ndarray, eps: float, name: str) -> str:
+    """RMSNorm over the last axis; ``name`` is the norm module's name (its weight becomes ``name.weight``)."""
     # The norm runs in float32 in reduced-precision graphs (what autocast does): the sum of squares of
     # a Hyena activation overflows FP16 (|x| ~ 400 over 384 channels), and whether TensorRT honours
     # RMSNormalization's stash_type is undocumented.
     with b.fp32_region():
         if b.fused_rms_norm:
-            return b.op("RMSNormalization", [x, b.weight("norm.weight", weight)], axis=-1, epsilon=eps, stash_type=1)
+            return b.op("RMSNormalization", [x, b.weight(f"{name}.weight", weight)], axis=-1, epsilon=eps, stash_type=1)
         mean_sq = b.reduce("ReduceMean", b.op("Mul", [x, x]), [-1])
         inv_rms = b.op("Reciprocal", [b.op("Sqrt", [b.op("Add", [mean_sq, b.const(eps, np.float32)])])])
-        return b.op("Mul", [b.op("Mul", [x, inv_rms]), b.weight("norm.weight", weight)])
+        return b.op("Mul", [b.op("Mul", [x, inv_rms]), b.weight(f"{name}.weight", weight)])
 
 
 def l2_normalize(b: GraphBuilder, x: str, axis: int = -1, eps: float = 1e-12) -> str:
