@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import GOLDEN
+from golden import GOLDEN
 
 from vit5_infer import load_model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import GOLDEN_CASES, load_golden_io
+from golden import GOLDEN_CASES, load_golden_io
 from golden_exports import export_golden
 
 from vit5_infer.engines.cuda_device import has_cuda_driver

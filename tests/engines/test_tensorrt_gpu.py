@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_golden_io
+from golden import load_golden_io
 from golden_exports import export_golden
 
 from vit5_infer.engines.cuda_device import has_cuda_driver

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import load_golden_io
+from golden import load_golden_io
 from golden_exports import golden_model
 
 from vit5_infer.engines.errors import BackendError, NoGPUError

@@ -1,7 +1,7 @@
-"""Shared helpers of the exporter tests: golden models, exports made once per session, graph walks.
+"""Shared helpers of the exporter tests: the per-session cache of golden exports, graph walks.
 
 Every distinct export (model, opset, precision, layout, ...) is written once per test session into
-one temporary folder and shared by all test modules that need it (``exported``).
+one temporary folder and shared by all test modules that need it (the ``golden_exports`` fixture).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from conftest import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the test modules
+from golden import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the test modules
 
 from vit5_infer import resolve_model
 from vit5_infer.exporters import iter_nodes
@@ -21,53 +21,54 @@ FILM_CASES = ["hybrid_pool_film", "hybrid_compress_concat"]
 PLAIN_HYENA_CASES = ["hyena_gap"]
 ATTENTION_ONLY_CASES = ["attn_cls_r4", "attn_gap_r0_bias"]
 
-_MODELS: dict[str, tuple] = {}
-_EXPORTS: dict[tuple, object] = {}
-_SESSIONS: dict[str, object] = {}
-_FOLDER: list[Path] = []
 _DEFAULTS = dict(opset=23, precision="fp32", batch=None, layout="nchw", lowering="auto", io_dtype="fp32")
 
 
-def golden_model(name: str):
-    """(model, ModelSource) of a golden case, loaded once; tests must not modify it."""
-    if name not in _MODELS:
-        _MODELS[name] = resolve_model(GOLDEN / f"{name}.safetensors", config=GOLDEN / f"{name}.json")
-    return _MODELS[name]
+class GoldenExports:
+    """Golden models, their exports and ONNX Runtime sessions, each made once per test session
+    (the ``golden_exports`` fixture of tests/exporters/conftest.py); tests must not modify them."""
 
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._models: dict[str, tuple] = {}
+        self._exports: dict[tuple, object] = {}
+        self._sessions: dict[str, object] = {}
 
-def _folder(tmp_path_factory) -> Path:
-    if not _FOLDER:
-        _FOLDER.append(tmp_path_factory.mktemp("golden_exports"))
-    return _FOLDER[0]
+    def model(self, name: str):
+        """(model, ModelSource) of a golden case."""
+        if name not in self._models:
+            self._models[name] = resolve_model(GOLDEN / f"{name}.safetensors", config=GOLDEN / f"{name}.json")
+        return self._models[name]
 
+    def export(self, name: str, **options):
+        """ExportResult of ``export_onnx(golden model, ..., **options)``."""
+        from vit5_infer.exporters import export_onnx
 
-def exported(tmp_path_factory, name: str, **options):
-    """ExportResult of ``export_onnx(golden model, ..., **options)``, exported once per session."""
-    from vit5_infer.exporters import export_onnx
+        options = {k: v for k, v in options.items() if _DEFAULTS.get(k, object()) != v}
+        key = (name, tuple(sorted(options.items())))
+        if key not in self._exports:
+            model, source = self.model(name)
+            tag = "_".join(f"{k}-{v}" for k, v in sorted(options.items())) or "default"
+            path = self.folder / f"{name}__{tag}.onnx"
+            self._exports[key] = export_onnx(model, path, source=source, **options)
+        return self._exports[key]
 
-    options = {k: v for k, v in options.items() if _DEFAULTS.get(k, object()) != v}
-    key = (name, tuple(sorted(options.items())))
-    if key not in _EXPORTS:
-        model, source = golden_model(name)
-        tag = "_".join(f"{k}-{v}" for k, v in sorted(options.items())) or "default"
-        path = _folder(tmp_path_factory) / f"{name}__{tag}.onnx"
-        _EXPORTS[key] = export_onnx(model, path, source=source, **options)
-    return _EXPORTS[key]
+    def session(self, path):
+        import onnxruntime as ort
 
+        path = str(path)
+        if path not in self._sessions:
+            options = ort.SessionOptions()
+            options.log_severity_level = 3
+            self._sessions[path] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        return self._sessions[path]
 
-def session(path) -> "object":
-    import onnxruntime as ort
+    def run(self, path, pixels: np.ndarray) -> np.ndarray:
+        return self.session(path).run(["logits"], {"pixel_values": pixels})[0]
 
-    path = str(path)
-    if path not in _SESSIONS:
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        _SESSIONS[path] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-    return _SESSIONS[path]
-
-
-def run(path, pixels: np.ndarray) -> np.ndarray:
-    return session(path).run(["logits"], {"pixel_values": pixels})[0]
+    def forget(self, path) -> None:
+        """Drop the session of a file about to be deleted."""
+        self._sessions.pop(str(path), None)
 
 
 def op_counts(model: onnx.ModelProto, recursive: bool = True) -> Counter:

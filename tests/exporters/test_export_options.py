@@ -7,7 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_cases import GOLDEN, GOLDEN_CASES, exported, golden_model, load_golden_io, run
+from export_cases import GOLDEN, GOLDEN_CASES, load_golden_io
 
 from vit5_infer import resolve_model
 from vit5_infer.exporters import ExportError, export_onnx, read_metadata
@@ -23,9 +23,9 @@ def _fresh(name):
 
 # ---- batch --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_dynamic_batch_by_default(tmp_path_factory, name):
-    model = onnx.load(str(exported(tmp_path_factory, name, opset=23).path))
-    net = golden_model(name)[0].config.network
+def test_dynamic_batch_by_default(golden_exports, name):
+    model = onnx.load(str(golden_exports.export(name, opset=23).path))
+    net = golden_exports.model(name)[0].config.network
     in_dims, out_dims = _dims(model.graph.input[0]), _dims(model.graph.output[0])
     assert isinstance(in_dims[0], str) and in_dims[0]
     assert in_dims[1:] == [net.in_channels, net.image_size, net.image_size]
@@ -34,40 +34,40 @@ def test_dynamic_batch_by_default(tmp_path_factory, name):
 
 @pytest.mark.parametrize("opset", [23, 18])
 @pytest.mark.parametrize("name", ["attn_cls_r4", "hyena_gap", "hybrid_pool_film"])
-def test_static_batch(tmp_path_factory, name, opset):
-    result = exported(tmp_path_factory, name, opset=opset, batch=2)
+def test_static_batch(golden_exports, name, opset):
+    result = golden_exports.export(name, opset=opset, batch=2)
     model = onnx.load(str(result.path))
     assert _dims(model.graph.input[0])[0] == 2
     assert _dims(model.graph.output[0])[0] == 2
     assert result.validation.batches == (2,) and result.validation.passed is True
     pixels, logits = load_golden_io(name)
-    assert np.abs(run(result.path, pixels[:2]) - logits[:2]).max() <= 1e-4
+    assert np.abs(golden_exports.run(result.path, pixels[:2]) - logits[:2]).max() <= 1e-4
 
 
 # ---- layout -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("opset", [23, 18])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_nhwc_layout(tmp_path_factory, name, opset):
-    result = exported(tmp_path_factory, name, opset=opset, layout="nhwc")
+def test_nhwc_layout(golden_exports, name, opset):
+    result = golden_exports.export(name, opset=opset, layout="nhwc")
     model = onnx.load(str(result.path))
-    net = golden_model(name)[0].config.network
+    net = golden_exports.model(name)[0].config.network
     dims = _dims(model.graph.input[0])
     assert isinstance(dims[0], str)
     assert dims[1:] == [net.image_size, net.image_size, net.in_channels]
     data = np.load(GOLDEN / f"{name}.npz")
-    out_nhwc = run(result.path, np.ascontiguousarray(data["input_nhwc"]))
+    out_nhwc = golden_exports.run(result.path, np.ascontiguousarray(data["input_nhwc"]))
     pixels, logits = load_golden_io(name)
-    out_nchw = run(exported(tmp_path_factory, name, opset=opset).path, pixels)
+    out_nchw = golden_exports.run(golden_exports.export(name, opset=opset).path, pixels)
     np.testing.assert_allclose(out_nhwc, out_nchw, rtol=0, atol=1e-5)
     assert np.abs(out_nhwc - logits).max() <= 1e-4
-    assert np.abs(run(result.path, np.ascontiguousarray(data["input_nhwc"][1:2])) - logits[1:2]).max() <= 1e-4
+    assert np.abs(golden_exports.run(result.path, np.ascontiguousarray(data["input_nhwc"][1:2])) - logits[1:2]).max() <= 1e-4
     assert result.validation.passed is True
 
 
 # ---- external data ------------------------------------------------------------------------------
 @pytest.mark.parametrize("validate", [True, False])
-def test_external_data(tmp_path, validate):
-    model, source = golden_model("hybrid_pool_film")
+def test_external_data(golden_exports, tmp_path, validate):
+    model, source = golden_exports.model("hybrid_pool_film")
     path = tmp_path / "ext.onnx"
     result = export_onnx(model, path, source=source, external_data=True, validate=validate)
     data = tmp_path / "ext.onnx.data"
@@ -79,14 +79,14 @@ def test_external_data(tmp_path, validate):
     assert external
     assert all({e.key: e.value for e in i.external_data}["location"] == "ext.onnx.data" for i in external)
     pixels, logits = load_golden_io("hybrid_pool_film")
-    assert np.abs(run(path, pixels) - logits).max() <= 1e-4
+    assert np.abs(golden_exports.run(path, pixels) - logits).max() <= 1e-4
     onnx.checker.check_model(str(path), full_check=True)
     assert read_metadata(path)["precision"] == "fp32"
     assert (result.validation is not None) == validate
 
 
-def test_no_external_data_by_default(tmp_path_factory):
-    path = exported(tmp_path_factory, "hybrid_pool_film", opset=23).path
+def test_no_external_data_by_default(golden_exports):
+    path = golden_exports.export("hybrid_pool_film", opset=23).path
     assert not path.with_name(path.name + ".data").exists()
     header = onnx.load(str(path), load_external_data=False)
     assert all(i.data_location != onnx.TensorProto.EXTERNAL for i in header.graph.initializer)
@@ -106,8 +106,8 @@ def test_no_external_data_by_default(tmp_path_factory):
     ],
     ids=["opset16", "int4", "nwhc", "batch0", "batch-2", "lowering", "io-fp16-at-fp32"],
 )
-def test_bad_options_raise_and_write_nothing(tmp_path, options, words):
-    model, source = golden_model("attn_cls_r4")
+def test_bad_options_raise_and_write_nothing(golden_exports, tmp_path, options, words):
+    model, source = golden_exports.model("attn_cls_r4")
     path = tmp_path / "out" / "bad.onnx"
     with pytest.raises(ExportError) as info:
         export_onnx(model, path, source=source, **options)
@@ -119,10 +119,10 @@ def test_bad_options_raise_and_write_nothing(tmp_path, options, words):
 
 
 @pytest.mark.parametrize("precision,io_dtype", [("fp16", "bf16"), ("bf16", "fp16"), ("fp16", "int8")])
-def test_io_dtype_must_match_precision(tmp_path, precision, io_dtype):
+def test_io_dtype_must_match_precision(golden_exports, tmp_path, precision, io_dtype):
     from vit5_infer import Vit5Error
 
-    model, source = golden_model("attn_cls_r4")
+    model, source = golden_exports.model("attn_cls_r4")
     path = tmp_path / "io.onnx"
     with pytest.raises(Vit5Error) as info:
         export_onnx(model, path, source=source, precision=precision, io_dtype=io_dtype)
@@ -193,7 +193,7 @@ def test_export_leaves_model_unchanged(tmp_path, name, options):
         assert torch.equal(model(torch.from_numpy(pixels)), before)
 
 
-def test_failed_validation_keeps_a_previous_external_data_export(tmp_path):
+def test_failed_validation_keeps_a_previous_external_data_export(golden_exports, tmp_path):
     good, source = _fresh("attn_cls_r4")
     path = tmp_path / "model.onnx"
     export_onnx(good, path, source=source, external_data=True)
@@ -205,4 +205,4 @@ def test_failed_validation_keeps_a_previous_external_data_export(tmp_path):
         export_onnx(bad, path, source=source, precision="fp16", external_data=True)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before, f"files now: {sorted(after)}"
-    assert np.abs(run(path, pixels) - logits).max() <= 1e-4
+    assert np.abs(golden_exports.run(path, pixels) - logits).max() <= 1e-4

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from export_cases import cleanup, op_counts, session
+from export_cases import cleanup, op_counts
 
 from vit5_infer.exporters import iter_nodes
 
@@ -30,47 +30,49 @@ def test_preset_lists_are_complete():
 PARAMS = [pytest.param((name, opset), id=f"{name}-opset{opset}", marks=[pytest.mark.slow] if name in BIG else [])
           for name in SMALL + BIG for opset in (23, 18)]
 
-_MODEL: dict = {}
-_REFS: dict = {}
+class PresetModels:
+    """The preset under test and its PyTorch references; at most one (large) preset in memory."""
+
+    def __init__(self):
+        self.name, self.loaded, self.references = None, None, {}
+
+    def model(self, name):
+        if name != self.name:
+            self.name, self.loaded, self.references = name, resolve_model(name), {}
+        return self.loaded
+
+    def reference(self, name, batch):
+        model, _ = self.model(name)
+        if batch not in self.references:
+            pixels = example_inputs(model, batch=batch)
+            with torch.no_grad():
+                self.references[batch] = (pixels.numpy(), model(pixels).numpy())
+        return self.references[batch]
 
 
-def _model(name):
-    if name not in _MODEL:
-        _MODEL.clear()  # keep at most one (large) preset in memory
-        _REFS.clear()
-        _MODEL[name] = resolve_model(name)
-    return _MODEL[name]
-
-
-def _reference(name, batch):
-    model, _ = _model(name)
-    if (name, batch) not in _REFS:
-        pixels = example_inputs(model, batch=batch)
-        with torch.no_grad():
-            _REFS[(name, batch)] = (pixels.numpy(), model(pixels).numpy())
-    return _REFS[(name, batch)]
+@pytest.fixture(scope="module")
+def presets():
+    return PresetModels()
 
 
 @pytest.fixture(scope="module", params=PARAMS)
-def preset_export(request, tmp_path_factory):
+def preset_export(request, tmp_path_factory, presets, golden_exports):
     name, opset = request.param
-    model, source = _model(name)
+    model, source = presets.model(name)
     path = tmp_path_factory.mktemp("presets") / f"{name}-{opset}.onnx"
     # Checked here against PyTorch, not by export_onnx's own validation.
     result = export_onnx(model, path, opset=opset, source=source, validate=False)
     yield name, opset, model, result
-    from export_cases import _SESSIONS
-
-    _SESSIONS.pop(str(path), None)
+    golden_exports.forget(path)
     cleanup(path)
     assert not path.exists()
 
 
 @pytest.mark.parametrize("batch", [1, 3])
-def test_preset_matches_pytorch(preset_export, batch):
+def test_preset_matches_pytorch(golden_exports, presets, preset_export, batch):
     name, opset, model, result = preset_export
-    pixels, ref = _reference(name, batch)
-    out = session(result.path).run(["logits"], {"pixel_values": pixels})[0]
+    pixels, ref = presets.reference(name, batch)
+    out = golden_exports.session(result.path).run(["logits"], {"pixel_values": pixels})[0]
     assert out.shape == (batch, model.config.network.num_classes)
     err = float(np.abs(out - ref).max())
     assert err <= ATOL, f"{name} opset {opset} batch {batch}: max abs error {err:.3g}"

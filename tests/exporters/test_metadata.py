@@ -6,7 +6,7 @@ import hashlib
 
 import onnx
 import pytest
-from export_cases import GOLDEN, GOLDEN_CASES, exported, golden_model
+from export_cases import GOLDEN, GOLDEN_CASES
 
 import vit5_infer
 from vit5_infer import Vit5Error, get_preset, resolve_model
@@ -19,9 +19,9 @@ def _sha256(path) -> str:
 
 @pytest.mark.parametrize("opset", [23, 18, 17])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_golden_metadata(tmp_path_factory, name, opset):
-    result = exported(tmp_path_factory, name, opset=opset)
-    model, _ = golden_model(name)
+def test_golden_metadata(golden_exports, name, opset):
+    result = golden_exports.export(name, opset=opset)
+    model, _ = golden_exports.model(name)
     meta = read_metadata(result.path)
     assert meta == read_metadata(onnx.load(str(result.path)))
     assert meta == result.metadata
@@ -55,15 +55,15 @@ def test_golden_metadata(tmp_path_factory, name, opset):
 @pytest.mark.parametrize("options", [dict(precision="fp16"), dict(precision="bf16"), dict(layout="nhwc"),
                                      dict(batch=2), dict(precision="fp16", io_dtype="fp16")],
                          ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
-def test_metadata_follows_export_options(tmp_path_factory, options):
-    result = exported(tmp_path_factory, "hybrid_pool_film", opset=23, **options)
+def test_metadata_follows_export_options(golden_exports, options):
+    result = golden_exports.export("hybrid_pool_film", opset=23, **options)
     meta = read_metadata(result.path)
     assert meta["precision"] == options.get("precision", "fp32")
     assert meta["preprocessing"]["layout"] == options.get("layout", "nchw")
     assert meta["io_dtype"] == options.get("io_dtype", "fp32")
     assert meta["batch"] == options.get("batch", "dynamic")
     assert meta["opset"] == 23
-    assert config_from_metadata(meta) == golden_model("hybrid_pool_film")[0].config
+    assert config_from_metadata(meta) == golden_exports.model("hybrid_pool_film")[0].config
 
 
 def test_checkpoint_metadata_records_file_hash_and_weights(tmp_path):

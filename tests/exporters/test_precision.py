@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import numpy as np
 import onnx
 import pytest
-from export_cases import FILM_CASES, GOLDEN_CASES, PLAIN_HYENA_CASES, cosine, elem_types, exported, load_golden_io, run
+from export_cases import FILM_CASES, GOLDEN, GOLDEN_CASES, PLAIN_HYENA_CASES, cosine, elem_types, load_golden_io
 from onnx import TensorProto
 
 from vit5_infer.exporters import convert_precision, graph_precision
@@ -17,8 +18,8 @@ from vit5_infer.exporters.precision import emulate_in_fp32
 FLOAT_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE}
 
 
-def _load(tmp_path_factory, name, **options) -> onnx.ModelProto:
-    return onnx.load(str(exported(tmp_path_factory, name, **options).path))
+def _load(golden_exports, name, **options) -> onnx.ModelProto:
+    return onnx.load(str(golden_exports.export(name, **options).path))
 
 
 def _io_types(model: onnx.ModelProto) -> tuple[int, int]:
@@ -28,11 +29,11 @@ def _io_types(model: onnx.ModelProto) -> tuple[int, int]:
 # ---- FP16 ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("opset", [23, 18])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_fp16_close_to_fp32_on_golden_inputs(tmp_path_factory, name, opset):
+def test_fp16_close_to_fp32_on_golden_inputs(golden_exports, name, opset):
     pixels, upstream = load_golden_io(name)
-    fp32 = run(exported(tmp_path_factory, name, opset=opset).path, pixels)
-    result = exported(tmp_path_factory, name, opset=opset, precision="fp16")
-    fp16 = run(result.path, pixels)
+    fp32 = golden_exports.run(golden_exports.export(name, opset=opset).path, pixels)
+    result = golden_exports.export(name, opset=opset, precision="fp16")
+    fp16 = golden_exports.run(result.path, pixels)
     assert fp16.dtype == np.float32
     assert cosine(fp16, fp32) >= 0.999
     assert np.array_equal(fp16.argmax(-1), fp32.argmax(-1))
@@ -42,8 +43,8 @@ def test_fp16_close_to_fp32_on_golden_inputs(tmp_path_factory, name, opset):
 
 @pytest.mark.parametrize("opset", [23, 18])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_fp16_graph_is_really_fp16_with_fp32_io(tmp_path_factory, name, opset):
-    model = _load(tmp_path_factory, name, opset=opset, precision="fp16")
+def test_fp16_graph_is_really_fp16_with_fp32_io(golden_exports, name, opset):
+    model = _load(golden_exports, name, opset=opset, precision="fp16")
     assert _io_types(model) == (TensorProto.FLOAT, TensorProto.FLOAT)
     assert graph_precision(model) == "fp16"
     _assert_weights_follow_regions(model, TensorProto.FLOAT16)
@@ -124,31 +125,29 @@ def _check_keep_fp32(model, name, opset, lowering):
 
 @pytest.mark.parametrize("opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_keep_fp32_nodes_compute_in_float32(tmp_path_factory, name, opset, precision):
-    _check_keep_fp32(_load(tmp_path_factory, name, opset=opset, precision=precision), name, opset, "auto")
+def test_keep_fp32_nodes_compute_in_float32(golden_exports, name, opset, precision):
+    _check_keep_fp32(_load(golden_exports, name, opset=opset, precision=precision), name, opset, "auto")
 
 
 @pytest.mark.parametrize("lowering", ["direct", "spectral", "scan"])
 @pytest.mark.parametrize("name", PLAIN_HYENA_CASES + FILM_CASES)
-def test_keep_fp32_for_every_long_conv_lowering(tmp_path_factory, name, lowering):
-    result = exported(tmp_path_factory, name, opset=23, precision="fp16", lowering=lowering)
+def test_keep_fp32_for_every_long_conv_lowering(golden_exports, name, lowering):
+    result = golden_exports.export(name, opset=23, precision="fp16", lowering=lowering)
     _check_keep_fp32(onnx.load(str(result.path)), name, 23, lowering)
     pixels, upstream = load_golden_io(name)
-    out = run(result.path, pixels)
+    out = golden_exports.run(result.path, pixels)
     assert cosine(out, upstream) >= 0.999 and np.array_equal(out.argmax(-1), upstream.argmax(-1))
 
 
 def golden_pattern(name):
-    from export_cases import golden_model
-
-    return golden_model(name)[0].config.network.layer_pattern
+    return json.loads((GOLDEN / f"{name}.json").read_text())["network"]["layer_pattern"]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "bf16"])
 @pytest.mark.parametrize("name", ["attn_cls_r4", "attn_gap_r0_bias", "hybrid_pool_film"])
-def test_attention_has_no_softmax_precision(tmp_path_factory, name, precision):
+def test_attention_has_no_softmax_precision(golden_exports, name, precision):
     # TensorRT's parser rejects any Attention node carrying softmax_precision (onnxOpCheckers.cpp).
-    model = _load(tmp_path_factory, name, opset=23, precision=precision)
+    model = _load(golden_exports, name, opset=23, precision=precision)
     attention = [n for n in model.graph.node if n.op_type == "Attention"]
     assert attention
     for node in attention:
@@ -156,12 +155,12 @@ def test_attention_has_no_softmax_precision(tmp_path_factory, name, precision):
 
 
 @pytest.mark.parametrize("name", ["attn_cls_r4", "hyena_gap", "hybrid_pool_film"])
-def test_fp16_io_dtype(tmp_path_factory, name):
-    result = exported(tmp_path_factory, name, opset=23, precision="fp16", io_dtype="fp16")
+def test_fp16_io_dtype(golden_exports, name):
+    result = golden_exports.export(name, opset=23, precision="fp16", io_dtype="fp16")
     model = onnx.load(str(result.path))
     assert _io_types(model) == (TensorProto.FLOAT16, TensorProto.FLOAT16)
     pixels, upstream = load_golden_io(name)
-    out = run(result.path, pixels.astype(np.float16))
+    out = golden_exports.run(result.path, pixels.astype(np.float16))
     assert out.dtype == np.float16
     assert cosine(out, upstream) >= 0.999
     assert np.array_equal(out.astype(np.float32).argmax(-1), upstream.argmax(-1))
@@ -170,8 +169,8 @@ def test_fp16_io_dtype(tmp_path_factory, name):
 
 # ---- BF16 ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_bf16_weights_and_emulated_validation(tmp_path_factory, name):
-    result = exported(tmp_path_factory, name, opset=23, precision="bf16")
+def test_bf16_weights_and_emulated_validation(golden_exports, name):
+    result = golden_exports.export(name, opset=23, precision="bf16")
     model = onnx.load(str(result.path))
     assert graph_precision(model) == "bf16"
     kinds = Counter(init.data_type for init in model.graph.initializer)
@@ -184,10 +183,10 @@ def test_bf16_weights_and_emulated_validation(tmp_path_factory, name):
 
 
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_bf16_emulation_runs_on_golden_inputs(tmp_path_factory, name):
+def test_bf16_emulation_runs_on_golden_inputs(golden_exports, name):
     import onnxruntime as ort
 
-    model = _load(tmp_path_factory, name, opset=23, precision="bf16")
+    model = _load(golden_exports, name, opset=23, precision="bf16")
     emulated = emulate_in_fp32(model)
     assert all(i.data_type != TensorProto.BFLOAT16 for i in emulated.graph.initializer)
     session = ort.InferenceSession(emulated.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -198,8 +197,8 @@ def test_bf16_emulation_runs_on_golden_inputs(tmp_path_factory, name):
     assert np.abs(out - upstream).max() > 1e-5
 
 
-def test_bf16_io_dtype(tmp_path_factory):
-    result = exported(tmp_path_factory, "hybrid_pool_film", opset=23, precision="bf16", io_dtype="bf16")
+def test_bf16_io_dtype(golden_exports):
+    result = golden_exports.export("hybrid_pool_film", opset=23, precision="bf16", io_dtype="bf16")
     model = onnx.load(str(result.path))
     assert _io_types(model) == (TensorProto.BFLOAT16, TensorProto.BFLOAT16)
     assert result.validation.passed is True
@@ -228,10 +227,10 @@ def _structure(model: onnx.ModelProto) -> dict:
     "opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")]
 )
 @pytest.mark.parametrize("name", GOLDEN_CASES)
-def test_convert_precision_equals_direct_export(tmp_path_factory, name, opset, precision):
-    fp32 = _load(tmp_path_factory, name, opset=opset)
+def test_convert_precision_equals_direct_export(golden_exports, name, opset, precision):
+    fp32 = _load(golden_exports, name, opset=opset)
     converted = convert_precision(fp32, precision)
-    direct = _load(tmp_path_factory, name, opset=opset, precision=precision)
+    direct = _load(golden_exports, name, opset=opset, precision=precision)
     assert _structure(converted) == _structure(direct)
     assert graph_precision(converted) == precision
     assert graph_precision(fp32) == "fp32"
@@ -241,20 +240,20 @@ def test_convert_precision_equals_direct_export(tmp_path_factory, name, opset, p
 
         session = ort.InferenceSession(converted.SerializeToString(), providers=["CPUExecutionProvider"])
         out = session.run(["logits"], {"pixel_values": pixels})[0]
-        np.testing.assert_allclose(out, run(exported(tmp_path_factory, name, opset=opset, precision=precision).path,
+        np.testing.assert_allclose(out, golden_exports.run(golden_exports.export(name, opset=opset, precision=precision).path,
                                             pixels), rtol=0, atol=1e-6)
 
 
-def test_convert_precision_does_not_modify_its_input(tmp_path_factory):
-    fp32 = _load(tmp_path_factory, "hybrid_pool_film", opset=18)
+def test_convert_precision_does_not_modify_its_input(golden_exports):
+    fp32 = _load(golden_exports, "hybrid_pool_film", opset=18)
     before = fp32.SerializeToString()
     convert_precision(fp32, "fp16")
     assert fp32.SerializeToString() == before
 
 
-def test_convert_precision_of_untagged_graph_keeps_sensitive_ops_fp32(tmp_path_factory):
+def test_convert_precision_of_untagged_graph_keeps_sensitive_ops_fp32(golden_exports):
     """A graph without KEEP_FP32 tags (from elsewhere): softmax, sines, norm statistics stay float32."""
-    model = _load(tmp_path_factory, "hybrid_pool_film", opset=18)
+    model = _load(golden_exports, "hybrid_pool_film", opset=18)
     for node in model.graph.node:
         node.doc_string = ""
     converted = convert_precision(model, "fp16")

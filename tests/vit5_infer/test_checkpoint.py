@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import load_golden_io
+from golden import load_golden_io
 from safetensors.torch import load_file, save_file
 
 from vit5_infer import CheckpointError, load_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import GOLDEN_CASES
+from golden import GOLDEN_CASES
 from vit5_tiny import tiny_config
 
 from vit5_infer import ConfigError, FilmConfig, ViT5Config
@@ -174,7 +174,7 @@ def test_layer_pattern_length_mismatch():
 
 def test_unknown_block_type_M():
     cfg = tiny_config(pattern="AM")
-    with pytest.raises(ConfigError, match="unsupported block type.*M"):
+    with pytest.raises(ConfigError, match="unknown block type 'M'.*supported: A \\(attention\\), H \\(Hyena\\)"):
         cfg.validate()
 
 

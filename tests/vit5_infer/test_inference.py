@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import BARE_OVERRIDES, GOLDEN_CASES
+from golden import BARE_OVERRIDES, GOLDEN_CASES
 
 from vit5_infer import CheckpointError, ConfigError, ViT5Config
 from vit5_infer.checkpoint import read_state_dict

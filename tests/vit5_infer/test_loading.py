@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import BARE_OVERRIDES, GOLDEN_CASES, load_golden_io
+from golden import BARE_OVERRIDES, GOLDEN_CASES, load_golden_io
 from vit5_tiny import tiny_config
 
 from vit5_infer import CheckpointError, ViT5ClassificationNet, ViT5Config, example_inputs, load_model, resolve_model

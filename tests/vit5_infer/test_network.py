@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import load_golden_io
+from golden import load_golden_io
 from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ConfigError, FilmConfig, InputError, ViT5ClassificationNet, get_preset, load_model
@@ -38,7 +38,7 @@ def test_upstream_film_preset_with_8_registers_is_rejected():
         (dict(pattern="H", registers=0, readout="gap", film=FilmConfig()), "num_registers is 0"),
         (dict(pattern="H", film=FilmConfig(num_film_layers=3, film_after_pos_embed=False)), "num_film_layers"),
         (dict(pattern="H", film=FilmConfig(), kernel_embedding=4), "kernel_embedding_dim == kernel_hidden_dim"),
-        (dict(pattern="AM"), "unsupported block type"),
+        (dict(pattern="AM"), "unknown block type .M."),
         (dict(pattern="H", l_cache=1), "L_cache must be >= 2"),
     ],
 )
