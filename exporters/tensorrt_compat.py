@@ -128,6 +128,10 @@ def _needs(release: str) -> str:
     return f"needs TensorRT >= {release if release != '11' else '11.0'}"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 # ---- report -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CompatIssue:
@@ -164,8 +168,8 @@ class CompatReport:
 
     def verdict(self) -> str:
         rules = self.rules if self.rules != "11" else "11.x"
-        state = "parses" if self.compatible else f"does not parse ({len(self.errors)} errors)"
-        extra = f", {len(self.warnings)} warnings" if self.warnings else ""
+        state = "parses" if self.compatible else f"does not parse ({_count(len(self.errors), 'error')})"
+        extra = f", {_count(len(self.warnings), 'warning')}" if self.warnings else ""
         return f"TensorRT {self.version} (parser rules of {rules}): {state}{extra}"
 
     def lines(self) -> list[str]:
