@@ -16,7 +16,6 @@ from .export_cmd import print_summary
 from .model_options import ModelOptions, model_options
 
 
-
 def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
     model, origin = model_opts.resolve(source)
     return {
