@@ -2,18 +2,18 @@
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from vit5_infer.config import config_summary
+from vit5_infer.errors import Vit5Error
 from vit5_infer.vocabulary import ENGINE_SUFFIXES
 
 from . import console
 from .export_cmd import print_summary
 from .model_options import ModelOptions, model_options
-
 
 
 def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
@@ -83,6 +83,19 @@ def engine_layers(path: Path):
     return [layer.get("Name", str(layer)) if isinstance(layer, dict) else str(layer) for layer in layers_of(str(info))]
 
 
+def tensorrt_report(path: Path, version: str, as_json: bool, info: dict):
+    """Run the TensorRT parser check on ``path`` and print it (the verdict and one line per issue)."""
+    from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
+
+    report = check_tensorrt_compat(path, version)
+    if as_json:
+        console.out.print_json(json.dumps({**info, "tensorrt": report.to_dict()}, default=str))
+    else:
+        for line in report.lines():
+            console.out.print(line, markup=False)
+    return report
+
+
 def _kv_table(title: str, items) -> Table:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -131,12 +144,23 @@ def inspect_file(
     file: Annotated[str, typer.Argument(help="Checkpoint (.safetensors, .pt, .ckpt), preset name, ONNX file or TensorRT engine.", show_default=False)],
     model_opts: ModelOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
+    tensorrt: Annotated[Optional[str], typer.Option(
+        "--tensorrt", metavar="VERSION",
+        help="ONNX files: check the graph against the ONNX parser of this TensorRT release (e.g. 10.8, 11.0); "
+        "prints one line per issue and exits 1 if the parser would reject it.")] = None,
 ) -> None:
     """Show what a file holds: checkpoint architecture and size; ONNX ops, fused ops and metadata; engine manifest and layers."""
     path = Path(file)
     suffix = path.suffix.lower()
+    if tensorrt is not None and suffix != ".onnx":
+        raise Vit5Error(f"--tensorrt checks ONNX files; {file} is not one (export it first with 'vit5 export')")
     if suffix == ".onnx":
         info = onnx_info(path)
+        if tensorrt is not None:
+            report = tensorrt_report(path, tensorrt, as_json, info)
+            if not report.compatible:
+                raise typer.Exit(1)
+            return
     elif suffix in ENGINE_SUFFIXES or path.name.endswith(".engine.json"):
         info = engine_info(path)
     else:

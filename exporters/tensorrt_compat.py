@@ -1,0 +1,492 @@
+"""Static check of an ONNX graph against the TensorRT ONNX parser (onnx/onnx-tensorrt) of a release.
+
+ONNX Runtime accepting a graph says nothing about TensorRT's parser: it has its own importer list,
+its own per-op checkers and its own type table. This module encodes the parser rules that can
+decide whether one of our graphs parses, release by release, each rule with the onnx-tensorrt
+release and file it was read from. Releases between two encoded ones use the older rule set
+(10.1 .. 10.13 -> 10.0): a graph that passes is safe to parse there, one that fails may still parse
+if the op arrived in a minor release we did not encode.
+
+Severity: ``error`` means the parser rejects the node (or imports it wrongly); ``warning`` means the
+parser accepts it but its documentation or a log line says the result is not guaranteed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import onnx
+from onnx import TensorProto
+
+from vit5_infer.errors import Vit5Error
+
+# The exporter flag that picks a TensorRT-conformant graph form; one place to rename it.
+REEXPORT = "re-export with --target tensorrt={version}"
+
+ERROR, WARNING = "error", "warning"
+
+
+class TensorRTCompatError(Vit5Error, ValueError):
+    """A TensorRT version string or ONNX file the check cannot work with."""
+
+
+# ---- releases ---------------------------------------------------------------------------------------
+# Encoded rule sets, oldest first. "11" is read from the 11.1 pin (parsers/onnx of NVIDIA/TensorRT
+# v11.1); the 11.0 pin's files are not available to us and its changelog adds only Swish and TRT_*
+# custom ops over 10.16.
+RELEASES = ("10.0", "10.14", "10.15", "11")
+
+# Highest opset each release documents (docs/operators.md, "supports operators in the inclusive range
+# of opset 9 to opset N"): 10.0 at release/10.0 eb43908, 10.14 at c727277, 10.15 at fa5aa9f, 11.1 at
+# 7c51a63. ModelImporter.cpp (10.0, eb43908) only logs the opset and warns below 7; it never rejects
+# a higher one, hence warnings, not errors.
+MAX_DOCUMENTED_OPSET = {"10.0": 20, "10.14": 24, "10.15": 24, "11": 24}
+MIN_OPSET = 7
+
+# Ops with a builtin importer in onnxOpImporters.cpp of release/10.0 (eb43908); docs/operators.md of
+# the same commit marks exactly these "Y".
+_IMPORTERS_10_0 = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike
+Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
+DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather
+GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual
+GridSample GroupNormalization HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization
+IsInf IsNaN LRN LSTM LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization
+LpPool MatMul Max MaxPool Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero
+Not OneHot Or PRelu Pad ParametricSoftplus Pow QuantizeLinear RNN RandomNormal RandomNormalLike
+RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
+ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RoiAlign
+Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink
+Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan
+Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
+""".split())
+
+# Ops each later release adds (docs/operators.md "Y" rows that were "N" or absent before, and the
+# NVIDIA/TensorRT CHANGELOG.md "Parsers" entries):
+#   10.14 (c727277): Attention ("Added support for the Attention operator"), plus the window ops,
+#         STFT and DeformConv that arrived in 10.1 .. 10.13.
+#   10.15 (fa5aa9f): RMSNormalization, RotaryEmbedding, TensorScatter.
+#   11    (7c51a63, CHANGELOG 11.0): Swish.
+_ADDED = {
+    "10.0": frozenset(),
+    "10.14": frozenset({"Attention", "BlackmanWindow", "HammingWindow", "HannWindow", "STFT", "DeformConv"}),
+    "10.15": frozenset({"RMSNormalization", "RotaryEmbedding", "TensorScatter"}),
+    "11": frozenset({"Swish"}),
+}
+
+
+def _cumulative_importers() -> dict[str, frozenset]:
+    ops, table = set(_IMPORTERS_10_0), {}
+    for release in RELEASES:
+        ops |= _ADDED[release]
+        table[release] = frozenset(ops)
+    return table
+
+
+IMPORTERS = _cumulative_importers()
+
+# ONNX element types the parser maps to a TensorRT type (convertDtype in importerUtils.cpp:
+# release/10.0 eb43908; 10.15 fa5aa9f adds FLOAT4E2M1 -> kFP4, which docs/operators.md lists from
+# 10.14 on). Anything else fails as "Unsupported ONNX data type" on inputs, Cast targets and weights.
+_TYPES_10_0 = frozenset({
+    TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.INT8, TensorProto.UINT8, TensorProto.FLOAT16,
+    TensorProto.BFLOAT16, TensorProto.BOOL, TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT8E4M3FN,
+    TensorProto.INT4,
+})
+PARSER_TYPES = {
+    "10.0": _TYPES_10_0,
+    "10.14": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
+    "10.15": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
+    "11": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
+}
+
+REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
+                        "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
+
+
+def rule_release(version: str) -> str:
+    """The encoded release whose parser rules apply to TensorRT ``version`` ("10.8" -> "10.0")."""
+    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)*\s*", str(version))
+    if not match:
+        raise TensorRTCompatError(f"TensorRT version must look like 10.8 or 11.0, got {version!r}")
+    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    if major == 10:
+        return "10.15" if minor >= 15 else "10.14" if minor == 14 else "10.0"
+    if major == 11:
+        return "11"
+    raise TensorRTCompatError(f"TensorRT {version} is not covered: the check knows the 10.x and 11.x parsers")
+
+
+def first_release_with(op_type: str) -> Optional[str]:
+    return next((release for release in RELEASES if op_type in IMPORTERS[release]), None)
+
+
+def _needs(release: str) -> str:
+    return f"needs TensorRT >= {release if release != '11' else '11.0'}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+# ---- report -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompatIssue:
+    node: str  # node name; "" for graph-level issues
+    op_type: str
+    rule: str  # short id, e.g. "no-importer", "attention-softmax-precision"
+    message: str  # what the parser does with it
+    fix: str
+    severity: str = ERROR
+
+    def line(self) -> str:
+        where = f"{self.node} [{self.op_type}]" if self.node or self.op_type else "graph"
+        return f"{self.severity}: {where}: {self.message} ({self.rule}); fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class CompatReport:
+    version: str  # as asked
+    rules: str  # encoded release whose rules were applied
+    opset: int
+    issues: tuple[CompatIssue, ...] = field(default_factory=tuple)
+
+    @property
+    def errors(self) -> tuple[CompatIssue, ...]:
+        return tuple(i for i in self.issues if i.severity == ERROR)
+
+    @property
+    def warnings(self) -> tuple[CompatIssue, ...]:
+        return tuple(i for i in self.issues if i.severity == WARNING)
+
+    @property
+    def compatible(self) -> bool:
+        return not self.errors
+
+    def verdict(self) -> str:
+        rules = self.rules if self.rules != "11" else "11.x"
+        state = "parses" if self.compatible else f"does not parse ({_count(len(self.errors), 'error')})"
+        extra = f", {_count(len(self.warnings), 'warning')}" if self.warnings else ""
+        return f"TensorRT {self.version} (parser rules of {rules}): {state}{extra}"
+
+    def lines(self) -> list[str]:
+        return [self.verdict()] + [issue.line() for issue in self.issues]
+
+    def to_dict(self) -> dict:
+        return {"version": self.version, "rules": self.rules, "opset": self.opset, "compatible": self.compatible,
+                "issues": [asdict(issue) for issue in self.issues]}
+
+
+# ---- graph walk ---------------------------------------------------------------------------------------
+@dataclass
+class _Scope:
+    """What the parser knows at parse time inside one graph: constant tensors and value types/ranks."""
+
+    constants: set[str]
+    types: dict[str, int]
+    ranks: dict[str, int]
+    graph_outputs: set[str]
+
+
+def _value_infos(graph: onnx.GraphProto):
+    yield from graph.input
+    yield from graph.output
+    yield from graph.value_info
+
+
+def _scope_of(graph: onnx.GraphProto, outer: Optional[_Scope]) -> _Scope:
+    constants = set(outer.constants) if outer else set()
+    types = dict(outer.types) if outer else {}
+    ranks = dict(outer.ranks) if outer else {}
+    for init in graph.initializer:
+        constants.add(init.name)
+        types[init.name] = init.data_type
+        ranks[init.name] = len(init.dims)
+    for value in _value_infos(graph):
+        tensor_type = value.type.tensor_type
+        if tensor_type.elem_type:
+            types[value.name] = tensor_type.elem_type
+        if tensor_type.HasField("shape"):
+            ranks[value.name] = len(tensor_type.shape.dim)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            constants.update(node.output)
+    return _Scope(constants, types, ranks, {o.name for o in graph.output})
+
+
+def _walk(graph: onnx.GraphProto, outer: Optional[_Scope] = None) -> Iterator[tuple[onnx.NodeProto, _Scope]]:
+    """Every node with the scope the parser sees it in, recursing into Scan/Loop/If bodies (the parser
+    imports subgraph nodes with the same importers, ModelImporter.cpp parseGraph)."""
+    scope = _scope_of(graph, outer)
+    for node in graph.node:
+        yield node, scope
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                yield from _walk(attr.g, scope)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    yield from _walk(sub, scope)
+
+
+def _attr(node: onnx.NodeProto, name: str):
+    for attr in node.attribute:
+        if attr.name == name:
+            return onnx.helper.get_attribute_value(attr)
+    return None
+
+
+def _input(node: onnx.NodeProto, index: int) -> str:
+    return node.input[index] if index < len(node.input) else ""
+
+
+# ---- rules --------------------------------------------------------------------------------------------
+class _Checker:
+    def __init__(self, version: str, release: str, opset: int, local_functions: dict[str, onnx.FunctionProto]):
+        self.version, self.release, self.opset = version, release, opset
+        self.local_functions = local_functions
+        self.issues: list[CompatIssue] = []
+
+    def add(self, node: Optional[onnx.NodeProto], rule: str, message: str, fix: str, severity: str = ERROR) -> None:
+        name = (node.name or (node.output[0] if node.output else "")) if node is not None else ""
+        self.issues.append(CompatIssue(name, node.op_type if node is not None else "", rule, message, fix, severity))
+
+    def reexport(self) -> str:
+        return REEXPORT.format(version=self.version)
+
+    # graph level ------------------------------------------------------------------------------------
+    def check_opset(self) -> None:
+        highest = MAX_DOCUMENTED_OPSET[self.release]
+        if self.opset > highest:
+            self.add(None, "opset-above-documented",
+                     f"opset {self.opset} is above the range TensorRT {self.version} documents (9 .. {highest}); the "
+                     "parser imports it but newer op versions are not guaranteed to import correctly",
+                     f"export with opset <= {highest} or use a TensorRT release that documents opset {self.opset}",
+                     WARNING)
+        if self.opset < MIN_OPSET:
+            self.add(None, "opset-below-7", f"opset {self.opset}: the parser only guarantees opset >= {MIN_OPSET}",
+                     f"export with opset >= {MIN_OPSET}", WARNING)
+
+    def check_value_types(self, graph: onnx.GraphProto) -> None:
+        supported = PARSER_TYPES[self.release]
+        for role, values in (("input", graph.input), ("output", graph.output)):
+            for value in values:
+                self._check_type(None, f"graph {role} {value.name}", value.type.tensor_type.elem_type, supported)
+        for init in graph.initializer:
+            self._check_type(None, f"initializer {init.name}", init.data_type, supported)
+
+    def _check_type(self, node, what: str, elem_type: int, supported) -> None:
+        if not elem_type:
+            return
+        name = TensorProto.DataType.Name(elem_type)
+        if elem_type not in supported:
+            self.add(node, "unsupported-type", f"{what} has type {name}, which TensorRT {self.version} cannot represent",
+                     "use FLOAT, FLOAT16, BFLOAT16, INT32, INT64 or BOOL")
+        elif elem_type == TensorProto.DOUBLE:
+            self.add(node, "double-downcast", f"{what} is DOUBLE: the parser casts it to FLOAT, clamping to +-FLT_MAX",
+                     "store it as FLOAT", WARNING)
+
+    # nodes --------------------------------------------------------------------------------------------
+    def check_node(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        op = node.op_type
+        if op not in IMPORTERS[self.release] and op not in self.local_functions:
+            self._no_importer(node)
+            return
+        for check in (self._attention, self._cast, self._constant, self._slice, self._reduce, self._unsqueeze,
+                      self._layer_norm, self._rotary_embedding, self._uint8_outputs, self._local_function):
+            check(node, scope)
+
+    def _no_importer(self, node: onnx.NodeProto) -> None:
+        later = first_release_with(node.op_type)
+        message = (f"no importer for {node.op_type} in TensorRT {self.version}: the parser falls back to a plugin "
+                   f"of that name and fails with \"Plugin not found\"")
+        if later is not None:
+            fix = _needs(later)
+            if node.op_type in ("Attention", "RMSNormalization", "RotaryEmbedding"):
+                fix += f", or {self.reexport()}"
+        else:
+            fix = f"replace {node.op_type} with ops TensorRT imports, or register a TensorRT plugin named {node.op_type}"
+        self.add(node, "no-importer", message, fix)
+
+    def _attention(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        if node.op_type != "Attention":
+            return
+        fix = self.reexport()
+        # Checker (onnxOpCheckers.cpp, 10.14 c727277 and dd0a3a9): both attributes are refused outright.
+        if _attr(node, "softmax_precision") is not None:
+            self.add(node, "attention-softmax-precision",
+                     "the Attention checker rejects any softmax_precision attribute (\"Setting softmax precision is "
+                     "not supported in TensorRT Attention\")", f"drop softmax_precision: {fix}")
+        softcap = _attr(node, "softcap")
+        if softcap not in (None, 0.0):
+            self.add(node, "attention-softcap", "the Attention checker rejects softcap != 0", "remove softcap")
+        # Importer (onnxOpImporters.cpp dd0a3a9): one output only; past_key / past_value refused.
+        if len(node.output) != 1:
+            self.add(node, "attention-outputs",
+                     f"{len(node.output)} outputs listed: the importer accepts Attention nodes with exactly one output "
+                     "(present_key, present_value, qk_matmul_output are unsupported)", "keep only output Y")
+        for index, name in ((4, "past_key"), (5, "past_value")):
+            if _input(node, index):
+                self.add(node, f"attention-{name.replace('_', '-')}", f"{name} is set: the importer refuses it",
+                         f"remove {name} (no KV cache in this graph form)")
+        # docs/operators.md (c727277, fa5aa9f, 7c51a63): nonpad_kv_seqlen unsupported; the importer never
+        # reads input 6, so it would be silently ignored.
+        if _input(node, 6):
+            self.add(node, "attention-nonpad-kv-seqlen",
+                     "nonpad_kv_seqlen is unsupported (documented; the importer ignores it, which changes results)",
+                     "remove nonpad_kv_seqlen")
+        for key in ("TRT_normalization_op",):
+            value = _attr(node, key)
+            if value is not None and value not in (b"softmax", b"none"):
+                self.add(node, "attention-normalization-op",
+                         f"{key}={value.decode(errors='replace')!r}: only 'softmax' or 'none' are accepted",
+                         f"set {key} to softmax or remove it")
+        self._attention_ranks(node, scope, fix)
+
+    def _attention_ranks(self, node: onnx.NodeProto, scope: _Scope, fix: str) -> None:
+        ranks = [scope.ranks.get(_input(node, i)) for i in range(3)]
+        known = [r for r in ranks if r is not None]
+        if len(set(known)) > 1:
+            self.add(node, "attention-qkv-rank",
+                     f"Q, K, V ranks {ranks}: the importer needs the same number of dimensions", fix)
+            return
+        rank = known[0] if known else None
+        if rank is not None and rank not in (3, 4):
+            self.add(node, "attention-qkv-rank", f"Q, K, V are {rank}-D: TensorRT attention takes 4-D (or 3-D) inputs",
+                     fix)
+        elif rank == 3 and self.release == "10.14":
+            # 10.14 documents 4-D only (docs/operators.md c727277); the 3-D reshape with q_num_heads /
+            # kv_num_heads is in the importer we could read (dd0a3a9, AttentionHelpers.cpp fa5aa9f), not
+            # in a source we could read at the 10.14 pin.
+            self.add(node, "attention-3d",
+                     "3-D Q/K/V: TensorRT 10.14 documents 4-D inputs only (q_num_heads/kv_num_heads as dimension 1)",
+                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= 10.15")
+        elif rank == 3:
+            for attr in ("q_num_heads", "kv_num_heads"):
+                if not _attr(node, attr):
+                    self.add(node, "attention-3d-heads",
+                             f"3-D Q/K/V without {attr}: the importer needs q_num_heads and kv_num_heads to reshape "
+                             "to 4-D", f"set {attr}")
+        mask = _input(node, 3)
+        mask_rank = scope.ranks.get(mask) if mask else None
+        if mask_rank is not None and (mask_rank > 4 or (self.release == "10.14" and mask_rank != 4)):
+            self.add(node, "attention-mask-rank",
+                     f"attn_mask is {mask_rank}-D: " + ("10.14 documents a 4-D mask" if self.release == "10.14"
+                                                        else "the importer accepts masks of rank <= 4"),
+                     "give attn_mask shape [batch, heads, q_tokens, kv_tokens] (broadcastable)")
+
+    def _cast(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # Checker (onnxOpCheckers.cpp 10.0 eb43908 .. dd0a3a9): `to` must map through convertDtype.
+        if node.op_type == "Cast":
+            self._check_type(node, "Cast target", _attr(node, "to") or 0, PARSER_TYPES[self.release])
+
+    def _constant(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        if node.op_type != "Constant":
+            return
+        # Checker (onnxOpCheckers.cpp, 10.0 .. dd0a3a9): sparse and string constants are unsupported.
+        for name in ("sparse_value", "value_string", "value_strings"):
+            if _attr(node, name) is not None:
+                self.add(node, "constant-attribute", f"Constant with {name} is unsupported",
+                         "use a dense numeric value")
+        value = _attr(node, "value")
+        if isinstance(value, onnx.TensorProto):
+            self._check_type(node, "Constant value", value.data_type, PARSER_TYPES[self.release])
+
+    def _slice(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # Checker (onnxOpCheckers.cpp, 10.0 .. dd0a3a9): opset >= 10 Slice takes 3 to 5 inputs.
+        if node.op_type == "Slice" and self.opset >= 10 and not 3 <= len(node.input) <= 5:
+            self.add(node, "slice-inputs", f"Slice with {len(node.input)} inputs: opset >= 10 Slice needs 3 to 5",
+                     "give data, starts, ends[, axes[, steps]]")
+
+    def _reduce(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # importerUtils.cpp reduceTensor (10.0 eb43908, 10.15 fa5aa9f): "Axis input must be an initializer!"
+        axes = _input(node, 1)
+        if node.op_type in REDUCE_OPS and axes and axes not in scope.constants:
+            self.add(node, "reduce-axes-constant",
+                     f"{node.op_type} axes come from a computed tensor: the importer requires an initializer",
+                     "store axes as an initializer (or a Constant node)")
+
+    def _unsqueeze(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # Unsqueeze importer (10.0 eb43908): "Axes input ... should be a constant tensor" (ShapeTensor values
+        # known at parse time); docs/operators.md: Squeeze/Unsqueeze `axes` must be resolvable to a
+        # constant. Shape arithmetic the parser folds is not modelled here, hence a warning.
+        axes = _input(node, 1)
+        if node.op_type in ("Squeeze", "Unsqueeze") and axes and axes not in scope.constants:
+            self.add(node, "axes-constant",
+                     f"{node.op_type} axes are computed: the parser needs them resolvable to a constant at parse time",
+                     "store axes as an initializer", WARNING)
+
+    def _layer_norm(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # Checker (onnxOpCheckers.cpp, 10.14 c727277 / dd0a3a9): only output Y is supported.
+        if node.op_type == "LayerNormalization" and any(node.output[1:]):
+            self.add(node, "layernorm-outputs", "LayerNormalization Mean/InvStdDev outputs are unsupported",
+                     "keep only output Y")
+
+    def _rotary_embedding(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # docs/operators.md (fa5aa9f, 7c51a63): RotaryEmbedding `position_ids` must be INT64.
+        position_ids = _input(node, 3)
+        if node.op_type == "RotaryEmbedding" and position_ids:
+            elem = scope.types.get(position_ids)
+            if elem is not None and elem != TensorProto.INT64:
+                self.add(node, "rotary-position-ids",
+                         f"position_ids is {TensorProto.DataType.Name(elem)}: TensorRT documents INT64 only",
+                         "make position_ids INT64")
+
+    def _uint8_outputs(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # ModelImporter.cpp (10.0 eb43908): "TensorRT does not support UINT8 types for intermediate tensors!"
+        for out in node.output:
+            if out and scope.types.get(out) == TensorProto.UINT8 and out not in scope.graph_outputs:
+                self.add(node, "uint8-intermediate", f"{out} is UINT8: UINT8 is allowed only on network inputs/outputs",
+                         "cast to INT32 or FLOAT before it leaves the producing node")
+
+    def _local_function(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        # onnxOpCheckers.cpp LocalFunctionImporter: node inputs must match the function's inputs.
+        function = self.local_functions.get(node.op_type)
+        if function is not None and node.op_type not in IMPORTERS[self.release]:
+            if len(node.input) != len(function.input):
+                self.add(node, "local-function-inputs",
+                         f"{len(node.input)} inputs for local function {node.op_type} of {len(function.input)}",
+                         "match the function signature")
+
+
+# ---- entry point --------------------------------------------------------------------------------------
+def _load(model: Union[onnx.ModelProto, str, Path]) -> onnx.ModelProto:
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise TensorRTCompatError(f"ONNX file not found: {path}")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises several unrelated types for a non-ONNX file
+        raise TensorRTCompatError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def _with_types(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with inferred value types/shapes where ONNX can infer them (ranks drive the Attention
+    rules); the original when inference fails, so the check still runs on what is declared."""
+    try:
+        return onnx.shape_inference.infer_shapes(model, check_type=False, strict_mode=False, data_prop=True)
+    except Exception:
+        return model
+
+
+def default_opset(model: onnx.ModelProto) -> int:
+    return next((imp.version for imp in model.opset_import if imp.domain in ("", "ai.onnx")), 0)
+
+
+def check_tensorrt_compat(model: Union[onnx.ModelProto, str, Path], version: str) -> CompatReport:
+    """Check ``model`` (a ModelProto or a path) against the ONNX parser of TensorRT ``version``."""
+    release = rule_release(version)
+    proto = _with_types(_load(model))
+    checker = _Checker(str(version).strip(), release, default_opset(proto), {f.name: f for f in proto.functions})
+    checker.check_opset()
+    checker.check_value_types(proto.graph)
+    for node, scope in _walk(proto.graph):
+        checker.check_node(node, scope)
+    for function in proto.functions:
+        for node, scope in _walk(onnx.helper.make_graph(list(function.node), function.name, [], [])):
+            checker.check_node(node, scope)
+    return CompatReport(str(version).strip(), release, checker.opset, tuple(checker.issues))
