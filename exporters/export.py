@@ -75,6 +75,22 @@ class ExportResult:
     summary: dict
     metadata: dict
     seconds: dict = field(default_factory=dict)
+    #: the static TensorRT parser check of a TensorRT-targeted export (None for other targets)
+    tensorrt_check: Optional[object] = None
+
+
+def check_for_target(graph: onnx.ModelProto, target: ExportTarget):
+    """A TensorRT-targeted graph must pass the parser check of the version it claims; a failure is
+    the exporter's bug, reported before anything is written."""
+    if not target.is_tensorrt:
+        return None
+    from .tensorrt_compat import check_tensorrt_compat
+
+    report = check_tensorrt_compat(graph, target.check_version())
+    if not report.compatible:
+        raise ExportError(f"internal: the graph for {target} fails TensorRT {report.version}'s parser rules: "
+                          f"{report.errors[0].line()}")
+    return report
 
 
 def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
@@ -242,6 +258,7 @@ def export_onnx(
 
     note("checking graph")
     start = time.perf_counter()
+    compat = check_for_target(graph, target)
     try:
         if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
             onnx.checker.check_model(graph)
@@ -280,4 +297,4 @@ def export_onnx(
         size = _publish(staged, path, external)
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
-    return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings)
+    return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings, compat)

@@ -42,6 +42,11 @@ class GraphBuilder:
         return self.target.fused_attention(self.opset)
 
     @property
+    def attention_4d(self) -> bool:
+        """Feed ``Attention`` 4-D [B, heads, T, head_dim] tensors (TensorRT 10.14 takes no other)."""
+        return self.target.is_tensorrt and self.target.version is not None and self.target.version < (10, 15)
+
+    @property
     def fused_rms_norm(self) -> bool:
         return self.target.fused_rms_norm(self.opset)
 

@@ -115,13 +115,21 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
             [b.op("Mul", [qk, b.weight("rope_cos", cos_t)]), b.op("Mul", [rotated, b.weight("rope_sin", sin_t)])],
             name="rope",
         )
-        if fused:
+        # No softmax_precision on Attention: TensorRT's parser rejects any Attention node that has one
+        # (onnx-tensorrt onnxOpCheckers.cpp), and ONNX Runtime ignores it.
+        if fused and not b.attention_4d:
             q, k = b.split(b.reshape(qk, [0, 0, 2 * d]), [d, d], axis=-1)
             if query_rows is not None:
                 q = b.slice(q, query_rows[0], sum(query_rows), axis=1)
-            # No softmax_precision: TensorRT's parser rejects any Attention node that has one
-            # (onnx-tensorrt onnxOpCheckers.cpp), and ONNX Runtime ignores it.
             o = b.op("Attention", [q, k, v], q_num_heads=heads, kv_num_heads=heads, scale=float(att.scale))
+        elif fused:
+            # TensorRT 10.14's Attention importer takes 4-D [B, heads, T, head_dim] inputs only.
+            q, k = b.split(b.transpose(qk, [0, 2, 1, 3]), [heads, heads], axis=1)
+            if query_rows is not None:
+                q = b.slice(q, query_rows[0], sum(query_rows), axis=2)
+            v4 = b.transpose(b.reshape(v, [0, 0, heads, hd]), [0, 2, 1, 3])
+            o4 = b.op("Attention", [q, k, v4], scale=float(att.scale))
+            o = b.reshape(b.transpose(o4, [0, 2, 1, 3]), [0, 0, d])
         else:
             q, k = b.split(b.transpose(qk, [0, 2, 1, 3]), [heads, heads], axis=1)
             if query_rows is not None:

@@ -83,6 +83,12 @@ class ExportTarget:
         """The opset-23 ``RMSNormalization`` op (else primitive ops with FP32 statistics)."""
         return opset >= 23 and (not self.is_tensorrt or self._at_least(RMS_NORMALIZATION_OP_SINCE))
 
+    def check_version(self) -> str:
+        """The TensorRT version whose parser rules an export for this target must pass."""
+        if self.version is None:
+            return "11.0"  # the newest parser: the form `tensorrt` without a version stands for
+        return f"{self.version[0]}.{self.version[1]}"
+
     def __str__(self) -> str:
         if not self.is_tensorrt:
             return "ort"
