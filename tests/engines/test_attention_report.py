@@ -28,13 +28,19 @@ def _info(layers) -> str:
     return json.dumps({"Layers": layers, "Bindings": ["pixel_values", "logits"]})
 
 
-def _layer(name, layer_type, tactic, metadata=""):
+def _tensor(name, trt11):
+    # TensorRT 11 splits 10.x's "Format/Datatype" into "Datatype" and "Format" (Polygraphy 0.53 reads both).
+    layout = {"Datatype": "Half", "Format": "Row major linear"} if trt11 else {"Format/Datatype": "Half"}
+    return {"Name": name, "Dimensions": [8, 17, 64], **layout}
+
+
+def _layer(name, layer_type, tactic, metadata="", trt11=False):
     # The keys of a TensorRT 10.x DETAILED layer (Inputs/Outputs trimmed to one tensor each).
     return {
         "Name": name,
         "LayerType": layer_type,
-        "Inputs": [{"Name": f"{name}_in", "Dimensions": [8, 17, 64], "Format/Datatype": "Half"}],
-        "Outputs": [{"Name": f"{name}_out", "Dimensions": [8, 17, 64], "Format/Datatype": "Half"}],
+        "Inputs": [_tensor(f"{name}_in", trt11)],
+        "Outputs": [_tensor(f"{name}_out", trt11)],
         "TacticName": tactic,
         "StreamId": 0,
         "Metadata": metadata,
@@ -68,8 +74,12 @@ def _sync_layers():
     return [_layer("__mye6916", "wait", ""), _layer("__mye6918", "signal", "")]
 
 
-def test_every_block_fused():
-    report = fusion_report(_info(_sync_layers() + _block(0, True) + _block(1, True)), attention_blocks=2)
+@pytest.mark.parametrize("trt11", [False, True])
+def test_every_block_fused(trt11):
+    layers = _sync_layers() + _block(0, True) + _block(1, True)
+    if trt11:
+        layers = [dict(layer, Inputs=[_tensor("i", True)], Outputs=[_tensor("o", True)]) for layer in layers]
+    report = fusion_report(_info(layers), attention_blocks=2)
     assert report.verdict == FUSED and report.fused is True
     assert report.fused_layers == ("_gemm_mha_v2_myl0_1", "_gemm_mha_v2_myl0_11")
     assert "2 fused attention kernel(s) for 2 attention block(s)" in report.summary()
