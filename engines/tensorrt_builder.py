@@ -218,8 +218,8 @@ def build_engine(
         engine_path.parent.mkdir(parents=True, exist_ok=True)
         with staged_file(engine_path) as tmp_engine:
             tmp_engine.write_bytes(engine_bytes)
-            manifest_path = write_manifest(manifest, engine_path)
             write_text_atomic(layers_path, layer_json)
+            manifest_path = write_manifest(manifest, engine_path)
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
         if timing_cache and cache_out.is_file():
@@ -234,6 +234,7 @@ def build_engine(
     elif report.verdict == UNKNOWN:
         problems.append(f"could not tell whether TensorRT fused attention in {engine_path.name}: {report.detail}")
         log.warning(problems[-1])
+        say(problems[-1])
     seconds = time.perf_counter() - started
     say(f"wrote {engine_path}, {manifest_path.name} and {layers_path.name} in {seconds:.1f} s")
     return BuildResult(

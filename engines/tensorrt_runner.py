@@ -20,7 +20,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
-from .errors import BackendError, EngineMismatchError
+from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import import_tensorrt, require_gpu
 
@@ -105,7 +105,15 @@ class TensorRTRunner(Runner):
         from polygraphy.exception import PolygraphyException
 
         with _quiet():
-            cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
+            try:
+                # Polygraphy's stream and buffers live on the CUDA runtime's current device.
+                cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
+            except (PolygraphyException, OSError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendUnavailableError(
+                    f"the CUDA runtime (libcudart) cannot use GPU {self.device_index} ({reason}); "
+                    "pip install nvidia-cuda-runtime-cu12 (or -cu13), or put the CUDA toolkit's lib64 on LD_LIBRARY_PATH"
+                ) from None
             try:
                 engine = engine_from_bytes(self.engine_path.read_bytes())
             except PolygraphyException:
