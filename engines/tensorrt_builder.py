@@ -223,6 +223,7 @@ def build_engine(
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
         if timing_cache and cache_out.is_file():
+            Path(timing_cache).parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(timing_cache, cache_out.read_bytes())
 
     problems = []
@@ -282,8 +283,9 @@ def _build(
     )
     from polygraphy.exception import PolygraphyException
 
-    network = _parse(trt, graph_path, source_onnx, say)
-    inputs = {network[1].get_input(i).name: tuple(network[1].get_input(i).shape) for i in range(network[1].num_inputs)}
+    network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
+    definition = network[1]
+    inputs = {tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))}
     shape = check_input_shape(inputs, source_onnx, batches)
     min_batch, opt_batch, max_batch = batches
     profile = Profile().add(INPUT_NAME, min=(min_batch, *shape), opt=(opt_batch, *shape), max=(max_batch, *shape))
