@@ -223,7 +223,6 @@ def build_engine(
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
         if timing_cache and cache_out.is_file():
-            Path(timing_cache).parent.mkdir(parents=True, exist_ok=True)
             write_bytes_atomic(timing_cache, cache_out.read_bytes())
 
     problems = []
