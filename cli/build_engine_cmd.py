@@ -46,12 +46,10 @@ def build_engine(
     console.out.print(f"wrote {result.engine_path} and {result.manifest_path} in {result.build_seconds:.1f} s")
     if result.onnx_path is not None and str(result.onnx_path) != str(source):
         console.out.print(f"exported ONNX kept at {result.onnx_path}")
-    if not result.attention_present:
-        console.out.print("attention: none in this network (nothing to fuse)")
-    elif result.attention_fused:
-        console.out.print(f"attention: [green]fused[/] ({len(result.fused_layers)} layers: {', '.join(map(str, result.fused_layers[:4]))}{' ...' if len(result.fused_layers) > 4 else ''})")
-    else:
-        console.loud_warning(
-            result.warnings[0] if result.warnings else
-            f"TensorRT did not fuse attention in {result.engine_path}: it runs as separate gemm/softmax kernels"
-        )
+    fusion = result.fusion
+    if fusion is not None and fusion.fused is False:
+        console.loud_warning(result.warnings[0] if result.warnings else fusion.summary())
+    elif fusion is not None:
+        console.out.print(fusion.summary().replace(": fused", ": [green]fused[/]", 1))
+    if result.layers_path is not None:
+        console.out.print(f"engine layers (inspector JSON): {result.layers_path}")

@@ -65,22 +65,17 @@ def engine_info(path: Path) -> dict:
 
 
 def engine_layers(path: Path):
-    """Layer names from TensorRT's engine inspector, or a note on why they cannot be listed here."""
-    from vit5_infer.engines.attention_report import layers_of
-    from vit5_infer.engines.errors import BackendUnavailableError
-    from vit5_infer.engines.tensorrt_support import import_tensorrt, require_gpu
+    """Layer names from the engine inspector JSON saved at build time, or a note on why there are none."""
+    from vit5_infer.engines.attention_report import inspector_layers
+    from vit5_infer.engines.manifest import layers_path_for
 
-    try:
-        trt = import_tensorrt()
-        require_gpu("listing engine layers")
-    except BackendUnavailableError as exc:
-        return f"not listed: {exc}"
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-    engine = runtime.deserialize_cuda_engine(path.read_bytes())
-    if engine is None:
-        return "not listed: TensorRT could not deserialize the engine (built with another version or GPU?)"
-    info = engine.create_engine_inspector().get_engine_information(trt.LayerInformationFormat.JSON)
-    return [layer.get("Name", str(layer)) if isinstance(layer, dict) else str(layer) for layer in layers_of(str(info))]
+    saved = layers_path_for(path)
+    if not saved.is_file():
+        return f"not listed: {saved.name} not found (engines built by 'vit5 build-engine' save it)"
+    layers = inspector_layers(saved.read_text(encoding="utf-8"))
+    if layers is None:
+        return f"not listed: {saved.name} is not the engine inspector's JSON"
+    return [layer.get("Name", str(layer)) if isinstance(layer, dict) else str(layer) for layer in layers]
 
 
 def tensorrt_report(path: Path, version: str, as_json: bool, info: dict):

@@ -22,9 +22,12 @@ from vit5_infer.checkpoint import file_sha256
 from vit5_infer.files import write_text_atomic
 from .errors import EngineMismatchError, ManifestError
 
+from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
+from vit5_infer.vocabulary import INPUT_NAME
+
 MANIFEST_FORMAT = 1
-MANIFEST_SUFFIX = ".json"
-INPUT_NAME = "pixel_values"
+#: The engine inspector's raw layer JSON, saved beside the engine: ``model.engine`` -> ``model.engine.layers.json``.
+LAYERS_SUFFIX = ".layers.json"
 
 # Builder defaults; the rebuild command only spells out the flags that differ from them.
 DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH = 1, 1, 8
@@ -52,6 +55,11 @@ class EngineManifest:
     source: Optional[dict] = None
     attention_fused: Optional[bool] = None
     fused_attention_layers: list = field(default_factory=list)
+    # the fusion report: verdict (fused / partly fused / not fused / unknown / no attention), the
+    # number of attention blocks of the ONNX graph, and the inspector JSON file it was read from
+    attention_verdict: Optional[str] = None
+    attention_blocks: Optional[int] = None
+    layers_file: str = ""
     format: int = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
@@ -76,6 +84,11 @@ def manifest_path_for(engine_path: PathLike) -> Path:
     return engine_path.with_name(engine_path.name + MANIFEST_SUFFIX)
 
 
+def layers_path_for(engine_path: PathLike) -> Path:
+    engine_path = Path(engine_path)
+    return engine_path.with_name(engine_path.name + LAYERS_SUFFIX)
+
+
 def profile_shapes(input_shape: tuple, min_batch: int, opt_batch: int, max_batch: int) -> dict:
     """The optimization profile of ``pixel_values`` for a [C, H, W] input."""
     dims = [int(d) for d in input_shape]
@@ -96,6 +109,9 @@ def create_manifest(
     attention_fused: Optional[bool] = None,
     fused_attention_layers: Optional[list] = None,
     onnx_sha256: Optional[str] = None,
+    attention_verdict: Optional[str] = None,
+    attention_blocks: Optional[int] = None,
+    layers_file: str = "",
 ) -> EngineManifest:
     return EngineManifest(
         tensorrt_version=str(tensorrt_version),
@@ -112,6 +128,9 @@ def create_manifest(
         source=source,
         attention_fused=attention_fused,
         fused_attention_layers=list(fused_attention_layers or []),
+        attention_verdict=attention_verdict,
+        attention_blocks=attention_blocks,
+        layers_file=layers_file,
     )
 
 

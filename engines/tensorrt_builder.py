@@ -1,14 +1,19 @@
 """``build_engine``: ONNX (or a preset/checkpoint, exported first) -> TensorRT engine + manifest.
 
+The TensorRT work is done by Polygraphy's loaders (``create_network``, ``SetDecomposableAttentions``,
+``CreateConfig``, ``engine_bytes_from_network``, ``EngineFromBytes``); this module decides what to ask
+for and turns failures into one-line errors.  What it keeps of its own: option checks, the
+precision/compute-capability check, the manifest and its rebuild command, the fusion report, staged
+writes (nothing is written unless the build succeeds), progress messages.
+
 The network is always strongly typed: on TensorRT 11.x that is the only mode, and on 10.x the
 STRONGLY_TYPED creation flag gives the same behaviour.  Reduced precision therefore comes from the
 graph (the exporter's FP16/BF16 graph), never from builder precision flags, which 11.x removed.
-Nothing is written unless the build succeeds: engine, manifest and exported ONNX are staged in
-temporary files and moved into place at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import tempfile
@@ -16,22 +21,31 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Iterator, Optional
 
-from vit5_infer.files import staged_file, write_bytes_atomic
-from .attention_report import fused_attention_layers, onnx_has_attention
+from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
+from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
+
+from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, count_attention_blocks, fusion_report
 from .errors import BackendError, EngineBuildError
-from .manifest import INPUT_NAME, create_manifest, manifest_path_for, profile_shapes, write_manifest
+from .manifest import create_manifest, layers_path_for, manifest_path_for, profile_shapes, write_manifest
 from .onnx_source import export_source, graph_for_precision, is_onnx_path, read_onnx_metadata, require_onnx_file
-from .tensorrt_support import import_tensorrt, require_gpu, strongly_typed_flags, tensorrt_major
+from .parse_errors import parse_failure_message, read_parser_errors
+from .tensorrt_support import (
+    check_precision_supported,
+    has_attention_layers,
+    import_tensorrt,
+    needs_strongly_typed_flag,
+    require_gpu,
+    tensorrt_major,
+)
 
-PathLike = Union[str, Path]
-Progress = Optional[Callable[[str], None]]
 log = logging.getLogger("vit5_infer.engines")
+BUILD_PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 class AttentionNotFusedWarning(UserWarning):
-    """TensorRT built the attention blocks from separate gemm/softmax kernels."""
+    """TensorRT built (some of) the attention blocks from separate gemm/softmax kernels."""
 
 
 @dataclass
@@ -39,19 +53,23 @@ class BuildResult:
     engine_path: Path
     manifest_path: Path
     manifest: dict
-    attention_fused: bool
+    #: True: every attention block runs as a fused kernel; False: some or none do; None: no attention, or unknown
+    attention_fused: Optional[bool]
     fused_layers: list = field(default_factory=list)
     build_seconds: float = 0.0
     # False for networks without attention (pure Hyena): nothing to fuse, no warning
     attention_present: bool = True
     onnx_path: Optional[Path] = None
     warnings: list = field(default_factory=list)
+    fusion: Optional[FusionReport] = None
+    #: the engine inspector's raw JSON (model.engine.layers.json)
+    layers_path: Optional[Path] = None
 
 
 def check_build_options(
     precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float], optimization_level: int
 ) -> None:
-    if precision not in ("fp32", "fp16", "bf16"):
+    if precision not in BUILD_PRECISIONS:
         raise EngineBuildError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
     if not (1 <= min_batch <= opt_batch <= max_batch):
         raise EngineBuildError(
@@ -61,6 +79,45 @@ def check_build_options(
         raise EngineBuildError(f"--workspace must be a positive number of GiB (got {workspace_gib})")
     if not 0 <= optimization_level <= 5:
         raise EngineBuildError(f"builder optimization level must be 0..5 (got {optimization_level})")
+
+
+def precision_to_build(recorded: Optional[str], requested: str) -> Precision:
+    """The precision of the graph TensorRT will build: an FP32 graph is converted to the requested
+    type; a graph the exporter recorded as reduced or quantized keeps its own."""
+    try:
+        have = Precision.parse(recorded) if recorded else Precision.FP32
+    except ValueError:
+        have = Precision.FP32
+    return Precision.parse(requested) if have == Precision.FP32 else have
+
+
+def check_input_shape(inputs: dict, source: PathLike, batches: tuple[int, int, int]) -> tuple[int, ...]:
+    """[C, H, W] of ``pixel_values`` among the network inputs ({name: dims}); one-line errors otherwise."""
+    if INPUT_NAME not in inputs:
+        raise EngineBuildError(f"{source} has no input {INPUT_NAME!r} (inputs: {', '.join(inputs) or 'none'})")
+    dims = tuple(int(d) for d in inputs[INPUT_NAME])
+    if len(dims) != 4 or any(d < 0 for d in dims[1:]):
+        raise EngineBuildError(f"{source}: {INPUT_NAME} must be [batch, C, H, W] with fixed C, H, W (got {list(dims)})")
+    if dims[0] >= 0 and tuple(batches) != (dims[0],) * 3:
+        raise EngineBuildError(
+            f"{source} has a fixed batch of {dims[0]}; export it with a dynamic batch, or pass "
+            f"--min-batch {dims[0]} --opt-batch {dims[0]} --max-batch {dims[0]}"
+        )
+    return dims[1:]
+
+
+def timing_cache_note(path: PathLike, size: int, accepted: bool) -> str:
+    if accepted:
+        return f"loaded timing cache {path} ({size} bytes)"
+    return f"timing cache {path} is from another GPU or TensorRT version, or damaged; starting a new one in its place"
+
+
+def not_fused_message(engine_name: str, report: FusionReport) -> str:
+    return (
+        f"WARNING: TensorRT did not fuse attention in {engine_name} ({report.detail}); unfused attention is "
+        "slower and needs more memory. Export for the installed TensorRT ('vit5 export ... --target tensorrt'), "
+        "in fp16/bf16, and check the kernels in the engine's .layers.json"
+    )
 
 
 def build_engine(
@@ -82,7 +139,8 @@ def build_engine(
     ``onnx_path``: an exported ``.onnx`` file, or a preset name / checkpoint file that is exported
     first (the ONNX is kept beside the engine so the manifest's rebuild command works).
     Raises TensorRTUnavailableError / NoGPUError before anything is written when the machine
-    cannot build, EngineBuildError when TensorRT rejects the graph.
+    cannot build, EngineBuildError when the GPU lacks the precision or TensorRT rejects the graph.
+    Writes the engine, its manifest (``.json``) and the inspector's layer JSON (``.layers.json``).
     """
     say = progress or (lambda message: None)
     check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level)
@@ -90,16 +148,21 @@ def build_engine(
     if is_onnx_path(engine_path):
         raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
     exported_onnx = None if is_onnx_path(onnx_path) else engine_path.with_suffix(".onnx")
+    recorded = None
     if exported_onnx is None:
         onnx_path = require_onnx_file(onnx_path)
+        recorded = read_onnx_metadata(onnx_path).get("precision")
 
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
+    check_precision_supported(precision_to_build(recorded, precision), gpu)
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="vit5-build-") as work:
         workdir = Path(work)
         if exported_onnx is not None:
+            # The export uses the exporter's default graph form; exporting for the installed TensorRT
+            # (export_onnx(..., target="tensorrt=X.Y")) belongs in onnx_source.export_source.
             (workdir / "export").mkdir()
             staged_onnx = export_source(onnx_path, workdir / "export" / exported_onnx.name, progress)
             source_onnx = staged_onnx
@@ -109,16 +172,19 @@ def build_engine(
         graph_path, graph_precision, graph = graph_for_precision(source_onnx, precision, workdir)
         if graph_path != source_onnx:
             say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
-        attention_present = onnx_has_attention(graph)
+        attention_blocks = count_attention_blocks(graph)
         del graph
 
-        engine_bytes, cache_bytes, shape = _build(
-            trt, graph_path, source_onnx, precision, (min_batch, opt_batch, max_batch),
-            timing_cache, workspace_gib, optimization_level, verbose, say,
-        )
-        say("reading the engine's layer information")
-        fused = fused_attention_layers(_engine_information(trt, engine_bytes))
-        attention_fused = bool(fused)
+        batches = (min_batch, opt_batch, max_batch)
+        cache_out = workdir / "timing.cache"
+        with _polygraphy_logging(verbose):
+            engine_bytes, shape, decomposable = _build(
+                trt, graph_path, source_onnx, batches, timing_cache, cache_out, workspace_gib, optimization_level, say
+            )
+            say("reading the engine's layers (engine inspector)")
+            layer_json = _engine_information(trt, engine_bytes)
+        report = fusion_report(layer_json, attention_blocks)
+        layers_path = layers_path_for(engine_path)
 
         manifest = create_manifest(
             onnx_path=exported_onnx if exported_onnx is not None else onnx_path,
@@ -135,141 +201,173 @@ def build_engine(
                 "workspace_gib": workspace_gib,
                 "timing_cache": str(timing_cache) if timing_cache else None,
                 "profiling_verbosity": "detailed",
+                "tf32": True,
+                "decomposable_attention": decomposable,
                 "graph": "converted" if graph_path != source_onnx else "as-exported",
+                "builder": f"polygraphy {_polygraphy_version()}",
             },
             source=_model_source(source_onnx),
-            attention_fused=attention_fused if attention_present else None,
-            fused_attention_layers=fused,
+            attention_fused=report.fused,
+            fused_attention_layers=list(report.fused_layers),
             onnx_sha256=None if staged_onnx is None else _sha256(staged_onnx),
+            attention_verdict=report.verdict,
+            attention_blocks=attention_blocks,
+            layers_file=layers_path.name,
         )
 
         engine_path.parent.mkdir(parents=True, exist_ok=True)
         with staged_file(engine_path) as tmp_engine:
             tmp_engine.write_bytes(engine_bytes)
+            write_text_atomic(layers_path, layer_json)
             manifest_path = write_manifest(manifest, engine_path)
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
-        if timing_cache and cache_bytes:
-            write_bytes_atomic(timing_cache, cache_bytes)
+        if timing_cache and cache_out.is_file():
+            write_bytes_atomic(timing_cache, cache_out.read_bytes())
 
     problems = []
-    if attention_present and not attention_fused:
-        problems.append(
-            f"WARNING: TensorRT did not fuse attention in {engine_path.name}: attention runs as separate "
-            "gemm/softmax kernels (slower, more memory). Export with the opset-23 Attention op "
-            "(TensorRT >= 10.14) or the MatMul-Softmax-MatMul pattern, in fp16/bf16."
-        )
+    if report.verdict in (NOT_FUSED, PARTIAL):
+        problems.append(not_fused_message(engine_path.name, report))
         warnings.warn(problems[-1], AttentionNotFusedWarning, stacklevel=2)
         log.warning(problems[-1])
         say(problems[-1])
+    elif report.verdict == UNKNOWN:
+        problems.append(f"could not tell whether TensorRT fused attention in {engine_path.name}: {report.detail}")
+        log.warning(problems[-1])
+        say(problems[-1])
     seconds = time.perf_counter() - started
-    say(f"wrote {engine_path} and {manifest_path.name} in {seconds:.1f} s")
+    say(f"wrote {engine_path}, {manifest_path.name} and {layers_path.name} in {seconds:.1f} s")
     return BuildResult(
         engine_path=engine_path,
         manifest_path=manifest_path_for(engine_path),
         manifest=manifest.to_dict(),
-        attention_fused=attention_fused,
-        fused_layers=fused,
+        attention_fused=report.fused,
+        fused_layers=list(report.fused_layers),
         build_seconds=seconds,
-        attention_present=attention_present,
+        attention_present=report.verdict != NO_ATTENTION,
         onnx_path=exported_onnx if exported_onnx is not None else Path(onnx_path),
         warnings=problems,
+        fusion=report,
+        layers_path=layers_path,
     )
+
+
+@contextlib.contextmanager
+def _polygraphy_logging(verbose: bool) -> Iterator[None]:
+    """Polygraphy (and TensorRT through it) print only with --verbose; failures become our one-line errors."""
+    from polygraphy.logger import G_LOGGER
+
+    with G_LOGGER.verbosity(G_LOGGER.EXTRA_VERBOSE if verbose else G_LOGGER.CRITICAL + 1):
+        yield
 
 
 def _build(
     trt: Any,
     graph_path: Path,
     source_onnx: Path,
-    precision: str,
     batches: tuple[int, int, int],
     timing_cache: Optional[PathLike],
+    cache_out: Path,
     workspace_gib: Optional[float],
     optimization_level: int,
-    verbose: bool,
     say: Callable[[str], None],
-) -> tuple[bytes, bytes, tuple]:
-    """(serialized engine, serialized timing cache, [C, H, W] of pixel_values)."""
-    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(strongly_typed_flags(trt))
-    parser = trt.OnnxParser(network, logger)
+) -> tuple[bytes, tuple, bool]:
+    """(serialized engine, [C, H, W] of pixel_values, whether attention layers were made decomposable)."""
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        PostprocessConfig,
+        Profile,
+        engine_bytes_from_network,
+        set_decomposable_attentions,
+    )
+    from polygraphy.exception import PolygraphyException
+
+    network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
+    definition = network[1]
+    inputs = {tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))}
+    shape = check_input_shape(inputs, source_onnx, batches)
+    min_batch, opt_batch, max_batch = batches
+    profile = Profile().add(INPUT_NAME, min=(min_batch, *shape), opt=(opt_batch, *shape), max=(max_batch, *shape))
+    # Without this the parser's IAttention layers must find a fused kernel or the build fails
+    # (FP32, some shapes and GPUs; NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can.
+    decomposable = has_attention_layers(trt.__version__)
+    try:
+        if decomposable:
+            network = set_decomposable_attentions(network)
+        config = PostprocessConfig(
+            CreateConfig(
+                profiles=[profile],
+                memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
+                builder_optimization_level=optimization_level,
+                # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.
+                profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+                # TensorRT's own default; Polygraphy would turn TF32 off.
+                tf32=True,
+            ),
+            lambda builder, net, config: _attach_timing_cache(config, timing_cache, say),
+        )
+        say(f"building the engine (batch {min_batch}..{max_batch}, opt {opt_batch}); this takes minutes")
+        serialized = engine_bytes_from_network(network, config=config, save_timing_cache=str(cache_out))
+    except PolygraphyException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        raise EngineBuildError(
+            f"TensorRT {trt.__version__} failed to build an engine from {source_onnx} ({first}); "
+            "rerun with --verbose to see the builder log"
+        ) from None
+    return bytes(memoryview(serialized)), shape, decomposable
+
+
+def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], None]) -> tuple:
+    """(builder, network, parser) of a parsed graph; the parser's errors become one EngineBuildError.
+
+    Parsed here rather than with Polygraphy's network_from_onnx_path, which logs the IParserErrors as
+    text and drops the parser: the node, its op and the error code are read from the parser itself.
+    """
+    from polygraphy.backend.trt import create_network
+    from polygraphy.backend.trt import util as trt_util
+
+    builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
+    parser = trt.OnnxParser(network, trt_util.get_trt_logger())
     say(f"parsing {graph_path.name}")
     # parse_from_file resolves external weight files relative to the ONNX file.
-    if not parser.parse_from_file(str(graph_path)):
-        errors = [str(parser.get_error(i).desc()) for i in range(parser.num_errors)]
-        first = errors[0].splitlines()[0] if errors else "unknown error"
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise EngineBuildError(f"TensorRT could not parse {source_onnx}: {first}{more}{_parse_hint(trt, errors)}")
-
-    inputs = {network.get_input(i).name: network.get_input(i) for i in range(network.num_inputs)}
-    if INPUT_NAME not in inputs:
-        raise EngineBuildError(f"{source_onnx} has no input {INPUT_NAME!r} (inputs: {', '.join(inputs) or 'none'})")
-    dims = tuple(int(d) for d in inputs[INPUT_NAME].shape)
-    shape = dims[1:]
-    if len(dims) != 4 or any(d < 0 for d in shape):
-        raise EngineBuildError(f"{source_onnx}: {INPUT_NAME} must be [batch, C, H, W] with fixed C, H, W (got {list(dims)})")
-    min_batch, opt_batch, max_batch = batches
-    if dims[0] >= 0 and batches != (dims[0],) * 3:
-        raise EngineBuildError(
-            f"{source_onnx} has a fixed batch of {dims[0]}; export it with a dynamic batch, or pass "
-            f"--min-batch {dims[0]} --opt-batch {dims[0]} --max-batch {dims[0]}"
-        )
-
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    profile.set_shape(INPUT_NAME, (min_batch, *shape), (opt_batch, *shape), (max_batch, *shape))
-    config.add_optimization_profile(profile)
-    if workspace_gib:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * (1 << 30)))
-    config.builder_optimization_level = optimization_level
-    # DETAILED keeps layer types and tactic names in the engine so the inspector can show fused attention.
-    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
-    _attach_timing_cache(config, timing_cache, say)
-
-    say(f"building the {precision} engine (batch {min_batch}..{max_batch}, opt {opt_batch}); this takes minutes")
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise EngineBuildError(
-            f"TensorRT failed to build an engine from {source_onnx}; rerun with --verbose to see the builder log"
-        )
-    cache = config.get_timing_cache()
-    cache_bytes = bytes(memoryview(cache.serialize())) if cache is not None else b""
-    return bytes(memoryview(serialized)), cache_bytes, shape
-
-
-def _parse_hint(trt: Any, errors: list) -> str:
-    """Advice for the one parse failure users meet in practice: an opset-23 graph on an older TensorRT."""
-    version = tuple(int(p) for p in str(trt.__version__).split(".")[:2] if p.isdigit())
-    mentions = " ".join(errors)
-    if version < (10, 14) and ("Attention" in mentions or "RMSNormalization" in mentions):
-        # The ONNX parser gained the opset-23 Attention op in TensorRT 10.14.
-        return (
-            f"; TensorRT {trt.__version__} cannot parse opset-23 Attention/RMSNormalization (10.14+ can): "
-            "upgrade TensorRT or export with 'vit5 export SRC -o X.onnx --opset 18'"
-        )
-    return ""
+    parsed = parser.parse_from_file(str(graph_path))
+    if not parsed or parser.num_errors:
+        raise EngineBuildError(parse_failure_message(source_onnx, read_parser_errors(parser), trt.__version__))
+    return builder, network, parser
 
 
 def _attach_timing_cache(config: Any, timing_cache: Optional[PathLike], say: Callable[[str], None]) -> None:
-    blob = b""
-    if timing_cache and Path(timing_cache).is_file():
-        blob = Path(timing_cache).read_bytes()
-        say(f"loaded timing cache {timing_cache} ({len(blob)} bytes)")
-    cache = config.create_timing_cache(blob)
-    # A cache from another GPU or TensorRT version is refused rather than trusted; start a fresh one.
-    if not config.set_timing_cache(cache, False):
-        say(f"timing cache {timing_cache} does not match this GPU/TensorRT; starting a new one")
+    """Use the timing cache file if TensorRT accepts it; a foreign or damaged one is replaced, not fatal."""
+    if not timing_cache or not Path(timing_cache).is_file():
+        return  # CreateConfig attached an empty cache; the build fills it
+    blob = Path(timing_cache).read_bytes()
+    try:
+        cache = config.create_timing_cache(blob)
+    except (RuntimeError, TypeError, ValueError):
+        cache = None
+    accepted = cache is not None and bool(config.set_timing_cache(cache, False))
+    say(timing_cache_note(timing_cache, len(blob), accepted))
+    if not accepted:
         config.set_timing_cache(config.create_timing_cache(b""), False)
 
 
 def _engine_information(trt: Any, engine_bytes: bytes) -> str:
-    runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
-    engine = runtime.deserialize_cuda_engine(engine_bytes)
-    if engine is None:
+    """The engine inspector's JSON for all layers ("{}" when the engine cannot be deserialized here)."""
+    from polygraphy.backend.trt import engine_from_bytes
+    from polygraphy.exception import PolygraphyException
+
+    try:
+        engine = engine_from_bytes(engine_bytes)
+    except PolygraphyException:
         return "{}"
     inspector = engine.create_engine_inspector()
     return str(inspector.get_engine_information(trt.LayerInformationFormat.JSON))
+
+
+def _polygraphy_version() -> str:
+    import polygraphy
+
+    return str(polygraphy.__version__)
 
 
 def _model_source(onnx_path: Path) -> Optional[dict]:

@@ -1,45 +1,72 @@
-"""Native TensorRT runner: deserialize an engine built by ``build_engine`` and run batches on it.
+"""TensorRT runner: an engine built by ``build_engine``, run by Polygraphy's ``TrtRunner``.
 
-The manifest is checked before TensorRT sees the engine, so a version/GPU mismatch is reported as
-an EngineMismatchError with the rebuild command instead of TensorRT's version-tag failure.  I/O uses
-the name-based tensor API of TensorRT 10.x/11.x (get_tensor_name, set_input_shape,
-set_tensor_address, execute_async_v3); device buffers are torch CUDA tensors on a torch stream,
-so neither pycuda nor cuda-python is needed.
+The manifest is checked before TensorRT sees the engine, so a version/GPU mismatch is reported as an
+EngineMismatchError with the rebuild command instead of TensorRT's version-tag failure.  Inputs go in
+as torch CPU tensors of the engine's input type; Polygraphy copies them with its own CUDA helpers and
+returns torch tensors (BF16 outputs included), so neither pycuda nor a CUDA build of torch is needed.
+Every engine output is returned by name as float32 (``logits``, and the backbone features of
+multi-output engines).
 """
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 
 from vit5_infer.errors import InputError
+from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
-from .errors import BackendError, EngineMismatchError
-from .manifest import INPUT_NAME, EngineManifest, check_compatible, find_manifest, rebuild_command
+from .errors import BackendError, BackendUnavailableError, EngineMismatchError
+from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import import_tensorrt, require_gpu
 
-PathLike = Union[str, Path]
-ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_name: str) -> None:
+    """InputError (one line) unless ``pixel_values`` is [B, C, H, W] with B in the engine's profile."""
+    if pixel_values.ndim != 4:
+        raise InputError(f"pixel_values must be [B, C, H, W], got shape {list(pixel_values.shape)}")
+    low, high = batch_range
+    batch = int(pixel_values.shape[0])
+    if not low <= batch <= high:
+        raise InputError(f"{engine_name} accepts batch {low}..{high}, got {batch}; rebuild it with --min-batch/--max-batch")
 
 
-def _torch_dtype(trt: Any, dtype: Any) -> Any:
+def input_tensor(pixel_values: np.ndarray, dtype: Any) -> Any:
+    """``pixel_values`` as a contiguous torch CPU tensor of the engine input's type (a Polygraphy DataType)."""
     import torch
+    from polygraphy.datatype import DataType
 
-    table = {
-        "FLOAT": torch.float32,
-        "HALF": torch.float16,
-        "BF16": torch.bfloat16,
-        "INT32": torch.int32,
-        "INT64": torch.int64,
-        "BOOL": torch.bool,
-    }
-    for name, torch_dtype in table.items():
-        if getattr(trt.DataType, name, None) == dtype:
-            return torch_dtype
-    raise BackendError(f"engine tensor type {dtype} is not supported by the TensorRT runner")
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else DataType.to_dtype(dtype, "torch")
+    return torch.from_numpy(np.ascontiguousarray(pixel_values)).to(torch_dtype).contiguous()
+
+
+def outputs_as_float32(outputs: Mapping[str, Any], names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The engine outputs ``names`` as float32 NumPy arrays of their own (the runner reuses its buffers)."""
+    missing = [name for name in names if name not in outputs]
+    if missing:
+        raise BackendError(f"TensorRT returned no output {', '.join(map(repr, missing))}")
+    result = {}
+    for name in names:
+        value = outputs[name]
+        if hasattr(value, "detach"):  # torch tensor, possibly bfloat16 (which NumPy lacks)
+            import torch
+
+            result[name] = value.detach().to("cpu", dtype=torch.float32, copy=True).numpy()
+        else:
+            result[name] = np.array(value, dtype=np.float32, copy=True)
+    return result
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    from polygraphy.logger import G_LOGGER
+
+    with G_LOGGER.verbosity(G_LOGGER.CRITICAL + 1):
+        yield
 
 
 class TensorRTRunner(Runner):
@@ -58,98 +85,91 @@ class TensorRTRunner(Runner):
         self.manifest = find_manifest(self.engine_path)
         if self.manifest is not None:
             self.precision = self.manifest.precision
-        self._engine: Any = None
-        self._context: Any = None
-        self._stream: Any = None
-        self._input_name = INPUT_NAME
-        self._output_name = ""
-        self._batch_range: tuple[int, int] = (1, 1 << 30)
+        self._runner: Any = None
+        self._input_name = ""
+        self._input_dtype: Any = None
+        self.output_names: list[str] = []
+        self.batch_range: tuple[int, int] = (1, 1)
 
     def load(self) -> None:
+        if self._runner is not None:
+            return
         trt = import_tensorrt()
         gpu = require_gpu("running a TensorRT engine", self.device_index)
         if self.manifest is not None:
             check_compatible(
                 self.manifest, trt.__version__, gpu.name, gpu.compute_capability, engine_path=self.engine_path
             )
-        import torch
+        from polygraphy import cuda
+        from polygraphy.backend.trt import TrtRunner, engine_from_bytes
+        from polygraphy.exception import PolygraphyException
 
-        self._torch_device = torch.device("cuda", self.device_index)
-        torch.cuda.set_device(self._torch_device)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        engine = runtime.deserialize_cuda_engine(self.engine_path.read_bytes())
-        if engine is None:
-            how = (
-                f"rebuild it with: {rebuild_command(self.manifest, self.engine_path)}"
-                if self.manifest is not None
-                else "rebuild it with 'vit5 build-engine MODEL.onnx -o " + str(self.engine_path) + "'"
-            )
-            raise EngineMismatchError(
-                f"TensorRT {trt.__version__} could not load {self.engine_path} (built by another TensorRT "
-                f"version or for another GPU, or not an engine); {how}"
-            )
-        self._trt = trt
-        self._engine = engine
-        self._context = engine.create_execution_context()
-        self._stream = torch.cuda.Stream(device=self._torch_device)
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise BackendError(f"{self.engine_path}: expected one input and one output, found {inputs} -> {outputs}")
-        self._input_name, self._output_name = inputs[0], outputs[0]
-        self._input_dtype = _torch_dtype(trt, engine.get_tensor_dtype(self._input_name))
-        self._output_dtype = _torch_dtype(trt, engine.get_tensor_dtype(self._output_name))
-        # Profile 0 bounds the batch sizes this engine accepts.
-        low, _, high = engine.get_tensor_profile_shape(self._input_name, 0)
-        self._batch_range = (int(low[0]), int(high[0]))
+        with _quiet():
+            try:
+                # Polygraphy's stream and buffers live on the CUDA runtime's current device.
+                cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
+            except (PolygraphyException, OSError) as exc:
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise BackendUnavailableError(
+                    f"the CUDA runtime (libcudart) cannot use GPU {self.device_index} ({reason}); "
+                    "pip install nvidia-cuda-runtime-cu12 (or -cu13), or put the CUDA toolkit's lib64 on LD_LIBRARY_PATH"
+                ) from None
+            try:
+                engine = engine_from_bytes(self.engine_path.read_bytes())
+            except PolygraphyException:
+                how = (
+                    rebuild_command(self.manifest, self.engine_path)
+                    if self.manifest is not None
+                    else f"vit5 build-engine MODEL.onnx -o {self.engine_path}"
+                )
+                raise EngineMismatchError(
+                    f"TensorRT {trt.__version__} could not load {self.engine_path} (built by another TensorRT "
+                    f"version or for another GPU, or not an engine); rebuild it with: {how}"
+                ) from None
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+            if len(inputs) != 1 or not self.output_names:
+                raise BackendError(f"{self.engine_path}: expected one input and at least one output, found {inputs} -> {self.output_names}")
+            self._input_name = inputs[0]
+            # Profile 0 bounds the batch sizes this engine accepts.
+            low, _, high = engine.get_tensor_profile_shape(self._input_name, 0)
+            self.batch_range = (int(low[0]), int(high[0]))
+            runner = TrtRunner(engine)
+            runner.activate()
+            self._input_dtype = runner.get_input_metadata()[self._input_name].dtype
+        self._runner = runner
         self._loaded = True
 
-    def infer(self, pixel_values: np.ndarray) -> np.ndarray:
-        if self._context is None:
+    def run(self, pixel_values: np.ndarray) -> dict[str, np.ndarray]:
+        if self._runner is None:
             self.load()
-        import torch
+        check_batch(pixel_values, self.batch_range, self.engine_path.name)
+        from polygraphy.exception import PolygraphyException
 
-        if pixel_values.ndim != 4:
-            raise InputError(f"pixel_values must be [B, C, H, W], got shape {list(pixel_values.shape)}")
-        batch = int(pixel_values.shape[0])
-        low, high = self._batch_range
-        if not low <= batch <= high:
-            raise InputError(f"{self.engine_path.name} accepts batch {low}..{high}, got {batch}; rebuild with --max-batch")
-        with torch.cuda.stream(self._stream):
-            device_input = (
-                torch.from_numpy(np.ascontiguousarray(pixel_values))
-                .to(self._torch_device, non_blocking=True)
-                .to(self._input_dtype)
-                .contiguous()
-            )
-            if not self._context.set_input_shape(self._input_name, tuple(device_input.shape)):
-                raise InputError(f"{self.engine_path.name} rejects input shape {list(device_input.shape)}")
-            out_shape = tuple(int(d) for d in self._context.get_tensor_shape(self._output_name))
-            device_output = torch.empty(out_shape, dtype=self._output_dtype, device=self._torch_device)
-            self._context.set_tensor_address(self._input_name, device_input.data_ptr())
-            self._context.set_tensor_address(self._output_name, device_output.data_ptr())
-            if not self._context.execute_async_v3(self._stream.cuda_stream):
-                raise BackendError(f"TensorRT failed to run {self.engine_path.name} on batch {batch}")
-            host = device_output.float().cpu()
-        self._stream.synchronize()
-        return host.numpy()
+        feed = {self._input_name: input_tensor(pixel_values, self._input_dtype)}
+        try:
+            with _quiet():
+                outputs = self._runner.infer(feed)
+        except PolygraphyException as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+            raise BackendError(f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})") from None
+        return outputs_as_float32(outputs, self.output_names)
+
+    def infer(self, pixel_values: np.ndarray) -> np.ndarray:
+        outputs = self.run(pixel_values)
+        if LOGITS in outputs:
+            return outputs[LOGITS]
+        if len(outputs) == 1:
+            return next(iter(outputs.values()))
+        raise BackendError(f"{self.engine_path.name} has no {LOGITS!r} output (outputs: {', '.join(outputs)})")
 
     def release(self) -> None:
-        self._context = None
-        self._engine = None
-        self._stream = None
+        if self._runner is not None:
+            with _quiet():
+                self._runner.deactivate()
+        self._runner = None
         super().release()
-
-    def peak_memory_bytes(self) -> Optional[int]:
-        try:
-            import torch
-
-            if not torch.cuda.is_available():
-                return None
-            return int(torch.cuda.max_memory_allocated(self.device_index))
-        except Exception:  # noqa: BLE001 - a memory figure is optional
-            return None
 
     def describe(self) -> dict:
         info = super().describe()
@@ -159,5 +179,6 @@ class TensorRTRunner(Runner):
                 tensorrt_version=self.manifest.tensorrt_version,
                 gpu=self.manifest.gpu_name,
                 attention_fused=self.manifest.attention_fused,
+                attention=self.manifest.attention_verdict,
             )
         return info

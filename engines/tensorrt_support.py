@@ -1,21 +1,45 @@
-"""Importing TensorRT lazily, and the few facts that differ between TensorRT 10.x and 11.x.
+"""TensorRT as this toolkit uses it: the lazy import, the supported versions, and what a GPU can build.
 
-TensorRT 10.x: networks are weakly typed unless created with NetworkDefinitionCreationFlag.STRONGLY_TYPED
-(added in 9.x); the FP16/BF16 builder flags exist.
-TensorRT 11.x: every network is strongly typed (the flag is kept but ignored, per the 11.0 release
-notes) and BuilderFlag.FP16/BF16 are removed.  Building from a graph that already carries its FP16
-types with a strongly typed network therefore gives the same numerics on both.
+TensorRT itself is reached through Polygraphy (``polygraphy.mod``'s lazy import, its loaders and its
+runner), which tracks the TensorRT 10 -> 11 API changes.  What stays here is ours and pure Python, so
+CI checks it without TensorRT: version parsing, the versions we accept, the compute capability each
+precision needs, and which TensorRT features a given version has.
+
+TensorRT 10.x: networks are weakly typed unless created with NetworkDefinitionCreationFlag.STRONGLY_TYPED.
+TensorRT 11.x: every network is strongly typed (the flag is deprecated and ignored, per the 11.0
+release notes / NvInfer.h).  Building from a graph that carries its own FP16/BF16 types with a strongly
+typed network therefore gives the same numerics on both.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import re
 from types import ModuleType
+from typing import Union
 
-from .cuda_device import CudaDevice, cuda_device, torch_has_cuda
-from .errors import NoGPUError, TensorRTUnavailableError
+from vit5_infer.vocabulary import Precision
+
+from .cuda_device import CudaDevice, cuda_device
+from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError
 
 SUPPORTED_MAJORS = (10, 11)
+#: The oldest TensorRT this toolkit builds with (pyproject pins tensorrt>=10.0,<12): the first GA
+#: release with strongly typed networks and IParserError.node_name()/node_operator().
+MINIMUM_TENSORRT = (10, 0)
+#: IAttention (LayerType.ATTENTION_INPUT, IAttention.decomposable) exists from TensorRT 10.14 on,
+#: the release whose ONNX parser gained the opset-23 Attention op.
+ATTENTION_LAYER_SINCE = (10, 14)
+#: NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated and ignored from 11.0: always strongly typed.
+ALWAYS_STRONGLY_TYPED_SINCE = (11, 0)
+
+#: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
+#: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
+MINIMUM_COMPUTE_CAPABILITY = {
+    Precision.INT8: ((7, 5), "Turing"),
+    Precision.BF16: ((8, 0), "Ampere"),
+    Precision.FP8: ((8, 9), "Ada or Hopper"),
+}
 
 
 def tensorrt_installed() -> bool:
@@ -27,18 +51,39 @@ def tensorrt_installed() -> bool:
 
 
 def import_tensorrt() -> ModuleType:
-    """``import tensorrt``, or a one-line TensorRTUnavailableError saying how to install it."""
+    """TensorRT as Polygraphy imports it, or a one-line TensorRTUnavailableError saying how to install it."""
+    from polygraphy import config as polygraphy_config
+
+    if polygraphy_config.USE_TENSORRT_RTX:
+        # Polygraphy would load tensorrt_rtx, a different product with other versions and flags.
+        raise BackendUnavailableError(
+            "POLYGRAPHY_USE_TENSORRT_RTX is set, but vit5-infer builds with TensorRT, not TensorRT-RTX: unset it"
+        )
+    if not tensorrt_installed():
+        raise TensorRTUnavailableError()
+    from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
+    from polygraphy.mod.trt_importer import lazy_import_trt
+
+    trt = lazy_import_trt()
     try:
-        import tensorrt as trt  # noqa: PLC0415 - lazy on purpose: optional, heavy, GPU-only
-    except ImportError as exc:
+        with G_LOGGER.verbosity(G_LOGGER.CRITICAL + 1):
+            version = str(trt.__version__)  # the first attribute access imports the module
+    except (PolygraphyException, ImportError, OSError) as exc:
         # A present package whose native libraries fail to load is reported with the loader's reason.
-        raise TensorRTUnavailableError("" if not tensorrt_installed() else str(exc).splitlines()[0]) from None
-    major = tensorrt_major(trt.__version__)
-    if major not in SUPPORTED_MAJORS:
+        raise TensorRTUnavailableError(_import_failure(str(exc))) from None
+    if tensorrt_major(version) not in SUPPORTED_MAJORS or tensorrt_version(version) < MINIMUM_TENSORRT:
         raise TensorRTUnavailableError(
-            f"found TensorRT {trt.__version__}; vit5-infer supports TensorRT {' and '.join(f'{m}.x' for m in SUPPORTED_MAJORS)}"
+            f"found TensorRT {version}; vit5-infer supports TensorRT {MINIMUM_TENSORRT[0]}.{MINIMUM_TENSORRT[1]} "
+            f"to {SUPPORTED_MAJORS[-1]}.x"
         )
     return trt
+
+
+def _import_failure(message: str) -> str:
+    """The loader's own reason out of Polygraphy's multi-line import message."""
+    found = re.search(r"Error was: (.*)", message)
+    return (found.group(1) if found else message.strip().splitlines()[0] if message.strip() else "import failed").strip()
 
 
 def tensorrt_major(version: str) -> int:
@@ -48,21 +93,43 @@ def tensorrt_major(version: str) -> int:
         return 0
 
 
+def tensorrt_version(version: str) -> tuple[int, int]:
+    """(major, minor) of a version string such as "10.14.1.48"; (0, 0) when unreadable."""
+    found = re.match(r"\s*(\d+)(?:\.(\d+))?", str(version))
+    return (int(found.group(1)), int(found.group(2) or 0)) if found else (0, 0)
+
+
+def needs_strongly_typed_flag(version: str) -> bool:
+    """Whether the network must be created with STRONGLY_TYPED (10.x) or is always strongly typed (11.x)."""
+    return tensorrt_version(version) < ALWAYS_STRONGLY_TYPED_SINCE
+
+
+def has_attention_layers(version: str) -> bool:
+    """Whether this TensorRT has IAttention layers (that can be made decomposable)."""
+    return tensorrt_version(version) >= ATTENTION_LAYER_SINCE
+
+
 def require_gpu(what: str, device: int = 0) -> CudaDevice:
-    """The GPU TensorRT will use; NoGPUError when there is none or torch cannot reach it."""
+    """The GPU TensorRT will use; NoGPUError when there is none."""
     found = cuda_device(device)
     if found is None:
         raise NoGPUError(what, "no CUDA device found" if device == 0 else f"no CUDA device {device}")
-    if not torch_has_cuda():
-        # The runner keeps its I/O buffers in torch CUDA tensors.
-        raise NoGPUError(what, "the installed torch is a CPU-only build; install a CUDA build of torch")
     return found
 
 
-def strongly_typed_flags(trt: ModuleType) -> int:
-    """Network creation flags for a strongly typed network on TensorRT 10.x and 11.x."""
-    flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
-    if flag is None:
-        # TensorRT 11.x may drop the deprecated flag; strong typing is then the only mode.
-        return 0
-    return 1 << int(flag)
+def check_precision_supported(precision: Union[str, Precision], device: CudaDevice) -> None:
+    """EngineBuildError (one line) when ``device`` has no tensor cores for a graph of ``precision``."""
+    try:
+        wanted = Precision.parse(precision)
+    except ValueError as exc:
+        raise EngineBuildError(str(exc)) from None
+    if wanted not in MINIMUM_COMPUTE_CAPABILITY:
+        return
+    (major, minor), family = MINIMUM_COMPUTE_CAPABILITY[wanted]
+    have = tensorrt_version(device.compute_capability)
+    if have < (major, minor):
+        fallback = "fp16" if have >= (7, 0) else "fp32"
+        raise EngineBuildError(
+            f"{wanted} engines need a GPU of compute capability {major}.{minor} or newer ({family}); "
+            f"{device.name} is {device.compute_capability}: build an {fallback} engine instead"
+        )

@@ -5,7 +5,8 @@
 # Usage: scripts/gpu_pipeline.sh [SOURCE] [OUTDIR]
 #   SOURCE  preset name or checkpoint (default: vit5-small)
 #   OUTDIR  where the ONNX, engine, manifest, timing cache and results go (default: gpu_run)
-# Needs: pip install 'vit5-infer[tensorrt]' (TensorRT 10.x or 11.x), a CUDA build of torch, onnxruntime-gpu.
+# Needs: pip install 'vit5-infer[tensorrt]' (TensorRT >= 10.0, < 12; Polygraphy >= 0.53 comes with
+# vit5-infer), onnxruntime-gpu; the torch backend of the bench needs a CUDA build of torch.
 # Environment: VIT5 (the CLI, default "vit5"), PYTHON (default "python"), SKIP_TESTS=1 to skip pytest.
 set -euo pipefail
 
@@ -20,7 +21,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "environment"
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
-"$PYTHON" -c "import tensorrt, torch, onnxruntime as ort; print('tensorrt', tensorrt.__version__, '| torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| onnxruntime', ort.__version__, ort.get_available_providers())"
+"$PYTHON" -c "import tensorrt, polygraphy, torch, onnxruntime as ort; print('tensorrt', tensorrt.__version__, '| polygraphy', polygraphy.__version__, '| torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| onnxruntime', ort.__version__, ort.get_available_providers())"
 
 step "export $SOURCE -> $OUT/$NAME.onnx"
 "$VIT5" export "$SOURCE" -o "$OUT/$NAME.onnx"
@@ -32,7 +33,10 @@ step "build-engine (FP16, batch 1..8, timing cache) -> $OUT/$NAME.engine"
 "$VIT5" build-engine "$OUT/$NAME.onnx" -o "$OUT/$NAME.engine" --fp16 \
     --min-batch 1 --opt-batch 8 --max-batch 8 --timing-cache "$OUT/timing.cache"
 echo "manifest: $OUT/$NAME.engine.json"
-"$PYTHON" -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m[k] for k in ('tensorrt_version','gpu_name','compute_capability','precision','attention_fused')})" "$OUT/$NAME.engine.json"
+"$PYTHON" -c "import json,sys; m=json.load(open(sys.argv[1])); print({k: m.get(k) for k in ('tensorrt_version','gpu_name','compute_capability','precision','attention_verdict','attention_blocks','fused_attention_layers')})" "$OUT/$NAME.engine.json"
+# The engine inspector's raw JSON: the kernels behind the fusion verdict (check the rules against it).
+echo "engine layers: $OUT/$NAME.engine.layers.json"
+"$PYTHON" -c "import json,sys; layers=json.load(open(sys.argv[1])).get('Layers', []); tactics=sorted({l.get('TacticName','') for l in layers if isinstance(l, dict)}); print(len(layers), 'layers;', len(tactics), 'distinct kernels:'); print(*tactics[:40], sep='\n')" "$OUT/$NAME.engine.layers.json"
 
 step "bench torch, ort-cuda, trt at batch 1 and 8 -> $OUT/results.json"
 "$VIT5" bench "$OUT/$NAME.engine" --backends torch,ort-cuda,trt --batch 1,8 --json "$OUT/results.json"

@@ -1,5 +1,6 @@
-"""Static check of the TensorRT calls (TensorRT cannot be installed here): only APIs that exist in both
-10.x and 11.x, none of those the 10.x -> 11.x migration guide lists as removed."""
+"""Static check of the TensorRT and Polygraphy calls (TensorRT cannot be installed here): only TensorRT APIs
+that exist in both 10.x and 11.x, none of those the 10.x -> 11.x migration guide lists as removed, and
+only Polygraphy names that the installed Polygraphy (the pinned minimum's API) has."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ENGINES = Path(__file__).resolve().parents[2] / "engines"
-TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py"]
+TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py", "parse_errors.py"]
 
 # Removed in 11.x (weak typing, implicit quantization, old memory queries) or in 10.x (binding API).
 REMOVED = [
@@ -22,8 +23,7 @@ REMOVED = [
 
 # Module-level names used from `trt.`, all documented in the TensorRT 10.x and 11.x Python API.
 DOCUMENTED_TRT_NAMES = {
-    "__version__", "Logger", "Builder", "OnnxParser", "Runtime", "NetworkDefinitionCreationFlag",
-    "MemoryPoolType", "ProfilingVerbosity", "LayerInformationFormat", "TensorIOMode", "DataType",
+    "__version__", "OnnxParser", "MemoryPoolType", "ProfilingVerbosity", "LayerInformationFormat", "TensorIOMode",
 }
 
 
@@ -65,3 +65,25 @@ def test_tensorrt_is_imported_lazily(name):
     for node in top_level:
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
         assert not any(n.split(".")[0] == "tensorrt" for n in names), f"{name} imports tensorrt at module level"
+
+
+def _polygraphy_imports(name: str):
+    tree = ast.parse(_source(name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("polygraphy"):
+            for alias in node.names:
+                yield node.module, alias.name
+
+
+@pytest.mark.parametrize("name", TRT_MODULES)
+def test_polygraphy_names_exist(name):
+    import importlib
+
+    for module, attribute in _polygraphy_imports(name):
+        assert hasattr(importlib.import_module(module), attribute), f"{name}: {module}.{attribute} not in Polygraphy"
+
+
+def test_the_tensorrt_path_goes_through_polygraphy():
+    used = {attribute for name in TRT_MODULES for _, attribute in _polygraphy_imports(name)}
+    assert {"CreateConfig", "Profile", "engine_bytes_from_network", "set_decomposable_attentions", "TrtRunner",
+            "engine_from_bytes", "create_network", "lazy_import_trt", "PolygraphyException"} <= used

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
-from golden import load_golden_io
 from golden_exports import export_golden
 
+from vit5_infer.engines.attention_report import VERDICTS
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import EngineMismatchError
 from vit5_infer.engines.manifest import manifest_path_for
@@ -30,7 +31,7 @@ def onnx_path(tmp_path_factory):
 
 
 @pytest.mark.parametrize("precision, cosine", [("fp32", 0.99999), ("fp16", 0.999)])
-def test_build_and_run(onnx_path, tmp_path, precision, cosine):
+def test_build_and_run(onnx_path, tmp_path, golden_io, precision, cosine):
     from vit5_infer.engines.tensorrt_builder import build_engine
 
     cache = tmp_path / "timing.cache"
@@ -40,13 +41,32 @@ def test_build_and_run(onnx_path, tmp_path, precision, cosine):
     assert manifest["tensorrt_version"] == trt.__version__
     assert manifest["precision"] == precision
     assert manifest["profiles"]["pixel_values"]["max"][0] == 4
-    assert isinstance(result.attention_fused, bool)
+    # The fusion rules are checked against this file on the first GPU build (see docs/engines.md).
+    assert result.layers_path.is_file() and manifest["layers_file"] == result.layers_path.name
+    assert result.fusion.attention_blocks == 2 and result.fusion.verdict in VERDICTS
+    assert manifest["attention_verdict"] == result.fusion.verdict
     assert "trt" in available_backends()
 
-    pixel_values, upstream = load_golden_io(CASE)
+    pixel_values, upstream = golden_io(CASE)
     with make_runner("trt", result.engine_path) as runner:
+        outputs = runner.run(pixel_values)
         logits = runner.infer(pixel_values)
+        assert runner.batch_range == (1, 4)
+    assert list(outputs) == ["logits"] and outputs["logits"].dtype == np.float32
     assert compare_logits(upstream, logits).cosine >= cosine
+
+
+def test_second_build_reuses_the_timing_cache_and_a_damaged_one_is_replaced(onnx_path, tmp_path):
+    from vit5_infer.engines.tensorrt_builder import build_engine
+
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"not a timing cache")
+    notes = []
+    build_engine(onnx_path, tmp_path / "a.engine", max_batch=2, timing_cache=cache, progress=notes.append)
+    assert any("starting a new one" in note for note in notes)
+    notes.clear()
+    build_engine(onnx_path, tmp_path / "b.engine", max_batch=2, timing_cache=cache, progress=notes.append)
+    assert any(note.startswith(f"loaded timing cache {cache}") for note in notes)
 
 
 def test_mismatched_manifest_says_how_to_rebuild(onnx_path, tmp_path):

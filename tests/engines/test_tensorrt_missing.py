@@ -116,3 +116,13 @@ def test_tensorrt_major_parses_versions():
     assert tensorrt_major("10.14.1.48") == 10
     assert tensorrt_major("11.0.0") == 11
     assert tensorrt_major("garbage") == 0
+
+
+def test_tensorrt_rtx_is_refused(monkeypatch):
+    from polygraphy import config as polygraphy_config
+
+    from vit5_infer.engines.errors import BackendUnavailableError
+
+    monkeypatch.setattr(polygraphy_config, "USE_TENSORRT_RTX", True)
+    with pytest.raises(BackendUnavailableError, match="POLYGRAPHY_USE_TENSORRT_RTX is set"):
+        import_tensorrt()

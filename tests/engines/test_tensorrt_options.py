@@ -1,0 +1,151 @@
+"""What the TensorRT path decides without TensorRT: versions, precision vs. compute capability, the input
+profile, timing-cache notes, runner input/output handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vit5_infer.engines.cuda_device import CudaDevice
+from vit5_infer.engines.errors import BackendError, EngineBuildError
+from vit5_infer.engines.tensorrt_builder import (
+    check_input_shape,
+    not_fused_message,
+    precision_to_build,
+    timing_cache_note,
+)
+from vit5_infer.engines.tensorrt_runner import check_batch, input_tensor, outputs_as_float32
+from vit5_infer.engines.tensorrt_support import (
+    check_precision_supported,
+    has_attention_layers,
+    needs_strongly_typed_flag,
+    tensorrt_version,
+)
+from vit5_infer.errors import InputError, Vit5Error
+from vit5_infer.vocabulary import Precision
+
+T4 = CudaDevice(0, "Tesla T4", "7.5")
+V100 = CudaDevice(0, "Tesla V100-SXM2-16GB", "7.0")
+A100 = CudaDevice(0, "NVIDIA A100-SXM4-40GB", "8.0")
+L4 = CudaDevice(0, "NVIDIA L4", "8.9")
+H100 = CudaDevice(0, "NVIDIA H100 80GB HBM3", "9.0")
+
+
+@pytest.mark.parametrize(
+    "text, version",
+    [("10.14.1.48", (10, 14)), ("11.0.0", (11, 0)), ("10.8", (10, 8)), ("10", (10, 0)), ("garbage", (0, 0))],
+)
+def test_tensorrt_version(text, version):
+    assert tensorrt_version(text) == version
+
+
+def test_version_dependent_features():
+    assert needs_strongly_typed_flag("10.0.1") and needs_strongly_typed_flag("10.16.0")
+    assert not needs_strongly_typed_flag("11.0.0")
+    assert not has_attention_layers("10.13.3") and has_attention_layers("10.14.1") and has_attention_layers("11.1.0")
+
+
+@pytest.mark.parametrize(
+    "precision, device, refused",
+    [
+        ("fp32", V100, False), ("fp16", V100, False),
+        ("bf16", T4, True), ("bf16", A100, False),
+        ("fp8", A100, True), ("fp8", L4, False), ("fp8", H100, False),
+        ("int8", V100, True), ("int8", T4, False),
+    ],
+)
+def test_precision_needs_compute_capability(precision, device, refused):
+    if not refused:
+        check_precision_supported(precision, device)
+        return
+    with pytest.raises(EngineBuildError) as info:
+        check_precision_supported(precision, device)
+    message = str(info.value)
+    assert "\n" not in message and isinstance(info.value, Vit5Error)
+    assert message.startswith(f"{precision} engines need a GPU of compute capability")
+    assert f"{device.name} is {device.compute_capability}" in message
+
+
+def test_bf16_on_turing_suggests_fp16():
+    with pytest.raises(EngineBuildError, match=r"8\.0 or newer \(Ampere\); Tesla T4 is 7\.5: build an fp16 engine"):
+        check_precision_supported(Precision.BF16, T4)
+
+
+@pytest.mark.parametrize(
+    "recorded, requested, built",
+    [
+        (None, "fp16", "fp16"), ("fp32", "bf16", "bf16"), ("fp16", "fp32", "fp16"),
+        ("bf16", "bf16", "bf16"), ("int8", "fp32", "int8"), ("fp8", "fp16", "fp8"), ("nonsense", "fp16", "fp16"),
+    ],
+)
+def test_precision_to_build_prefers_the_exporters_record(recorded, requested, built):
+    assert precision_to_build(recorded, requested) == Precision(built)
+
+
+def test_input_shape():
+    assert check_input_shape({"pixel_values": (-1, 3, 32, 32)}, "m.onnx", (1, 4, 8)) == (3, 32, 32)
+    assert check_input_shape({"pixel_values": (2, 3, 32, 32)}, "m.onnx", (2, 2, 2)) == (3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    "inputs, match",
+    [
+        ({"image": (-1, 3, 32, 32)}, "has no input 'pixel_values' \\(inputs: image\\)"),
+        ({"pixel_values": (-1, 3, -1, 32)}, "fixed C, H, W"),
+        ({"pixel_values": (-1, 32, 32)}, "fixed C, H, W"),
+        ({"pixel_values": (1, 3, 32, 32)}, "fixed batch of 1; .* --max-batch 1"),
+    ],
+)
+def test_bad_inputs(inputs, match):
+    with pytest.raises(EngineBuildError, match=match):
+        check_input_shape(inputs, "m.onnx", (1, 1, 8))
+
+
+def test_timing_cache_notes():
+    assert timing_cache_note("t.cache", 1234, True) == "loaded timing cache t.cache (1234 bytes)"
+    assert "starting a new one" in timing_cache_note("t.cache", 9, False)
+
+
+def test_not_fused_message_points_at_the_layers_json():
+    from vit5_infer.engines.attention_report import fusion_report
+
+    report = fusion_report('{"Layers": [{"Name": "g", "TacticName": "sm80_xmma_gemm"}]}', 2)
+    message = not_fused_message("m.engine", report)
+    assert "0 fused attention kernel(s) for 2" in message and ".layers.json" in message and "\n" not in message
+
+
+# ---- runner ---------------------------------------------------------------------------------------------
+def test_check_batch():
+    check_batch(np.zeros((4, 3, 8, 8), np.float32), (1, 8), "m.engine")
+    with pytest.raises(InputError, match="m.engine accepts batch 1..8, got 9"):
+        check_batch(np.zeros((9, 3, 8, 8), np.float32), (1, 8), "m.engine")
+    with pytest.raises(InputError, match=r"must be \[B, C, H, W\]"):
+        check_batch(np.zeros((3, 8, 8), np.float32), (1, 8), "m.engine")
+
+
+@pytest.mark.parametrize("dtype, torch_dtype", [("FLOAT32", torch.float32), ("FLOAT16", torch.float16), ("BFLOAT16", torch.bfloat16)])
+def test_input_tensor_has_the_engine_input_type(dtype, torch_dtype):
+    from polygraphy.datatype import DataType
+
+    pixels = np.asfortranarray(np.random.default_rng(0).standard_normal((2, 3, 4, 4)).astype(np.float32))
+    tensor = input_tensor(pixels, getattr(DataType, dtype))
+    assert tensor.dtype == torch_dtype and tensor.is_contiguous() and tensor.device.type == "cpu"
+    np.testing.assert_allclose(tensor.float().numpy(), pixels, rtol=1e-2, atol=1e-2)
+
+
+def test_outputs_as_float32_returns_every_output_by_name_and_owns_its_memory():
+    logits = torch.arange(6, dtype=torch.float32).reshape(2, 3)
+    features = torch.ones(2, 5, dtype=torch.bfloat16)
+    patches = np.ones((2, 2, 2, 4), np.float16)
+    out = outputs_as_float32({"logits": logits, "pre_logits": features, "patch_tokens": patches},
+                             ["logits", "pre_logits", "patch_tokens"])
+    assert list(out) == ["logits", "pre_logits", "patch_tokens"]
+    assert all(v.dtype == np.float32 for v in out.values())
+    logits += 100  # the runner reuses its host buffers between batches
+    assert out["logits"][0, 0] == 0.0
+
+
+def test_a_missing_output_is_an_error():
+    with pytest.raises(BackendError, match="no output 'logits'"):
+        outputs_as_float32({"pre_logits": np.zeros(2)}, ["logits"])
