@@ -17,7 +17,7 @@ from vit5_infer.errors import InputError
 from .base import Runner
 from .cuda_device import has_cuda_driver
 from .errors import BackendError, BackendUnavailableError, NoGPUError
-from .onnx_source import require_onnx_file
+from vit5_infer.files import require_file
 
 PathLike = Union[str, Path]
 
@@ -66,7 +66,7 @@ class OrtRunner(Runner):
             raise BackendError(
                 f"unknown graph optimization {graph_optimization!r}; use one of {', '.join(GRAPH_OPTIMIZATIONS)}"
             )
-        self.onnx_path = require_onnx_file(onnx_path)
+        self.onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
         self.provider = provider
         self.backend = BACKEND_NAMES[provider]
         self.device = "cpu" if provider == "cpu" else "cuda"
@@ -123,17 +123,18 @@ class OrtRunner(Runner):
         self._output_name = "logits" if "logits" in out_names else out_names[0]
         input_type = next(i.type for i in inputs if i.name == self._input_name)
         self._input_dtype = _ORT_DTYPES.get(input_type, np.float32)
-        self.precision = "fp16" if self._input_dtype == np.float16 or self._graph_is_fp16() else "fp32"
+        self.precision = self._graph_precision()
         self._session = session
         self._loaded = True
 
-    def _graph_is_fp16(self) -> bool:
-        try:
-            from .onnx_source import read_onnx_metadata
+    def _graph_precision(self) -> str:
+        """What the exporter recorded (fp16, bf16, int8, ...); else fp16 for FP16 inputs, fp32 otherwise."""
+        from vit5_infer.exporters.metadata import read_metadata_or_empty
 
-            return read_onnx_metadata(self.onnx_path).get("precision") in ("fp16", "bf16")
-        except Exception:  # noqa: BLE001 - the precision label is informative only
-            return False
+        recorded = read_metadata_or_empty(self.onnx_path).get("precision")
+        if isinstance(recorded, str) and recorded:
+            return recorded
+        return "fp16" if self._input_dtype == np.float16 else "fp32"
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         if self._session is None:

@@ -47,11 +47,7 @@ def available_backends() -> list[str]:
         if gpu and "TensorrtExecutionProvider" in providers and tensorrt_installed():
             found.append("ort-trt")
     if gpu and tensorrt_installed():
-        from .cuda_device import torch_has_cuda
-
-        # The trt runner keeps its I/O buffers in torch CUDA tensors.
-        if torch_has_cuda():
-            found.append("trt")
+        found.append("trt")  # Polygraphy's TrtRunner brings its own CUDA buffers: no CUDA torch needed
     return found
 
 

@@ -23,13 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
-from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
-from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
+from vit5_infer.exporters.export import export_source
+from vit5_infer.exporters.metadata import read_metadata_or_empty
+from vit5_infer.exporters.precision import graph_at_precision
+from vit5_infer.files import require_file, staged_file, write_bytes_atomic, write_text_atomic
+from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress, is_onnx_path
 
 from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, count_attention_blocks, fusion_report
 from .errors import BackendError, EngineBuildError
 from .manifest import create_manifest, layers_path_for, manifest_path_for, profile_shapes, write_manifest
-from .onnx_source import export_source, graph_for_precision, is_onnx_path, read_onnx_metadata, require_onnx_file
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
     check_precision_supported,
@@ -120,6 +122,22 @@ def not_fused_message(engine_name: str, report: FusionReport) -> str:
     )
 
 
+def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
+    """Refuse, in one line, an ONNX file the installed TensorRT's parser cannot take (the static check
+    of exporters/tensorrt_compat.py), naming what to re-export it with."""
+    from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
+
+    report = check_tensorrt_compat(onnx_path, tensorrt_version)
+    if not report.compatible:
+        first = report.errors[0]
+        more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        raise EngineBuildError(
+            f"{onnx_path} does not parse on TensorRT {tensorrt_version}: {first.node or 'graph'} [{first.op_type}] "
+            f"{first.message}{more}; re-export it with 'vit5 export SOURCE -o {Path(onnx_path).name} "
+            f"--target tensorrt={report.version}'"
+        )
+
+
 def build_engine(
     onnx_path: PathLike,
     engine_path: PathLike,
@@ -133,6 +151,7 @@ def build_engine(
     optimization_level: int = 3,
     verbose: bool = False,
     progress: Progress = None,
+    load: Optional[Any] = None,
 ) -> BuildResult:
     """Build a TensorRT engine for ``pixel_values`` batches in [min_batch, max_batch].
 
@@ -150,26 +169,28 @@ def build_engine(
     exported_onnx = None if is_onnx_path(onnx_path) else engine_path.with_suffix(".onnx")
     recorded = None
     if exported_onnx is None:
-        onnx_path = require_onnx_file(onnx_path)
-        recorded = read_onnx_metadata(onnx_path).get("precision")
+        onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
+        recorded = read_metadata_or_empty(onnx_path).get("precision")
 
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
     check_precision_supported(precision_to_build(recorded, precision), gpu)
+    if exported_onnx is None:
+        check_parses(onnx_path, trt.__version__)
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="vit5-build-") as work:
         workdir = Path(work)
         if exported_onnx is not None:
-            # The export uses the exporter's default graph form; exporting for the installed TensorRT
-            # (export_onnx(..., target="tensorrt=X.Y")) belongs in onnx_source.export_source.
+            # A preset or checkpoint is exported in the graph form the installed TensorRT parses.
             (workdir / "export").mkdir()
-            staged_onnx = export_source(onnx_path, workdir / "export" / exported_onnx.name, progress)
+            staged_onnx = export_source(onnx_path, workdir / "export" / exported_onnx.name,
+                                        target=f"tensorrt={trt.__version__}", load=load, progress=progress).path
             source_onnx = staged_onnx
         else:
             staged_onnx = None
             source_onnx = Path(onnx_path)
-        graph_path, graph_precision, graph = graph_for_precision(source_onnx, precision, workdir)
+        graph_path, graph_precision, graph = graph_at_precision(source_onnx, precision, workdir)
         if graph_path != source_onnx:
             say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
         attention_blocks = count_attention_blocks(graph)
@@ -371,7 +392,7 @@ def _polygraphy_version() -> str:
 
 
 def _model_source(onnx_path: Path) -> Optional[dict]:
-    metadata = read_onnx_metadata(onnx_path)
+    metadata = read_metadata_or_empty(onnx_path)
     source = metadata.get("source")
     if isinstance(source, dict):
         return source

@@ -298,3 +298,14 @@ def export_onnx(
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
     return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings, compat)
+
+
+def export_source(source, path: Union[str, Path], *, target: "ExportTarget | str | None" = None, load=None,
+                  progress: Progress = None, **options) -> ExportResult:
+    """Load a preset or checkpoint (``load``: a LoadOptions) and export it, validated, for ``target``."""
+    from vit5_infer.load_options import LoadOptions
+
+    model, origin = (load or LoadOptions()).resolve(source)
+    if progress:
+        progress(f"exporting {source} to ONNX (target {ExportTarget.parse(target)})")
+    return export_onnx(model, path, source=origin, target=target, progress=progress, **options)

@@ -62,6 +62,14 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
     return out
 
 
+def read_metadata_or_empty(path: Union[str, Path]) -> dict:
+    """Like read_metadata, but {} for a file that is missing, unreadable or written by another tool."""
+    try:
+        return read_metadata(path)
+    except Vit5Error:
+        return {}
+
+
 def config_from_metadata(metadata: dict) -> ViT5Config:
     if "config" not in metadata:
         raise Vit5Error("the ONNX file carries no vit5 architecture metadata (not exported by vit5-infer)")

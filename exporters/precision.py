@@ -8,6 +8,8 @@ sensitive by nature (norm statistics, softmax, sines, long convolutions) are kep
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import ml_dtypes
 import numpy as np
 import onnx
@@ -136,14 +138,52 @@ def _bf16_tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
-def graph_precision(model: onnx.ModelProto) -> str:
-    """fp16 / bf16 / fp32: the reduced type the graph's weights are stored in, if any."""
+def graph_precision(model: onnx.ModelProto, metadata: dict | None = None) -> str:
+    """The precision of a graph: what the exporter recorded in its metadata, else the reduced type its
+    weights are stored in (fp16 / bf16), else fp32."""
+    recorded = (metadata or {}).get("precision")
+    if recorded in ("fp32", "fp16", "bf16", "int8", "fp8"):
+        return str(recorded)
     kinds = {init.data_type for init in model.graph.initializer}
     if TensorProto.FLOAT16 in kinds:
         return "fp16"
     if TensorProto.BFLOAT16 in kinds:
         return "bf16"
     return "fp32"
+
+
+def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, onnx.ModelProto]:
+    """(file, its precision, the loaded graph) to build an engine of ``precision`` from ``onnx_path``.
+
+    An FP32 graph asked for fp16/bf16 is converted into ``workdir`` (norms, softmax, long convolutions
+    and SIREN stay FP32); a graph that already has the requested types, or a quantized graph, is used
+    as it is.  Any other combination is a user error.
+    """
+    from .metadata import read_metadata_or_empty
+
+    onnx_path = Path(onnx_path)
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
+        raise PrecisionError(f"{onnx_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
+    have = graph_precision(model, read_metadata_or_empty(onnx_path))
+    if have == precision or have in ("int8", "fp8"):
+        return onnx_path, have, model
+    if have != "fp32":
+        raise PrecisionError(
+            f"{onnx_path} is already an {have} graph; build it with --{have}, or export an FP32 graph for --{precision}"
+            if precision != "fp32"
+            else f"{onnx_path} is an {have} graph; build it with --{have}"
+        )
+    if precision not in REDUCED:
+        raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16")
+    from .export import EXTERNAL_DATA_THRESHOLD
+
+    converted = convert_precision(model, precision)
+    out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
+    large = converted.ByteSize() > EXTERNAL_DATA_THRESHOLD
+    onnx.save_model(converted, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
+    return out, precision, converted
 
 
 def emulate_in_fp32(model: onnx.ModelProto) -> onnx.ModelProto:

@@ -76,3 +76,16 @@ def _existing_ancestor(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def require_file(path: PathLike, suffixes: tuple, what: str, error: type = None) -> Path:
+    """``path`` as an existing file with one of ``suffixes``; ``error`` (default InputError) otherwise."""
+    from .errors import InputError
+
+    InputError = error or InputError  # noqa: N806 - the layer's own error class
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{path}: expected an {what} ({', '.join(suffixes)})")
+    if not path.is_file():
+        raise InputError(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
+    return path

@@ -9,7 +9,7 @@ from golden_exports import export_golden
 
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, BackendUnavailableError
-from vit5_infer.engines.onnx_source import graph_for_precision
+from vit5_infer.exporters.precision import graph_at_precision
 from vit5_infer.engines.ort_runner import OrtRunner
 from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.metrics import compare_logits
@@ -39,7 +39,7 @@ def test_ort_cpu_matches_upstream_fp32(exports, name, capfd):
 def test_fp16_build_graph_on_ort_cpu(exports, name, tmp_path):
     """The graph `vit5 build-engine --fp16` gives TensorRT, run on ORT CPU: cosine >= 0.999 vs FP32."""
     pixel_values, upstream = load_golden_io(name)
-    fp16_path, precision, _ = graph_for_precision(exports[name], "fp16", tmp_path)
+    fp16_path, precision, _ = graph_at_precision(exports[name], "fp16", tmp_path)
     assert precision == "fp16" and fp16_path != exports[name]
     with OrtRunner(exports[name], threads=1) as runner:
         fp32_logits = runner.infer(pixel_values)
@@ -71,7 +71,7 @@ def test_missing_and_wrong_files(tmp_path):
     with pytest.raises(BackendError, match="ONNX file not found"):
         OrtRunner(tmp_path / "absent.onnx")
     (tmp_path / "model.engine").write_bytes(b"x")
-    with pytest.raises(BackendError, match="expected an .onnx file"):
+    with pytest.raises(BackendError, match="expected an ONNX file"):
         OrtRunner(tmp_path / "model.engine")
     (tmp_path / "broken.onnx").write_bytes(b"definitely not protobuf")
     with pytest.raises(BackendError, match="onnxruntime cannot load") as info:
