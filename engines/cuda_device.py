@@ -85,10 +85,3 @@ def has_cuda_driver() -> bool:
 def cuda_device(index: int = 0) -> Optional[CudaDevice]:
     devices = cuda_devices()
     return devices[index] if 0 <= index < len(devices) else None
-
-
-def torch_has_cuda() -> bool:
-    """Whether torch itself can allocate on a GPU (the TensorRT runner keeps its buffers in torch)."""
-    import torch
-
-    return bool(torch.cuda.is_available())
