@@ -60,6 +60,8 @@ class EngineManifest:
     attention_verdict: Optional[str] = None
     attention_blocks: Optional[int] = None
     layers_file: str = ""
+    # output name -> shape of the graph the engine was built from ("batch" for the dynamic batch)
+    outputs: dict = field(default_factory=dict)
     format: int = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
@@ -112,6 +114,7 @@ def create_manifest(
     attention_verdict: Optional[str] = None,
     attention_blocks: Optional[int] = None,
     layers_file: str = "",
+    outputs: Optional[dict] = None,
 ) -> EngineManifest:
     return EngineManifest(
         tensorrt_version=str(tensorrt_version),
@@ -131,6 +134,7 @@ def create_manifest(
         attention_verdict=attention_verdict,
         attention_blocks=attention_blocks,
         layers_file=layers_file,
+        outputs=dict(outputs or {}),
     )
 
 
