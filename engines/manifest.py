@@ -60,8 +60,9 @@ class EngineManifest:
     attention_verdict: Optional[str] = None
     attention_blocks: Optional[int] = None
     layers_file: str = ""
-    # output name -> shape of the graph the engine was built from ("batch" for the dynamic batch)
-    outputs: dict = field(default_factory=dict)
+    # the outputs of the graph the engine was built from, in order: {"name", "shape"} ("batch" for
+    # the dynamic batch); a list because the manifest is written with sorted keys
+    outputs: list = field(default_factory=list)
     format: int = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
@@ -116,6 +117,7 @@ def create_manifest(
     layers_file: str = "",
     outputs: Optional[dict] = None,
 ) -> EngineManifest:
+    """``outputs``: output name -> shape of the graph, in graph order (exporters.graph_outputs)."""
     return EngineManifest(
         tensorrt_version=str(tensorrt_version),
         gpu_name=str(gpu_name),
@@ -134,7 +136,7 @@ def create_manifest(
         attention_verdict=attention_verdict,
         attention_blocks=attention_blocks,
         layers_file=layers_file,
-        outputs=dict(outputs or {}),
+        outputs=[{"name": name, "shape": list(shape)} for name, shape in (outputs or {}).items()],
     )
 
 
