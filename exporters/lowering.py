@@ -13,6 +13,7 @@ rounding; the export validation checks the result against PyTorch):
   the last such block: attention blocks never read them and neither does the readout.
 - With a ``cls`` or ``register_concat`` readout, a final attention block computes only the tokens
   the readout reads (as queries, and through its MLP); keys and values still span every token.
+  Not when token outputs (``patch_tokens``, ``cls_token``, ``register_tokens``) are asked for.
 """
 
 from __future__ import annotations
