@@ -214,3 +214,16 @@ def test_export_outputs_the_network_lacks(golden_dir, tmp_path, outputs, fragmen
 def test_export_unknown_output_is_a_usage_error(golden_dir, tmp_path):
     proc = vit5("export", golden_dir / "hyena_gap.safetensors", "-o", tmp_path / "x.onnx", "--outputs", "logits,embedding")
     assert proc.returncode == 2 and "embedding" in proc.stderr and "pre_logits" in proc.stderr
+
+
+def test_bench_outputs_flag(golden_dir, tmp_path):
+    report_path = tmp_path / "r.json"
+    proc = vit5("bench", golden_dir / "attn_cls_r4.safetensors", "--backends", "ort", "--iters", "1", "--warmup", "0",
+                "--outputs", "logits,register_tokens", "--markdown", "--json", report_path)
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| backend"))
+    assert "| cos register_tokens |" in header
+    row = json.loads(report_path.read_text())["results"][0]
+    assert list(row["outputs"]) == ["logits", "register_tokens"] and row["outputs"]["register_tokens"]["passed"]
+    assert_one_line_error(vit5("bench", golden_dir / "hyena_gap.safetensors", "--outputs", "cls_token", "--iters", "1"),
+                          "no CLS token")
