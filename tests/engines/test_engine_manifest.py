@@ -144,7 +144,7 @@ def test_rebuild_command_spells_only_non_default_flags(built):
 
 def test_records_the_graph_outputs(tmp_path):
     """The builder passes exporters.graph_outputs(graph): name -> shape, in graph order."""
-    from conftest import GOLDEN
+    from golden import GOLDEN
 
     from vit5_infer import load_model
     from vit5_infer.exporters import build_graph, graph_outputs

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import GOLDEN_CASES
+from golden import GOLDEN_CASES
 
 from vit5_infer import load_model
 from vit5_infer.errors import Vit5Error
