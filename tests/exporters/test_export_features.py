@@ -150,7 +150,7 @@ def test_validation_names_the_output_that_misses(golden_exports):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("version", ["10.8", "10.15", "11.1"])
+@pytest.mark.parametrize("version", ["10.8", "10.14", "10.15", "11.1"])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
 def test_token_outputs_pass_the_tensorrt_parser_check(golden_exports, name, version, precision):
     """A graph with every output, exported for TensorRT ``version``, parses there; and the outputs add
