@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import FLOAT_PRECISIONS
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES
 
 from . import console
 from .model_options import ModelOptions, model_options
@@ -51,6 +51,7 @@ def bench(
     backends: Annotated[Optional[str], typer.Option("--backends", "-b", help="Comma-separated: torch, torch-compile, ort, ort-cuda, ort-trt, trt. Default: every one available here.", show_default=False)] = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
     precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16). A given ONNX file or engine keeps its own.")] = "fp32",
+    outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says; default: seeded random inputs.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
     seconds: Annotated[Optional[float], typer.Option("--seconds", help="Time budget per backend and batch; stops at --iters if that comes first.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
@@ -95,6 +96,7 @@ def bench(
         threads=threads,
         device=device,
         load=model_opts,
+        outputs=parse_name_list(outputs, "--outputs", OUTPUT_NAMES) if outputs else None,
     )
     with console.make_progress() as progress:
         show = BarProgress(progress, settings.timing.warmup)

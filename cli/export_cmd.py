@@ -7,8 +7,11 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
+
 from . import console
 from .model_options import ModelOptions, model_options
+from .parsing import parse_name_list
 
 
 class Precision(str, enum.Enum):
@@ -22,15 +25,27 @@ class Layout(str, enum.Enum):
     nhwc = "nhwc"
 
 
+def _comparison_text(c) -> str:
+    """One output's figures (an OutputComparison)."""
+    parts = [f"max_abs_err {c.max_abs_err:.3g}", f"mean_abs_err {c.mean_abs_err:.3g}", f"cosine {c.cosine:.7f}",
+             f"rel_err {c.relative_error:.3g}"]
+    if c.top1_agreement is not None:
+        parts.append(f"top1 {c.top1_agreement:.3f}")
+    return ", ".join(parts)
+
+
 def print_validation(validation) -> None:
     if validation is None:
         console.out.print("validation: skipped (--no-validate)")
         return
-    c = validation.comparison
     verdict = "[green]passed[/]" if validation.passed else "[red]FAILED[/]"
-    parts = [f"max_abs_err {c.max_abs_err:.3g}", f"mean_abs_err {c.mean_abs_err:.3g}", f"cosine {c.cosine:.7f}",
-             f"top1 {c.top1_agreement:.3f}"]
-    console.out.print(f"validation against PyTorch FP32 ({verdict}): " + ", ".join(parts))
+    outputs = validation.outputs
+    if len(outputs) == 1:
+        console.out.print(f"validation against PyTorch FP32 ({verdict}): " + _comparison_text(next(iter(outputs.values()))))
+        return
+    console.out.print(f"validation against PyTorch FP32 ({verdict}), per output:")
+    for name, comparison in outputs.items():
+        console.out.print(f"  {name}: " + _comparison_text(comparison))
 
 
 def print_summary(summary: dict, lowering: Optional[dict] = None) -> None:
@@ -81,6 +96,7 @@ def export_model(
     io_dtype: str = "fp32",
     external_data: Optional[bool] = None,
     target: str = "ort",
+    outputs: tuple = (LOGITS,),
 ):
     """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources."""
     from vit5_infer.exporters import export_onnx
@@ -101,6 +117,7 @@ def export_model(
             io_dtype=io_dtype,
             external_data=external_data,
             target=target,
+            outputs=outputs,
             progress=lambda step: status.update(f"exporting {source}: {step}"),
         )
     return model, origin, result
@@ -120,16 +137,19 @@ def export(
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
     io_dtype: Annotated[Optional[Precision], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
     external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
+    outputs: Annotated[str, typer.Option("--outputs", help=f"Graph outputs, comma-separated, in order: any of {', '.join(OUTPUT_NAMES)} (pre_logits: the classifier's input; patch_tokens: [B, Hp, Wp, C] feature map).")] = LOGITS,
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
+    names = tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES))
     _, origin, result = export_model(
         source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
         layout=layout.value, lowering=lowering, validate=validate,
-        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data, target=target,
+        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data, target=target, outputs=names,
     )
     console.out.print(
         f"wrote {result.path} (target {result.metadata.get('target', 'ort')}, opset {result.opset}, {result.precision}, "
         f"{'batch ' + str(batch) if batch else 'dynamic batch'}, {layout.value}) from {origin.kind} {origin.name}"
     )
+    console.out.print("outputs: " + ", ".join(f"{name} {shape}" for name, shape in result.metadata["outputs"].items()))
     print_validation(result.validation if validate else None)
     print_summary(result.summary, result.lowering)

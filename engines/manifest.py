@@ -60,6 +60,9 @@ class EngineManifest:
     attention_verdict: Optional[str] = None
     attention_blocks: Optional[int] = None
     layers_file: str = ""
+    # the outputs of the graph the engine was built from, in order: {"name", "shape"} ("batch" for
+    # the dynamic batch); a list because the manifest is written with sorted keys
+    outputs: list = field(default_factory=list)
     format: int = MANIFEST_FORMAT
 
     def to_dict(self) -> dict:
@@ -112,7 +115,9 @@ def create_manifest(
     attention_verdict: Optional[str] = None,
     attention_blocks: Optional[int] = None,
     layers_file: str = "",
+    outputs: Optional[dict] = None,
 ) -> EngineManifest:
+    """``outputs``: output name -> shape of the graph, in graph order (exporters.graph_outputs)."""
     return EngineManifest(
         tensorrt_version=str(tensorrt_version),
         gpu_name=str(gpu_name),
@@ -131,6 +136,7 @@ def create_manifest(
         attention_verdict=attention_verdict,
         attention_blocks=attention_blocks,
         layers_file=layers_file,
+        outputs=[{"name": name, "shape": list(shape)} for name, shape in (outputs or {}).items()],
     )
 
 

@@ -1,5 +1,8 @@
 """ONNX Runtime runner: CPU, CUDA or TensorRT execution provider on an exported ``.onnx`` file.
 
+``run`` returns every output of the graph by name (``logits`` and, for graphs exported with
+``outputs=...``, the backbone features); ``infer`` returns the logits.
+
 onnxruntime-gpu lists CUDAExecutionProvider even where there is no GPU, and asking for it there
 prints loader errors; so the CPU session names only CPUExecutionProvider, and a GPU provider is
 requested only after the CUDA driver has confirmed a device.
@@ -13,6 +16,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from vit5_infer.errors import InputError
+from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
 
 from .base import Runner
 from .cuda_device import has_cuda_driver
@@ -76,7 +80,7 @@ class OrtRunner(Runner):
         self.provider_options = dict(provider_options or {})
         self._session: Any = None
         self._input_name = "pixel_values"
-        self._output_name = "logits"
+        self._output_names: list[str] = []
         self._input_dtype: Any = np.float32
 
     def _check_provider_available(self, ort: Any) -> None:
@@ -119,8 +123,7 @@ class OrtRunner(Runner):
         inputs, outputs = session.get_inputs(), session.get_outputs()
         names = [i.name for i in inputs]
         self._input_name = "pixel_values" if "pixel_values" in names else names[0]
-        out_names = [o.name for o in outputs]
-        self._output_name = "logits" if "logits" in out_names else out_names[0]
+        self._output_names = [o.name for o in outputs]
         input_type = next(i.type for i in inputs if i.name == self._input_name)
         self._input_dtype = _ORT_DTYPES.get(input_type, np.float32)
         self.precision = self._graph_precision()
@@ -139,11 +142,30 @@ class OrtRunner(Runner):
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         if self._session is None:
             self.load()
+        return self._run(pixel_values, [self._logits_name()])[0]
+
+    def run(self, pixel_values: np.ndarray) -> dict[str, np.ndarray]:
+        if self._session is None:
+            self.load()
+        return dict(zip(self._output_names, self._run(pixel_values, self._output_names)))
+
+    @property
+    def output_names(self) -> list[str]:
+        """The graph's outputs, in graph order (known once loaded)."""
+        return list(self._output_names)
+
+    def _logits_name(self) -> str:
+        if LOGITS in self._output_names:
+            return LOGITS
+        if len(self._output_names) == 1 and self._output_names[0] not in OUTPUT_NAMES:  # a foreign classifier
+            return self._output_names[0]
+        raise BackendError(f"{self.onnx_path} has no logits output (outputs: {', '.join(self._output_names)}); use run()")
+
+    def _run(self, pixel_values: np.ndarray, names: list[str]) -> list[np.ndarray]:
         if not isinstance(pixel_values, np.ndarray) or pixel_values.ndim != 4:
             raise InputError("pixel_values must be a [B, C, H, W] NumPy array")
         feed = {self._input_name: np.ascontiguousarray(pixel_values, dtype=self._input_dtype)}
-        (logits,) = self._session.run([self._output_name], feed)
-        return np.asarray(logits, dtype=np.float32)
+        return [np.asarray(value, dtype=np.float32) for value in self._session.run(names, feed)]
 
     def release(self) -> None:
         self._session = None
@@ -154,4 +176,5 @@ class OrtRunner(Runner):
         info.update(onnx=str(self.onnx_path), provider=self.provider, graph_optimization=self.graph_optimization)
         if self._session is not None:
             info["providers"] = list(self._session.get_providers())
+            info["outputs"] = list(self._output_names)
         return info

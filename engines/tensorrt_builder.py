@@ -194,6 +194,9 @@ def build_engine(
         if graph_path != source_onnx:
             say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
         attention_blocks = count_attention_blocks(graph)
+        from vit5_infer.exporters.metadata import graph_outputs  # lazy: the exporters import torch
+
+        outputs = graph_outputs(graph)
         del graph
 
         batches = (min_batch, opt_batch, max_batch)
@@ -234,6 +237,7 @@ def build_engine(
             attention_verdict=report.verdict,
             attention_blocks=attention_blocks,
             layers_file=layers_path.name,
+            outputs=outputs,
         )
 
         engine_path.parent.mkdir(parents=True, exist_ok=True)

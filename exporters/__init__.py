@@ -15,7 +15,7 @@ from .export import (
 from .targets import ExportTarget
 from .graph import iter_nodes
 from .long_conv import LOWERINGS
-from .metadata import config_from_metadata, read_metadata
+from .metadata import config_from_metadata, graph_outputs, read_metadata
 from .precision import convert_precision, graph_precision
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "config_from_metadata",
     "convert_precision",
     "export_onnx",
+    "graph_outputs",
     "graph_precision",
     "iter_nodes",
     "read_metadata",

@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Union
+from typing import Mapping, Optional, Union
 
 import numpy as np
 import onnx
@@ -17,8 +17,16 @@ import torch
 
 from vit5_infer.errors import Vit5Error
 from vit5_infer.loading import ModelSource, example_inputs
-from vit5_infer.metrics import TOLERANCES, LogitComparison, Tolerance, compare_logits, within_tolerance
+from vit5_infer.metrics import (
+    TOLERANCES,
+    LogitComparison,
+    OutputComparison,
+    Tolerance,
+    compare_outputs,
+    outputs_within_tolerance,
+)
 from vit5_infer.network import ViT5ClassificationNet
+from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
 from .graph import GraphBuilder, iter_nodes
@@ -49,20 +57,40 @@ class ExportError(Vit5Error):
 
 @dataclass(frozen=True)
 class Validation:
-    """An exported graph run on ONNX Runtime (CPU) against PyTorch FP32 on seeded inputs."""
+    """An exported graph run on ONNX Runtime (CPU) against PyTorch FP32 on seeded inputs: every
+    graph output against the same-named output of the model."""
 
-    comparison: LogitComparison
+    #: output name -> its comparison, in graph order
+    outputs: Mapping[str, OutputComparison]
     passed: bool
+    #: "ok", or why the first output that misses its tolerance misses it (naming the output)
     reason: str
     precision: str
     batches: tuple
     tolerance: Tolerance
     method: str
 
+    @property
+    def comparison(self) -> Optional[LogitComparison]:
+        """The logits' comparison; None for a graph without a logits output."""
+        logits = self.outputs.get(LOGITS)
+        return None if logits is None else logits.logits
+
+    def failing(self) -> Optional[OutputComparison]:
+        """The first output that misses the tolerance, if any."""
+        return next((c for c in self.outputs.values() if not c.within_tolerance(self.precision)[0]), None)
+
     def to_dict(self) -> dict:
-        return {**self.comparison.to_dict(), "passed": self.passed, "reason": self.reason,
-                "precision": self.precision, "batches": list(self.batches),
-                "tolerance": self.tolerance.__dict__, "method": self.method}
+        """The logits' figures at the top level (as before backbone outputs), every output under
+        ``outputs`` with its own verdict."""
+        per_output = {}
+        for name, comparison in self.outputs.items():
+            passed, reason = comparison.within_tolerance(self.precision)
+            per_output[name] = {**comparison.to_dict(), "passed": passed, "reason": reason}
+        top = self.comparison.to_dict() if self.comparison is not None else {}
+        return {**top, "passed": self.passed, "reason": self.reason, "precision": self.precision,
+                "batches": list(self.batches), "tolerance": self.tolerance.__dict__, "method": self.method,
+                "outputs": per_output}
 
 
 @dataclass
@@ -121,8 +149,13 @@ def resolve_opset(target: ExportTarget, opset: int | None) -> int:
 
 def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precision: str = "fp32",
                 batch: int | None = None, layout: str = "nchw", lowering: str = "auto", io_dtype: str = "fp32",
-                target: "ExportTarget | str | None" = None) -> tuple[onnx.ModelProto, dict]:
-    """The ONNX graph of ``model`` (no metadata, not validated) and the lowerings used."""
+                target: "ExportTarget | str | None" = None, outputs=None) -> tuple[onnx.ModelProto, dict]:
+    """The ONNX graph of ``model`` (no metadata, not validated) and the lowerings used.
+
+    ``outputs``: the graph outputs, any of vit5_infer.vocabulary.OUTPUT_NAMES (a sequence or a
+    comma-separated string; default ``logits``); OutputError for one the network does not have.
+    """
+    outputs = select_outputs(model.config, outputs)
     target = ExportTarget.parse(target)
     opset = resolve_opset(target, opset)
     if opset not in OPSETS:
@@ -139,7 +172,8 @@ def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precisio
     if long_conv != "auto" and long_conv not in LOWERINGS:
         raise ExportError(f"lowering must be auto or one of {', '.join(LOWERINGS)}, got {lowering!r}")
     builder = GraphBuilder(opset, target)
-    emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv))
+    emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv,
+                                                 outputs=outputs))
     graph = builder.build("vit5")
     used = {"target": str(target),
             "attention": "Attention op" if builder.fused_attention else "MatMul-Softmax-MatMul",
@@ -169,7 +203,9 @@ def _ort_session(path: Path, threads: int | None = None, emulate: bool = False):
 
 def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
              io_dtype: str = "fp32", seed: int = 0) -> Validation:
-    """Run the saved graph on ONNX Runtime (CPU) against PyTorch on seeded inputs.
+    """Run the saved graph on ONNX Runtime (CPU) against PyTorch on seeded inputs, every graph
+    output against the same-named output of the model (cosine, relative and max abs error per
+    output; top-1/top-5 for logits).
 
     BF16 graphs run through ``emulate_in_fp32`` (ORT's CPU provider has no BF16 kernels).
     """
@@ -178,23 +214,32 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
         session = _ort_session(path, emulate=emulate)
     except Exception as exc:  # ORT reports unsupported ops/types as generic failures
         raise ExportError(f"ONNX Runtime cannot load the exported graph: {str(exc).splitlines()[0][:300]}") from None
-    refs, outs = [], []
+    names = [out.name for out in session.get_outputs()]
+    try:
+        select_outputs(model.config, names)
+    except OutputError as exc:
+        raise ExportError(f"the graph's outputs do not belong to this model: {exc}") from None
+    refs: dict[str, list] = {name: [] for name in names}
+    outs: dict[str, list] = {name: [] for name in names}
     for batch in batches:
         pixels = example_inputs(model, batch=batch, seed=seed + batch)
         with torch.no_grad():
-            refs.append(model(pixels).numpy())
+            reference = model.forward_outputs(pixels, names)
         feed = pixels.numpy() if layout == "nchw" else pixels.permute(0, 2, 3, 1).contiguous().numpy()
         if io_dtype == "fp16":
             feed = feed.astype(np.float16)
         elif io_dtype == "bf16":
             feed = round_to_bf16(feed)
         try:
-            outs.append(np.asarray(session.run([LOGITS], {INPUT_NAME: feed})[0], dtype=np.float32))
+            results = session.run(names, {INPUT_NAME: feed})
         except Exception as exc:
             raise ExportError(f"ONNX Runtime failed to run the exported graph: {str(exc).splitlines()[0][:300]}") from None
-    metrics = compare_logits(np.concatenate(refs), np.concatenate(outs))
-    passed, reason = within_tolerance(metrics, precision)
-    return Validation(metrics, passed, reason, precision, tuple(batches), TOLERANCES[precision],
+        for name, value in zip(names, results):
+            refs[name].append(reference[name].numpy())
+            outs[name].append(np.asarray(value, dtype=np.float32))
+    comparisons = compare_outputs({n: np.concatenate(refs[n]) for n in names}, {n: np.concatenate(outs[n]) for n in names})
+    passed, reason = outputs_within_tolerance(comparisons, precision)
+    return Validation(comparisons, passed, reason, precision, tuple(batches), TOLERANCES[precision],
                       "ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
 
 
@@ -233,6 +278,7 @@ def export_onnx(
     io_dtype: str = "fp32",
     external_data: bool | None = None,
     target: "ExportTarget | str | None" = None,
+    outputs=None,
     progress: Progress = None,
 ) -> ExportResult:
     """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch.
@@ -240,7 +286,9 @@ def export_onnx(
     ``external_data``: store the weights in ``path + ".data"``; by default only when the graph
     would exceed protobuf's 2 GB limit.  ``target``: the runtime the graph is for (``ort``, the
     default, or ``tensorrt[=X.Y]``; see exporters.targets), which decides the graph form and the
-    default opset.
+    default opset.  ``outputs``: the graph's outputs, by name, in order: any of ``logits``,
+    ``pre_logits``, ``patch_tokens``, ``cls_token``, ``register_tokens`` (default ``logits``; see
+    vit5_infer.outputs); validation compares each of them with PyTorch.
     """
     path = Path(path)
     note = progress or (lambda message: None)
@@ -249,9 +297,10 @@ def export_onnx(
     note("building graph")
     target = ExportTarget.parse(target)
     opset = resolve_opset(target, opset)
+    outputs = select_outputs(model.config, outputs)
     graph, used = build_graph(model, opset=opset, precision=precision, batch=batch, layout=layout,
-                              lowering=lowering, io_dtype=io_dtype, target=target)
-    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch)
+                              lowering=lowering, io_dtype=io_dtype, target=target, outputs=outputs)
+    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch, outputs)
     metadata["target"] = str(target)
     write_metadata(graph, metadata)
     timings["build"] = time.perf_counter() - start
@@ -288,10 +337,10 @@ def export_onnx(
             batches = (batch,) if batch is not None else (1, 3)
             metrics = validate_graph(staged, model, precision, layout, batches, io_dtype)
             if not metrics.passed:
+                worst = metrics.failing()
                 raise ExportError(
                     f"exported graph does not match PyTorch at {precision}: {metrics.reason} "
-                    f"(max abs {metrics.comparison.max_abs_err:.3g}, cosine {metrics.comparison.cosine:.6f}); "
-                    "nothing written"
+                    f"(max abs {worst.max_abs_err:.3g}, cosine {worst.cosine:.6f}); nothing written"
                 )
             timings["validate"] = time.perf_counter() - start
         size = _publish(staged, path, external)

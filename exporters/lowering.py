@@ -13,6 +13,7 @@ rounding; the export validation checks the result against PyTorch):
   the last such block: attention blocks never read them and neither does the readout.
 - With a ``cls`` or ``register_concat`` readout, a final attention block computes only the tokens
   the readout reads (as queries, and through its MLP); keys and values still span every token.
+  Not when token outputs (``patch_tokens``, ``cls_token``, ``register_tokens``) are asked for.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from vit5_infer.layers import (
 )
 from vit5_infer.layers.rope import rotation_permutation
 from vit5_infer.network import ViT5ClassificationNet
+from vit5_infer.outputs import CLS_TOKEN, PATCH_TOKENS, PRE_LOGITS, REGISTER_TOKENS, TOKEN_OUTPUTS, output_shapes
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS
 
 from .graph import FLOAT, GraphBuilder, as_float32
@@ -47,6 +49,8 @@ class LoweringOptions:
     batch: int | None = None  # None: dynamic batch
     layout: str = "nchw"
     long_conv: str = "auto"
+    #: graph outputs, in order (names from vit5_infer.vocabulary.OUTPUT_NAMES, checked by the caller)
+    outputs: tuple = (LOGITS,)
 
 
 def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
@@ -281,9 +285,11 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
     lowering = options.long_conv
     last_padded = padded_blocks[-1] if padded_blocks else -1
     # The readout of cls / register_concat reads a few tokens: a final attention block only needs
-    # to compute those (as queries; keys and values still span every token).
+    # to compute those (as queries; keys and values still span every token), unless token outputs
+    # are asked for.
     readout_rows = {"cls": (n, 1), "register_concat": (n, net.num_registers)}.get(net.readout)
-    pruned = readout_rows is not None and pattern[-1] == "A"
+    wants_tokens = any(name in TOKEN_OUTPUTS for name in options.outputs)
+    pruned = readout_rows is not None and pattern[-1] == "A" and not wants_tokens
     for i, (kind, blk) in enumerate(zip(pattern, model.blocks)):
         with b.scope(f"blocks.{i}"):
             if pruned and i == len(pattern) - 1:
@@ -297,16 +303,31 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
                 x = b.slice(x, 0, t0, axis=1)  # nothing reads the padding tokens from here on
                 padded = False
 
-    with b.scope("head"):
-        first = 0 if pruned else n  # index of the first readout token in x
-        if net.readout == "cls":
-            pooled = b.op("Gather", [x, b.const(first)], axis=1)
-        elif net.readout == "gap":
-            pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
-        else:
-            regs = b.slice(x, first, first + net.num_registers, axis=1)
-            pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", as_float32(model.register_neck.weight).T)]),
-                               [0, -1])
-        pooled = rms_norm(b, pooled, as_float32(model.out_norm.weight), model.out_norm.eps, "out_norm")
-        logits = b.op("MatMul", [pooled, b.weight("out_proj", as_float32(model.out_proj.weight).T)])
-    b.output(logits, LOGITS, FLOAT, [batch, net.num_classes])
+    results = {}
+    if PRE_LOGITS in options.outputs or LOGITS in options.outputs:
+        with b.scope("head"):
+            first = 0 if pruned else n  # index of the first readout token in x
+            if net.readout == "cls":
+                pooled = b.op("Gather", [x, b.const(first)], axis=1)
+            elif net.readout == "gap":
+                pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
+            else:
+                regs = b.slice(x, first, first + net.num_registers, axis=1)
+                pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", as_float32(model.register_neck.weight).T)]),
+                                   [0, -1])
+            results[PRE_LOGITS] = rms_norm(b, pooled, as_float32(model.out_norm.weight), model.out_norm.eps, "out_norm")
+            if LOGITS in options.outputs:
+                results[LOGITS] = b.op("MatMul", [results[PRE_LOGITS], b.weight("out_proj", as_float32(model.out_proj.weight).T)])
+    if wants_tokens:
+        # x holds [patches | CLS | registers] here: the padding was dropped after the last Hyena block.
+        with b.scope("features"):
+            grid = cfg.grid_size
+            results[PATCH_TOKENS] = b.reshape(b.slice(x, 0, n, axis=1), [0, grid, grid, d])
+            if model.cls_token is not None:
+                results[CLS_TOKEN] = b.op("Gather", [x, b.const(n)], axis=1)
+            if net.num_registers:
+                start = n + int(model.cls_token is not None)
+                results[REGISTER_TOKENS] = b.slice(x, start, start + net.num_registers, axis=1)
+    shapes = output_shapes(cfg, batch)
+    for name in options.outputs:
+        b.output(results[name], name, FLOAT, shapes[name])

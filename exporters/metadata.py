@@ -12,13 +12,15 @@ from vit5_infer import __version__
 from vit5_infer.config import ViT5Config
 from vit5_infer.errors import Vit5Error
 from vit5_infer.loading import ModelSource
+from vit5_infer.outputs import output_shapes
 from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.vocabulary import LOGITS
 
 PREFIX = "vit5."
 
 
 def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
-                   lowering: dict, io_dtype: str, batch) -> dict:
+                   lowering: dict, io_dtype: str, batch, outputs=(LOGITS,)) -> dict:
     return {
         "config": config.to_dict(),
         "preprocessing": Preprocessing(image_size=config.network.image_size).to_metadata(layout),
@@ -29,7 +31,14 @@ def build_metadata(config: ViT5Config, source: ModelSource | None, precision: st
         "opset": opset,
         "lowering": lowering,
         "batch": batch if batch is not None else "dynamic",
+        # graph output name -> shape ("batch" for a dynamic batch)
+        "outputs": _output_shapes(config, outputs, batch),
     }
+
+
+def _output_shapes(config: ViT5Config, outputs, batch) -> dict:
+    shapes = output_shapes(config, batch if batch is not None else "batch")
+    return {name: shapes[name] for name in outputs}
 
 
 def write_metadata(model: onnx.ModelProto, metadata: dict) -> None:
@@ -68,6 +77,14 @@ def read_metadata_or_empty(path: Union[str, Path]) -> dict:
         return read_metadata(path)
     except Vit5Error:
         return {}
+
+
+def graph_outputs(model: onnx.ModelProto) -> dict[str, list]:
+    """Output name -> shape (ints, and names for symbolic dimensions) of a graph, in graph order."""
+    return {
+        out.name: [dim.dim_param or dim.dim_value for dim in out.type.tensor_type.shape.dim]
+        for out in model.graph.output
+    }
 
 
 def config_from_metadata(metadata: dict) -> ViT5Config:

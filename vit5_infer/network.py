@@ -26,6 +26,8 @@ from .layers import (
     ViT5HyenaAdapter,
     ViT5ResidualBlock,
 )
+from .outputs import CLS_TOKEN, PATCH_TOKENS, PRE_LOGITS, REGISTER_TOKENS, select_outputs
+from .vocabulary import LOGITS
 
 
 def build_attention(config: ViT5Config) -> ViT5Attention:
@@ -205,20 +207,54 @@ class ViT5ClassificationNet(nn.Module):
                 x = block(x)
         return x
 
-    def readout(self, x: torch.Tensor) -> torch.Tensor:
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        """The readout's vector before ``out_norm``: CLS token, patch mean or register neck."""
         net = self.config.network
         n = self.config.num_patches
         if net.readout == "cls":
-            pooled = x[:, n]
-        elif net.readout == "gap":
-            pooled = x[:, :n].mean(dim=1)
-        else:
-            pooled = self.register_neck(x[:, n : n + net.num_registers]).flatten(1)
-        return self.out_proj(self.out_norm(pooled))
+            return x[:, n]
+        if net.readout == "gap":
+            return x[:, :n].mean(dim=1)
+        return self.register_neck(x[:, n : n + net.num_registers]).flatten(1)
+
+    def readout(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.out_norm(self.pool(x)))
 
     def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
         self.check_input(pixel_values)
         return self.readout(self.run_blocks(self.embed(pixel_values)))
+
+    def token_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Backbone features of the last block's token sequence ``x`` (see vit5_infer.outputs)."""
+        cfg, net = self.config, self.config.network
+        n, g, r = cfg.num_patches, cfg.grid_size, net.num_registers
+        features = {
+            PRE_LOGITS: self.out_norm(self.pool(x)),
+            PATCH_TOKENS: x[:, :n].reshape(x.shape[0], g, g, x.shape[-1]),  # row-major, padding excluded
+        }
+        if cfg.has_cls:
+            features[CLS_TOKEN] = x[:, n]
+        if r:
+            start = n + int(cfg.has_cls)
+            features[REGISTER_TOKENS] = x[:, start : start + r]
+        return features
+
+    def forward_features(self, pixel_values: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every backbone feature of the network, by name: ``pre_logits`` [B, F], ``patch_tokens``
+        [B, Hp, Wp, C] and, where the network has them, ``cls_token`` [B, C] and ``register_tokens``
+        [B, R, C] (the token outputs are the last block's, without the final norm)."""
+        self.check_input(pixel_values)
+        return self.token_features(self.run_blocks(self.embed(pixel_values)))
+
+    def forward_outputs(self, pixel_values: torch.Tensor, outputs=None) -> dict[str, torch.Tensor]:
+        """The requested outputs (any of vit5_infer.vocabulary.OUTPUT_NAMES, default ``logits``), by
+        name in the order asked; OutputError for one this network does not have."""
+        names = select_outputs(self.config, outputs)
+        self.check_input(pixel_values)
+        features = self.token_features(self.run_blocks(self.embed(pixel_values)))
+        if LOGITS in names:
+            features[LOGITS] = self.out_proj(features[PRE_LOGITS])
+        return {name: features[name] for name in names}
 
     def flop_count(self, inference: bool = False) -> int:
         cfg, net = self.config, self.config.network

@@ -183,3 +183,47 @@ def test_export_io_dtype_needs_matching_precision(golden_dir, tmp_path):
     proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", out, "--io-dtype", "fp16")
     assert_one_line_error(proc, "io dtype")
     assert not out.exists()
+
+
+def test_export_outputs_flag_and_inspect(golden_dir, tmp_path):
+    import onnx
+
+    out = tmp_path / "features.onnx"
+    proc = vit5("export", golden_dir / "hybrid_pool_film.safetensors", "-o", out, "--opset", "18",
+                "--outputs", "pre_logits,patch_tokens,register_tokens")
+    assert proc.returncode == 0, proc.stderr
+    assert "outputs: pre_logits ['batch', 64], patch_tokens ['batch', 4, 4, 64], register_tokens" in proc.stdout
+    assert "validation against PyTorch FP32 (passed), per output:" in proc.stdout
+    assert [o.name for o in onnx.load(str(out)).graph.output] == ["pre_logits", "patch_tokens", "register_tokens"]
+    info = json.loads(vit5("inspect", out, "--json").stdout)
+    assert [(o["name"], o["shape"]) for o in info["outputs"]] == [
+        ("pre_logits", ["batch", 64]), ("patch_tokens", ["batch", 4, 4, 64]), ("register_tokens", ["batch", 4, 64])]
+    assert list(info["metadata"]["outputs"]) == ["pre_logits", "patch_tokens", "register_tokens"]
+    text = vit5("inspect", out).stdout
+    assert "output: patch_tokens float32 ['batch', 4, 4, 64]" in text
+
+
+@pytest.mark.parametrize("outputs, fragment", [("logits,cls_token", "no CLS token"), ("register_tokens", "no registers")])
+def test_export_outputs_the_network_lacks(golden_dir, tmp_path, outputs, fragment):
+    out = tmp_path / "x.onnx"
+    proc = vit5("export", golden_dir / "hyena_gap.safetensors", "-o", out, "--outputs", outputs)
+    assert_one_line_error(proc, fragment)
+    assert proc.returncode == 1 and not out.exists()
+
+
+def test_export_unknown_output_is_a_usage_error(golden_dir, tmp_path):
+    proc = vit5("export", golden_dir / "hyena_gap.safetensors", "-o", tmp_path / "x.onnx", "--outputs", "logits,embedding")
+    assert proc.returncode == 2 and "embedding" in proc.stderr and "pre_logits" in proc.stderr
+
+
+def test_bench_outputs_flag(golden_dir, tmp_path):
+    report_path = tmp_path / "r.json"
+    proc = vit5("bench", golden_dir / "attn_cls_r4.safetensors", "--backends", "ort", "--iters", "1", "--warmup", "0",
+                "--outputs", "logits,register_tokens", "--markdown", "--json", report_path)
+    assert proc.returncode == 0, proc.stderr
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| backend"))
+    assert "| cos register_tokens |" in header
+    row = json.loads(report_path.read_text())["results"][0]
+    assert list(row["outputs"]) == ["logits", "register_tokens"] and row["outputs"]["register_tokens"]["passed"]
+    assert_one_line_error(vit5("bench", golden_dir / "hyena_gap.safetensors", "--outputs", "cls_token", "--iters", "1"),
+                          "no CLS token")

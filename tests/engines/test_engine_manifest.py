@@ -140,3 +140,36 @@ def test_rebuild_command_spells_only_non_default_flags(built):
     manifest.build_flags.update(timing_cache="cache dir/t.cache", workspace_gib=4.0, optimization_level=5)
     command = rebuild_command(manifest, "m.engine")
     assert command.endswith("--bf16 --timing-cache 'cache dir/t.cache' --workspace 4 --optimization-level 5")
+
+
+def test_records_the_graph_outputs(tmp_path):
+    """The builder passes exporters.graph_outputs(graph): name -> shape, in graph order."""
+    from golden import GOLDEN
+
+    from vit5_infer import load_model
+    from vit5_infer.exporters import build_graph, graph_outputs
+
+    model = load_model(GOLDEN / "attn_cls_r4.safetensors", config=GOLDEN / "attn_cls_r4.json")
+    graph, _ = build_graph(model, outputs="pre_logits,patch_tokens")
+    outputs = graph_outputs(graph)
+    assert outputs == {"pre_logits": ["batch", 64], "patch_tokens": ["batch", 4, 4, 64]}
+    onnx_path = tmp_path / "model.onnx"
+    onnx_path.write_bytes(graph.SerializeToString())
+    engine_path = tmp_path / "model.engine"
+    manifest = create_manifest(
+        onnx_path=onnx_path, engine_path=engine_path, tensorrt_version="10.14.1", gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0", precision="fp32", profiles=profile_shapes((3, 32, 32), 1, 1, 8), build_flags={},
+        outputs=outputs,
+    )
+    write_manifest(manifest, engine_path)
+    assert read_manifest(engine_path).outputs == [{"name": "pre_logits", "shape": ["batch", 64]},
+                                                  {"name": "patch_tokens", "shape": ["batch", 4, 4, 64]}]
+
+
+def test_manifest_without_outputs_still_reads(built):
+    """Manifests written before the outputs field existed load with no outputs recorded."""
+    _, engine_path, manifest = built
+    data = manifest.to_dict()
+    del data["outputs"]
+    manifest_path_for(engine_path).write_text(json.dumps(data))
+    assert read_manifest(engine_path).outputs == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from golden import GOLDEN_CASES, load_golden_io
-from golden_exports import export_golden
+from golden_exports import export_golden, golden_model
 
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, BackendUnavailableError
@@ -105,3 +105,49 @@ def test_ort_cuda_matches_upstream(exports):
     with OrtRunner(exports[name], provider="cuda") as runner:
         logits = runner.infer(pixel_values)
     assert compare_logits(upstream, logits).max_abs_err <= 1e-3
+
+
+# ---- backbone outputs ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def feature_export(tmp_path_factory):
+    """hybrid_pool_film (CLS, registers, padded Hyena grid) with every output, and features only."""
+    from vit5_infer.exporters import export_onnx
+
+    folder = tmp_path_factory.mktemp("feature_onnx")
+    model = golden_model("hybrid_pool_film")
+    every = export_onnx(model, folder / "all.onnx", outputs="logits,pre_logits,patch_tokens,cls_token,register_tokens",
+                        validate=False).path
+    features = export_onnx(model, folder / "features.onnx", outputs="patch_tokens,pre_logits", validate=False).path
+    return every, features
+
+
+def test_run_returns_every_output_by_name(feature_export, golden_features):
+    every, _ = feature_export
+    pixel_values, upstream = load_golden_io("hybrid_pool_film")
+    with OrtRunner(every, threads=1) as runner:
+        out = runner.run(pixel_values)
+        logits = runner.infer(pixel_values)
+        assert runner.output_names == list(out) and runner.describe()["outputs"] == list(out)
+    assert list(out) == ["logits", "pre_logits", "patch_tokens", "cls_token", "register_tokens"]
+    assert np.array_equal(out["logits"], logits)
+    for name, want in {"logits": upstream, **golden_features("hybrid_pool_film")}.items():
+        assert out[name].dtype == np.float32
+        np.testing.assert_allclose(out[name], want, rtol=0, atol=1e-4 * max(1.0, float(np.abs(want).max())))
+
+
+def test_features_only_graph_has_no_logits(feature_export):
+    _, features = feature_export
+    pixel_values, _ = load_golden_io("hybrid_pool_film")
+    with OrtRunner(features, threads=1) as runner:
+        assert list(runner.run(pixel_values[:1])) == ["patch_tokens", "pre_logits"]
+        with pytest.raises(BackendError, match="no logits output.*use run") as info:
+            runner.infer(pixel_values[:1])
+    assert "\n" not in str(info.value)
+
+
+def test_logits_only_graph_runs_as_before(exports):
+    pixel_values, upstream = load_golden_io(GOLDEN_CASES[0])
+    with OrtRunner(exports[GOLDEN_CASES[0]], threads=1) as runner:
+        out = runner.run(pixel_values)
+    assert list(out) == ["logits"]
+    np.testing.assert_allclose(out["logits"], upstream, rtol=0, atol=1e-4)

@@ -71,3 +71,43 @@ def test_cuda_fp16_autocast_is_close():
         logits = runner.infer(pixel_values)
         assert runner.peak_memory_bytes()
     assert compare_logits(upstream, logits).cosine >= 0.999
+
+
+# ---- backbone outputs ----------------------------------------------------------------------------
+def _close(got: np.ndarray, want: np.ndarray) -> None:
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * max(1.0, float(np.abs(want).max())))
+
+
+@pytest.mark.parametrize("compile", [False, True])
+def test_run_returns_the_requested_outputs(golden_features, compile):
+    pixel_values, upstream = load_golden_io(CASE)
+    options = {"backend": "eager"} if compile else None
+    outputs = ("register_tokens", "logits", "patch_tokens")
+    with TorchRunner(golden_model(CASE), compile=compile, compile_options=options, outputs=outputs) as runner:
+        out = runner.run(pixel_values)
+        logits = runner.infer(pixel_values)
+        assert runner.describe()["outputs"] == list(outputs)
+    assert list(out) == list(outputs)
+    assert all(v.dtype == np.float32 for v in out.values())
+    _close(out["logits"], upstream)
+    np.testing.assert_array_equal(logits, out["logits"])
+    for name in ("register_tokens", "patch_tokens"):
+        _close(out[name], golden_features(CASE)[name])
+
+
+def test_default_run_is_logits():
+    pixel_values, upstream = load_golden_io(CASE)
+    with TorchRunner(golden_model(CASE)) as runner:
+        out = runner.run(pixel_values)
+    assert list(out) == ["logits"]
+    _close(out["logits"], upstream)
+
+
+def test_features_only_runner_and_missing_outputs():
+    from vit5_infer.outputs import OutputError
+
+    with TorchRunner(golden_model(CASE), outputs="pre_logits") as runner:
+        with pytest.raises(BackendError, match="not logits; use run"):
+            runner.infer(load_golden_io(CASE)[0])
+    with pytest.raises(OutputError, match="no CLS token"):
+        TorchRunner(golden_model("attn_gap_r0_bias"), outputs="cls_token")

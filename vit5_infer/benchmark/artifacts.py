@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from vit5_infer.vocabulary import Progress
+from vit5_infer.vocabulary import LOGITS, Progress
 
 TORCH_BACKENDS = ("torch", "torch-compile")
 ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
@@ -32,8 +32,9 @@ def recorded_precision(onnx_path: Path) -> str:
 
 class Artifacts:
     def __init__(self, source: str, kind: str, model, origin, workdir: Path, max_batch: int,
-                 progress: Progress = None):
+                 progress: Progress = None, outputs: tuple = (LOGITS,)):
         self.source, self.kind, self.model, self.origin = source, kind, model, origin
+        self.outputs = tuple(outputs)  # of the exports made here (a given file keeps its own)
         self.workdir, self.max_batch = Path(workdir), max_batch
         self.say = progress or (lambda message: None)
         self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
@@ -65,7 +66,8 @@ class Artifacts:
 
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
             self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
-            export_onnx(self.model, path, precision=precision, source=self.origin, validate=False, target=target)
+            export_onnx(self.model, path, precision=precision, source=self.origin, validate=False, target=target,
+                        outputs=self.outputs)
             self.onnx[key] = path
         return self.onnx[key]
 

@@ -1,4 +1,5 @@
-"""The inputs every backend is benchmarked on (seeded or real images) and their PyTorch FP32 reference."""
+"""The inputs every backend is benchmarked on (seeded or real images) and their PyTorch FP32 reference
+(every compared output)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,11 @@ def image_inputs(folder: Union[str, Path], pre: Preprocessing, batches: Iterable
     return {b: images[:b] for b in batches}
 
 
-def reference_logits(model, inputs: dict) -> dict:
-    """PyTorch FP32 logits of ``model`` for every batch of ``inputs``."""
+def reference_outputs(model, inputs: dict, outputs=None) -> dict:
+    """PyTorch FP32 outputs of ``model`` for every batch of ``inputs``: batch size -> {name: array}
+    (``outputs``: names from vit5_infer.vocabulary.OUTPUT_NAMES; default ``logits``)."""
     import torch
 
     with torch.inference_mode():
-        return {b: model(torch.from_numpy(x)).float().numpy() for b, x in inputs.items()}
-
-
+        return {b: {name: value.float().numpy() for name, value in model.forward_outputs(torch.from_numpy(x), outputs).items()}
+                for b, x in inputs.items()}

@@ -15,9 +15,13 @@ from typing import Callable, Iterable, Optional, Sequence, Union
 
 from vit5_infer.errors import BenchError
 from vit5_infer.files import write_bytes_atomic, write_text_atomic
+from vit5_infer.vocabulary import LOGITS
 
 from .results import ACCURACY_KEYS, BenchResult
 from .timing import LATENCY_KEYS
+
+#: per-output CSV columns of the backbone outputs: ``{name}_{key}``
+FEATURE_CSV_KEYS = ("cosine", "relative_error", "max_abs_err")
 
 
 def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None) -> dict:
@@ -57,6 +61,20 @@ CSV_COLUMNS = (
 )
 
 
+def feature_outputs(results: Iterable[BenchResult]) -> list[str]:
+    """The compared outputs other than logits, in the order the results name them."""
+    names: dict[str, None] = {}
+    for r in results:
+        names.update((name, None) for name in r.outputs if name != LOGITS)
+    return list(names)
+
+
+def csv_columns(results: Sequence[BenchResult]) -> list[str]:
+    """CSV_COLUMNS, then ``{output}_{cosine,relative_error,max_abs_err}`` for every backbone output compared."""
+    extra = [f"{name}_{key}" for name in feature_outputs(results) for key in FEATURE_CSV_KEYS]
+    return CSV_COLUMNS[:-1] + extra + CSV_COLUMNS[-1:]
+
+
 def _flat_row(r: BenchResult) -> dict:
     row = {
         "backend": r.backend,
@@ -71,12 +89,15 @@ def _flat_row(r: BenchResult) -> dict:
     }
     row.update({f"latency_{k}_ms": r.latency_ms[k] for k in LATENCY_KEYS})
     row.update({k: r.accuracy[k] for k in ACCURACY_KEYS})
+    row.update({f"{name}_{key}": figures[key] for name, figures in r.outputs.items() if name != LOGITS
+                for key in FEATURE_CSV_KEYS})
     return row
 
 
 def csv_text(results: Iterable[BenchResult]) -> str:
+    results = list(results)
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=csv_columns(results), lineterminator="\n", restval="")
     writer.writeheader()
     for r in results:
         writer.writerow({k: ("" if v is None else v) for k, v in _flat_row(r).items()})
@@ -115,15 +136,27 @@ TABLE_COLUMNS: list[tuple[str, Callable[[BenchResult], str]]] = [
     ("max abs", lambda r: f"{r.accuracy['max_abs_err']:.2e}"),
     ("mean abs", lambda r: f"{r.accuracy['mean_abs_err']:.2e}"),
     ("cosine", lambda r: f"{r.accuracy['cosine']:.6f}"),
-    ("top1", lambda r: f"{r.accuracy['top1_agreement']:.3f}"),
-    ("top5", lambda r: f"{r.accuracy['top5_agreement']:.3f}"),
+    ("top1", lambda r: _number(r.accuracy['top1_agreement'], ".3f")),
+    ("top5", lambda r: _number(r.accuracy['top5_agreement'], ".3f")),
     ("ok", lambda r: "yes" if r.passed else "FAIL"),
 ]
 
 
+def _number(value: Optional[float], spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _feature_column(name: str) -> tuple[str, Callable[[BenchResult], str]]:
+    """``cos NAME``: the cosine of one backbone output (its other figures are in the JSON and CSV)."""
+    return f"cos {name}", lambda r: _number(r.outputs.get(name, {}).get("cosine"), ".6f")
+
+
 def table_rows(results: Iterable[BenchResult]) -> tuple[list[str], list[list[str]]]:
-    headers = [name for name, _ in TABLE_COLUMNS]
-    return headers, [[fmt(r) for _, fmt in TABLE_COLUMNS] for r in results]
+    """TABLE_COLUMNS, with a ``cos NAME`` column per backbone output compared before ``ok``."""
+    results = list(results)
+    columns = TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)] + TABLE_COLUMNS[-1:]
+    headers = [name for name, _ in columns]
+    return headers, [[fmt(r) for _, fmt in columns] for r in results]
 
 
 def format_markdown(results: Iterable[BenchResult]) -> str:

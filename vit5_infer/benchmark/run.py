@@ -1,4 +1,5 @@
-"""``run_benchmark``: every chosen backend on the same inputs, timed and compared with PyTorch FP32.
+"""``run_benchmark``: every chosen backend on the same inputs, timed and compared with PyTorch FP32,
+output by output (logits and, where asked or exported, the backbone features).
 
 It owns the whole pipeline: load the model (or rebuild the one an ONNX file or engine came from),
 make the inputs and the reference, export and build what each backend runs, time every backend at
@@ -17,11 +18,11 @@ from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
 from vit5_infer.loading import LoadOptions, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import FLOAT_PRECISIONS, PathLike, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, LOGITS, PathLike, Progress, is_engine_path, is_onnx_path
 
 from .artifacts import TORCH_BACKENDS, Artifacts
 from .environment import capture_environment
-from .inputs import image_inputs, reference_logits, seeded_inputs
+from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
 from .results import BenchResult, make_result
 from .timing import TimingPlan, time_runner
@@ -64,10 +65,32 @@ class BenchReport:
         return report_dict(self.model, self.environment, self.results, self.settings)
 
 
+def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path] = None) -> tuple[str, ...]:
+    """The outputs the benchmark compares: ``asked`` (default ``logits``) for a preset or checkpoint;
+    for an ONNX file (or the one an engine was built from), every graph output, or the asked ones
+    when the graph has them all."""
+    from vit5_infer.outputs import select_outputs
+
+    if graph is None:
+        return select_outputs(model.config, asked)
+    import onnx
+
+    from vit5_infer.exporters import graph_outputs
+
+    have = tuple(graph_outputs(onnx.load(str(graph), load_external_data=False)))
+    names = have if asked is None else select_outputs(model.config, asked)
+    missing = [name for name in names if name not in have]
+    if missing:
+        raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); "
+                         f"export it with --outputs {','.join(names)}")
+    return select_outputs(model.config, names)
+
+
 def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
                 flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
                 on_status: Progress = None) -> list[BenchResult]:
-    """Load the backend once, then time it at every batch size of ``inputs``."""
+    """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
+    batch size -> {output name: array}, every one of them compared."""
     runner = plan.make()
     results = []
     if on_status:
@@ -81,9 +104,13 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
                 on_status(f"warming up {label}")
             step = (lambda phase, done, total, _label=label: progress(_label, phase, done, total)) if progress else None
-            samples, logits = time_runner(runner.infer, x, timing, device=runner.device, progress=step)
+            samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step)
+            missing = [name for name in references[batch] if name not in out]
+            if missing:
+                raise BenchError(f"{plan.backend} [{plan.precision}] gives {', '.join(out)}, not {', '.join(missing)}")
             results.append(make_result(
-                plan.backend, plan.precision, batch, runner.device, samples, references[batch], logits,
+                plan.backend, plan.precision, batch, runner.device, samples, references[batch],
+                {name: out[name] for name in references[batch]},
                 flops_per_image=flops_per_image,
                 peak_memory_bytes=runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None),
             ))
@@ -91,7 +118,7 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
 
 
 def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
-                  device: str) -> list[BackendPlan]:
+                  device: str, outputs: Sequence[str] = (LOGITS,)) -> list[BackendPlan]:
     from vit5_infer.engines.registry import make_runner
 
     plans = []
@@ -101,7 +128,7 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
                 # A copy: runners move and compile their module, the reference must stay as it is.
                 def make(backend=backend, precision=precision):
                     return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
-                                       threads=threads, device=device)
+                                       threads=threads, device=device, outputs=tuple(outputs))
             else:
                 def make(backend=backend, precision=precision):
                     return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
@@ -137,6 +164,9 @@ class BenchSettings:
     threads: Optional[int] = None
     device: Optional[str] = None  # of the torch backends; None: cuda when available
     load: LoadOptions = field(default_factory=LoadOptions)
+    #: outputs compared with PyTorch (vit5_infer.vocabulary.OUTPUT_NAMES); None: logits for a preset or
+    #: checkpoint (whose exports then carry these outputs), every output of a given ONNX file or engine
+    outputs: Optional[Sequence[str]] = None
 
     def check(self) -> None:
         from vit5_infer.engines.registry import BACKENDS
@@ -173,25 +203,27 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     if kind == "model":
         model, origin = settings.load.resolve(source)
         metadata, name = {}, f"{origin.kind} {origin.name}"
+        outputs = compared_outputs(model, settings.outputs)
     else:
         from vit5_infer.engines.manifest import source_onnx
 
         onnx_path = Path(source) if kind == "onnx" else source_onnx(source)
         model, metadata = model_from_onnx(onnx_path, trust_pickle=settings.load.trust_pickle)
         origin, name = None, str(source)
+        outputs = compared_outputs(model, settings.outputs, onnx_path)
     if settings.images is not None:
         pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
         inputs = image_inputs(settings.images, pre, batches)
     else:
         inputs = seeded_inputs(model, batches, settings.load.seed)
     say("computing the PyTorch FP32 reference")
-    references = reference_logits(model, inputs)
+    references = reference_outputs(model, inputs, outputs)
 
     flops = model.flop_count(inference=True)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
-        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say)
-        for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device):
+        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs)
+        for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
             results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
@@ -203,6 +235,6 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     timing = settings.timing
     recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
                 "iters": timing.iters, "seconds": timing.seconds, "threads": settings.threads, "device": device,
-                "inputs": inputs_text}
+                "inputs": inputs_text, "outputs": list(outputs)}
     title = f"vit5 bench {name}: {inputs_text}, {flops / 1e9:.2f} GFLOPs/image"
     return BenchReport(info, capture_environment(), recorded, tuple(results), title)

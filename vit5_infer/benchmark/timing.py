@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -69,16 +69,17 @@ ProgressFn = Callable[[str, int, Optional[int]], None]  # (phase "warmup"/"timed
 
 
 def time_runner(
-    infer: Callable[[np.ndarray], np.ndarray],
+    infer: Callable[[np.ndarray], Any],
     inputs: np.ndarray,
     plan: TimingPlan,
     device: str = "cpu",
     progress: Optional[ProgressFn] = None,
     clock: Callable[[], float] = time.perf_counter,
-) -> tuple[list[float], np.ndarray]:
-    """Warm up, then time ``infer(inputs)`` once per iteration.
+) -> tuple[list[float], Any]:
+    """Warm up, then time ``infer(inputs)`` once per iteration (``Runner.infer``, or ``Runner.run``
+    for every output by name).
 
-    Returns (latencies in ms, the logits of the last call).  The loop stops after ``plan.iters``
+    Returns (latencies in ms, the result of the last call: an array, or a dict of them as is).  The loop stops after ``plan.iters``
     iterations, or once ``plan.seconds`` of timed work have passed, whichever comes first (at least
     one timed iteration always runs).
     """
@@ -101,6 +102,6 @@ def time_runner(
             break
         if plan.seconds is not None and clock() - started >= plan.seconds:
             break
-    return samples, np.asarray(out)
+    return samples, out if isinstance(out, dict) else np.asarray(out)
 
 
