@@ -1,0 +1,202 @@
+"""``vit5 debug``: where a reduced-precision graph departs from FP32, tensor by tensor."""
+
+import enum
+import json
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from vit5_infer.errors import InputError
+from vit5_infer.vocabulary import Precision as VocabularyPrecision
+
+from . import console
+from .export_cmd import Precision
+from .model_options import ModelOptions, model_options
+
+GRAPHS_PANEL = "Graphs to compare"
+INPUTS_PANEL = "Inputs"
+OUTPUT_PANEL = "Report"
+
+
+class Backend(str, enum.Enum):
+    ort = "ort"
+    trt = "trt"
+
+
+def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected one number or three separated by commas, got {text!r}", param_hint=option) from None
+
+
+def _inputs(sample_shape, layout, pre, images: Optional[Path], batch: int, seed: int):
+    from vit5_infer.diagnostics.inputs import image_inputs, seeded_inputs
+
+    if images is not None:
+        return image_inputs(images, batch, pre, layout)
+    return seeded_inputs(sample_shape, batch, seed)
+
+
+def _fmt(value: Optional[float], spec: str = ".2e") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def print_blocks(result) -> None:
+    first = result.first_failing
+    table = Table(title=f"per block: worst tensor (tolerance rel L2 <= {result.tolerance.rel_l2:g}, cosine >= {result.tolerance.cosine:g})",
+                  show_edge=False)
+    for column, justify in (("block", "left"), ("tensors", "right"), ("out", "right"), ("worst tensor", "left"),
+                            ("op", "left"), ("rel L2", "right"), ("cosine", "right"), ("max abs", "right"),
+                            ("max |ref|", "right"), ("first out of tolerance", "left")):
+        table.add_column(column, justify=justify)
+    for block in result.blocks:
+        worst = block.worst
+        style = "bold red" if first is not None and block.first_failing is first else ("red" if block.failing else None)
+        table.add_row(block.block, str(block.tensors), str(block.failing), worst.name, worst.op_type,
+                      _fmt(worst.rel_l2), f"{worst.cosine:.6f}", _fmt(worst.max_abs, ".3g"),
+                      _fmt(worst.reference_max_abs, ".3g"),
+                      block.first_failing.name if block.first_failing else "", style=style)
+    console.out.print(table)
+
+
+def print_worst(result, count: int) -> None:
+    if count <= 0:
+        return
+    table = Table(title=f"the {count} tensors with the largest relative error", show_edge=False)
+    for column in ("tensor", "block", "op", "shape", "rel L2", "cosine", "max abs", "max |ref|", "verdict"):
+        table.add_column(column)
+    for row in result.worst(count):
+        table.add_row(row.name, row.block, row.op_type, "x".join(map(str, row.shape)), _fmt(row.rel_l2),
+                      f"{row.cosine:.6f}", _fmt(row.max_abs, ".3g"), _fmt(row.reference_max_abs, ".3g"), row.verdict,
+                      style=None if row.passed else "red")
+    console.out.print(table)
+
+
+def print_norm_inputs(result) -> None:
+    from vit5_infer.diagnostics import FP16_MAX
+
+    if not result.norm_inputs:
+        return
+    table = Table(title=f"normalization inputs (candidate): largest |x| and sum of x^2 per row (FP16 max {FP16_MAX:g})",
+                  show_edge=False)
+    for column in ("block", "norms", "max |x|", "max sum x^2", "at tensor", "sums over FP16 max"):
+        table.add_column(column)
+    grouped: dict = {}
+    for row in result.norm_inputs:
+        grouped.setdefault(row.block, []).append(row)
+    for block, rows in grouped.items():
+        peak = max(rows, key=lambda r: r.max_sum_sq)
+        over = sum(r.sum_sq_exceeds_fp16 for r in rows)
+        table.add_row(block, str(len(rows)), _fmt(max(r.max_abs for r in rows), ".4g"), _fmt(peak.max_sum_sq, ".4g"),
+                      peak.tensor, str(over), style="red" if over else None)
+    console.out.print(table)
+
+
+def print_verdict(result) -> None:
+    first = result.first_failing
+    if first is None:
+        console.out.print(f"all {len(result.rows)} compared tensors are within tolerance")
+    else:
+        console.out.print(f"[red]{len(result.failing)} of {len(result.rows)} tensors leave tolerance[/]; first: "
+                          f"{first.name} ({first.op_type}) in {first.block}, rel L2 {first.rel_l2:.3g}, cosine {first.cosine:.6f}")
+
+
+@model_options
+def debug(
+    source: Annotated[Optional[str], typer.Argument(help="Preset or checkpoint: compared as FP32 graph vs --precision graph. Omit with --reference/--candidate.", show_default=False)] = None,
+    model_opts: ModelOptions = None,
+    precision: Annotated[Precision, typer.Option("--precision", help="Precision of the candidate graph built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = Precision.fp16,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="Reference ONNX file (normally FP32), instead of SOURCE.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
+    candidate: Annotated[Optional[Path], typer.Option("--candidate", help="Candidate ONNX file (FP16/BF16/...), with --reference.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset of the graphs built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = 23,
+    lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering of the graphs built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = "auto",
+    backend: Annotated[Backend, typer.Option("--backend", help="Runs the candidate: ort (ONNX Runtime CPU) or trt (TensorRT engine, needs a GPU). The reference always runs on ONNX Runtime CPU.", rich_help_panel=GRAPHS_PANEL)] = Backend.ort,
+    batch: Annotated[int, typer.Option("--batch", help="Number of inputs (images or seeded samples).", rich_help_panel=INPUTS_PANEL)] = 2,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Compare on the first --batch images of this folder (needs Pillow); default: seeded random inputs (--seed).", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Normalization mean of --images: one value or R,G,B (default: the graph's metadata, else ImageNet).", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Normalization std of --images: one value or R,G,B.", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
+    rel_l2: Annotated[Optional[float], typer.Option("--rel-l2", help="Tolerance on ||c - r|| / ||r|| per tensor (default: by the candidate's precision).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    cosine: Annotated[Optional[float], typer.Option("--cosine", help="Tolerance on the cosine similarity per tensor (default: by the candidate's precision).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    top: Annotated[int, typer.Option("--top", help="Also list the N tensors with the largest relative error (0: none).", rich_help_panel=OUTPUT_PANEL)] = 10,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every tensor's row, the block summaries and the norm-input statistics as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+) -> None:
+    """Compare a reduced-precision graph with its FP32 graph tensor by tensor and report, per block,
+    the worst tensor and the first one that leaves tolerance (relative L2 error and cosine).
+
+    The report is the result: the exit status is 0 whether or not tensors leave tolerance.
+    """
+    import onnx
+
+    from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
+    from vit5_infer.diagnostics.inputs import graph_input_spec, with_normalization
+    from vit5_infer.diagnostics.layer_compare import graph_precision_of
+    from vit5_infer.engines.atomic_files import write_text_atomic
+    from vit5_infer.exporters.metadata import read_metadata
+    from vit5_infer.preprocessing import Preprocessing
+
+    if (reference is None) != (candidate is None):
+        raise InputError("--reference and --candidate go together")
+    if (source is None) == (reference is None):
+        raise InputError("give either SOURCE (a preset or checkpoint) or --reference and --candidate, not both")
+    if batch < 1:
+        raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
+    means, stds = _floats(mean, "--mean"), _floats(std, "--std")
+
+    with console.status("loading") as status:
+        if source is not None:
+            model, origin = model_opts.load(source)
+            shape, layout = tuple(model.input_shape), "nchw"
+            pre = Preprocessing(image_size=model.config.network.image_size)
+            name, default_precision = f"{origin.kind} {origin.name}", precision.value
+        else:
+            for path in (reference, candidate):
+                read_metadata(path)  # one-line error for a missing or unreadable file
+            reference_graph, candidate_graph = onnx.load(str(reference)), onnx.load(str(candidate))
+            shape, layout = graph_input_spec(reference_graph)
+            pre = Preprocessing.from_metadata(read_metadata(reference_graph), shape[0] if layout == "nhwc" else shape[1])
+            name, default_precision = f"{candidate} vs {reference}", graph_precision_of(candidate_graph)
+        pre = with_normalization(pre, means, stds)
+        inputs = _inputs(shape, layout, pre, images, batch, model_opts.seed)
+        tolerance = None
+        if rel_l2 is not None or cosine is not None:
+            base = LAYER_TOLERANCES[VocabularyPrecision(default_precision)]
+            tolerance = LayerTolerance(rel_l2=base.rel_l2 if rel_l2 is None else rel_l2,
+                                       cosine=base.cosine if cosine is None else cosine)
+        progress = status.update
+        if source is not None:
+            result = compare_precisions(model, precision.value, inputs, opset=opset, lowering=lowering, tolerance=tolerance,
+                                        backend=backend.value, name=name, progress=progress)
+        else:
+            result = compare_layers(reference_graph, candidate_graph, inputs, tolerance=tolerance,
+                                    backend=backend.value, progress=progress)
+            result = replace(result, reference=str(reference), candidate=str(candidate))
+
+    where = f"images from {images}" if images else f"seeded inputs (seed {model_opts.seed})"
+    console.out.print(f"vit5 debug {name}: {result.precision} candidate on {backend.value} vs fp32 reference on ort, "
+                      f"batch {result.batch}, {where}")
+    print_blocks(result)
+    print_worst(result, top)
+    print_norm_inputs(result)
+    print_verdict(result)
+    if json_out is not None:
+        report = {"source": name, "inputs": str(images) if images else {"seed": model_opts.seed}, **result.to_dict()}
+        write_text_atomic(json_out, json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
+        console.err.print(f"wrote {json_out}")
+
+
+def _json_safe(value):
+    """Non-finite floats (a tensor that overflowed) as the strings "inf", "-inf", "nan": strict JSON has none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value

@@ -1,0 +1,37 @@
+"""Numerical diagnostics of exported graphs: where a reduced-precision graph departs from FP32.
+
+``compare_layers`` marks every tensor of two graphs as outputs, runs them (ONNX Runtime CPU, or
+TensorRT for the candidate on a GPU) and compares them tensor by tensor with scale-free metrics;
+``norm_input_stats`` says what each normalization node is fed.
+"""
+
+from .layer_compare import (
+    LAYER_TOLERANCES,
+    BlockSummary,
+    LayerComparison,
+    LayerTolerance,
+    TensorComparison,
+    compare_layers,
+    compare_outputs,
+    compare_precisions,
+    tensor_metrics,
+)
+from .marked_runners import LayerCompareError, mark_all_tensors
+from .norm_stats import FP16_MAX, NormInputStats, norm_input_stats
+
+__all__ = [
+    "FP16_MAX",
+    "LAYER_TOLERANCES",
+    "BlockSummary",
+    "LayerCompareError",
+    "LayerComparison",
+    "LayerTolerance",
+    "NormInputStats",
+    "TensorComparison",
+    "compare_layers",
+    "compare_outputs",
+    "compare_precisions",
+    "mark_all_tensors",
+    "norm_input_stats",
+    "tensor_metrics",
+]
