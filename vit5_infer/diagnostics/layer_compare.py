@@ -150,11 +150,14 @@ def summarize_blocks(rows: tuple[TensorComparison, ...]) -> tuple[BlockSummary, 
 
 
 def tensor_metrics(reference: np.ndarray, candidate: np.ndarray) -> tuple[float, float, float, float]:
-    """(relative L2 error, cosine, max abs error, max |reference|), in float64."""
+    """(relative L2 error, cosine, max abs error, max |reference|), in float64; a candidate with
+    inf/nan values gives (inf, nan, inf, ...)."""
     r = np.asarray(reference, dtype=np.float64).ravel()
     c = np.asarray(candidate, dtype=np.float64).ravel()
     if r.size == 0:
         return 0.0, 1.0, 0.0, 0.0
+    if not np.isfinite(c).all():
+        return float("inf"), float("nan"), float("inf"), float(np.abs(r).max())
     diff = c - r
     norm_r, norm_c, norm_d = (float(np.linalg.norm(v)) for v in (r, c, diff))
     rel = norm_d / norm_r if norm_r > 0 else (0.0 if norm_d == 0 else float("inf"))
