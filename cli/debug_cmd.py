@@ -1,8 +1,6 @@
 """``vit5 debug``: where a reduced-precision graph departs from FP32, tensor by tensor."""
 
 import enum
-import json
-import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
@@ -115,7 +113,8 @@ def debug(
     precision: Annotated[Precision, typer.Option("--precision", help="Precision of the candidate graph built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = Precision.fp16,
     reference: Annotated[Optional[Path], typer.Option("--reference", help="Reference ONNX file (normally FP32), instead of SOURCE.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
     candidate: Annotated[Optional[Path], typer.Option("--candidate", help="Candidate ONNX file (FP16/BF16/...), with --reference.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
-    opset: Annotated[int, typer.Option("--opset", help="ONNX opset of the graphs built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = 23,
+    target: Annotated[Optional[str], typer.Option("--target", help="Runtime the graphs built from SOURCE are for, as in 'vit5 export --target' (default: ort with --backend ort, the installed TensorRT with --backend trt).", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset of the graphs built from SOURCE (default: what --target needs).", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
     lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering of the graphs built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = "auto",
     backend: Annotated[Backend, typer.Option("--backend", help="Runs the candidate: ort (ONNX Runtime CPU) or trt (TensorRT engine, needs a GPU). The reference always runs on ONNX Runtime CPU.", rich_help_panel=GRAPHS_PANEL)] = Backend.ort,
     batch: Annotated[int, typer.Option("--batch", help="Number of inputs (images or seeded samples).", rich_help_panel=INPUTS_PANEL)] = 2,
@@ -137,7 +136,8 @@ def debug(
     from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
     from vit5_infer.diagnostics.inputs import graph_input_spec, with_normalization
     from vit5_infer.diagnostics.layer_compare import graph_precision_of
-    from vit5_infer.engines.atomic_files import write_text_atomic
+    from vit5_infer.benchmark.report import json_text
+    from vit5_infer.files import check_output_path, write_text_atomic
     from vit5_infer.exporters.metadata import read_metadata
     from vit5_infer.preprocessing import Preprocessing
 
@@ -148,10 +148,12 @@ def debug(
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
     means, stds = _floats(mean, "--mean"), _floats(std, "--std")
+    if json_out is not None:
+        check_output_path(json_out, "--json", (source, reference, candidate), (".json",))
 
     with console.status("loading") as status:
         if source is not None:
-            model, origin = model_opts.load(source)
+            model, origin = model_opts.resolve(source)
             shape, layout = tuple(model.input_shape), "nchw"
             pre = Preprocessing(image_size=model.config.network.image_size)
             name, default_precision = f"{origin.kind} {origin.name}", precision.value
@@ -171,8 +173,8 @@ def debug(
                                        cosine=base.cosine if cosine is None else cosine)
         progress = status.update
         if source is not None:
-            result = compare_precisions(model, precision.value, inputs, opset=opset, lowering=lowering, tolerance=tolerance,
-                                        backend=backend.value, name=name, progress=progress)
+            result = compare_precisions(model, precision.value, inputs, opset=opset, target=target, lowering=lowering,
+                                        tolerance=tolerance, backend=backend.value, name=name, progress=progress)
         else:
             result = compare_layers(reference_graph, candidate_graph, inputs, tolerance=tolerance,
                                     backend=backend.value, progress=progress)
@@ -187,16 +189,5 @@ def debug(
     print_verdict(result)
     if json_out is not None:
         report = {"source": name, "inputs": str(images) if images else {"seed": model_opts.seed}, **result.to_dict()}
-        write_text_atomic(json_out, json.dumps(_json_safe(report), indent=2, allow_nan=False) + "\n")
+        write_text_atomic(json_out, json_text(report))  # strict JSON: inf/nan (an overflowed tensor) as null
         console.err.print(f"wrote {json_out}")
-
-
-def _json_safe(value):
-    """Non-finite floats (a tensor that overflowed) as the strings "inf", "-inf", "nan": strict JSON has none."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value

@@ -133,12 +133,13 @@ def test_perturbed_weight_in_block_1_is_first_failing_there(golden):
     model, pixels = golden("hyena_gap")
     reference, _ = build_graph(model)
     candidate, _ = build_graph(model, precision="fp16")
-    target = "blocks.1/hyena/qkv_proj.weight"
+    # the first projection of block 1 (Hyena's qkv), right after the block's input norm
+    consumer = next(n for n in candidate.graph.node if n.op_type == "MatMul" and n.name.startswith("blocks.1/"))
+    target = consumer.input[1]
     init = next(i for i in candidate.graph.initializer if i.name == target)
     weight = numpy_helper.to_array(init)
     noise = np.random.default_rng(0).standard_normal(weight.shape) * 0.1 * weight.astype(np.float32).std()
     init.CopyFrom(numpy_helper.from_array((weight + noise).astype(weight.dtype), target))
-    consumer = next(n for n in candidate.graph.node if target in n.input)
 
     result = compare_layers(reference, candidate, pixels)
     first = result.first_failing
@@ -218,17 +219,20 @@ def test_tensorrt_candidate_against_ort(golden):
 
 # ---- normalization inputs ------------------------------------------------------------------------------
 def test_norm_input_stats_sum_of_squares():
-    node = helper.make_node("RMSNormalization", ["blocks.2/x", "w"], ["blocks.2/y"], name="blocks.2/RMSNormalization",
-                            axis=-1, stash_type=1)
-    model = helper.make_model(helper.make_graph([node], "g", [], []))
+    # an FP16 tensor cast up to FP32 before the norm, as the precision pass writes it
+    nodes = [helper.make_node("Cast", ["blocks.2/x"], ["blocks.2/x/cast_fp32"], to=TensorProto.FLOAT),
+             helper.make_node("RMSNormalization", ["blocks.2/x/cast_fp32", "w"], ["blocks.2/y"],
+                              name="blocks.2/RMSNormalization", axis=-1, stash_type=1)]
+    model = helper.make_model(helper.make_graph(nodes, "g", [], []))
     x = np.full((1, 3, 384), 1.0, np.float16)
     x[0, 1] = 400.0  # one token at |x| = 400 over 384 channels: sum 6.1e7
     x[0, 2, 0] = -13.0
-    (row,) = norm_input_stats(model, {"blocks.2/x": x}, {"blocks.2/x": x.astype(np.float32) / 2})
-    assert (row.block, row.tensor, row.channels) == ("blocks.2", "blocks.2/x", 384)
+    fed = {"blocks.2/x": x, "blocks.2/x/cast_fp32": x.astype(np.float32)}
+    (row,) = norm_input_stats(model, fed, {"blocks.2/x": x.astype(np.float32) / 2})
+    assert (row.block, row.tensor, row.channels, row.dtype) == ("blocks.2", "blocks.2/x/cast_fp32", 384, "float32")
     assert row.max_abs == 400.0 and row.max_sum_sq == pytest.approx(384 * 400.0**2)
     assert row.sum_sq_exceeds_fp16 and row.max_sum_sq > FP16_MAX
-    assert row.reference_max_abs == 200.0
+    assert row.reference_max_abs == 200.0  # found through the Cast
     assert norm_input_stats(model, {}) == ()
 
 
@@ -240,6 +244,7 @@ def test_norm_inputs_of_a_hyena_graph(golden):
     assert len(norms) == 4 * model.config.network.num_blocks + 1
     assert all(n.op_type == "RMSNormalization" and n.max_sum_sq > 0 for n in norms)
     assert all(n.reference_max_sum_sq == pytest.approx(n.max_sum_sq, rel=1e-2) for n in norms)
+    assert {n.dtype for n in norms} == {"float32"}  # reduced graphs keep norm statistics in FP32
 
 
 # ---- vit5 debug --------------------------------------------------------------------------------------

@@ -285,21 +285,35 @@ def compare_layers(
                            rows, unmatched, norms)
 
 
-def compare_precisions(model, precision: Union[str, Precision], inputs: np.ndarray, *, opset: int = 23,
-                       lowering: str = "auto", tolerance: Optional[LayerTolerance] = None, backend: str = "ort",
-                       name: str = "model", progress: Progress = None) -> LayerComparison:
-    """``compare_layers`` on the FP32 graph of a ViT5ClassificationNet and its ``precision`` graph
-    (built in memory, as ``vit5 export`` builds them)."""
+def default_target(backend: str) -> str:
+    """The export target for ``backend``: ONNX Runtime takes every form; for TensorRT, the form the
+    installed release parses."""
+    if backend != "trt":
+        return "ort"
+    from vit5_infer.engines.tensorrt_support import import_tensorrt
+
+    return f"tensorrt={import_tensorrt().__version__}"
+
+
+def compare_precisions(model, precision: Union[str, Precision], inputs: np.ndarray, *, opset: Optional[int] = None,
+                       target: Optional[str] = None, lowering: str = "auto", tolerance: Optional[LayerTolerance] = None,
+                       backend: str = "ort", name: str = "model", progress: Progress = None) -> LayerComparison:
+    """``compare_layers`` on the FP32 graph of a ViT5ClassificationNet and its ``precision`` graph,
+    built in memory as ``vit5 export --target`` builds them (``target`` defaults to ``default_target``)."""
     from vit5_infer.exporters.export import build_graph
 
     try:
         precision = Precision.parse(precision, allowed=(Precision.FP32, Precision.FP16, Precision.BF16))
     except ValueError as exc:
         raise LayerCompareError(str(exc)) from None
+    if backend not in BACKENDS:
+        raise LayerCompareError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    target = target or default_target(backend)
     note = progress or (lambda message: None)
-    note(f"building the fp32 and {precision} graphs")
-    reference, _ = build_graph(model, opset=opset, lowering=lowering)
-    candidate = reference if precision == Precision.FP32 else build_graph(model, opset=opset, precision=precision.value,
-                                                                            lowering=lowering)[0]
+    note(f"building the fp32 and {precision} graphs (target {target})")
+    options = dict(opset=opset, lowering=lowering, target=target)
+    reference, _ = build_graph(model, **options)
+    candidate = reference if precision == Precision.FP32 else build_graph(model, precision=precision.value, **options)[0]
     result = compare_layers(reference, candidate, inputs, tolerance, backend, progress)
-    return replace(result, reference=f"{name} fp32 (opset {opset})", candidate=f"{name} {precision} (opset {opset})")
+    form = f"target {target}, opset {reference.opset_import[0].version}"
+    return replace(result, reference=f"{name} fp32 ({form})", candidate=f"{name} {precision} ({form})")

@@ -28,6 +28,8 @@ class NormInputStats:
     tensor: str
     #: number of values each statistic reduces (the product of the normalized axes)
     channels: int
+    #: the type the node is fed (float32 when the precision pass casts its input up)
+    dtype: str
     max_abs: float
     #: largest sum of x**2 over the normalized axes, over all rows
     max_sum_sq: float
@@ -54,20 +56,37 @@ def _stats(x: np.ndarray, axis: int) -> tuple[int, float, float]:
     return channels, float(np.abs(x).max()), float(np.square(x).sum(axis=axes).max())
 
 
+def _before_casts(name: str, casts: Mapping[str, str]) -> str:
+    """The tensor a chain of Casts started from: the name the FP32 graph gives the same value."""
+    seen = set()
+    while name in casts and name not in seen:
+        seen.add(name)
+        name = casts[name]
+    return name
+
+
 def norm_input_stats(model: onnx.ModelProto, outputs: Mapping[str, np.ndarray],
                      reference_outputs: Optional[Mapping[str, np.ndarray]] = None) -> tuple[NormInputStats, ...]:
-    """One row per normalization node of ``model`` whose input is in ``outputs`` (graph order);
-    the reference columns come from ``reference_outputs`` where it holds the same tensor."""
+    """One row per normalization node of ``model`` whose input is in ``outputs`` (graph order).
+
+    The reference columns come from ``reference_outputs`` under the input's name, or, where the
+    precision pass inserted Casts before the node, under the name of the tensor they convert.
+    """
+    casts = {node.output[0]: node.input[0] for node in model.graph.node if node.op_type == "Cast"}
+    reference_outputs = reference_outputs or {}
     rows = []
     for node in model.graph.node:
         if node.op_type not in NORM_OPS or node.input[0] not in outputs:
             continue
         name, axis = node.input[0], _axis(node)
-        channels, max_abs, max_sum_sq = _stats(outputs[name], axis)
-        ref = (reference_outputs or {}).get(name)
+        fed = np.asarray(outputs[name])
+        channels, max_abs, max_sum_sq = _stats(fed, axis)
+        ref = reference_outputs.get(name)
+        if ref is None:
+            ref = reference_outputs.get(_before_casts(name, casts))
         ref_abs = ref_sum = None
-        if ref is not None and np.shape(ref) == np.shape(outputs[name]):
+        if ref is not None and np.shape(ref) == fed.shape:
             _, ref_abs, ref_sum = _stats(ref, axis)
-        rows.append(NormInputStats(node.name, node.op_type, block_of(node.name), name, channels, max_abs, max_sum_sq,
-                                   ref_abs, ref_sum))
+        rows.append(NormInputStats(node.name, node.op_type, block_of(node.name), name, channels, str(fed.dtype),
+                                   max_abs, max_sum_sq, ref_abs, ref_sum))
     return tuple(rows)
