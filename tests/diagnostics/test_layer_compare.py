@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -199,6 +200,26 @@ def test_tensorrt_backend_without_tensorrt_says_so(golden):
     model, pixels = golden("attn_cls_r4")
     with pytest.raises(Vit5Error, match="TensorRT is not installed"):
         compare_precisions(model, "fp16", pixels, backend="trt")
+
+
+def test_tensorrt_path_uses_only_existing_polygraphy_and_documented_tensorrt_names():
+    """TensorRT cannot run here: check statically what the marked TensorRT runner calls."""
+    import ast
+    import importlib
+
+    from vit5_infer.diagnostics import marked_runners
+
+    tree = ast.parse(Path(marked_runners.__file__).read_text())
+    imports = [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+               and (node.module or "").startswith("polygraphy") for alias in node.names]
+    for module, attribute in imports:
+        assert hasattr(importlib.import_module(module), attribute), f"{module}.{attribute} not in Polygraphy"
+    assert {"create_network", "set_decomposable_attentions", "modify_network_outputs", "TrtRunner"} <= {a for _, a in imports}
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "trt"}
+    assert used <= {"__version__", "OnnxParser"}  # both in the TensorRT 10.x and 11.x Python API
+    top_level = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
+    assert "tensorrt" not in top_level
 
 
 @pytest.mark.gpu

@@ -54,31 +54,37 @@ def ort_runner(model: onnx.ModelProto, name: str):
 
 
 def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: str):
-    """TensorRT runner on an engine built from ``model`` (strongly typed: the graph's own types)
-    with every layer output marked, for a fixed input shape."""
-    from vit5_infer.engines.tensorrt_support import import_tensorrt, require_gpu
+    """TensorRT runner on an engine built from ``model`` (strongly typed: the graph's own types) with
+    every layer output marked, for a fixed input shape; built as ``vit5 build-engine`` builds
+    (decomposable attention where TensorRT has IAttention, TF32 allowed), parse errors as its one line."""
+    from vit5_infer.engines.errors import EngineBuildError
+    from vit5_infer.engines.parse_errors import parse_failure_message, read_parser_errors
+    from vit5_infer.engines.tensorrt_support import (
+        has_attention_layers,
+        import_tensorrt,
+        needs_strongly_typed_flag,
+        require_gpu,
+    )
 
     trt = import_tensorrt()
     require_gpu("a TensorRT per-layer comparison")
     from polygraphy import constants
-    from polygraphy.backend.trt import (
-        CreateConfig,
-        EngineFromNetwork,
-        ModifyNetworkOutputs,
-        NetworkFromOnnxBytes,
-        Profile,
-        SetDecomposableAttentions,
-        TrtRunner,
-    )
+    from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, create_network
+    from polygraphy.backend.trt import modify_network_outputs, set_decomposable_attentions
+    from polygraphy.backend.trt import util as trt_util
 
-    network = NetworkFromOnnxBytes(model.SerializeToString(), strongly_typed=True)
-    if hasattr(trt.LayerType, "ATTENTION_INPUT"):  # IAttention exists from TensorRT 10.14
-        # Marked outputs change which kernels exist; without a fallback the build could fail.
-        network = SetDecomposableAttentions(network)
-    network = ModifyNetworkOutputs(network, outputs=constants.MARK_ALL)
+    builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
+    parser = trt.OnnxParser(network, trt_util.get_trt_logger())
+    if not parser.parse(model.SerializeToString()) or parser.num_errors:
+        raise EngineBuildError(parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__))
+    parsed = (builder, network, parser)
+    if has_attention_layers(trt.__version__):
+        parsed = set_decomposable_attentions(parsed)
+    parsed = modify_network_outputs(parsed, outputs=constants.MARK_ALL)
     shape = tuple(int(d) for d in input_shape)
     profile = Profile().add(model.graph.input[0].name, min=shape, opt=shape, max=shape)
-    return TrtRunner(EngineFromNetwork(network, config=CreateConfig(profiles=[profile])), name=name)
+    config = CreateConfig(profiles=[profile], tf32=True)  # TensorRT's default; Polygraphy's is off
+    return TrtRunner(EngineFromNetwork(parsed, config=config), name=name)
 
 
 def run_runners(runners: Sequence, feed: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
