@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole GPU path on a machine with an NVIDIA GPU:
-#   export (ONNX) -> build-engine (TensorRT, FP16) -> bench (torch, ORT CUDA, TensorRT) -> GPU tests.
+#   export (ONNX) -> build-engine (TensorRT, FP16) -> per-layer FP16 check (TensorRT vs ORT FP32)
+#   -> bench (torch, ORT CUDA, TensorRT) -> GPU tests.
 #
 # Usage: scripts/gpu_pipeline.sh [SOURCE] [OUTDIR]
 #   SOURCE  preset name or checkpoint (default: vit5-small)
@@ -38,11 +39,14 @@ echo "manifest: $OUT/$NAME.engine.json"
 echo "engine layers: $OUT/$NAME.engine.layers.json"
 "$PYTHON" -c "import json,sys; layers=json.load(open(sys.argv[1])).get('Layers', []); tactics=sorted({l.get('TacticName','') for l in layers if isinstance(l, dict)}); print(len(layers), 'layers;', len(tactics), 'distinct kernels:'); print(*tactics[:40], sep='\n')" "$OUT/$NAME.engine.layers.json"
 
+step "per-layer FP16: TensorRT (every tensor marked) vs ONNX Runtime FP32 -> $OUT/layers_fp16.json"
+"$VIT5" debug "$SOURCE" --precision fp16 --backend trt --batch 2 --top 10 --json "$OUT/layers_fp16.json"
+
 step "bench torch, ort-cuda, trt at batch 1 and 8 -> $OUT/results.json"
 "$VIT5" bench "$OUT/$NAME.engine" --backends torch,ort-cuda,trt --batch 1,8 --json "$OUT/results.json"
 
 if [[ "${SKIP_TESTS:-0}" != "1" ]]; then
     step "GPU and TensorRT tests"
-    "$PYTHON" -m pytest tests/engines -m "gpu or tensorrt" -q -rs
+    "$PYTHON" -m pytest tests/engines tests/diagnostics -m "gpu or tensorrt" -q -rs
 fi
 step "done: $OUT"
