@@ -24,8 +24,10 @@ step "environment"
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
 "$PYTHON" -c "import tensorrt, polygraphy, torch, onnxruntime as ort; print('tensorrt', tensorrt.__version__, '| polygraphy', polygraphy.__version__, '| torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| onnxruntime', ort.__version__, ort.get_available_providers())"
 
-step "export $SOURCE -> $OUT/$NAME.onnx"
-"$VIT5" export "$SOURCE" -o "$OUT/$NAME.onnx"
+TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)')"
+step "export $SOURCE -> $OUT/$NAME.onnx (the graph form TensorRT $TRT_VERSION parses)"
+"$VIT5" export "$SOURCE" -o "$OUT/$NAME.onnx" --target "tensorrt=$TRT_VERSION"
+"$VIT5" inspect "$OUT/$NAME.onnx" --tensorrt "$TRT_VERSION"
 
 step "build-engine (FP16, batch 1..8, timing cache) -> $OUT/$NAME.engine"
 # Run twice: the second build reuses the timing cache and should be much faster.
