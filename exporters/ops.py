@@ -14,8 +14,9 @@ from .graph import GraphBuilder
 def rms_norm(b: GraphBuilder, x: str, weight: np.ndarray, eps: float, name: str) -> str:
     """RMSNorm over the last axis; ``name`` is the norm module's name (its weight becomes ``name.weight``)."""
     # The norm runs in float32 in reduced-precision graphs (what autocast does): the sum of squares of
-    # a Hyena activation overflows FP16 (|x| ~ 400 over 384 channels), and whether TensorRT honours
-    # RMSNormalization's stash_type is undocumented.
+    # a Hyena activation overflows FP16 (|x| ~ 400 over 384 channels).  TensorRT's 10.15+ importer
+    # does honour stash_type (it casts to FP32 and computes the statistics there), but the primitive
+    # form for older releases has no stash_type, and one explicit FP32 island serves both.
     with b.fp32_region():
         if b.fused_rms_norm:
             return b.op("RMSNormalization", [x, b.weight(f"{name}.weight", weight)], axis=-1, epsilon=eps, stash_type=1)
