@@ -13,7 +13,7 @@ import typer
 import vit5_infer
 from vit5_infer.errors import Vit5Error
 
-from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd
+from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd, serve_cmd
 
 app = typer.Typer(
     name="vit5",
@@ -50,6 +50,8 @@ app.command("bench", no_args_is_help=True)(bench_cmd.bench)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect_file)
 app.command("presets")(presets_cmd.presets)
 app.command("debug", no_args_is_help=True)(debug_cmd.debug)
+app.command("serve", no_args_is_help=True)(serve_cmd.serve)
+app.command("triton-repo", no_args_is_help=True)(serve_cmd.triton_repo)
 
 
 def one_line(message: str) -> str:

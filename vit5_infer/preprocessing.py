@@ -8,6 +8,7 @@ with the ImageNet mean and std.  Pillow is imported only when images are decoded
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -136,6 +137,17 @@ def load_image(path: PathLike, pre: Preprocessing, what: str = "--images") -> np
             return preprocess_image(img, pre)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise InputError(f"{what}: cannot decode {path} ({exc})") from None
+
+
+def decode_image(data: bytes, pre: Preprocessing, what: str = "image") -> np.ndarray:
+    """One preprocessed image ``[3, S, S]`` from encoded bytes (PNG, JPEG, ...), as a server receives
+    it; InputError for bytes Pillow cannot decode."""
+    Image, UnidentifiedImageError = _pillow()
+    try:
+        with Image.open(io.BytesIO(bytes(data))) as img:
+            return preprocess_image(img, pre)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{what}: cannot decode {len(data)} bytes as an image ({type(exc).__name__})") from None
 
 
 def load_images(files_or_folder, pre: Preprocessing, count: int, what: str = "--images") -> np.ndarray:

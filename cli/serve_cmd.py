@@ -1,0 +1,159 @@
+"""``vit5 serve`` (a model on NVIDIA Triton through PyTriton) and ``vit5 triton-repo`` (a model
+repository for the stock Triton server): flags in, one call to ``vit5_infer.serving`` each."""
+
+import enum
+import tempfile
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import console
+from .model_options import ModelOptions, model_options
+from .parsing import parse_int_list
+
+BATCH_PANEL = "Batching and instances"
+NETWORK_PANEL = "Network"
+SOURCE_HELP = "Preset, checkpoint (exported to a temporary ONNX file), .onnx file or TensorRT engine."
+
+
+class ServeBackend(str, enum.Enum):
+    ort = "ort"
+    ort_cuda = "ort-cuda"
+    ort_trt = "ort-trt"
+    trt = "trt"
+    torch = "torch"
+    torch_compile = "torch-compile"
+
+
+class ExportPrecision(str, enum.Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+
+
+class InstanceKind(str, enum.Enum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+def _load_options(model_opts: ModelOptions) -> dict:
+    return dict(config=model_opts.config, weights=model_opts.weights, trust_pickle=model_opts.trust_pickle,
+                seed=model_opts.seed, **model_opts.overrides)
+
+
+def _preferred(text: Optional[str]) -> tuple:
+    return tuple(parse_int_list(text, "--preferred-batch")) if text else ()
+
+
+@model_options
+def serve(
+    source: Annotated[str, typer.Argument(help=SOURCE_HELP, show_default=False)],
+    model_opts: ModelOptions,
+    backend: Annotated[Optional[ServeBackend], typer.Option("--backend", help="Runner: ort for ONNX (and exported presets/checkpoints), trt for an engine, or any other runner.", show_default=False)] = None,
+    precision: Annotated[ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")] = ExportPrecision.fp32,
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name on the server (default: preset name or file stem).", show_default=False)] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).", rich_help_panel=NETWORK_PANEL)] = "127.0.0.1",
+    http_port: Annotated[int, typer.Option("--http-port", help="HTTP/REST port.", rich_help_panel=NETWORK_PANEL)] = 8000,
+    grpc_port: Annotated[int, typer.Option("--grpc-port", help="gRPC port.", rich_help_panel=NETWORK_PANEL)] = 8001,
+    metrics_port: Annotated[int, typer.Option("--metrics-port", help="Prometheus metrics port.", rich_help_panel=NETWORK_PANEL)] = 8002,
+    max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="Largest batch the dynamic batcher forms (default: the engine's profile, or 8).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    preferred_batch: Annotated[Optional[str], typer.Option("--preferred-batch", help="Batch sizes the batcher aims for, e.g. 4,8.", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    max_queue_delay: Annotated[int, typer.Option("--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL)] = 0,
+    instances: Annotated[int, typer.Option("--instances", help="Model instances (each with its own runner).", rich_help_panel=BATCH_PANEL)] = 1,
+    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads per runner (default: the runtime's).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    log_file: Annotated[Optional[Path], typer.Option("--log-file", help="Keep tritonserver's log in this file.", show_default=False)] = None,
+    verbose: Annotated[int, typer.Option("--log-verbose", help="tritonserver's verbose log level (0: off).")] = 0,
+) -> None:
+    """Serve a model on NVIDIA Triton Inference Server (through PyTriton) until Ctrl-C or SIGTERM.
+
+    Inputs: pixel_values [B, C, H, W], or images (encoded PNG/JPEG bytes, decoded and preprocessed on
+    the server as the graph's metadata says).  Outputs: every output of the runner (logits, ...).
+    """
+    from vit5_infer.serving import ServeOptions, resolve_served_model
+    from vit5_infer.serving import serve as run_server
+    from vit5_infer.serving.pytriton_server import import_pytriton
+
+    import_pytriton()  # a missing extra is the first thing to say, before any export
+    options = ServeOptions(
+        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, instances=instances,
+        max_queue_delay_us=max_queue_delay, preferred_batch_sizes=_preferred(preferred_batch),
+        log_verbose=verbose, log_file=str(log_file) if log_file else None,
+    )
+
+    def ready(server) -> None:
+        sig = server.signature
+        console.err.print(f"serving [bold]{server.name}[/] ({server.served.backend}, max batch {sig.max_batch}, "
+                          f"{options.instances} instance(s)); Ctrl-C to stop")
+        console.out.print(f"HTTP     {server.http_url}")
+        console.out.print(f"gRPC     {server.grpc_url}")
+        console.out.print(f"metrics  {server.metrics_url}")
+        pixel = sig.pixel_input
+        console.out.print(f"inputs   {pixel.name} {pixel.dtype} [B, {', '.join(map(str, pixel.dims))}] | images bytes [B, 1]")
+        console.out.print("outputs  " + ", ".join(f"{t.name} {t.dtype} [B, {', '.join(map(str, t.dims))}]" for t in sig.outputs))
+
+    with tempfile.TemporaryDirectory(prefix="vit5-serve-") as workdir:
+        with console.status(f"preparing {source}") as status:
+            served = resolve_served_model(
+                source, workdir, backend=backend.value if backend else None, precision=precision.value, name=name,
+                max_batch=max_batch, threads=threads, load_options=_load_options(model_opts),
+                progress=lambda message: status.update(message),
+            )
+        with console.status(f"starting Triton for {served.name}") as status:
+            starting = {"status": status}
+
+            def progress(message: str) -> None:
+                if starting["status"] is not None:
+                    starting["status"].update(message)
+
+            def on_ready(server) -> None:
+                starting["status"].stop()
+                starting["status"] = None
+                ready(server)
+
+            run_server(served, options, progress=progress, on_ready=on_ready)
+    console.err.print("stopped")
+
+
+@model_options
+def triton_repo(
+    source: Annotated[str, typer.Argument(help="Preset, checkpoint (exported here), .onnx file or TensorRT engine (.plan/.engine).", show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Model repository folder (created if missing); the model goes to OUTPUT/NAME/.", show_default=False)],
+    model_opts: ModelOptions,
+    name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: preset name or file stem).", show_default=False)] = None,
+    precision: Annotated[ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")] = ExportPrecision.fp32,
+    kind: Annotated[Optional[InstanceKind], typer.Option("--kind", help="Instance kind (default: gpu for an engine, cpu for ONNX).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    instances: Annotated[int, typer.Option("--instances", help="Instances (per GPU with --kind gpu).", rich_help_panel=BATCH_PANEL)] = 1,
+    gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPU indices for --kind gpu, e.g. 0,1 (default: all).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="max_batch_size (default: the engine's profile, or 8).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    preferred_batch: Annotated[Optional[str], typer.Option("--preferred-batch", help="Preferred batch sizes of the dynamic batcher, e.g. 4,8.", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
+    max_queue_delay: Annotated[int, typer.Option("--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL)] = 100,
+    tensorrt_accelerator: Annotated[Optional[ExportPrecision], typer.Option("--tensorrt-accelerator", help="ONNX on GPU: run through ONNX Runtime's TensorRT execution provider at this precision.", show_default=False)] = None,
+    warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Zero-filled warm-up requests at batch 1 and max batch.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT/NAME if it exists.")] = False,
+) -> None:
+    """Write a model repository for the stock Triton server: NAME/config.pbtxt and NAME/1/model.onnx or model.plan."""
+    from vit5_infer.serving.model_repository import RepositoryOptions, write_model_repository
+
+    options = RepositoryOptions(
+        instances=instances, kind=kind.value if kind else None,
+        gpus=tuple(parse_int_list(gpus, "--gpus")) if gpus else (), max_batch=max_batch,
+        preferred_batch_sizes=_preferred(preferred_batch), max_queue_delay_us=max_queue_delay,
+        tensorrt_accelerator=tensorrt_accelerator.value if tensorrt_accelerator else None, warmup=warmup,
+    )
+    with console.status(f"writing the model repository for {source}") as status:
+        result = write_model_repository(
+            source, output, name=name, options=options, precision=precision.value,
+            load_options=_load_options(model_opts), force=force, progress=lambda message: status.update(message),
+        )
+    sig = result.signature
+    console.out.print(f"wrote {result.model_dir} ({result.platform}, max_batch_size "
+                      f"{sig.max_batch if sig.static_batch is None else 0})")
+    for path in result.files:
+        console.out.print(f"  {path}")
+    if result.validated:
+        console.out.print("config.pbtxt parses as Triton's ModelConfig")
+    else:
+        console.warn("config.pbtxt not checked against Triton's ModelConfig (tritonclient is not installed: "
+                     "pip install 'vit5-infer[serve]')")
+    console.out.print(f"run: docker run --rm -p 8000:8000 -p 8001:8001 -p 8002:8002 -v {Path(output).resolve()}:/models "
+                      "nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models")

@@ -1,0 +1,121 @@
+"""SOURCE -> the model to serve: which runner runs it and what it takes and gives.
+
+A preset or checkpoint is exported to a temporary ONNX file (FP32 or FP16, dynamic batch) and
+served on ONNX Runtime unless a torch backend is asked for; an ``.onnx`` file runs on an ``ort*``
+backend, an engine on ``trt``.  Nothing is loaded here: ``new_runner()`` gives one unloaded runner
+per Triton model instance.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
+
+from .errors import RepositoryError, ServeError
+from .signature import ModelSignature, config_signature, engine_signature, onnx_signature
+
+ONNX_BACKENDS = ("ort", "ort-cuda", "ort-trt")
+TORCH_BACKENDS = ("torch", "torch-compile")
+_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def model_name(source: PathLike, name: Optional[str] = None) -> str:
+    """The name Triton serves the model under: ``name``, else the preset name or the file's stem."""
+    if name is not None:
+        if not _NAME.match(name) or name.startswith("."):
+            raise RepositoryError(f"model name {name!r} may hold only letters, digits, '_', '.' and '-'")
+        return name
+    text = str(source)
+    stem = Path(text).stem if (is_onnx_path(text) or is_engine_path(text) or Path(text).suffix) else text
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip(".-") or "model"
+
+
+@dataclass
+class ServedModel:
+    name: str
+    backend: str
+    signature: ModelSignature
+    #: the file the runners load (None for torch backends, which run the network in memory)
+    path: Optional[Path]
+    new_runner: Callable[[], Any]
+
+    def describe(self) -> str:
+        where = f" from {self.path.name}" if self.path is not None else ""
+        return f"{self.name} ({self.backend}{where}, max batch {self.signature.max_batch})"
+
+
+def _export(model, origin, workdir: Path, name: str, precision: str, progress: Progress) -> Path:
+    from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
+
+    if progress:
+        progress(f"exporting {origin.name} to ONNX ({precision})")
+    result = export_onnx(model, workdir / f"{name}.onnx", precision=precision, source=origin, progress=progress)
+    return Path(result.path)
+
+
+def resolve_served_model(
+    source: PathLike,
+    workdir: PathLike,
+    *,
+    backend: Optional[str] = None,
+    precision: str = "fp32",
+    name: Optional[str] = None,
+    max_batch: Optional[int] = None,
+    threads: Optional[int] = None,
+    load_options: Optional[dict] = None,
+    progress: Progress = None,
+) -> ServedModel:
+    """What ``vit5 serve SOURCE`` serves.  ``workdir`` receives the exported graph of a preset or
+    checkpoint and must outlive the server; ``load_options`` go to ``resolve_model`` (config,
+    weights, trust_pickle, seed and architecture overrides)."""
+    from vit5_infer.engines.registry import BACKENDS, make_runner
+
+    if backend is not None and backend not in BACKENDS:
+        raise ServeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    text = str(source)
+    served_name = model_name(source, name)
+
+    if is_engine_path(text):
+        backend = backend or "trt"
+        if backend != "trt":
+            raise ServeError(f"{text} is a TensorRT engine; serve it with --backend trt")
+        path = Path(text)
+        if not path.is_file():
+            raise ServeError(f"{path}: TensorRT engine not found")
+        signature = engine_signature(path, max_batch)
+        return ServedModel(served_name, backend, signature, path, lambda: make_runner("trt", path))
+
+    if is_onnx_path(text):
+        return _onnx_model(Path(text), served_name, backend or "ort", max_batch, threads)
+
+    from vit5_infer import resolve_model
+
+    backend = backend or "ort"
+    model, origin = resolve_model(source, **(load_options or {}))
+    if backend in TORCH_BACKENDS:
+        signature = config_signature(model.config, max_batch)
+        return ServedModel(served_name, backend, signature, None,
+                           lambda: make_runner(backend, model, precision=precision, threads=threads))
+    if backend not in ONNX_BACKENDS:
+        raise ServeError(f"a preset or checkpoint is served on {', '.join(TORCH_BACKENDS + ONNX_BACKENDS)}; "
+                         f"for trt build an engine first ('vit5 build-engine') and serve that")
+    path = _export(model, origin, Path(workdir), served_name, precision, progress)
+    return _onnx_model(path, served_name, backend, max_batch, threads)
+
+
+def _onnx_model(path: Path, name: str, backend: str, max_batch: Optional[int], threads: Optional[int]) -> ServedModel:
+    from vit5_infer.engines.registry import make_runner
+
+    if backend not in ONNX_BACKENDS:
+        raise ServeError(f"an ONNX file is served on {', '.join(ONNX_BACKENDS)}, not {backend}")
+    if not path.is_file():
+        raise ServeError(f"{path}: ONNX file not found")
+    signature = onnx_signature(path, max_batch)
+    return ServedModel(
+        name, backend, signature, path,
+        lambda: make_runner(backend, path, threads=threads, batch_hint=signature.max_batch),
+    )
