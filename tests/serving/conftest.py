@@ -1,0 +1,87 @@
+"""Fixtures of the serving tests: a trained digits network exported once, free loopback ports,
+and a reason to skip where PyTriton or tritonclient cannot run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+# The digits networks were trained on these statistics (tests/data/digits/digits.json); the graph's
+# metadata is set to them so that server-side decoding must follow the metadata to classify well.
+DIGITS_MEAN, DIGITS_STD = 0.5, 0.25
+
+
+def missing_serve_extra() -> str | None:
+    """Why the server tests cannot run here, or None."""
+    for module in ("pytriton", "tritonclient.http", "tritonclient.grpc"):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return f"{module.split('.')[0]} is not installed (pip install 'vit5-infer[serve]'; PyTriton needs numpy<2, see .ci/run)"
+    try:
+        import pytriton.triton  # noqa: F401 - fails where its wheels do not fit the platform or numpy
+    except Exception as exc:  # noqa: BLE001
+        return f"PyTriton cannot be imported here: {type(exc).__name__}: {exc}"
+    return None
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free on 127.0.0.1 right now."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def set_digits_preprocessing(path: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    for entry in model.metadata_props:
+        if entry.key == "vit5.preprocessing":
+            pre = json.loads(entry.value)
+            pre.update(mean=[DIGITS_MEAN] * 3, std=[DIGITS_STD] * 3, crop_ratio=1.0)
+            entry.value = json.dumps(pre)
+    onnx.save(model, str(path))
+
+
+@pytest.fixture(scope="session")
+def digits_onnx(digits_dir, tmp_path_factory) -> Path:
+    """The trained attention digits network, FP32, dynamic batch, digits preprocessing in its metadata."""
+    from vit5_infer import resolve_model
+    from vit5_infer.exporters import export_onnx
+
+    model, origin = resolve_model(digits_dir / "digits_attn.safetensors")
+    path = tmp_path_factory.mktemp("serving") / "digits.onnx"
+    export_onnx(model, path, source=origin)
+    set_digits_preprocessing(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def digits_images(digits_dir) -> list[tuple[Path, int]]:
+    """(PNG, label) of the labelled test images, a few of each digit."""
+    pairs = []
+    for folder in sorted(p for p in (digits_dir / "test").iterdir() if p.is_dir()):
+        pairs += [(png, int(folder.name)) for png in sorted(folder.glob("*.png"))[:3]]
+    return pairs
+
+
+@pytest.fixture(scope="session")
+def serve_extra() -> None:
+    """Skips the test, with the reason, where a PyTriton server cannot run."""
+    reason = missing_serve_extra()
+    if reason:
+        pytest.skip(reason)
