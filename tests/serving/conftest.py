@@ -31,7 +31,7 @@ def missing_serve_extra() -> str | None:
     return None
 
 
-def free_ports(count: int) -> list[int]:
+def _free_ports(count: int) -> list[int]:
     """``count`` distinct TCP ports free on 127.0.0.1 right now."""
     sockets = []
     try:
@@ -85,3 +85,9 @@ def serve_extra() -> None:
     reason = missing_serve_extra()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def free_ports():
+    """``free_ports(n)``: n distinct TCP ports free on 127.0.0.1 right now."""
+    return _free_ports
