@@ -141,3 +141,30 @@ def test_pbtxt_writer():
 def test_triton_rejects_what_it_does_not_know():
     with pytest.raises(RepositoryError, match="not a valid Triton ModelConfig"):
         parse_model_config('name: "m"\nmax_batch_sizes: 4\n')
+
+
+# ---- the command ---------------------------------------------------------------------------------
+def vit5(*args, cwd):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_vit5_triton_repo_writes_the_model_and_says_how_to_serve_it(digits_onnx, tmp_path):
+    proc = vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", "--preferred-batch", "4,8", "--instances", "2",
+                cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {tmp_path / 'repo' / 'digits'} (onnxruntime_onnx, max_batch_size 8)" in proc.stdout
+    assert "tritonserver --model-repository=/models" in proc.stdout
+    text = (tmp_path / "repo" / "digits" / "config.pbtxt").read_text()
+    assert "preferred_batch_size: [ 4, 8 ]" in text and "count: 2" in text
+    if importlib.util.find_spec("tritonclient") is not None:
+        assert "parses as Triton's ModelConfig" in proc.stdout
+    else:
+        assert "not checked against Triton's ModelConfig" in proc.stderr
+
+    again = vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", cwd=tmp_path)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    assert again.stderr.strip().splitlines()[-1].startswith("error: ") and "pass --force" in again.stderr
