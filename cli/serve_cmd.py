@@ -121,6 +121,7 @@ def triton_repo(
     model_opts: ModelOptions,
     name: Annotated[Optional[str], typer.Option("--name", help="Model name (default: preset name or file stem).", show_default=False)] = None,
     precision: Annotated[ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")] = ExportPrecision.fp32,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset of the export: 23 needs ONNX Runtime >= 1.22 in the server; 17/18 for older Triton releases.")] = 23,
     kind: Annotated[Optional[InstanceKind], typer.Option("--kind", help="Instance kind (default: gpu for an engine, cpu for ONNX).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
     instances: Annotated[int, typer.Option("--instances", help="Instances (per GPU with --kind gpu).", rich_help_panel=BATCH_PANEL)] = 1,
     gpus: Annotated[Optional[str], typer.Option("--gpus", help="GPU indices for --kind gpu, e.g. 0,1 (default: all).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
@@ -142,7 +143,7 @@ def triton_repo(
     )
     with console.status(f"writing the model repository for {source}") as status:
         result = write_model_repository(
-            source, output, name=name, options=options, precision=precision.value,
+            source, output, name=name, options=options, precision=precision.value, opset=opset,
             load_options=_load_options(model_opts), force=force, progress=lambda message: status.update(message),
         )
     sig = result.signature

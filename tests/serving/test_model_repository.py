@@ -101,6 +101,16 @@ def test_external_weights_travel_with_the_graph(digits_dir, tmp_path):
     assert [o.name for o in session.get_outputs()] == ["logits"]
 
 
+def test_a_checkpoint_is_exported_into_the_repository_at_the_asked_opset(digits_dir, tmp_path):
+    import onnx
+
+    result = write_model_repository(digits_dir / "digits_attn.safetensors", tmp_path, opset=17)
+    assert result.model_file == tmp_path / "digits_attn" / "1" / "model.onnx"
+    model = onnx.load(str(result.model_file), load_external_data=False)
+    assert {o.domain: o.version for o in model.opset_import}[""] == 17
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits_attn"]  # no export scratch left
+
+
 def test_existing_model_is_replaced_only_with_force(digits_onnx, tmp_path):
     first = write_model_repository(digits_onnx, tmp_path, options=RepositoryOptions(instances=1))
     with pytest.raises(RepositoryError, match="already exists; pass --force"):

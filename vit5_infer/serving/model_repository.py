@@ -242,12 +242,13 @@ def write_model_repository(
     name: Optional[str] = None,
     options: Optional[RepositoryOptions] = None,
     precision: str = "fp32",
+    opset: int = 23,
     load_options: Optional[dict] = None,
     force: bool = False,
     progress: Progress = None,
 ) -> RepositoryResult:
     """Add ``source`` (an ``.onnx`` graph, a TensorRT engine, or a preset/checkpoint exported here
-    at ``precision``) to the model repository ``repository`` as ``<name>/``.  An existing model
+    at ``precision`` and ``opset``) to the model repository ``repository`` as ``<name>/``.  An existing model
     directory is replaced only with ``force``."""
     options = options or RepositoryOptions()
     repository = Path(repository)
@@ -272,7 +273,7 @@ def write_model_repository(
                 raise RepositoryError(f"{path}: ONNX file not found")
             signature = onnx_signature(path, options.max_batch)
         else:
-            path, platform = _export(source, Path(scratch), name, precision, load_options, progress), ONNX_PLATFORM
+            path, platform = _export(source, Path(scratch), precision, opset, load_options, progress), ONNX_PLATFORM
             signature = onnx_signature(path, options.max_batch)
         options = _check_options(options, platform, signature)
 
@@ -301,14 +302,15 @@ def write_model_repository(
                             validated, files)
 
 
-def _export(source, workdir: Path, name: str, precision: str, load_options: Optional[dict], progress: Progress) -> Path:
+def _export(source, workdir: Path, precision: str, opset: int, load_options: Optional[dict], progress: Progress) -> Path:
     from vit5_infer import resolve_model
     from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
 
     model, origin = resolve_model(source, **(load_options or {}))
     if progress:
         progress(f"exporting {origin.name} to ONNX ({precision})")
-    return Path(export_onnx(model, workdir / "model.onnx", precision=precision, source=origin, progress=progress).path)
+    result = export_onnx(model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress)
+    return Path(result.path)
 
 
 def _publish(stage: Path, final: Path) -> None:
