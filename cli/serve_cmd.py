@@ -36,11 +36,6 @@ class InstanceKind(str, enum.Enum):
     gpu = "gpu"
 
 
-def _load_options(model_opts: ModelOptions) -> dict:
-    return dict(config=model_opts.config, weights=model_opts.weights, trust_pickle=model_opts.trust_pickle,
-                seed=model_opts.seed, **model_opts.overrides)
-
-
 def _preferred(text: Optional[str]) -> tuple:
     return tuple(parse_int_list(text, "--preferred-batch")) if text else ()
 
@@ -95,7 +90,7 @@ def serve(
         with console.status(f"preparing {source}") as status:
             served = resolve_served_model(
                 source, workdir, backend=backend.value if backend else None, precision=precision.value, name=name,
-                max_batch=max_batch, threads=threads, load_options=_load_options(model_opts),
+                max_batch=max_batch, threads=threads, load_options=model_opts,
                 progress=lambda message: status.update(message),
             )
         with console.status(f"starting Triton for {served.name}") as status:
@@ -144,7 +139,7 @@ def triton_repo(
     with console.status(f"writing the model repository for {source}") as status:
         result = write_model_repository(
             source, output, name=name, options=options, precision=precision.value, opset=opset,
-            load_options=_load_options(model_opts), force=force, progress=lambda message: status.update(message),
+            load_options=model_opts, force=force, progress=lambda message: status.update(message),
         )
     sig = result.signature
     console.out.print(f"wrote {result.model_dir} ({result.platform}, max_batch_size "

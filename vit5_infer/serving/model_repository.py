@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
 from .errors import SERVE_INSTALL_HINT, RepositoryError, ServeUnavailableError
@@ -243,7 +244,7 @@ def write_model_repository(
     options: Optional[RepositoryOptions] = None,
     precision: str = "fp32",
     opset: int = 23,
-    load_options: Optional[dict] = None,
+    load_options: Optional[LoadOptions] = None,
     force: bool = False,
     progress: Progress = None,
 ) -> RepositoryResult:
@@ -302,11 +303,11 @@ def write_model_repository(
                             validated, files)
 
 
-def _export(source, workdir: Path, precision: str, opset: int, load_options: Optional[dict], progress: Progress) -> Path:
-    from vit5_infer import resolve_model
+def _export(source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions],
+            progress: Progress) -> Path:
     from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
 
-    model, origin = resolve_model(source, **(load_options or {}))
+    model, origin = (load_options or LoadOptions()).resolve(source)
     if progress:
         progress(f"exporting {origin.name} to ONNX ({precision})")
     result = export_onnx(model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress)

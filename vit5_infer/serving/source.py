@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
 from .errors import RepositoryError, ServeError
@@ -66,12 +67,12 @@ def resolve_served_model(
     name: Optional[str] = None,
     max_batch: Optional[int] = None,
     threads: Optional[int] = None,
-    load_options: Optional[dict] = None,
+    load_options: Optional[LoadOptions] = None,
     progress: Progress = None,
 ) -> ServedModel:
     """What ``vit5 serve SOURCE`` serves.  ``workdir`` receives the exported graph of a preset or
-    checkpoint and must outlive the server; ``load_options`` go to ``resolve_model`` (config,
-    weights, trust_pickle, seed and architecture overrides)."""
+    checkpoint and must outlive the server; ``load_options`` say how a preset or checkpoint is
+    loaded (config, weights, trust_pickle, seed and architecture overrides)."""
     from vit5_infer.engines.registry import BACKENDS, make_runner
 
     if backend is not None and backend not in BACKENDS:
@@ -92,10 +93,8 @@ def resolve_served_model(
     if is_onnx_path(text):
         return _onnx_model(Path(text), served_name, backend or "ort", max_batch, threads)
 
-    from vit5_infer import resolve_model
-
     backend = backend or "ort"
-    model, origin = resolve_model(source, **(load_options or {}))
+    model, origin = (load_options or LoadOptions()).resolve(source)
     if backend in TORCH_BACKENDS:
         signature = config_signature(model.config, max_batch)
         return ServedModel(served_name, backend, signature, None,
