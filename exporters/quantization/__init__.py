@@ -1,7 +1,7 @@
 """INT8/FP8 graphs: calibration on images, Q/DQ placement per target, per-layer sensitivity,
 and the validated quantized export."""
 
-from .calibration import (DEFAULT_COUNT, DEFAULT_METHOD, METHODS, CalibrationData, CalibrationError,
+from .calibration import (DEFAULT_COUNT, DEFAULT_METHOD, METHODS, CalibrationData, CalibrationError, calibration_inputs,
                           collect_stats, load_calibration_images, ranges_from_stats, seeded_calibration)
 from .export import DEFAULT_KEEP_FLOAT, export_quantized, validate_quantized
 from .qdq import QuantizationError, QuantScheme, activation_tensors, insert_qdq, quantizable_nodes, quantize_graph
@@ -18,6 +18,7 @@ __all__ = [
     "QuantScheme",
     "QuantizationError",
     "activation_tensors",
+    "calibration_inputs",
     "collect_stats",
     "export_quantized",
     "insert_qdq",

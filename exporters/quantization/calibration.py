@@ -196,3 +196,24 @@ def ranges_from_stats(stats: dict[str, TensorStats], method: str) -> dict[str, t
         t = threshold(s, method) or 1e-8
         out[name] = (max(s.minimum, -t), min(s.maximum, t))
     return out
+
+
+def calibration_inputs(folder: Optional[PathLike], *, input_shape: tuple, preprocessing: Preprocessing,
+                       count: int = DEFAULT_COUNT, seeded: bool = False, seed: int = 0,
+                       precision: str = "int8") -> CalibrationData:
+    """What a quantized export calibrates on: the images below ``folder``, or seeded inputs only when
+    asked for explicitly (``seeded``); a one-line CalibrationError otherwise."""
+    if folder is not None and seeded:
+        raise CalibrationError("give either --calibration DIR or --calibrate-on-seeded-inputs, not both")
+    if folder is None and not seeded:
+        raise CalibrationError(
+            f"--precision {precision} needs calibration images: --calibration DIR (a folder of images, searched "
+            "recursively), or --calibrate-on-seeded-inputs to accept unknown accuracy"
+        )
+    if count < 1:
+        raise CalibrationError(f"--calibration-count must be >= 1, got {count}")
+    if seeded:
+        return seeded_calibration(tuple(input_shape), count=count, held_out=max(8, count // 2), seed=seed)
+    if preprocessing.image_size != input_shape[-1]:
+        preprocessing = preprocessing.with_image_size(int(input_shape[-1]))
+    return load_calibration_images(folder, preprocessing, int(input_shape[0]), count=count, seed=seed)

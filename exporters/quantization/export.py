@@ -88,10 +88,11 @@ def export_quantized(
     note = progress or (lambda message: None)
     if target is None:
         target = "tensorrt" if precision == "fp8" else "ort"
-    scheme = QuantScheme(precision, ExportTarget.parse(target))
-    opset = opset if opset is not None else scheme.target.default_opset()
-    if not scheme.target.allows_opset(opset):
-        raise ExportError(f"{scheme.target} does not parse opset {opset} graphs")
+    parsed = ExportTarget.parse(target)
+    opset = opset if opset is not None else parsed.default_opset()
+    if not parsed.allows_opset(opset):
+        raise ExportError(f"{parsed} does not parse opset {opset} graphs")
+    scheme = QuantScheme(precision, parsed, opset)
     keep = tuple(DEFAULT_KEEP_FLOAT if keep_float is None else keep_float)
     timings: dict = {}
 

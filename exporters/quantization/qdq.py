@@ -33,8 +33,8 @@ from ..targets import ExportTarget
 FP8_MAX = 448.0  # largest finite float8 e4m3fn
 INT8_MAX = 127.0
 QUANTIZED_OPS = ("MatMul", "Conv", "Gemm")
-#: opset of QuantizeLinear/DequantizeLinear with float8 types
-FP8_MIN_OPSET = 19
+#: opset of QuantizeLinear/DequantizeLinear with float8 types, and with float16 inputs
+FP8_MIN_OPSET = FP16_QDQ_MIN_OPSET = 19
 
 
 class QuantizationError(Vit5Error, ValueError):
@@ -47,6 +47,7 @@ class QuantScheme:
 
     precision: str
     target: ExportTarget
+    opset: int = 23
 
     def __post_init__(self):
         if self.precision not in ("int8", "fp8"):
@@ -60,8 +61,9 @@ class QuantScheme:
 
     @property
     def float_precision(self) -> str:
-        """Precision of the unquantized remainder of the graph."""
-        return "fp16" if self.target.is_tensorrt else "fp32"
+        """Precision of the unquantized remainder of the graph.  Q/DQ of FP16 tensors exist from
+        opset 19; older TensorRT forms stay FP32 and take FP16 from the builder's flags."""
+        return "fp16" if self.target.is_tensorrt and self.opset >= FP16_QDQ_MIN_OPSET else "fp32"
 
     def describe(self) -> dict:
         if self.precision == "fp8":
@@ -72,6 +74,10 @@ class QuantScheme:
             act = weight = "int8 symmetric"
         return {"precision": self.precision, "target": str(self.target), "activations": f"{act} per tensor",
                 "weights": f"{weight} per output channel", "elsewhere": self.float_precision}
+
+
+def graph_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
 def _weight_axis(node: onnx.NodeProto) -> int:
@@ -145,7 +151,9 @@ def quantize_weight(weight: np.ndarray, axis: int, precision: str) -> tuple[np.n
 def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
                nodes: list[str]) -> onnx.ModelProto:
     """A copy of FP32 ``model`` with Q/DQ on the activation and stored-quantized weights of ``nodes``."""
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    opset = graph_opset(model)
+    if opset != scheme.opset:
+        raise QuantizationError(f"internal: the scheme is for opset {scheme.opset}, the graph has opset {opset}")
     if scheme.precision == "fp8" and opset < FP8_MIN_OPSET:
         raise QuantizationError(f"fp8 Q/DQ needs opset {FP8_MIN_OPSET} or newer, got opset {opset}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
