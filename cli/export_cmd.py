@@ -171,8 +171,9 @@ def export_model(
 
 def _export_quantized(model, origin, source: str, output: Path, pre, quant: Quantization, seed: int, *,
                       target: Optional[str], **options):
-    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized, resolve_scheme
 
+    resolve_scheme(options["precision"], target, options["opset"])  # a bad target fails before calibration
     with console.status(f"loading calibration inputs for {source}"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         calibration = calibration_inputs(quant.calibration, input_shape=model.input_shape, preprocessing=pre,

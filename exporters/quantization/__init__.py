@@ -3,7 +3,7 @@ and the validated quantized export."""
 
 from .calibration import (DEFAULT_COUNT, DEFAULT_METHOD, METHODS, CalibrationData, CalibrationError, calibration_inputs,
                           collect_stats, load_calibration_images, ranges_from_stats, seeded_calibration)
-from .export import DEFAULT_KEEP_FLOAT, export_quantized, validate_quantized
+from .export import DEFAULT_KEEP_FLOAT, export_quantized, resolve_scheme, validate_quantized
 from .qdq import QuantizationError, QuantScheme, activation_tensors, insert_qdq, quantizable_nodes, quantize_graph
 from .sensitivity import LayerSensitivity, layer_sensitivity, sensitive_layers
 
@@ -27,6 +27,7 @@ __all__ = [
     "quantizable_nodes",
     "quantize_graph",
     "ranges_from_stats",
+    "resolve_scheme",
     "seeded_calibration",
     "sensitive_layers",
     "validate_quantized",

@@ -57,6 +57,18 @@ def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out:
     return metrics
 
 
+def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
+                   opset: Optional[int] = None) -> QuantScheme:
+    """The quantization layout for ``precision`` on ``target`` (int8: ort by default; fp8: tensorrt)."""
+    if target is None:
+        target = "tensorrt" if precision == "fp8" else "ort"
+    parsed = ExportTarget.parse(target)
+    opset = opset if opset is not None else parsed.default_opset()
+    if not parsed.allows_opset(opset):
+        raise ExportError(f"{parsed} does not parse opset {opset} graphs")
+    return QuantScheme(precision, parsed, opset)
+
+
 def export_quantized(
     model: ViT5ClassificationNet,
     path: "str | Path",
@@ -86,13 +98,8 @@ def export_quantized(
     """
     path = Path(path)
     note = progress or (lambda message: None)
-    if target is None:
-        target = "tensorrt" if precision == "fp8" else "ort"
-    parsed = ExportTarget.parse(target)
-    opset = opset if opset is not None else parsed.default_opset()
-    if not parsed.allows_opset(opset):
-        raise ExportError(f"{parsed} does not parse opset {opset} graphs")
-    scheme = QuantScheme(precision, parsed, opset)
+    scheme = resolve_scheme(precision, target, opset)
+    opset = scheme.opset
     keep = tuple(DEFAULT_KEEP_FLOAT if keep_float is None else keep_float)
     timings: dict = {}
 
