@@ -55,11 +55,12 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int) -> dict
                                    count=calibration_count, seeded=True)
     result = export_quantized(model, int8, precision="int8", target="cpu", calibration=calib)
     sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
-    out = {"threads": threads, "rounds": rounds, "validation": {k: result.validation[k] for k in
-                                                                 ("cosine", "top1_agreement", "inputs", "passed")}}
+    check = result.validation
+    out = {"threads": threads, "rounds": rounds, "validation": {"cosine": check.comparison.cosine, "passed": check.passed,
+                                                                "top1_agreement": check.comparison.top1_agreement}}
     held = calib.held_out
     logits = {k: s.run(["logits"], {"pixel_values": held})[0] for k, s in sessions.items()}
-    out["cosine_int8_vs_fp32_graph"] = compare_logits(logits["fp32"], logits["int8"])["cosine"]
+    out["cosine_int8_vs_fp32_graph"] = compare_logits(logits["fp32"], logits["int8"]).cosine
     for batch in (1, 8):
         x = np.random.default_rng(batch).standard_normal((batch, *model.input_shape)).astype(np.float32)
         times = {k: [] for k in sessions}
@@ -107,8 +108,8 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
                                           method=method)
                 rows[f"{precision}/{target}/{method}"] = {
                     "accuracy": accuracy(onnx.load(str(path))),
-                    "held_out_cosine": result.validation["cosine"],
-                    "held_out_top1_agreement": result.validation["top1_agreement"],
+                    "held_out_cosine": result.validation.comparison.cosine,
+                    "held_out_top1_agreement": result.validation.comparison.top1_agreement,
                 }
         out["networks"][name] = rows
     return out

@@ -18,7 +18,8 @@ from vit5_infer.loading import ModelSource
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import Progress
 
-from ..export import EXTERNAL_DATA_THRESHOLD, ExportError, ExportResult, _publish, _write_staged, build_graph, summarize
+from ..export import (ExportError, ExportResult, Validation, _publish, _write_staged, build_graph, check_for_target,
+                      resolve_opset, summarize)
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
 from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
@@ -41,7 +42,7 @@ def to_layout(pixels: np.ndarray, layout: str) -> np.ndarray:
 
 
 def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out: np.ndarray, layout: str,
-                       precision: str, seeded: bool) -> dict:
+                       precision: str, seeded: bool) -> Validation:
     """ORT CPU (FP8 Q/DQ runs there as emulation) against PyTorch FP32 on the held-out inputs."""
     with torch.no_grad():
         reference = model(torch.from_numpy(held_out)).numpy()
@@ -49,12 +50,11 @@ def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out:
         outputs = run_logits(onnx.load(str(graph_path)), to_layout(held_out, layout))
     except Exception as exc:  # ORT reports unsupported ops/types as generic failures
         raise ExportError(f"ONNX Runtime cannot run the quantized graph: {str(exc).splitlines()[0][:300]}") from None
-    metrics = compare_logits(reference, outputs)
-    passed, reason = within_tolerance(metrics, precision, enforce_top1=not seeded)
-    metrics.update(passed=passed, reason=reason, precision=precision, inputs=int(len(held_out)),
-                   tolerance=TOLERANCES[precision].__dict__,
-                   method="ORT CPU on held-out calibration inputs" + (" (seeded: top-1 not enforced)" if seeded else ""))
-    return metrics
+    comparison = compare_logits(reference, outputs)
+    passed, reason = within_tolerance(comparison, precision)
+    source = "seeded" if seeded else "held-out calibration images"
+    return Validation(comparison, passed, reason, precision, (int(len(held_out)),), TOLERANCES[precision],
+                      f"ORT CPU against PyTorch FP32 on {len(held_out)} {source}")
 
 
 def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
@@ -63,10 +63,7 @@ def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
     if target is None:
         target = "tensorrt" if precision == "fp8" else "ort"
     parsed = ExportTarget.parse(target)
-    opset = opset if opset is not None else parsed.default_opset()
-    if not parsed.allows_opset(opset):
-        raise ExportError(f"{parsed} does not parse opset {opset} graphs")
-    return QuantScheme(precision, parsed, opset)
+    return QuantScheme(precision, parsed, resolve_opset(parsed, opset))
 
 
 def export_quantized(
@@ -105,7 +102,7 @@ def export_quantized(
 
     start = time.perf_counter()
     note("building the FP32 graph")
-    graph, used = build_graph(model, opset, "fp32", batch, layout, lowering)
+    graph, used = build_graph(model, opset=opset, batch=batch, layout=layout, lowering=lowering, target=scheme.target)
     candidates = quantizable_nodes(graph)
     calib_inputs = to_layout(calibration.calibration, layout)
     timings["build"] = time.perf_counter() - start
@@ -141,6 +138,7 @@ def export_quantized(
         quantization["sensitivity"] = [r.to_dict() for r in report]
     metadata = build_metadata(model.config, source, precision, opset, layout, used, "fp32", batch,
                               preprocessing=preprocessing or calibration.preprocessing)
+    metadata["target"] = str(scheme.target)
     metadata["quantization"] = quantization
     write_metadata(graph, metadata)
     try:
@@ -148,6 +146,7 @@ def export_quantized(
         onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"internal: quantized graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    compat = check_for_target(graph, scheme.target)
     timings["quantize"] = time.perf_counter() - start
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,14 +160,15 @@ def export_quantized(
             start = time.perf_counter()
             metrics = validate_quantized(staged, model, calibration.held_out, layout, precision, calibration.seeded)
             timings["validate"] = time.perf_counter() - start
-            if not metrics["passed"]:
+            if not metrics.passed:
                 raise ExportError(
-                    f"quantized graph is not within the {precision} tolerance of PyTorch FP32: {metrics['reason']} "
-                    f"(cosine {metrics['cosine']:.5f}, top-1 agreement {metrics['top1_agreement']:.3f}); nothing written"
+                    f"quantized graph is not within the {precision} tolerance of PyTorch FP32: {metrics.reason} "
+                    f"(cosine {metrics.comparison.cosine:.5f}, top-1 agreement {metrics.comparison.top1_agreement:.3f}); "
+                    "nothing written"
                 )
         size = _publish(staged, path, external)
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
     return ExportResult(path, opset, precision, {**used, "quantization": f"{scheme.describe()['activations']} / "
                                                  f"{scheme.describe()['weights']}, {scheme.float_precision} elsewhere"},
-                        metrics, summarize(graph, size), metadata, timings)
+                        metrics, summarize(graph, size), metadata, timings, compat)

@@ -55,8 +55,8 @@ def layer_sensitivity(model: onnx.ModelProto, ranges: dict, scheme: QuantScheme,
     for node in nodes:
         logits = run_logits(quantize_graph(model, ranges, scheme, [node.name]), inputs)
         metrics = compare_logits(reference, logits)
-        report.append(LayerSensitivity(node.name, node.op_type, max(0.0, 1.0 - metrics["cosine"]),
-                                       metrics["top1_agreement"]))
+        report.append(LayerSensitivity(node.name, node.op_type, max(0.0, 1.0 - metrics.cosine),
+                                       metrics.top1_agreement))
     return sorted(report, key=lambda r: -r.error)
 
 

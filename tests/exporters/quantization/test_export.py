@@ -69,7 +69,7 @@ def test_digits_accuracy_within_one_point(digits_dir, calibration, test_set, fp3
     out = tmp_path / "q.onnx"
     result = export_quantized(load_model(digits_dir / f"digits_{name}.safetensors"), out, precision=precision,
                               target=target, calibration=calibration)
-    assert result.validation["passed"] and result.validation["inputs"] == len(calibration.held_out)
+    assert result.validation.passed and f"on {len(calibration.held_out)} held-out" in result.validation.method
     accuracy = _accuracy(onnx.load(str(out)), test_set)
     assert accuracy >= fp32_accuracy(name) - 0.01, (accuracy, fp32_accuracy(name))
     meta = read_metadata(out)
@@ -94,13 +94,13 @@ def test_failed_validation_writes_nothing(digits_dir, small_calibration, tmp_pat
     assert _leftovers(tmp_path) == []
 
 
-def test_seeded_calibration_does_not_enforce_top1(digits_dir, tmp_path):
+def test_seeded_calibration_is_recorded(digits_dir, tmp_path):
     with pytest.warns(UserWarning, match="unknown"):
         seeded = calibration_inputs(None, input_shape=(3, 32, 32), preprocessing=DIGITS_PRE, count=8, seeded=True)
     seeded = dataclasses.replace(seeded, held_out=seeded.held_out[:4])
     result = export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx",
                               precision="int8", calibration=seeded)
-    assert "top-1 not enforced" in result.validation["method"]
+    assert result.validation.passed and "seeded" in result.validation.method
     assert read_metadata(tmp_path / "q.onnx")["quantization"]["calibration"]["source"] == "seeded"
 
 
@@ -108,7 +108,7 @@ def test_fp8_tensorrt_graph_validates_on_cpu(digits_dir, small_calibration, tmp_
     """FP8 Q/DQ in an FP16 graph runs on ONNX Runtime's CPU provider (emulated) and validates."""
     result = export_quantized(load_model(digits_dir / "digits_hyena.safetensors"), tmp_path / "q.onnx",
                               precision="fp8", calibration=small_calibration)
-    assert result.validation["passed"] and result.validation["cosine"] > 0.999
+    assert result.validation.passed and result.validation.comparison.cosine > 0.999
     assert result.metadata["quantization"]["elsewhere"] == "fp16"
     assert any("short_conv" in name for name in result.metadata["quantization"]["float_layers"])
 
@@ -133,3 +133,11 @@ def test_nothing_left_to_quantize(digits_dir, small_calibration, tmp_path):
         export_quantized(model, tmp_path / "none.onnx", precision="int8", calibration=small_calibration,
                          keep_float=["/"])
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("target", ["tensorrt=10.8", "tensorrt=10.14", "tensorrt"])
+def test_tensorrt_graphs_pass_the_parser_check(digits_dir, small_calibration, tmp_path, target):
+    result = export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx",
+                              precision="int8", target=target, calibration=small_calibration, validate=False)
+    assert result.tensorrt_check is not None and result.tensorrt_check.compatible
+    assert read_metadata(tmp_path / "q.onnx")["target"] == target
