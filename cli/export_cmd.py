@@ -147,7 +147,7 @@ def export_model(
         return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),
                                                 model_opts.seed, opset=opset, precision=precision, batch=batch,
                                                 layout=layout, lowering=lowering, validate=validate,
-                                                external_data=external_data)
+                                                external_data=external_data, target=target)
     with console.status(f"exporting {source}") as status:
         result = export_onnx(
             model,
