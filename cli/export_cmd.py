@@ -9,14 +9,23 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import FLOAT_PRECISIONS, LOGITS, OUTPUT_NAMES, Precision
+from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
+from vit5_infer.vocabulary import Precision as GraphPrecision
 
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_name_list
 
-#: --io-dtype: the float precisions only
-IoDtype = enum.Enum("IoDtype", {p.value: p.value for p in FLOAT_PRECISIONS}, type=str)
+
+
+class Precision(str, enum.Enum):
+    """The float precisions (--io-dtype, and `vit5 debug`'s candidate graph)."""
+
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
 QUANT_PANEL = "Quantization (--precision int8 / fp8)"
 PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
 Interpolation = enum.Enum("Interpolation", {name: name for name in ("bicubic", "bilinear", "nearest")}, type=str)
@@ -141,7 +150,7 @@ def export_model(
         model, origin = model_opts.resolve(source)
     pre = Preprocessing(image_size=model.config.network.image_size,
                         **{k: v for k, v in (preprocessing or {}).items() if v is not None})
-    if Precision.parse(precision).is_quantized:
+    if GraphPrecision.parse(precision).is_quantized:
         if tuple(outputs) != (LOGITS,):
             raise typer.BadParameter("quantized graphs output logits only", param_hint="--outputs")
         return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),
@@ -195,12 +204,12 @@ def export(
     model_opts: ModelOptions,
     target: Annotated[Optional[str], typer.Option("--target", show_default=False, help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15). Default ort; fp8 needs tensorrt. Quantized: cpu/ort u8/s8 Q/DQ with FP32 elsewhere, tensorrt symmetric s8/fp8 Q/DQ with FP16 elsewhere.")] = None,
     opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable) [default: 23, or what --target needs].", show_default=False)] = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32); int8/fp8 are calibrated (see Quantization).")] = Precision.FP32,
+    precision: Annotated[GraphPrecision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32); int8/fp8 are calibrated (see Quantization).")] = GraphPrecision.FP32,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
     lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
     validate: Annotated[bool, typer.Option("--validate/--no-validate", help="Compare ONNX Runtime with PyTorch after export.")] = True,
-    io_dtype: Annotated[Optional[IoDtype], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
+    io_dtype: Annotated[Optional[Precision], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
     external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
     outputs: Annotated[str, typer.Option("--outputs", help=f"Graph outputs, comma-separated, in order: any of {', '.join(OUTPUT_NAMES)} (pre_logits: the classifier's input; patch_tokens: [B, Hp, Wp, C] feature map).")] = LOGITS,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Folder of calibration images (searched recursively); some are held out to validate the graph.", rich_help_panel=QUANT_PANEL, show_default=False)] = None,

@@ -12,11 +12,11 @@ import numpy as np
 import onnx
 import torch
 
-from vit5_infer.metrics import TOLERANCES, compare_logits, within_tolerance
+from vit5_infer.metrics import TOLERANCES, compare_outputs, outputs_within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.loading import ModelSource
 from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import Progress
+from vit5_infer.vocabulary import LOGITS, Progress
 
 from ..export import (ExportError, ExportResult, Validation, _publish, _write_staged, build_graph, check_for_target,
                       resolve_opset, summarize)
@@ -50,10 +50,10 @@ def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out:
         outputs = run_logits(onnx.load(str(graph_path)), to_layout(held_out, layout))
     except Exception as exc:  # ORT reports unsupported ops/types as generic failures
         raise ExportError(f"ONNX Runtime cannot run the quantized graph: {str(exc).splitlines()[0][:300]}") from None
-    comparison = compare_logits(reference, outputs)
-    passed, reason = within_tolerance(comparison, precision)
-    source = "seeded" if seeded else "held-out calibration images"
-    return Validation(comparison, passed, reason, precision, (int(len(held_out)),), TOLERANCES[precision],
+    comparisons = compare_outputs({LOGITS: reference}, {LOGITS: outputs})
+    passed, reason = outputs_within_tolerance(comparisons, precision)
+    source = "seeded inputs" if seeded else "held-out calibration images"
+    return Validation(comparisons, passed, reason, precision, (int(len(held_out)),), TOLERANCES[precision],
                       f"ORT CPU against PyTorch FP32 on {len(held_out)} {source}")
 
 
