@@ -1,6 +1,8 @@
 """``vit5 export``: a preset or checkpoint -> a validated ONNX file."""
 
 import enum
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -8,16 +10,53 @@ import typer
 from rich.table import Table
 
 from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
+from vit5_infer.vocabulary import Precision as GraphPrecision
 
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_name_list
 
 
+
 class Precision(str, enum.Enum):
+    """The float precisions (--io-dtype, and `vit5 debug`'s candidate graph)."""
+
     fp32 = "fp32"
     fp16 = "fp16"
     bf16 = "bf16"
+
+
+QUANT_PANEL = "Quantization (--precision int8 / fp8)"
+PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
+Interpolation = enum.Enum("Interpolation", {name: name for name in ("bicubic", "bilinear", "nearest")}, type=str)
+CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in ("max", "percentile", "entropy")}, type=str)
+
+
+def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
+    """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected one or three numbers separated by commas, got {text!r}", param_hint=option) from None
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise typer.BadParameter(f"expected one or three numbers separated by commas, got {text!r}", param_hint=option)
+    return values
+
+
+@dataclass
+class Quantization:
+    """How a quantized export calibrates (ignored by float exports)."""
+
+    calibration: Optional[Path] = None
+    count: int = 128
+    method: str = "max"
+    seeded: bool = False
+    keep_float: Optional[list] = None
+    sensitivity: bool = False
 
 
 class Layout(str, enum.Enum):
@@ -95,14 +134,29 @@ def export_model(
     validate: bool = True,
     io_dtype: str = "fp32",
     external_data: Optional[bool] = None,
-    target: str = "ort",
+    target: Optional[str] = None,
     outputs: tuple = (LOGITS,),
+    preprocessing: Optional[dict] = None,
+    quantization: Optional[Quantization] = None,
 ):
-    """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources."""
+    """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources.
+
+    ``preprocessing``: Preprocessing fields the user set (mean, std, crop_ratio, interpolation).
+    """
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.preprocessing import Preprocessing
 
     with console.status(f"loading {source}"):
         model, origin = model_opts.resolve(source)
+    pre = Preprocessing(image_size=model.config.network.image_size,
+                        **{k: v for k, v in (preprocessing or {}).items() if v is not None})
+    if GraphPrecision.parse(precision).is_quantized:
+        if tuple(outputs) != (LOGITS,):
+            raise typer.BadParameter("quantized graphs output logits only", param_hint="--outputs")
+        return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),
+                                                model_opts.seed, opset=opset, precision=precision, batch=batch,
+                                                layout=layout, lowering=lowering, validate=validate,
+                                                external_data=external_data, target=target)
     with console.status(f"exporting {source}") as status:
         result = export_onnx(
             model,
@@ -116,11 +170,31 @@ def export_model(
             validate=validate,
             io_dtype=io_dtype,
             external_data=external_data,
-            target=target,
+            target=target or "ort",
             outputs=outputs,
+            preprocessing=pre,
             progress=lambda step: status.update(f"exporting {source}: {step}"),
         )
     return model, origin, result
+
+
+def _export_quantized(model, origin, source: str, output: Path, pre, quant: Quantization, seed: int, *,
+                      target: Optional[str], **options):
+    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized, resolve_scheme
+
+    resolve_scheme(options["precision"], target, options["opset"])  # a bad target fails before calibration
+    with console.status(f"loading calibration inputs for {source}"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calibration = calibration_inputs(quant.calibration, input_shape=model.input_shape, preprocessing=pre,
+                                         count=quant.count, seeded=quant.seeded, seed=seed,
+                                         precision=options["precision"])
+    for warning in caught:
+        console.warn(str(warning.message))
+    with console.status(f"exporting {source}") as status:
+        return export_quantized(model, output, calibration=calibration, target=target, method=quant.method,
+                                keep_float=quant.keep_float, sensitivity=quant.sensitivity, source=origin,
+                                preprocessing=calibration.preprocessing or pre,
+                                progress=lambda step: status.update(f"exporting {source}: {step}"), **options)
 
 
 @model_options
@@ -128,9 +202,9 @@ def export(
     source: Annotated[str, typer.Argument(help="Preset name or checkpoint (.safetensors, .pt, .ckpt).", show_default=False)],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
     model_opts: ModelOptions,
-    target: Annotated[str, typer.Option("--target", help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15).")] = "ort",
+    target: Annotated[Optional[str], typer.Option("--target", show_default=False, help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15). Default ort; fp8 needs tensorrt. Quantized: cpu/ort u8/s8 Q/DQ with FP32 elsewhere, tensorrt symmetric s8/fp8 Q/DQ with FP16 elsewhere.")] = None,
     opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable) [default: 23, or what --target needs].", show_default=False)] = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32).")] = Precision.fp32,
+    precision: Annotated[GraphPrecision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32); int8/fp8 are calibrated (see Quantization).")] = GraphPrecision.FP32,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,
     lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering: auto (measured best), direct, spectral or scan.")] = "auto",
@@ -138,13 +212,30 @@ def export(
     io_dtype: Annotated[Optional[Precision], typer.Option("--io-dtype", help="Input/output dtype; default fp32 (fp16/bf16 need the same --precision).", show_default=False)] = None,
     external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
     outputs: Annotated[str, typer.Option("--outputs", help=f"Graph outputs, comma-separated, in order: any of {', '.join(OUTPUT_NAMES)} (pre_logits: the classifier's input; patch_tokens: [B, Hp, Wp, C] feature map).")] = LOGITS,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Folder of calibration images (searched recursively); some are held out to validate the graph.", rich_help_panel=QUANT_PANEL, show_default=False)] = None,
+    calibration_count: Annotated[int, typer.Option("--calibration-count", help="Images to calibrate on (besides the held-out ones).", rich_help_panel=QUANT_PANEL)] = 128,
+    calibration_method: Annotated[CalibrationMethod, typer.Option("--calibration-method", help="Activation range: max, percentile (99.99%) or entropy (KL).", rich_help_panel=QUANT_PANEL)] = CalibrationMethod.max,
+    seeded: Annotated[bool, typer.Option("--calibrate-on-seeded-inputs", help="Calibrate on seeded random inputs instead of images (accuracy unknown).", rich_help_panel=QUANT_PANEL)] = False,
+    keep_float: Annotated[Optional[str], typer.Option("--keep-float", help="Comma-separated node-name patterns left unquantized; 'none' quantizes every GEMM. Default: the patch embedding, the classifier and Hyena's short conv (measured most sensitive).", rich_help_panel=QUANT_PANEL, show_default=False)] = None,
+    sensitivity: Annotated[bool, typer.Option("--sensitivity", help="Measure each layer quantized alone and keep the outliers in higher precision (slower).", rich_help_panel=QUANT_PANEL)] = False,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Per-channel mean of the preprocessing, one value or R,G,B (default ImageNet); stored in the graph metadata.", rich_help_panel=PRE_PANEL, show_default=False)] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Per-channel std of the preprocessing, one value or R,G,B (default ImageNet).", rich_help_panel=PRE_PANEL, show_default=False)] = None,
+    crop_ratio: Annotated[Optional[float], typer.Option("--crop-ratio", help="Resize the shorter side to image_size / crop_ratio, then centre crop (default 1.0: resize to image_size).", rich_help_panel=PRE_PANEL, show_default=False)] = None,
+    interpolation: Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize interpolation (default bicubic).", rich_help_panel=PRE_PANEL, show_default=False)] = None,
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
     names = tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES))
+    patterns = None
+    if keep_float is not None:
+        patterns = [] if keep_float.strip().lower() == "none" else [p.strip() for p in keep_float.split(",") if p.strip()]
     _, origin, result = export_model(
         source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
         layout=layout.value, lowering=lowering, validate=validate,
         io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data, target=target, outputs=names,
+        preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std"),
+                       "crop_ratio": crop_ratio, "interpolation": interpolation.value if interpolation else None},
+        quantization=Quantization(calibration, calibration_count, calibration_method.value, seeded,
+                                  patterns, sensitivity),
     )
     console.out.print(
         f"wrote {result.path} (target {result.metadata.get('target', 'ort')}, opset {result.opset}, {result.precision}, "
@@ -152,4 +243,14 @@ def export(
     )
     console.out.print("outputs: " + ", ".join(f"{name} {shape}" for name, shape in result.metadata["outputs"].items()))
     print_validation(result.validation if validate else None)
+    quant = result.metadata.get("quantization")
+    if quant:
+        cal = quant["calibration"]
+        console.out.print(
+            f"quantization: {quant['activations']} activations, {quant['weights']} weights, {quant['elsewhere']} elsewhere; "
+            f"{quant['quantized_layers']} layers quantized, kept in higher precision: {', '.join(quant['float_layers']) or 'none'}; "
+            f"calibrated on {cal['calibration_inputs']} inputs from {cal['source']} ({cal['method']}), validated on {cal['held_out_inputs']} held out"
+        )
+        for row in quant.get("sensitivity", [])[:8]:
+            console.out.print(f"  sensitivity {row['node']}: 1-cosine {row['error']:.2e}, top-1 {row['top1_agreement']:.3f}")
     print_summary(result.summary, result.lowering)

@@ -26,6 +26,7 @@ from vit5_infer.metrics import (
     outputs_within_tolerance,
 )
 from vit5_infer.network import ViT5ClassificationNet
+from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
@@ -279,6 +280,7 @@ def export_onnx(
     external_data: bool | None = None,
     target: "ExportTarget | str | None" = None,
     outputs=None,
+    preprocessing: Preprocessing | None = None,
     progress: Progress = None,
 ) -> ExportResult:
     """Export ``model`` to ``path``; with ``validate`` the file is kept only if ORT matches PyTorch.
@@ -300,7 +302,8 @@ def export_onnx(
     outputs = select_outputs(model.config, outputs)
     graph, used = build_graph(model, opset=opset, precision=precision, batch=batch, layout=layout,
                               lowering=lowering, io_dtype=io_dtype, target=target, outputs=outputs)
-    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch, outputs)
+    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch, outputs,
+                              preprocessing=preprocessing)
     metadata["target"] = str(target)
     write_metadata(graph, metadata)
     timings["build"] = time.perf_counter() - start

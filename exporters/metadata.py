@@ -20,10 +20,14 @@ PREFIX = "vit5."
 
 
 def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
-                   lowering: dict, io_dtype: str, batch, outputs=(LOGITS,)) -> dict:
+                   lowering: dict, io_dtype: str, batch, outputs=(LOGITS,),
+                   preprocessing: Preprocessing | None = None) -> dict:
+    """``preprocessing``: what the graph's users must apply to images (default: SPEC 8.4 at the
+    model's input size)."""
+    pre = preprocessing or Preprocessing(image_size=config.network.image_size)
     return {
         "config": config.to_dict(),
-        "preprocessing": Preprocessing(image_size=config.network.image_size).to_metadata(layout),
+        "preprocessing": pre.to_metadata(layout),
         "toolkit_version": __version__,
         "source": None if source is None else source.__dict__,
         "precision": precision,

@@ -28,7 +28,11 @@ TOLERANCES = {
     # 4 units of roundoff of the reduced type (fp16: 2^-11, bf16: 2^-8) on the logit scale
     "fp16": Tolerance(cosine=0.999, max_abs=None, top1=0.99, tie_margin=2e-3),
     "bf16": Tolerance(cosine=0.995, max_abs=None, top1=0.95, tie_margin=1.6e-2),
-    "int8": Tolerance(cosine=0.99, max_abs=None, top1=0.9, tie_margin=5e-2),
+    # Quantized graphs against PyTorch FP32 on held-out calibration images (README, Quantization: the
+    # digits networks measure cosine >= 0.9999 at INT8 and FP8 with full top-1 agreement; vit5-small
+    # on seeded inputs 0.9998): the bounds catch a broken calibration, not the rounding of a good one.
+    "int8": Tolerance(cosine=0.99, max_abs=None, top1=0.95, tie_margin=5e-2),
+    "fp8": Tolerance(cosine=0.99, max_abs=None, top1=0.95, tie_margin=5e-2),
 }
 
 

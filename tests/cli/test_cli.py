@@ -227,3 +227,31 @@ def test_bench_outputs_flag(golden_dir, tmp_path):
     assert list(row["outputs"]) == ["logits", "register_tokens"] and row["outputs"]["register_tokens"]["passed"]
     assert_one_line_error(vit5("bench", golden_dir / "hyena_gap.safetensors", "--outputs", "cls_token", "--iters", "1"),
                           "no CLS token")
+
+
+def test_export_int8_with_calibration_images_and_preprocessing(digits_dir, tmp_path):
+    out = tmp_path / "int8.onnx"
+    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", out, "--precision", "int8",
+                "--calibration", digits_dir / "calibration", "--calibration-count", "8", "--mean", "0.5", "--std", "0.25")
+    assert proc.returncode == 0, proc.stderr
+    assert "validation against PyTorch FP32 (passed)" in proc.stdout
+    assert "quantization: uint8 asymmetric per tensor activations" in proc.stdout
+    from vit5_infer.exporters import read_metadata
+
+    meta = read_metadata(out)
+    assert meta["precision"] == "int8" and meta["preprocessing"]["std"] == [0.25] * 3
+
+
+@pytest.mark.parametrize("extra,fragments", [
+    ([], ["needs calibration images", "--calibration DIR"]),
+    (["--calibration", "EMPTY"], ["no image files"]),
+    (["--precision", "fp8", "--target", "cpu", "--calibrate-on-seeded-inputs"], ["TensorRT only"]),
+    (["--target", "mars", "--calibrate-on-seeded-inputs"], ["unknown export target"]),
+])
+def test_quantized_export_errors_are_one_line_and_write_nothing(digits_dir, tmp_path, extra, fragments):
+    (tmp_path / "empty").mkdir()
+    extra = [str(tmp_path / "empty") if e == "EMPTY" else e for e in extra]
+    args = ["--precision", "int8", *extra] if "--precision" not in extra else extra
+    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "q.onnx", *args)
+    assert_one_line_error(proc, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

@@ -1,0 +1,235 @@
+"""Issue 10's figures: INT8 speed on ONNX Runtime CPU and quantized accuracy on real images.
+
+One command (from the repository root, with the package installed):
+
+    python benchmarks/quantization.py --out benchmarks/results/quantization
+
+1. ``vit5-small`` (seeded random weights, so calibrated on seeded inputs): the INT8 cpu-target graph
+   against the FP32 graph on ORT CPU at batch 1 and 8, timed alternately in one process (same inputs,
+   same machine state), as speed ratios; logits cosine against FP32.
+2. The digits networks (``tests/data/digits``): test accuracy of FP32 against INT8 (cpu and tensorrt
+   targets; the tensorrt graph runs on ORT CPU) and FP8 (Q/DQ emulated on ORT CPU), for each
+   calibration method, with the export's own validation on held-out calibration images.
+3. The per-layer sensitivity report of each digits network (INT8 cpu and FP8), every GEMM quantized
+   alone: what ``DEFAULT_KEEP_FLOAT`` was chosen from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DIGITS = REPO / "tests" / "data" / "digits"
+VARIANTS = [("int8", "cpu"), ("int8", "tensorrt"), ("fp8", "tensorrt")]
+
+
+def _session(model_or_path, threads: int):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(model_or_path), options, providers=["CPUExecutionProvider"])
+
+
+def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
+    """The library alternative measured against our layout: ORT's static QDQ quantizer, u8 activations,
+    s8 per-channel weights, MatMul/Conv, calibrated on the same inputs."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"pixel_values": inputs[i:i + 4]} for i in range(0, len(inputs), 4)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    out = work / "small-ort-quantize-static.onnx"
+    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Conv"])
+    return out
+
+
+def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare_ort: bool = False) -> dict:
+    from vit5_infer import load_model
+    from vit5_infer.exporters import export_onnx
+    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.metrics import compare_logits
+    from vit5_infer.preprocessing import Preprocessing
+
+    model = load_model("vit5-small")
+    fp32, int8 = work / "small-fp32.onnx", work / "small-int8.onnx"
+    export_onnx(model, fp32, validate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        calib = calibration_inputs(None, input_shape=model.input_shape, preprocessing=Preprocessing(),
+                                   count=calibration_count, seeded=True)
+    result = export_quantized(model, int8, precision="int8", target="cpu", calibration=calib)
+    sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
+    if compare_ort:
+        sessions["ort_quantize_static"] = _session(_ort_quantize_static(fp32, calib.calibration, work), threads)
+    check = result.validation
+    out = {"threads": threads, "rounds": rounds, "validation": {"cosine": check.comparison.cosine, "passed": check.passed,
+                                                                "top1_agreement": check.comparison.top1_agreement}}
+    held = calib.held_out
+    logits = {k: s.run(["logits"], {"pixel_values": held})[0] for k, s in sessions.items()}
+    out["cosine_int8_vs_fp32_graph"] = compare_logits(logits["fp32"], logits["int8"]).cosine
+    for batch in (1, 8):
+        x = np.random.default_rng(batch).standard_normal((batch, *model.input_shape)).astype(np.float32)
+        times = {k: [] for k in sessions}
+        for name, s in sessions.items():
+            s.run(None, {"pixel_values": x})  # warm-up
+        for _ in range(rounds):  # alternate so that both see the same machine load
+            for name, s in sessions.items():
+                start = time.perf_counter()
+                s.run(None, {"pixel_values": x})
+                times[name].append(time.perf_counter() - start)
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        best = {k: float(np.min(v)) for k, v in times.items()}
+        out[f"batch{batch}"] = {"speedup_median": med["fp32"] / med["int8"], "speedup_best": best["fp32"] / best["int8"],
+                                "paired_speedup_median": float(np.median(np.array(times["fp32"]) / np.array(times["int8"])))}
+        if compare_ort:
+            out[f"batch{batch}"]["ort_quantize_static_speedup_median"] = med["fp32"] / med["ort_quantize_static"]
+    return out
+
+
+def digits(work: Path, methods: list[str], count: int) -> dict:
+    import onnx
+
+    from vit5_infer import load_model
+    from vit5_infer.exporters import build_graph
+    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.exporters.quantization.sensitivity import run_logits
+    from vit5_infer.preprocessing import Preprocessing, load_image
+
+    spec = json.loads((DIGITS / "digits.json").read_text())["preprocessing"]
+    pre = Preprocessing(image_size=spec["image_size"], mean=tuple(spec["mean"]), std=tuple(spec["std"]))
+    files = sorted((DIGITS / "test").rglob("*.png"))
+    images = np.stack([load_image(f, pre) for f in files])
+    labels = np.array([int(f.parent.name) for f in files])
+    calib = calibration_inputs(DIGITS / "calibration", input_shape=(3, 32, 32), preprocessing=pre, count=count)
+
+    def accuracy(graph) -> float:
+        return float((run_logits(graph, images).argmax(-1) == labels).mean())
+
+    out = {"test_images": int(len(files)), "calibration": calib.describe(), "networks": {}}
+    for name in ("attn", "hyena"):
+        model = load_model(DIGITS / f"digits_{name}.safetensors")
+        rows = {"fp32": accuracy(build_graph(model)[0])}
+        for method in methods:
+            for precision, target in VARIANTS:
+                path = work / f"digits-{name}-{precision}-{target}-{method}.onnx"
+                result = export_quantized(model, path, precision=precision, target=target, calibration=calib,
+                                          method=method)
+                rows[f"{precision}/{target}/{method}"] = {
+                    "accuracy": accuracy(onnx.load(str(path))),
+                    "held_out_cosine": result.validation.comparison.cosine,
+                    "held_out_top1_agreement": result.validation.comparison.top1_agreement,
+                }
+        out["networks"][name] = rows
+    return out
+
+
+def sensitivity(count: int) -> dict:
+    import warnings as _w
+
+    from vit5_infer import load_model
+    from vit5_infer.exporters import build_graph
+    from vit5_infer.exporters.quantization import (calibration_inputs, collect_stats, quantizable_nodes,
+                                                   ranges_from_stats, resolve_scheme)
+    from vit5_infer.exporters.quantization.qdq import activation_tensors
+    from vit5_infer.exporters.quantization.sensitivity import layer_sensitivity
+    from vit5_infer.preprocessing import Preprocessing
+
+    pre = Preprocessing(image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
+    calib = calibration_inputs(DIGITS / "calibration", input_shape=(3, 32, 32), preprocessing=pre, count=count)
+    out = {}
+    for name in ("attn", "hyena"):
+        graph = build_graph(load_model(DIGITS / f"digits_{name}.safetensors"))[0]
+        nodes = quantizable_nodes(graph)
+        ranges = ranges_from_stats(collect_stats(graph, activation_tensors(nodes), calib.calibration), "max")
+        for precision, target in (("int8", "cpu"), ("fp8", "tensorrt")):
+            report = layer_sensitivity(graph, ranges, resolve_scheme(precision, target), nodes, calib.calibration)
+            errors = [r.error for r in report]
+            out[f"{name}/{precision}/{target}"] = {"median_error": float(np.median(errors)),
+                                                   "worst": [r.to_dict() for r in report[:6]]}
+    return out
+
+
+def markdown(report: dict) -> str:
+    lines = ["# Quantization (benchmarks/quantization.py)", ""]
+    s = report.get("speed")
+    if s:
+        lines += [f"vit5-small on ONNX Runtime CPU ({s['threads']} threads, {s['rounds']} alternating rounds), "
+                  "INT8 cpu target against FP32, same run:", "",
+                  "| batch | speedup (median times) | speedup (best times) | paired median |", "|---|---|---|---|"]
+        for b in (1, 8):
+            r = s[f"batch{b}"]
+            lines.append(f"| {b} | {r['speedup_median']:.2f}x | {r['speedup_best']:.2f}x | {r['paired_speedup_median']:.2f}x |")
+            if "ort_quantize_static_speedup_median" in r:
+                lines.append(f"| {b}, ORT quantize_static instead | {r['ort_quantize_static_speedup_median']:.2f}x | | |")
+        lines += ["", f"logits cosine INT8 vs FP32 graph on held-out seeded inputs: {s['cosine_int8_vs_fp32_graph']:.5f}; "
+                  f"export validation vs PyTorch: cosine {s['validation']['cosine']:.5f}", ""]
+    d = report.get("digits")
+    if d:
+        lines += [f"Digits test accuracy ({d['test_images']} labelled images; calibrated on "
+                  f"{d['calibration']['calibration_inputs']} images, validated on {d['calibration']['held_out_inputs']} held out):", ""]
+        for name, rows in d["networks"].items():
+            lines += [f"**digits_{name}**: FP32 {rows['fp32'] * 100:.2f}%", "",
+                      "| precision / target / method | test accuracy | delta (points) | held-out cosine | held-out top-1 agreement |",
+                      "|---|---|---|---|---|"]
+            for key, row in rows.items():
+                if key == "fp32":
+                    continue
+                lines.append(f"| {key} | {row['accuracy'] * 100:.2f}% | {(row['accuracy'] - rows['fp32']) * 100:+.2f} | "
+                             f"{row['held_out_cosine']:.6f} | {row['held_out_top1_agreement']:.3f} |")
+            lines.append("")
+    sens = report.get("sensitivity")
+    if sens:
+        lines += ["Per-layer sensitivity (1 - cosine of the logits with one layer quantized alone; worst first):", ""]
+        for key, row in sens.items():
+            worst = ", ".join(f"{r['node']} {r['error']:.1e}" for r in row["worst"])
+            lines.append(f"- {key}: median {row['median_error']:.1e}; {worst}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quantization")
+    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: ORT's default)")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--methods", default="max,percentile,entropy")
+    parser.add_argument("--calibration-count", type=int, default=128)
+    parser.add_argument("--compare-ort-quantize", action="store_true",
+                        help="also time ORT's quantize_static graph of vit5-small in the same rounds")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: speed, digits, sensitivity")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    report: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        if "speed" not in skip:
+            report["speed"] = speed(work, args.threads, args.rounds, calibration_count=16,
+                                    compare_ort=args.compare_ort_quantize)
+            print(json.dumps(report["speed"], indent=1), flush=True)
+        if "digits" not in skip:
+            report["digits"] = digits(work, args.methods.split(","), args.calibration_count)
+        if "sensitivity" not in skip:
+            report["sensitivity"] = sensitivity(args.calibration_count)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(report, indent=1))
+    text = markdown(report)
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

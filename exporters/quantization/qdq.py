@@ -1,0 +1,220 @@
+"""Explicit quantization of an FP32 ViT-5 graph: QuantizeLinear/DequantizeLinear around the weighted
+MatMul and Conv nodes, with the weights stored quantized.
+
+Two layouts, one per target (``exporters.targets``):
+
+- ``ort`` (CPU): activations uint8 with a zero point (the full calibrated range), weights int8
+  symmetric per output channel.  ONNX Runtime's CPU provider fuses ``DQ(u8) x DQ(s8) -> MatMul``
+  into its integer GEMM kernels; everything else stays FP32.
+- ``tensorrt``: TensorRT explicit quantization: symmetric signed INT8 or FP8 (E4M3) everywhere
+  (zero point 0), per-channel weight scales on the output-channel axis, per-tensor activations,
+  and FP16 elsewhere (``convert_precision``, which keeps norms, softmax and the long convolution
+  in FP32).  Only GEMM inputs are quantized, never the inputs of the ``Attention`` op or the
+  MatMul-Softmax-MatMul chain, so TensorRT still fuses attention (in FP16).
+
+Which nodes are quantized is the caller's choice (``quantizable_nodes`` lists the candidates; the
+sensitivity report says which to leave out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from vit5_infer.errors import Vit5Error
+
+from ..graph import KEEP_FP32
+from ..precision import convert_precision
+from ..targets import ExportTarget
+
+FP8_MAX = 448.0  # largest finite float8 e4m3fn
+INT8_MAX = 127.0
+QUANTIZED_OPS = ("MatMul", "Conv", "Gemm")
+#: opset of QuantizeLinear/DequantizeLinear with float8 types, and with float16 inputs
+FP8_MIN_OPSET = FP16_QDQ_MIN_OPSET = 19
+
+
+class QuantizationError(Vit5Error, ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class QuantScheme:
+    """What a quantized graph stores: ``precision`` int8/fp8 laid out for ``target``."""
+
+    precision: str
+    target: ExportTarget
+    opset: int = 23
+
+    def __post_init__(self):
+        if self.precision not in ("int8", "fp8"):
+            raise QuantizationError(f"quantized precision must be int8 or fp8, got {self.precision!r}")
+        if self.precision == "fp8" and not self.target.is_tensorrt:
+            raise QuantizationError("fp8 graphs are for TensorRT only (ONNX Runtime's CPU provider has no FP8 GEMM); use --target tensorrt")
+
+    @property
+    def asymmetric_activations(self) -> bool:
+        return not self.target.is_tensorrt
+
+    @property
+    def float_precision(self) -> str:
+        """Precision of the unquantized remainder of the graph.  Q/DQ of FP16 tensors exist from
+        opset 19; older TensorRT forms stay FP32 and take FP16 from the builder's flags."""
+        return "fp16" if self.target.is_tensorrt and self.opset >= FP16_QDQ_MIN_OPSET else "fp32"
+
+    def describe(self) -> dict:
+        if self.precision == "fp8":
+            act = weight = "float8e4m3fn symmetric"
+        elif self.asymmetric_activations:
+            act, weight = "uint8 asymmetric", "int8 symmetric"
+        else:
+            act = weight = "int8 symmetric"
+        return {"precision": self.precision, "target": str(self.target), "activations": f"{act} per tensor",
+                "weights": f"{weight} per output channel", "elsewhere": self.float_precision}
+
+
+def graph_opset(model: onnx.ModelProto) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+
+
+def _weight_axis(node: onnx.NodeProto) -> int:
+    """Output-channel axis of the weight: MatMul B is [in, out]; Conv W is [out, in/g, kh, kw]."""
+    if node.op_type == "MatMul":
+        return 1
+    if node.op_type == "Gemm":
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1
+    return 0
+
+
+def quantizable_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """MatMul/Conv/Gemm nodes that multiply an activation by a stored weight, outside the regions the
+    exporter keeps in FP32 (the Hyena long convolution's DFTs, SIREN)."""
+    inits = {init.name: init for init in model.graph.initializer}
+    out = []
+    for node in model.graph.node:
+        if node.op_type not in QUANTIZED_OPS or node.doc_string == KEEP_FP32 or len(node.input) < 2:
+            continue
+        if node.input[0] in inits or node.input[1] not in inits:
+            continue
+        weight = inits[node.input[1]]
+        if weight.data_type != TensorProto.FLOAT or len(weight.dims) < 2:
+            continue
+        out.append(node)
+    return out
+
+
+def activation_tensors(nodes: list[onnx.NodeProto]) -> list[str]:
+    return list(dict.fromkeys(node.input[0] for node in nodes))
+
+
+def _activation_params(low: float, high: float, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, zero point) of one activation tensor."""
+    if scheme.precision == "fp8":
+        amax = max(abs(low), abs(high), 1e-8)
+        return np.float32(amax / FP8_MAX), np.zeros((), dtype=np.float32)
+    if scheme.asymmetric_activations:
+        low, high = min(low, 0.0), max(high, 0.0)
+        scale = max(high - low, 1e-8) / 255.0
+        zero = np.uint8(np.clip(round(-low / scale), 0, 255))
+        return np.float32(scale), np.asarray(zero, dtype=np.uint8)
+    amax = max(abs(low), abs(high), 1e-8)
+    return np.float32(amax / INT8_MAX), np.zeros((), dtype=np.int8)
+
+
+def _zero_point(zero: np.ndarray, scheme: QuantScheme, name: str) -> onnx.TensorProto:
+    if scheme.precision == "fp8":
+        return helper.make_tensor(name, TensorProto.FLOAT8E4M3FN, [], [0.0])
+    return numpy_helper.from_array(zero, name)
+
+
+def quantize_weight(weight: np.ndarray, axis: int, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """(stored weight, per-channel scale): symmetric, zero point 0, scale from each channel's max."""
+    reduce = tuple(i for i in range(weight.ndim) if i != axis)
+    amax = np.maximum(np.abs(weight).max(axis=reduce), 1e-12).astype(np.float32)
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    if precision == "fp8":
+        import ml_dtypes
+
+        scale = amax / FP8_MAX
+        q = np.clip(weight / scale.reshape(shape), -FP8_MAX, FP8_MAX).astype(ml_dtypes.float8_e4m3fn)
+    else:
+        scale = amax / INT8_MAX
+        q = np.clip(np.round(weight / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
+    return q, scale.astype(np.float32)
+
+
+def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
+               nodes: list[str]) -> onnx.ModelProto:
+    """A copy of FP32 ``model`` with Q/DQ on the activation and stored-quantized weights of ``nodes``."""
+    opset = graph_opset(model)
+    if opset != scheme.opset:
+        raise QuantizationError(f"internal: the scheme is for opset {scheme.opset}, the graph has opset {opset}")
+    if scheme.precision == "fp8" and opset < FP8_MIN_OPSET:
+        raise QuantizationError(f"fp8 Q/DQ needs opset {FP8_MIN_OPSET} or newer, got opset {opset}")
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    selected = set(nodes)
+    weight_uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            if name in inits:
+                weight_uses[name] = weight_uses.get(name, 0) + 1
+    dequantized: dict[str, str] = {}  # activation tensor -> its dequantized copy
+    new_nodes: list[onnx.NodeProto] = []
+    new_inits: list[onnx.TensorProto] = []
+    for node in graph.node:
+        if node.name not in selected:
+            new_nodes.append(node)
+            continue
+        act, weight_name = node.input[0], node.input[1]
+        if act not in ranges:
+            raise QuantizationError(f"internal: no calibrated range for {act} (input of {node.name})")
+        if act not in dequantized:
+            scale, zero = _activation_params(*ranges[act], scheme)
+            base = f"{act}/quant"
+            new_inits += [numpy_helper.from_array(scale, f"{base}/scale"), _zero_point(zero, scheme, f"{base}/zero_point")]
+            new_nodes.append(helper.make_node("QuantizeLinear", [act, f"{base}/scale", f"{base}/zero_point"],
+                                              [f"{base}/q"], name=f"{base}/QuantizeLinear"))
+            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}/q", f"{base}/scale", f"{base}/zero_point"],
+                                              [f"{base}/dq"], name=f"{base}/DequantizeLinear"))
+            dequantized[act] = f"{base}/dq"
+        node.input[0] = dequantized[act]
+
+        axis = _weight_axis(node)
+        stored, scale = quantize_weight(numpy_helper.to_array(inits[weight_name]).astype(np.float32), axis,
+                                        scheme.precision)
+        wbase = f"{weight_name}/quant" if weight_uses[weight_name] == 1 else f"{node.name}/weight_quant"
+        new_inits.append(numpy_helper.from_array(stored, f"{wbase}/stored"))
+        new_inits.append(numpy_helper.from_array(scale, f"{wbase}/scale"))
+        if scheme.precision == "fp8":
+            new_inits.append(helper.make_tensor(f"{wbase}/zero_point", TensorProto.FLOAT8E4M3FN, list(scale.shape),
+                                                [0.0] * scale.size))
+        else:
+            new_inits.append(numpy_helper.from_array(np.zeros(scale.shape, dtype=np.int8), f"{wbase}/zero_point"))
+        new_nodes.append(helper.make_node("DequantizeLinear", [f"{wbase}/stored", f"{wbase}/scale", f"{wbase}/zero_point"],
+                                          [f"{wbase}/dq"], name=f"{wbase}/DequantizeLinear", axis=axis))
+        node.input[1] = f"{wbase}/dq"
+        weight_uses[weight_name] -= 1
+        new_nodes.append(node)
+    still_used = {name for node in new_nodes for name in node.input}
+    kept = [init for init in graph.initializer if init.name in still_used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + new_inits)
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    return model
+
+
+def quantize_graph(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
+                   nodes: list[str]) -> onnx.ModelProto:
+    """The deployable quantized graph: Q/DQ inserted, and for TensorRT the remainder in FP16."""
+    quantized = insert_qdq(model, ranges, scheme, nodes)
+    if scheme.float_precision == "fp16":
+        quantized = convert_precision(quantized, "fp16")
+    return quantized

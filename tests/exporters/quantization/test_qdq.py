@@ -1,0 +1,133 @@
+"""Q/DQ placement and stored weights of the two quantized layouts (cpu, tensorrt)."""
+
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, numpy_helper
+
+from vit5_infer import load_model
+from vit5_infer.exporters import build_graph
+from vit5_infer.exporters.graph import KEEP_FP32
+from vit5_infer.exporters.quantization import (QuantizationError, QuantScheme, activation_tensors, quantizable_nodes,
+                                               quantize_graph)
+from vit5_infer.exporters.quantization.qdq import quantize_weight
+from vit5_infer.exporters.targets import ExportTarget
+
+
+@pytest.fixture(scope="module")
+def hyena_graph(golden_dir) -> onnx.ModelProto:
+    return build_graph(load_model(golden_dir / "hyena_gap.safetensors"), 23)[0]
+
+
+@pytest.fixture(scope="module")
+def attn_graph(golden_dir) -> onnx.ModelProto:
+    return build_graph(load_model(golden_dir / "attn_cls_r4.safetensors"), 23)[0]
+
+
+def _ranges(graph):
+    return {name: (-2.0, 3.0) for name in activation_tensors(quantizable_nodes(graph))}
+
+
+def _scheme(precision, target, opset=23):
+    return QuantScheme(precision, ExportTarget.parse(target), opset)
+
+
+def test_candidates_are_weighted_gemms_outside_fp32_regions(hyena_graph):
+    inits = {i.name for i in hyena_graph.graph.initializer}
+    nodes = quantizable_nodes(hyena_graph)
+    assert nodes and all(n.op_type in ("MatMul", "Conv") and n.input[1] in inits for n in nodes)
+    assert not any(n.doc_string == KEEP_FP32 for n in nodes)
+    # the long convolution's DFT products are tagged FP32 and must not be quantized
+    long_conv = [n for n in hyena_graph.graph.node if n.op_type == "MatMul" and n.doc_string == KEEP_FP32]
+    assert long_conv and not {n.name for n in long_conv} & {n.name for n in nodes}
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_weights_symmetric_per_output_channel(precision):
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((16, 6)).astype(np.float32) * np.array([0.01, 0.1, 1, 3, 10, 30], dtype=np.float32)
+    stored, scale = quantize_weight(weight, axis=1, precision=precision)
+    assert scale.shape == (6,)
+    restored = stored.astype(np.float32) * scale
+    if precision == "int8":
+        assert stored.dtype == np.int8 and np.abs(stored).max() <= 127
+        assert np.all(np.abs(restored - weight) <= scale / 2 + 1e-7)
+    else:
+        assert stored.dtype == ml_dtypes.float8_e4m3fn
+        assert np.all(np.abs(restored - weight) <= np.abs(weight) / 16 + scale * 2**-9)
+    # each channel's largest weight maps onto the type's largest value
+    assert np.allclose(np.abs(restored).max(axis=0), np.abs(weight).max(axis=0), rtol=1e-6)
+
+
+def _producers(model):
+    return {o: n for n in model.graph.node for o in n.output}
+
+
+def _init(model, name):
+    return next(i for i in model.graph.initializer if i.name == name)
+
+
+@pytest.mark.parametrize("precision,target", [("int8", "cpu"), ("int8", "tensorrt"), ("fp8", "tensorrt")])
+def test_layout_of_each_target(attn_graph, precision, target):
+    nodes = quantizable_nodes(attn_graph)
+    model = quantize_graph(attn_graph, _ranges(attn_graph), _scheme(precision, target), [n.name for n in nodes])
+    onnx.checker.check_model(model)
+    producers = _producers(model)
+    quantized = [n for n in model.graph.node if n.name in {m.name for m in nodes}]
+    act_zero = {"cpu": TensorProto.UINT8, "tensorrt": TensorProto.INT8}[target]
+    if precision == "fp8":
+        act_zero = TensorProto.FLOAT8E4M3FN
+    for node in quantized:
+        act_dq, weight_dq = producers[node.input[0]], producers[node.input[1]]
+        assert act_dq.op_type == weight_dq.op_type == "DequantizeLinear"
+        q = producers[act_dq.input[0]]
+        assert q.op_type == "QuantizeLinear"
+        zero = _init(model, act_dq.input[2])
+        assert zero.data_type == act_zero and list(zero.dims) == []
+        if target == "tensorrt":
+            assert not numpy_helper.to_array(zero).astype(np.float32).any()  # symmetric: zero point 0
+        stored = _init(model, weight_dq.input[0])
+        assert stored.data_type == (TensorProto.FLOAT8E4M3FN if precision == "fp8" else TensorProto.INT8)
+        axis = next(a.i for a in weight_dq.attribute if a.name == "axis")
+        out_channels = stored.dims[1] if node.op_type == "MatMul" else stored.dims[0]
+        assert axis == (1 if node.op_type == "MatMul" else 0)
+        assert list(_init(model, weight_dq.input[1]).dims) == [out_channels]
+    # attention stays fusable: its inputs are never Q/DQ outputs
+    for node in model.graph.node:
+        if node.op_type in ("Attention", "RMSNormalization", "Softmax"):
+            assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in node.input)
+    float_inits = {i.data_type for i in model.graph.initializer} & {TensorProto.FLOAT, TensorProto.FLOAT16}
+    if target == "tensorrt":
+        assert TensorProto.FLOAT16 in float_inits  # FP16 elsewhere
+    else:
+        assert float_inits == {TensorProto.FLOAT}
+    # the float weights of quantized layers are gone: only the stored quantized ones remain
+    names = {i.name for i in model.graph.initializer}
+    assert not any(n.input[1] in names for n in nodes)
+
+
+def test_fp8_needs_tensorrt_and_opset_19(attn_graph, golden_dir):
+    with pytest.raises(QuantizationError, match="TensorRT only"):
+        _scheme("fp8", "cpu")
+    old = build_graph(load_model(golden_dir / "attn_cls_r4.safetensors"), 18)[0]
+    with pytest.raises(QuantizationError, match="opset 19"):
+        quantize_graph(old, _ranges(old), _scheme("fp8", "tensorrt=10.8", 18), [quantizable_nodes(old)[0].name])
+
+
+def test_old_tensorrt_forms_keep_fp32_outside_qdq(golden_dir):
+    """Opset 18 has no FP16 Q/DQ: the TensorRT 10.0-10.13 form stays FP32 (the builder adds FP16)."""
+    old = build_graph(load_model(golden_dir / "attn_cls_r4.safetensors"), 18)[0]
+    scheme = _scheme("int8", "tensorrt=10.8", 18)
+    model = quantize_graph(old, _ranges(old), scheme, [n.name for n in quantizable_nodes(old)])
+    onnx.checker.check_model(model)
+    assert scheme.float_precision == "fp32"
+    assert TensorProto.FLOAT16 not in {i.data_type for i in model.graph.initializer}
+
+
+def test_quantize_does_not_modify_its_input(attn_graph):
+    before = attn_graph.SerializeToString()
+    quantize_graph(attn_graph, _ranges(attn_graph), _scheme("int8", "cpu"), [quantizable_nodes(attn_graph)[0].name])
+    assert attn_graph.SerializeToString() == before
