@@ -9,6 +9,7 @@ from rich.table import Table
 from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES
 
 from . import console
+from .export_cmd import parse_channels
 from .model_options import ModelOptions, model_options
 from .parsing import parse_int_list, parse_name_list
 
@@ -52,7 +53,9 @@ def bench(
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
     precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16). A given ONNX file or engine keeps its own.")] = "fp32",
     outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says; default: seeded random inputs.", show_default=False)] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
+    mean: Annotated[Optional[str], typer.Option("--mean", help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else ImageNet's].", show_default=False)] = None,
+    std: Annotated[Optional[str], typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
     seconds: Annotated[Optional[float], typer.Option("--seconds", help="Time budget per backend and batch; stops at --iters if that comes first.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first (torch.compile compiles in the first one).", rich_help_panel=TIMING_PANEL)] = 3,
@@ -96,6 +99,7 @@ def bench(
         threads=threads,
         device=device,
         load=model_opts,
+        preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std")},
         outputs=parse_name_list(outputs, "--outputs", OUTPUT_NAMES) if outputs else None,
     )
     with console.make_progress() as progress:

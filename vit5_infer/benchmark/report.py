@@ -69,9 +69,14 @@ def feature_outputs(results: Iterable[BenchResult]) -> list[str]:
     return list(names)
 
 
+DATASET_KEYS = ("images", "top1", "top5")
+
+
 def csv_columns(results: Sequence[BenchResult]) -> list[str]:
     """CSV_COLUMNS, then ``{output}_{cosine,relative_error,max_abs_err}`` for every backbone output compared."""
     extra = [f"{name}_{key}" for name in feature_outputs(results) for key in FEATURE_CSV_KEYS]
+    if any(r.dataset for r in results):
+        extra += [f"dataset_{key}" for key in DATASET_KEYS]
     return CSV_COLUMNS[:-1] + extra + CSV_COLUMNS[-1:]
 
 
@@ -91,6 +96,8 @@ def _flat_row(r: BenchResult) -> dict:
     row.update({k: r.accuracy[k] for k in ACCURACY_KEYS})
     row.update({f"{name}_{key}": figures[key] for name, figures in r.outputs.items() if name != LOGITS
                 for key in FEATURE_CSV_KEYS})
+    if r.dataset:
+        row.update({f"dataset_{key}": r.dataset[key] for key in DATASET_KEYS})
     return row
 
 
@@ -154,7 +161,11 @@ def _feature_column(name: str) -> tuple[str, Callable[[BenchResult], str]]:
 def table_rows(results: Iterable[BenchResult]) -> tuple[list[str], list[list[str]]]:
     """TABLE_COLUMNS, with a ``cos NAME`` column per backbone output compared before ``ok``."""
     results = list(results)
-    columns = TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)] + TABLE_COLUMNS[-1:]
+    columns = TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)]
+    if any(r.dataset for r in results):
+        columns += [(f"data {key}", lambda r, key=key: "-" if not r.dataset else f"{r.dataset[key]:.4f}")
+                    for key in ("top1", "top5")]
+    columns += TABLE_COLUMNS[-1:]
     headers = [name for name, _ in columns]
     return headers, [[fmt(r) for _, fmt in columns] for r in results]
 

@@ -37,6 +37,8 @@ class BenchResult:
     failure: Optional[str] = None  # why the accuracy misses the precision's tolerance (naming the output)
     #: every compared output by name: OUTPUT_KEYS (and top-1/top-5 for logits), passed, reason
     outputs: dict = field(default_factory=dict)
+    #: accuracy on a labelled image folder: {"images": n, "top1": x, "top5": y}, when there is one
+    dataset: Optional[dict] = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
@@ -20,6 +20,7 @@ from vit5_infer.loading import LoadOptions, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import FLOAT_PRECISIONS, LOGITS, PathLike, Progress, is_engine_path, is_onnx_path
 
+from .dataset import LabelledImages, dataset_accuracy
 from .artifacts import TORCH_BACKENDS, Artifacts
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
@@ -88,7 +89,7 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
 
 def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
                 flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
-                on_status: Progress = None) -> list[BenchResult]:
+                on_status: Progress = None, dataset=None) -> list[BenchResult]:
     """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
     batch size -> {output name: array}, every one of them compared."""
     runner = plan.make()
@@ -114,6 +115,13 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 flops_per_image=flops_per_image,
                 peak_memory_bytes=runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None),
             ))
+        if dataset is not None:
+            # Once per backend, after the timing: the accuracy does not depend on the batch size.
+            data, pre = dataset
+            if on_status:
+                on_status(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
+            measured = dataset_accuracy(runner.run, data, pre, max(inputs))
+            results = [replace(r, dataset=measured) for r in results]
     return results
 
 
@@ -167,6 +175,9 @@ class BenchSettings:
     #: outputs compared with PyTorch (vit5_infer.vocabulary.OUTPUT_NAMES); None: logits for a preset or
     #: checkpoint (whose exports then carry these outputs), every output of a given ONNX file or engine
     outputs: Optional[Sequence[str]] = None
+    #: preprocessing fields set by the user (mean, std, crop_ratio, interpolation): they win over a
+    #: graph's recorded preprocessing and SPEC 8.4's default
+    preprocessing: Optional[dict] = None
 
     def check(self) -> None:
         from vit5_infer.engines.registry import BACKENDS
@@ -211,9 +222,16 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         model, metadata = model_from_onnx(onnx_path, trust_pickle=settings.load.trust_pickle)
         origin, name = None, str(source)
         outputs = compared_outputs(model, settings.outputs, onnx_path)
+    dataset = None
     if settings.images is not None:
         pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
+        given = {k: v for k, v in (settings.preprocessing or {}).items() if v is not None}
+        pre = replace(pre, **given) if given else pre
         inputs = image_inputs(settings.images, pre, batches)
+        labelled = LabelledImages.find(settings.images)
+        if labelled is not None:
+            say(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
+            dataset = (labelled, pre)
     else:
         inputs = seeded_inputs(model, batches, settings.load.seed)
     say("computing the PyTorch FP32 reference")
@@ -227,7 +245,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
             results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
-                                   on_status=say)
+                                   on_status=say, dataset=dataset)
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
     info = model_info(model, name, kind if kind != "model" else origin.kind,
