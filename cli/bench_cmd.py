@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES
+from vit5_infer.vocabulary import OUTPUT_NAMES, Precision
 
 from . import console
 from .export_cmd import parse_channels
@@ -51,9 +51,10 @@ def bench(
     model_opts: ModelOptions,
     backends: Annotated[Optional[str], typer.Option("--backends", "-b", help="Comma-separated: torch, torch-compile, ort, ort-cuda, ort-trt, trt. Default: every one available here.", show_default=False)] = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
-    precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16). A given ONNX file or engine keeps its own.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16; int8 and fp8 with --calibration). A given ONNX file or engine keeps its own.")] = "fp32",
     outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
+    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Images (a folder, searched recursively) that int8/fp8 exports of a preset or checkpoint calibrate on.", show_default=False)] = None,
     mean: Annotated[Optional[str], typer.Option("--mean", help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else ImageNet's].", show_default=False)] = None,
     std: Annotated[Optional[str], typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False)] = None,
     iters: Annotated[Optional[int], typer.Option("--iters", help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
@@ -92,7 +93,8 @@ def bench(
     settings = BenchSettings(
         backends=parse_name_list(backends, "--backends", BACKEND_NAMES) if backends else None,
         batches=parse_int_list(batch, "--batch"),
-        precisions=parse_name_list(precision, "--precision", [p.value for p in FLOAT_PRECISIONS]),
+        precisions=parse_name_list(precision, "--precision", [p.value for p in Precision]),
+        calibration=calibration,
         images=images,
         timing=TimingPlan(warmup=warmup, iters=iters if iters is not None or seconds is not None else 20,
                           seconds=seconds),

@@ -10,10 +10,13 @@ import importlib.util
 from pathlib import Path
 from typing import Any, Optional
 
+from vit5_infer.vocabulary import Precision
+
 from .base import Runner
 from .errors import BackendError
 
 BACKENDS = ("torch", "torch-compile", "ort", "ort-cuda", "ort-trt", "trt")
+PRECISIONS = tuple(p.value for p in Precision)
 _ORT_PROVIDER = {"ort": "cpu", "ort-cuda": "cuda", "ort-trt": "tensorrt"}
 
 
@@ -73,8 +76,8 @@ def make_runner(
     """
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if precision not in ("fp32", "fp16", "bf16"):
-        raise BackendError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+    if precision not in PRECISIONS:
+        raise BackendError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
 
     if backend in ("torch", "torch-compile"):
         import torch

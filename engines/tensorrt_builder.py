@@ -43,7 +43,7 @@ from .tensorrt_support import (
 )
 
 log = logging.getLogger("vit5_infer.engines")
-BUILD_PRECISIONS = ("fp32", "fp16", "bf16")
+BUILD_PRECISIONS = tuple(p.value for p in Precision)  # int8/fp8: a quantized graph, built as it is
 
 
 class AttentionNotFusedWarning(UserWarning):
@@ -72,7 +72,7 @@ def check_build_options(
     precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float], optimization_level: int
 ) -> None:
     if precision not in BUILD_PRECISIONS:
-        raise EngineBuildError(f"unknown precision {precision!r}; use fp32, fp16 or bf16")
+        raise EngineBuildError(f"unknown precision {precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
     if not (1 <= min_batch <= opt_batch <= max_batch):
         raise EngineBuildError(
             f"batch profile must satisfy 1 <= min <= opt <= max (got min {min_batch}, opt {opt_batch}, max {max_batch})"

@@ -32,11 +32,13 @@ def recorded_precision(onnx_path: Path) -> str:
 
 class Artifacts:
     def __init__(self, source: str, kind: str, model, origin, workdir: Path, max_batch: int,
-                 progress: Progress = None, outputs: tuple = (LOGITS,)):
+                 progress: Progress = None, calibration=None, preprocessing=None, outputs: tuple = (LOGITS,)):
         self.source, self.kind, self.model, self.origin = source, kind, model, origin
         self.outputs = tuple(outputs)  # of the exports made here (a given file keeps its own)
         self.workdir, self.max_batch = Path(workdir), max_batch
         self.say = progress or (lambda message: None)
+        self.calibration = calibration  # images an int8/fp8 export calibrates on
+        self.preprocessing = preprocessing
         self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
         self.engines: dict[str, Path] = {}
         if kind == "onnx":
@@ -51,8 +53,10 @@ class Artifacts:
 
     def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
         """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
-        if backend in TORCH_BACKENDS or self.kind == "model":
-            return requested
+        if backend in TORCH_BACKENDS:
+            return [p for p in requested if p not in ("int8", "fp8")]  # PyTorch runs no quantized graph
+        if self.kind == "model":
+            return [p for p in requested if p != "fp8" or backend == "trt"]  # FP8 is TensorRT-only
         if backend == "trt" and self.kind == "engine":
             return list(self.engines)
         return [recorded_precision(self._given_onnx)]
@@ -62,14 +66,31 @@ class Artifacts:
             return self._given_onnx
         key = (precision, target)
         if key not in self.onnx:
-            from vit5_infer.exporters import export_onnx
-
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
             self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
-            export_onnx(self.model, path, precision=precision, source=self.origin, validate=False, target=target,
-                        outputs=self.outputs)
+            if precision in ("int8", "fp8"):
+                self._export_quantized(path, precision, target)
+            else:
+                from vit5_infer.exporters import export_onnx
+
+                export_onnx(self.model, path, precision=precision, source=self.origin, validate=False,
+                            target=target, outputs=self.outputs)
             self.onnx[key] = path
         return self.onnx[key]
+
+    def _export_quantized(self, path: Path, precision: str, target: str) -> None:
+        """An INT8/FP8 graph calibrated on ``self.calibration`` (validated like every quantized export)."""
+        from vit5_infer.errors import BenchError
+        from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+        from vit5_infer.preprocessing import Preprocessing
+
+        if self.calibration is None:
+            raise BenchError(f"--precision {precision} needs calibration images: --calibration DIR")
+        pre = self.preprocessing or Preprocessing(image_size=self.model.config.network.image_size)
+        data = calibration_inputs(self.calibration, input_shape=tuple(self.model.input_shape), preprocessing=pre,
+                                  precision=precision)
+        export_quantized(self.model, path, precision=precision, calibration=data, source=self.origin,
+                         preprocessing=pre, target="cpu" if target == "ort" else target, progress=self.say)
 
     def engine_for(self, precision: str) -> Path:
         if precision not in self.engines:
@@ -77,7 +98,8 @@ class Artifacts:
 
             path = self.workdir / f"model.{precision}.engine"
             # build_engine converts an FP32 graph to the asked precision itself
-            onnx_path = self.onnx_for("fp32", installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
+            graph = precision if precision in ("int8", "fp8") else "fp32"  # quantized graphs are built as they are
+            onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
             self.say(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
             build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
                          max_batch=self.max_batch)

@@ -18,7 +18,7 @@ from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
 from vit5_infer.loading import LoadOptions, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import FLOAT_PRECISIONS, LOGITS, PathLike, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
 from .dataset import LabelledImages, dataset_accuracy
 from .artifacts import TORCH_BACKENDS, Artifacts
@@ -178,15 +178,20 @@ class BenchSettings:
     #: preprocessing fields set by the user (mean, std, crop_ratio, interpolation): they win over a
     #: graph's recorded preprocessing and SPEC 8.4's default
     preprocessing: Optional[dict] = None
+    #: images int8/fp8 exports of a preset or checkpoint calibrate on
+    calibration: Optional[PathLike] = None
 
     def check(self) -> None:
         from vit5_infer.engines.registry import BACKENDS
 
         if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
             raise BenchError(f"batch sizes must be positive integers, got {list(self.batches)}")
-        unknown = [p for p in self.precisions if p not in [q.value for q in FLOAT_PRECISIONS]]
+        unknown = [p for p in self.precisions if p not in [q.value for q in Precision]]
         if unknown:
-            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16 or bf16")
+            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16, bf16, int8 or fp8")
+        quantized = [p for p in self.precisions if p in ("int8", "fp8")]
+        if quantized and self.calibration is None:
+            raise BenchError(f"--precision {quantized[0]} needs calibration images: --calibration DIR")
         bad = [b for b in (self.backends or []) if b not in BACKENDS]
         if bad:
             raise BenchError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
@@ -223,10 +228,10 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         origin, name = None, str(source)
         outputs = compared_outputs(model, settings.outputs, onnx_path)
     dataset = None
+    pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
+    given = {k: v for k, v in (settings.preprocessing or {}).items() if v is not None}
+    pre = replace(pre, **given) if given else pre
     if settings.images is not None:
-        pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
-        given = {k: v for k, v in (settings.preprocessing or {}).items() if v is not None}
-        pre = replace(pre, **given) if given else pre
         inputs = image_inputs(settings.images, pre, batches)
         labelled = LabelledImages.find(settings.images)
         if labelled is not None:
@@ -240,7 +245,8 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     flops = model.flop_count(inference=True)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
-        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs)
+        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs,
+                              calibration=settings.calibration, preprocessing=pre)
         for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
