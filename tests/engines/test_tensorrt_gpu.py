@@ -78,3 +78,29 @@ def test_mismatched_manifest_says_how_to_rebuild(onnx_path, tmp_path):
     manifest_path_for(result.engine_path).write_text(json.dumps(data))
     with pytest.raises(EngineMismatchError, match="rebuild it here with: vit5 build-engine"):
         make_runner("trt", result.engine_path).load()
+
+
+@pytest.mark.parametrize("precision, cosine", [("fp32", 0.99999), ("fp16", 0.999)])
+def test_engine_with_backbone_outputs(tmp_path, golden_features, golden_io, precision, cosine):
+    """A graph with token outputs builds (the last block computes every token), the manifest records
+    its outputs and the runner returns each of them, close to upstream's features."""
+    from golden_exports import golden_model
+
+    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.exporters import export_onnx
+    from vit5_infer.metrics import compare_outputs
+
+    name = "hybrid_pool_film"  # CLS, registers and a padded Hyena grid
+    onnx_file = export_onnx(golden_model(name), tmp_path / f"{name}.onnx", target="tensorrt",
+                            outputs="patch_tokens,cls_token,register_tokens,pre_logits").path
+    result = build_engine(onnx_file, tmp_path / f"{name}.engine", precision=precision, max_batch=4)
+    manifest = json.loads(result.manifest_path.read_text())
+    assert [o["name"] for o in manifest["outputs"]] == ["patch_tokens", "cls_token", "register_tokens", "pre_logits"]
+    pixel_values, _ = golden_io(name)
+    with make_runner("trt", result.engine_path) as runner:
+        outputs = runner.run(pixel_values)
+    upstream = golden_features(name)
+    assert set(outputs) == {o["name"] for o in manifest["outputs"]}
+    assert all(value.dtype == np.float32 for value in outputs.values())
+    for key, comparison in compare_outputs(upstream, outputs).items():
+        assert comparison.cosine >= cosine, (key, comparison)
