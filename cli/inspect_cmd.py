@@ -33,9 +33,17 @@ def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
 def _value_info(v) -> dict:
     import onnx
 
+    kind = v.type.WhichOneof("value")
+    if kind != "tensor_type":
+        # a foreign graph may take sequences, maps or optionals: say what it is instead of failing
+        return {"name": v.name, "dtype": onnx.helper.printable_type(v.type) if kind else "unknown", "shape": None}
     t = v.type.tensor_type
     dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-    return {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
+    except (KeyError, ValueError, TypeError):
+        dtype = onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type in onnx.TensorProto.DataType.values() else "unknown"
+    return {"name": v.name, "dtype": dtype, "shape": dims}
 
 
 def onnx_info(path: Path) -> dict:
@@ -59,7 +67,10 @@ def onnx_info(path: Path) -> dict:
 
 def engine_info(path: Path) -> dict:
     from vit5_infer.engines.manifest import read_manifest
+    from vit5_infer.errors import InputError
 
+    if not path.name.endswith(".json") and not path.is_file():
+        raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if path.with_name(path.name + ".json").is_file() else ""))
     manifest = read_manifest(path)
     return {"kind": "engine", "path": str(path), "manifest": manifest.to_dict(), "layers": engine_layers(path)}
 
@@ -115,9 +126,9 @@ def print_info(info: dict) -> None:
         if md:
             shown = [(k, v) for k, v in md.items() if k != "config"]
             if "config" in md:
-                from vit5_infer.config import ViT5Config
+                from vit5_infer.exporters.metadata import config_from_metadata
 
-                shown.insert(0, ("architecture", config_summary(ViT5Config.from_dict(md["config"]))))
+                shown.insert(0, ("architecture", config_summary(config_from_metadata(md))))
             console.out.print(_kv_table("vit5 metadata", shown))
         else:
             console.out.print("no vit5 metadata (not exported by vit5-infer)")
