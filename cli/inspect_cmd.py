@@ -30,20 +30,35 @@ def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
     }
 
 
-def _value_info(v) -> dict:
+def _type_text(type_proto) -> str:
+    """``seq(float32)``, ``map(int64, float32)``, ``optional(...)``: the non-tensor types of foreign graphs."""
     import onnx
 
+    kind = type_proto.WhichOneof("value")
+    if kind in ("tensor_type", "sparse_tensor_type"):
+        elem = getattr(type_proto, kind).elem_type
+        try:
+            return onnx.helper.tensor_dtype_to_np_dtype(elem).name
+        except (KeyError, ValueError, TypeError):
+            return onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else "unknown"
+    if kind == "sequence_type":
+        return f"seq({_type_text(type_proto.sequence_type.elem_type)})"
+    if kind == "optional_type":
+        return f"optional({_type_text(type_proto.optional_type.elem_type)})"
+    if kind == "map_type":
+        key = onnx.TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        return f"map({key}, {_type_text(type_proto.map_type.value_type)})"
+    return kind or "unknown"
+
+
+def _value_info(v) -> dict:
     kind = v.type.WhichOneof("value")
     if kind != "tensor_type":
         # a foreign graph may take sequences, maps or optionals: say what it is instead of failing
-        return {"name": v.name, "dtype": onnx.helper.printable_type(v.type) if kind else "unknown", "shape": None}
+        return {"name": v.name, "dtype": _type_text(v.type), "shape": None}
     t = v.type.tensor_type
     dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-    try:
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name
-    except (KeyError, ValueError, TypeError):
-        dtype = onnx.TensorProto.DataType.Name(t.elem_type) if t.elem_type in onnx.TensorProto.DataType.values() else "unknown"
-    return {"name": v.name, "dtype": dtype, "shape": dims}
+    return {"name": v.name, "dtype": _type_text(v.type), "shape": dims}
 
 
 def onnx_info(path: Path) -> dict:

@@ -80,6 +80,7 @@ def test_export_output_paths_are_checked_before_loading(checkpoint, tmp_path, na
     assert not (tmp_path / "newdir").exists()
 
 
+@pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_out_of_range_numbers(tmp_path):
     assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--seed", "9" * 23), "seed")
     assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--batch", "100000000"),
@@ -89,6 +90,7 @@ def test_out_of_range_numbers(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_rich_markup_in_paths_prints_as_given(checkpoint, tmp_path):
     proc = vit5("export", checkpoint, "-o", "model[v2].onnx", "--no-validate", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -181,6 +183,7 @@ def test_empty_onnx_file_fails_inspect(tmp_path):
     assert_one_line_error(vit5("inspect", tmp_path / "empty.onnx"), "not an ONNX model")
 
 
+@pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_bench_runs_static_batch_and_nhwc_exports_as_exported(checkpoint, tmp_path):
     static = tmp_path / "b2.onnx"
     assert vit5("export", checkpoint, "-o", static, "--batch", "2", "--no-validate").returncode == 0
@@ -197,6 +200,7 @@ def test_bench_runs_static_batch_and_nhwc_exports_as_exported(checkpoint, tmp_pa
 # ---- stray files -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_export_removes_stale_staging_and_stale_weights(checkpoint, tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -226,6 +230,7 @@ def test_failing_export_leaves_no_folders(checkpoint, tmp_path):
 # ---- misleading messages -----------------------------------------------------------------------
 
 
+@pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_non_finite_network_is_blamed_on_the_network_not_the_exporter(checkpoint, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
@@ -246,3 +251,22 @@ def test_non_weights_pickle_points_to_trust_pickle(tmp_path):
     path = tmp_path / "model.pt"
     path.write_bytes(pickle.dumps(print))  # a global the weights-only unpickler refuses
     assert_one_line_error(vit5("inspect", path), "--trust-pickle")
+
+
+def test_inspect_foreign_onnx_with_a_sequence_input(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    seq = helper.make_tensor_sequence_value_info("frames", TensorProto.FLOAT, [2])
+    out = helper.make_tensor_value_info("first", TensorProto.FLOAT, [2])
+    zero = helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.INT64, [], [0]))
+    at = helper.make_node("SequenceAt", ["frames", "zero"], ["first"])
+    model = helper.make_model(helper.make_graph([zero, at], "foreign", [seq], [out]),
+                              opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path / "foreign.onnx"
+    onnx.save_model(model, str(path))
+    proc = vit5("inspect", path)
+    assert proc.returncode == 0, proc.stderr
+    assert "frames" in proc.stdout and "seq(" in proc.stdout
+    assert "no vit5 metadata" in proc.stdout
