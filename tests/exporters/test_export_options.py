@@ -315,3 +315,28 @@ def test_non_finite_reference_is_blamed_on_the_model(tmp_path, poison):
     with pytest.raises(ExportError, match="PyTorch model itself produces NaN/Inf"):
         export_onnx(model, tmp_path / "m.onnx", source=source)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+    model, source = _fresh("attn_cls_r4")
+    export_onnx(model, "model.onnx", source=source, external_data=True, validate=False)  # OUTPUT.data exists
+    errors = []
+
+    def export():
+        try:
+            export_onnx(model, "model.onnx", source=source, external_data=True, validate=False)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
+    x = load_golden_io("attn_cls_r4")[0]
+    np.testing.assert_allclose(run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
