@@ -339,4 +339,4 @@ def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatc
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
     x = load_golden_io("attn_cls_r4")[0]
-    np.testing.assert_allclose(run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(golden_exports.run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
