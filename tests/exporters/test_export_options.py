@@ -317,7 +317,7 @@ def test_non_finite_reference_is_blamed_on_the_model(tmp_path, poison):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatch):
+def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatch, golden_exports):
     import threading
 
     monkeypatch.chdir(tmp_path)
