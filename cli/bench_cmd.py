@@ -62,10 +62,10 @@ def bench(
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first (torch.compile compiles in the first one).", rich_help_panel=TIMING_PANEL)] = 3,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Device of the torch backends: cpu or cuda [default: cuda when available].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write the full report as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    csv_out: Annotated[Optional[Path], typer.Option("--csv", help="Write one CSV row per backend and batch.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full report as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    csv_out: Annotated[Optional[str], typer.Option("--csv", help="Write one CSV row per backend and batch.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown instead.", rich_help_panel=OUTPUT_PANEL)] = False,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write a PNG chart of latency per backend and batch (needs matplotlib).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG chart of latency per backend and batch (needs matplotlib).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
 ) -> None:
     """Benchmark backends on the same inputs: latency, throughput and accuracy against PyTorch FP32.
 
@@ -79,11 +79,11 @@ def bench(
     from vit5_infer.files import check_output_path
 
     # Every output is checked before any work: a bad report path must not cost a whole run.
-    inputs = (source,)
+    inputs = (source, model_opts.config, f"{source}.data")
     reports = {
-        "json": json_out and check_output_path(json_out, "--json", inputs, (".json",)),
-        "csv": csv_out and check_output_path(csv_out, "--csv", inputs, (".csv",)),
-        "plot": plot and check_output_path(plot, "--plot", inputs, (".png",)),
+        "json": json_out is not None and check_output_path(json_out, "--json", inputs, (".json",)),
+        "csv": csv_out is not None and check_output_path(csv_out, "--csv", inputs, (".csv",)),
+        "plot": plot is not None and check_output_path(plot, "--plot", inputs, (".png",)),
     }
     if plot is not None:
         import importlib.util

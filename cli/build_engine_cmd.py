@@ -12,7 +12,7 @@ PROFILE_PANEL = "Batch profile"
 
 def build_engine(
     source: Annotated[str, typer.Argument(help="ONNX file, or a preset/checkpoint to export first (the ONNX is kept beside the engine).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
     fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16 graph.")] = False,
     min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 1,
@@ -29,6 +29,14 @@ def build_engine(
     if fp16 and bf16:
         raise typer.BadParameter("choose one of --fp16 and --bf16", param_hint="--fp16/--bf16")
     precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
+    from vit5_infer.files import check_output_path
+    from vit5_infer.vocabulary import ENGINE_SUFFIXES
+
+    # Before any work (and before TensorRT is imported): the engine, its manifest and the ONNX kept
+    # beside it are outputs, and none may be the source or the timing cache.
+    inputs = (source, timing_cache)
+    output = check_output_path(output, "output", inputs, tuple(ENGINE_SUFFIXES))
+    check_output_path(output.with_name(output.name + ".json"), "output manifest", inputs)
     with console.status(f"building {output} ({precision})") as status:
         result = build(
             source,
@@ -50,6 +58,7 @@ def build_engine(
     if fusion is not None and fusion.fused is False:
         console.loud_warning(result.warnings[0] if result.warnings else fusion.summary())
     elif fusion is not None:
-        console.out.print(fusion.summary().replace(": fused", ": [green]fused[/]", 1))
+        before, found, after = fusion.summary().partition(": fused")
+        console.out.print(console.styled(before, (found, "green"), after) if found else before)
     if result.layers_path is not None:
         console.out.print(f"engine layers (inspector JSON): {result.layers_path}")

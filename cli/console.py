@@ -1,33 +1,44 @@
-"""Where the CLI writes: results to stdout, status, progress and warnings to stderr."""
+"""Where the CLI writes: results to stdout, status, progress and warnings to stderr.
+
+Both consoles interpret no markup: paths, model names and messages come from the user and may hold
+brackets (``model[v2].onnx``, ``pip install 'vit5-infer[tensorrt]'``).  Colour is given as ``Text``
+styles, never as markup in a string.
+"""
 
 import contextlib
 from typing import Iterator
 
 from rich.console import Console
+from rich.text import Text
 from rich.status import Status
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-out = Console(highlight=False, soft_wrap=True)  # long lines stay whole when piped
+out = Console(highlight=False, soft_wrap=True, markup=False)  # long lines stay whole when piped
 if not out.is_terminal:
     out.width = max(out.width, 200)  # wide tables (vit5 bench) stay readable in logs and files
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, markup=False)
+
+
+def styled(*parts) -> Text:
+    """Plain strings and (text, style) pairs as one Text: colour without markup."""
+    return Text.assemble(*parts)
 
 
 def warn(message: str) -> None:
-    err.print(f"[bold yellow]warning:[/] {message}")
+    err.print(styled(("warning:", "bold yellow"), " ", str(message)))
 
 
 def loud_warning(message: str) -> None:
     """A warning that must not be missed in a scrolling build log."""
-    err.rule("[bold red]WARNING", style="red")
-    err.print(f"[bold red]{message}[/]")
+    err.rule(Text("WARNING", style="bold red"), style="red")
+    err.print(Text(str(message), style="bold red"))
     err.rule(style="red")
 
 
 def make_progress(transient: bool = True) -> Progress:
     return Progress(
         SpinnerColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -37,7 +48,17 @@ def make_progress(transient: bool = True) -> Progress:
 
 
 @contextlib.contextmanager
-def status(message: str) -> Iterator[Status]:
+def status(message: str) -> Iterator["_PlainStatus"]:
     """A spinner with ``message`` while a slow step runs; ``.update(text)`` changes the message."""
-    with err.status(message) as spinner:
-        yield spinner
+    with err.status(Text(message)) as spinner:
+        yield _PlainStatus(spinner)
+
+
+class _PlainStatus:
+    """A Status whose ``update`` shows its text as it is (rich would parse a str as markup)."""
+
+    def __init__(self, status: Status):
+        self._status = status
+
+    def update(self, message: str) -> None:
+        self._status.update(Text(str(message)))

@@ -102,8 +102,9 @@ def print_verdict(result) -> None:
     if first is None:
         console.out.print(f"all {len(result.rows)} compared tensors are within tolerance")
     else:
-        console.out.print(f"[red]{len(result.failing)} of {len(result.rows)} tensors leave tolerance[/]; first: "
-                          f"{first.name} ({first.op_type}) in {first.block}, rel L2 {first.rel_l2:.3g}, cosine {first.cosine:.6f}")
+        console.out.print(console.styled(
+            (f"{len(result.failing)} of {len(result.rows)} tensors leave tolerance", "red"),
+            f"; first: {first.name} ({first.op_type}) in {first.block}, rel L2 {first.rel_l2:.3g}, cosine {first.cosine:.6f}"))
 
 
 @model_options

@@ -77,12 +77,13 @@ def print_validation(validation) -> None:
     if validation is None:
         console.out.print("validation: skipped (--no-validate)")
         return
-    verdict = "[green]passed[/]" if validation.passed else "[red]FAILED[/]"
+    verdict = ("passed", "green") if validation.passed else ("FAILED", "red")
     outputs = validation.outputs
     if len(outputs) == 1:
-        console.out.print(f"validation against PyTorch FP32 ({verdict}): " + _comparison_text(next(iter(outputs.values()))))
+        console.out.print(console.styled("validation against PyTorch FP32 (", verdict, "): "
+                                         + _comparison_text(next(iter(outputs.values())))))
         return
-    console.out.print(f"validation against PyTorch FP32 ({verdict}), per output:")
+    console.out.print(console.styled("validation against PyTorch FP32 (", verdict, "), per output:"))
     for name, comparison in outputs.items():
         console.out.print(f"  {name}: " + _comparison_text(comparison))
 
@@ -200,7 +201,7 @@ def _export_quantized(model, origin, source: str, output: Path, pre, quant: Quan
 @model_options
 def export(
     source: Annotated[str, typer.Argument(help="Preset name or checkpoint (.safetensors, .pt, .ckpt).", show_default=False)],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
+    output: Annotated[str, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
     model_opts: ModelOptions,
     target: Annotated[Optional[str], typer.Option("--target", show_default=False, help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15). Default ort; fp8 needs tensorrt. Quantized: cpu/ort u8/s8 Q/DQ with FP32 elsewhere, tensorrt symmetric s8/fp8 Q/DQ with FP16 elsewhere.")] = None,
     opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable) [default: 23, or what --target needs].", show_default=False)] = None,
@@ -225,6 +226,10 @@ def export(
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
     names = tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES))
+    from vit5_infer.exporters.export import check_export_path
+
+    # Before any work: a bad output path must not cost a load and an export, and never name an input.
+    output = check_export_path(output, inputs=(source, model_opts.config))
     patterns = None
     if keep_float is not None:
         patterns = [] if keep_float.strip().lower() == "none" else [p.strip() for p in keep_float.split(",") if p.strip()]

@@ -30,12 +30,35 @@ def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
     }
 
 
-def _value_info(v) -> dict:
+def _type_text(type_proto) -> str:
+    """``seq(float32)``, ``map(int64, float32)``, ``optional(...)``: the non-tensor types of foreign graphs."""
     import onnx
 
+    kind = type_proto.WhichOneof("value")
+    if kind in ("tensor_type", "sparse_tensor_type"):
+        elem = getattr(type_proto, kind).elem_type
+        try:
+            return onnx.helper.tensor_dtype_to_np_dtype(elem).name
+        except (KeyError, ValueError, TypeError):
+            return onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else "unknown"
+    if kind == "sequence_type":
+        return f"seq({_type_text(type_proto.sequence_type.elem_type)})"
+    if kind == "optional_type":
+        return f"optional({_type_text(type_proto.optional_type.elem_type)})"
+    if kind == "map_type":
+        key = onnx.TensorProto.DataType.Name(type_proto.map_type.key_type).lower()
+        return f"map({key}, {_type_text(type_proto.map_type.value_type)})"
+    return kind or "unknown"
+
+
+def _value_info(v) -> dict:
+    kind = v.type.WhichOneof("value")
+    if kind != "tensor_type":
+        # a foreign graph may take sequences, maps or optionals: say what it is instead of failing
+        return {"name": v.name, "dtype": _type_text(v.type), "shape": None}
     t = v.type.tensor_type
     dims = [d.dim_param or d.dim_value for d in t.shape.dim]
-    return {"name": v.name, "dtype": onnx.helper.tensor_dtype_to_np_dtype(t.elem_type).name, "shape": dims}
+    return {"name": v.name, "dtype": _type_text(v.type), "shape": dims}
 
 
 def onnx_info(path: Path) -> dict:
@@ -59,7 +82,10 @@ def onnx_info(path: Path) -> dict:
 
 def engine_info(path: Path) -> dict:
     from vit5_infer.engines.manifest import read_manifest
+    from vit5_infer.errors import InputError
 
+    if not path.name.endswith(".json") and not path.is_file():
+        raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if path.with_name(path.name + ".json").is_file() else ""))
     manifest = read_manifest(path)
     return {"kind": "engine", "path": str(path), "manifest": manifest.to_dict(), "layers": engine_layers(path)}
 
@@ -115,9 +141,9 @@ def print_info(info: dict) -> None:
         if md:
             shown = [(k, v) for k, v in md.items() if k != "config"]
             if "config" in md:
-                from vit5_infer.config import ViT5Config
+                from vit5_infer.exporters.metadata import config_from_metadata
 
-                shown.insert(0, ("architecture", config_summary(ViT5Config.from_dict(md["config"]))))
+                shown.insert(0, ("architecture", config_summary(config_from_metadata(md))))
             console.out.print(_kv_table("vit5 metadata", shown))
         else:
             console.out.print("no vit5 metadata (not exported by vit5-infer)")

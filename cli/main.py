@@ -8,12 +8,22 @@ because it is a bug.
 import sys
 from typing import Annotated, Optional
 
-import typer
 
-import vit5_infer
-from vit5_infer.errors import Vit5Error
+def _interrupted() -> None:
+    print("error: interrupted", file=sys.stderr)
+    sys.exit(130)
 
-from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd, serve_cmd
+
+# Ctrl-C while the CLI's modules (or torch, later) import must end like any other Ctrl-C: one line.
+try:
+    import typer
+
+    import vit5_infer
+    from vit5_infer.errors import Vit5Error
+
+    from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd, serve_cmd
+except KeyboardInterrupt:
+    _interrupted()
 
 app = typer.Typer(
     name="vit5",
@@ -65,8 +75,7 @@ def main(argv: Optional[list] = None) -> None:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
 
 
 if __name__ == "__main__":

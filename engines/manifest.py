@@ -78,8 +78,22 @@ class EngineManifest:
         missing = [name for name in required if name not in data]
         if missing:
             raise ManifestError(f"{origin}: missing field(s) {', '.join(missing)}")
+        for name, value in data.items():
+            expected = _FIELD_TYPES.get(name)
+            if expected is not None and not (isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)):
+                names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
+                raise ManifestError(f"{origin}: field {name!r} must be {names}, got {type(value).__name__} {value!r:.60}")
         # Fields added by newer toolkits are ignored rather than rejected.
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# What each field must hold; a hand-edited manifest with other types is refused in one line, not met later.
+_FIELD_TYPES = {
+    "tensorrt_version": (str,), "gpu_name": (str,), "compute_capability": (str,), "onnx_path": (str,),
+    "onnx_sha256": (str,), "precision": (str,), "profiles": (dict,), "build_flags": (dict,), "engine_file": (str,),
+    "toolkit_version": (str,), "created_at": (str,), "source": (dict, type(None)), "attention_fused": (bool, type(None)),
+    "fused_attention_layers": (list,), "format": (int,),
+}
 
 
 def manifest_path_for(engine_path: PathLike) -> Path:

@@ -220,12 +220,22 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
         select_outputs(model.config, names)
     except OutputError as exc:
         raise ExportError(f"the graph's outputs do not belong to this model: {exc}") from None
+    from vit5_infer.memory import check_batch_fits
+
+    for batch in batches:
+        check_batch_fits(model.config, batch, "validation at batch", copies=2)
     refs: dict[str, list] = {name: [] for name in names}
     outs: dict[str, list] = {name: [] for name in names}
     for batch in batches:
         pixels = example_inputs(model, batch=batch, seed=seed + batch)
         with torch.no_grad():
             reference = model.forward_outputs(pixels, names)
+        if not all(np.isfinite(value.numpy()).all() for value in reference.values()):
+            # Blame the right thing: the graph cannot match a reference that is itself NaN/Inf.
+            raise ExportError(
+                "the PyTorch model itself produces NaN/Inf outputs on seeded inputs (check the weights and settings "
+                "such as norm_eps and rope_base); nothing written"
+            )
         feed = pixels.numpy() if layout == "nchw" else pixels.permute(0, 2, 3, 1).contiguous().numpy()
         if io_dtype == "fp16":
             feed = feed.astype(np.float16)
@@ -244,25 +254,104 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
                       "ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
 
 
+STAGING_PREFIX = ".vit5-export-"
+EXTERNAL_DATA_MIN_BYTES = 1024  # smaller tensors stay inline
+
+
+def external_data_path(path: Union[str, Path]) -> Path:
+    """Where an export to ``path`` keeps its weights when they are external: ``OUTPUT.data``."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
+def check_export_path(path: Union[str, Path], inputs: tuple = ()) -> Path:
+    """``path`` (and ``OUTPUT.data`` beside it) as files an export may write, checked before any work;
+    InputError for a folder, an empty name, a path under a file, a read-only folder, a suffix other
+    than .onnx, or one of ``inputs`` (the checkpoint, the config)."""
+    from vit5_infer.files import check_output_path
+
+    target = check_output_path(path, "output", inputs, (".onnx",))
+    check_output_path(external_data_path(target), "output weights", inputs)
+    return target
+
+
+def _all_initializers(graph: onnx.GraphProto):
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _all_initializers(sub)
+
+
 def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -> bool:
     """Write ``graph`` to ``staged`` (a file in a private staging folder); weights go to the file
     ``<name>.data`` beside it when ``external`` (by default: past the protobuf limit)."""
     if external is None:
         external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
     if external:
-        onnx.save_model(graph, str(staged), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=staged.name + ".data", size_threshold=1024)
-    else:
-        onnx.save_model(graph, str(staged))
+        # Marked by hand: onnx's convert_model_to_external_data refuses when a file of the location's
+        # name exists relative to the *working directory*, i.e. on every re-export from the output's folder.
+        from onnx.external_data_helper import set_external_data
+
+        for tensor in _all_initializers(graph.graph):
+            if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
+                set_external_data(tensor, external_data_path(staged).name)
+    onnx.save_model(graph, str(staged))
     return external
 
 
 def _publish(staged: Path, path: Path, external: bool) -> int:
-    """Move the staged model (and its weights) to ``path``; returns the bytes written."""
+    """Move the staged model (and its weights) to ``path``; returns the bytes written.  An inline
+    export removes the ``OUTPUT.data`` of an earlier external one: nothing would read it again."""
+    data = external_data_path(path)
     if external:
-        os.replace(staged.with_name(staged.name + ".data"), path.with_name(path.name + ".data"))
+        os.replace(external_data_path(staged), data)
     os.replace(staged, path)
-    return path.stat().st_size + (path.with_name(path.name + ".data").stat().st_size if external else 0)
+    if not external and data.is_file():
+        data.unlink(missing_ok=True)
+    return path.stat().st_size + (data.stat().st_size if external else 0)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid: leave its folder alone
+    return True
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove the staging folders that exports killed before cleaning up left in ``folder``: those whose
+    recorded process is gone.  A live export's folder (same PID prefix, process running) is kept."""
+    removed = []
+    for candidate in folder.glob(STAGING_PREFIX + "*"):
+        pid_text = candidate.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        if not candidate.is_dir() or not pid_text.isdigit() or _process_alive(int(pid_text)):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    return removed
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, outermost first."""
+    created = []
+    probe = Path(os.path.abspath(folder))
+    while not probe.exists():
+        created.append(probe)
+        probe = probe.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    return created[::-1]
+
+
+def _remove_created(created: list[Path]) -> None:
+    for folder in reversed(created):
+        try:
+            folder.rmdir()  # only when empty: another writer may have put something there meanwhile
+        except OSError:
+            break
 
 
 def export_onnx(
@@ -292,10 +381,15 @@ def export_onnx(
     ``pre_logits``, ``patch_tokens``, ``cls_token``, ``register_tokens`` (default ``logits``; see
     vit5_infer.outputs); validation compares each of them with PyTorch.
     """
-    path = Path(path)
+    inputs = (source.name,) if source is not None and source.kind == "checkpoint" else ()
+    path = check_export_path(path, inputs)
     note = progress or (lambda message: None)
     timings = {}
     start = time.perf_counter()
+    if validate and batch is not None:
+        from vit5_infer.memory import check_batch_fits
+
+        check_batch_fits(model.config, batch, "--batch", copies=2)  # before building anything
     note("building graph")
     target = ExportTarget.parse(target)
     opset = resolve_opset(target, opset)
@@ -322,10 +416,13 @@ def export_onnx(
 
     note("saving")
     start = time.perf_counter()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(path.parent)
+    remove_stale_staging(path.parent)
     # Everything is staged under the final file names in a private folder, so a failed validation
-    # leaves any previous export (and its external weights) untouched.
-    stage_dir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
+    # leaves any previous export (and its external weights) untouched.  The PID in its name lets a
+    # later export remove it should this process be killed before its cleanup runs.
+    stage_dir = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=path.parent))
+    published = False
     try:
         staged = stage_dir / path.name
         external = _write_staged(graph, staged, external_data)
@@ -347,8 +444,11 @@ def export_onnx(
                 )
             timings["validate"] = time.perf_counter() - start
         size = _publish(staged, path, external)
+        published = True
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)
+        if not published:
+            _remove_created(created)
     return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings, compat)
 
 

@@ -65,6 +65,9 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
             raise Vit5Error(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+        if not model.HasField("graph") or model.ir_version == 0:
+            # protobuf parses an empty (or any all-default) file as an empty model
+            raise Vit5Error(f"{path}: not an ONNX model ({'an empty file' if path.stat().st_size == 0 else 'no graph'})")
     out = {}
     for entry in model.metadata_props:
         if entry.key.startswith(PREFIX):
@@ -94,4 +97,7 @@ def graph_outputs(model: onnx.ModelProto) -> dict[str, list]:
 def config_from_metadata(metadata: dict) -> ViT5Config:
     if "config" not in metadata:
         raise Vit5Error("the ONNX file carries no vit5 architecture metadata (not exported by vit5-infer)")
-    return ViT5Config.from_dict(metadata["config"])
+    try:
+        return ViT5Config.from_dict(metadata["config"]).check_types()
+    except Vit5Error as exc:
+        raise Vit5Error(f"the ONNX file's vit5.config metadata is invalid (edited by hand?): {exc}") from None

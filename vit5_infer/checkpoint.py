@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Union
@@ -41,7 +42,10 @@ def _load_safetensors(path: Path) -> dict:
 
 def _load_pickle(path: Path, trust_pickle: bool) -> object:
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
+        with warnings.catch_warnings():
+            # torch warns about legacy formats and pickled storages before failing; the error says it all
+            warnings.simplefilter("ignore")
+            return torch.load(str(path), map_location="cpu", weights_only=not trust_pickle)
     except pickle.UnpicklingError as exc:
         blocked = _UNSUPPORTED_GLOBAL.search(str(exc))
         if blocked and not trust_pickle:
@@ -49,14 +53,53 @@ def _load_pickle(path: Path, trust_pickle: bool) -> object:
                 f"{path}: needs arbitrary unpickling of {blocked.group(1)}, which can run code; "
                 f"load it only if you trust it, with {TRUST_PICKLE_HINT}"
             ) from None
-        raise CheckpointError(f"{path}: corrupt checkpoint ({_first_line(exc)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
+        detail = _first_line(exc, torch_advice=False)
+        if _is_wellformed_pickle(path) and not trust_pickle:
+            raise CheckpointError(
+                f"{path}: a pickle that holds more than weights ({detail}); unpickling it can run code: "
+                f"load it only if you trust it, with {TRUST_PICKLE_HINT}"
+            ) from None
+        raise CheckpointError(f"{path}: corrupt checkpoint ({detail})") from None
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the unpickler raises KeyError, IndexError, struct.error, ... on garbage
+        detail = _first_line(exc)
+        if not isinstance(exc, (RuntimeError, OSError)):
+            detail = f"{type(exc).__name__}: {detail}"
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({detail})") from None
 
 
-def _first_line(exc: BaseException) -> str:
+def _is_wellformed_pickle(path: Path) -> bool:
+    """Whether the file (or the pickle inside torch's zip format) parses as a pickle: then the weights-only
+    unpickler refused its content, the file is not damaged."""
+    import io
+    import pickletools
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                name = next((n for n in archive.namelist() if n.endswith("data.pkl")), None)
+                data = archive.read(name) if name else b""
+        else:
+            data = path.read_bytes()
+        if not data:
+            return False
+        for _ in pickletools.genops(io.BytesIO(data)):
+            pass
+        return True
+    except Exception:  # noqa: BLE001 - anything pickletools cannot walk is not a well-formed pickle
+        return False
+
+
+def _first_line(exc: BaseException, torch_advice: bool = True) -> str:
     text = _ANSI.sub("", str(exc)).strip()
-    return text.splitlines()[-1][:200] if text else type(exc).__name__
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not torch_advice:
+        # torch's weights_only message is mostly advice about torch.load; keep the line naming the failure
+        lines = [line for line in lines if "torch.load" not in line and "weights_only" not in line
+                 and "torch.serialization" not in line] or lines
+    detail = lines[-1][:200] if lines else ""
+    return f"{type(exc).__name__}: {detail}" if detail and not torch_advice else (detail or type(exc).__name__)
 
 
 def normalize_keys(state_dict: dict) -> dict:
@@ -103,6 +146,22 @@ def extract_state_dict(obj: object, path: Path, weights: str = "ema") -> dict:
     return normalize_keys(tensors)
 
 
+#: the weight types an upstream training run can have saved (mixed precision keeps FP32 masters)
+WEIGHT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+
+
+def check_weight_dtypes(state_dict: dict, path: Union[str, Path]) -> dict:
+    """CheckpointError for integer, bool or complex tensors: upstream never saves them, and casting
+    them to float32 would export a network that was never trained."""
+    for key, value in state_dict.items():
+        if value.dtype not in WEIGHT_DTYPES:
+            raise CheckpointError(
+                f"{path}: {key} is a {str(value.dtype).replace('torch.', '')} tensor; ViT-5 weights are "
+                "floating point (fp32, fp16 or bf16)"
+            )
+    return state_dict
+
+
 def read_state_dict(path: Union[str, Path], weights: str = "ema", trust_pickle: bool = False) -> dict:
     path = Path(path)
     if not path.exists():
@@ -112,9 +171,9 @@ def read_state_dict(path: Union[str, Path], weights: str = "ema", trust_pickle: 
     if path.suffix == ".safetensors":
         if weights == "raw":
             raise CheckpointError(f"{path}: a safetensors state_dict has no separate raw weights")
-        return normalize_keys(_load_safetensors(path))
+        return check_weight_dtypes(normalize_keys(_load_safetensors(path)), path)
     if path.suffix in STATE_DICT_SUFFIXES:
-        return extract_state_dict(_load_pickle(path, trust_pickle), path, weights)
+        return check_weight_dtypes(extract_state_dict(_load_pickle(path, trust_pickle), path, weights), path)
     raise CheckpointError(
         f"{path}: unknown checkpoint type '{path.suffix}'; expected one of {', '.join(STATE_DICT_SUFFIXES)}"
     )

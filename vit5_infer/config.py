@@ -147,10 +147,17 @@ class ViT5Config:
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {path} is not UTF-8 text") from None
+        except (json.JSONDecodeError, RecursionError) as exc:
             raise ConfigError(f"config file {path} is not valid JSON: {exc}") from None
-        return cls.from_dict(data)
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+        try:
+            return cls.from_dict(data).check_types()
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,7 +226,28 @@ class ViT5Config:
         return int(self.network.hidden_dim * self.mlp_expansion_factor)
 
     # ---- validation (SPEC section 9) -----------------------------------------------------------
+    def check_types(self) -> "ViT5Config":
+        """ConfigError naming the field for a value of the wrong type or sign (a string where a number
+        belongs, null, a list for a bool, a negative size, a NaN): before any of it reaches torch."""
+        sections = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
+                    ("film", self.film), ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None)]
+        for where, section in sections:
+            if section is None:
+                continue
+            expected = _SECTION_TYPES.get(where)
+            if expected is not None and not isinstance(section, expected):
+                raise ConfigError(f"config section '{where}' must be an object, got {type(section).__name__}")
+            for f in fields(section):
+                if f.name in _SECTION_TYPES.get("__nested__", ()):
+                    continue
+                _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), f.type)
+        if not isinstance(self.mlp_bias, dict) or not all(
+                isinstance(k, str) and isinstance(v, bool) for k, v in self.mlp_bias.items()):
+            raise ConfigError(f"mlp_bias must map block letters to true/false, got {self.mlp_bias!r}")
+        return self
+
     def validate(self) -> "ViT5Config":
+        self.check_types()
         net = self.network
         for name in ("in_channels", "num_classes", "hidden_dim", "num_blocks", "patch_size", "image_size"):
             value = getattr(net, name)
@@ -287,6 +315,56 @@ class ViT5Config:
         if self.grid_size > lx:
             out.append(f"columns {self.grid_size} > L_cache {lx}")
         return out
+
+
+_SECTION_TYPES = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
+                  "hyena.mask": MaskConfig, "__nested__": ("network", "attention", "hyena", "film", "mask")}
+# Fields that are sizes or strictly positive settings (>= 0 where 0 means "none").
+_POSITIVE = {"kernel_hidden_dim", "kernel_num_layers", "kernel_embedding_dim", "short_conv_kernel_size",
+             "film_hidden_dim", "num_film_layers", "compressed_dim", "neck_compression_ratio", "norm_eps", "grn_eps",
+             "mlp_expansion_factor", "rope_base", "reg_rope_base", "scale", "omega_0", "hidden_omega_0", "init_extent",
+             "num_heads", "in_channels", "num_classes", "hidden_dim", "num_blocks", "patch_size", "image_size"}
+_NON_NEGATIVE = {"num_registers"}
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
+        type(value), type(value).__name__)
+
+
+def _check_field(name: str, value: Any, annotation: str) -> None:
+    """One field against its annotation (a string: this module uses postponed annotations)."""
+    optional = "Optional" in annotation or "None" in annotation
+    if value is None:
+        if optional:
+            return
+        raise ConfigError(f"{name} must not be null")
+    base = annotation.replace("Optional[", "").rstrip("]")
+    if base.startswith("Union[int, list"):  # L_cache: N or [rows, cols]
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+            raise ConfigError(f"{name} must be an integer or two integers, got {value!r}")
+        return
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {_type_name(value)} {value!r}")
+        return
+    if base == "str":
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {_type_name(value)} {value!r}")
+        return
+    if base in ("int", "float"):
+        ok = isinstance(value, int) if base == "int" else isinstance(value, (int, float))
+        if isinstance(value, bool) or not ok:
+            kind = "an integer" if base == "int" else "a number"
+            raise ConfigError(f"{name} must be {kind}, got {_type_name(value)} {value!r}")
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be finite, got {value!r}")
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in _POSITIVE and value <= 0:
+            raise ConfigError(f"{name} must be > 0, got {value!r}")
+        if leaf in _NON_NEGATIVE and value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value!r}")
 
 
 def validate_attention(config: ViT5Config) -> None:

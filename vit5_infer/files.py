@@ -51,14 +51,15 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     text = os.fspath(path)
     if not text.strip() or text.strip() in (".", ".."):
         raise InputError(f"{what}: {text!r} is not a file name")
-    if text.endswith(("/", os.sep)) or Path(text).is_dir():
-        raise InputError(f"{what}: {text} is a directory; give a file name")
     target = Path(text)
-    if suffixes and target.suffix.lower() not in suffixes:
-        raise InputError(f"{what}: {text} must end in {' or '.join(suffixes)}")
-    limit = os.pathconf(_existing_ancestor(target), "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    # The length first: asking the filesystem about a name past its limit raises ENAMETOOLONG.
+    limit = os.pathconf(_existing_ancestor(target.parent), "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     if len(target.name.encode()) > limit:
         raise InputError(f"{what}: the file name {target.name[:40]}... is longer than this filesystem allows ({limit} bytes)")
+    if text.endswith(("/", os.sep)) or target.is_dir():
+        raise InputError(f"{what}: {text} is a directory; give a file name")
+    if suffixes and target.suffix.lower() not in suffixes:
+        raise InputError(f"{what}: {text} must end in {' or '.join(suffixes)}")
     ancestor = _existing_ancestor(target.parent)
     if not ancestor.is_dir():
         raise InputError(f"{what}: cannot create {text}: {ancestor} is a file, not a folder")
@@ -71,9 +72,16 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     return target
 
 
+def _exists(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a component past the filesystem's name limit: it cannot exist
+        return False
+
+
 def _existing_ancestor(path: Path) -> Path:
     path = Path(os.path.abspath(path))
-    while not path.exists() and path != path.parent:
+    while path != path.parent and not _exists(path):
         path = path.parent
     return path
 

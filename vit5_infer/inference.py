@@ -53,8 +53,14 @@ def apply_overrides(config: ViT5Config, **overrides) -> ViT5Config:
     return config
 
 
-def _shape(sd: dict, key: str) -> tuple:
-    return tuple(sd[key].shape)
+def _shape(sd: dict, key: str, rank: int | None = None) -> tuple:
+    """The shape of ``sd[key]``; CheckpointError when it is missing or not of ``rank`` dimensions."""
+    if key not in sd:
+        raise CheckpointError(f"not a ViT-5 state_dict: missing {key}")
+    shape = tuple(sd[key].shape)
+    if rank is not None and len(shape) != rank:
+        raise CheckpointError(f"{key} has shape {list(shape)}; a ViT-5 checkpoint has a {rank}-D tensor there")
+    return shape
 
 
 def _require(sd: dict, keys) -> None:
@@ -80,8 +86,8 @@ def _block_indices(sd: dict) -> list[int]:
 
 
 def _mlp_settings(sd: dict, prefix: str, hidden_dim: int) -> tuple[float, bool, bool]:
-    rows = _shape(sd, prefix + "mlp.layer1.weight")[0]
-    hidden = _shape(sd, prefix + "mlp.layer2.weight")[1]
+    rows = _shape(sd, prefix + "mlp.layer1.weight", 2)[0]
+    hidden = _shape(sd, prefix + "mlp.layer2.weight", 2)[1]
     gated = rows == 2 * hidden
     return hidden / hidden_dim, gated, prefix + "mlp.layer1.bias" in sd
 
@@ -91,7 +97,7 @@ def _attention_settings(sd: dict, prefix: str, hidden_dim: int) -> dict:
     out = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
     if p + "q_norm.weight" in sd:
         out["qk_norm"] = "rmsnorm"
-        out["head_dim"] = _shape(sd, p + "q_norm.weight")[0]
+        out["head_dim"] = _shape(sd, p + "q_norm.weight", 1)[0]
     return out
 
 
@@ -102,8 +108,8 @@ def _hyena_settings(sd: dict, prefix: str) -> dict:
         raise CheckpointError(f"{prefix}: Hyena block without a SIREN kernel (no hidden_linears); unsupported kernel")
     conv_w = _shape(sd, prefix + HYENA + "mixer.short_conv.weight")
     return {
-        "kernel_embedding_dim": _shape(sd, k + "positional_embedding.linear.weight")[0],
-        "kernel_hidden_dim": _shape(sd, k + "hidden_linears.0.weight")[0],
+        "kernel_embedding_dim": _shape(sd, k + "positional_embedding.linear.weight", 2)[0],
+        "kernel_hidden_dim": _shape(sd, k + "hidden_linears.0.weight", 2)[0],
         "kernel_num_layers": len(hidden) + 1,
         "kernel_bias": k + "out_linear.bias" in sd,
         "short_conv_kernel_size": conv_w[-1],
@@ -121,8 +127,8 @@ def _film_settings(sd: dict, prefix: str, kernel_hidden_dim: int):
     g = prefix + KERNEL + "film_generator.mlp."
     if g + "0.weight" not in sd:
         return None
-    film_hidden, _cond = _shape(sd, g + "0.weight")
-    n_layers = _shape(sd, g + "2.weight")[0] // (2 * kernel_hidden_dim)
+    film_hidden, _cond = _shape(sd, g + "0.weight", 2)
+    n_layers = _shape(sd, g + "2.weight", 2)[0] // (2 * kernel_hidden_dim)
     if prefix + "register_pooling.logits" in sd:
         return {"conditioning": "register_pooling", "film_hidden_dim": film_hidden, "num_film_layers": n_layers}
     if prefix + "register_pooling.compress.weight" in sd:
@@ -130,7 +136,7 @@ def _film_settings(sd: dict, prefix: str, kernel_hidden_dim: int):
             "conditioning": "register_compress_concat",
             "film_hidden_dim": film_hidden,
             "num_film_layers": n_layers,
-            "compressed_dim": _shape(sd, prefix + "register_pooling.compress.weight")[0],
+            "compressed_dim": _shape(sd, prefix + "register_pooling.compress.weight", 2)[0],
         }
     # SPEC 9.8: upstream would silently ignore this generator.
     raise CheckpointError(f"{prefix}: FiLM generator without register conditioning; upstream never uses it")
@@ -139,7 +145,7 @@ def _film_settings(sd: dict, prefix: str, kernel_hidden_dim: int):
 def detect_attention(sd: dict, prefix: str):
     if prefix + "sequence_mixer.qkv.weight" not in sd:
         return None
-    return _attention_settings(sd, prefix, _shape(sd, "patch_embed.weight")[0])
+    return _attention_settings(sd, prefix, _shape(sd, "patch_embed.weight", 4)[0])
 
 
 def configure_attention(by_block: dict, hidden_dim: int, overrides: dict) -> dict:
@@ -180,20 +186,20 @@ def configure_hyena(by_block: dict, hidden_dim: int, overrides: dict) -> dict:
 
 def infer_config(sd: dict, **overrides) -> ViT5Config:
     _require(sd, ["patch_embed.weight", "pos_embed", "out_norm.weight", "out_proj.weight"])
-    hidden_dim, in_channels, patch, patch_w = _shape(sd, "patch_embed.weight")
+    hidden_dim, in_channels, patch, patch_w = _shape(sd, "patch_embed.weight", 4)
     if patch != patch_w:
         raise CheckpointError(f"non-square patches {patch}x{patch_w} are not supported")
-    n = _shape(sd, "pos_embed")[1]
+    n = _shape(sd, "pos_embed", 3)[1]
     grid = math.isqrt(n)
     if grid * grid != n:
         raise CheckpointError(f"pos_embed has {n} patches, not a square grid; only square images are supported")
-    registers = _shape(sd, "reg_token")[1] if "reg_token" in sd else 0
+    registers = _shape(sd, "reg_token", 3)[1] if "reg_token" in sd else 0
     ratio = None
     if "cls_token" in sd:
         readout = "cls"
     elif "register_neck.weight" in sd:
         readout = "register_concat"
-        ratio = hidden_dim // _shape(sd, "register_neck.weight")[0]
+        ratio = hidden_dim // _shape(sd, "register_neck.weight", 2)[0]
     else:
         readout = "gap"
 
@@ -202,7 +208,10 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     settings: dict[str, dict[int, dict]] = {}  # block letter -> block index -> its settings
     for i in _block_indices(sd):
         prefix = f"blocks.{i}."
-        found = [(letter, kind.hook("detect")(sd, prefix)) for letter, kind in kinds.items()]
+        try:
+            found = [(letter, kind.hook("detect")(sd, prefix)) for letter, kind in kinds.items()]
+        except (KeyError, IndexError, ValueError, TypeError) as exc:  # a kind's detector met a key it needs missing
+            raise CheckpointError(f"block {i}: weights of an unexpected layout ({type(exc).__name__}: {exc})") from None
         found = [(letter, value) for letter, value in found if value is not None]
         if len(found) != 1:
             names = ", ".join(kind.name for kind in kinds.values())
@@ -229,11 +238,14 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
 
     sections = {}
     for letter, by_block in settings.items():
-        sections.update(kinds[letter].hook("configure")(by_block, hidden_dim, overrides))
+        try:
+            sections.update(kinds[letter].hook("configure")(by_block, hidden_dim, overrides))
+        except (KeyError, IndexError, ValueError, TypeError) as exc:
+            raise CheckpointError(f"{kinds[letter].name} blocks: weights of an unexpected layout ({exc})") from None
     config = ViT5Config(
         network=NetworkConfig(
             in_channels=in_channels,
-            num_classes=_shape(sd, "out_proj.weight")[0],
+            num_classes=_shape(sd, "out_proj.weight", 2)[0],
             hidden_dim=hidden_dim,
             num_blocks=len(pattern),
             patch_size=patch,

@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from .network import ViT5ClassificationNet
 
 
+SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit seed; numpy's generators fewer bits
+
+
+def check_seed(seed) -> int:
+    """``seed`` if it is an integer in 0 .. 2**63-1, else a ConfigError naming the range."""
+    from .errors import ConfigError
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(f"seed must be an integer from 0 to 2**63-1, got {seed!r}")
+    return seed
+
+
 @dataclass(frozen=True)
 class LoadOptions:
     """Everything ``resolve_model`` takes but the source."""
@@ -24,6 +36,9 @@ class LoadOptions:
     trust_pickle: bool = False
     seed: int = 0
     overrides: tuple = ()  # (name, value) pairs; see vit5_infer.inference.OVERRIDES
+
+    def __post_init__(self):
+        check_seed(self.seed)
 
     def resolve(self, source: Union[str, Path]) -> tuple["ViT5ClassificationNet", "ModelSource"]:
         from .loading import resolve_model

@@ -14,7 +14,7 @@ from .config import ViT5Config
 from .errors import BenchError, CheckpointError, ConfigError
 from .inference import apply_overrides, infer_config
 from .init import init_weights
-from .load_options import LoadOptions  # noqa: F401 - re-exported: the options resolve_model takes
+from .load_options import LoadOptions, check_seed  # noqa: F401 - LoadOptions re-exported: the options resolve_model takes
 from .network import ViT5ClassificationNet
 from .presets import PRESETS, get_preset
 
@@ -70,6 +70,7 @@ def resolve_model(
     **overrides,
 ) -> tuple[ViT5ClassificationNet, ModelSource]:
     """Like ``load_model`` but also says where the model came from."""
+    check_seed(seed)
     cfg = _as_config(config)
     name = str(source)
     if name in PRESETS and not Path(name).exists():

@@ -176,6 +176,10 @@ class ViT5ClassificationNet(nn.Module):
     def check_input(self, pixel_values: torch.Tensor) -> None:
         expected = self.input_shape
         dtype = self.patch_embed.weight.dtype
+        if not isinstance(pixel_values, torch.Tensor):
+            hint = "; wrap it with torch.from_numpy(x)" if type(pixel_values).__module__ == "numpy" else ""
+            raise InputError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__module__}."
+                             f"{type(pixel_values).__name__}{hint}")
         if pixel_values.dtype != dtype:
             raise InputError(f"pixel_values must be {str(dtype).replace('torch.', '')}, got {str(pixel_values.dtype).replace('torch.', '')}")
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:

@@ -107,7 +107,7 @@ def preprocess_image(image, pre: Preprocessing) -> np.ndarray:
     """A PIL image -> float32 CHW: RGB, resize of the shorter side, centre crop, normalize."""
     from PIL import Image
 
-    image = image.convert("RGB")
+    image = _as_rgb(image)
     w, h = image.size
     scale = pre.resize_to / min(w, h)
     new_w, new_h = max(pre.resize_to, round(w * scale)), max(pre.resize_to, round(h * scale))
@@ -119,6 +119,31 @@ def preprocess_image(image, pre: Preprocessing) -> np.ndarray:
     x = np.asarray(image, dtype=np.float32) / 255.0
     x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+# Single-channel modes with more than 8 bits, and the value that is full white in each.  Pillow's
+# convert("RGB") clips them to 0-255 instead of scaling: a 16-bit PNG would become all white.
+_WIDE_GREY = {"I;16": 65535.0, "I;16L": 65535.0, "I;16B": 65535.0, "I;16N": 65535.0}
+
+
+def _as_rgb(image):
+    """``image`` as 8-bit RGB, wide single-channel images scaled by their mode's range (not clipped)."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode in _WIDE_GREY:
+        grey = np.asarray(image, dtype=np.float64) / _WIDE_GREY[mode]
+    elif mode == "F":
+        grey = np.asarray(image, dtype=np.float64)
+        if not np.isfinite(grey).all() or grey.min() < 0.0 or grey.max() > 1.0:
+            raise InputError("a floating-point image must hold values in 0..1 (no NaN/Inf); convert it to 8 or 16 bits")
+    elif mode == "I":
+        raise InputError("32-bit integer images have no defined white level; convert them to 8 or 16 bits per channel")
+    else:
+        return image.convert("RGB")
+    # Rounded to 8 bits, like every other input: the same pipeline as an 8-bit export of the image.
+    grey8 = np.clip(np.round(grey * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey8).convert("RGB")
 
 
 def _pillow():
@@ -135,8 +160,13 @@ def load_image(path: PathLike, pre: Preprocessing, what: str = "--images") -> np
     try:
         with Image.open(path) as img:
             return preprocess_image(img, pre)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{what}: cannot decode {path} ({exc})") from None
+    except InputError as exc:
+        raise InputError(f"{what}: {path}: {exc}") from None
+    except Image.DecompressionBombError:
+        raise InputError(f"{what}: {path} is too large to decode safely (a decompression bomb?); "
+                         "resize it below Pillow's MAX_IMAGE_PIXELS") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise InputError(f"{what}: cannot decode {path} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def decode_image(data: bytes, pre: Preprocessing, what: str = "image") -> np.ndarray:

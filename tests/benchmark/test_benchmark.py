@@ -214,3 +214,40 @@ def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
         raise AssertionError(f"non-JSON token {token} in the report")
 
     assert json.loads(text, parse_constant=reject)["results"][0]["accuracy"]["cosine"] is None
+
+
+# ---- what a given ONNX file or engine allows (issue 12) --------------------------------------------
+def test_static_batch_graph_runs_only_at_its_batch():
+    from vit5_infer.benchmark.run import check_graph_batches
+
+    check_graph_batches("m.onnx", {"batch": 4}, [4])
+    check_graph_batches("m.onnx", {"batch": "dynamic"}, [1, 8])
+    with pytest.raises(BenchError, match="static batch of 4; run it with --batch 4"):
+        check_graph_batches("m.onnx", {"batch": 4}, [1])
+
+
+def test_graph_layout_from_metadata():
+    from vit5_infer.benchmark.run import graph_layout
+
+    assert graph_layout({}) == "nchw"
+    assert graph_layout({"preprocessing": {"layout": "nhwc"}}) == "nhwc"
+    with pytest.raises(BenchError, match="layout"):
+        graph_layout({"preprocessing": {"layout": "chwn"}})
+
+
+def test_engine_backends_run_the_engine_itself(tmp_path):
+    from vit5_infer.benchmark.run import engine_backends
+
+    with pytest.raises(BenchError, match="engine not found"):
+        engine_backends(tmp_path / "gone.engine", None, ["torch", "ort"])
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"serialized")
+    assert engine_backends(engine, None, ["torch", "ort"]) == ["trt"]  # never silently ORT
+    notes = []
+    assert engine_backends(engine, ["ort", "trt"], ["torch", "ort"], notes.append) == ["ort", "trt"]
+    assert notes and "not the engine itself" in notes[0]
+
+
+def test_non_finite_candidate_outputs_fail_accuracy():
+    inf = _result("ort", 2, precision="fp16", cand_noise=float("inf"))
+    assert not inf.passed and inf.failure

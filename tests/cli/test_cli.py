@@ -124,7 +124,7 @@ def test_bench_fails_when_accuracy_is_outside_tolerance(exported, tmp_path, gold
         (["export", "missing.safetensors", "-o", "x.onnx"], ["not found"]),
         (["inspect", "missing.onnx"], ["not found"]),
         (["bench", "missing.onnx"], ["not found"]),
-        (["inspect", "model.engine"], ["manifest not found"]),
+        (["inspect", "model.engine"], ["engine not found"]),
     ],
 )
 def test_bad_inputs_are_one_line_errors(args, fragments, tmp_path):

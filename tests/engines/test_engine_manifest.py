@@ -173,3 +173,17 @@ def test_manifest_without_outputs_still_reads(built):
     del data["outputs"]
     manifest_path_for(engine_path).write_text(json.dumps(data))
     assert read_manifest(engine_path).outputs == []
+
+
+@pytest.mark.parametrize("field, value", [
+    ("precision", 16), ("profiles", [1, 8, 32]), ("build_flags", "fast"), ("onnx_path", None),
+    ("attention_fused", "yes"), ("fused_attention_layers", "all"), ("format", True), ("source", "preset"),
+])
+def test_manifest_fields_of_the_wrong_type_are_one_line(built, field, value):
+    _, engine_path, manifest = built
+    data = manifest.to_dict()
+    data[field] = value
+    engine_path.with_name(engine_path.name + ".json").write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=f"field '{field}' must be") as info:
+        read_manifest(engine_path)
+    assert "\n" not in str(info.value)

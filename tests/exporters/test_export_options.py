@@ -11,6 +11,7 @@ from export_cases import GOLDEN, GOLDEN_CASES, load_golden_io
 
 from vit5_infer import resolve_model
 from vit5_infer.exporters import ExportError, export_onnx, read_metadata
+from vit5_infer.errors import Vit5Error
 
 
 def _dims(info):
@@ -206,3 +207,136 @@ def test_failed_validation_keeps_a_previous_external_data_export(golden_exports,
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before, f"files now: {sorted(after)}"
     assert np.abs(golden_exports.run(path, pixels) - logits).max() <= 1e-4
+
+
+# ---- hostile paths and stray files (issue 12) -----------------------------------------------------
+def test_stale_staging_of_dead_exports_is_removed_live_ones_kept(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from vit5_infer.exporters.export import remove_stale_staging
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".vit5-export-{dead.pid}-x1"
+    live = tmp_path / f".vit5-export-{os.getpid()}-x2"
+    foreign = tmp_path / ".vit5-export-nopid"
+    for folder in (stale, live, foreign):
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"staged")
+    assert remove_stale_staging(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and foreign.exists()
+    model, source = _fresh("attn_cls_r4")
+    export_onnx(model, tmp_path / "m.onnx", source=source, validate=False)
+    assert live.exists()  # this process is alive: its (other) export might still be running
+
+
+@pytest.mark.parametrize("name, words", [
+    ("", "not a file name"), (".", "not a file name"), ("sub/", "is a directory"),
+    ("model.pt", "must end in .onnx"), ("x" * 300 + ".onnx", "longer than this filesystem allows"),
+])
+def test_bad_output_names_write_nothing(tmp_path, monkeypatch, name, words):
+    monkeypatch.chdir(tmp_path)
+    model, source = _fresh("attn_cls_r4")
+    with pytest.raises(Vit5Error, match=words):
+        export_onnx(model, name, source=source, validate=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_under_a_file_or_in_a_read_only_folder(tmp_path):
+    import os
+
+    model, source = _fresh("attn_cls_r4")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(Vit5Error, match="is a file, not a folder"):
+        export_onnx(model, tmp_path / "file" / "m.onnx", source=source, validate=False)
+    (tmp_path / "file.onnx.data").mkdir()
+    with pytest.raises(Vit5Error, match="output weights"):
+        export_onnx(model, tmp_path / "file.onnx", source=source, validate=False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as a user who can write read-only folders (root)")
+        with pytest.raises(Vit5Error, match="not writable"):
+            export_onnx(model, locked / "m.onnx", source=source, validate=False)
+    finally:
+        locked.chmod(0o700)
+
+
+def test_output_may_not_be_the_checkpoint(tmp_path):
+    from vit5_infer.exporters.export import check_export_path
+
+    checkpoint = tmp_path / "ck.onnx"
+    checkpoint.write_bytes(b"weights")
+    with pytest.raises(Vit5Error, match="also an input"):
+        check_export_path(tmp_path / "sub" / ".." / "ck.onnx", inputs=(str(checkpoint),))
+    (tmp_path / "link.onnx").symlink_to(checkpoint)
+    with pytest.raises(Vit5Error, match="also an input"):
+        check_export_path(tmp_path / "link.onnx", inputs=(checkpoint,))
+    data = tmp_path / "m.onnx.data"
+    data.write_bytes(b"weights")
+    with pytest.raises(Vit5Error, match="output weights.*also an input"):
+        check_export_path(tmp_path / "m.onnx", inputs=(data,))
+
+
+def test_external_data_re_export_from_the_output_folder(tmp_path, monkeypatch, golden_exports):
+    monkeypatch.chdir(tmp_path)  # onnx's own converter refuses when OUTPUT.data exists relative to the cwd
+    model, source = _fresh("attn_cls_r4")
+    for _ in range(2):
+        result = export_onnx(model, "model.onnx", source=source, external_data=True)
+        assert result.validation.passed
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
+    export_onnx(model, "model.onnx", source=source, external_data=False, validate=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+    x = load_golden_io("attn_cls_r4")[0]
+    assert golden_exports.run(tmp_path / "model.onnx", x).shape[0] == x.shape[0]
+
+
+def test_failed_export_removes_the_folders_it_created(tmp_path):
+    model, source = _overflowing_model()
+    with pytest.raises(ExportError):
+        export_onnx(model, tmp_path / "a" / "b" / "m.onnx", source=source, precision="fp16")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("poison", ["nan_weight", "norm_eps"])
+def test_non_finite_reference_is_blamed_on_the_model(tmp_path, poison):
+    model, source = _fresh("attn_cls_r4")
+    if poison == "nan_weight":
+        with torch.no_grad():
+            model.out_norm.weight.fill_(float("nan"))
+    else:
+        for module in model.modules():
+            if hasattr(module, "eps"):
+                module.eps = -1.0
+    with pytest.raises(ExportError, match="PyTorch model itself produces NaN/Inf"):
+        export_onnx(model, tmp_path / "m.onnx", source=source)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatch, golden_exports):
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+    model, source = _fresh("attn_cls_r4")
+    export_onnx(model, "model.onnx", source=source, external_data=True, validate=False)  # OUTPUT.data exists
+    errors = []
+
+    def export():
+        try:
+            export_onnx(model, "model.onnx", source=source, external_data=True, validate=False)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=export) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
+    x = load_golden_io("attn_cls_r4")[0]
+    np.testing.assert_allclose(golden_exports.run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4)

@@ -112,3 +112,27 @@ def test_foreign_graph_has_no_metadata(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00not an onnx file at all\xff" * 10)
     with pytest.raises(Vit5Error):
         read_metadata(tmp_path / "junk.onnx")
+
+
+# ---- hostile ONNX files (issue 12) --------------------------------------------------------------
+def test_empty_and_graphless_files_are_not_onnx_models(tmp_path):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    with pytest.raises(Vit5Error, match="not an ONNX model \\(an empty file\\)"):
+        read_metadata(empty)
+    graphless = tmp_path / "graphless.onnx"
+    graphless.write_bytes(onnx.ModelProto(producer_name="x").SerializeToString())
+    with pytest.raises(Vit5Error, match="not an ONNX model"):
+        read_metadata(graphless)
+
+
+@pytest.mark.parametrize("edit", [
+    lambda c: c["network"].__setitem__("hidden_dim", "wide"),
+    lambda c: c["attention"].__setitem__("num_heads", None),
+    lambda c: c.__setitem__("norm_eps", -1),
+])
+def test_hand_edited_config_metadata_is_one_line(golden_exports, edit):
+    metadata = read_metadata(golden_exports.export("attn_cls_r4").path)
+    edit(metadata["config"])
+    with pytest.raises(Vit5Error, match="vit5.config metadata is invalid"):
+        config_from_metadata(metadata)

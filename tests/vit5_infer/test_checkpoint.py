@@ -223,3 +223,60 @@ def test_ckpt_ema_and_raw(golden_dir):
     assert set(ema_sd) == set(plain) == set(raw_sd)
     assert all(torch.equal(ema_sd[k], plain[k]) for k in plain)
     assert any(not torch.equal(raw_sd[k], plain[k]) for k in plain)
+
+
+# ---- hostile files (issue 12) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [
+    b"hello\n",  # the unpickler reads 'h' (BINGET) and fails with a KeyError
+    b"\x80\x02K",  # truncated pickle: struct.error / EOF
+    b"\x80\x02h\x05.",  # memo lookup of nothing: KeyError
+    b"]q\x00(e" + b"\x00" * 10,  # IndexError / unknown opcode
+    bytes((i * 7919 + 13) % 256 for i in range(1000)),
+])
+@pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".pth", ".bin"])
+def test_any_unreadable_bytes_are_a_checkpoint_error(tmp_path, content, suffix):
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=str(path.name)):
+        read_state_dict(path)
+
+
+def test_non_weights_pickle_names_trust_pickle(tmp_path):
+    import pickle
+
+    path = tmp_path / "model.pt"
+    path.write_bytes(pickle.dumps({"fn": print}))
+    with pytest.raises(CheckpointError, match="trust_pickle"):
+        read_state_dict(path)
+
+
+def test_no_torch_warnings_before_the_error(tmp_path, recwarn):
+    path = tmp_path / "model.pt"
+    path.write_bytes(b"hello\n")
+    with pytest.raises(CheckpointError):
+        read_state_dict(path)
+    assert not [w for w in recwarn if "torch" in str(w.filename)]
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.int8, torch.uint8, torch.bool, torch.complex64])
+def test_integer_bool_and_complex_weights_are_refused(golden_dir, tmp_path, dtype):
+    state = _golden_sd(golden_dir)
+    state["out_proj.weight"] = state["out_proj.weight"].to(dtype)
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    with pytest.raises(CheckpointError, match="out_proj.weight.*floating point"):
+        load_model(path)
+    torch.save(state, tmp_path / "model.pt")
+    with pytest.raises(CheckpointError, match="floating point"):
+        load_model(tmp_path / "model.pt")
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float16, 5e-2), (torch.bfloat16, 2e-1)])
+def test_fp16_and_bf16_weights_are_accepted(golden_dir, tmp_path, dtype, atol):
+    state = {k: v.to(dtype) for k, v in _golden_sd(golden_dir).items()}
+    path = tmp_path / "model.safetensors"
+    save_file(state, str(path))
+    _, ref = load_golden_io("attn_cls_r4")
+    np.testing.assert_allclose(_logits(load_model(path), "attn_cls_r4"), ref, atol=atol, rtol=0)

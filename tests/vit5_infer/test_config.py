@@ -217,3 +217,79 @@ def test_head_dim_not_multiple_of_four():
 
 def test_config_errors_are_value_errors():
     assert issubclass(ConfigError, ValueError)
+
+
+# ---- hostile values: the wrong type or sign anywhere in the JSON (issue 12) -----------------------
+
+
+@pytest.mark.parametrize("section, field, value, fragment", [
+    ("network", "hidden_dim", "64", "network.hidden_dim must be an integer"),
+    ("network", "num_classes", None, "network.num_classes must not be null"),
+    ("network", "num_registers", -4, "network.num_registers must be >= 0"),
+    ("network", "patch_size", 4.0, "network.patch_size must be an integer"),
+    ("network", "layer_pattern", ["A", "A"], "network.layer_pattern must be a string"),
+    ("attention", "qkv_bias", [1], "attention.qkv_bias must be true or false"),
+    ("attention", "num_heads", True, "attention.num_heads must be an integer"),
+    ("attention", "rope_base", "x", "attention.rope_base must be a number"),
+    ("attention", "rope_base", -1.0, "attention.rope_base must be > 0"),
+    ("attention", "scale", 0, "attention.scale must be > 0"),
+    ("", "norm_eps", None, "norm_eps must not be null"),
+    ("", "norm_eps", -1e-6, "norm_eps must be > 0"),
+    ("", "mlp_expansion_factor", "4", "mlp_expansion_factor must be a number"),
+    ("", "layer_scale", "yes", "layer_scale must be true or false"),
+    ("", "mlp_bias", [], "mlp_bias must map"),
+])
+def test_wrong_types_and_signs_are_config_errors(golden_dir, tmp_path, section, field, value, fragment):
+    data = json.loads((golden_dir / "attn_cls_r4.json").read_text())
+    (data[section] if section else data)[field] = value
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ConfigError, match=fragment):
+        ViT5Config.from_json(path)
+    with pytest.raises(ConfigError, match=fragment):
+        ViT5Config.from_dict(data).validate()
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("kernel_hidden_dim", -32, "hyena.kernel_hidden_dim must be > 0"),
+    ("L_cache", [1, 2, 3], "hyena.L_cache must be an integer or two integers"),
+    ("L_cache", "14", "hyena.L_cache must be an integer or two integers"),
+    ("grn", None, "hyena.grn must not be null"),
+    ("mask", "gaussian", "config section 'hyena.mask' must be an object"),
+])
+def test_wrong_hyena_values_are_config_errors(golden_dir, field, value, fragment):
+    data = json.loads((golden_dir / "hyena_gap.json").read_text())
+    data["hyena"][field] = value
+    with pytest.raises(ConfigError, match=fragment):
+        ViT5Config.from_dict(data).validate()
+
+
+def test_film_negative_size_is_config_error(golden_dir):
+    data = json.loads((golden_dir / "hybrid_pool_film.json").read_text())
+    data["film"]["film_hidden_dim"] = -64
+    with pytest.raises(ConfigError, match="film.film_hidden_dim must be > 0"):
+        ViT5Config.from_dict(data).validate()
+
+
+def test_nan_and_infinity_are_config_errors(golden_dir, tmp_path):
+    text = (golden_dir / "attn_cls_r4.json").read_text().replace('"norm_eps": 1e-06', '"norm_eps": NaN')
+    path = tmp_path / "nan.json"
+    path.write_text(text)
+    assert "NaN" in text
+    with pytest.raises(ConfigError, match="norm_eps must be finite"):
+        ViT5Config.from_json(path)
+
+
+def test_config_file_that_is_not_utf8(tmp_path):
+    path = tmp_path / "latin1.json"
+    path.write_bytes('{"network": "caf\u00e9"}'.encode("latin-1"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        ViT5Config.from_json(path)
+    path.write_bytes(b"\xff\xfe{\x00")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        ViT5Config.from_json(path)
+
+
+def test_golden_configs_pass_the_type_checks(golden_dir):
+    for name in GOLDEN_CASES:
+        ViT5Config.from_json(golden_dir / f"{name}.json").validate()

@@ -9,6 +9,7 @@ from golden import BARE_OVERRIDES, GOLDEN_CASES, load_golden_io
 from vit5_tiny import tiny_config
 
 from vit5_infer import CheckpointError, ViT5ClassificationNet, ViT5Config, example_inputs, load_model, resolve_model
+from vit5_infer.errors import ConfigError, InputError
 
 
 def _logits(model, name):
@@ -107,3 +108,33 @@ def test_example_inputs_shape_and_seed(golden_dir):
     assert torch.equal(x, example_inputs(model, batch=2, seed=3))
     with torch.no_grad():
         assert model(x).shape == (2, 10)
+
+
+# ---- hostile Python API calls (issue 12) ----------------------------------------------------------
+@pytest.mark.parametrize("override, fragment", [
+    ({"num_heads": "x"}, "num_heads must be an integer"),
+    ({"num_heads": 2.5}, "num_heads must be an integer"),
+    ({"rope_base": float("nan")}, "rope_base must be finite"),
+    ({"norm_eps": -1.0}, "norm_eps must be > 0"),
+    ({"num_classes": -3}, "num_classes must be > 0"),
+])
+def test_overrides_of_the_wrong_type_are_config_errors(override, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_model("vit5-small", **override)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 10**23, 1.5, "0"])
+def test_seed_out_of_range_is_a_config_error(seed):
+    from vit5_infer.load_options import LoadOptions
+
+    with pytest.raises(ConfigError, match="seed must be an integer from 0 to 2\\*\\*63-1"):
+        load_model("vit5-small", seed=seed)
+    with pytest.raises(ConfigError, match="seed"):
+        LoadOptions(seed=seed)
+
+
+def test_numpy_input_gets_a_clear_message(golden_dir):
+    model = load_model(golden_dir / "attn_cls_r4.safetensors")
+    x = np.zeros((1, *model.input_shape), dtype=np.float32)
+    with pytest.raises(InputError, match="must be a torch.Tensor, got numpy.ndarray; wrap it with torch.from_numpy"):
+        model(x)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
 from vit5_infer.loading import LoadOptions, model_from_onnx
@@ -48,6 +50,7 @@ class BackendPlan:
     backend: str
     precision: str
     make: Callable[[], object]  # -> engines.base.Runner, not yet loaded
+    layout: str = "nchw"  # of the runner's input: a given ONNX file or engine may take NHWC
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,8 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
             if on_status:
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
                 on_status(f"warming up {label}")
+            if plan.layout == "nhwc":
+                x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             step = (lambda phase, done, total, _label=label: progress(_label, phase, done, total)) if progress else None
             samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step)
             missing = [name for name in references[batch] if name not in out]
@@ -126,7 +131,7 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
 
 
 def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
-                  device: str, outputs: Sequence[str] = (LOGITS,)) -> list[BackendPlan]:
+                  device: str, outputs: Sequence[str] = (LOGITS,), layout: str = "nchw") -> list[BackendPlan]:
     from vit5_infer.engines.registry import make_runner
 
     plans = []
@@ -141,8 +146,40 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
                 def make(backend=backend, precision=precision):
                     return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
                                        batch_hint=artifacts.max_batch, threads=threads)
-            plans.append(BackendPlan(backend, precision, make))
+            plans.append(BackendPlan(backend, precision, make,
+                                     layout="nchw" if backend in TORCH_BACKENDS else layout))
     return plans
+
+
+def graph_layout(metadata: dict) -> str:
+    """The input layout an exported graph recorded (``nchw`` when it recorded none)."""
+    pre = metadata.get("preprocessing") if isinstance(metadata, dict) else None
+    layout = pre.get("layout", "nchw") if isinstance(pre, dict) else "nchw"
+    if layout not in ("nchw", "nhwc"):
+        raise BenchError(f"the graph's preprocessing metadata records layout {layout!r}; expected nchw or nhwc")
+    return layout
+
+
+def check_graph_batches(source: str, metadata: dict, batches: Sequence[int]) -> None:
+    """A graph exported with a static batch runs only at that batch: say so before any work."""
+    static = metadata.get("batch")
+    if isinstance(static, int) and not isinstance(static, bool) and list(batches) != [static]:
+        raise BenchError(f"{source} was exported with a static batch of {static}; run it with --batch {static} "
+                         f"(asked: {','.join(map(str, batches))})")
+
+
+def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequence[str],
+                    warn: Progress = None) -> list[str]:
+    """The backends that run a given engine: ``trt`` itself unless others are asked for by name, and then
+    the note that they run the engine's source ONNX, not the engine."""
+    if not Path(source).is_file():
+        raise BenchError(f"engine not found: {source}")
+    if not asked:
+        return ["trt"]
+    others = [b for b in asked if b not in ("trt",) + TORCH_BACKENDS]
+    if others and warn:
+        warn(f"{', '.join(others)} run(s) the ONNX file {source} was built from, not the engine itself")
+    return list(asked)
 
 
 def model_info(model, name: str, kind: str, **extra) -> dict:
@@ -216,6 +253,8 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     kind = source_kind(source)
 
     say(f"loading {source}")
+    if kind == "engine":
+        chosen = engine_backends(source, settings.backends, here, warn)
     if kind == "model":
         model, origin = settings.load.resolve(source)
         metadata, name = {}, f"{origin.kind} {origin.name}"
@@ -227,6 +266,12 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         model, metadata = model_from_onnx(onnx_path, trust_pickle=settings.load.trust_pickle)
         origin, name = None, str(source)
         outputs = compared_outputs(model, settings.outputs, onnx_path)
+        check_graph_batches(str(source), metadata, batches)
+    from vit5_infer.memory import check_batch_fits
+
+    for batch in batches:
+        check_batch_fits(model.config, batch, "--batch", copies=2)  # inputs + reference, before either exists
+    layout = graph_layout(metadata)
     dataset = None
     pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
     given = {k: v for k, v in (settings.preprocessing or {}).items() if v is not None}
@@ -247,7 +292,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
         artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs,
                               calibration=settings.calibration, preprocessing=pre)
-        for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs):
+        for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs, layout):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
             results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
