@@ -125,7 +125,9 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
             data, pre = dataset
             if on_status:
                 on_status(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
-            measured = dataset_accuracy(runner.run, data, pre, max(inputs))
+            run = runner.run if plan.layout == "nchw" else (
+                lambda x: runner.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1))))
+            measured = dataset_accuracy(run, data, pre, max(inputs))
             results = [replace(r, dataset=measured) for r in results]
     return results
 
