@@ -20,8 +20,9 @@ from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 TARGETS = ["tensorrt=10.0", "tensorrt=10.8", "tensorrt=10.14", "tensorrt=10.15", "tensorrt=11.0", "tensorrt"]
 PRECISIONS = ["fp32", "fp16", "bf16"]
 OPSETS = [17, 18, 23]
-PRESETS = ["vit5-small", "vit5-small-hyena", "vit5-small-hybrid", "vit5-base", "vit5-large"]
-BIG = ("vit5-base", "vit5-large")
+# vit5-base and vit5-large use the same emitters as vit5-small at other widths (and
+# test_export_presets.py exports them); building their ~36 graphs each would add tens of CI minutes.
+PRESETS = ["vit5-small", "vit5-small-hyena", "vit5-small-hybrid"]
 
 
 def _forms(pattern: str):
@@ -84,5 +85,5 @@ def test_every_tensorrt_form_of_the_presets_parses(name):
         opset = ExportTarget.parse(target).default_opset()
         if precision == "bf16" and opset < 22:
             continue
-        for lowering in lowerings if name not in BIG else ["auto"]:
+        for lowering in lowerings:
             _assert_parses(model, target, opset, precision, lowering)
