@@ -229,6 +229,8 @@ def build_engine(
                 "decomposable_attention": decomposable,
                 "graph": "converted" if graph_path != source_onnx else "as-exported",
                 "builder": f"polygraphy {_polygraphy_version()}",
+                # scheme, target, calibration method and image count of an INT8/FP8 graph
+                "quantization": read_metadata_or_empty(source_onnx).get("quantization"),
             },
             source=_model_source(source_onnx),
             attention_fused=report.fused,
