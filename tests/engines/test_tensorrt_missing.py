@@ -59,7 +59,7 @@ def test_build_from_preset_without_tensorrt_exports_nothing(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"precision": "int8"}, "unknown precision"),
+        ({"precision": "int4"}, "unknown precision"),
         ({"min_batch": 4, "opt_batch": 2}, "1 <= min <= opt <= max"),
         ({"min_batch": 0}, "1 <= min <= opt <= max"),
         ({"workspace_gib": 0}, "--workspace must be a positive"),

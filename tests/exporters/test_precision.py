@@ -267,3 +267,16 @@ def test_convert_precision_of_untagged_graph_keeps_sensitive_ops_fp32(golden_exp
                     checked += 1
     assert checked > 0
     assert graph_precision(converted) == "fp16"
+
+
+def test_graph_at_precision_converts_float_and_keeps_quantized_graphs(golden_exports, tmp_path):
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    fp32 = golden_exports.export("attn_cls_r4").path
+    path, precision, _ = graph_at_precision(fp32, "fp16", tmp_path)
+    assert precision == "fp16" and path != fp32 and path.is_file()
+    with pytest.raises(PrecisionError, match="cannot convert .* to int8"):
+        graph_at_precision(fp32, "int8", tmp_path)  # quantizing needs calibration: vit5 export --precision int8
+    fp16 = golden_exports.export("attn_cls_r4", precision="fp16").path
+    with pytest.raises(PrecisionError, match="already an fp16 graph; build it with --fp16"):
+        graph_at_precision(fp16, "bf16", tmp_path)
