@@ -62,3 +62,6 @@ class _PlainStatus:
 
     def update(self, message: str) -> None:
         self._status.update(Text(str(message)))
+
+    def stop(self) -> None:
+        self._status.stop()
