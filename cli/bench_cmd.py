@@ -9,9 +9,8 @@ from rich.table import Table
 from vit5_infer.vocabulary import OUTPUT_NAMES, Precision
 
 from . import console
-from .export_cmd import parse_channels
 from .model_options import ModelOptions, model_options
-from .parsing import parse_int_list, parse_name_list
+from .parsing import parse_channels, parse_int_list, parse_name_list
 
 OUTPUT_PANEL = "Reports"
 TIMING_PANEL = "Timing"

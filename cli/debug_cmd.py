@@ -14,6 +14,7 @@ from vit5_infer.vocabulary import Precision as VocabularyPrecision
 from . import console
 from .export_cmd import Precision
 from .model_options import ModelOptions, model_options
+from .parsing import parse_channels
 
 GRAPHS_PANEL = "Graphs to compare"
 INPUTS_PANEL = "Inputs"
@@ -23,15 +24,6 @@ OUTPUT_PANEL = "Report"
 class Backend(str, enum.Enum):
     ort = "ort"
     trt = "trt"
-
-
-def _floats(text: Optional[str], option: str) -> Optional[list[float]]:
-    if text is None:
-        return None
-    try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"expected one number or three separated by commas, got {text!r}", param_hint=option) from None
 
 
 def _inputs(sample_shape, layout, pre, images: Optional[Path], batch: int, seed: int):
@@ -135,7 +127,7 @@ def debug(
     import onnx
 
     from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
-    from vit5_infer.diagnostics.inputs import graph_input_spec, with_normalization
+    from vit5_infer.diagnostics.inputs import graph_input_spec
     from vit5_infer.diagnostics.layer_compare import graph_precision_of
     from vit5_infer.benchmark.report import json_text
     from vit5_infer.files import check_output_path, write_text_atomic
@@ -148,7 +140,7 @@ def debug(
         raise InputError("give either SOURCE (a preset or checkpoint) or --reference and --candidate, not both")
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
-    means, stds = _floats(mean, "--mean"), _floats(std, "--std")
+    means, stds = parse_channels(mean, "--mean"), parse_channels(std, "--std")
     if json_out is not None:
         check_output_path(json_out, "--json", (source, reference, candidate), (".json",))
 
@@ -165,7 +157,7 @@ def debug(
             shape, layout = graph_input_spec(reference_graph)
             pre = Preprocessing.from_metadata(read_metadata(reference_graph), shape[0] if layout == "nhwc" else shape[1])
             name, default_precision = f"{candidate} vs {reference}", graph_precision_of(candidate_graph)
-        pre = with_normalization(pre, means, stds)
+        pre = pre.with_overrides(mean=means, std=stds)
         inputs = _inputs(shape, layout, pre, images, batch, model_opts.seed)
         tolerance = None
         if rel_l2 is not None or cosine is not None:

@@ -14,7 +14,7 @@ from vit5_infer.vocabulary import Precision as GraphPrecision
 
 from . import console
 from .model_options import ModelOptions, model_options
-from .parsing import parse_name_list
+from .parsing import parse_channels, parse_name_list
 
 
 
@@ -30,21 +30,6 @@ QUANT_PANEL = "Quantization (--precision int8 / fp8)"
 PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
 Interpolation = enum.Enum("Interpolation", {name: name for name in ("bicubic", "bilinear", "nearest")}, type=str)
 CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in ("max", "percentile", "entropy")}, type=str)
-
-
-def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
-    """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel)."""
-    if text is None:
-        return None
-    try:
-        values = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise typer.BadParameter(f"expected one or three numbers separated by commas, got {text!r}", param_hint=option) from None
-    if len(values) == 1:
-        values = values * 3
-    if len(values) != 3:
-        raise typer.BadParameter(f"expected one or three numbers separated by commas, got {text!r}", param_hint=option)
-    return values
 
 
 @dataclass

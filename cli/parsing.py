@@ -1,8 +1,10 @@
 """Parsing of comma-separated option values (``--batch 1,8,32``, ``--backends torch,ort``)."""
 
-from typing import Iterable
+from typing import Iterable, Optional
 
 import typer
+
+from vit5_infer.errors import InputError
 
 
 def parse_int_list(text: str, option: str) -> list[int]:
@@ -24,3 +26,18 @@ def parse_name_list(text: str, option: str, choices: Iterable[str]) -> list[str]
             f"unknown value(s) {', '.join(unknown) or repr(text)}; choose from {', '.join(choices)}", param_hint=option
         )
     return list(dict.fromkeys(names))
+
+
+def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
+    """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        values = ()
+    if len(values) == 1:
+        values = values * 3
+    if len(values) != 3:
+        raise InputError(f"{option} takes one value or three (R, G, B) separated by commas, got {text!r}")
+    return values

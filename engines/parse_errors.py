@@ -13,22 +13,17 @@ from typing import Any, Optional, Sequence, Union
 
 from .tensorrt_support import tensorrt_version
 
-# First TensorRT release whose ONNX parser has an importer for each op that the exporter can emit
-# and that older releases lack (before it, the parser falls back to a plugin lookup and fails with
-# "Plugin not found").  Sources: NVIDIA/TensorRT CHANGELOG.md "Parser changes" of each release.
-_OP_IMPORTER_SINCE = {
-    "RotaryEmbedding": (10, 15),  # 10.15 GA: RotaryEmbedding, RMSNormalization, TensorScatter
-    "TensorScatter": (10, 15),
-    "Swish": (11, 0),  # 11.0 GA
-}
-
-
 def op_importer_since(op: str) -> Optional[tuple[int, int]]:
-    """The first TensorRT (major, minor) that parses ``op``; None when every supported release does."""
-    from vit5_infer.exporters.targets import ATTENTION_OP_SINCE, RMS_NORMALIZATION_OP_SINCE
+    """The first TensorRT (major, minor) that parses ``op``; None when every supported release does (or
+    none does).  Read from the static check's importer tables (exporters/tensorrt_compat.py), the one
+    record of what each parser release imports."""
+    from vit5_infer.exporters.tensorrt_compat import RELEASES, first_release_with
 
-    table = {"Attention": ATTENTION_OP_SINCE, "RMSNormalization": RMS_NORMALIZATION_OP_SINCE, **_OP_IMPORTER_SINCE}
-    return table.get(op)
+    release = first_release_with(op)
+    if release is None or release == RELEASES[0]:
+        return None
+    major, _, minor = release.partition(".")
+    return int(major), int(minor or 0)
 
 
 @dataclass(frozen=True)

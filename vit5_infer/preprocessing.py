@@ -88,6 +88,11 @@ class Preprocessing:
         except InputError as exc:
             raise Vit5Error(f"the graph's preprocessing metadata is invalid: {exc}") from None
 
+    def with_overrides(self, **fields) -> "Preprocessing":
+        """A copy with the fields the user set (those that are not None) replaced."""
+        given = {name: value for name, value in fields.items() if value is not None}
+        return replace(self, **given) if given else self
+
     def with_image_size(self, image_size: int) -> "Preprocessing":
         return replace(self, image_size=image_size)
 

@@ -275,9 +275,8 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         check_batch_fits(model.config, batch, "--batch", copies=2)  # inputs + reference, before either exists
     layout = graph_layout(metadata)
     dataset = None
-    pre = Preprocessing.from_metadata(metadata, model.config.network.image_size)
-    given = {k: v for k, v in (settings.preprocessing or {}).items() if v is not None}
-    pre = replace(pre, **given) if given else pre
+    pre = Preprocessing.from_metadata(metadata, model.config.network.image_size).with_overrides(
+        **(settings.preprocessing or {}))
     if settings.images is not None:
         inputs = image_inputs(settings.images, pre, batches)
         labelled = LabelledImages.find(settings.images)

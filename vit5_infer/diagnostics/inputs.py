@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -45,19 +44,3 @@ def image_inputs(folder: PathLike, batch: int, preprocessing: Preprocessing, lay
         raise InputError(f"batch must be >= 1, got {batch}")
     images = load_images(folder, preprocessing, batch)
     return np.ascontiguousarray(images.transpose(0, 2, 3, 1)) if layout == "nhwc" else images
-
-
-def with_normalization(base: Preprocessing, mean: Optional[Sequence[float]] = None,
-                       std: Optional[Sequence[float]] = None) -> Preprocessing:
-    """``base`` with its mean/std replaced (one value for every channel, or one per channel)."""
-    changes = {}
-    for name, values in (("mean", mean), ("std", std)):
-        if values is None:
-            continue
-        values = tuple(float(v) for v in values)
-        if len(values) == 1:
-            values = values * 3
-        if len(values) != 3:
-            raise InputError(f"{name} takes one value or three (R, G, B), got {len(values)}")
-        changes[name] = values
-    return replace(base, **changes)
