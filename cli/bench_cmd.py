@@ -52,7 +52,8 @@ def bench(
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
     precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16; int8 and fp8 with --calibration). A given ONNX file or engine keeps its own.")] = "fp32",
     outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
+    images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order or --labels) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Class index of each class folder of --images: a .txt file with one folder name per line (index = line), or a .json list of names or {folder: index}.", show_default=False)] = None,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Images (a folder, searched recursively) that int8/fp8 exports of a preset or checkpoint calibrate on.", show_default=False)] = None,
     mean: Annotated[Optional[str], typer.Option("--mean", help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else ImageNet's].", show_default=False)] = None,
     std: Annotated[Optional[str], typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False)] = None,
@@ -78,7 +79,7 @@ def bench(
     from vit5_infer.files import check_output_path
 
     # Every output is checked before any work: a bad report path must not cost a whole run.
-    inputs = (source, model_opts.config, f"{source}.data")
+    inputs = (source, model_opts.config, f"{source}.data", labels)
     reports = {
         "json": json_out is not None and check_output_path(json_out, "--json", inputs, (".json",)),
         "csv": csv_out is not None and check_output_path(csv_out, "--csv", inputs, (".csv",)),
@@ -95,6 +96,7 @@ def bench(
         precisions=parse_name_list(precision, "--precision", [p.value for p in Precision]),
         calibration=calibration,
         images=images,
+        labels=labels,
         timing=TimingPlan(warmup=warmup, iters=iters if iters is not None or seconds is not None else 20,
                           seconds=seconds),
         threads=threads,

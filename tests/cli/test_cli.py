@@ -255,3 +255,26 @@ def test_quantized_export_errors_are_one_line_and_write_nothing(digits_dir, tmp_
     proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "q.onnx", *args)
     assert_one_line_error(proc, *fragments)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+def test_bench_labels_flag(digits_dir, tmp_path):
+    """--labels maps class folders to class indices; a folder it does not name is a one-line error."""
+    import shutil
+
+    images = tmp_path / "images"
+    for digit, word in [(1, "one"), (2, "two")]:  # sorted order would give them classes 0 and 1
+        (images / word).mkdir(parents=True)
+        for first in sorted((digits_dir / "test" / str(digit)).glob("*.png"))[:2]:
+            shutil.copy(first, images / word / first.name)
+    labels = tmp_path / "classes.json"
+    labels.write_text('{"one": 1, "two": 2}')
+    report_path = tmp_path / "report.json"
+    common = ["bench", digits_dir / "digits_attn.safetensors", "--backends", "ort", "--batch", "2", "--iters", "1",
+              "--images", images, "--mean", "0.5", "--std", "0.25"]
+    proc = vit5(*common, "--labels", labels, "--json", report_path)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(report_path.read_text())["results"][0]["dataset"] == {"images": 4, "top1": 1.0, "top5": 1.0}
+    labels.write_text('{"one": 1}')
+    assert_one_line_error(vit5(*common, "--labels", labels), "class folder 'two'", "not in the labels file")
+    assert_one_line_error(vit5("bench", digits_dir / "digits_attn.safetensors", "--labels", labels),
+                          "give --images DIR too")

@@ -1,39 +1,101 @@
-"""Accuracy on a labelled image folder (ImageFolder layout: one subfolder per class, class index =
-sorted folder order), next to the agreement with PyTorch that every bench row reports."""
+"""Accuracy on a labelled image folder (ImageFolder layout: one subfolder per class), next to the
+agreement with PyTorch that every bench row reports.
+
+The class index of a folder is its place in sorted folder order, or what a labels file says:
+- a text file: one class folder name per line (the first word; the rest of the line, such as a
+  readable name, is ignored), the class index being the line's place among the non-blank lines;
+- a JSON file: a list of folder names (index = position) or an object ``{folder: index}``.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
 
+from vit5_infer.errors import BenchError
 from vit5_infer.preprocessing import IMAGE_SUFFIXES, Preprocessing, load_images
 from vit5_infer.vocabulary import LOGITS, PathLike
+
+LABEL_SUFFIXES = (".txt", ".json")
+
+
+def read_class_index(path: PathLike) -> dict[str, int]:
+    """Class folder name -> class index, from a labels file (text or JSON; see the module docstring)."""
+    from vit5_infer.files import require_file
+
+    path = require_file(path, LABEL_SUFFIXES, "labels file", BenchError)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BenchError(f"{path}: cannot read the labels file ({exc.__class__.__name__})") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BenchError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        if isinstance(data, list) and all(isinstance(name, str) for name in data):
+            pairs = [(name, index) for index, name in enumerate(data)]
+        elif isinstance(data, dict) and all(isinstance(i, int) and not isinstance(i, bool) for i in data.values()):
+            pairs = list(data.items())
+        else:
+            raise BenchError(f"{path}: expected a JSON list of class folder names or an object {{folder: index}}")
+    else:
+        names = [line.split()[0] for line in text.splitlines() if line.strip()]
+        pairs = [(name, index) for index, name in enumerate(names)]
+    if not pairs:
+        raise BenchError(f"{path}: the labels file names no class")
+    index: dict[str, int] = {}
+    for name, value in pairs:
+        if name in index:
+            raise BenchError(f"{path}: class {name!r} is listed twice")
+        if value < 0:
+            raise BenchError(f"{path}: class {name!r} has a negative index {value}")
+        index[name] = value
+    return index
 
 
 @dataclass(frozen=True)
 class LabelledImages:
     files: tuple
     labels: np.ndarray  # int64 [n]
-    classes: tuple  # folder names, in class-index order
+    classes: tuple  # class folder names, sorted
+    class_ids: tuple  # the class index of each folder in ``classes``
 
     @classmethod
-    def find(cls, folder: PathLike) -> Optional["LabelledImages"]:
+    def find(cls, folder: PathLike, class_index: Optional[dict[str, int]] = None) -> Optional["LabelledImages"]:
         """The folder as a labelled dataset, or None when it is not one (images outside class folders,
-        or fewer than two classes)."""
+        or fewer than two classes).  With ``class_index`` (``read_class_index``) the folder must be one,
+        every class folder must be named there, and one class folder is enough."""
         folder = Path(folder)
         classes = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        if class_index is not None:
+            unknown = [name for name in classes if name not in class_index]
+            if unknown:
+                more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+                raise BenchError(f"{folder}: class folder {unknown[0]!r}{more} is not in the labels file")
+        ids = tuple(range(len(classes))) if class_index is None else tuple(class_index[name] for name in classes)
         files, labels = [], []
-        for index, name in enumerate(classes):
+        for name, label in zip(classes, ids):
             found = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
             files += found
-            labels += [index] * len(found)
+            labels += [label] * len(found)
         loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
-        if len(classes) < 2 or not files or loose:
+        if class_index is not None and (loose or not files):
+            why = "it has images outside class folders" if loose else "no class folder holds an image"
+            raise BenchError(f"{folder}: --labels needs one subfolder of images per class, but {why}")
+        if len(classes) < (1 if class_index is not None else 2) or not files or loose:
             return None
-        return cls(tuple(files), np.asarray(labels, dtype=np.int64), tuple(classes))
+        return cls(tuple(files), np.asarray(labels, dtype=np.int64), tuple(classes), ids)
+
+    def check_classes(self, num_classes: int) -> None:
+        """Every label must be a class of the network."""
+        for name, label in zip(self.classes, self.class_ids):
+            if label >= num_classes:
+                raise BenchError(f"class folder {name!r} has class index {label}, but the network has {num_classes} classes")
 
 
 def dataset_accuracy(run: Callable[[np.ndarray], dict], data: LabelledImages, pre: Preprocessing,

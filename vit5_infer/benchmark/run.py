@@ -22,7 +22,7 @@ from vit5_infer.loading import LoadOptions, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
-from .dataset import LabelledImages, dataset_accuracy
+from .dataset import LabelledImages, dataset_accuracy, read_class_index
 from .artifacts import TORCH_BACKENDS, Artifacts
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
@@ -207,6 +207,8 @@ class BenchSettings:
     batches: Sequence[int] = (1,)
     precisions: Sequence[str] = ("fp32",)
     images: Optional[PathLike] = None  # None: seeded random inputs
+    #: class index of each class folder of ``images`` (dataset.read_class_index); None: sorted folder order
+    labels: Optional[PathLike] = None
     timing: TimingPlan = field(default_factory=lambda: TimingPlan(iters=20, warmup=3))
     threads: Optional[int] = None
     device: Optional[str] = None  # of the torch backends; None: cuda when available
@@ -229,6 +231,8 @@ class BenchSettings:
         if unknown:
             raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16, bf16, int8 or fp8")
         quantized = [p for p in self.precisions if p in ("int8", "fp8")]
+        if self.labels is not None and self.images is None:
+            raise BenchError("--labels names the classes of --images: give --images DIR too")
         if quantized and self.calibration is None:
             raise BenchError(f"--precision {quantized[0]} needs calibration images: --calibration DIR")
         bad = [b for b in (self.backends or []) if b not in BACKENDS]
@@ -247,6 +251,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     from vit5_infer.engines.registry import available_backends
 
     settings.check()
+    class_index = None if settings.labels is None else read_class_index(settings.labels)
     say = progress or (lambda message: None)
     batches = list(dict.fromkeys(settings.batches))
     here = available_backends()
@@ -279,8 +284,9 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         **(settings.preprocessing or {}))
     if settings.images is not None:
         inputs = image_inputs(settings.images, pre, batches)
-        labelled = LabelledImages.find(settings.images)
+        labelled = LabelledImages.find(settings.images, class_index)
         if labelled is not None:
+            labelled.check_classes(model.config.network.num_classes)
             say(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
             dataset = (labelled, pre)
     else:
@@ -306,5 +312,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
                 "iters": timing.iters, "seconds": timing.seconds, "threads": settings.threads, "device": device,
                 "inputs": inputs_text, "outputs": list(outputs)}
+    if settings.labels is not None:
+        recorded["labels"] = str(settings.labels)
     title = f"vit5 bench {name}: {inputs_text}, {flops / 1e9:.2f} GFLOPs/image"
     return BenchReport(info, capture_environment(), recorded, tuple(results), title)
