@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 import warnings
@@ -72,6 +73,7 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
         calib = calibration_inputs(None, input_shape=model.input_shape, preprocessing=Preprocessing(),
                                    count=calibration_count, seeded=True)
     result = export_quantized(model, int8, precision="int8", target="cpu", calibration=calib)
+    load_before = os.getloadavg()[0]
     sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
     if compare_ort:
         sessions["ort_quantize_static"] = _session(_ort_quantize_static(fp32, calib.calibration, work), threads)
@@ -97,6 +99,9 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
                                 "paired_speedup_median": float(np.median(np.array(times["fp32"]) / np.array(times["int8"])))}
         if compare_ort:
             out[f"batch{batch}"]["ort_quantize_static_speedup_median"] = med["fp32"] / med["ort_quantize_static"]
+    # Other jobs on the host slow the memory-bound non-GEMM ops of the INT8 graph more than FP32's GEMMs:
+    # the ratio is only comparable between runs at similar load.
+    out["load_average_1min"] = {"before": load_before, "after": os.getloadavg()[0]}
     return out
 
 
@@ -167,7 +172,9 @@ def markdown(report: dict) -> str:
     lines = ["# Quantization (benchmarks/quantization.py)", ""]
     s = report.get("speed")
     if s:
-        lines += [f"vit5-small on ONNX Runtime CPU ({s['threads']} threads, {s['rounds']} alternating rounds), "
+        load = s.get("load_average_1min")
+        load_text = f", load average {load['before']:.1f} before / {load['after']:.1f} after" if load else ""
+        lines += [f"vit5-small on ONNX Runtime CPU ({s['threads']} threads, {s['rounds']} alternating rounds{load_text}), "
                   "INT8 cpu target against FP32, same run:", "",
                   "| batch | speedup (median times) | speedup (best times) | paired median |", "|---|---|---|---|"]
         for b in (1, 8):
