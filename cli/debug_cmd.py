@@ -129,8 +129,7 @@ def debug(
     from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
     from vit5_infer.diagnostics.inputs import graph_input_spec
     from vit5_infer.diagnostics.layer_compare import graph_precision_of
-    from vit5_infer.benchmark.report import json_text
-    from vit5_infer.files import check_output_path, write_text_atomic
+    from vit5_infer.files import check_output_path, write_json_atomic
     from vit5_infer.exporters.metadata import read_metadata
     from vit5_infer.preprocessing import Preprocessing
 
@@ -182,5 +181,5 @@ def debug(
     print_verdict(result)
     if json_out is not None:
         report = {"source": name, "inputs": str(images) if images else {"seed": model_opts.seed}, **result.to_dict()}
-        write_text_atomic(json_out, json_text(report))  # strict JSON: inf/nan (an overflowed tensor) as null
+        write_json_atomic(json_out, report)  # strict JSON: inf/nan (an overflowed tensor) as null
         console.err.print(f"wrote {json_out}")

@@ -4,6 +4,8 @@ output paths before any work starts.  Every writer of the toolkit goes through h
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +38,26 @@ def write_bytes_atomic(path: PathLike, data: bytes) -> None:
 def write_text_atomic(path: PathLike, text: str) -> None:
     with staged_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _finite(value):
+    """NaN and Inf become null: a report stays strict JSON that any reader accepts."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(document) -> str:
+    """Strict, indented JSON of ``document`` (non-finite numbers, e.g. an overflowed tensor's error, as null)."""
+    return json.dumps(_finite(document), indent=2, allow_nan=False) + "\n"
+
+
+def write_json_atomic(path: PathLike, document) -> None:
+    write_text_atomic(path, json_text(document))
 
 
 def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), suffixes: tuple = ()) -> Path:

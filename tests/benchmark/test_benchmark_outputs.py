@@ -12,6 +12,7 @@ import pytest
 from vit5_infer.benchmark import BenchSettings, TimingPlan, make_result, run_benchmark
 from vit5_infer.benchmark import report
 from vit5_infer.errors import BenchError
+from vit5_infer.files import json_text
 from vit5_infer.load_options import LoadOptions
 
 CASE = "hybrid_pool_film"  # CLS, registers and a padded Hyena grid
@@ -62,7 +63,7 @@ def test_reports_carry_per_output_columns(tmp_path):
     parsed = list(csv.DictReader(io.StringIO(report.csv_text(rows))))
     assert float(parsed[0]["patch_tokens_cosine"]) == pytest.approx(1.0)
     assert float(parsed[1]["patch_tokens_max_abs_err"]) > 1e-2 and parsed[1]["passed"] == "False"
-    document = json.loads(report.json_text(report.report_dict({}, {}, rows)))
+    document = json.loads(json_text(report.report_dict({}, {}, rows)))
     assert document["results"][1]["outputs"]["patch_tokens"]["passed"] is False
 
 

@@ -7,7 +7,7 @@ each backend runs), ``environment`` (where it was measured), ``report`` (JSON, C
 Nothing heavy is imported until it is used.
 """
 
-from .report import csv_text, format_markdown, json_text, plot_latency, table_rows, write_csv, write_json
+from .report import csv_text, format_markdown, plot_latency, table_rows, write_csv, write_json
 from .results import BenchResult, make_result
 from .run import BenchReport, BenchSettings, run_benchmark, source_kind
 from .timing import TimingPlan, latency_stats, time_runner
@@ -19,7 +19,6 @@ __all__ = [
     "TimingPlan",
     "csv_text",
     "format_markdown",
-    "json_text",
     "latency_stats",
     "make_result",
     "plot_latency",

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence, Union
 
 from vit5_infer.errors import BenchError
-from vit5_infer.files import write_bytes_atomic, write_text_atomic
+from vit5_infer.files import write_bytes_atomic, write_json_atomic, write_text_atomic
 from vit5_infer.vocabulary import LOGITS
 
 from .results import ACCURACY_KEYS, BenchResult
@@ -33,23 +31,8 @@ def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], 
     return out
 
 
-def _finite(value):
-    """NaN and Inf become null: the report stays strict JSON that any reader accepts."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def json_text(report: dict) -> str:
-    return json.dumps(_finite(report), indent=2, allow_nan=False) + "\n"
-
-
 def write_json(report: dict, path: Union[str, Path]) -> None:
-    write_text_atomic(path, json_text(report))
+    write_json_atomic(path, report)
 
 
 CSV_COLUMNS = (
