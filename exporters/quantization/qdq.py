@@ -54,6 +54,10 @@ class QuantScheme:
             raise QuantizationError(f"quantized precision must be int8 or fp8, got {self.precision!r}")
         if self.precision == "fp8" and not self.target.is_tensorrt:
             raise QuantizationError("fp8 graphs are for TensorRT only (ONNX Runtime's CPU provider has no FP8 GEMM); use --target tensorrt")
+        if self.precision == "fp8" and self.opset < FP8_MIN_OPSET:
+            raise QuantizationError(
+                f"fp8 needs opset {FP8_MIN_OPSET} or newer (FP8 QuantizeLinear/DequantizeLinear) and the {self.target} "
+                f"graph is opset {self.opset}: use --target tensorrt=10.14 or newer (opset 23), or --precision int8")
 
     @property
     def asymmetric_activations(self) -> bool:
@@ -64,6 +68,12 @@ class QuantScheme:
         """Precision of the unquantized remainder of the graph.  Q/DQ of FP16 tensors exist from
         opset 19; older TensorRT forms stay FP32 and take FP16 from the builder's flags."""
         return "fp16" if self.target.is_tensorrt and self.opset >= FP16_QDQ_MIN_OPSET else "fp32"
+
+    @property
+    def scale_dtype(self) -> type:
+        """The type scales are stored in: that of the tensors they quantize (``convert_precision``
+        turns them to FP16 with the rest of an FP16 graph)."""
+        return np.float16 if self.float_precision == "fp16" else np.float32
 
     def describe(self) -> dict:
         if self.precision == "fp8":
@@ -111,18 +121,32 @@ def activation_tensors(nodes: list[onnx.NodeProto]) -> list[str]:
     return list(dict.fromkeys(node.input[0] for node in nodes))
 
 
+def storable_scale(scale, dtype: type = np.float32) -> np.ndarray:
+    """``scale`` (float32) rounded up to a positive finite value of ``dtype``, the type it is stored in.
+
+    A scale under the smallest FP16 would be stored as 0, which TensorRT's parser rejects ("Scale
+    coefficients must all be positive") and which divides by zero in QuantizeLinear; rounding up (not
+    to nearest) keeps every value of the tensor inside the quantized range."""
+    info = np.finfo(dtype)
+    wanted = np.clip(np.asarray(scale, dtype=np.float32), info.smallest_subnormal, info.max).astype(np.float32)
+    stored = np.atleast_1d(wanted.astype(dtype))
+    below = stored.astype(np.float32) < np.atleast_1d(wanted)
+    stored[below] = np.nextafter(stored[below], dtype(np.inf))
+    return stored.astype(np.float32).reshape(wanted.shape)
+
+
 def _activation_params(low: float, high: float, scheme: QuantScheme) -> tuple[np.ndarray, np.ndarray]:
     """(scale, zero point) of one activation tensor."""
     if scheme.precision == "fp8":
         amax = max(abs(low), abs(high), 1e-8)
-        return np.float32(amax / FP8_MAX), np.zeros((), dtype=np.float32)
+        return storable_scale(amax / FP8_MAX, scheme.scale_dtype), np.zeros((), dtype=np.float32)
     if scheme.asymmetric_activations:
         low, high = min(low, 0.0), max(high, 0.0)
-        scale = max(high - low, 1e-8) / 255.0
-        zero = np.uint8(np.clip(round(-low / scale), 0, 255))
-        return np.float32(scale), np.asarray(zero, dtype=np.uint8)
+        scale = storable_scale(max(high - low, 1e-8) / 255.0, scheme.scale_dtype)
+        zero = np.uint8(np.clip(round(-low / float(scale)), 0, 255))
+        return scale, np.asarray(zero, dtype=np.uint8)
     amax = max(abs(low), abs(high), 1e-8)
-    return np.float32(amax / INT8_MAX), np.zeros((), dtype=np.int8)
+    return storable_scale(amax / INT8_MAX, scheme.scale_dtype), np.zeros((), dtype=np.int8)
 
 
 def _zero_point(zero: np.ndarray, scheme: QuantScheme, name: str) -> onnx.TensorProto:
@@ -131,8 +155,10 @@ def _zero_point(zero: np.ndarray, scheme: QuantScheme, name: str) -> onnx.Tensor
     return numpy_helper.from_array(zero, name)
 
 
-def quantize_weight(weight: np.ndarray, axis: int, precision: str) -> tuple[np.ndarray, np.ndarray]:
-    """(stored weight, per-channel scale): symmetric, zero point 0, scale from each channel's max."""
+def quantize_weight(weight: np.ndarray, axis: int, precision: str,
+                    scale_dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(stored weight, per-channel scale): symmetric, zero point 0, scale from each channel's max,
+    rounded to ``scale_dtype`` before quantizing so the stored scale is the one the weight used."""
     reduce = tuple(i for i in range(weight.ndim) if i != axis)
     amax = np.maximum(np.abs(weight).max(axis=reduce), 1e-12).astype(np.float32)
     shape = [1] * weight.ndim
@@ -140,12 +166,12 @@ def quantize_weight(weight: np.ndarray, axis: int, precision: str) -> tuple[np.n
     if precision == "fp8":
         import ml_dtypes
 
-        scale = amax / FP8_MAX
+        scale = storable_scale(amax / FP8_MAX, scale_dtype)
         q = np.clip(weight / scale.reshape(shape), -FP8_MAX, FP8_MAX).astype(ml_dtypes.float8_e4m3fn)
     else:
-        scale = amax / INT8_MAX
+        scale = storable_scale(amax / INT8_MAX, scale_dtype)
         q = np.clip(np.round(weight / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
-    return q, scale.astype(np.float32)
+    return q, scale
 
 
 def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
@@ -154,8 +180,6 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
     opset = graph_opset(model)
     if opset != scheme.opset:
         raise QuantizationError(f"internal: the scheme is for opset {scheme.opset}, the graph has opset {opset}")
-    if scheme.precision == "fp8" and opset < FP8_MIN_OPSET:
-        raise QuantizationError(f"fp8 Q/DQ needs opset {FP8_MIN_OPSET} or newer, got opset {opset}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
@@ -188,7 +212,7 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
 
         axis = _weight_axis(node)
         stored, scale = quantize_weight(numpy_helper.to_array(inits[weight_name]).astype(np.float32), axis,
-                                        scheme.precision)
+                                        scheme.precision, scheme.scale_dtype)
         wbase = f"{weight_name}/quant" if weight_uses[weight_name] == 1 else f"{node.name}/weight_quant"
         new_inits.append(numpy_helper.from_array(stored, f"{wbase}/stored"))
         new_inits.append(numpy_helper.from_array(scale, f"{wbase}/scale"))

@@ -13,8 +13,9 @@ from vit5_infer.exporters import build_graph
 from vit5_infer.exporters.graph import KEEP_FP32
 from vit5_infer.exporters.quantization import (QuantizationError, QuantScheme, activation_tensors, quantizable_nodes,
                                                quantize_graph)
-from vit5_infer.exporters.quantization.qdq import quantize_weight
+from vit5_infer.exporters.quantization.qdq import quantize_weight, storable_scale
 from vit5_infer.exporters.targets import ExportTarget
+from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +110,54 @@ def test_layout_of_each_target(attn_graph, precision, target):
     assert not any(n.input[1] in names for n in nodes)
 
 
-def test_fp8_needs_tensorrt_and_opset_19(attn_graph, golden_dir):
+def test_fp8_needs_tensorrt_and_opset_19():
     with pytest.raises(QuantizationError, match="TensorRT only"):
         _scheme("fp8", "cpu")
-    old = build_graph(load_model(golden_dir / "attn_cls_r4.safetensors"), 18)[0]
-    with pytest.raises(QuantizationError, match="opset 19"):
-        quantize_graph(old, _ranges(old), _scheme("fp8", "tensorrt=10.8", 18), [quantizable_nodes(old)[0].name])
+    with pytest.raises(QuantizationError) as info:
+        _scheme("fp8", "tensorrt=10.8", 18)
+    message = str(info.value)
+    assert "\n" not in message and "opset 19" in message and "tensorrt=10.8 graph is opset 18" in message
+    assert "--target tensorrt=10.14" in message and "--precision int8" in message
+    assert _scheme("fp8", "tensorrt=10.14").scale_dtype is np.float16
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_scales_are_positive_values_of_their_storage_type(dtype):
+    scale = np.array([0.0, 1e-12, 3.07e-8, 1e-7, 1e-3, 0.1, 1e9], np.float32)
+    stored = storable_scale(scale, dtype)
+    assert stored.dtype == np.float32 and np.all(stored.astype(dtype) > 0)
+    assert np.array_equal(stored.astype(dtype).astype(np.float32), stored)  # exact in the storage type
+    finite = scale <= np.finfo(dtype).max
+    assert np.all(stored[finite] >= scale[finite])  # rounded up: no value leaves the quantized range
+    assert np.all(stored[finite] <= np.maximum(scale[finite] * (1 + 2 * np.finfo(dtype).eps),
+                                               scale[finite] + np.finfo(dtype).smallest_subnormal))
+    assert storable_scale(np.float32(0.5), dtype).shape == ()  # activation scales are scalars
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_near_dead_weight_channels_keep_a_positive_fp16_scale(precision):
+    """Channels with max |w| ~ 1e-6 (the digits networks have some) used to store an FP16 scale of 0,
+    which TensorRT's parser rejects; quantized against the FP16 scale, they still restore."""
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((16, 4)).astype(np.float32) * np.array([1e-9, 3e-6, 1e-3, 1.0], np.float32)
+    stored, scale = quantize_weight(weight, axis=1, precision=precision, scale_dtype=np.float16)
+    assert np.all(scale.astype(np.float16) > 0)
+    restored = stored.astype(np.float32) * scale.astype(np.float16).astype(np.float32)
+    assert np.all(np.abs(restored - weight) <= np.abs(weight) / 8 + scale)
+
+
+def test_tensorrt_graph_with_a_dead_channel_parses(attn_graph):
+    model = onnx.ModelProto.FromString(attn_graph.SerializeToString())
+    node = quantizable_nodes(model)[1]
+    weight = _init(model, node.input[1])
+    array = numpy_helper.to_array(weight).copy()
+    array[:, 0] = 1e-7  # one output channel all but dead
+    weight.CopyFrom(numpy_helper.from_array(array, weight.name))
+    quantized = quantize_graph(model, _ranges(model), _scheme("int8", "tensorrt"), [node.name])
+    assert check_tensorrt_compat(quantized, "11.0").compatible
+    scales = [numpy_helper.to_array(_init(quantized, n.input[1])) for n in quantized.graph.node
+              if n.op_type == "DequantizeLinear"]
+    assert all(s.dtype == np.float16 and (s > 0).all() for s in scales)
 
 
 def test_old_tensorrt_forms_keep_fp32_outside_qdq(golden_dir):
