@@ -18,8 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
+import numpy as np
 import onnx
-from onnx import TensorProto
+from onnx import TensorProto, numpy_helper
 
 from vit5_infer.errors import Vit5Error
 
@@ -106,6 +107,26 @@ PARSER_TYPES = {
 REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
                         "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
 
+# QuantizeLinear and DequantizeLinear share one importer, QuantDequantLinearHelper in onnxOpImporters.cpp;
+# their checkers in onnxOpCheckers.cpp are empty (10.0 eb43908, dd0a3a9). Read at release/10.0 eb43908,
+# 10.13 346bdca, 10.16 6bde659 and 11.0 5ab48c5. The file is not stored at the 10.14 c727277, 10.15
+# fa5aa9f or 11.1 7c51a63 pins: 10.13 and 10.16, which bracket 10.14 and 10.15, agree on every check
+# below, and the 11.1 CHANGELOG lists no parser change to these ops since 11.0. docs/operators.md rows
+# read at every pin (eb43908, c727277, fa5aa9f, 7c51a63): "`x_zero_point` must be zero", "`y_zero_point`
+# must be 0", QuantizeLinear takes FP32/FP16/BF16, DequantizeLinear INT8/FP8/INT4 (+FP4 from 10.14).
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+_QUANTIZED_10_0 = frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4})
+QUANTIZED_TYPES = {
+    "10.0": _QUANTIZED_10_0,
+    "10.14": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
+    "10.15": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
+    "11": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
+}
+FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16})
+# Scale weights the helper can prove positive (isFp32/isFp16/isBFp16; WeightsContext.cpp reads DOUBLE
+# weights as FLOAT); any other type leaves "all positive" false.
+SCALE_TYPES = FLOAT_TYPES | {TensorProto.DOUBLE}
+
 
 def rule_release(version: str) -> str:
     """The encoded release whose parser rules apply to TensorRT ``version`` ("10.8" -> "10.0")."""
@@ -189,6 +210,11 @@ class _Scope:
     types: dict[str, int]
     ranks: dict[str, int]
     graph_outputs: set[str]
+    # values the parser holds as weights (initializers, Constant `value`s), and the dims it knows
+    # (an int, a str for a dynamic dim_param, None when unknown)
+    values: dict[str, onnx.TensorProto] = field(default_factory=dict)
+    shapes: dict[str, tuple] = field(default_factory=dict)
+    producers: dict[str, onnx.NodeProto] = field(default_factory=dict)
 
 
 def _value_infos(graph: onnx.GraphProto):
@@ -197,24 +223,43 @@ def _value_infos(graph: onnx.GraphProto):
     yield from graph.value_info
 
 
+def _dim(dim) -> Union[int, str, None]:
+    if dim.HasField("dim_value"):
+        return dim.dim_value
+    return dim.dim_param if dim.HasField("dim_param") else None
+
+
 def _scope_of(graph: onnx.GraphProto, outer: Optional[_Scope]) -> _Scope:
     constants = set(outer.constants) if outer else set()
     types = dict(outer.types) if outer else {}
     ranks = dict(outer.ranks) if outer else {}
+    values = dict(outer.values) if outer else {}
+    shapes = dict(outer.shapes) if outer else {}
+    producers = dict(outer.producers) if outer else {}
     for init in graph.initializer:
         constants.add(init.name)
         types[init.name] = init.data_type
         ranks[init.name] = len(init.dims)
+        values[init.name] = init
+        shapes[init.name] = tuple(init.dims)
     for value in _value_infos(graph):
         tensor_type = value.type.tensor_type
         if tensor_type.elem_type:
             types[value.name] = tensor_type.elem_type
         if tensor_type.HasField("shape"):
             ranks[value.name] = len(tensor_type.shape.dim)
+            shapes.setdefault(value.name, tuple(_dim(d) for d in tensor_type.shape.dim))
     for node in graph.node:
+        producers.update((out, node) for out in node.output if out)
         if node.op_type == "Constant":
             constants.update(node.output)
-    return _Scope(constants, types, ranks, {o.name for o in graph.output})
+            value = _attr(node, "value")
+            if isinstance(value, onnx.TensorProto) and node.output:
+                values[node.output[0]] = value
+                types[node.output[0]] = value.data_type
+                ranks[node.output[0]] = len(value.dims)
+                shapes[node.output[0]] = tuple(value.dims)
+    return _Scope(constants, types, ranks, {o.name for o in graph.output}, values, shapes, producers)
 
 
 def _walk(graph: onnx.GraphProto, outer: Optional[_Scope] = None) -> Iterator[tuple[onnx.NodeProto, _Scope]]:
@@ -248,6 +293,7 @@ class _Checker:
         self.version, self.release, self.opset = version, release, opset
         self.local_functions = local_functions
         self.issues: list[CompatIssue] = []
+        self.checked_scales: set[str] = set()
 
     def add(self, node: Optional[onnx.NodeProto], rule: str, message: str, fix: str, severity: str = ERROR) -> None:
         name = (node.name or (node.output[0] if node.output else "")) if node is not None else ""
@@ -295,7 +341,8 @@ class _Checker:
             self._no_importer(node)
             return
         for check in (self._attention, self._cast, self._constant, self._slice, self._reduce, self._unsqueeze,
-                      self._layer_norm, self._rotary_embedding, self._uint8_outputs, self._local_function):
+                      self._layer_norm, self._rotary_embedding, self._uint8_outputs, self._local_function,
+                      self._quantize_dequantize):
             check(node, scope)
 
     def _no_importer(self, node: onnx.NodeProto) -> None:
@@ -436,6 +483,10 @@ class _Checker:
 
     def _uint8_outputs(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # ModelImporter.cpp (10.0 eb43908): "TensorRT does not support UINT8 types for intermediate tensors!"
+        # It tests the TensorRT type of the output: a QuantizeLinear with a UINT8 zero point yields INT8
+        # there (QuantDequantLinearHelper), which the qdq-uint8-zero-point rule reports.
+        if node.op_type == "QuantizeLinear":
+            return
         for out in node.output:
             if out and scope.types.get(out) == TensorProto.UINT8 and out not in scope.graph_outputs:
                 self.add(node, "uint8-intermediate", f"{out} is UINT8: UINT8 is allowed only on network inputs/outputs",
@@ -449,6 +500,212 @@ class _Checker:
                 self.add(node, "local-function-inputs",
                          f"{len(node.input)} inputs for local function {node.op_type} of {len(function.input)}",
                          "match the function signature")
+
+
+    # QuantizeLinear / DequantizeLinear (QuantDequantLinearHelper, sources at QDQ_OPS) -------------------
+    def _quantize_dequantize(self, node: onnx.NodeProto, scope: _Scope) -> None:
+        if node.op_type not in QDQ_OPS or len(node.input) < 2:
+            return
+        data, scale, zero_point = _input(node, 0), _input(node, 1), _input(node, 2)
+        self._qdq_input_type(node, scope, data)
+        self._qdq_scale_values(node, scope, scale)
+        self._qdq_zero_point(node, scope, scale, zero_point)
+        self._qdq_output_dtype(node, scope, zero_point)
+        self._qdq_axis(node, scope, data, scale)
+
+    def _qdq_input_type(self, node: onnx.NodeProto, scope: _Scope, data: str) -> None:
+        elem = scope.types.get(data)
+        if elem is None:
+            return
+        name = TensorProto.DataType.Name(elem)
+        if node.op_type == "QuantizeLinear":
+            if elem not in FLOAT_TYPES:
+                self.add(node, "qdq-input-type", f"QuantizeLinear of {name} data: TensorRT quantizes FP32, FP16 or "
+                         "BF16 tensors only (docs/operators.md)", "quantize a float tensor")
+            return
+        producer = scope.producers.get(data)
+        if producer is not None and (producer.op_type == "QuantizeLinear" or elem == TensorProto.UINT8):
+            return  # computed quantized data has the type TensorRT chose for it (INT8 for a UINT8 zero point)
+        if elem not in QUANTIZED_TYPES[self.release]:
+            detail = ("UINT8 data is refused (\"Found unsupported input type of UINT8\"; UINT8 weights are read as "
+                      "INT32 before 10.10)" if elem == TensorProto.UINT8 else
+                      "TensorRT dequantizes " + ", ".join(TensorProto.DataType.Name(t) for t in
+                                                          sorted(QUANTIZED_TYPES[self.release])) + " only")
+            self.add(node, "qdq-input-type", f"DequantizeLinear of {name} data: {detail}",
+                     "store the weights as symmetric INT8 or FLOAT8E4M3FN: " + self.reexport())
+
+    def _qdq_scale_values(self, node: onnx.NodeProto, scope: _Scope, scale: str) -> None:
+        # Scale weights are checked once, by the first node that turns them into a constant layer
+        # (newConstantInput); a scale computed by other nodes is taken as it is.
+        tensor = scope.values.get(scale)
+        if tensor is None or scale in self.checked_scales:
+            return
+        self.checked_scales.add(scale)
+        fix = f"{self.reexport()} (scales are stored as positive values of their storage type)"
+        if tensor.data_type not in SCALE_TYPES:
+            self.add(node, "qdq-scale", f"scale {scale} is {TensorProto.DataType.Name(tensor.data_type)}: the "
+                     "importer verifies FLOAT, FLOAT16 or BFLOAT16 scales only and rejects the rest (\"Scale "
+                     "coefficients must all be positive\")", fix)
+            return
+        values = _array(tensor)
+        if values is None:
+            return
+        if values.size == 0:
+            self.add(node, "qdq-scale", f"scale {scale} is empty (\"Cannot have scale with no coefficients\")", fix)
+            return
+        bad = ~(values.astype(np.float64) > 0)
+        if bad.any():
+            self.add(node, "qdq-scale",
+                     f"{_count(int(bad.sum()), 'value')} of scale {scale} not positive (smallest "
+                     f"{values.astype(np.float64).min():.3g}): the importer rejects it (\"Scale coefficients must "
+                     "all be positive\"); a scale below the smallest FLOAT16 is stored as 0", fix)
+
+    def _qdq_zero_point(self, node: onnx.NodeProto, scope: _Scope, scale: str, zero_point: str) -> None:
+        if not zero_point:
+            return
+        elem = scope.types.get(zero_point)
+        fix = f"use a symmetric zero point (all 0): {self.reexport()}"
+        values = _array(_traced_constant(scope, zero_point))
+        nonzero = values is not None and bool(values.astype(np.float64).any())
+        if elem == TensorProto.UINT8 and not nonzero:
+            self.add(node, "qdq-uint8-zero-point",
+                     "UINT8 zero point: TensorRT quantizes to INT8 instead (\"TensorRT will use INT8 instead\"), "
+                     "so the quantized range is [-128, 127], not [0, 255]", fix, WARNING)
+        if elem == TensorProto.FLOAT8E4M3FN:
+            # The helper's zero-point branch runs only when the quantized type is not FP8: the values are
+            # never read, so a non-zero FP8 zero point is dropped, not applied.
+            if nonzero:
+                self.add(node, "qdq-fp8-zero-point",
+                         f"non-zero FLOAT8E4M3FN zero point {zero_point}: the importer ignores FP8 zero points, so "
+                         "TensorRT computes without it", fix)
+            return
+        if nonzero:
+            self.add(node, "qdq-zero-point-nonzero",
+                     f"zero point {zero_point} is not all 0: TensorRT supports symmetric quantization only "
+                     "(\"Non-zero zero point is not supported\"; docs/operators.md: the zero point must be 0)", fix)
+        zero_size, scale_size = _volume(scope.shapes.get(zero_point)), _volume(scope.shapes.get(scale))
+        if zero_size is not None and scale_size is not None and zero_size != scale_size:
+            self.add(node, "qdq-zero-point-shape",
+                     f"zero point has {zero_size} values and the scale {scale_size}: the importer needs the same volume",
+                     "give the zero point the shape of the scale")
+
+    def _qdq_output_dtype(self, node: onnx.NodeProto, scope: _Scope, zero_point: str) -> None:
+        output_dtype = _attr(node, "output_dtype")
+        if not output_dtype:
+            return
+        name = TensorProto.DataType.Name(output_dtype)
+        is_dq = node.op_type == "DequantizeLinear"
+        fix = "remove output_dtype (the zero point's type sets the quantized type, the scale's the dequantized one)"
+        if output_dtype not in PARSER_TYPES[self.release]:
+            self.add(node, "qdq-output-dtype", f"output_dtype {name} is a type TensorRT {self.version} cannot "
+                     "represent", fix)
+            return
+        zero_type = scope.types.get(zero_point) if zero_point else None
+        if zero_point and zero_type is not None:
+            # 11.0 (5ab48c5) stops comparing a DequantizeLinear output_dtype with the zero point's type.
+            if output_dtype != zero_type and not (is_dq and self.release == "11"):
+                self.add(node, "qdq-output-dtype",
+                         f"output_dtype {name} differs from the zero point's type "
+                         f"{TensorProto.DataType.Name(zero_type)}: the importer rejects the mismatch"
+                         + (" (a DequantizeLinear output_dtype is accepted from TensorRT 11.0 on)" if is_dq else ""),
+                         fix)
+            return
+        if zero_point:
+            return
+        # Without a zero point, 10.0 takes output_dtype as the quantized type for both ops; 10.13 on (346bdca)
+        # takes it as the dequantized float type of a DequantizeLinear.
+        if is_dq and self.release != "10.0":
+            allowed, role = FLOAT_TYPES, "a DequantizeLinear output_dtype must be FLOAT, FLOAT16 or BFLOAT16"
+        else:
+            allowed = QUANTIZED_TYPES[self.release]
+            role = f"output_dtype must be a quantized type on TensorRT {self.version}"
+        if output_dtype not in allowed:
+            self.add(node, "qdq-output-dtype", f"output_dtype {name}: {role}", fix)
+
+    def _qdq_axis(self, node: onnx.NodeProto, scope: _Scope, data: str, scale: str) -> None:
+        data_shape, scale_shape = scope.shapes.get(data), scope.shapes.get(scale)
+        rank = len(data_shape) if data_shape is not None else scope.ranks.get(data)
+        axis = _attr(node, "axis")
+        if axis is not None and rank is not None:
+            # convertAxis (importerUtils.cpp, 10.0 eb43908 .. 10.15 fa5aa9f) adds the rank to a negative axis
+            # and accepts 0 .. rank, for per-tensor scales too.
+            if axis < 0:
+                axis += rank
+            if not 0 <= axis <= rank:
+                self.add(node, "qdq-axis", f"axis {_attr(node, 'axis')} is outside [-{rank}, {rank}] for {rank}-D data",
+                         "give an axis of the data")
+                return
+        scale_size = _volume(scale_shape)
+        if scale_size is None or scale_size == 1:
+            return  # per-tensor: the importer ignores axis
+        fix = f"quantize per output channel with a 1-D scale and an explicit axis: {self.reexport()}"
+        if axis is None:
+            if self.release == "10.0":
+                # 10.0 defaults a missing axis to the rank and maps it to 0 for per-channel scales; ONNX's
+                # default is 1 (10.13 346bdca reads 1, as ONNX does from opset 13).
+                self.add(node, "qdq-axis-implicit",
+                         "per-channel scale without an axis attribute: TensorRT 10.0 .. 10.13 quantizes along axis 0 "
+                         "where ONNX means axis 1", "set axis explicitly: " + self.reexport())
+                return
+            axis = 1 if self.opset >= 13 else 0
+        if data_shape is None:
+            return
+        if len(scale_shape) == 1:
+            if axis >= len(data_shape):
+                self.add(node, "qdq-scale-shape", f"per-channel axis {axis} is past the last dimension of "
+                         f"{len(data_shape)}-D data", fix)
+                return
+            channels = data_shape[axis]
+            if isinstance(channels, str):
+                self.add(node, "qdq-scale-shape",
+                         f"per-channel scale along dynamic dimension {axis} ({channels}): the importer compares the "
+                         "scale count with the dimension at parse time, where it is -1", fix)
+            elif channels is not None and channels != scale_size:
+                self.add(node, "qdq-scale-shape",
+                         f"{scale_size} scales for {channels} channels along axis {axis}: the importer needs one scale "
+                         "per channel", fix)
+        elif len(scale_shape) == len(data_shape):
+            if all(isinstance(d, int) for d in (*data_shape, *scale_shape)) and all(scale_shape):
+                blocks = [d // s for d, s in zip(data_shape, scale_shape)]
+                volume = _volume(data_shape)
+                if sum(b == 1 for b in blocks) != len(blocks) - 1 or volume % scale_size:
+                    self.add(node, "qdq-scale-shape",
+                             f"blocked scale {list(scale_shape)} for data {list(data_shape)}: the importer allows "
+                             "exactly one blocked dimension (\"Only a single blocking dimension is allowed\")", fix)
+        else:
+            self.add(node, "qdq-scale-shape",
+                     f"{len(scale_shape)}-D scale of {scale_size} values for {len(data_shape)}-D data: the importer "
+                     "takes a 1-D per-channel scale or a blocked scale of the data's rank (\"Invalid rank for the "
+                     "scale tensor\")", fix)
+
+
+def _array(tensor: Optional[onnx.TensorProto]) -> Optional[np.ndarray]:
+    """The values of a stored tensor; None when they are not in the file (external data) or unreadable."""
+    if tensor is None:
+        return None
+    try:
+        return numpy_helper.to_array(tensor)
+    except Exception:  # external data not loaded, or a type numpy_helper cannot read
+        return None
+
+
+def _traced_constant(scope: _Scope, name: str) -> Optional[onnx.TensorProto]:
+    """The stored tensor behind ``name``, through Identity and Cast nodes, as the importer finds a zero point
+    (getWeightsFromIdentityOrConstant); None when it is computed."""
+    seen = set()
+    while name not in scope.values:
+        producer = scope.producers.get(name)
+        if producer is None or producer.op_type not in ("Identity", "Cast") or name in seen:
+            return None
+        seen.add(name)
+        name = producer.input[0]
+    return scope.values[name]
+
+
+def _volume(shape: Optional[tuple]) -> Optional[int]:
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return None
+    return int(np.prod(shape, dtype=np.int64))
 
 
 # ---- entry point --------------------------------------------------------------------------------------

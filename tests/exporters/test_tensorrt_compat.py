@@ -298,6 +298,186 @@ def test_rotary_embedding_position_ids_must_be_int64():
     assert check_tensorrt_compat(rope(TensorProto.INT64), "10.15").compatible
 
 
+# ---- QuantizeLinear / DequantizeLinear ----------------------------------------------------------------
+I8, U8, F16 = TensorProto.INT8, TensorProto.UINT8, TensorProto.FLOAT16
+QDQ_VERSIONS = ["10.8", "10.14", "10.15", "11.0"]
+
+
+def weight_dq(weight, scale, zero=None, opset=23, **attrs):
+    """y = x @ DequantizeLinear(weight [in, out]): the weight layout of our quantized MatMuls."""
+    weight, scale = np.asarray(weight), np.asarray(scale)
+    inputs, inits = ["w", "w_scale"], [init("w", weight), init("w_scale", scale)]
+    if zero is not None:
+        inputs.append("w_zero")
+        inits.append(init("w_zero", zero))
+    x_type = TensorProto.FLOAT16 if scale.dtype == np.float16 else F
+    nodes = [helper.make_node("DequantizeLinear", inputs, ["w_dq"], name="dq", **attrs),
+             helper.make_node("MatMul", ["x", "w_dq"], ["y"], name="mm")]
+    return model(nodes, [value("x", [2, weight.shape[0]], x_type)], [value("y", None, x_type)], inits, opset=opset)
+
+
+def activation_qdq(scale=np.float32(0.5), zero=np.int8(0), x=("x", [2, 4], F), opset=23, q_attrs=None,
+                   dq_attrs=None, computed_zero=False):
+    """x -> QuantizeLinear -> DequantizeLinear -> y, both sharing one scale and zero point."""
+    zero_inputs = ["zero"] if zero is not None else []
+    inits = [init("scale", scale)] + ([init("zero", zero)] if zero is not None and not computed_zero else [])
+    inputs = [value(*x)] + ([value("zero", list(np.shape(zero)), helper.np_dtype_to_tensor_dtype(np.asarray(zero).dtype))]
+                            if computed_zero else [])
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", *zero_inputs], ["q"], name="q", **(q_attrs or {})),
+             helper.make_node("DequantizeLinear", ["q", "scale", *zero_inputs], ["y"], name="dq", **(dq_attrs or {}))]
+    return model(nodes, inputs, [value("y", None, x[2])], inits, opset=opset)
+
+
+INT8_WEIGHT = np.arange(12, dtype=np.int8).reshape(3, 4)  # [in 3, out 4]
+FOUR_SCALES = np.full(4, 0.01, np.float32)
+
+
+def test_qdq_pairs_like_ours_parse_at_every_release():
+    for version in QDQ_VERSIONS:
+        opset = 18 if version == "10.8" else 23  # the graph forms of tensorrt=10.8 and newer
+        assert not check_tensorrt_compat(activation_qdq(opset=opset), version).issues
+        weights = weight_dq(INT8_WEIGHT, FOUR_SCALES, np.zeros(4, np.int8), opset=opset, axis=1)
+        assert not check_tensorrt_compat(weights, version).issues
+
+
+@pytest.mark.parametrize("version", QDQ_VERSIONS)
+def test_qdq_scale_must_be_positive(version):
+    # an FP16 scale that underflowed to 0 (what an FP16 graph stores for a near-dead weight channel)
+    underflowed = FOUR_SCALES.astype(np.float16)
+    underflowed[2] = np.float16(1e-9)
+    report = check_tensorrt_compat(weight_dq(INT8_WEIGHT, underflowed, axis=1), version)
+    assert rules(report) == {"qdq-scale"} and "1 value of scale w_scale not positive" in report.errors[0].message
+    assert f"--target tensorrt={version}" in report.errors[0].fix
+    smallest = FOUR_SCALES.astype(np.float16)
+    smallest[2] = np.finfo(np.float16).smallest_subnormal
+    assert check_tensorrt_compat(weight_dq(INT8_WEIGHT, smallest, axis=1), version).compatible
+
+
+def test_qdq_scale_is_checked_once_and_must_be_a_float():
+    shared_zero_scale = check_tensorrt_compat(activation_qdq(scale=np.float32(0.0)), "10.15")
+    assert [(i.rule, i.node) for i in shared_zero_scale.errors] == [("qdq-scale", "q")]  # the first importer only
+    integer = check_tensorrt_compat(activation_qdq(scale=np.int32(1)), "10.15")
+    assert rules(integer) == {"qdq-scale"} and "INT32" in integer.errors[0].message
+    assert check_tensorrt_compat(activation_qdq(scale=np.float16(0.5), x=("x", [2, 4], F16)), "10.15").compatible
+
+
+@pytest.mark.parametrize("version", QDQ_VERSIONS)
+def test_qdq_zero_point_must_be_zero(version):
+    report = check_tensorrt_compat(activation_qdq(zero=np.int8(3)), version)
+    assert rules(report) == {"qdq-zero-point-nonzero"} and len(report.errors) == 2  # Q and DQ
+    assert check_tensorrt_compat(activation_qdq(zero=np.int8(0)), version).compatible
+
+
+def test_qdq_zero_point_is_traced_through_identity_and_not_guessed_when_computed():
+    graph = activation_qdq(zero=np.int8(3))
+    graph.graph.node.insert(0, helper.make_node("Identity", ["zero_stored"], ["zero"], name="id"))
+    graph.graph.initializer[1].name = "zero_stored"
+    assert rules(check_tensorrt_compat(graph, "10.15")) == {"qdq-zero-point-nonzero"}
+    # a zero point computed at run time is taken as a tensor by the importer: nothing to check
+    assert check_tensorrt_compat(activation_qdq(zero=np.int8(3), computed_zero=True), "10.15").compatible
+
+
+def test_qdq_fp8_zero_point_is_ignored_by_the_importer():
+    def fp8_pair(zero):
+        graph = activation_qdq(zero=None)
+        graph.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT8E4M3FN, [], [zero]))
+        for node in graph.graph.node:
+            node.input.append("zero")
+        return graph
+
+    report = check_tensorrt_compat(fp8_pair(1.0), "11.0")
+    assert rules(report) == {"qdq-fp8-zero-point"} and "ignores FP8 zero points" in report.errors[0].message
+    assert check_tensorrt_compat(fp8_pair(0.0), "11.0").compatible
+
+
+def test_qdq_zero_point_and_scale_have_the_same_volume():
+    report = check_tensorrt_compat(weight_dq(INT8_WEIGHT, FOUR_SCALES, np.zeros(1, np.int8), axis=1), "10.15")
+    assert rules(report) == {"qdq-zero-point-shape"}
+
+
+def test_qdq_uint8_zero_point_is_parsed_as_int8():
+    zero = check_tensorrt_compat(activation_qdq(zero=np.uint8(0)), "10.15")
+    assert zero.compatible and rules(zero, "warning") == {"qdq-uint8-zero-point"}
+    assert not rules(zero)  # the UINT8-typed Q output is INT8 in TensorRT: no uint8-intermediate error
+    # our CPU layout (asymmetric UINT8 activations) is rejected, with the re-export named
+    shifted = check_tensorrt_compat(activation_qdq(zero=np.uint8(128), opset=18), "10.8")
+    assert rules(shifted) == {"qdq-zero-point-nonzero"} and not rules(shifted, "warning")
+    assert "--target tensorrt=10.8" in shifted.errors[0].fix
+
+
+@pytest.mark.parametrize("version", QDQ_VERSIONS)
+def test_qdq_data_types(version):
+    uint8_weight = check_tensorrt_compat(weight_dq(INT8_WEIGHT.astype(np.uint8), FOUR_SCALES, axis=1), version)
+    assert rules(uint8_weight) == {"qdq-input-type"} and "UINT8" in uint8_weight.errors[0].message
+    int32_weight = check_tensorrt_compat(weight_dq(INT8_WEIGHT.astype(np.int32), FOUR_SCALES, axis=1), version)
+    assert rules(int32_weight) == {"qdq-input-type"}
+    integer_data = check_tensorrt_compat(activation_qdq(x=("x", [2, 4], TensorProto.INT32), scale=np.float32(1)),
+                                         version)
+    assert rules(integer_data) == {"qdq-input-type"} and integer_data.errors[0].node == "q"
+    assert check_tensorrt_compat(activation_qdq(x=("x", [2, 4], F16), scale=np.float16(0.5)), version).compatible
+
+
+def test_qdq_output_dtype_of_quantize_must_match_the_zero_point():
+    matching = activation_qdq(q_attrs={"output_dtype": I8}, opset=21)
+    assert check_tensorrt_compat(matching, "10.15").compatible
+    mismatched = activation_qdq(q_attrs={"output_dtype": TensorProto.FLOAT8E4M3FN}, opset=21)
+    assert rules(check_tensorrt_compat(mismatched, "11.0")) == {"qdq-output-dtype"}
+    e5m2 = activation_qdq(zero=None, q_attrs={"output_dtype": TensorProto.FLOAT8E5M2}, opset=21)
+    assert rules(check_tensorrt_compat(e5m2, "11.0")) == {"qdq-output-dtype"}
+    assert check_tensorrt_compat(activation_qdq(zero=None, q_attrs={"output_dtype": I8}, opset=21), "10.8").compatible
+
+
+def test_qdq_output_dtype_of_dequantize_per_release():
+    with_zero = activation_qdq(dq_attrs={"output_dtype": TensorProto.FLOAT}, opset=23)
+    assert rules(check_tensorrt_compat(with_zero, "10.15")) == {"qdq-output-dtype"}
+    assert check_tensorrt_compat(with_zero, "11.0").compatible
+    without_zero = activation_qdq(zero=None, dq_attrs={"output_dtype": TensorProto.FLOAT}, opset=23)
+    assert check_tensorrt_compat(without_zero, "10.14").compatible
+    assert "output_dtype" in check_tensorrt_compat(without_zero, "10.8").errors[0].message
+    assert rules(check_tensorrt_compat(activation_qdq(zero=None, dq_attrs={"output_dtype": I8}), "10.15")) == \
+        {"qdq-output-dtype"}
+
+
+@pytest.mark.parametrize("version", QDQ_VERSIONS)
+def test_qdq_axis_range(version):
+    assert rules(check_tensorrt_compat(weight_dq(INT8_WEIGHT, FOUR_SCALES, axis=3), version)) == {"qdq-axis"}
+    assert check_tensorrt_compat(weight_dq(INT8_WEIGHT, FOUR_SCALES, axis=-1), version).compatible  # negative axes
+
+
+def test_qdq_implicit_axis_is_0_before_10_14():
+    square = weight_dq(np.ones((4, 4), np.int8), FOUR_SCALES)  # ONNX: axis 1; TensorRT 10.0 .. 10.13: axis 0
+    report = check_tensorrt_compat(square, "10.8")
+    assert rules(report) == {"qdq-axis-implicit"} and "set axis explicitly" in report.errors[0].fix
+    assert check_tensorrt_compat(square, "10.14").compatible
+    assert check_tensorrt_compat(weight_dq(np.ones((4, 4), np.int8), FOUR_SCALES, axis=1), "10.8").compatible
+
+
+@pytest.mark.parametrize("version", QDQ_VERSIONS)
+def test_qdq_one_scale_per_channel_of_the_axis(version):
+    report = check_tensorrt_compat(weight_dq(INT8_WEIGHT, FOUR_SCALES, axis=0), version)  # 4 scales, 3 rows
+    assert rules(report) == {"qdq-scale-shape"} and "4 scales for 3 channels along axis 0" in report.errors[0].message
+    assert check_tensorrt_compat(weight_dq(INT8_WEIGHT, FOUR_SCALES[:3], axis=0), version).compatible
+
+
+def test_qdq_scale_rank_and_blocks():
+    weight = np.ones((4, 4), np.int8)
+    blocked_once = weight_dq(weight, np.full((2, 4), 0.01, np.float32), axis=0, block_size=2, opset=21)
+    assert check_tensorrt_compat(blocked_once, "10.15").compatible
+    blocked_twice = weight_dq(weight, np.full((2, 2), 0.01, np.float32), axis=0, block_size=2, opset=21)
+    assert rules(check_tensorrt_compat(blocked_twice, "10.15")) == {"qdq-scale-shape"}
+    three_d = weight_dq(weight, np.full((1, 2, 2), 0.01, np.float32), axis=1)
+    assert "Invalid rank" in check_tensorrt_compat(three_d, "10.15").errors[0].message
+
+
+def test_qdq_per_channel_along_a_dynamic_dimension():
+    nodes = [helper.make_node("DequantizeLinear", ["x", "s"], ["y"], name="dq", axis=0)]
+    dynamic = model(nodes, [value("x", ["batch", 4], I8)], [value("y", None)], [init("s", np.ones(2, np.float32))])
+    report = check_tensorrt_compat(dynamic, "10.15")
+    assert rules(report) == {"qdq-scale-shape"} and "dynamic dimension" in report.errors[0].message
+    static = model(nodes, [value("x", [2, 4], I8)], [value("y", None)], [init("s", np.ones(2, np.float32))])
+    assert check_tensorrt_compat(static, "10.15").compatible
+
+
 # ---- graph level --------------------------------------------------------------------------------------
 def test_opset_outside_the_documented_range_is_a_warning():
     report = check_tensorrt_compat(unary("Relu", opset=23), "10.8")
