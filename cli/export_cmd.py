@@ -189,7 +189,7 @@ def export(
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write the ONNX file.", show_default=False)],
     model_opts: ModelOptions,
     target: Annotated[Optional[str], typer.Option("--target", show_default=False, help="Runtime the graph is for: ort (ONNX Runtime, any provider; 'cpu' too), tensorrt (the newest TensorRT form) or tensorrt=X.Y (the form TensorRT X.Y parses: fused Attention from 10.14, RMSNormalization from 10.15). Default ort; fp8 needs tensorrt. Quantized: cpu/ort u8/s8 Q/DQ with FP32 elsewhere, tensorrt symmetric s8/fp8 Q/DQ with FP16 elsewhere.")] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18 (portable) [default: 23, or what --target needs].", show_default=False)] = None,
+    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18/19 (portable) [default: 23, or what --target needs; 19 for a quantized graph below TensorRT 10.14].", show_default=False)] = None,
     precision: Annotated[GraphPrecision, typer.Option("--precision", help="Weights and activations of the graph (norms, softmax, long conv stay FP32); int8/fp8 are calibrated (see Quantization).")] = GraphPrecision.FP32,
     batch: Annotated[Optional[int], typer.Option("--batch", help="Static batch size; default: dynamic batch.", show_default=False)] = None,
     layout: Annotated[Layout, typer.Option("--layout", help="Input layout: nchw, or nhwc as upstream's forward takes it.")] = Layout.nchw,

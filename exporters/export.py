@@ -38,7 +38,7 @@ from .metadata import build_metadata, write_metadata
 from .precision import REDUCED, convert_precision, emulate_in_fp32, round_to_bf16
 from .targets import ExportTarget
 
-OPSETS = (17, 18, 23)
+OPSETS = (17, 18, 19, 23)
 PRECISIONS = ("fp32",) + tuple(REDUCED)
 FUSED_OPS = ("Attention", "RMSNormalization", "RotaryEmbedding", "Gelu", "LayerNormalization")
 # Protobuf cannot serialize a single message past 2 GiB; stay clear of it.

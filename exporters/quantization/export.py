@@ -23,7 +23,7 @@ from ..export import (ExportError, ExportResult, Validation, _publish, _write_st
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
 from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
-from .qdq import QuantScheme, activation_tensors, quantizable_nodes, quantize_graph
+from .qdq import FP16_QDQ_MIN_OPSET, QuantScheme, activation_tensors, quantizable_nodes, quantize_graph
 from .sensitivity import layer_sensitivity, run_logits, sensitive_layers
 
 #: Layers left in higher precision unless told otherwise, by measurement (benchmarks/quantization.py,
@@ -63,6 +63,10 @@ def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
     if target is None:
         target = "tensorrt" if precision == "fp8" else "ort"
     parsed = ExportTarget.parse(target)
+    if opset is None and parsed.is_tensorrt:
+        # The MatMul-Softmax-MatMul form of TensorRT before 10.14 is opset 18 in float; quantized it is
+        # opset 19, the first with FP16 (and FP8) Q/DQ, so that its remainder can be FP16.
+        opset = max(parsed.default_opset(), FP16_QDQ_MIN_OPSET)
     return QuantScheme(precision, parsed, resolve_opset(parsed, opset))
 
 

@@ -57,7 +57,7 @@ class QuantScheme:
         if self.precision == "fp8" and self.opset < FP8_MIN_OPSET:
             raise QuantizationError(
                 f"fp8 needs opset {FP8_MIN_OPSET} or newer (FP8 QuantizeLinear/DequantizeLinear) and the {self.target} "
-                f"graph is opset {self.opset}: use --target tensorrt=10.14 or newer (opset 23), or --precision int8")
+                f"graph is opset {self.opset}: leave --opset out (opset {FP8_MIN_OPSET} for this target), or use --precision int8")
 
     @property
     def asymmetric_activations(self) -> bool:
@@ -66,7 +66,8 @@ class QuantScheme:
     @property
     def float_precision(self) -> str:
         """Precision of the unquantized remainder of the graph.  Q/DQ of FP16 tensors exist from
-        opset 19; older TensorRT forms stay FP32 and take FP16 from the builder's flags."""
+        opset 19, which is why quantized TensorRT graphs are opset 19 or newer by default: our engines
+        are strongly typed, so an FP32 remainder (an explicit ``--opset 17/18``) would run FP32."""
         return "fp16" if self.target.is_tensorrt and self.opset >= FP16_QDQ_MIN_OPSET else "fp32"
 
     @property

@@ -36,11 +36,24 @@ class LayerSensitivity:
         return asdict(self)
 
 
+FLOAT8_TYPES = (onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2,
+                 onnx.TensorProto.FLOAT8E5M2FNUZ)
+
+
+def has_float8(model: onnx.ModelProto) -> bool:
+    return any(init.data_type in FLOAT8_TYPES for init in model.graph.initializer)
+
+
 def run_logits(model: onnx.ModelProto, inputs: np.ndarray) -> np.ndarray:
+    """Logits of ``model`` on ONNX Runtime CPU.  FP8 Q/DQ runs as emulation at ORT's basic graph
+    optimizations: the extended ones move FP8 DequantizeLinear nodes past Transposes (the
+    MatMul-Softmax-MatMul form), leaving FP8 Transposes that ORT has no kernel for."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    if has_float8(model):
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return np.concatenate([np.asarray(session.run([LOGITS], {INPUT_NAME: b})[0], dtype=np.float32)
                            for b in batches(inputs)])

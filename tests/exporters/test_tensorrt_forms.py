@@ -19,7 +19,7 @@ from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 
 TARGETS = ["tensorrt=10.0", "tensorrt=10.8", "tensorrt=10.14", "tensorrt=10.15", "tensorrt=11.0", "tensorrt"]
 PRECISIONS = ["fp32", "fp16", "bf16"]
-OPSETS = [17, 18, 23]
+OPSETS = [17, 18, 19, 23]
 # vit5-base and vit5-large use the same emitters as vit5-small at other widths (and
 # test_export_presets.py exports them); building their ~36 graphs each would add tens of CI minutes.
 PRESETS = ["vit5-small", "vit5-small-hyena", "vit5-small-hybrid"]

@@ -141,8 +141,7 @@ def test_nothing_left_to_quantize(digits_dir, small_calibration, tmp_path):
 # newest form (`tensorrt`) every encoded release that has its ops.
 PARSER_PINS = {"tensorrt=10.8": ("10.8",), "tensorrt=10.14": ("10.14",), "tensorrt=10.15": ("10.15", "11.0"),
                "tensorrt": ("10.15", "11.0")}
-TENSORRT_FORMS = [(precision, target) for precision in ("int8", "fp8") for target in PARSER_PINS
-                  if not (precision == "fp8" and target == "tensorrt=10.8")]
+TENSORRT_FORMS = [(precision, target) for precision in ("int8", "fp8") for target in PARSER_PINS]
 
 
 def _assert_parses_at_its_pins(path: Path, target: str) -> None:
@@ -177,12 +176,29 @@ def test_golden_tensorrt_graphs_parse_at_every_pin(golden_dir, tmp_path, name, p
     _assert_parses_at_its_pins(tmp_path / "q.onnx", target)
 
 
-def test_fp8_is_refused_for_the_opset_18_form_before_calibration(digits_dir, tmp_path):
+def test_quantized_tensorrt_graphs_before_10_14_are_opset_19_with_fp16_elsewhere(digits_dir, small_calibration,
+                                                                                 tmp_path):
+    """TensorRT 10.0-10.13's float form is opset 18; quantized it is opset 19 (FP16 and FP8 Q/DQ), so that a
+    strongly typed engine runs the remainder in FP16.  FP8 Q/DQ runs there too, emulated on ORT CPU."""
+    for precision in ("int8", "fp8"):
+        scheme = resolve_scheme(precision, "tensorrt=10.8")
+        assert scheme.opset == 19 and scheme.float_precision == "fp16"
+        result = export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / f"{precision}.onnx",
+                                  precision=precision, target="tensorrt=10.8", calibration=small_calibration)
+        assert result.opset == 19 and result.validation.passed
+        graph = onnx.load(str(tmp_path / f"{precision}.onnx"))
+        softmax = next(n for n in graph.graph.node if n.op_type == "Softmax")  # MatMul-Softmax-MatMul, FP16
+        assert any(v.name == softmax.output[0] and v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+                   for v in onnx.shape_inference.infer_shapes(graph).graph.value_info)
+    assert resolve_scheme("int8", "tensorrt=10.8", opset=18).float_precision == "fp32"  # asked for: FP32 remainder
+
+
+def test_fp8_is_refused_for_an_explicit_opset_18_before_calibration(digits_dir, tmp_path):
     with pytest.raises(QuantizationError, match="tensorrt=10.8 graph is opset 18"):
-        resolve_scheme("fp8", "tensorrt=10.8")
+        resolve_scheme("fp8", "tensorrt=10.8", opset=18)
     with pytest.raises(QuantizationError, match="opset 19"):
         export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="fp8",
-                         target="tensorrt=10.8", calibration=None)  # never reached: the scheme comes first
+                         target="tensorrt=10.8", opset=18, calibration=None)  # never reached: the scheme comes first
     assert _leftovers(tmp_path) == []
 
 
