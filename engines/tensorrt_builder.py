@@ -40,6 +40,7 @@ from .tensorrt_support import (
     needs_strongly_typed_flag,
     require_gpu,
     tensorrt_major,
+    tensorrt_release,
 )
 
 log = logging.getLogger("vit5_infer.engines")
@@ -127,7 +128,7 @@ def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
     of exporters/tensorrt_compat.py), naming what to re-export it with."""
     from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 
-    report = check_tensorrt_compat(onnx_path, tensorrt_version)
+    report = check_tensorrt_compat(onnx_path, tensorrt_release(tensorrt_version))
     if not report.compatible:
         first = report.errors[0]
         more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
@@ -185,7 +186,8 @@ def build_engine(
             # A preset or checkpoint is exported in the graph form the installed TensorRT parses.
             (workdir / "export").mkdir()
             staged_onnx = export_source(onnx_path, workdir / "export" / exported_onnx.name,
-                                        target=f"tensorrt={trt.__version__}", load=load, progress=progress).path
+                                        target=f"tensorrt={tensorrt_release(trt.__version__)}", load=load,
+                                        progress=progress).path
             source_onnx = staged_onnx
         else:
             staged_onnx = None

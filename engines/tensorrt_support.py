@@ -99,6 +99,15 @@ def tensorrt_version(version: str) -> tuple[int, int]:
     return (int(found.group(1)), int(found.group(2) or 0)) if found else (0, 0)
 
 
+def tensorrt_release(version: str) -> str:
+    """"MAJOR.MINOR" of a TensorRT version ("10.14.1.48.post1" -> "10.14"): what export targets
+    (``tensorrt=10.14``) and the parser check take.  ``tensorrt.__version__`` is the pip package's
+    version, which for NVIDIA's post releases (10.2.0.post1, 10.6.0.post1/.post2, 10.7.0.post1,
+    10.13.3.9.post1, 10.14.1.48.post1) ends in a PEP 440 suffix those parsers refuse."""
+    major, minor = tensorrt_version(version)
+    return f"{major}.{minor}"
+
+
 def needs_strongly_typed_flag(version: str) -> bool:
     """Whether the network must be created with STRONGLY_TYPED (10.x) or is always strongly typed (11.x)."""
     return tensorrt_version(version) < ALWAYS_STRONGLY_TYPED_SINCE

@@ -24,7 +24,8 @@ step "environment"
 nvidia-smi --query-gpu=name,driver_version,compute_cap --format=csv,noheader
 "$PYTHON" -c "import tensorrt, polygraphy, torch, onnxruntime as ort; print('tensorrt', tensorrt.__version__, '| polygraphy', polygraphy.__version__, '| torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| onnxruntime', ort.__version__, ort.get_available_providers())"
 
-TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(tensorrt.__version__)')"
+# MAJOR.MINOR: export targets and the parser check take that (10.14.1.48.post1 -> 10.14).
+TRT_VERSION="$("$PYTHON" -c 'import tensorrt; print(".".join(tensorrt.__version__.split(".")[:2]))')"
 step "export $SOURCE -> $OUT/$NAME.onnx (the graph form TensorRT $TRT_VERSION parses)"
 "$VIT5" export "$SOURCE" -o "$OUT/$NAME.onnx" --target "tensorrt=$TRT_VERSION"
 "$VIT5" inspect "$OUT/$NAME.onnx" --tensorrt "$TRT_VERSION"

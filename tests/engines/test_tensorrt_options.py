@@ -20,6 +20,7 @@ from vit5_infer.engines.tensorrt_support import (
     check_precision_supported,
     has_attention_layers,
     needs_strongly_typed_flag,
+    tensorrt_release,
     tensorrt_version,
 )
 from vit5_infer.errors import InputError, Vit5Error
@@ -38,6 +39,56 @@ H100 = CudaDevice(0, "NVIDIA H100 80GB HBM3", "9.0")
 )
 def test_tensorrt_version(text, version):
     assert tensorrt_version(text) == version
+
+
+# tensorrt.__version__ as NVIDIA's wheels set it: post releases carry a PEP 440 suffix.
+POST_RELEASES = ["10.2.0.post1", "10.6.0.post2", "10.7.0.post1", "10.13.3.9.post1", "10.14.1.48.post1"]
+
+
+@pytest.mark.parametrize(
+    "text, release",
+    [("10.14.1.48.post1", "10.14"), ("10.13.3.9", "10.13"), ("11.4.0.106", "11.4"), ("10.0.1", "10.0"), ("11", "11.0")],
+)
+def test_tensorrt_release(text, release):
+    assert tensorrt_release(text) == release
+
+
+@pytest.mark.parametrize("version", POST_RELEASES + ["10.16.1.11", "11.0.0.114"])
+def test_installed_versions_make_export_targets_and_parser_checks(version):
+    from vit5_infer.exporters.targets import ExportTarget
+    from vit5_infer.exporters.tensorrt_compat import rule_release
+
+    target = ExportTarget.parse(f"tensorrt={tensorrt_release(version)}")
+    assert str(target) == f"tensorrt={tensorrt_release(version)}"
+    assert rule_release(tensorrt_release(version))
+
+
+def test_a_post_release_checks_the_graph_it_builds(tmp_path):
+    """build_engine's parser check on TensorRT 10.14.1.48.post1 (its tensorrt.__version__) checks the graph
+    against the 10.14 rules instead of refusing the version string."""
+    from golden_exports import golden_model
+
+    from vit5_infer.engines.tensorrt_builder import check_parses
+    from vit5_infer.exporters import export_onnx
+
+    onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "m.onnx", validate=False, target="tensorrt=10.14").path
+    check_parses(onnx_path, "10.14.1.48.post1")
+    with pytest.raises(EngineBuildError, match=r"does not parse on TensorRT 10\.8\.0\.43: .*--target tensorrt=10\.8'"):
+        check_parses(onnx_path, "10.8.0.43")
+
+
+def test_the_bench_exports_for_the_installed_release(monkeypatch):
+    from importlib import metadata
+
+    from vit5_infer.benchmark.artifacts import installed_tensorrt_target
+
+    def version(dist):
+        if dist == "tensorrt-cu12":
+            return "10.14.1.48.post1"
+        raise metadata.PackageNotFoundError(dist)
+
+    monkeypatch.setattr(metadata, "version", version)
+    assert installed_tensorrt_target() == "tensorrt=10.14"
 
 
 def test_version_dependent_features():

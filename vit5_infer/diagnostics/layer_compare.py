@@ -290,9 +290,9 @@ def default_target(backend: str) -> str:
     installed release parses."""
     if backend != "trt":
         return "ort"
-    from vit5_infer.engines.tensorrt_support import import_tensorrt
+    from vit5_infer.engines.tensorrt_support import import_tensorrt, tensorrt_release
 
-    return f"tensorrt={import_tensorrt().__version__}"
+    return f"tensorrt={tensorrt_release(import_tensorrt().__version__)}"
 
 
 def compare_precisions(model, precision: Union[str, Precision], inputs: np.ndarray, *, opset: Optional[int] = None,
