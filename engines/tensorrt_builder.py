@@ -34,6 +34,7 @@ from .errors import BackendError, EngineBuildError
 from .manifest import create_manifest, layers_path_for, manifest_path_for, profile_shapes, write_manifest
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
+    check_gpu_supported,
     check_precision_supported,
     has_attention_layers,
     import_tensorrt,
@@ -175,6 +176,7 @@ def build_engine(
 
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
+    check_gpu_supported(trt.__version__, gpu)
     check_precision_supported(precision_to_build(recorded, precision), gpu)
     if exported_onnx is None:
         check_parses(onnx_path, trt.__version__)

@@ -22,7 +22,7 @@ from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 from .base import Runner
 from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
-from .tensorrt_support import import_tensorrt, require_gpu
+from .tensorrt_support import check_gpu_supported, import_tensorrt, require_gpu
 
 
 def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_name: str) -> None:
@@ -96,6 +96,7 @@ class TensorRTRunner(Runner):
             return
         trt = import_tensorrt()
         gpu = require_gpu("running a TensorRT engine", self.device_index)
+        check_gpu_supported(trt.__version__, gpu)
         if self.manifest is not None:
             check_compatible(
                 self.manifest, trt.__version__, gpu.name, gpu.compute_capability, engine_path=self.engine_path

@@ -33,6 +33,10 @@ ATTENTION_LAYER_SINCE = (10, 14)
 #: NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated and ignored from 11.0: always strongly typed.
 ALWAYS_STRONGLY_TYPED_SINCE = (11, 0)
 
+#: TensorRT 10.0-10.4 run on compute capability 7.0 (Volta, deprecated); 10.5 removed Volta (10.5.0 release
+#: notes), so 10.5+ and 11.x need 7.5 (Turing) or newer.
+VOLTA_REMOVED_IN = (10, 5)
+
 #: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
 #: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
 MINIMUM_COMPUTE_CAPABILITY = {
@@ -124,6 +128,24 @@ def require_gpu(what: str, device: int = 0) -> CudaDevice:
     if found is None:
         raise NoGPUError(what, "no CUDA device found" if device == 0 else f"no CUDA device {device}")
     return found
+
+
+def minimum_compute_capability(version: str) -> tuple[int, int]:
+    """The oldest GPU (compute capability) TensorRT ``version`` runs on."""
+    return (7, 5) if tensorrt_version(version) >= VOLTA_REMOVED_IN else (7, 0)
+
+
+def check_gpu_supported(version: str, device: CudaDevice) -> None:
+    """BackendUnavailableError (one line) when TensorRT ``version`` does not run on ``device`` at all;
+    TensorRT itself would only fail later, inside the builder or the runtime."""
+    needed = minimum_compute_capability(version)
+    if tensorrt_version(device.compute_capability) >= needed:
+        return
+    older = " (TensorRT 10.0 to 10.4 still run on Volta)" if needed > (7, 0) else ""
+    raise BackendUnavailableError(
+        f"TensorRT {version} does not run on {device.name} (compute capability {device.compute_capability}); it "
+        f"needs compute capability {needed[0]}.{needed[1]} or newer{older}"
+    )
 
 
 def check_precision_supported(precision: Union[str, Precision], device: CudaDevice) -> None:

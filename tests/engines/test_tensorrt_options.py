@@ -17,6 +17,7 @@ from vit5_infer.engines.tensorrt_builder import (
 )
 from vit5_infer.engines.tensorrt_runner import check_batch, input_tensor, outputs_as_float32
 from vit5_infer.engines.tensorrt_support import (
+    check_gpu_supported,
     check_precision_supported,
     has_attention_layers,
     needs_strongly_typed_flag,
@@ -116,6 +117,25 @@ def test_precision_needs_compute_capability(precision, device, refused):
     assert "\n" not in message and isinstance(info.value, Vit5Error)
     assert message.startswith(f"{precision} engines need a GPU of compute capability")
     assert f"{device.name} is {device.compute_capability}" in message
+
+
+@pytest.mark.parametrize(
+    "version, device, runs",
+    [("10.4.0", V100, True), ("10.5.0", V100, False), ("10.14.1.48.post1", V100, False), ("11.4.0.106", V100, False),
+     ("10.5.0", T4, True), ("11.0.0.114", T4, True), ("11.4.0.106", H100, True),
+     ("10.0.1", CudaDevice(0, "Tesla P100-PCIE-16GB", "6.0"), False)],
+)
+def test_tensorrt_runs_on_turing_and_newer_from_10_5(version, device, runs):
+    from vit5_infer.engines.errors import BackendUnavailableError
+
+    if runs:
+        check_gpu_supported(version, device)
+        return
+    with pytest.raises(BackendUnavailableError) as info:
+        check_gpu_supported(version, device)
+    message = str(info.value)
+    assert message.startswith(f"TensorRT {version} does not run on {device.name} (compute capability")
+    assert "\n" not in message and ("7.5 or newer" in message) == (version != "10.0.1")
 
 
 def test_bf16_on_turing_suggests_fp16():

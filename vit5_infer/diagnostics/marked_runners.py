@@ -60,6 +60,7 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     from vit5_infer.engines.errors import EngineBuildError
     from vit5_infer.engines.parse_errors import parse_failure_message, read_parser_errors
     from vit5_infer.engines.tensorrt_support import (
+        check_gpu_supported,
         has_attention_layers,
         import_tensorrt,
         needs_strongly_typed_flag,
@@ -67,7 +68,7 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     )
 
     trt = import_tensorrt()
-    require_gpu("a TensorRT per-layer comparison")
+    check_gpu_supported(trt.__version__, require_gpu("a TensorRT per-layer comparison"))
     from polygraphy import constants
     from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, create_network
     from polygraphy.backend.trt import modify_network_outputs, set_decomposable_attentions
