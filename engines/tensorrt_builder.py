@@ -36,6 +36,7 @@ from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
     check_gpu_supported,
     check_precision_supported,
+    cuda_initialized,
     has_attention_layers,
     import_tensorrt,
     needs_strongly_typed_flag,
@@ -205,7 +206,7 @@ def build_engine(
 
         batches = (min_batch, opt_batch, max_batch)
         cache_out = workdir / "timing.cache"
-        with _polygraphy_logging(verbose):
+        with _polygraphy_logging(verbose), cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
                 trt, graph_path, source_onnx, batches, timing_cache, cache_out, workspace_gib, optimization_level, say
             )

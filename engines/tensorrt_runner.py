@@ -22,7 +22,7 @@ from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 from .base import Runner
 from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
-from .tensorrt_support import check_gpu_supported, import_tensorrt, require_gpu
+from .tensorrt_support import check_gpu_supported, cuda_initialized, import_tensorrt, require_gpu
 
 
 def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_name: str) -> None:
@@ -105,7 +105,7 @@ class TensorRTRunner(Runner):
         from polygraphy.backend.trt import TrtRunner, engine_from_bytes
         from polygraphy.exception import PolygraphyException
 
-        with _quiet():
+        with _quiet(), cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
             try:
                 # Polygraphy's stream and buffers live on the CUDA runtime's current device.
                 cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))

@@ -13,10 +13,11 @@ typed network therefore gives the same numerics on both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 from types import ModuleType
-from typing import Union
+from typing import Iterator, Union
 
 from vit5_infer.vocabulary import Precision
 
@@ -88,6 +89,24 @@ def _import_failure(message: str) -> str:
     """The loader's own reason out of Polygraphy's multi-line import message."""
     found = re.search(r"Error was: (.*)", message)
     return (found.group(1) if found else message.strip().splitlines()[0] if message.strip() else "import failed").strip()
+
+
+@contextlib.contextmanager
+def cuda_initialized(version: str, what: str) -> Iterator[None]:
+    """TensorRT's Builder and Runtime constructors raise ``TypeError: pybind11::init(): factory function
+    returned nullptr`` when TensorRT cannot initialize CUDA (it logs "CUDA initialization failure with
+    error N"; NVIDIA/TensorRT#2913): typically a TensorRT built for a newer CUDA than the driver runs.
+    That becomes one BackendUnavailableError line; every other TypeError is left alone."""
+    try:
+        yield
+    except TypeError as exc:
+        if "returned nullptr" not in str(exc):
+            raise
+        raise BackendUnavailableError(
+            f"TensorRT {version} could not initialize CUDA for {what}: the NVIDIA driver may be older than the "
+            "CUDA this TensorRT was built for (TensorRT for CUDA 13 needs driver r580 or newer; pip install the "
+            "tensorrt-cu12 wheels for an older driver), or no GPU is visible to CUDA"
+        ) from None
 
 
 def tensorrt_major(version: str) -> int:

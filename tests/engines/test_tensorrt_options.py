@@ -19,6 +19,7 @@ from vit5_infer.engines.tensorrt_runner import check_batch, input_tensor, output
 from vit5_infer.engines.tensorrt_support import (
     check_gpu_supported,
     check_precision_supported,
+    cuda_initialized,
     has_attention_layers,
     needs_strongly_typed_flag,
     tensorrt_release,
@@ -136,6 +137,23 @@ def test_tensorrt_runs_on_turing_and_newer_from_10_5(version, device, runs):
     message = str(info.value)
     assert message.startswith(f"TensorRT {version} does not run on {device.name} (compute capability")
     assert "\n" not in message and ("7.5 or newer" in message) == (version != "10.0.1")
+
+
+def test_a_tensorrt_that_cannot_initialize_cuda_is_one_line():
+    """The TypeError TensorRT's Builder/Runtime constructors raise when CUDA fails to initialize (the message
+    pybind11 gives a constructor returning nullptr) is one BackendUnavailableError line; other TypeErrors
+    are bugs and stay tracebacks."""
+    from vit5_infer.engines.errors import BackendUnavailableError
+
+    with pytest.raises(BackendUnavailableError) as info:
+        with cuda_initialized("11.4.0.106", "building an engine"):
+            raise TypeError("pybind11::init(): factory function returned nullptr")
+    message = str(info.value)
+    assert message.startswith("TensorRT 11.4.0.106 could not initialize CUDA for building an engine: ")
+    assert "driver" in message and "\n" not in message
+    with pytest.raises(TypeError, match="unsupported operand"):
+        with cuda_initialized("11.4.0.106", "building an engine"):
+            raise TypeError("unsupported operand type(s)")
 
 
 def test_bf16_on_turing_suggests_fp16():

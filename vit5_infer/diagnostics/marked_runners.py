@@ -61,6 +61,7 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     from vit5_infer.engines.parse_errors import parse_failure_message, read_parser_errors
     from vit5_infer.engines.tensorrt_support import (
         check_gpu_supported,
+        cuda_initialized,
         has_attention_layers,
         import_tensorrt,
         needs_strongly_typed_flag,
@@ -74,7 +75,8 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     from polygraphy.backend.trt import modify_network_outputs, set_decomposable_attentions
     from polygraphy.backend.trt import util as trt_util
 
-    builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
+    with cuda_initialized(trt.__version__, "a per-layer comparison"):
+        builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
     parser = trt.OnnxParser(network, trt_util.get_trt_logger())
     if not parser.parse(model.SerializeToString()) or parser.num_errors:
         raise EngineBuildError(parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__))
