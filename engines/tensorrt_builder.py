@@ -111,6 +111,23 @@ def check_input_shape(inputs: dict, source: PathLike, batches: tuple[int, int, i
     return dims[1:]
 
 
+def read_timing_cache(path: Optional[PathLike], source: PathLike = None) -> Optional[bytes]:
+    """The --timing-cache file's bytes (None: no cache asked, or none there yet), read before TensorRT is
+    loaded; it is written back after the build, so a path that cannot be read or written is refused in
+    one line now, not after minutes of building."""
+    if path is None:
+        return None
+    from vit5_infer.files import check_output_path
+
+    path = check_output_path(path, "--timing-cache", (source,))
+    if not path.exists():
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise EngineBuildError(f"--timing-cache: cannot read {path} ({exc.strerror or exc})") from None
+
+
 def timing_cache_note(path: PathLike, size: int, accepted: bool) -> str:
     if accepted:
         return f"loaded timing cache {path} ({size} bytes)"
@@ -175,6 +192,8 @@ def build_engine(
         onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
         recorded = read_metadata_or_empty(onnx_path).get("precision")
 
+    cache_blob = read_timing_cache(timing_cache, onnx_path if exported_onnx is None else None)
+
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
     check_gpu_supported(trt.__version__, gpu)
@@ -208,7 +227,8 @@ def build_engine(
         cache_out = workdir / "timing.cache"
         with _polygraphy_logging(verbose), cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
-                trt, graph_path, source_onnx, batches, timing_cache, cache_out, workspace_gib, optimization_level, say
+                trt, graph_path, source_onnx, batches, (timing_cache, cache_blob), cache_out, workspace_gib,
+                optimization_level, say,
             )
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
@@ -298,13 +318,15 @@ def _build(
     graph_path: Path,
     source_onnx: Path,
     batches: tuple[int, int, int],
-    timing_cache: Optional[PathLike],
+    timing_cache: tuple[Optional[PathLike], Optional[bytes]],
     cache_out: Path,
     workspace_gib: Optional[float],
     optimization_level: int,
     say: Callable[[str], None],
 ) -> tuple[bytes, tuple, bool]:
-    """(serialized engine, [C, H, W] of pixel_values, whether attention layers were made decomposable)."""
+    """(serialized engine, [C, H, W] of pixel_values, whether attention layers were made decomposable).
+
+    ``timing_cache``: (its path, the bytes read from it, None when there were none)."""
     from polygraphy.backend.trt import (
         CreateConfig,
         PostprocessConfig,
@@ -336,8 +358,11 @@ def _build(
                 # TensorRT's own default; Polygraphy would turn TF32 off.
                 tf32=True,
             ),
-            lambda builder, net, config: _attach_timing_cache(config, timing_cache, say),
+            lambda builder, net, config: _attach_timing_cache(config, *timing_cache, say),
         )
+        if optimization_level == 0 and timing_cache[0]:
+            # IBuilderConfig.builder_optimization_level: level 0 "will also not respect a timing cache".
+            say("builder optimization level 0 does not use the timing cache")
         say(f"building the engine (batch {min_batch}..{max_batch}, opt {opt_batch}); this takes minutes")
         serialized = engine_bytes_from_network(network, config=config, save_timing_cache=str(cache_out))
     except PolygraphyException as exc:
@@ -368,11 +393,12 @@ def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], N
     return builder, network, parser
 
 
-def _attach_timing_cache(config: Any, timing_cache: Optional[PathLike], say: Callable[[str], None]) -> None:
+def _attach_timing_cache(
+    config: Any, timing_cache: Optional[PathLike], blob: Optional[bytes], say: Callable[[str], None]
+) -> None:
     """Use the timing cache file if TensorRT accepts it; a foreign or damaged one is replaced, not fatal."""
-    if not timing_cache or not Path(timing_cache).is_file():
+    if not timing_cache or blob is None:
         return  # CreateConfig attached an empty cache; the build fills it
-    blob = Path(timing_cache).read_bytes()
     try:
         cache = config.create_timing_cache(blob)
     except (RuntimeError, TypeError, ValueError):

@@ -72,6 +72,25 @@ def test_bad_build_options_fail_first(onnx_file, tmp_path, kwargs, match):
     assert not (tmp_path / "model.engine").exists()
 
 
+@pytest.mark.parametrize("kind", ["directory", "under a file", "the source"])
+def test_a_timing_cache_that_cannot_be_written_back_fails_first(onnx_file, tmp_path, kind):
+    """The timing cache is written after the build: a path that cannot take it is refused before TensorRT
+    is even looked for, not after minutes of building."""
+    cache = {"directory": tmp_path, "under a file": onnx_file / "t.cache", "the source": onnx_file}[kind]
+    with pytest.raises(Vit5Error, match="--timing-cache") as info:
+        build_engine(onnx_file, tmp_path / "out" / "model.engine", timing_cache=cache)
+    assert "\n" not in str(info.value) and not (tmp_path / "out").exists()
+
+
+def test_read_timing_cache(tmp_path):
+    from vit5_infer.engines.tensorrt_builder import read_timing_cache
+
+    assert read_timing_cache(None) is None
+    assert read_timing_cache(tmp_path / "new.cache") is None
+    (tmp_path / "old.cache").write_bytes(b"cache bytes")
+    assert read_timing_cache(tmp_path / "old.cache") == b"cache bytes"
+
+
 def test_bad_build_paths(tmp_path, onnx_file):
     with pytest.raises(BackendError, match="ONNX file not found"):
         build_engine(tmp_path / "absent.onnx", tmp_path / "model.engine")
