@@ -35,6 +35,21 @@ def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_n
         raise InputError(f"{engine_name} accepts batch {low}..{high}, got {batch}; rebuild it with --min-batch/--max-batch")
 
 
+def batch_range(shape: Sequence[int], profile: Sequence[Sequence[int]], engine_name: str) -> tuple[int, int]:
+    """The batch sizes an engine takes: the fixed batch of its [B, C, H, W] input (an engine built by
+    another tool for one shape), else profile 0's min..max (``get_tensor_profile_shape``: [min, opt, max],
+    each Dims{-1} when the input has no profile)."""
+    dims = [int(d) for d in shape]
+    if len(dims) != 4:
+        raise BackendError(f"{engine_name}: expected a [B, C, H, W] input, the engine's is {dims}")
+    if dims[0] >= 0:
+        return dims[0], dims[0]
+    shapes = [[int(d) for d in dims] for dims in profile]
+    if len(shapes) != 3 or any(len(s) != 4 or s[0] < 1 for s in shapes):
+        raise BackendError(f"{engine_name}: its dynamic batch has no optimization profile 0 ({shapes})")
+    return shapes[0][0], shapes[2][0]
+
+
 def input_tensor(pixel_values: np.ndarray, dtype: Any) -> Any:
     """``pixel_values`` as a contiguous torch CPU tensor of the engine input's type (a Polygraphy DataType)."""
     import torch
@@ -133,9 +148,11 @@ class TensorRTRunner(Runner):
             if len(inputs) != 1 or not self.output_names:
                 raise BackendError(f"{self.engine_path}: expected one input and at least one output, found {inputs} -> {self.output_names}")
             self._input_name = inputs[0]
-            # Profile 0 bounds the batch sizes this engine accepts.
-            low, _, high = engine.get_tensor_profile_shape(self._input_name, 0)
-            self.batch_range = (int(low[0]), int(high[0]))
+            self.batch_range = batch_range(
+                engine.get_tensor_shape(self._input_name),
+                engine.get_tensor_profile_shape(self._input_name, 0),
+                self.engine_path.name,
+            )
             runner = TrtRunner(engine)
             runner.activate()
             self._input_dtype = runner.get_input_metadata()[self._input_name].dtype

@@ -15,7 +15,7 @@ from vit5_infer.engines.tensorrt_builder import (
     precision_to_build,
     timing_cache_note,
 )
-from vit5_infer.engines.tensorrt_runner import check_batch, input_tensor, outputs_as_float32
+from vit5_infer.engines.tensorrt_runner import batch_range, check_batch, input_tensor, outputs_as_float32
 from vit5_infer.engines.tensorrt_support import (
     check_gpu_supported,
     check_precision_supported,
@@ -211,6 +211,17 @@ def test_check_batch():
         check_batch(np.zeros((9, 3, 8, 8), np.float32), (1, 8), "m.engine")
     with pytest.raises(InputError, match=r"must be \[B, C, H, W\]"):
         check_batch(np.zeros((3, 8, 8), np.float32), (1, 8), "m.engine")
+
+
+def test_batch_range_from_the_profile_or_a_fixed_batch():
+    dynamic = (-1, 3, 32, 32)
+    assert batch_range(dynamic, [(1, 3, 32, 32), (8, 3, 32, 32), (32, 3, 32, 32)], "m.engine") == (1, 32)
+    # an engine built elsewhere for one shape: its batch, whatever profile 0 reports
+    assert batch_range((4, 3, 32, 32), [(), (), ()], "m.engine") == (4, 4)
+    with pytest.raises(BackendError, match="m.engine: its dynamic batch has no optimization profile 0"):
+        batch_range(dynamic, [(), (), ()], "m.engine")
+    with pytest.raises(BackendError, match=r"m.engine: expected a \[B, C, H, W\] input"):
+        batch_range((-1, 768), [(1, 768), (1, 768), (8, 768)], "m.engine")
 
 
 @pytest.mark.parametrize("dtype, torch_dtype", [("FLOAT32", torch.float32), ("FLOAT16", torch.float16), ("BFLOAT16", torch.bfloat16)])
