@@ -51,6 +51,24 @@ def _graph_optimization_level(ort: Any, name: str) -> Any:
     return level
 
 
+def provider_failure(ort_version: str, provider: str) -> str:
+    """Why a GPU provider did not start, for the one-line error: the CUDA (and TensorRT) it needs."""
+    from .ort_tensorrt import ort_cuda_version
+
+    cuda = ort_cuda_version()
+    needs = f"the CUDA {cuda} and cuDNN 9 libraries" if cuda else "CUDA and cuDNN libraries of the version it was built for"
+    if provider == "TensorrtExecutionProvider":
+        needs = "TensorRT's libraries and " + needs
+        page = "TensorRT-ExecutionProvider.html#requirements"
+    else:
+        page = "CUDA-ExecutionProvider.html#requirements"
+    return (
+        f"onnxruntime {ort_version} could not start {provider}: it needs {needs} "
+        "(pip install 'onnxruntime-gpu[cuda,cudnn]', or import a CUDA build of torch of that CUDA first); "
+        f"see https://onnxruntime.ai/docs/execution-providers/{page}"
+    )
+
+
 class OrtRunner(Runner):
     def __init__(
         self,
@@ -94,6 +112,10 @@ class OrtRunner(Runner):
             )
         if not has_cuda_driver():
             raise NoGPUError(f"onnxruntime's {wanted}", "no NVIDIA driver or CUDA device found")
+        if self.provider == "tensorrt":
+            from .ort_tensorrt import prepare_tensorrt
+
+            prepare_tensorrt(ort)
 
     def load(self) -> None:
         import onnxruntime as ort
@@ -115,11 +137,8 @@ class OrtRunner(Runner):
             message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {message}") from None
         if providers[0] not in session.get_providers():
-            # onnxruntime silently falls back to CPU when a GPU provider's libraries fail to load.
-            raise BackendUnavailableError(
-                f"onnxruntime could not start {providers[0]} (CUDA/cuDNN libraries missing or mismatched; "
-                "see https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements)"
-            )
+            # onnxruntime silently falls back to the next provider when a GPU provider's libraries fail to load.
+            raise BackendUnavailableError(provider_failure(ort.__version__, providers[0]))
         inputs, outputs = session.get_inputs(), session.get_outputs()
         names = [i.name for i in inputs]
         self._input_name = "pixel_values" if "pixel_values" in names else names[0]

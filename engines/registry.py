@@ -30,6 +30,7 @@ def _module_present(name: str) -> bool:
 def available_backends() -> list[str]:
     """The backends that can run here, cheaply decided (no session, engine or model is created)."""
     from .cuda_device import has_cuda_driver
+    from .ort_tensorrt import tensorrt_usable
     from .tensorrt_support import tensorrt_installed
 
     found = []
@@ -47,7 +48,8 @@ def available_backends() -> list[str]:
         providers = set(ort.get_available_providers())
         if gpu and "CUDAExecutionProvider" in providers:
             found.append("ort-cuda")
-        if gpu and "TensorrtExecutionProvider" in providers and tensorrt_installed():
+        # ORT's TensorRT provider loads only with the TensorRT major it was built for (10.x up to 1.31).
+        if gpu and "TensorrtExecutionProvider" in providers and tensorrt_usable(ort):
             found.append("ort-trt")
     if gpu and tensorrt_installed():
         found.append("trt")  # Polygraphy's TrtRunner brings its own CUDA buffers: no CUDA torch needed
@@ -100,8 +102,8 @@ def make_runner(
 
         if path.suffix.lower() != ".onnx":
             raise BackendError(f"backend {backend} runs an .onnx file, not {path}")
-        if backend == "ort-trt" and batch_hint:
-            options.setdefault("provider_options", _ort_trt_profile(path, batch_hint))
+        if backend == "ort-trt" and path.is_file():
+            options.setdefault("provider_options", _ort_trt_options(path, batch_hint))
         return OrtRunner(path, provider=_ORT_PROVIDER[backend], threads=threads, **options)
 
     from .tensorrt_runner import ENGINE_SUFFIXES, TensorRTRunner
@@ -113,19 +115,28 @@ def make_runner(
     return TensorRTRunner(path, device=int(options.pop("device", 0)))
 
 
-def _ort_trt_profile(onnx_path: Path, batch: int) -> dict:
-    """TensorRT EP options: an explicit pixel_values profile 1..batch (opt = batch)."""
+def _ort_trt_options(onnx_path: Path, batch: Optional[int]) -> dict:
+    """TensorRT EP options: the precision options the graph's types need (ORT's TensorRT networks are
+    weakly typed: see ort_tensorrt) and, given a batch, an explicit pixel_values profile 1..batch (opt = batch)."""
     import onnx
+    import onnxruntime as ort
 
-    model = onnx.load(str(onnx_path), load_external_data=False)
-    inputs = {i.name: i for i in model.graph.input}
-    if "pixel_values" not in inputs:
+    from .ort_tensorrt import precision_options, provider_library
+
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - not an ONNX file: the runner's load says so in one line
         return {}
+    options = precision_options(model, provider_library(ort))
+    inputs = {i.name: i for i in model.graph.input}
+    if not batch or "pixel_values" not in inputs:
+        return options
     dims = [d.dim_value for d in inputs["pixel_values"].type.tensor_type.shape.dim][1:]
     if len(dims) != 3 or not all(dims):
-        return {}
+        return options
     chw = "x".join(str(d) for d in dims)
     return {
+        **options,
         "trt_profile_min_shapes": f"pixel_values:1x{chw}",
         "trt_profile_opt_shapes": f"pixel_values:{batch}x{chw}",
         "trt_profile_max_shapes": f"pixel_values:{batch}x{chw}",

@@ -17,7 +17,7 @@ import contextlib
 import importlib.util
 import re
 from types import ModuleType
-from typing import Iterator, Union
+from typing import Iterator, Optional, Union
 
 from vit5_infer.vocabulary import Precision
 
@@ -53,6 +53,23 @@ def tensorrt_installed() -> bool:
         return importlib.util.find_spec("tensorrt") is not None
     except (ImportError, ValueError):
         return False
+
+
+#: Distributions that install the ``tensorrt`` module (the metapackage, or a CUDA-specific build alone).
+TENSORRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11")
+
+
+def installed_tensorrt_version() -> Optional[str]:
+    """The installed TensorRT's version from its package metadata (no import: TensorRT's libraries are
+    large and need CUDA); None when none is installed."""
+    from importlib import metadata
+
+    for dist in TENSORRT_DISTRIBUTIONS:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
 
 
 def import_tensorrt() -> ModuleType:

@@ -15,16 +15,10 @@ ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
 def installed_tensorrt_target() -> str:
     """The export target for the TensorRT installed here (``tensorrt`` when none is): its MAJOR.MINOR,
     as a package version such as 10.14.1.48.post1 is not a target."""
-    from importlib import metadata
+    from vit5_infer.engines.tensorrt_support import installed_tensorrt_version, tensorrt_release
 
-    from vit5_infer.engines.tensorrt_support import tensorrt_release
-
-    for dist in ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu11"):
-        try:
-            return f"tensorrt={tensorrt_release(metadata.version(dist))}"
-        except metadata.PackageNotFoundError:
-            continue
-    return "tensorrt"
+    version = installed_tensorrt_version()
+    return f"tensorrt={tensorrt_release(version)}" if version else "tensorrt"
 
 
 def recorded_precision(onnx_path: Path) -> str:
