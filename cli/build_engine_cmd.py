@@ -15,6 +15,8 @@ def build_engine(
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
     fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16 graph.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Build an INT8 Q/DQ graph ('vit5 export --precision int8 --target tensorrt'): its scales are in the graph, no calibrator.")] = False,
+    fp8: Annotated[bool, typer.Option("--fp8", help="Build an FP8 Q/DQ graph ('vit5 export --precision fp8 --target tensorrt'; Ada/Hopper or newer).")] = False,
     min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 1,
     opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the kernels are tuned for.", rich_help_panel=PROFILE_PANEL)] = 1,
     max_batch: Annotated[int, typer.Option("--max-batch", help="Largest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 8,
@@ -26,9 +28,10 @@ def build_engine(
     """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
     from vit5_infer.engines.tensorrt_builder import build_engine as build
 
-    if fp16 and bf16:
-        raise typer.BadParameter("choose one of --fp16 and --bf16", param_hint="--fp16/--bf16")
-    precision = "fp16" if fp16 else "bf16" if bf16 else "fp32"
+    chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if flag]
+    if len(chosen) > 1:
+        raise typer.BadParameter("choose one of --fp16, --bf16, --int8 and --fp8", param_hint="--" + "/--".join(chosen))
+    precision = chosen[0] if chosen else "fp32"
     from vit5_infer.files import check_output_path
     from vit5_infer.vocabulary import ENGINE_SUFFIXES
 

@@ -184,7 +184,7 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     """The ``vit5 build-engine`` command line that rebuilds this engine on the current machine."""
     engine = str(engine_path) if engine_path is not None else (manifest.engine_file or "model.engine")
     words = ["vit5", "build-engine", manifest.onnx_path, "-o", engine]
-    if manifest.precision in ("fp16", "bf16"):
+    if manifest.precision in ("fp16", "bf16", "int8", "fp8"):
         words.append(f"--{manifest.precision}")
     shapes = manifest.profiles.get(INPUT_NAME) or {}
     batches = {key: (shapes.get(key) or [None])[0] for key in ("min", "opt", "max")}

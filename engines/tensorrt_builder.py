@@ -215,6 +215,8 @@ def build_engine(
             staged_onnx = None
             source_onnx = Path(onnx_path)
         graph_path, graph_precision, graph = graph_at_precision(source_onnx, precision, workdir)
+        if Precision(precision).is_quantized and graph_precision != precision:
+            raise EngineBuildError(f"{source_onnx} is an {graph_precision} graph; build it with --{graph_precision}")
         if graph_path != source_onnx:
             say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
         attention_blocks = count_attention_blocks(graph)

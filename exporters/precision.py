@@ -176,7 +176,9 @@ def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, o
             else f"{onnx_path} is an {have} graph; build it with --{have}"
         )
     if precision not in REDUCED:
-        raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16")
+        quantize = (f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
+                    f"{precision} --target tensorrt --calibration DIR'" if precision in ("int8", "fp8") else "")
+        raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
     from .export import EXTERNAL_DATA_THRESHOLD
 
     converted = convert_precision(model, precision)

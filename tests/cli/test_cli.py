@@ -161,6 +161,20 @@ def test_build_engine_without_tensorrt_is_one_line(exported, tmp_path):
     assert not (tmp_path / "m.engine").exists()
 
 
+@pytest.mark.parametrize("flag", ["--int8", "--fp8"])
+def test_build_engine_takes_the_quantized_precisions(exported, tmp_path, flag):
+    """--int8/--fp8 build a Q/DQ graph: the flags exist (the next thing missing here is TensorRT itself)."""
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
+    assert_one_line_error(vit5("build-engine", exported, "-o", tmp_path / "m.engine", flag), "TensorRT is not installed")
+
+
+def test_build_engine_takes_one_precision(exported, tmp_path):
+    proc = vit5("build-engine", exported, "-o", tmp_path / "m.engine", "--fp16", "--int8")
+    words = " ".join(proc.stderr.replace("│", " ").split())  # typer's box wraps the line
+    assert proc.returncode == 2 and "choose one of --fp16, --bf16, --int8 and --fp8" in words
+
+
 def test_export_fp16_io_with_external_data(golden_dir, tmp_path):
     import numpy as np
     import onnx

@@ -140,6 +140,8 @@ def test_rebuild_command_spells_only_non_default_flags(built):
     manifest.build_flags.update(timing_cache="cache dir/t.cache", workspace_gib=4.0, optimization_level=5)
     command = rebuild_command(manifest, "m.engine")
     assert command.endswith("--bf16 --timing-cache 'cache dir/t.cache' --workspace 4 --optimization-level 5")
+    manifest.precision = "int8"  # a Q/DQ graph: built with --int8 (the flag says what the graph must be)
+    assert " -o m.engine --int8 " in rebuild_command(manifest, "m.engine")
 
 
 def test_records_the_graph_outputs(tmp_path):
