@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -211,10 +212,17 @@ def _same_gpu_name(a: str, b: str) -> bool:
     return " ".join(a.lower().split()) == " ".join(b.lower().split())
 
 
+def _tensorrt_build(version: str) -> str:
+    """MAJOR.MINOR.PATCH.BUILD of a TensorRT version: what a plan file must match (TensorRT's support
+    policies); a pip post release (10.14.1.48.post1) repackages the same build."""
+    found = re.match(r"\s*\d+(?:\.\d+)*", str(version))
+    return found.group(0).strip() if found else str(version)
+
+
 def mismatches(manifest: EngineManifest, trt_version: str, gpu_name: str, compute_capability: str) -> list[str]:
     """What differs between where the engine was built and this machine (empty: compatible)."""
     found = []
-    if str(manifest.tensorrt_version) != str(trt_version):
+    if _tensorrt_build(manifest.tensorrt_version) != _tensorrt_build(trt_version):
         found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here")
     if str(manifest.compute_capability) != str(compute_capability):
         found.append(

@@ -125,6 +125,15 @@ def test_other_gpu_same_architecture(built):
         check_compatible(manifest, "10.14.1", "NVIDIA H100 NVL", "9.0")
 
 
+def test_a_post_release_of_the_same_build_is_the_same_tensorrt(built):
+    """tensorrt.__version__ 10.14.1.48.post1 is the 10.14.1.48 build repackaged: its plans load there."""
+    _, _, manifest = built
+    manifest.tensorrt_version = "10.14.1.48"
+    assert mismatches(manifest, "10.14.1.48.post1", manifest.gpu_name, manifest.compute_capability) == []
+    assert mismatches(manifest, "10.14.1.49", manifest.gpu_name, manifest.compute_capability) == [
+        "TensorRT 10.14.1.48 vs 10.14.1.49 here"]
+
+
 def test_both_differ_lists_both(built):
     _, _, manifest = built
     found = mismatches(manifest, "10.13.0", "NVIDIA L4", "8.9")
