@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-ENGINES = Path(__file__).resolve().parents[2] / "engines"
-TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py", "parse_errors.py"]
+REPO = Path(__file__).resolve().parents[2]
+ENGINES = REPO / "engines"
+TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py", "parse_errors.py",
+               "../vit5_infer/diagnostics/marked_runners.py"]
 
 # Removed in 11.x (weak typing, implicit quantization, old memory queries) or in 10.x (binding API).
 REMOVED = [
@@ -19,6 +21,11 @@ REMOVED = [
     r"EXPLICIT_BATCH", r"platform_has_fast_fp16", r"platform_has_fast_int8", r"int8_calibrator",
     r"\bdevice_memory_size\b", r"execute_async_v2", r"execute_v2", r"get_binding_", r"binding_is_input",
     r"max_workspace_size\s*=", r"build_engine\(network", r"set_precision", r"set_output_type",
+    # absent from the 11.0/11.4 Python bindings (present in 10.x): implicit quantization, weak-typing
+    # precision hints, the algorithm selector, IStreamReader (now IStreamReaderV2), supports_model (now _v2)
+    r"QuantizationFlag", r"IInt8", r"calibration_profile", r"precision_is_set", r"reset_precision",
+    r"IAlgorithmSelector", r"algorithm_selector", r"platform_has_tf32",
+    r"IStreamReader\b", r"supports_model\b", r"get_device_memory_size_for_profile\b",
 ]
 
 # Module-level names used from `trt.`, all documented in the TensorRT 10.x and 11.x Python API.
@@ -81,6 +88,12 @@ def test_polygraphy_names_exist(name):
 
     for module, attribute in _polygraphy_imports(name):
         assert hasattr(importlib.import_module(module), attribute), f"{name}: {module}.{attribute} not in Polygraphy"
+
+
+@pytest.mark.parametrize("name", TRT_MODULES)
+def test_export_targets_get_major_minor(name):
+    """tensorrt.__version__ of a post release (10.14.1.48.post1) is no export target: pass tensorrt_release()."""
+    assert not re.search(r"tensorrt=\{(?!tensorrt_release\()[^}]*__version__", _source(name)), f"{name} builds a target from __version__"
 
 
 def test_the_tensorrt_path_goes_through_polygraphy():
