@@ -83,7 +83,12 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     parsed = (builder, network, parser)
     if has_attention_layers(trt.__version__):
         parsed = set_decomposable_attentions(parsed)
-    parsed = modify_network_outputs(parsed, outputs=constants.MARK_ALL)
+    # The tensor between an IAttention's input and output layers lives inside the attention subgraph (no
+    # ONNX tensor to compare it with); it is left unmarked rather than asked of TensorRT as an output.
+    inside = [layer.get_output(i).name for layer in network if layer.type == getattr(trt.LayerType, "ATTENTION_INPUT", None)
+              for i in range(layer.num_outputs)]
+    parsed = modify_network_outputs(parsed, outputs=constants.MARK_ALL,
+                                    exclude_outputs=[glob.escape(name) for name in inside] or None)
     shape = tuple(int(d) for d in input_shape)
     profile = Profile().add(model.graph.input[0].name, min=shape, opt=shape, max=shape)
     config = CreateConfig(profiles=[profile], tf32=True)  # TensorRT's default; Polygraphy's is off
