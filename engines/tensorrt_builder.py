@@ -13,7 +13,6 @@ graph (the exporter's FP16/BF16 graph), never from builder precision flags, whic
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import tempfile
@@ -21,7 +20,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from vit5_infer.exporters.export import export_source
 from vit5_infer.exporters.metadata import read_metadata_or_empty
@@ -41,6 +40,8 @@ from .tensorrt_support import (
     import_tensorrt,
     needs_strongly_typed_flag,
     require_gpu,
+    reported_error,
+    tensorrt_log,
     tensorrt_major,
     tensorrt_release,
 )
@@ -227,10 +228,10 @@ def build_engine(
 
         batches = (min_batch, opt_batch, max_batch)
         cache_out = workdir / "timing.cache"
-        with _polygraphy_logging(verbose), cuda_initialized(trt.__version__, "building an engine"):
+        with tensorrt_log(verbose) as errors, cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
                 trt, graph_path, source_onnx, batches, (timing_cache, cache_blob), cache_out, workspace_gib,
-                optimization_level, say,
+                optimization_level, say, errors,
             )
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
@@ -306,15 +307,6 @@ def build_engine(
     )
 
 
-@contextlib.contextmanager
-def _polygraphy_logging(verbose: bool) -> Iterator[None]:
-    """Polygraphy (and TensorRT through it) print only with --verbose; failures become our one-line errors."""
-    from polygraphy.logger import G_LOGGER
-
-    with G_LOGGER.verbosity(G_LOGGER.EXTRA_VERBOSE if verbose else G_LOGGER.CRITICAL + 1):
-        yield
-
-
 def _build(
     trt: Any,
     graph_path: Path,
@@ -325,10 +317,12 @@ def _build(
     workspace_gib: Optional[float],
     optimization_level: int,
     say: Callable[[str], None],
+    errors: list,
 ) -> tuple[bytes, tuple, bool]:
     """(serialized engine, [C, H, W] of pixel_values, whether attention layers were made decomposable).
 
-    ``timing_cache``: (its path, the bytes read from it, None when there were none)."""
+    ``timing_cache``: (its path, the bytes read from it, None when there were none); ``errors``: what
+    TensorRT and Polygraphy logged as errors (tensorrt_log), for the failure's one line."""
     from polygraphy.backend.trt import (
         CreateConfig,
         PostprocessConfig,
@@ -368,7 +362,7 @@ def _build(
         say(f"building the engine (batch {min_batch}..{max_batch}, opt {opt_batch}); this takes minutes")
         serialized = engine_bytes_from_network(network, config=config, save_timing_cache=str(cache_out))
     except PolygraphyException as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+        first = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
         raise EngineBuildError(
             f"TensorRT {trt.__version__} failed to build an engine from {source_onnx} ({first}); "
             "rerun with --verbose to see the builder log"

@@ -22,7 +22,14 @@ from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 from .base import Runner
 from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
-from .tensorrt_support import check_gpu_supported, cuda_initialized, import_tensorrt, require_gpu
+from .tensorrt_support import (
+    check_gpu_supported,
+    cuda_initialized,
+    import_tensorrt,
+    reported_error,
+    require_gpu,
+    tensorrt_log,
+)
 
 
 def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_name: str) -> None:
@@ -120,7 +127,7 @@ class TensorRTRunner(Runner):
         from polygraphy.backend.trt import TrtRunner, engine_from_bytes
         from polygraphy.exception import PolygraphyException
 
-        with _quiet(), cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
+        with tensorrt_log() as errors, cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
             try:
                 # Polygraphy's stream and buffers live on the CUDA runtime's current device.
                 cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
@@ -138,9 +145,11 @@ class TensorRTRunner(Runner):
                     if self.manifest is not None
                     else f"vit5 build-engine MODEL.onnx -o {self.engine_path}"
                 )
+                said = reported_error(errors, "")
                 raise EngineMismatchError(
                     f"TensorRT {trt.__version__} could not load {self.engine_path} (built by another TensorRT "
-                    f"version or for another GPU, or not an engine); rebuild it with: {how}"
+                    f"version or for another GPU, or not an engine{'; TensorRT: ' + said if said else ''}); "
+                    f"rebuild it with: {how}"
                 ) from None
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -154,7 +163,11 @@ class TensorRTRunner(Runner):
                 self.engine_path.name,
             )
             runner = TrtRunner(engine)
-            runner.activate()
+            try:
+                runner.activate()  # creates the execution context: fails when the GPU has too little memory free
+            except PolygraphyException as exc:
+                reason = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
+                raise BackendError(f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})") from None
             self._input_dtype = runner.get_input_metadata()[self._input_name].dtype
         self._runner = runner
         self._loaded = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import re
 from types import ModuleType
 from typing import Iterator, Optional, Union
@@ -106,6 +107,61 @@ def _import_failure(message: str) -> str:
     """The loader's own reason out of Polygraphy's multi-line import message."""
     found = re.search(r"Error was: (.*)", message)
     return (found.group(1) if found else message.strip().splitlines()[0] if message.strip() else "import failed").strip()
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list):
+        super().__init__(logging.ERROR)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def tensorrt_log(verbose: bool = False) -> Iterator[list]:
+    """Polygraphy's log, with TensorRT's through it: shown in full when ``verbose``; otherwise hidden, its
+    errors kept (the list yielded) so a failure's one-line message can say what TensorRT reported instead
+    of Polygraphy's generic "Invalid Engine"."""
+    from polygraphy.logger import G_LOGGER
+
+    errors: list = []
+    if verbose:
+        with G_LOGGER.verbosity(G_LOGGER.EXTRA_VERBOSE):
+            yield errors
+        return
+    python_logger = logging.getLogger("Polygraphy")
+    saved = (G_LOGGER.use_python_logging_system, G_LOGGER.colors, python_logger.propagate)
+    handler = _Collect(errors)
+    G_LOGGER.use_python_logging_system = True
+    G_LOGGER.colors = False  # else Polygraphy prints a note about the 'colored' module
+    python_logger.propagate = False
+    python_logger.addHandler(handler)
+    try:
+        with G_LOGGER.verbosity(G_LOGGER.ERROR):
+            yield errors
+    finally:
+        python_logger.removeHandler(handler)
+        G_LOGGER.use_python_logging_system, G_LOGGER.colors, python_logger.propagate = saved
+
+
+def reported_error(errors: list, fallback: str) -> str:
+    """The last error TensorRT logged before the failure, as one line (TensorRT ends a failed build with
+    a summary such as "IBuilder::buildSerializedNetwork: Error Code 4: ..."; earlier errors may be ones
+    the build recovered from, like a refused timing cache); ``fallback`` when it logged none.  Polygraphy's
+    own closing message ("[!] Invalid Engine ...") says less and is skipped."""
+    for message in reversed(errors):
+        text = _ANSI.sub("", str(message)).strip()
+        if text.startswith("[!]"):
+            continue
+        text = re.sub(r"^\[[A-Z]\]\s*", "", text)
+        if text:
+            line = " ".join(text.split())
+            return line if len(line) <= 300 else line[:297] + "..."
+    return fallback
 
 
 @contextlib.contextmanager

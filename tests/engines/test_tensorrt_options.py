@@ -22,6 +22,8 @@ from vit5_infer.engines.tensorrt_support import (
     cuda_initialized,
     has_attention_layers,
     needs_strongly_typed_flag,
+    reported_error,
+    tensorrt_log,
     tensorrt_release,
     tensorrt_version,
 )
@@ -154,6 +156,29 @@ def test_a_tensorrt_that_cannot_initialize_cuda_is_one_line():
     with pytest.raises(TypeError, match="unsupported operand"):
         with cuda_initialized("11.4.0.106", "building an engine"):
             raise TypeError("unsupported operand type(s)")
+
+
+def test_tensorrt_log_hides_the_log_and_keeps_what_tensorrt_reported(capsys):
+    """What a failed build says: TensorRT's last error (through Polygraphy's TensorRT logger, which logs
+    ERROR messages with G_LOGGER.error), not Polygraphy's generic closing line; nothing printed meanwhile."""
+    from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
+
+    before = (G_LOGGER.use_python_logging_system, G_LOGGER.colors, G_LOGGER.module_severity.get())
+    with pytest.raises(PolygraphyException):
+        with tensorrt_log() as errors:
+            G_LOGGER.warning("a warning nobody needs")
+            G_LOGGER.error("ITimingCache::combine: Error Code 2: timing cache from another device")
+            G_LOGGER.error("IBuilder::buildSerializedNetwork: Error Code 4: Internal Error (not enough\nworkspace)")
+            G_LOGGER.critical("Invalid Engine. Please ensure the engine was built correctly")
+    assert capsys.readouterr() == ("", "")
+    assert reported_error(errors, "fallback") == (
+        "IBuilder::buildSerializedNetwork: Error Code 4: Internal Error (not enough workspace)")
+    assert reported_error([], "fallback") == "fallback"
+    assert (G_LOGGER.use_python_logging_system, G_LOGGER.colors, G_LOGGER.module_severity.get()) == before
+    with tensorrt_log(verbose=True):
+        G_LOGGER.info("shown with --verbose")
+    assert "shown with --verbose" in capsys.readouterr().out
 
 
 def test_bf16_on_turing_suggests_fp16():
