@@ -51,6 +51,8 @@ def capture_environment() -> dict:
     """Where the numbers were measured: host, accelerators, library versions."""
     import torch
 
+    from vit5_infer.engines.tensorrt_support import installed_tensorrt_version
+
     env = {
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -64,7 +66,7 @@ def capture_environment() -> dict:
         "torch_cuda": torch.version.cuda,
         "onnx": _version("onnx"),
         "onnxruntime": _version("onnxruntime-gpu") or _version("onnxruntime"),
-        "tensorrt": _version("tensorrt") or _version("tensorrt-cu12") or _version("tensorrt-cu13"),
+        "tensorrt": installed_tensorrt_version(),
     }
     try:
         import onnxruntime
