@@ -49,7 +49,8 @@ class ExportTarget:
         spec = str(text).strip().lower()
         if spec in ("ort", "cpu", "onnxruntime"):
             return cls("ort")
-        match = re.fullmatch(r"(?:tensorrt|trt)(?:\s*[=:\- ]?\s*(\d+)(?:\.(\d+))?(?:\.\d+)*)?", spec)
+        # a pip post release ("10.14.1.48.post1") parses as its release
+        match = re.fullmatch(r"(?:tensorrt|trt)(?:\s*[=:\- ]?\s*(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?)?", spec)
         if not match:
             raise TargetError(f"unknown export target {text!r}; use ort, tensorrt or tensorrt=MAJOR.MINOR (e.g. tensorrt=10.8)")
         if match.group(1) is None:

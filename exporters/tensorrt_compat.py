@@ -130,7 +130,8 @@ SCALE_TYPES = FLOAT_TYPES | {TensorProto.DOUBLE}
 
 def rule_release(version: str) -> str:
     """The encoded release whose parser rules apply to TensorRT ``version`` ("10.8" -> "10.0")."""
-    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)*\s*", str(version))
+    # a pip post release ("10.14.1.48.post1") is the same parser as its release
+    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?\s*", str(version))
     if not match:
         raise TensorRTCompatError(f"TensorRT version must look like 10.8 or 11.0, got {version!r}")
     major, minor = int(match.group(1)), int(match.group(2) or 0)

@@ -59,12 +59,13 @@ def attention(q_shape=(1, 2, 5, 4), kv_shape=None, extra_inputs=(), outputs=("y"
 @pytest.mark.parametrize("version, release", [
     ("10.0", "10.0"), ("10.8", "10.0"), ("10.13.3", "10.0"), ("10.14", "10.14"), ("10.14.1.48", "10.14"),
     ("10.15", "10.15"), ("10.16", "10.15"), ("11", "11"), ("11.0", "11"), ("11.1.0", "11"),
+    ("10.14.1.48.post1", "10.14"), ("10.6.0.post2", "10.0"),  # pip post releases, as tensorrt.__version__ says
 ])
 def test_versions_map_to_the_nearest_encoded_release(version, release):
     assert rule_release(version) == release
 
 
-@pytest.mark.parametrize("version", ["9.3", "12.0", "ten", "", "10.x"])
+@pytest.mark.parametrize("version", ["9.3", "12.0", "ten", "", "10.x", "10.14.postfix"])
 def test_unknown_versions_are_user_errors(version):
     with pytest.raises(TensorRTCompatError) as info:
         check_tensorrt_compat(unary("Relu"), version)
