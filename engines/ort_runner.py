@@ -121,6 +121,11 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         self._check_provider_available(ort)
+        if self.provider == "cpu" and self.graph_optimization in ("extended", "layout", "all") and self._is_fp8_graph():
+            # FP8 Q/DQ runs on the CPU provider as emulation, and only at basic optimizations: the extended
+            # ones move FP8 DequantizeLinear nodes past Transposes (the MatMul-Softmax-MatMul form),
+            # leaving FP8 Transposes the provider has no kernel for.
+            self.graph_optimization = "basic"
         options = ort.SessionOptions()
         options.graph_optimization_level = _graph_optimization_level(ort, self.graph_optimization)
         if self.threads:
@@ -148,6 +153,11 @@ class OrtRunner(Runner):
         self.precision = self._graph_precision()
         self._session = session
         self._loaded = True
+
+    def _is_fp8_graph(self) -> bool:
+        from vit5_infer.exporters.metadata import read_metadata_or_empty
+
+        return read_metadata_or_empty(self.onnx_path).get("precision") == "fp8"
 
     def _graph_precision(self) -> str:
         """What the exporter recorded (fp16, bf16, int8, ...); else fp16 for FP16 inputs, fp32 otherwise."""
