@@ -251,3 +251,21 @@ def test_engine_backends_run_the_engine_itself(tmp_path):
 def test_non_finite_candidate_outputs_fail_accuracy():
     inf = _result("ort", 2, precision="fp16", cand_noise=float("inf"))
     assert not inf.passed and inf.failure
+
+
+def test_pairs_that_cannot_run_are_named_before_any_work(digits_dir):
+    """fp8 on ONNX Runtime alone leaves nothing to run: one error before any export; pairs that cannot run
+    beside others that can are warnings."""
+    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+
+    settings = BenchSettings(backends=["ort"], precisions=["fp8"], calibration=digits_dir / "calibration",
+                             timing=TimingPlan(warmup=0, iters=1))
+    with pytest.raises(BenchError, match=r"nothing to benchmark: ort \[fp8\] cannot run; FP8 graphs run on TensorRT only"):
+        run_benchmark(digits_dir / "digits_attn.safetensors", settings, warn=pytest.fail)
+    warned = []
+    settings = BenchSettings(backends=["torch", "ort"], precisions=["fp32", "fp8"], calibration=digits_dir / "calibration",
+                             timing=TimingPlan(warmup=0, iters=1))
+    report = run_benchmark(digits_dir / "digits_attn.safetensors", settings, warn=warned.append)
+    assert [(r.backend, r.precision) for r in report.results] == [("torch", "fp32"), ("ort", "fp32")]
+    assert warned == ["torch [fp8] skipped: PyTorch runs no quantized graph",
+                      "ort [fp8] skipped: FP8 graphs run on TensorRT only (use -b trt)"]

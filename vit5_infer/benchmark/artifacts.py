@@ -27,6 +27,15 @@ def recorded_precision(onnx_path: Path) -> str:
     return str(read_metadata(onnx_path).get("precision") or "fp32")
 
 
+def unrunnable_reason(backend: str, precision: str, kind: str) -> Optional[str]:
+    """Why ``backend`` cannot run ``precision`` of a source of ``kind`` (model/onnx/engine); None if it can."""
+    if backend in TORCH_BACKENDS and precision in ("int8", "fp8"):
+        return "PyTorch runs no quantized graph"
+    if kind == "model" and precision == "fp8" and backend != "trt":
+        return "FP8 graphs run on TensorRT only (use -b trt)"
+    return None
+
+
 class Artifacts:
     def __init__(self, source: str, kind: str, model, origin, workdir: Path, max_batch: int,
                  progress: Progress = None, calibration=None, preprocessing=None, outputs: tuple = (LOGITS,)):
@@ -50,10 +59,8 @@ class Artifacts:
 
     def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
         """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
-        if backend in TORCH_BACKENDS:
-            return [p for p in requested if p not in ("int8", "fp8")]  # PyTorch runs no quantized graph
-        if self.kind == "model":
-            return [p for p in requested if p != "fp8" or backend == "trt"]  # FP8 is TensorRT-only
+        if backend in TORCH_BACKENDS or self.kind == "model":
+            return [p for p in requested if unrunnable_reason(backend, p, self.kind) is None]
         if backend == "trt" and self.kind == "engine":
             return list(self.engines)
         return [recorded_precision(self._given_onnx)]

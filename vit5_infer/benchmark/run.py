@@ -23,7 +23,7 @@ from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
 from .dataset import LabelledImages, dataset_accuracy, read_class_index
-from .artifacts import TORCH_BACKENDS, Artifacts
+from .artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
@@ -151,6 +151,19 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
             plans.append(BackendPlan(backend, precision, make,
                                      layout="nchw" if backend in TORCH_BACKENDS else layout))
     return plans
+
+
+def check_combinations(backends: Sequence[str], precisions: Sequence[str], kind: str, warn: Progress = None) -> None:
+    """Say which backend/precision pairs asked for cannot run, before any work; refuse when none can."""
+    if kind != "model":  # a given ONNX file or engine runs at its own precision on every backend
+        return
+    dropped = [(b, p, why) for b in backends for p in precisions if (why := unrunnable_reason(b, p, kind))]
+    if len(dropped) == len(backends) * len(precisions):
+        pairs = ", ".join(f"{b} [{p}]" for b, p, _ in dropped)
+        raise BenchError(f"nothing to benchmark: {pairs} cannot run; {'; '.join(dict.fromkeys(w for *_, w in dropped))}")
+    for backend, precision, why in dropped:
+        if warn:
+            warn(f"{backend} [{precision}] skipped: {why}")
 
 
 def graph_layout(metadata: dict) -> str:
@@ -291,6 +304,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
             dataset = (labelled, pre)
     else:
         inputs = seeded_inputs(model, batches, settings.load.seed)
+    check_combinations(chosen, settings.precisions, kind, warn)
     say("computing the PyTorch FP32 reference")
     references = reference_outputs(model, inputs, outputs)
 
