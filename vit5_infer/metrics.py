@@ -76,8 +76,9 @@ def compare_logits(reference: np.ndarray, output: np.ndarray) -> LogitComparison
         raise ValueError(f"logits shapes differ: reference {ref.shape}, output {out.shape}")
     finite = bool(np.isfinite(out).all())
     diff = np.abs(out - ref)
-    denom = np.linalg.norm(ref) * np.linalg.norm(out)
-    cosine = float(np.dot(ref.ravel(), out.ravel()) / denom) if denom > 0 else float(np.array_equal(ref, out))
+    with np.errstate(invalid="ignore", over="ignore"):  # a non-finite output is reported as NaN below
+        denom = np.linalg.norm(ref) * np.linalg.norm(out)
+        cosine = float(np.dot(ref.ravel(), out.ravel()) / denom) if denom > 0 else float(np.array_equal(ref, out))
     ref_order = _topk(ref, 2)
     matches = tuple(bool(m) for m in ref_order[:, 0] == _topk(out, 1)[:, 0])
     rows = np.arange(ref.shape[0])
