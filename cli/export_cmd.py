@@ -34,7 +34,7 @@ CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in ("max
 
 @dataclass
 class Quantization:
-    """How a quantized export calibrates (ignored by float exports)."""
+    """How a quantized export calibrates (a float export refuses these flags)."""
 
     calibration: Optional[Path] = None
     count: int = 128
@@ -42,6 +42,15 @@ class Quantization:
     seeded: bool = False
     keep_float: Optional[list] = None
     sensitivity: bool = False
+
+    #: the flag that sets each field
+    FLAGS = {"calibration": "--calibration", "count": "--calibration-count", "method": "--calibration-method",
+             "seeded": "--calibrate-on-seeded-inputs", "keep_float": "--keep-float", "sensitivity": "--sensitivity"}
+
+    def given(self) -> list[str]:
+        """The flags set away from their defaults (a float export would ignore them)."""
+        default = Quantization()
+        return [flag for name, flag in self.FLAGS.items() if getattr(self, name) != getattr(default, name)]
 
 
 class Layout(str, enum.Enum):
@@ -130,13 +139,23 @@ def export_model(
     ``preprocessing``: Preprocessing fields the user set (mean, std, crop_ratio, interpolation).
     """
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.exporters.export import ExportError
     from vit5_infer.preprocessing import Preprocessing
 
+    # Before any work: a flag the chosen precision would ignore is a mistake, not a no-op.
+    quantized = GraphPrecision.parse(precision).is_quantized
+    if not quantized and quantization is not None and quantization.given():
+        flags = quantization.given()
+        raise ExportError(f"{', '.join(flags)} only apply to quantized exports: add --precision int8 (or fp8), "
+                          f"or leave {'them' if len(flags) > 1 else 'it'} out")
+    if quantized and io_dtype != "fp32":
+        raise ExportError(f"--io-dtype {io_dtype} does not apply to {precision} graphs (their inputs and outputs "
+                          f"are FP32): leave --io-dtype out")
     with console.status(f"loading {source}"):
         model, origin = model_opts.resolve(source)
     pre = Preprocessing(image_size=model.config.network.image_size,
                         **{k: v for k, v in (preprocessing or {}).items() if v is not None})
-    if GraphPrecision.parse(precision).is_quantized:
+    if quantized:
         if tuple(outputs) != (LOGITS,):
             raise typer.BadParameter("quantized graphs output logits only", param_hint="--outputs")
         return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),

@@ -294,3 +294,27 @@ def test_bench_labels_flag(digits_dir, tmp_path):
     assert_one_line_error(vit5(*common, "--labels", labels), "class folder 'two'", "not in the labels file")
     assert_one_line_error(vit5("bench", digits_dir / "digits_attn.safetensors", "--labels", labels),
                           "give --images DIR too")
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--calibration", "CAL"], "--calibration"),
+    (["--calibrate-on-seeded-inputs"], "--calibrate-on-seeded-inputs"),
+    (["--calibration-count", "8"], "--calibration-count"),
+    (["--calibration-method", "entropy"], "--calibration-method"),
+    (["--keep-float", "none"], "--keep-float"),
+    (["--sensitivity"], "--sensitivity"),
+])
+def test_export_quantization_flags_need_a_quantized_precision(digits_dir, tmp_path, extra, flag):
+    """A float export given a calibration flag would ignore it: one line naming the flag and --precision."""
+    extra = [str(digits_dir / "calibration") if e == "CAL" else e for e in extra]
+    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "f.onnx", *extra)
+    assert_one_line_error(proc, flag, "--precision int8")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_io_dtype_is_refused_for_quantized_graphs(digits_dir, tmp_path):
+    """Quantized graphs keep FP32 inputs and outputs: --io-dtype fp16 was silently dropped."""
+    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "q.onnx", "--precision", "int8",
+                "--io-dtype", "fp16", "--calibrate-on-seeded-inputs")
+    assert_one_line_error(proc, "--io-dtype", "int8")
+    assert list(tmp_path.iterdir()) == []
