@@ -269,3 +269,54 @@ def test_pairs_that_cannot_run_are_named_before_any_work(digits_dir):
     assert [(r.backend, r.precision) for r in report.results] == [("torch", "fp32"), ("ort", "fp32")]
     assert warned == ["torch [fp8] skipped: PyTorch runs no quantized graph",
                       "ort [fp8] skipped: FP8 graphs run on TensorRT only (use -b trt)"]
+
+
+@pytest.mark.parametrize("kwargs, fragments", [
+    ({"calibration": "CAL"}, ["--calibration", "--precision int8"]),
+    ({"preprocessing": {"mean": [0.5] * 3, "std": None}}, ["--mean", "--images DIR"]),
+    ({"preprocessing": {"mean": None, "std": [0.25] * 3}}, ["--std", "--images DIR"]),
+])
+def test_flags_nothing_would_read_are_refused(digits_dir, kwargs, fragments):
+    """--calibration without int8/fp8, --mean/--std without images to preprocess: said, not ignored."""
+    from vit5_infer.benchmark import BenchSettings
+
+    kwargs = {k: digits_dir / "calibration" if v == "CAL" else v for k, v in kwargs.items()}
+    with pytest.raises(BenchError) as caught:
+        BenchSettings(backends=["ort"], **kwargs).check()
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def fp32_graph(golden_dir, tmp_path_factory):
+    import vit5_infer
+    from vit5_infer.exporters import export_onnx
+
+    path = tmp_path_factory.mktemp("graph") / "m.onnx"
+    export_onnx(vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors"), path, validate=False)
+    return path
+
+
+@pytest.mark.parametrize("kwargs, fragments", [
+    ({"precisions": ["int8"]}, ["m.onnx is an fp32 graph", "its own precision", "--precision int8", "--calibration"]),
+    ({"precisions": ["fp32", "int8"], "calibration": "CAL"}, ["m.onnx is an fp32 graph", "--precision int8"]),
+    ({"calibration": "CAL", "precisions": ["fp32", "fp8"], "backends": ["trt"]}, ["fp8"]),
+])
+def test_a_given_graph_is_not_quantized_by_bench(fp32_graph, digits_dir, kwargs, fragments):
+    """An ONNX file runs at its own precision: asking it for int8 used to give an fp32 row and exit 0."""
+    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+
+    kwargs = {k: digits_dir / "calibration" if v == "CAL" else v for k, v in kwargs.items()}
+    settings = BenchSettings(**{"backends": ["ort"], **kwargs}, timing=TimingPlan(warmup=0, iters=1))
+    with pytest.raises(BenchError) as caught:
+        run_benchmark(fp32_graph, settings, progress=lambda message: pytest.fail(f"work started: {message}"))
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_calibration_with_a_given_graph_is_refused(fp32_graph, digits_dir):
+    from vit5_infer.benchmark import BenchSettings, run_benchmark
+
+    settings = BenchSettings(backends=["ort"], precisions=["fp32"], calibration=digits_dir / "calibration")
+    with pytest.raises(BenchError, match="--calibration"):
+        run_benchmark(fp32_graph, settings)

@@ -318,3 +318,10 @@ def test_export_io_dtype_is_refused_for_quantized_graphs(digits_dir, tmp_path):
                 "--io-dtype", "fp16", "--calibrate-on-seeded-inputs")
     assert_one_line_error(proc, "--io-dtype", "int8")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_bench_does_not_pretend_to_quantize_a_given_graph(exported, digits_dir):
+    """`bench model.onnx --precision int8 --calibration DIR` printed an fp32 row and exited 0."""
+    proc = vit5("bench", exported, "-b", "ort", "--precision", "int8", "--calibration", digits_dir / "calibration")
+    assert_one_line_error(proc, "is an fp32 graph and runs at its own precision", "--precision int8 --calibration DIR")
+    assert proc.stdout == ""

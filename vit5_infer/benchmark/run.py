@@ -23,7 +23,7 @@ from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
 from .dataset import LabelledImages, dataset_accuracy, read_class_index
-from .artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
+from .artifacts import TORCH_BACKENDS, Artifacts, recorded_precision, unrunnable_reason
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
@@ -166,6 +166,29 @@ def check_combinations(backends: Sequence[str], precisions: Sequence[str], kind:
             warn(f"{backend} [{precision}] skipped: {why}")
 
 
+def check_given_precisions(source: PathLike, kind: str, settings: "BenchSettings") -> None:
+    """A given ONNX file or engine runs at its own precision: bench quantizes only what it exports itself, so
+    an int8/fp8 it would not run, or calibration images it would not read, are refused before any work."""
+    quantized = [p for p in settings.precisions if Precision.parse(p).is_quantized]
+    own: set = set()
+    if quantized and kind == "engine":
+        from vit5_infer.engines.manifest import read_manifest, source_onnx
+
+        own = {str(read_manifest(source).precision), recorded_precision(source_onnx(source))}
+    elif quantized:
+        own = {recorded_precision(Path(source))}
+    missing = [p for p in quantized if p not in own]
+    if missing:
+        raise BenchError(
+            f"{Path(source).name} is an {'/'.join(sorted(own))} graph and runs at its own precision; "
+            f"--precision {missing[0]} quantizes a preset or checkpoint: bench that with --precision {missing[0]} "
+            f"--calibration DIR, or bench a graph from 'vit5 export SOURCE -o q.onnx --precision {missing[0]} "
+            f"--calibration DIR'")
+    if settings.calibration is not None:
+        raise BenchError(f"--calibration calibrates the int8/fp8 exports of a preset or checkpoint; {source} runs "
+                         f"as it is: leave --calibration out")
+
+
 def graph_layout(metadata: dict) -> str:
     """The input layout an exported graph recorded (``nchw`` when it recorded none)."""
     pre = metadata.get("preprocessing") if isinstance(metadata, dict) else None
@@ -235,7 +258,9 @@ class BenchSettings:
     #: images int8/fp8 exports of a preset or checkpoint calibrate on
     calibration: Optional[PathLike] = None
 
-    def check(self) -> None:
+    def check(self, kind: str = "model") -> None:
+        """One-line errors for values and combinations that cannot run, or that a source of ``kind``
+        (``source_kind``) would ignore."""
         from vit5_infer.engines.registry import BACKENDS
 
         if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
@@ -246,7 +271,16 @@ class BenchSettings:
         quantized = [p for p in self.precisions if p in ("int8", "fp8")]
         if self.labels is not None and self.images is None:
             raise BenchError("--labels names the classes of --images: give --images DIR too")
-        if quantized and self.calibration is None:
+        if self.calibration is not None and not quantized:
+            raise BenchError("--calibration calibrates int8/fp8 exports: add --precision int8 (or fp8), "
+                             "or leave --calibration out")
+        set_here = [f"--{name}" for name in ("mean", "std") if (self.preprocessing or {}).get(name) is not None]
+        if set_here and self.images is None and self.calibration is None:
+            flags = "/".join(set_here)
+            raise BenchError(f"{flags} only preprocess{'es' if len(set_here) == 1 else ''} images (--images DIR, or "
+                             f"--calibration DIR with int8/fp8) and the inputs here are seeded: give --images DIR, "
+                             f"or leave {flags} out")
+        if quantized and self.calibration is None and kind == "model":
             raise BenchError(f"--precision {quantized[0]} needs calibration images: --calibration DIR")
         bad = [b for b in (self.backends or []) if b not in BACKENDS]
         if bad:
@@ -263,14 +297,16 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
 
     from vit5_infer.engines.registry import available_backends
 
-    settings.check()
+    kind = source_kind(source)
+    settings.check(kind)
+    if kind != "model":
+        check_given_precisions(source, kind, settings)
     class_index = None if settings.labels is None else read_class_index(settings.labels)
     say = progress or (lambda message: None)
     batches = list(dict.fromkeys(settings.batches))
     here = available_backends()
     chosen = list(settings.backends) if settings.backends else here
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    kind = source_kind(source)
 
     say(f"loading {source}")
     if kind == "engine":
