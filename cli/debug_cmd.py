@@ -140,6 +140,19 @@ def debug(
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
     means, stds = parse_channels(mean, "--mean"), parse_channels(std, "--std")
+    if source is None:
+        # Two given graphs are compared as they are: these flags only shape the graphs built from SOURCE.
+        ignored = [flag for flag, value, default in (("--precision", precision, Precision.fp16), ("--target", target, None),
+                                                     ("--opset", opset, None), ("--lowering", lowering, "auto"))
+                   if value != default]
+        if ignored:
+            raise InputError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to the graphs built "
+                             f"from SOURCE; --reference and --candidate are compared as they are: leave "
+                             f"{'it' if len(ignored) == 1 else 'them'} out")
+    set_here = [flag for flag, value in (("--mean", means), ("--std", stds)) if value is not None]
+    if set_here and images is None:
+        raise InputError(f"{'/'.join(set_here)} only preprocess --images, and the inputs here are seeded: "
+                         f"give --images DIR, or leave {'/'.join(set_here)} out")
     if json_out is not None:
         check_output_path(json_out, "--json", (source, reference, candidate), (".json",))
 

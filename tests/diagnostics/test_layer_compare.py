@@ -318,6 +318,12 @@ def test_cli_real_images(digits_dir, tmp_path, capsys):
     (lambda src, tmp: ["--reference", tmp / "a.onnx"], "--reference and --candidate go together"),
     (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx"], "not found"),
     (lambda src, tmp: [src, "--std", "0,1"], "one value or three"),
+    # flags that only shape the graphs built from SOURCE, or the preprocessing of --images, were ignored
+    (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx", "--precision", "bf16"],
+     "--precision only applies to the graphs built from SOURCE"),
+    (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx", "--target", "tensorrt",
+                       "--opset", "18", "--lowering", "direct"], "--target, --opset, --lowering only apply"),
+    (lambda src, tmp: [src, "--mean", "0.5", "--std", "0.25"], "--mean/--std only preprocess --images"),
 ])
 def test_cli_errors_are_one_line(golden_dir, tmp_path, capsys, make_args, fragment):
     code = run_cli("debug", *make_args(golden_dir / "attn_cls_r4.safetensors", tmp_path))
