@@ -135,7 +135,33 @@ def test_bad_options_write_nothing(digits_onnx, tmp_path, options, message):
     with pytest.raises(RepositoryError) as info:
         write_model_repository(digits_onnx, tmp_path / "repo", options=options)
     assert message in str(info.value)
-    assert not list((tmp_path / "repo").iterdir())
+    assert not (tmp_path / "repo").exists()  # not even an empty repository folder
+
+
+@pytest.mark.parametrize("source", ["missing.onnx", "missing.engine", "garbage.safetensors"])
+def test_a_failed_model_leaves_no_new_folders(tmp_path, source):
+    """The repository (and its missing parents) used to be created before the source was found or loaded."""
+    (tmp_path / "garbage.safetensors").write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception) as info:
+        write_model_repository(tmp_path / source, tmp_path / "new" / "repo")
+    assert "Vit5Error" in [c.__name__ for c in type(info.value).__mro__]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["garbage.safetensors"]
+
+
+def test_an_existing_repository_stays_after_a_failure(tmp_path):
+    (tmp_path / "repo").mkdir()
+    with pytest.raises(RepositoryError):
+        write_model_repository(tmp_path / "missing.onnx", tmp_path / "repo")
+    assert (tmp_path / "repo").is_dir() and not list((tmp_path / "repo").iterdir())
+
+
+@pytest.mark.parametrize("kwargs, flag", [({"precision": "fp16"}, "--precision fp16"), ({"opset": 18}, "--opset 18")])
+def test_export_options_with_a_given_graph_are_refused(digits_onnx, tmp_path, kwargs, flag):
+    """--precision/--opset only shape a preset or checkpoint exported here; a given graph ignored them."""
+    with pytest.raises(RepositoryError) as info:
+        write_model_repository(digits_onnx, tmp_path / "repo", **kwargs)
+    assert flag in str(info.value) and "as it is" in str(info.value)
+    assert not (tmp_path / "repo").exists()
 
 
 def test_pbtxt_writer():

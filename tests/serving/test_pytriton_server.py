@@ -202,6 +202,12 @@ def test_missing_pytriton_is_one_line_with_the_install_command(monkeypatch):
         import_pytriton()
 
 
+def test_precision_with_a_given_graph_is_refused(digits_onnx, tmp_path):
+    """--precision shapes the export of a preset or checkpoint; a given ONNX file was served as it is, silently."""
+    with pytest.raises(ServeError, match=r"--precision fp16 only shapes a preset or checkpoint.*leave it out"):
+        resolve_served_model(digits_onnx, tmp_path, precision="fp16")
+
+
 # ---- the command, as a user runs it ---------------------------------------------------------------
 def _vit5(*args) -> list[str]:
     return [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)]

@@ -16,6 +16,7 @@ staged beside its final place and moved there whole.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -259,8 +260,27 @@ def write_model_repository(
         raise RepositoryError(f"{final} already exists; pass --force to replace it")
     if repository.exists() and not repository.is_dir():
         raise RepositoryError(f"{repository} is not a directory")
+    given = is_engine_path(str(source)) or is_onnx_path(str(source))
+    asked = [f"--{flag} {value}" for flag, value, default in (("precision", precision, "fp32"), ("opset", opset, 23))
+             if value != default]
+    if given and asked:
+        raise RepositoryError(f"{', '.join(asked)} only shape{'s' if len(asked) == 1 else ''} a preset or checkpoint "
+                              f"exported here; {source} is used as it is: leave {'it' if len(asked) == 1 else 'them'} "
+                              f"out, or give the preset or checkpoint")
+    # Folders made here are removed again when the model cannot be written (nothing is left half-way).
+    created = [folder for folder in (repository, *repository.parents) if not folder.exists()]
     repository.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_model(source, repository, name, final, options, precision, opset, load_options, progress)
+    except BaseException:
+        for folder in created:  # innermost first; rmdir keeps anything another process put there
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
+
+def _write_model(source, repository: Path, name: str, final: Path, options: RepositoryOptions, precision: str,
+                 opset: int, load_options: Optional[LoadOptions], progress: Progress) -> RepositoryResult:
     with tempfile.TemporaryDirectory(prefix=".vit5-export-", dir=repository) as scratch:
         text = str(source)
         if is_engine_path(text):

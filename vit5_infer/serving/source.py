@@ -79,6 +79,9 @@ def resolve_served_model(
         raise ServeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     text = str(source)
     served_name = model_name(source, name)
+    if (is_engine_path(text) or is_onnx_path(text)) and precision != "fp32":
+        raise ServeError(f"--precision {precision} only shapes a preset or checkpoint exported here; {text} is served "
+                         f"as it is: leave it out, or give the preset or checkpoint")
 
     if is_engine_path(text):
         backend = backend or "trt"
