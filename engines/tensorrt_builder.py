@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 
 from vit5_infer.exporters.export import export_source
 from vit5_infer.exporters.metadata import read_metadata_or_empty
-from vit5_infer.exporters.precision import graph_at_precision
+from vit5_infer.exporters.precision import check_build_precision, graph_at_precision
 from vit5_infer.files import require_file, staged_file, write_bytes_atomic, write_text_atomic
 from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress, is_onnx_path
 
@@ -192,6 +192,13 @@ def build_engine(
     if exported_onnx is None:
         onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
         recorded = read_metadata_or_empty(onnx_path).get("precision")
+        if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
+            check_build_precision(onnx_path, recorded, precision)
+    elif Precision(precision).is_quantized:
+        raise EngineBuildError(
+            f"{onnx_path} would be exported here as a float graph; an {precision} engine is built from a quantized one: "
+            f"'vit5 export {onnx_path} -o model.{precision}.onnx --precision {precision} --target tensorrt "
+            f"--calibration DIR', then build that with --{precision}")
 
     cache_blob = read_timing_cache(timing_cache, onnx_path if exported_onnx is None else None)
 

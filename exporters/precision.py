@@ -152,6 +152,32 @@ def graph_precision(model: onnx.ModelProto, metadata: dict | None = None) -> str
     return "fp32"
 
 
+QUANTIZED = ("int8", "fp8")
+
+
+def check_build_precision(onnx_path, have: str, precision: str) -> None:
+    """Refuse, in one line naming the flag or export that fits, an engine of ``precision`` from a graph of
+    precision ``have``.  Buildable: the graph's own precision, no flag (``fp32``) on a quantized graph (its
+    metadata says what it is), and fp16/bf16 from an FP32 graph (converted).  Needs only the recorded precision, so a build can
+    check it before TensorRT is loaded."""
+    if have == precision:
+        return
+    if have in QUANTIZED:
+        if precision != "fp32":
+            raise PrecisionError(f"{onnx_path} is an {have} graph; build it with --{have} (or no precision flag)")
+        return
+    if have != "fp32":
+        raise PrecisionError(
+            f"{onnx_path} is already an {have} graph; build it with --{have}, or export an FP32 graph for --{precision}"
+            if precision != "fp32"
+            else f"{onnx_path} is an {have} graph; build it with --{have}"
+        )
+    if precision not in REDUCED:
+        quantize = (f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
+                    f"{precision} --target tensorrt --calibration DIR'" if precision in QUANTIZED else "")
+        raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
+
+
 def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, onnx.ModelProto]:
     """(file, its precision, the loaded graph) to build an engine of ``precision`` from ``onnx_path``.
 
@@ -167,18 +193,9 @@ def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, o
     except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
         raise PrecisionError(f"{onnx_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
     have = graph_precision(model, read_metadata_or_empty(onnx_path))
-    if have == precision or have in ("int8", "fp8"):
+    check_build_precision(onnx_path, have, precision)
+    if have == precision or have in QUANTIZED:
         return onnx_path, have, model
-    if have != "fp32":
-        raise PrecisionError(
-            f"{onnx_path} is already an {have} graph; build it with --{have}, or export an FP32 graph for --{precision}"
-            if precision != "fp32"
-            else f"{onnx_path} is an {have} graph; build it with --{have}"
-        )
-    if precision not in REDUCED:
-        quantize = (f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
-                    f"{precision} --target tensorrt --calibration DIR'" if precision in ("int8", "fp8") else "")
-        raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
     from .export import EXTERNAL_DATA_THRESHOLD
 
     converted = convert_precision(model, precision)

@@ -162,11 +162,22 @@ def test_build_engine_without_tensorrt_is_one_line(exported, tmp_path):
 
 
 @pytest.mark.parametrize("flag", ["--int8", "--fp8"])
-def test_build_engine_takes_the_quantized_precisions(exported, tmp_path, flag):
+def test_build_engine_takes_the_quantized_precisions(golden_dir, tmp_path, flag):
     """--int8/--fp8 build a Q/DQ graph: the flags exist (the next thing missing here is TensorRT itself)."""
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
-    assert_one_line_error(vit5("build-engine", exported, "-o", tmp_path / "m.engine", flag), "TensorRT is not installed")
+    import vit5_infer
+    from vit5_infer.exporters.quantization import export_quantized, seeded_calibration
+
+    model = vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors")
+    graph = tmp_path / "q.onnx"
+    export_quantized(model, graph, precision=flag[2:], target="tensorrt", validate=False,
+                     calibration=seeded_calibration(tuple(model.input_shape), count=8, held_out=4))
+    assert_one_line_error(vit5("build-engine", graph, "-o", tmp_path / "m.engine", flag), "TensorRT is not installed")
+    # the same graph under another precision flag was built as the quantized graph without a word
+    other = "--fp16" if flag == "--int8" else "--int8"
+    assert_one_line_error(vit5("build-engine", graph, "-o", tmp_path / "m.engine", other),
+                          f"q.onnx is an {flag[2:]} graph; build it with {flag}")
 
 
 def test_build_engine_takes_one_precision(exported, tmp_path):
@@ -325,3 +336,14 @@ def test_bench_does_not_pretend_to_quantize_a_given_graph(exported, digits_dir):
     proc = vit5("bench", exported, "-b", "ort", "--precision", "int8", "--calibration", digits_dir / "calibration")
     assert_one_line_error(proc, "is an fp32 graph and runs at its own precision", "--precision int8 --calibration DIR")
     assert proc.stdout == ""
+
+
+@pytest.mark.parametrize("source", ["exported", "checkpoint"])
+def test_build_engine_refuses_a_float_source_for_int8_before_tensorrt(exported, golden_dir, tmp_path, source):
+    """A float graph or a checkpoint (exported float) can never give an int8 engine: that was said only
+    once TensorRT was installed, after the GPU check and the export."""
+    src = exported if source == "exported" else golden_dir / "attn_cls_r4.safetensors"
+    proc = vit5("build-engine", src, "-o", tmp_path / "m.engine", "--int8")
+    assert_one_line_error(proc, "--precision int8 --target tensorrt --calibration DIR")
+    assert "TensorRT is not installed" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []

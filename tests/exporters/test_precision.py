@@ -280,3 +280,28 @@ def test_graph_at_precision_converts_float_and_keeps_quantized_graphs(golden_exp
     fp16 = golden_exports.export("attn_cls_r4", precision="fp16").path
     with pytest.raises(PrecisionError, match="already an fp16 graph; build it with --fp16"):
         graph_at_precision(fp16, "bf16", tmp_path)
+
+
+@pytest.mark.parametrize("have, asked, fragment", [
+    ("fp32", "int8", "cannot convert m.onnx to int8"),
+    ("fp16", "bf16", "already an fp16 graph; build it with --fp16"),
+    ("int8", "fp16", "m.onnx is an int8 graph; build it with --int8"),
+    ("int8", "fp8", "m.onnx is an int8 graph; build it with --int8"),
+    ("fp16", "fp32", "m.onnx is an fp16 graph; build it with --fp16"),
+])
+def test_check_build_precision_names_the_flag_that_fits(have, asked, fragment):
+    """Decided from the recorded precision alone, so build-engine can say it before TensorRT is loaded;
+    a quantized graph given --fp16 was built as the quantized graph without a word."""
+    from vit5_infer.exporters.precision import PrecisionError, check_build_precision
+
+    with pytest.raises(PrecisionError) as caught:
+        check_build_precision("m.onnx", have, asked)
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("have, asked", [("fp32", "fp32"), ("fp32", "fp16"), ("fp32", "bf16"), ("fp16", "fp16"),
+                                         ("int8", "int8"), ("int8", "fp32"), ("fp8", "fp8")])
+def test_check_build_precision_lets_buildable_pairs_through(have, asked):
+    from vit5_infer.exporters.precision import check_build_precision
+
+    check_build_precision("m.onnx", have, asked)
