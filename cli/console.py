@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 out = Console(highlight=False, soft_wrap=True, markup=False)  # long lines stay whole when piped
 if not out.is_terminal:
     out.width = max(out.width, 200)  # wide tables (vit5 bench) stay readable in logs and files
-err = Console(stderr=True, highlight=False, markup=False)
+err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)  # a warning stays one line in a log
 
 
 def styled(*parts) -> Text:

@@ -347,3 +347,13 @@ def test_build_engine_refuses_a_float_source_for_int8_before_tensorrt(exported, 
     assert_one_line_error(proc, "--precision int8 --target tensorrt --calibration DIR")
     assert "TensorRT is not installed" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_warnings_stay_on_one_line_when_piped(golden_dir, tmp_path):
+    """stderr is not a terminal here: warnings used to be wrapped at 80 columns, mid-sentence."""
+    proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", tmp_path / "q.onnx", "--precision", "int8",
+                "--calibrate-on-seeded-inputs", "--no-validate")
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: calibrating on seeded random inputs: the quantized graph's accuracy on real images "
+                        "is unknown"], proc.stderr
