@@ -99,3 +99,21 @@ def test_onnx_bench_compares_the_graph_outputs(golden_dir, load, tmp_path):
     with pytest.raises(BenchError, match="features.onnx has no output logits.*export it with --outputs") as info:
         run_benchmark(path, BenchSettings(backends=["ort"], timing=timing, outputs=["logits", "pre_logits"]))
     assert "\n" not in str(info.value)
+
+
+def test_asking_a_quantized_graph_for_features_names_a_way_that_exists(golden_dir, tmp_path):
+    """'export it with --outputs pre_logits' was the advice, but quantized exports output logits only."""
+    import vit5_infer
+    from vit5_infer.benchmark.run import compared_outputs
+    from vit5_infer.errors import BenchError
+    from vit5_infer.exporters.quantization import export_quantized, seeded_calibration
+
+    model = vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors")
+    graph = tmp_path / "q.onnx"
+    export_quantized(model, graph, precision="int8", validate=False,
+                     calibration=seeded_calibration(tuple(model.input_shape), count=8, held_out=4))
+    with pytest.raises(BenchError) as caught:
+        compared_outputs(model, ["pre_logits"], graph)
+    message = str(caught.value)
+    assert "q.onnx has no output pre_logits" in message and "int8 graphs output logits only" in message
+    assert "bench the float graph or the checkpoint with --outputs pre_logits" in message

@@ -85,8 +85,11 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
     names = have if asked is None else select_outputs(model.config, asked)
     missing = [name for name in names if name not in have]
     if missing:
-        raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); "
-                         f"export it with --outputs {','.join(names)}")
+        precision = recorded_precision(graph)
+        way_out = (f"{precision} graphs output logits only: bench the float graph or the checkpoint with --outputs "
+                   f"{','.join(names)}" if precision in ("int8", "fp8")
+                   else f"export it with --outputs {','.join(names)}")
+        raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); {way_out}")
     return select_outputs(model.config, names)
 
 
