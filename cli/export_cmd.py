@@ -148,6 +148,9 @@ def export_model(
         flags = quantization.given()
         raise ExportError(f"{', '.join(flags)} only apply to quantized exports: add --precision int8 (or fp8), "
                           f"or leave {'them' if len(flags) > 1 else 'it'} out")
+    if quantized and tuple(outputs) != (LOGITS,):
+        raise ExportError(f"quantized graphs output logits only (asked: {', '.join(outputs)}): export the float graph "
+                          "for backbone outputs, or leave --outputs out")
     if quantized and io_dtype != "fp32":
         raise ExportError(f"--io-dtype {io_dtype} does not apply to {precision} graphs (their inputs and outputs "
                           f"are FP32): leave --io-dtype out")
@@ -156,8 +159,6 @@ def export_model(
     pre = Preprocessing(image_size=model.config.network.image_size,
                         **{k: v for k, v in (preprocessing or {}).items() if v is not None})
     if quantized:
-        if tuple(outputs) != (LOGITS,):
-            raise typer.BadParameter("quantized graphs output logits only", param_hint="--outputs")
         return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),
                                                 model_opts.seed, opset=opset, precision=precision, batch=batch,
                                                 layout=layout, lowering=lowering, validate=validate,

@@ -114,6 +114,8 @@ def tensorrt_report(path: Path, version: str, as_json: bool, info: dict):
     else:
         for line in report.lines():
             console.out.print(line, markup=False)
+        if not report.compatible and len(report.errors) > 1:
+            console.out.print(report.summary(), markup=False)
     return report
 
 

@@ -14,6 +14,7 @@ parser accepts it but its documentation or a log line says the result is not gua
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional, Union
@@ -196,6 +197,12 @@ class CompatReport:
 
     def lines(self) -> list[str]:
         return [self.verdict()] + [issue.line() for issue in self.issues]
+
+    def summary(self) -> str:
+        """One closing line for a graph that does not parse: its errors counted by rule, and the way out."""
+        counts = Counter(issue.rule for issue in self.errors)
+        by_rule = ", ".join(f"{rule} x{n}" for rule, n in counts.most_common())
+        return f"{_count(len(self.errors), 'error')} ({by_rule}): {REEXPORT.format(version=self.version)}"
 
     def to_dict(self) -> dict:
         return {"version": self.version, "rules": self.rules, "opset": self.opset, "compatible": self.compatible,

@@ -274,6 +274,7 @@ def test_export_int8_with_calibration_images_and_preprocessing(digits_dir, tmp_p
     (["--precision", "fp8", "--target", "tensorrt=10.8", "--opset", "18", "--calibrate-on-seeded-inputs"],
      ["fp8 needs opset 19", "leave --opset out"]),
     (["--target", "mars", "--calibrate-on-seeded-inputs"], ["unknown export target"]),
+    (["--outputs", "pre_logits", "--calibrate-on-seeded-inputs"], ["quantized graphs output logits only"]),
 ])
 def test_quantized_export_errors_are_one_line_and_write_nothing(digits_dir, tmp_path, extra, fragments):
     (tmp_path / "empty").mkdir()

@@ -577,6 +577,22 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert code == 1 and "needs TensorRT >= 10.14" in out
 
 
+def test_many_errors_end_in_one_summary_line(tmp_path, capsys):
+    """A graph made for another runtime fails many nodes: the last line counts them by rule and names the
+    re-export."""
+    graph = attention()
+    graph.graph.node.append(onnx.helper.make_node("Relu", ["y"], ["z"]))
+    graph.graph.node.append(onnx.helper.make_node("Attention", ["z", "z", "z"], ["w"], name="attn2"))
+    del graph.graph.output[:]
+    graph.graph.output.append(onnx.helper.make_tensor_value_info("w", onnx.TensorProto.FLOAT, None))
+    path = tmp_path / "many.onnx"
+    onnx.save(graph, str(path))
+    report = check_tensorrt_compat(path, "10.8")
+    assert report.summary() == "2 errors (no-importer x2): re-export with --target tensorrt=10.8"
+    code, out, _ = _vit5(capsys, "inspect", path, "--tensorrt", "10.8")
+    assert code == 1 and out.strip().splitlines()[-1] == report.summary()
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     good = tmp_path / "good.onnx"
     onnx.save(attention(), str(good))
