@@ -121,7 +121,8 @@ class OrtRunner(Runner):
         import onnxruntime as ort
 
         self._check_provider_available(ort)
-        if self.provider == "cpu" and self.graph_optimization in ("extended", "layout", "all") and self._is_fp8_graph():
+        recorded = self._recorded_precision()  # reads the whole graph: once per load
+        if self.provider == "cpu" and self.graph_optimization in ("extended", "layout", "all") and recorded == "fp8":
             # FP8 Q/DQ runs on the CPU provider as emulation, and only at basic optimizations: the extended
             # ones move FP8 DequantizeLinear nodes past Transposes (the MatMul-Softmax-MatMul form),
             # leaving FP8 Transposes the provider has no kernel for.
@@ -150,23 +151,16 @@ class OrtRunner(Runner):
         self._output_names = [o.name for o in outputs]
         input_type = next(i.type for i in inputs if i.name == self._input_name)
         self._input_dtype = _ORT_DTYPES.get(input_type, np.float32)
-        self.precision = self._graph_precision()
+        self.precision = recorded or ("fp16" if self._input_dtype == np.float16 else "fp32")
         self._session = session
         self._loaded = True
 
-    def _is_fp8_graph(self) -> bool:
-        from vit5_infer.exporters.metadata import read_metadata_or_empty
-
-        return read_metadata_or_empty(self.onnx_path).get("precision") == "fp8"
-
-    def _graph_precision(self) -> str:
-        """What the exporter recorded (fp16, bf16, int8, ...); else fp16 for FP16 inputs, fp32 otherwise."""
+    def _recorded_precision(self) -> Optional[str]:
+        """The precision the exporter recorded (fp16, bf16, int8, fp8, ...); None for a foreign graph."""
         from vit5_infer.exporters.metadata import read_metadata_or_empty
 
         recorded = read_metadata_or_empty(self.onnx_path).get("precision")
-        if isinstance(recorded, str) and recorded:
-            return recorded
-        return "fp16" if self._input_dtype == np.float16 else "fp32"
+        return recorded if isinstance(recorded, str) and recorded else None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         if self._session is None:
