@@ -33,6 +33,17 @@ class TargetError(Vit5Error, ValueError):
     pass
 
 
+# MAJOR[.MINOR[.PATCH[.BUILD]]], and a pip post release ("10.14.1.48.post1") is its release
+_VERSION = r"(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?"
+
+
+def parse_tensorrt_version(text: str) -> Optional[tuple[int, int]]:
+    """(major, minor) of a TensorRT version such as "10.8", "10.14.1.48" or "10.14.1.48.post1"; None if
+    ``text`` is not one."""
+    match = re.fullmatch(rf"\s*{_VERSION}\s*", str(text))
+    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
+
+
 @dataclass(frozen=True)
 class ExportTarget:
     runtime: str = "ort"
@@ -49,13 +60,12 @@ class ExportTarget:
         spec = str(text).strip().lower()
         if spec in ("ort", "cpu", "onnxruntime"):
             return cls("ort")
-        # a pip post release ("10.14.1.48.post1") parses as its release
-        match = re.fullmatch(r"(?:tensorrt|trt)(?:\s*[=:\- ]?\s*(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?)?", spec)
-        if not match:
+        match = re.fullmatch(r"(?:tensorrt|trt)(?:\s*[=:\- ]?\s*(.+))?", spec)
+        version = None if match is None or match.group(1) is None else parse_tensorrt_version(match.group(1))
+        if match is None or (match.group(1) is not None and version is None):
             raise TargetError(f"unknown export target {text!r}; use ort, tensorrt or tensorrt=MAJOR.MINOR (e.g. tensorrt=10.8)")
-        if match.group(1) is None:
+        if version is None:
             return cls("tensorrt")
-        version = (int(match.group(1)), int(match.group(2) or 0))
         if version < TENSORRT_MIN or version[0] > TENSORRT_MAX_MAJOR:
             raise TargetError(
                 f"TensorRT {version[0]}.{version[1]} is not supported; vit5-infer builds for TensorRT "

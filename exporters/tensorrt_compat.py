@@ -13,7 +13,6 @@ parser accepts it but its documentation or a log line says the result is not gua
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,6 +23,8 @@ import onnx
 from onnx import TensorProto, numpy_helper
 
 from vit5_infer.errors import Vit5Error
+
+from .targets import parse_tensorrt_version
 
 # The exporter flag that picks a TensorRT-conformant graph form; one place to rename it.
 REEXPORT = "re-export with --target tensorrt={version}"
@@ -131,11 +132,10 @@ SCALE_TYPES = FLOAT_TYPES | {TensorProto.DOUBLE}
 
 def rule_release(version: str) -> str:
     """The encoded release whose parser rules apply to TensorRT ``version`` ("10.8" -> "10.0")."""
-    # a pip post release ("10.14.1.48.post1") is the same parser as its release
-    match = re.fullmatch(r"\s*(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?\s*", str(version))
-    if not match:
+    parsed = parse_tensorrt_version(version)
+    if parsed is None:
         raise TensorRTCompatError(f"TensorRT version must look like 10.8 or 11.0, got {version!r}")
-    major, minor = int(match.group(1)), int(match.group(2) or 0)
+    major, minor = parsed
     if major == 10:
         return "10.15" if minor >= 15 else "10.14" if minor == 14 else "10.0"
     if major == 11:
