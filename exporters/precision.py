@@ -16,6 +16,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vit5_infer.errors import Vit5Error
+from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
 from .graph import KEEP_FP32
 
@@ -152,9 +153,6 @@ def graph_precision(model: onnx.ModelProto, metadata: dict | None = None) -> str
     return "fp32"
 
 
-QUANTIZED = ("int8", "fp8")
-
-
 def check_build_precision(onnx_path, have: str, precision: str) -> None:
     """Refuse, in one line naming the flag or export that fits, an engine of ``precision`` from a graph of
     precision ``have``.  Buildable: the graph's own precision, no flag (``fp32``) on a quantized graph (its
@@ -162,7 +160,7 @@ def check_build_precision(onnx_path, have: str, precision: str) -> None:
     check it before TensorRT is loaded."""
     if have == precision:
         return
-    if have in QUANTIZED:
+    if have in QUANTIZED_PRECISIONS:
         if precision != "fp32":
             raise PrecisionError(f"{onnx_path} is an {have} graph; build it with --{have} (or no precision flag)")
         return
@@ -174,7 +172,7 @@ def check_build_precision(onnx_path, have: str, precision: str) -> None:
         )
     if precision not in REDUCED:
         quantize = (f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
-                    f"{precision} --target tensorrt --calibration DIR'" if precision in QUANTIZED else "")
+                    f"{precision} --target tensorrt --calibration DIR'" if precision in QUANTIZED_PRECISIONS else "")
         raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
 
 
@@ -194,7 +192,7 @@ def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, o
         raise PrecisionError(f"{onnx_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
     have = graph_precision(model, read_metadata_or_empty(onnx_path))
     check_build_precision(onnx_path, have, precision)
-    if have == precision or have in QUANTIZED:
+    if have == precision or have in QUANTIZED_PRECISIONS:
         return onnx_path, have, model
     from .export import EXTERNAL_DATA_THRESHOLD
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from vit5_infer.vocabulary import LOGITS, Progress
+from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, Progress
 
 TORCH_BACKENDS = ("torch", "torch-compile")
 ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
@@ -29,7 +29,7 @@ def recorded_precision(onnx_path: Path) -> str:
 
 def unrunnable_reason(backend: str, precision: str, kind: str) -> Optional[str]:
     """Why ``backend`` cannot run ``precision`` of a source of ``kind`` (model/onnx/engine); None if it can."""
-    if backend in TORCH_BACKENDS and precision in ("int8", "fp8"):
+    if backend in TORCH_BACKENDS and precision in QUANTIZED_PRECISIONS:
         return "PyTorch runs no quantized graph"
     if kind == "model" and precision == "fp8" and backend != "trt":
         return "FP8 graphs run on TensorRT only (use -b trt)"
@@ -72,7 +72,7 @@ class Artifacts:
         if key not in self.onnx:
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
             self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
-            if precision in ("int8", "fp8"):
+            if precision in QUANTIZED_PRECISIONS:
                 self._export_quantized(path, precision, target)
             else:
                 from vit5_infer.exporters import export_onnx
@@ -102,7 +102,7 @@ class Artifacts:
 
             path = self.workdir / f"model.{precision}.engine"
             # build_engine converts an FP32 graph to the asked precision itself
-            graph = precision if precision in ("int8", "fp8") else "fp32"  # quantized graphs are built as they are
+            graph = precision if precision in QUANTIZED_PRECISIONS else "fp32"  # quantized graphs are built as they are
             onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
             self.say(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
             build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
