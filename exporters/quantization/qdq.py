@@ -87,6 +87,14 @@ class QuantScheme:
                 "weights": f"{weight} per output channel", "elsewhere": self.float_precision}
 
 
+FLOAT8_TYPES = (TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E5M2FNUZ)
+
+
+def has_float8(model: onnx.ModelProto) -> bool:
+    """Whether ``model`` stores FP8 tensors (an FP8 Q/DQ graph's weights and zero points)."""
+    return any(init.data_type in FLOAT8_TYPES for init in model.graph.initializer)
+
+
 def graph_opset(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 

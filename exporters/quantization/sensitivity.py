@@ -16,7 +16,7 @@ from vit5_infer.metrics import compare_logits
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS
 
 from .calibration import batches
-from .qdq import QuantScheme, quantize_graph
+from .qdq import QuantScheme, has_float8, quantize_graph
 
 #: a layer whose error alone is this many times the median layer's stays in higher precision
 OUTLIER_FACTOR = 10.0
@@ -34,14 +34,6 @@ class LayerSensitivity:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-FLOAT8_TYPES = (onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E4M3FNUZ, onnx.TensorProto.FLOAT8E5M2,
-                 onnx.TensorProto.FLOAT8E5M2FNUZ)
-
-
-def has_float8(model: onnx.ModelProto) -> bool:
-    return any(init.data_type in FLOAT8_TYPES for init in model.graph.initializer)
 
 
 def run_logits(model: onnx.ModelProto, inputs: np.ndarray) -> np.ndarray:

@@ -211,11 +211,10 @@ def _load(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx.Mode
 def graph_precision_of(model: onnx.ModelProto) -> Precision:
     """The precision a graph computes in: quantized if it has Q/DQ nodes, else its weights' type."""
     from vit5_infer.exporters.precision import graph_precision
+    from vit5_infer.exporters.quantization.qdq import has_float8
 
     if any(node.op_type in ("QuantizeLinear", "DequantizeLinear") for node in model.graph.node):
-        fp8 = any(init.data_type in (onnx.TensorProto.FLOAT8E4M3FN, onnx.TensorProto.FLOAT8E5M2)
-                  for init in model.graph.initializer)
-        return Precision.FP8 if fp8 else Precision.INT8
+        return Precision.FP8 if has_float8(model) else Precision.INT8
     return Precision(graph_precision(model))
 
 
