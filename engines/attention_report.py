@@ -121,7 +121,8 @@ def fused_attention_layers(layers: Iterable[Any]) -> list[str]:
 
 
 def _fused(layers: Iterable[Any]) -> list[dict]:
-    return [layer for layer in layers if isinstance(layer, dict) and is_fused_attention_kernel(layer.get("TacticName", ""))]
+    return [layer for layer in layers
+            if isinstance(layer, dict) and is_fused_attention_kernel(layer.get("TacticName", ""))]
 
 
 def _carries(text: str, node: str) -> bool:
@@ -167,8 +168,8 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
         for i in _owners(layer, blocks):
             owned[i] += 1
     if not any(owned):
-        return FusionReport(UNKNOWN, count, names, f"{kernels}, but no fused kernel's layer names a node of an attention "
-                            "block; read the engine's .layers.json", notes=notes)
+        return FusionReport(UNKNOWN, count, names, f"{kernels}, but no fused kernel's layer names a node of an "
+                            "attention block; read the engine's .layers.json", notes=notes)
     unfused = [block for block, n in zip(blocks, owned) if n == 0]
     fused_count = count - len(unfused)
     detail = f"{fused_count} of {count} attention block(s) have a fused kernel ({len(evidence)} kernel(s))"

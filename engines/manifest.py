@@ -21,8 +21,10 @@ from typing import Any, Optional, Union
 
 import vit5_infer
 from vit5_infer.checkpoint import file_sha256
-
 from vit5_infer.files import write_text_atomic
+from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
+from vit5_infer.vocabulary import INPUT_NAME
+
 from .errors import EngineMismatchError, ManifestError
 from .tensorrt_support import (
     HARDWARE_COMPATIBILITY_LEVELS,
@@ -30,9 +32,6 @@ from .tensorrt_support import (
     default_opt_batch,
     tensorrt_version,
 )
-
-from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
-from vit5_infer.vocabulary import INPUT_NAME
 
 MANIFEST_FORMAT = 1
 #: The engine inspector's raw layer JSON, saved beside the engine: ``model.engine`` -> ``model.engine.layers.json``.
@@ -316,7 +315,8 @@ def mismatches(manifest: EngineManifest, trt_version: str, gpu_name: str, comput
     found = []
     flags = manifest.build_flags or {}
     if not _tensorrt_loads(manifest.tensorrt_version, trt_version, bool(flags.get("version_compatible"))):
-        why = " (a version-compatible engine runs on the same or a newer TensorRT)" if flags.get("version_compatible") else ""
+        why = (" (a version-compatible engine runs on the same or a newer TensorRT)"
+               if flags.get("version_compatible") else "")
         found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here{why}")
     if not _gpu_runs(manifest, compute_capability):
         level = _hardware_level(manifest)

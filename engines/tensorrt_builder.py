@@ -45,18 +45,18 @@ from .manifest import (
 )
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
+    MAX_PROFILE_BATCH,
     check_gpu_supported,
     check_hardware_compatibility,
     check_precision_supported,
     cuda_initialized,
     hardware_compatibility_member,
     has_attention_layers,
-    MAX_PROFILE_BATCH,
     import_tensorrt,
     needs_strongly_typed_flag,
     parse_batch_profiles,
-    require_gpu,
     reported_error,
+    require_gpu,
     tensorrt_log,
     tensorrt_major,
     tensorrt_release,
@@ -89,8 +89,8 @@ class BuildResult:
 
 
 def check_build_options(
-    precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float], optimization_level: int,
-    batch_profiles: Any = None, hardware_compatibility: Optional[str] = None,
+    precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float],
+    optimization_level: int, batch_profiles: Any = None, hardware_compatibility: Optional[str] = None,
 ) -> list:
     """The engine's optimization profiles as (min, opt, max) batches, after checking every build option
     (one-line EngineBuildError each): ``batch_profiles`` (``--batch-profiles`` text or a list of
@@ -99,8 +99,10 @@ def check_build_options(
         raise EngineBuildError(f"unknown precision {precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
     if batch_profiles is not None:
         if (min_batch, opt_batch, max_batch) != (DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH):
-            raise EngineBuildError("--batch-profiles replaces --min-batch, --opt-batch and --max-batch: give one or the other")
-        text = batch_profiles if isinstance(batch_profiles, str) else ",".join("-".join(map(str, p)) for p in batch_profiles)
+            raise EngineBuildError(
+                "--batch-profiles replaces --min-batch, --opt-batch and --max-batch: give one or the other")
+        text = (batch_profiles if isinstance(batch_profiles, str)
+                else ",".join("-".join(map(str, p)) for p in batch_profiles))
         profiles = parse_batch_profiles(text)
     elif not (1 <= min_batch <= opt_batch <= max_batch <= MAX_PROFILE_BATCH):
         raise EngineBuildError(
@@ -179,7 +181,8 @@ def check_timing_cache_path(timing_cache: Optional[PathLike], outputs: dict) -> 
     cache = Path(timing_cache).resolve()
     for what, path in outputs.items():
         if Path(path).resolve() == cache:
-            raise EngineBuildError(f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own")
+            raise EngineBuildError(
+                f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own")
 
 
 def read_timing_cache(path: Optional[PathLike], source: PathLike = None) -> Optional[bytes]:

@@ -286,7 +286,8 @@ def check_hardware_compatibility(level: Optional[str], version: Optional[str] = 
     _, since, oldest_gpu = HARDWARE_COMPATIBILITY_LEVELS[name]
     if version is not None and tensorrt_version(version) < since:
         raise EngineBuildError(
-            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; this is TensorRT {version}")
+            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; "
+            f"this is TensorRT {version}")
     if device is not None and tensorrt_version(device.compute_capability) < oldest_gpu:
         raise EngineBuildError(
             f"--hardware-compatibility {name} engines are built on a GPU of compute capability "
@@ -326,7 +327,8 @@ def parse_batch_profiles(text: str) -> list:
             numbers = [int(p) for p in parts]
         except ValueError:
             numbers = []
-        if not item.strip() or len(numbers) not in (1, 2, 3) or any(str(n) != p.strip() for n, p in zip(numbers, parts)):
+        canonical = all(str(n) == p.strip() for n, p in zip(numbers, parts))
+        if not item.strip() or len(numbers) not in (1, 2, 3) or not canonical:
             raise EngineBuildError(
                 f"--batch-profiles takes comma-separated N, MIN-MAX or MIN-OPT-MAX batch sizes (e.g. 1,2-8,16-64), "
                 f"got {item.strip()!r} in {text!r}")

@@ -9,7 +9,6 @@ import onnx
 import pytest
 from golden_exports import golden_model
 from onnx import TensorProto, helper
-
 from vit5_infer.engines.attention_report import (
     FUSED,
     IATTENTION_UNVERIFIED,
@@ -193,7 +192,8 @@ def test_one_block_split_into_two_kernels_does_not_make_up_for_an_unfused_one():
     assert len(report.fused_layers) == 2
     assert report.verdict == PARTIAL and report.fused is False
     assert report.unfused_blocks == ("/blocks.1/attn",)
-    assert report.detail == "1 of 2 attention block(s) have a fused kernel (2 kernel(s)); no fused kernel in /blocks.1/attn"
+    assert report.detail == ("1 of 2 attention block(s) have a fused kernel (2 kernel(s)); "
+                             "no fused kernel in /blocks.1/attn")
 
 
 def test_every_unfused_block_is_named():
@@ -214,7 +214,8 @@ def test_block_names_are_not_prefixes_of_each_other():
 def test_a_cls_readout_last_block_unfused_is_explained_not_warned():
     """The last block of a cls readout computes one query ([B,h,1,d] x [B,h,d,T]): a matrix-vector product
     that TensorRT runs as gemm kernels; that alone is no missed fusion."""
-    report = fusion_report(_info(_block(0, True) + _block(1, True) + _block(2, False)), _blocks(3, single_query_last=True))
+    layers = _block(0, True) + _block(1, True) + _block(2, False)
+    report = fusion_report(_info(layers), _blocks(3, single_query_last=True))
     assert report.verdict == FUSED and report.fused is True
     assert report.unfused_blocks == ("/blocks.2/attn",)
     assert any("/blocks.2/attn computes one query (cls readout" in note for note in report.notes)
@@ -222,12 +223,14 @@ def test_a_cls_readout_last_block_unfused_is_explained_not_warned():
 
 
 def test_a_single_query_block_does_not_excuse_other_unfused_blocks():
-    report = fusion_report(_info(_block(0, False) + _block(1, True) + _block(2, False)), _blocks(3, single_query_last=True))
+    layers = _block(0, False) + _block(1, True) + _block(2, False)
+    report = fusion_report(_info(layers), _blocks(3, single_query_last=True))
     assert report.verdict == PARTIAL and report.unfused_blocks == ("/blocks.0/attn", "/blocks.2/attn")
 
 
 def test_fused_kernels_that_name_no_block_are_unknown():
-    layers = [dict(layer, Metadata="", Name=f"__myl_fused_{n}") for n, layer in enumerate(_block(0, True) + _block(1, True))]
+    layers = [dict(layer, Metadata="", Name=f"__myl_fused_{n}")
+              for n, layer in enumerate(_block(0, True) + _block(1, True))]
     report = fusion_report(_info(layers), _blocks(2))
     assert report.verdict == UNKNOWN and report.fused is None and len(report.fused_layers) == 2
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from vit5_infer.engines.errors import EngineBuildError
 from vit5_infer.engines.manifest import (
     batch_profiles_shapes,
@@ -156,8 +155,8 @@ def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
     """Triton uses profile 0 only unless the instance group names the others (ModelInstanceGroup.profile,
     repeated string, in triton-inference-server/common's model_config.proto)."""
     from golden_exports import golden_model
-
     from vit5_infer.exporters import export_onnx
+
     from vit5_infer.serving.model_repository import write_model_repository
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
@@ -170,14 +169,15 @@ def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
 
 def test_a_one_profile_plan_names_no_profile(tmp_path, golden_dir):
     from golden_exports import golden_model
-
     from vit5_infer.exporters import export_onnx
+
     from vit5_infer.serving.model_repository import write_model_repository
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
-    write_manifest(create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
-                                   gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
-                                   profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags={}), tmp_path / "model.plan")
+    manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
+                               gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
+                               profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags={})
+    write_manifest(manifest, tmp_path / "model.plan")
     (tmp_path / "model.plan").write_bytes(b"engine")
     assert "profile:" not in write_model_repository(tmp_path / "model.plan", tmp_path / "repo").config_path.read_text()
 
@@ -217,7 +217,6 @@ def _one_line(proc, fragment):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, golden_dir):
     from golden_exports import golden_model
-
     from vit5_infer.exporters import export_onnx
 
     return export_onnx(golden_model("attn_cls_r4"), tmp_path_factory.mktemp("cli") / "m.onnx", validate=False).path

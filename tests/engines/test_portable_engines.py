@@ -11,7 +11,6 @@ import types
 import warnings
 
 import pytest
-
 from vit5_infer.engines.cuda_device import CudaDevice
 from vit5_infer.engines.errors import EngineBuildError, EngineMismatchError
 from vit5_infer.engines.manifest import (
@@ -98,7 +97,8 @@ def test_the_rebuild_command_keeps_portability(tmp_path):
 
 
 # ---- --hardware-compatibility ---------------------------------------------------------------------------
-T4, V100, A100 = CudaDevice(0, "Tesla T4", "7.5"), CudaDevice(0, "Tesla V100", "7.0"), CudaDevice(0, "NVIDIA A100", "8.0")
+T4, V100 = CudaDevice(0, "Tesla T4", "7.5"), CudaDevice(0, "Tesla V100", "7.0")
+A100 = CudaDevice(0, "NVIDIA A100", "8.0")
 
 
 def test_levels_are_known_names():
