@@ -424,16 +424,13 @@ def _build(
     bytes read from it, None when there were none); ``errors``: what TensorRT and Polygraphy logged as
     errors (tensorrt_log), for the failure's one line; ``portability``: (version compatible, hardware
     compatibility level)."""
-    from polygraphy.backend.trt import CreateConfig, PostprocessConfig, Profile, engine_bytes_from_network
+    from polygraphy.backend.trt import PostprocessConfig, engine_bytes_from_network
     from polygraphy.exception import PolygraphyException
 
     network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
     definition = network[1]
     inputs = {tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))}
     shape = check_input_shape(inputs, source_onnx, profiles)
-    trt_profiles = [Profile().add(INPUT_NAME, min=(low, *shape), opt=(opt, *shape), max=(high, *shape))
-                    for low, opt, high in profiles]
-    version_compatible, hardware_compatibility = portability
     # Without this the parser's IAttention layers must find a fused kernel or the build fails
     # (FP32, some shapes and GPUs; NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can.
     decomposable = has_attention_layers(trt.__version__)
@@ -444,17 +441,7 @@ def _build(
 
             network = set_decomposable_attentions(network)
         config = PostprocessConfig(
-            CreateConfig(
-                profiles=trt_profiles,
-                memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
-                builder_optimization_level=optimization_level,
-                # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.
-                profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
-                # TensorRT's own default; Polygraphy would turn TF32 off.
-                tf32=True,
-                version_compatible=bool(version_compatible) or None,
-                hardware_compatibility_level=hardware_compatibility_member(trt, hardware_compatibility),
-            ),
+            create_config(trt, profiles, shape, workspace_gib, optimization_level, portability),
             lambda builder, net, config: _attach_timing_cache(config, *timing_cache, say),
         )
         if optimization_level == 0 and timing_cache[0]:
@@ -470,6 +457,35 @@ def _build(
             "rerun with --verbose to see the builder log"
         ) from None
     return bytes(memoryview(serialized)), shape, decomposable
+
+
+def create_config(
+    trt: Any,
+    profiles: list,
+    shape: tuple,
+    workspace_gib: Optional[float],
+    optimization_level: int,
+    portability: tuple[bool, Optional[str]] = (False, None),
+) -> Any:
+    """Polygraphy's CreateConfig loader for these (min, opt, max) batch profiles of a [C, H, W] input:
+    one IOptimizationProfile each, in order, and the portability asked for (version compatible,
+    hardware compatibility level name)."""
+    from polygraphy.backend.trt import CreateConfig, Profile
+
+    version_compatible, hardware_compatibility = portability
+    return CreateConfig(
+        profiles=[Profile().add(INPUT_NAME, min=(low, *shape), opt=(opt, *shape), max=(high, *shape))
+                  for low, opt, high in profiles],
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
+        builder_optimization_level=optimization_level,
+        # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.
+        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+        # TensorRT's own default; Polygraphy would turn TF32 off.
+        tf32=True,
+        # BuilderFlag.VERSION_COMPATIBLE and IBuilderConfig.hardware_compatibility_level, set by Polygraphy
+        version_compatible=bool(version_compatible) or None,
+        hardware_compatibility_level=hardware_compatibility_member(trt, hardware_compatibility),
+    )
 
 
 def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], None]) -> tuple:
