@@ -126,10 +126,11 @@ def _fused(layers: Iterable[Any]) -> list[dict]:
 
 
 def _carries(text: str, node: str) -> bool:
-    """Whether a layer's Name/Metadata names ONNX node ``node``: the name followed by no further
-    letter or digit, nor by ``_<digit>`` (``MatMul_1`` is another node than ``MatMul``); Myelin's own
-    suffixes (``_myl0_3``) and ``[ONNX Layer: ...]`` brackets pass."""
-    return bool(node) and re.search(re.escape(node) + r"(?![A-Za-z0-9])(?!_\d)", text) is not None
+    """Whether a layer's Name/Metadata names ONNX node ``node``: the whole name, not part of a longer one
+    (``Softmax`` is not ``/blocks.0/attn/Softmax``, ``MatMul`` not ``MatMul_1``); Myelin's own suffixes
+    (``_myl0_3``) and ``[ONNX Layer: ...]`` brackets pass."""
+    pattern = r"(?<![A-Za-z0-9_./])" + re.escape(node) + r"(?![A-Za-z0-9])(?!_\d)"
+    return bool(node) and re.search(pattern, text) is not None
 
 
 def _owners(layer: dict, blocks: Sequence[AttentionBlock]) -> list[int]:
@@ -176,6 +177,11 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     if not unfused:
         return FusionReport(FUSED, count, names, detail, (), notes)
     missing = ", ".join(block.name for block in unfused)
+    anonymous = sum(1 for layer in evidence if not _owners(layer, blocks))
+    if anonymous and not all(block.single_query for block in unfused):
+        return FusionReport(UNKNOWN, count, names, f"{detail}; {anonymous} fused kernel(s) name no block, so whether "
+                            f"{missing} have one is unknown; read the engine's .layers.json",
+                            tuple(b.name for b in unfused), notes)
     if all(block.single_query for block in unfused):
         # A cls readout's last block: one query row, a matrix-vector product that fused MHA kernels do not
         # take; TensorRT runs it as gemm kernels, which is the expected engine, not a missed fusion.

@@ -235,6 +235,21 @@ def test_fused_kernels_that_name_no_block_are_unknown():
     assert report.verdict == UNKNOWN and report.fused is None and len(report.fused_layers) == 2
 
 
+def test_an_unattributed_fused_kernel_leaves_the_unfused_blocks_unknown():
+    """A fused kernel whose layer names no node may be the missing block's: neither fused nor partly fused."""
+    anonymous = [dict(layer, Metadata="", Name="__myl_fused_9") for layer in _block(1, True)]
+    report = fusion_report(_info(_block(0, True) + anonymous), _blocks(2))
+    assert report.verdict == UNKNOWN and report.unfused_blocks == ("/blocks.1/attn",)
+    assert "1 fused kernel(s) name no block, so whether /blocks.1/attn have one is unknown" in report.detail
+
+
+def test_a_short_node_name_is_not_found_inside_a_longer_one():
+    blocks = [AttentionBlock("a", ("Softmax", "MatMul", "MatMul_1")), AttentionBlock("b", ("/b/Softmax",))]
+    layers = [_layer("fused", "kgen", "_gemm_mha_v2_0x1", "[ONNX Layer: /b/Softmax][ONNX Layer: MatMul_12]")]
+    report = fusion_report(_info(layers), blocks)
+    assert report.verdict == PARTIAL and report.unfused_blocks == ("a",)
+
+
 @pytest.mark.parametrize("op, noted", [("Attention", True), ("Softmax", False)])
 def test_iattention_kernel_names_are_reported_unverified(op, noted):
     report = fusion_report(_info(_block(0, True)), _blocks(1, op=op))
