@@ -1,7 +1,8 @@
 """The manifest written beside every TensorRT engine (``model.engine`` -> ``model.engine.json``).
 
-A serialized TensorRT engine only runs on the TensorRT version and GPU architecture it was built
-with, and TensorRT reports a mismatch as an opaque version-tag failure.  The manifest records what
+A serialized TensorRT engine only runs on the TensorRT build and GPU compute capability it was built
+with (unless built version- or hardware-compatible), and TensorRT reports a mismatch as an opaque
+version-tag failure.  The manifest records what
 the engine was built from and with, so that loading can fail early with a message that names the
 difference and the exact command that rebuilds the engine.  Pure Python: no TensorRT needed.
 """

@@ -265,6 +265,7 @@ def build_engine(
     say = progress or (lambda message: None)
     profiles = check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level,
                                    batch_profiles, hardware_compatibility)
+    hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
     portability = (version_compatible, hardware_compatibility)
     engine_path = Path(engine_path)
     if is_onnx_path(engine_path):
