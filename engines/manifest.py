@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import logging
 import re
 import shlex
 import warnings
@@ -43,7 +42,6 @@ DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH = 1, 1, 8
 DEFAULT_OPTIMIZATION_LEVEL = 3
 
 PathLike = Union[str, Path]
-log = logging.getLogger("vit5_infer.engines")
 
 
 class EngineTunedElsewhereWarning(UserWarning):
@@ -359,7 +357,6 @@ def check_compatible(
     if note is None:
         return []
     warnings.warn(note, EngineTunedElsewhereWarning, stacklevel=2)
-    log.warning(note)
     return [note]
 
 
