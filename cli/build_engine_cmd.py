@@ -6,38 +6,52 @@ from typing import Annotated, Optional
 import typer
 
 from . import console
+from .model_options import ModelOptions, model_options
 
 PROFILE_PANEL = "Batch profile"
+PORTABLE_PANEL = "Portable engines"
 
 
+@model_options
 def build_engine(
     source: Annotated[str, typer.Argument(help="ONNX file, or a preset/checkpoint to export first (the ONNX is kept beside the engine).", show_default=False)],
     output: Annotated[str, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
+    model_opts: ModelOptions,
     fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16 graph.")] = False,
     int8: Annotated[bool, typer.Option("--int8", help="Build an INT8 Q/DQ graph ('vit5 export --precision int8 --target tensorrt'): its scales are in the graph, no calibrator.")] = False,
     fp8: Annotated[bool, typer.Option("--fp8", help="Build an FP8 Q/DQ graph ('vit5 export --precision fp8 --target tensorrt'; Ada/Hopper or newer).")] = False,
-    min_batch: Annotated[int, typer.Option("--min-batch", help="Smallest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 1,
-    opt_batch: Annotated[int, typer.Option("--opt-batch", help="Batch the kernels are tuned for.", rich_help_panel=PROFILE_PANEL)] = 1,
-    max_batch: Annotated[int, typer.Option("--max-batch", help="Largest batch the engine accepts.", rich_help_panel=PROFILE_PANEL)] = 8,
+    min_batch: Annotated[Optional[int], typer.Option("--min-batch", help="Smallest batch the engine accepts (default 1).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
+    opt_batch: Annotated[Optional[int], typer.Option("--opt-batch", help="Batch the kernels are tuned for (default 1).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
+    max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="Largest batch the engine accepts (default 8).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
+    batch_profiles: Annotated[Optional[str], typer.Option("--batch-profiles", help="Several optimization profiles instead of --min/--opt/--max-batch, e.g. 1,2-8,16-64: each N, MIN-MAX (tuned for MAX) or MIN-OPT-MAX, ascending, without overlap; the runner uses the profile that holds the batch.", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
+    version_compatible: Annotated[bool, typer.Option("--version-compatible", help="Build an engine that newer TensorRT releases also run (same major, or 10 -> 11); may be slower.", rich_help_panel=PORTABLE_PANEL)] = False,
+    hardware_compatibility: Annotated[Optional[str], typer.Option("--hardware-compatibility", help="none, ampere+ (runs on any Ampere or newer GPU; built on one) or same-compute-capability (TensorRT 10.9+); may be slower.", rich_help_panel=PORTABLE_PANEL, show_default=False)] = None,
     timing_cache: Annotated[Optional[Path], typer.Option("--timing-cache", help="Read and update this TensorRT timing cache (faster rebuilds).", show_default=False)] = None,
     workspace: Annotated[Optional[float], typer.Option("--workspace", help="Builder workspace limit in GiB [default: TensorRT's].", show_default=False)] = None,
     opt_level: Annotated[int, typer.Option("--opt-level", "--optimization-level", help="Builder optimization level 0..5.")] = 3,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorRT's own log.")] = False,
 ) -> None:
     """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
+    from vit5_infer.engines.manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
     from vit5_infer.engines.tensorrt_builder import build_engine as build
 
     chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if flag]
     if len(chosen) > 1:
         raise typer.BadParameter("choose one of --fp16, --bf16, --int8 and --fp8", param_hint="--" + "/--".join(chosen))
     precision = chosen[0] if chosen else "fp32"
+    given = [flag for flag, value in (("--min-batch", min_batch), ("--opt-batch", opt_batch), ("--max-batch", max_batch))
+             if value is not None]
+    if batch_profiles is not None and given:
+        from vit5_infer.engines.errors import EngineBuildError
+
+        raise EngineBuildError(f"--batch-profiles replaces {', '.join(given)}: give one or the other")
     from vit5_infer.files import check_output_path
     from vit5_infer.vocabulary import ENGINE_SUFFIXES
 
     # Before any work (and before TensorRT is imported): the engine, its manifest and the ONNX kept
     # beside it are outputs, and none may be the source or the timing cache.
-    inputs = (source, timing_cache)
+    inputs = (source, timing_cache, model_opts.config)
     output = check_output_path(output, "output", inputs, tuple(ENGINE_SUFFIXES))
     check_output_path(output.with_name(output.name + ".json"), "output manifest", inputs)
     with console.status(f"building {output} ({precision})") as status:
@@ -45,14 +59,18 @@ def build_engine(
             source,
             output,
             precision=precision,
-            min_batch=min_batch,
-            opt_batch=opt_batch,
-            max_batch=max_batch,
+            min_batch=DEFAULT_MIN_BATCH if min_batch is None else min_batch,
+            opt_batch=DEFAULT_OPT_BATCH if opt_batch is None else opt_batch,
+            max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
+            batch_profiles=batch_profiles,
+            version_compatible=version_compatible,
+            hardware_compatibility=hardware_compatibility,
             timing_cache=timing_cache,
             workspace_gib=workspace,
             optimization_level=opt_level,
             verbose=verbose,
             progress=lambda message: status.update(message),
+            load=model_opts,
         )
     console.out.print(f"wrote {result.engine_path} and {result.manifest_path} in {result.build_seconds:.1f} s")
     if result.onnx_path is not None and str(result.onnx_path) != str(source):

@@ -1,7 +1,8 @@
 """The manifest written beside every TensorRT engine (``model.engine`` -> ``model.engine.json``).
 
-A serialized TensorRT engine only runs on the TensorRT version and GPU architecture it was built
-with, and TensorRT reports a mismatch as an opaque version-tag failure.  The manifest records what
+A serialized TensorRT engine only runs on the TensorRT build and GPU compute capability it was built
+with (unless built version- or hardware-compatible), and TensorRT reports a mismatch as an opaque
+version-tag failure.  The manifest records what
 the engine was built from and with, so that loading can fail early with a message that names the
 difference and the exact command that rebuilds the engine.  Pure Python: no TensorRT needed.
 """
@@ -12,6 +13,7 @@ import dataclasses
 import json
 import re
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,12 +21,17 @@ from typing import Any, Optional, Union
 
 import vit5_infer
 from vit5_infer.checkpoint import file_sha256
-
 from vit5_infer.files import write_text_atomic
-from .errors import EngineMismatchError, ManifestError
-
 from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
 from vit5_infer.vocabulary import INPUT_NAME
+
+from .errors import EngineMismatchError, ManifestError
+from .tensorrt_support import (
+    HARDWARE_COMPATIBILITY_LEVELS,
+    VERSION_COMPATIBLE_ACROSS_MAJORS,
+    default_opt_batch,
+    tensorrt_version,
+)
 
 MANIFEST_FORMAT = 1
 #: The engine inspector's raw layer JSON, saved beside the engine: ``model.engine`` -> ``model.engine.layers.json``.
@@ -37,6 +44,10 @@ DEFAULT_OPTIMIZATION_LEVEL = 3
 PathLike = Union[str, Path]
 
 
+class EngineTunedElsewhereWarning(UserWarning):
+    """The engine loads on this GPU, but TensorRT timed its kernels (tactics) on another GPU model."""
+
+
 @dataclass
 class EngineManifest:
     tensorrt_version: str
@@ -45,7 +56,8 @@ class EngineManifest:
     onnx_path: str
     onnx_sha256: str
     precision: str  # fp32, fp16 or bf16: the types of the graph the engine was built from
-    # input name -> {"min": shape, "opt": shape, "max": shape}
+    # input name -> {"min": shape, "opt": shape, "max": shape}: the batch range the engine accepts (with
+    # several optimization profiles, from the first profile's min to the last one's max)
     profiles: dict = field(default_factory=dict)
     # how the builder was configured: strongly_typed, optimization_level, workspace_gib, timing_cache, ...
     build_flags: dict = field(default_factory=dict)
@@ -60,11 +72,20 @@ class EngineManifest:
     # number of attention blocks of the ONNX graph, and the inspector JSON file it was read from
     attention_verdict: Optional[str] = None
     attention_blocks: Optional[int] = None
+    # the whole fusion report (FusionReport.to_dict): per-block findings, the blocks without a fused kernel
+    attention_report: Optional[dict] = None
     layers_file: str = ""
     # the outputs of the graph the engine was built from, in order: {"name", "shape"} ("batch" for
     # the dynamic batch); a list because the manifest is written with sorted keys
     outputs: list = field(default_factory=list)
+    # every optimization profile in TensorRT's index order, each {input name: {"min", "opt", "max"}}; empty
+    # in manifests of one-profile engines written before this field existed (``profiles`` is then profile 0)
+    optimization_profiles: list = field(default_factory=list)
     format: int = MANIFEST_FORMAT
+
+    def profile_list(self) -> list:
+        """The engine's optimization profiles in index order (one for older manifests)."""
+        return list(self.optimization_profiles) or ([self.profiles] if self.profiles else [])
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -93,7 +114,8 @@ _FIELD_TYPES = {
     "tensorrt_version": (str,), "gpu_name": (str,), "compute_capability": (str,), "onnx_path": (str,),
     "onnx_sha256": (str,), "precision": (str,), "profiles": (dict,), "build_flags": (dict,), "engine_file": (str,),
     "toolkit_version": (str,), "created_at": (str,), "source": (dict, type(None)), "attention_fused": (bool, type(None)),
-    "fused_attention_layers": (list,), "format": (int,),
+    "fused_attention_layers": (list,), "format": (int,), "optimization_profiles": (list,),
+    "attention_report": (dict, type(None)),
 }
 
 
@@ -113,6 +135,17 @@ def profile_shapes(input_shape: tuple, min_batch: int, opt_batch: int, max_batch
     return {INPUT_NAME: {"min": [min_batch, *dims], "opt": [opt_batch, *dims], "max": [max_batch, *dims]}}
 
 
+def batch_profiles_shapes(input_shape: tuple, batch_profiles: list) -> list:
+    """One profile_shapes entry per (min, opt, max) batch profile, in TensorRT's profile index order."""
+    return [profile_shapes(input_shape, *batches) for batches in batch_profiles]
+
+
+def profile_envelope(profiles: list) -> dict:
+    """The batch range several profiles accept together: the first one's min and opt, the last one's max."""
+    first, last = profiles[0][INPUT_NAME], profiles[-1][INPUT_NAME]
+    return {INPUT_NAME: {"min": first["min"], "opt": first["opt"], "max": last["max"]}}
+
+
 def create_manifest(
     *,
     onnx_path: PathLike,
@@ -129,8 +162,10 @@ def create_manifest(
     onnx_sha256: Optional[str] = None,
     attention_verdict: Optional[str] = None,
     attention_blocks: Optional[int] = None,
+    attention_report: Optional[dict] = None,
     layers_file: str = "",
     outputs: Optional[dict] = None,
+    optimization_profiles: Optional[list] = None,
 ) -> EngineManifest:
     """``outputs``: output name -> shape of the graph, in graph order (exporters.graph_outputs)."""
     return EngineManifest(
@@ -150,8 +185,10 @@ def create_manifest(
         fused_attention_layers=list(fused_attention_layers or []),
         attention_verdict=attention_verdict,
         attention_blocks=attention_blocks,
+        attention_report=attention_report,
         layers_file=layers_file,
         outputs=[{"name": name, "shape": list(shape)} for name, shape in (outputs or {}).items()],
+        optimization_profiles=list(optimization_profiles or []),
     )
 
 
@@ -187,13 +224,21 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     words = ["vit5", "build-engine", manifest.onnx_path, "-o", engine]
     if manifest.precision in ("fp16", "bf16", "int8", "fp8"):
         words.append(f"--{manifest.precision}")
-    shapes = manifest.profiles.get(INPUT_NAME) or {}
-    batches = {key: (shapes.get(key) or [None])[0] for key in ("min", "opt", "max")}
-    defaults = {"min": DEFAULT_MIN_BATCH, "opt": DEFAULT_OPT_BATCH, "max": DEFAULT_MAX_BATCH}
-    for key in ("min", "opt", "max"):
-        if batches[key] is not None and batches[key] != defaults[key]:
-            words += [f"--{key}-batch", str(batches[key])]
+    profiles = manifest.profile_list()
+    if len(profiles) > 1:
+        words += ["--batch-profiles", batch_profiles_text(profiles)]
+    else:
+        shapes = (profiles[0] if profiles else {}).get(INPUT_NAME) or {}
+        batches = {key: (shapes.get(key) or [None])[0] for key in ("min", "opt", "max")}
+        defaults = {"min": DEFAULT_MIN_BATCH, "opt": DEFAULT_OPT_BATCH, "max": DEFAULT_MAX_BATCH}
+        for key in ("min", "opt", "max"):
+            if batches[key] is not None and batches[key] != defaults[key]:
+                words += [f"--{key}-batch", str(batches[key])]
     flags = manifest.build_flags or {}
+    if flags.get("version_compatible"):
+        words.append("--version-compatible")
+    if flags.get("hardware_compatibility") not in (None, "none"):
+        words += ["--hardware-compatibility", str(flags["hardware_compatibility"])]
     if flags.get("timing_cache"):
         words += ["--timing-cache", str(flags["timing_cache"])]
     if flags.get("workspace_gib"):
@@ -202,6 +247,21 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     if level is not None and level != DEFAULT_OPTIMIZATION_LEVEL:
         words += ["--optimization-level", str(level)]
     return " ".join(shlex.quote(w) for w in words)
+
+
+def batch_profiles_text(profiles: list) -> str:
+    """``--batch-profiles`` text of recorded profiles: N, MIN-MAX, or MIN-OPT-MAX where opt is not the default."""
+    items = []
+    for profile in profiles:
+        shapes = profile.get(INPUT_NAME) or {}
+        low, opt, high = (int((shapes.get(key) or [0])[0]) for key in ("min", "opt", "max"))
+        if low == high:
+            items.append(str(low))
+        elif opt == default_opt_batch(low, high):
+            items.append(f"{low}-{high}")
+        else:
+            items.append(f"{low}-{opt}-{high}")
+    return ",".join(items)
 
 
 def _number(value: Any) -> str:
@@ -219,20 +279,61 @@ def _tensorrt_build(version: str) -> str:
     return found.group(0).strip() if found else str(version)
 
 
+def _build_numbers(version: str) -> tuple:
+    return tuple(int(part) for part in _tensorrt_build(version).split(".") if part.isdigit())
+
+
+def _tensorrt_loads(built: str, here: str, version_compatible: bool) -> bool:
+    """Whether TensorRT ``here`` deserializes a plan of TensorRT ``built``: the same build only, unless the
+    engine is version-compatible (then the same or a newer release of that major, or 10 -> 11)."""
+    if _tensorrt_build(built) == _tensorrt_build(here):
+        return True
+    if not version_compatible:
+        return False
+    old, new = _build_numbers(built), _build_numbers(here)
+    if not old or not new or new < old:
+        return False
+    return old[0] == new[0] or (old[0], new[0]) in VERSION_COMPATIBLE_ACROSS_MAJORS
+
+
+def _hardware_level(manifest: EngineManifest) -> str:
+    level = (manifest.build_flags or {}).get("hardware_compatibility") or "none"
+    return level if level in HARDWARE_COMPATIBILITY_LEVELS else "none"
+
+
+def _gpu_runs(manifest: EngineManifest, compute_capability: str) -> bool:
+    """Whether the plan's kernels run on a GPU of ``compute_capability``: one of Ampere or newer for an
+    ampere+ engine, the building GPU's compute capability otherwise (TensorRT's hardware compatibility)."""
+    if _hardware_level(manifest) == "ampere+":
+        return tensorrt_version(compute_capability) >= HARDWARE_COMPATIBILITY_LEVELS["ampere+"][2]
+    return str(manifest.compute_capability) == str(compute_capability)
+
+
 def mismatches(manifest: EngineManifest, trt_version: str, gpu_name: str, compute_capability: str) -> list[str]:
-    """What differs between where the engine was built and this machine (empty: compatible)."""
+    """Why TensorRT would refuse the engine on this machine (empty: it loads here)."""
     found = []
-    if _tensorrt_build(manifest.tensorrt_version) != _tensorrt_build(trt_version):
-        found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here")
-    if str(manifest.compute_capability) != str(compute_capability):
+    flags = manifest.build_flags or {}
+    if not _tensorrt_loads(manifest.tensorrt_version, trt_version, bool(flags.get("version_compatible"))):
+        why = (" (a version-compatible engine runs on the same or a newer TensorRT)"
+               if flags.get("version_compatible") else "")
+        found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here{why}")
+    if not _gpu_runs(manifest, compute_capability):
+        level = _hardware_level(manifest)
+        why = " (an ampere+ engine needs compute capability 8.0 or newer)" if level == "ampere+" else ""
         found.append(
             f"GPU {manifest.gpu_name} (compute capability {manifest.compute_capability}) vs "
-            f"{gpu_name} ({compute_capability}) here"
+            f"{gpu_name} ({compute_capability}) here{why}"
         )
-    elif not _same_gpu_name(manifest.gpu_name, gpu_name):
-        # Same architecture, other model: TensorRT would run it, but its tactics were timed elsewhere.
-        found.append(f"GPU {manifest.gpu_name} vs {gpu_name} here")
     return found
+
+
+def tuned_elsewhere(manifest: EngineManifest, gpu_name: str) -> Optional[str]:
+    """A note when the engine runs here but its tactics were timed on another GPU model (A100-40GB vs
+    A100-80GB, H100 PCIe vs SXM): TensorRT loads it, and its speed may not be this GPU's best."""
+    if _same_gpu_name(manifest.gpu_name, gpu_name):
+        return None
+    return (f"{manifest.engine_file or 'the engine'} was built on {manifest.gpu_name}; TensorRT timed its kernels "
+            f"there, not on this {gpu_name}: rebuild it here for this GPU's fastest tactics")
 
 
 def check_compatible(
@@ -242,8 +343,9 @@ def check_compatible(
     compute_capability: str,
     *,
     engine_path: Optional[PathLike] = None,
-) -> None:
-    """EngineMismatchError (one line: what differs, and the rebuild command) unless this machine matches."""
+) -> list[str]:
+    """EngineMismatchError (one line: what differs, and the rebuild command) where TensorRT would refuse the
+    engine; otherwise the notes about it (an EngineTunedElsewhereWarning each), empty on the building machine."""
     found = mismatches(manifest, trt_version, gpu_name, compute_capability)
     if found:
         name = str(engine_path) if engine_path is not None else (manifest.engine_file or "engine")
@@ -251,6 +353,11 @@ def check_compatible(
             f"{name} was built for another machine ({'; '.join(found)}); "
             f"rebuild it here with: {rebuild_command(manifest, engine_path)}"
         )
+    note = tuned_elsewhere(manifest, gpu_name)
+    if note is None:
+        return []
+    warnings.warn(note, EngineTunedElsewhereWarning, stacklevel=2)
+    return [note]
 
 
 def source_onnx(engine_path: PathLike) -> Path:

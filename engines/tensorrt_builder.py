@@ -14,6 +14,7 @@ graph (the exporter's FP16/BF16 graph), never from builder precision flags, whic
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import tempfile
 import time
@@ -26,21 +27,36 @@ from vit5_infer.exporters.export import export_source
 from vit5_infer.exporters.metadata import read_metadata_or_empty
 from vit5_infer.exporters.precision import check_build_precision, graph_at_precision
 from vit5_infer.files import require_file, staged_file, write_bytes_atomic, write_text_atomic
+from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress, is_onnx_path
 
-from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, count_attention_blocks, fusion_report
+from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
 from .errors import BackendError, EngineBuildError
-from .manifest import create_manifest, layers_path_for, manifest_path_for, profile_shapes, write_manifest
+from .manifest import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MIN_BATCH,
+    DEFAULT_OPT_BATCH,
+    batch_profiles_shapes,
+    create_manifest,
+    layers_path_for,
+    manifest_path_for,
+    profile_envelope,
+    write_manifest,
+)
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
+    MAX_PROFILE_BATCH,
     check_gpu_supported,
+    check_hardware_compatibility,
     check_precision_supported,
     cuda_initialized,
+    hardware_compatibility_member,
     has_attention_layers,
     import_tensorrt,
     needs_strongly_typed_flag,
-    require_gpu,
+    parse_batch_profiles,
     reported_error,
+    require_gpu,
     tensorrt_log,
     tensorrt_major,
     tensorrt_release,
@@ -73,18 +89,36 @@ class BuildResult:
 
 
 def check_build_options(
-    precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float], optimization_level: int
-) -> None:
+    precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float],
+    optimization_level: int, batch_profiles: Any = None, hardware_compatibility: Optional[str] = None,
+) -> list:
+    """The engine's optimization profiles as (min, opt, max) batches, after checking every build option
+    (one-line EngineBuildError each): ``batch_profiles`` (``--batch-profiles`` text or a list of
+    (min, opt, max)) replaces the one profile of min/opt/max_batch."""
     if precision not in BUILD_PRECISIONS:
         raise EngineBuildError(f"unknown precision {precision!r}; use one of {', '.join(BUILD_PRECISIONS)}")
-    if not (1 <= min_batch <= opt_batch <= max_batch):
+    if batch_profiles is not None:
+        if (min_batch, opt_batch, max_batch) != (DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH):
+            raise EngineBuildError(
+                "--batch-profiles replaces --min-batch, --opt-batch and --max-batch: give one or the other")
+        text = (batch_profiles if isinstance(batch_profiles, str)
+                else ",".join("-".join(map(str, p)) for p in batch_profiles))
+        profiles = parse_batch_profiles(text)
+    elif not (1 <= min_batch <= opt_batch <= max_batch <= MAX_PROFILE_BATCH):
         raise EngineBuildError(
-            f"batch profile must satisfy 1 <= min <= opt <= max (got min {min_batch}, opt {opt_batch}, max {max_batch})"
+            f"batch profile must satisfy 1 <= min <= opt <= max <= {MAX_PROFILE_BATCH} "
+            f"(got min {min_batch}, opt {opt_batch}, max {max_batch})"
         )
-    if workspace_gib is not None and workspace_gib <= 0:
+    else:
+        profiles = [(min_batch, opt_batch, max_batch)]
+    if workspace_gib is not None and not (math.isfinite(workspace_gib) and workspace_gib > 0):
         raise EngineBuildError(f"--workspace must be a positive number of GiB (got {workspace_gib})")
+    if workspace_gib is not None and int(workspace_gib * (1 << 30)) < 1:
+        raise EngineBuildError(f"--workspace {workspace_gib} GiB is less than one byte")
     if not 0 <= optimization_level <= 5:
         raise EngineBuildError(f"builder optimization level must be 0..5 (got {optimization_level})")
+    check_hardware_compatibility(hardware_compatibility)
+    return profiles
 
 
 def precision_to_build(recorded: Optional[str], requested: str) -> Precision:
@@ -97,19 +131,58 @@ def precision_to_build(recorded: Optional[str], requested: str) -> Precision:
     return Precision.parse(requested) if have == Precision.FP32 else have
 
 
-def check_input_shape(inputs: dict, source: PathLike, batches: tuple[int, int, int]) -> tuple[int, ...]:
-    """[C, H, W] of ``pixel_values`` among the network inputs ({name: dims}); one-line errors otherwise."""
+def check_input_shape(inputs: dict, source: PathLike, profiles: list) -> tuple[int, ...]:
+    """[C, H, W] of ``pixel_values`` among the network inputs ({name: dims}), checked against the
+    (min, opt, max) batch ``profiles``; one-line errors otherwise."""
     if INPUT_NAME not in inputs:
         raise EngineBuildError(f"{source} has no input {INPUT_NAME!r} (inputs: {', '.join(inputs) or 'none'})")
     dims = tuple(int(d) for d in inputs[INPUT_NAME])
     if len(dims) != 4 or any(d < 0 for d in dims[1:]):
         raise EngineBuildError(f"{source}: {INPUT_NAME} must be [batch, C, H, W] with fixed C, H, W (got {list(dims)})")
-    if dims[0] >= 0 and tuple(batches) != (dims[0],) * 3:
+    if dims[0] >= 0 and [tuple(p) for p in profiles] != [(dims[0],) * 3]:
         raise EngineBuildError(
             f"{source} has a fixed batch of {dims[0]}; export it with a dynamic batch, or pass "
             f"--min-batch {dims[0]} --opt-batch {dims[0]} --max-batch {dims[0]}"
         )
+    check_profile_memory(dims[1:], max(p[2] for p in profiles))
     return dims[1:]
+
+
+def check_profile_memory(shape: tuple, max_batch: int) -> None:
+    """EngineBuildError when one FP32 input at the largest profile batch exceeds this machine's memory: the
+    runner stages that batch in host memory, so such an engine could never be fed."""
+    from vit5_infer.memory import FLOAT_BYTES, physical_memory_bytes
+
+    need = max_batch * math.prod(shape) * FLOAT_BYTES
+    total = physical_memory_bytes()
+    if total is not None and need > total:
+        raise EngineBuildError(
+            f"a profile batch of {max_batch} needs {need / 2**30:.1f} GiB for its {INPUT_NAME} alone, more than this "
+            f"machine's {total / 2**30:.1f} GiB of memory; use a smaller maximum batch"
+        )
+
+
+def build_outputs(engine_path: PathLike, exported_onnx: Optional[PathLike] = None) -> dict:
+    """What a build writes, by what it is: the engine, its manifest, the inspector JSON and, for a preset or
+    checkpoint source, the ONNX file kept beside the engine."""
+    engine_path = Path(engine_path)
+    outputs = {"the engine": engine_path, "its manifest": manifest_path_for(engine_path),
+               "its layer JSON": layers_path_for(engine_path)}
+    if exported_onnx is not None:
+        outputs["the exported ONNX"] = Path(exported_onnx)
+    return outputs
+
+
+def check_timing_cache_path(timing_cache: Optional[PathLike], outputs: dict) -> None:
+    """The timing cache is read and rewritten: refuse (one line) a path that is also an output of the build,
+    compared as paths, so an output that does not exist yet counts too."""
+    if timing_cache is None:
+        return
+    cache = Path(timing_cache).resolve()
+    for what, path in outputs.items():
+        if Path(path).resolve() == cache:
+            raise EngineBuildError(
+                f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own")
 
 
 def read_timing_cache(path: Optional[PathLike], source: PathLike = None) -> Optional[bytes]:
@@ -173,6 +246,9 @@ def build_engine(
     verbose: bool = False,
     progress: Progress = None,
     load: Optional[Any] = None,
+    batch_profiles: Any = None,
+    version_compatible: bool = False,
+    hardware_compatibility: Optional[str] = None,
 ) -> BuildResult:
     """Build a TensorRT engine for ``pixel_values`` batches in [min_batch, max_batch].
 
@@ -181,13 +257,25 @@ def build_engine(
     Raises TensorRTUnavailableError / NoGPUError before anything is written when the machine
     cannot build, EngineBuildError when the GPU lacks the precision or TensorRT rejects the graph.
     Writes the engine, its manifest (``.json``) and the inspector's layer JSON (``.layers.json``).
+
+    ``batch_profiles``: several optimization profiles instead of min/opt/max (see parse_batch_profiles);
+    ``version_compatible``: BuilderFlag.VERSION_COMPATIBLE (the engine also runs on newer TensorRT);
+    ``hardware_compatibility``: a HARDWARE_COMPATIBILITY_LEVELS name (``ampere+``: any Ampere or newer GPU).
     """
     say = progress or (lambda message: None)
-    check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level)
+    profiles = check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level,
+                                   batch_profiles, hardware_compatibility)
+    hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
+    portability = (version_compatible, hardware_compatibility)
     engine_path = Path(engine_path)
     if is_onnx_path(engine_path):
         raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
     exported_onnx = None if is_onnx_path(onnx_path) else engine_path.with_suffix(".onnx")
+    check_timing_cache_path(timing_cache, build_outputs(engine_path, exported_onnx))
+    if exported_onnx is None and load is not None and load != LoadOptions():
+        raise EngineBuildError(
+            f"{onnx_path} is an ONNX file: the model-source options (--config, --weights, --trust-pickle, --seed and "
+            "the architecture overrides) apply to a preset or checkpoint, which is exported first")
     recorded = None
     if exported_onnx is None:
         onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
@@ -205,6 +293,7 @@ def build_engine(
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
     check_gpu_supported(trt.__version__, gpu)
+    check_hardware_compatibility(hardware_compatibility, trt.__version__, gpu)
     check_precision_supported(precision_to_build(recorded, precision), gpu)
     if exported_onnx is None:
         check_parses(onnx_path, trt.__version__)
@@ -227,22 +316,21 @@ def build_engine(
             raise EngineBuildError(f"{source_onnx} is an {graph_precision} graph; build it with --{graph_precision}")
         if graph_path != source_onnx:
             say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
-        attention_blocks = count_attention_blocks(graph)
+        blocks = attention_blocks(graph)
         from vit5_infer.exporters.metadata import graph_outputs  # lazy: the exporters import torch
 
         outputs = graph_outputs(graph)
         del graph
 
-        batches = (min_batch, opt_batch, max_batch)
         cache_out = workdir / "timing.cache"
         with tensorrt_log(verbose) as errors, cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
-                trt, graph_path, source_onnx, batches, (timing_cache, cache_blob), cache_out, workspace_gib,
-                optimization_level, say, errors,
+                trt, graph_path, source_onnx, profiles, (timing_cache, cache_blob), cache_out, workspace_gib,
+                optimization_level, say, errors, portability,
             )
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
-        report = fusion_report(layer_json, attention_blocks)
+        report = fusion_report(layer_json, blocks)
         layers_path = layers_path_for(engine_path)
 
         manifest = create_manifest(
@@ -252,7 +340,8 @@ def build_engine(
             gpu_name=gpu.name,
             compute_capability=gpu.compute_capability,
             precision=graph_precision,
-            profiles=profile_shapes(shape, min_batch, opt_batch, max_batch),
+            profiles=profile_envelope(batch_profiles_shapes(shape, profiles)),
+            optimization_profiles=batch_profiles_shapes(shape, profiles),
             build_flags={
                 "strongly_typed": True,
                 "tensorrt_major": tensorrt_major(trt.__version__),
@@ -262,6 +351,8 @@ def build_engine(
                 "profiling_verbosity": "detailed",
                 "tf32": True,
                 "decomposable_attention": decomposable,
+                "version_compatible": bool(version_compatible),
+                "hardware_compatibility": hardware_compatibility or "none",
                 "graph": "converted" if graph_path != source_onnx else "as-exported",
                 "builder": f"polygraphy {_polygraphy_version()}",
                 # scheme, target, calibration method and image count of an INT8/FP8 graph
@@ -272,7 +363,8 @@ def build_engine(
             fused_attention_layers=list(report.fused_layers),
             onnx_sha256=None if staged_onnx is None else _sha256(staged_onnx),
             attention_verdict=report.verdict,
-            attention_blocks=attention_blocks,
+            attention_blocks=len(blocks),
+            attention_report=report.to_dict(),
             layers_file=layers_path.name,
             outputs=outputs,
         )
@@ -318,55 +410,46 @@ def _build(
     trt: Any,
     graph_path: Path,
     source_onnx: Path,
-    batches: tuple[int, int, int],
+    profiles: list,
     timing_cache: tuple[Optional[PathLike], Optional[bytes]],
     cache_out: Path,
     workspace_gib: Optional[float],
     optimization_level: int,
     say: Callable[[str], None],
     errors: list,
+    portability: tuple[bool, Optional[str]] = (False, None),
 ) -> tuple[bytes, tuple, bool]:
     """(serialized engine, [C, H, W] of pixel_values, whether attention layers were made decomposable).
 
-    ``timing_cache``: (its path, the bytes read from it, None when there were none); ``errors``: what
-    TensorRT and Polygraphy logged as errors (tensorrt_log), for the failure's one line."""
-    from polygraphy.backend.trt import (
-        CreateConfig,
-        PostprocessConfig,
-        Profile,
-        engine_bytes_from_network,
-        set_decomposable_attentions,
-    )
+    ``profiles``: (min, opt, max) batch of each optimization profile; ``timing_cache``: (its path, the
+    bytes read from it, None when there were none); ``errors``: what TensorRT and Polygraphy logged as
+    errors (tensorrt_log), for the failure's one line; ``portability``: (version compatible, hardware
+    compatibility level)."""
+    from polygraphy.backend.trt import PostprocessConfig, engine_bytes_from_network
     from polygraphy.exception import PolygraphyException
 
     network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
     definition = network[1]
     inputs = {tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))}
-    shape = check_input_shape(inputs, source_onnx, batches)
-    min_batch, opt_batch, max_batch = batches
-    profile = Profile().add(INPUT_NAME, min=(min_batch, *shape), opt=(opt_batch, *shape), max=(max_batch, *shape))
+    shape = check_input_shape(inputs, source_onnx, profiles)
     # Without this the parser's IAttention layers must find a fused kernel or the build fails
     # (FP32, some shapes and GPUs; NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can.
     decomposable = has_attention_layers(trt.__version__)
     try:
         if decomposable:
+            # Polygraphy 0.53 added this loader with TensorRT 10.14's IAttention; imported only here.
+            from polygraphy.backend.trt import set_decomposable_attentions
+
             network = set_decomposable_attentions(network)
         config = PostprocessConfig(
-            CreateConfig(
-                profiles=[profile],
-                memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
-                builder_optimization_level=optimization_level,
-                # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.
-                profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
-                # TensorRT's own default; Polygraphy would turn TF32 off.
-                tf32=True,
-            ),
+            create_config(trt, profiles, shape, workspace_gib, optimization_level, portability),
             lambda builder, net, config: _attach_timing_cache(config, *timing_cache, say),
         )
         if optimization_level == 0 and timing_cache[0]:
             # IBuilderConfig.builder_optimization_level: level 0 "will also not respect a timing cache".
             say("builder optimization level 0 does not use the timing cache")
-        say(f"building the engine (batch {min_batch}..{max_batch}, opt {opt_batch}); this takes minutes")
+        ranges = ", ".join(f"{low}..{high} (opt {opt})" for low, opt, high in profiles)
+        say(f"building the engine (batch {ranges}); this takes minutes")
         serialized = engine_bytes_from_network(network, config=config, save_timing_cache=str(cache_out))
     except PolygraphyException as exc:
         first = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
@@ -375,6 +458,35 @@ def _build(
             "rerun with --verbose to see the builder log"
         ) from None
     return bytes(memoryview(serialized)), shape, decomposable
+
+
+def create_config(
+    trt: Any,
+    profiles: list,
+    shape: tuple,
+    workspace_gib: Optional[float],
+    optimization_level: int,
+    portability: tuple[bool, Optional[str]] = (False, None),
+) -> Any:
+    """Polygraphy's CreateConfig loader for these (min, opt, max) batch profiles of a [C, H, W] input:
+    one IOptimizationProfile each, in order, and the portability asked for (version compatible,
+    hardware compatibility level name)."""
+    from polygraphy.backend.trt import CreateConfig, Profile
+
+    version_compatible, hardware_compatibility = portability
+    return CreateConfig(
+        profiles=[Profile().add(INPUT_NAME, min=(low, *shape), opt=(opt, *shape), max=(high, *shape))
+                  for low, opt, high in profiles],
+        memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
+        builder_optimization_level=optimization_level,
+        # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.
+        profiling_verbosity=trt.ProfilingVerbosity.DETAILED,
+        # TensorRT's own default; Polygraphy would turn TF32 off.
+        tf32=True,
+        # BuilderFlag.VERSION_COMPATIBLE and IBuilderConfig.hardware_compatibility_level, set by Polygraphy
+        version_compatible=bool(version_compatible) or None,
+        hardware_compatibility_level=hardware_compatibility_member(trt, hardware_compatibility),
+    )
 
 
 def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], None]) -> tuple:

@@ -35,6 +35,20 @@ ATTENTION_LAYER_SINCE = (10, 14)
 #: NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated and ignored from 11.0: always strongly typed.
 ALWAYS_STRONGLY_TYPED_SINCE = (11, 0)
 
+#: ``--hardware-compatibility`` level -> (trt.HardwareCompatibilityLevel member, first TensorRT release that has
+#: it, oldest compute capability the building GPU may have).  From the bindings (python/src/infer/pyCore.cpp):
+#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from 10.9; NvInfer.h: AMPERE_PLUS
+#: engines are built on Ampere or newer, SAME_COMPUTE_CAPABILITY ones on Turing or newer.
+HARDWARE_COMPATIBILITY_LEVELS = {
+    "none": ("NONE", (10, 0), (0, 0)),
+    "ampere+": ("AMPERE_PLUS", (10, 0), (8, 0)),
+    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", (10, 9), (7, 5)),
+}
+#: Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) run on the TensorRT that built them and on newer
+#: releases of the same major; across majors only 10 -> 11 (and 8 -> 10, outside our range), per the 11.x
+#: support matrix's engine portability notes.
+VERSION_COMPATIBLE_ACROSS_MAJORS = {(10, 11)}
+
 #: TensorRT 10.0-10.4 run on compute capability 7.0 (Volta, deprecated); 10.5 removed Volta (10.5.0 release
 #: notes), so 10.5+ and 11.x need 7.5 (Turing) or newer.
 VOLTA_REMOVED_IN = (10, 5)
@@ -256,3 +270,76 @@ def check_precision_supported(precision: Union[str, Precision], device: CudaDevi
             f"{wanted} engines need a GPU of compute capability {major}.{minor} or newer ({family}); "
             f"{device.name} is {device.compute_capability}: build an {fallback} engine instead"
         )
+
+
+def check_hardware_compatibility(level: Optional[str], version: Optional[str] = None,
+                                 device: Optional[CudaDevice] = None) -> Optional[str]:
+    """The ``--hardware-compatibility`` level, checked: known (one-line EngineBuildError naming the levels
+    otherwise), present in TensorRT ``version`` and buildable on ``device`` when those are given.
+    None and "none" are the default (an engine for the building GPU's compute capability)."""
+    if level is None:
+        return None
+    name = str(level).strip().lower()
+    if name not in HARDWARE_COMPATIBILITY_LEVELS:
+        raise EngineBuildError(
+            f"--hardware-compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY_LEVELS)} (got {level!r})")
+    _, since, oldest_gpu = HARDWARE_COMPATIBILITY_LEVELS[name]
+    if version is not None and tensorrt_version(version) < since:
+        raise EngineBuildError(
+            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; "
+            f"this is TensorRT {version}")
+    if device is not None and tensorrt_version(device.compute_capability) < oldest_gpu:
+        raise EngineBuildError(
+            f"--hardware-compatibility {name} engines are built on a GPU of compute capability "
+            f"{oldest_gpu[0]}.{oldest_gpu[1]} or newer; {device.name} is {device.compute_capability}")
+    return name
+
+
+def hardware_compatibility_member(trt: ModuleType, level: Optional[str]):
+    """The trt.HardwareCompatibilityLevel member for a checked level (None: leave TensorRT's default)."""
+    if level is None or level == "none":
+        return None
+    member = HARDWARE_COMPATIBILITY_LEVELS[level][0]
+    if not hasattr(trt.HardwareCompatibilityLevel, member):
+        raise EngineBuildError(f"TensorRT {trt.__version__} has no hardware compatibility level {member}")
+    return getattr(trt.HardwareCompatibilityLevel, member)
+
+
+#: The largest batch an engine profile may name: TensorRT's dimensions are int32 in its shape tensors.
+MAX_PROFILE_BATCH = 2**31 - 1
+
+
+def default_opt_batch(low: int, high: int) -> int:
+    """The batch a ``MIN-MAX`` profile is tuned for: its upper end.  A range is asked for to serve the
+    larger batches a dynamic batcher forms, where the time goes; batch sizes that need kernels tuned
+    for themselves get a profile of their own (``1,2-8``) or an explicit ``MIN-OPT-MAX``."""
+    return high
+
+
+def parse_batch_profiles(text: str) -> list:
+    """``--batch-profiles 1,2-8,16-64`` -> [(1, 1, 1), (2, 8, 8), (16, 64, 64)]: (min, opt, max) per
+    optimization profile.  Each item is N, MIN-MAX or MIN-OPT-MAX; the ranges must ascend without
+    overlapping.  One-line EngineBuildError otherwise."""
+    profiles: list = []
+    for item in str(text).split(","):
+        parts = item.strip().split("-")
+        try:
+            numbers = [int(p) for p in parts]
+        except ValueError:
+            numbers = []
+        canonical = all(str(n) == p.strip() for n, p in zip(numbers, parts))
+        if not item.strip() or len(numbers) not in (1, 2, 3) or not canonical:
+            raise EngineBuildError(
+                f"--batch-profiles takes comma-separated N, MIN-MAX or MIN-OPT-MAX batch sizes (e.g. 1,2-8,16-64), "
+                f"got {item.strip()!r} in {text!r}")
+        low, high = numbers[0], numbers[-1]
+        opt = numbers[1] if len(numbers) == 3 else default_opt_batch(low, high)
+        if not 1 <= low <= opt <= high <= MAX_PROFILE_BATCH:
+            raise EngineBuildError(
+                f"--batch-profiles: {item.strip()!r} must satisfy 1 <= MIN <= OPT <= MAX <= {MAX_PROFILE_BATCH}")
+        if profiles and low <= profiles[-1][2]:
+            raise EngineBuildError(
+                f"--batch-profiles: {item.strip()!r} overlaps or precedes {profiles[-1][0]}-{profiles[-1][2]}; give "
+                "the ranges in ascending order without overlap")
+        profiles.append((low, opt, high))
+    return profiles

@@ -9,13 +9,15 @@ import onnx
 import pytest
 from golden_exports import golden_model
 from onnx import TensorProto, helper
-
 from vit5_infer.engines.attention_report import (
     FUSED,
+    IATTENTION_UNVERIFIED,
     NO_ATTENTION,
     NOT_FUSED,
     PARTIAL,
     UNKNOWN,
+    AttentionBlock,
+    attention_blocks,
     count_attention_blocks,
     fused_attention_layers,
     fusion_report,
@@ -69,6 +71,14 @@ def _block(i, fused, scope="attn"):
     ]
 
 
+def _blocks(count, scope="attn", single_query_last=False, op="Softmax"):
+    """The AttentionBlocks attention_blocks() finds for the graph _block's layers were built from."""
+    return [AttentionBlock(f"/blocks.{i}/{scope}", (f"/blocks.{i}/{scope}/Softmax", f"/blocks.{i}/{scope}/qk_matmul",
+                                                   f"/blocks.{i}/{scope}/pv_matmul"),
+                           op, single_query_last and i == count - 1)
+            for i in range(count)]
+
+
 def _sync_layers():
     # Myelin's stream events: a TacticName key, empty.
     return [_layer("__mye6916", "wait", ""), _layer("__mye6918", "signal", "")]
@@ -79,21 +89,24 @@ def test_every_block_fused(trt11):
     layers = _sync_layers() + _block(0, True) + _block(1, True)
     if trt11:
         layers = [dict(layer, Inputs=[_tensor("i", True)], Outputs=[_tensor("o", True)]) for layer in layers]
-    report = fusion_report(_info(layers), attention_blocks=2)
+    report = fusion_report(_info(layers), attention_blocks=_blocks(2))
     assert report.verdict == FUSED and report.fused is True
     assert report.fused_layers == ("_gemm_mha_v2_myl0_1", "_gemm_mha_v2_myl0_11")
-    assert "2 fused attention kernel(s) for 2 attention block(s)" in report.summary()
+    assert "2 of 2 attention block(s) have a fused kernel (2 kernel(s))" in report.summary()
+    assert report.unfused_blocks == () and report.notes == ()
 
 
 def test_some_blocks_fused():
-    report = fusion_report(_info(_block(0, True) + _block(1, False)), attention_blocks=2)
+    report = fusion_report(_info(_block(0, True) + _block(1, False)), attention_blocks=_blocks(2))
     assert report.verdict == PARTIAL and report.fused is False
     assert report.fused_layers == ("_gemm_mha_v2_myl0_1",)
+    assert report.unfused_blocks == ("/blocks.1/attn",) and "no fused kernel in /blocks.1/attn" in report.detail
 
 
 def test_unfused_attention_in_nodes_named_mha_is_not_fused():
     # A user's attention scope called "mha": layer names and metadata say mha, the kernels do not.
-    report = fusion_report(_info(_block(0, False, scope="mha") + _block(1, False, scope="fused_mha")), attention_blocks=2)
+    report = fusion_report(_info(_block(0, False, scope="mha") + _block(1, False, scope="fused_mha")),
+                           attention_blocks=_blocks(1, "mha") + _blocks(2, "fused_mha")[1:])
     assert report.verdict == NOT_FUSED and report.fused is False
     assert report.fused_layers == ()
     assert "0 fused attention kernel(s) for 2" in report.detail
@@ -153,10 +166,96 @@ def test_inspector_layers():
 
 
 def test_report_round_trips_to_json():
-    data = fusion_report(_info(_block(0, True)), 1).to_dict()
+    data = fusion_report(_info(_block(0, True)), _blocks(1)).to_dict()
     assert json.loads(json.dumps(data)) == {"verdict": FUSED, "attention_blocks": 1,
                                             "fused_layers": ["_gemm_mha_v2_myl0_1"],
-                                            "detail": "1 fused attention kernel(s) for 1 attention block(s)"}
+                                            "detail": "1 of 1 attention block(s) have a fused kernel (1 kernel(s))",
+                                            "unfused_blocks": [], "notes": []}
+
+
+def test_a_bare_block_count_says_kernels_were_not_attributed():
+    report = fusion_report(_info(_block(0, True)), 1)
+    assert report.verdict == FUSED and report.detail.endswith("not attributed to blocks")
+
+
+# ---- fusion counted per block ---------------------------------------------------------------------------
+def _split_block(i):
+    """Block i's attention split over two fused MHA kernels (both carry its nodes in their metadata)."""
+    fused = _block(i, True)
+    second = dict(fused[1], Name=f"_gemm_mha_v2_myl0_{10 * i + 5}", TacticName="_gemm_mha_v2_0x1234")
+    return fused + [second]
+
+
+def test_one_block_split_into_two_kernels_does_not_make_up_for_an_unfused_one():
+    """Two fused kernels for two blocks, both block 0's: the old count (kernels >= blocks) said fused."""
+    report = fusion_report(_info(_split_block(0) + _block(1, False)), _blocks(2))
+    assert len(report.fused_layers) == 2
+    assert report.verdict == PARTIAL and report.fused is False
+    assert report.unfused_blocks == ("/blocks.1/attn",)
+    assert report.detail == ("1 of 2 attention block(s) have a fused kernel (2 kernel(s)); "
+                             "no fused kernel in /blocks.1/attn")
+
+
+def test_every_unfused_block_is_named():
+    report = fusion_report(_info(_block(0, False) + _block(1, True) + _block(2, False) + _block(3, False)), _blocks(4))
+    assert report.verdict == PARTIAL
+    assert report.unfused_blocks == ("/blocks.0/attn", "/blocks.2/attn", "/blocks.3/attn")
+    assert report.detail.endswith("no fused kernel in /blocks.0/attn, /blocks.2/attn, /blocks.3/attn")
+
+
+def test_block_names_are_not_prefixes_of_each_other():
+    """/blocks.1/... must not claim a kernel of /blocks.10/... (nor MatMul one of MatMul_1)."""
+    blocks = _blocks(11)
+    layers = [layer for i in range(11) for layer in _block(i, i == 10)]
+    report = fusion_report(_info(layers), blocks)
+    assert report.unfused_blocks == tuple(b.name for b in blocks[:10])
+
+
+def test_a_cls_readout_last_block_unfused_is_explained_not_warned():
+    """The last block of a cls readout computes one query ([B,h,1,d] x [B,h,d,T]): a matrix-vector product
+    that TensorRT runs as gemm kernels; that alone is no missed fusion."""
+    layers = _block(0, True) + _block(1, True) + _block(2, False)
+    report = fusion_report(_info(layers), _blocks(3, single_query_last=True))
+    assert report.verdict == FUSED and report.fused is True
+    assert report.unfused_blocks == ("/blocks.2/attn",)
+    assert any("/blocks.2/attn computes one query (cls readout" in note for note in report.notes)
+    assert "computes one query" in report.summary() and "\n" not in report.summary()
+
+
+def test_a_single_query_block_does_not_excuse_other_unfused_blocks():
+    layers = _block(0, False) + _block(1, True) + _block(2, False)
+    report = fusion_report(_info(layers), _blocks(3, single_query_last=True))
+    assert report.verdict == PARTIAL and report.unfused_blocks == ("/blocks.0/attn", "/blocks.2/attn")
+
+
+def test_fused_kernels_that_name_no_block_are_unknown():
+    layers = [dict(layer, Metadata="", Name=f"__myl_fused_{n}")
+              for n, layer in enumerate(_block(0, True) + _block(1, True))]
+    report = fusion_report(_info(layers), _blocks(2))
+    assert report.verdict == UNKNOWN and report.fused is None and len(report.fused_layers) == 2
+
+
+def test_an_unattributed_fused_kernel_leaves_the_unfused_blocks_unknown():
+    """A fused kernel whose layer names no node may be the missing block's: neither fused nor partly fused."""
+    anonymous = [dict(layer, Metadata="", Name="__myl_fused_9") for layer in _block(1, True)]
+    report = fusion_report(_info(_block(0, True) + anonymous), _blocks(2))
+    assert report.verdict == UNKNOWN and report.unfused_blocks == ("/blocks.1/attn",)
+    assert "1 fused kernel(s) name no block, so whether /blocks.1/attn have one is unknown" in report.detail
+
+
+def test_a_short_node_name_is_not_found_inside_a_longer_one():
+    blocks = [AttentionBlock("a", ("Softmax", "MatMul", "MatMul_1")), AttentionBlock("b", ("/b/Softmax",))]
+    layers = [_layer("fused", "kgen", "_gemm_mha_v2_0x1", "[ONNX Layer: /b/Softmax][ONNX Layer: MatMul_12]")]
+    report = fusion_report(_info(layers), blocks)
+    assert report.verdict == PARTIAL and report.unfused_blocks == ("a",)
+
+
+@pytest.mark.parametrize("op, noted", [("Attention", True), ("Softmax", False)])
+def test_iattention_kernel_names_are_reported_unverified(op, noted):
+    report = fusion_report(_info(_block(0, True)), _blocks(1, op=op))
+    assert (IATTENTION_UNVERIFIED in report.notes) is noted
+    assert (IATTENTION_UNVERIFIED in report.summary()) is noted
+    assert (IATTENTION_UNVERIFIED in fusion_report("{}", _blocks(1, op=op)).notes) is noted
 
 
 # ---- attention blocks of ONNX graphs -----------------------------------------------------------------
@@ -210,3 +309,16 @@ def test_count_attention_blocks_of_exports(tmp_path, case, blocks, opset):
     model = onnx.load(str(path))
     assert count_attention_blocks(model) == blocks
     assert count_attention_blocks(convert_precision(model, "fp16")) == blocks
+
+
+@pytest.mark.parametrize("opset, op", [(18, "Softmax"), (23, "Attention")])
+def test_attention_blocks_of_a_cls_export(tmp_path, opset, op):
+    """attn_cls_r4 has two attention blocks; with the cls readout the last one computes one query."""
+    from vit5_infer.exporters import export_onnx
+
+    path = tmp_path / "m.onnx"
+    export_onnx(golden_model("attn_cls_r4"), path, opset=opset, validate=False)
+    blocks = attention_blocks(onnx.load(str(path)))
+    assert [(b.name, b.op, b.single_query) for b in blocks] == [
+        ("blocks.0/sequence_mixer", op, False), ("blocks.1/sequence_mixer", op, True)]
+    assert f"blocks.1/sequence_mixer/{op}" in blocks[1].nodes

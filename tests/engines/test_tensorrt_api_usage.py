@@ -31,7 +31,7 @@ REMOVED = [
 # Module-level names used from `trt.`, all documented in the TensorRT 10.x and 11.x Python API.
 DOCUMENTED_TRT_NAMES = {
     "__version__", "OnnxParser", "MemoryPoolType", "ProfilingVerbosity", "LayerInformationFormat", "TensorIOMode",
-    "LayerType",
+    "LayerType", "HardwareCompatibilityLevel",
 }
 
 

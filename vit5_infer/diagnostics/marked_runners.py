@@ -72,7 +72,7 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     check_gpu_supported(trt.__version__, require_gpu("a TensorRT per-layer comparison"))
     from polygraphy import constants
     from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, create_network
-    from polygraphy.backend.trt import modify_network_outputs, set_decomposable_attentions
+    from polygraphy.backend.trt import modify_network_outputs
     from polygraphy.backend.trt import util as trt_util
 
     with cuda_initialized(trt.__version__, "a per-layer comparison"):
@@ -82,6 +82,9 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
         raise EngineBuildError(parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__))
     parsed = (builder, network, parser)
     if has_attention_layers(trt.__version__):
+        # Polygraphy 0.53 added this loader with TensorRT 10.14's IAttention; imported only where it is used.
+        from polygraphy.backend.trt import set_decomposable_attentions
+
         parsed = set_decomposable_attentions(parsed)
     # The tensor between an IAttention's input and output layers lives inside the attention subgraph (no
     # ONNX tensor to compare it with); it is left unmarked rather than asked of TensorRT as an output.

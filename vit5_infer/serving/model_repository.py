@@ -112,8 +112,9 @@ def _tensor(spec: TensorSpec, batch_dim: Optional[int]) -> dict:
     return {"name": spec.name, "data_type": Enum(TRITON_DTYPES[spec.dtype]), "dims": dims}
 
 
-def model_config(name: str, platform: str, signature: ModelSignature, options: RepositoryOptions) -> dict:
-    """The config.pbtxt message of one model."""
+def model_config(name: str, platform: str, signature: ModelSignature, options: RepositoryOptions,
+                 engine_profiles: int = 1) -> dict:
+    """The config.pbtxt message of one model; ``engine_profiles``: optimization profiles of a TensorRT plan."""
     kind = options.kind
     # A graph with a static batch is a non-batching model to Triton: dims carry the batch and no
     # dynamic batcher may form other batch sizes.
@@ -134,6 +135,9 @@ def model_config(name: str, platform: str, signature: ModelSignature, options: R
     group: dict = {"count": int(options.instances), "kind": Enum("KIND_GPU" if kind == "gpu" else "KIND_CPU")}
     if kind == "gpu" and options.gpus:
         group["gpus"] = [int(g) for g in options.gpus]
+    if platform == TENSORRT_PLATFORM and engine_profiles > 1:
+        # Triton uses only profile 0 unless the instance group lists the others; it then picks by input shape.
+        group["profile"] = [str(index) for index in range(engine_profiles)]
     config["instance_group"] = [group]
     if options.tensorrt_accelerator:
         config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [{
@@ -297,8 +301,12 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
             path, platform = _export(source, Path(scratch), precision, opset, load_options, progress), ONNX_PLATFORM
             signature = onnx_signature(path, options.max_batch)
         options = _check_options(options, platform, signature)
+        profiles = 1
+        if platform == TENSORRT_PLATFORM:
+            from vit5_infer.engines.manifest import read_manifest
 
-        config_text = to_pbtxt(model_config(name, platform, signature, options))
+            profiles = len(read_manifest(path).profile_list())
+        config_text = to_pbtxt(model_config(name, platform, signature, options, profiles))
         validated = True
         try:
             parsed = parse_model_config(config_text)
