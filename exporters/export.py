@@ -35,6 +35,7 @@ from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
 from .metadata import build_metadata, write_metadata
+from .ops import describe_norm
 from .precision import REDUCED, convert_precision, emulate_in_fp32, round_to_bf16
 from .targets import ExportTarget
 
@@ -179,7 +180,7 @@ def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precisio
     used = {"target": str(target),
             "attention": "Attention op" if builder.fused_attention else "MatMul-Softmax-MatMul",
             "rope": "reversed Slice + Mul/Add, tables baked",
-            "norm": "RMSNormalization op (fp32)" if builder.fused_rms_norm else "primitive ops (fp32)"}
+            "norm": describe_norm(builder)}
     if "H" in model.config.network.layer_pattern:
         used["long_conv"] = LONG_CONV_DESCRIPTIONS[choose_long_conv(long_conv, model.config.film is not None)]
     if precision != "fp32":

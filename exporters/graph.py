@@ -17,6 +17,8 @@ from onnx import TensorProto, helper, numpy_helper
 from .targets import ExportTarget
 
 KEEP_FP32 = "vit5:keep_fp32"
+#: producer_name of the graphs this toolkit builds: their float32 regions are exactly the KEEP_FP32 nodes
+PRODUCER = "vit5-infer"
 # ONNX Runtime 1.31 reads IR version <= 11 graphs; IR 10 covers opset 23.
 IR_VERSION = 10
 
@@ -167,7 +169,7 @@ class GraphBuilder:
         graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers, doc_string=doc)
         model = helper.make_model(
             graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION,
-            producer_name="vit5-infer",
+            producer_name=PRODUCER,
         )
         return model
 

@@ -18,10 +18,10 @@ from onnx import TensorProto, helper, numpy_helper
 from vit5_infer.errors import Vit5Error
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
-from .graph import KEEP_FP32
+from .graph import KEEP_FP32, PRODUCER
 
 REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
-# Used when a graph carries no KEEP_FP32 tags (not exported by this toolkit).
+# Used for graphs not exported by this toolkit (no KEEP_FP32 tags to read).
 SENSITIVE_OPS = {"Softmax", "ReduceMean", "ReduceL2", "ReduceSum", "ReduceSumSquare", "Sqrt", "Reciprocal",
                  "Pow", "Sin", "Cos", "Scan", "DFT", "Erf"}
 # Ops whose outputs are not float whatever their inputs.
@@ -61,7 +61,9 @@ def convert_precision(model: onnx.ModelProto, precision: str, io_dtype: str = "f
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     floats = _float_tensors(model)
-    tagged = any(node.doc_string == KEEP_FP32 for node in graph.node)
+    # A graph of ours may have no float32 region at all (TensorRT's attention-only forms): its tags, none,
+    # still say what stays FP32.
+    tagged = model.producer_name == PRODUCER or any(node.doc_string == KEEP_FP32 for node in graph.node)
 
     initializers = {init.name: init for init in graph.initializer}
     consumers: dict[str, set[int]] = {}

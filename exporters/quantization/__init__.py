@@ -4,7 +4,8 @@ and the validated quantized export."""
 from .calibration import (DEFAULT_COUNT, DEFAULT_METHOD, METHODS, CalibrationData, CalibrationError, calibration_inputs,
                           collect_stats, load_calibration_images, ranges_from_stats, seeded_calibration)
 from .export import DEFAULT_KEEP_FLOAT, export_quantized, resolve_scheme, validate_quantized
-from .qdq import QuantizationError, QuantScheme, activation_tensors, insert_qdq, quantizable_nodes, quantize_graph
+from .qdq import (QuantizationError, QuantScheme, activation_tensors, attention_inputs, attention_products, insert_qdq,
+                  quantizable_nodes, quantize_graph)
 from .sensitivity import LayerSensitivity, layer_sensitivity, sensitive_layers
 
 __all__ = [
@@ -18,6 +19,8 @@ __all__ = [
     "QuantScheme",
     "QuantizationError",
     "activation_tensors",
+    "attention_inputs",
+    "attention_products",
     "calibration_inputs",
     "collect_stats",
     "export_quantized",

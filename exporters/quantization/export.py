@@ -23,7 +23,8 @@ from ..export import (ExportError, ExportResult, Validation, _publish, _write_st
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
 from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
-from .qdq import FP16_QDQ_MIN_OPSET, QuantScheme, activation_tensors, quantizable_nodes, quantize_graph
+from .qdq import (FP16_QDQ_MIN_OPSET, QuantScheme, activation_tensors, attention_inputs, attention_products,
+                  quantizable_nodes, quantize_graph)
 from .sensitivity import layer_sensitivity, run_logits, sensitive_layers
 
 #: Layers left in higher precision unless told otherwise, by measurement (benchmarks/quantization.py,
@@ -93,7 +94,8 @@ def export_quantized(
     """Export ``model`` as an INT8/FP8 graph calibrated on ``calibration``.
 
     ``target``: ``ort``/``cpu`` (default for int8) or ``tensorrt`` (required for fp8).
-    ``keep_float``: node-name patterns left unquantized (default ``DEFAULT_KEEP_FLOAT``).
+    ``keep_float``: node-name patterns left unquantized (default ``DEFAULT_KEEP_FLOAT``), GEMMs and, for
+    TensorRT, attention products alike.
     ``sensitivity``: also measure each layer alone and keep the outliers in higher precision.
     Nothing is written unless the graph meets the precision's tolerance on the held-out inputs.
     """
@@ -108,12 +110,15 @@ def export_quantized(
     note("building the FP32 graph")
     graph, used = build_graph(model, opset=opset, batch=batch, layout=layout, lowering=lowering, target=scheme.target)
     candidates = quantizable_nodes(graph)
+    attention = [n for n in attention_products(graph) if not _matches(n.name, keep)]
+    attention = attention if scheme.quantizes_attention else []
     calib_inputs = to_layout(calibration.calibration, layout)
     timings["build"] = time.perf_counter() - start
 
     start = time.perf_counter()
     note(f"calibrating on {len(calib_inputs)} inputs ({method})")
-    stats = collect_stats(graph, activation_tensors(candidates), calib_inputs)
+    tensors = activation_tensors(candidates) + [t for n in attention for t in attention_inputs(n)]
+    stats = collect_stats(graph, list(dict.fromkeys(tensors)), calib_inputs)
     ranges = ranges_from_stats(stats, method)
     timings["calibrate"] = time.perf_counter() - start
 
@@ -131,11 +136,12 @@ def export_quantized(
 
     start = time.perf_counter()
     note("inserting Q/DQ")
-    graph = quantize_graph(graph, ranges, scheme, quantized)
+    graph = quantize_graph(graph, ranges, scheme, quantized, [n.name for n in attention])
     quantization = {
         **scheme.describe(),
         "calibration": {**calibration.describe(), "method": method},
         "quantized_layers": len(quantized),
+        "quantized_attention_products": len(attention),
         "float_layers": float_layers,
     }
     if report is not None:

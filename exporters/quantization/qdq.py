@@ -9,8 +9,11 @@ Two layouts, one per target (``exporters.targets``):
 - ``tensorrt``: TensorRT explicit quantization: symmetric signed INT8 or FP8 (E4M3) everywhere
   (zero point 0), per-channel weight scales on the output-channel axis, per-tensor activations,
   and FP16 elsewhere (``convert_precision``, which keeps norms, softmax and the long convolution
-  in FP32).  Only GEMM inputs are quantized, never the inputs of the ``Attention`` op or the
-  MatMul-Softmax-MatMul chain, so TensorRT still fuses attention (in FP16).
+  in FP32).  Both attention products are quantized too, the placement TensorRT fuses into its
+  INT8/FP8 attention kernels (ModelOpt's default): Q and K^T before the first batched MatMul and the
+  softmax output and V before the second in the MatMul-Softmax-MatMul form; Q, K and V of the
+  ``Attention`` op, whose softmax output is internal to the op.  Single-query products (the last block
+  of a ``cls`` readout, a matrix-vector product) stay unquantized, as ModelOpt leaves them for TensorRT.
 
 Which nodes are quantized is the caller's choice (``quantizable_nodes`` lists the candidates; the
 sensitivity report says which to leave out).
@@ -19,6 +22,7 @@ sensitivity report says which to leave out).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 import onnx
@@ -62,6 +66,11 @@ class QuantScheme:
     @property
     def asymmetric_activations(self) -> bool:
         return not self.target.is_tensorrt
+
+    @property
+    def quantizes_attention(self) -> bool:
+        """Q/DQ on the attention products' activations (``attention_products``): TensorRT's layout only."""
+        return self.target.is_tensorrt
 
     @property
     def float_precision(self) -> str:
@@ -130,6 +139,41 @@ def activation_tensors(nodes: list[onnx.NodeProto]) -> list[str]:
     return list(dict.fromkeys(node.input[0] for node in nodes))
 
 
+def attention_products(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The attention nodes whose activation inputs get Q/DQ in TensorRT's layout: the MatMul before a
+    Softmax (Q x K^T) and the MatMul after it (P x V), and the ``Attention`` op (Q, K, V).  Nodes that
+    compute a single query row are left out: a matrix-vector product runs no faster quantized."""
+    graph = onnx.shape_inference.infer_shapes(model).graph
+    shapes = {v.name: v.type.tensor_type.shape for v in list(graph.value_info) + list(graph.input)}
+    producers = {out: node for node in graph.node for out in node.output}
+    softmax_inputs = {node.input[0] for node in graph.node if node.op_type == "Softmax"}
+    out = []
+    for node in model.graph.node:
+        if node.op_type == "MatMul":
+            first = node.output[0] in softmax_inputs
+            second = getattr(producers.get(node.input[0]), "op_type", None) == "Softmax"
+            if not (first or second):
+                continue
+        elif node.op_type != "Attention":
+            continue
+        if not _single_query(shapes.get(node.input[0])):
+            out.append(node)
+    return out
+
+
+def attention_inputs(node: onnx.NodeProto) -> list[str]:
+    """The activation inputs of an attention product that are quantized: both MatMul operands, or Q, K, V."""
+    return list(node.input[:2] if node.op_type == "MatMul" else node.input[:3])
+
+
+def _single_query(shape) -> bool:
+    """Whether the query-row dimension (second to last of Q, or of the softmax output) is 1."""
+    if shape is None or len(shape.dim) < 2:
+        return False
+    rows = shape.dim[len(shape.dim) - 2]
+    return rows.HasField("dim_value") and rows.dim_value == 1
+
+
 def storable_scale(scale, dtype: type = np.float32) -> np.ndarray:
     """``scale`` (float32) rounded up to a positive finite value of ``dtype``, the type it is stored in.
 
@@ -184,15 +228,18 @@ def quantize_weight(weight: np.ndarray, axis: int, precision: str,
 
 
 def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
-               nodes: list[str]) -> onnx.ModelProto:
-    """A copy of FP32 ``model`` with Q/DQ on the activation and stored-quantized weights of ``nodes``."""
+               nodes: list[str], attention: Sequence[str] = ()) -> onnx.ModelProto:
+    """A copy of FP32 ``model`` with Q/DQ on the activation and stored-quantized weights of ``nodes``, and
+    on the activation inputs (``attention_inputs``) of the ``attention`` nodes."""
     opset = graph_opset(model)
     if opset != scheme.opset:
         raise QuantizationError(f"internal: the scheme is for opset {scheme.opset}, the graph has opset {opset}")
     model = onnx.ModelProto.FromString(model.SerializeToString())
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
-    selected = set(nodes)
+    selected, attention_nodes = set(nodes), set(attention)
+    if attention_nodes and not scheme.quantizes_attention:
+        raise QuantizationError(f"internal: the {scheme.target} layout does not quantize attention products")
     weight_uses: dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
@@ -201,23 +248,34 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
     dequantized: dict[str, str] = {}  # activation tensor -> its dequantized copy
     new_nodes: list[onnx.NodeProto] = []
     new_inits: list[onnx.TensorProto] = []
-    for node in graph.node:
-        if node.name not in selected:
-            new_nodes.append(node)
-            continue
-        act, weight_name = node.input[0], node.input[1]
+
+    def dequantize(act: str, node: onnx.NodeProto) -> str:
+        """The Q/DQ copy of activation ``act`` (one per tensor, however many nodes read it)."""
         if act not in ranges:
             raise QuantizationError(f"internal: no calibrated range for {act} (input of {node.name})")
         if act not in dequantized:
             scale, zero = _activation_params(*ranges[act], scheme)
             base = f"{act}/quant"
-            new_inits += [numpy_helper.from_array(scale, f"{base}/scale"), _zero_point(zero, scheme, f"{base}/zero_point")]
+            new_inits.extend([numpy_helper.from_array(scale, f"{base}/scale"),
+                              _zero_point(zero, scheme, f"{base}/zero_point")])
             new_nodes.append(helper.make_node("QuantizeLinear", [act, f"{base}/scale", f"{base}/zero_point"],
                                               [f"{base}/q"], name=f"{base}/QuantizeLinear"))
             new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}/q", f"{base}/scale", f"{base}/zero_point"],
                                               [f"{base}/dq"], name=f"{base}/DequantizeLinear"))
             dequantized[act] = f"{base}/dq"
-        node.input[0] = dequantized[act]
+        return dequantized[act]
+
+    for node in graph.node:
+        if node.name in attention_nodes:
+            for i, act in enumerate(attention_inputs(node)):
+                node.input[i] = dequantize(act, node)
+            new_nodes.append(node)
+            continue
+        if node.name not in selected:
+            new_nodes.append(node)
+            continue
+        weight_name = node.input[1]
+        node.input[0] = dequantize(node.input[0], node)
 
         axis = _weight_axis(node)
         stored, scale = quantize_weight(numpy_helper.to_array(inits[weight_name]).astype(np.float32), axis,
@@ -245,9 +303,9 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
 
 
 def quantize_graph(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
-                   nodes: list[str]) -> onnx.ModelProto:
+                   nodes: list[str], attention: Sequence[str] = ()) -> onnx.ModelProto:
     """The deployable quantized graph: Q/DQ inserted, and for TensorRT the remainder in FP16."""
-    quantized = insert_qdq(model, ranges, scheme, nodes)
+    quantized = insert_qdq(model, ranges, scheme, nodes, attention)
     if scheme.float_precision == "fp16":
         quantized = convert_precision(quantized, "fp16")
     return quantized

@@ -162,3 +162,95 @@ def test_scan_lowering_report_matches_the_graph(golden_exports):
     from vit5_infer.exporters import read_metadata
 
     assert read_metadata(result.path)["lowering"]["long_conv"] == described
+
+
+def _casts_beside(model: onnx.ModelProto, op_type: str) -> list[tuple[onnx.NodeProto, onnx.NodeProto]]:
+    """(Cast, the node on its other side) for every Cast that feeds or reads an ``op_type`` node."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    readers: dict = {}
+    for node in model.graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    pairs = []
+    for node in model.graph.node:
+        if node.op_type != op_type:
+            continue
+        cast = producers.get(node.input[0])
+        if cast is not None and cast.op_type == "Cast":
+            pairs.append((cast, producers.get(cast.input[0])))
+        for cast in readers.get(node.output[0], []):
+            if cast.op_type == "Cast":
+                pairs.extend((cast, reader) for reader in readers.get(cast.output[0], []))
+    return pairs
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16"])
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_tensorrt_rms_normalization_runs_in_the_graph_precision_without_casts(golden_exports, name, precision):
+    """The 10.15+ form: TensorRT's importer computes the statistics in stash_type (FP32) itself, so no
+    Cast surrounds a norm except one joining it to a float32 island (a Hyena long convolution)."""
+    from vit5_infer.exporters import build_graph
+    from vit5_infer.exporters.graph import KEEP_FP32
+
+    model, _ = build_graph(golden_exports.model(name)[0], precision=precision, target="tensorrt")
+    norms = [n for n in model.graph.node if n.op_type == "RMSNormalization"]
+    assert norms and not any(n.doc_string == KEEP_FP32 for n in norms)
+    assert all(next(a.i for a in n.attribute if a.name == "stash_type") == 1 for n in norms)
+    pairs = _casts_beside(model, "RMSNormalization")
+    assert all(other is not None and other.doc_string == KEEP_FP32 for _, other in pairs), \
+        [(c.name, getattr(o, "name", None)) for c, o in pairs]
+    if "H" not in _pattern(name):
+        assert pairs == []
+    # The ONNX Runtime form keeps its measured FP32 island (one Cast in, one out per norm at least).
+    ort_model, _ = build_graph(golden_exports.model(name)[0], precision=precision)
+    assert len(_casts_beside(ort_model, "RMSNormalization")) >= len(norms)
+
+
+def test_tensorrt_fp16_rms_normalization_validates_against_pytorch(golden_exports):
+    """ORT CPU runs the FP16 RMSNormalization with FP32 statistics: the 10.15+ FP16 graph still meets the
+    fp16 tolerance against PyTorch FP32 (the export's own validation)."""
+    for name in ("hyena_gap", "attn_cls_r4"):
+        result = golden_exports.export(name, precision="fp16", target="tensorrt")
+        assert result.validation.passed, result.validation.reason
+        ops = op_counts(onnx.load(str(result.path)))
+        assert ops["RMSNormalization"] > 0
+
+
+def _qk_rmsnorm_model(seed: int = 0):
+    import torch
+
+    from vit5_infer.config import ViT5Config
+    from vit5_infer.network import ViT5ClassificationNet
+
+    spec = json.loads((GOLDEN / "attn_gap_r0_bias.json").read_text())
+    spec["attention"]["qk_norm"] = "rmsnorm"
+    torch.manual_seed(seed)
+    model = ViT5ClassificationNet(ViT5Config.from_dict(spec)).eval()
+    with torch.no_grad():
+        for block in model.blocks:  # a real (non-unit) QK-norm weight, which the RoPE tables absorb
+            for norm in (block.sequence_mixer.q_norm, block.sequence_mixer.k_norm):
+                norm.weight.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.mark.parametrize("opset", [18, 17])
+def test_primitive_qk_norm_has_no_all_ones_weight(tmp_path, opset):
+    """The QK norm's weight lives in the RoPE tables; the primitive RMSNorm of q/k multiplies by nothing."""
+    from vit5_infer.exporters import export_onnx
+
+    model = _qk_rmsnorm_model()
+    result = export_onnx(model, tmp_path / "qk.onnx", opset=opset)
+    assert result.validation.passed, result.validation.reason
+    graph = onnx.load(str(result.path)).graph
+    assert not [i.name for i in graph.initializer if "qk_norm" in i.name]
+    muls = [n for n in graph.node if n.op_type == "Mul" and "sequence_mixer" in n.name]
+    # per attention block: x * x and x * inv_rms of the QK norm, and the two RoPE products with their tables
+    assert len(muls) == 4 * model.config.network.layer_pattern.count("A")
+
+
+def test_fused_qk_norm_keeps_the_required_scale_input():
+    from vit5_infer.exporters import build_graph
+
+    graph, _ = build_graph(_qk_rmsnorm_model(), opset=23)
+    qk_norms = [n for n in graph.graph.node if n.op_type == "RMSNormalization" and "qk_norm" in n.input[1]]
+    assert len(qk_norms) == 2

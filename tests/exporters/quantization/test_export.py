@@ -81,6 +81,8 @@ def test_digits_accuracy_within_one_point(digits_dir, calibration, test_set, fp3
     assert quant["target"] == ("ort" if target == "cpu" else "tensorrt")
     assert quant["calibration"]["calibration_inputs"] == 32 and quant["calibration"]["method"] == "max"
     assert "embed/patch_embed" in quant["float_layers"] and quant["quantized_layers"] > 0
+    # TensorRT: the Attention node of each of the five full blocks (the sixth computes only the cls query)
+    assert quant["quantized_attention_products"] == (0 if target == "cpu" or name != "attn" else 5)
 
 
 def _leftovers(folder: Path) -> list[str]:

@@ -8,11 +8,11 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
-from vit5_infer import load_model
+from vit5_infer import load_model, resolve_model
 from vit5_infer.exporters import build_graph
 from vit5_infer.exporters.graph import KEEP_FP32
-from vit5_infer.exporters.quantization import (QuantizationError, QuantScheme, activation_tensors, quantizable_nodes,
-                                               quantize_graph)
+from vit5_infer.exporters.quantization import (QuantizationError, QuantScheme, activation_tensors, attention_inputs,
+                                               attention_products, quantizable_nodes, quantize_graph)
 from vit5_infer.exporters.quantization.qdq import quantize_weight, storable_scale
 from vit5_infer.exporters.targets import ExportTarget
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
@@ -96,7 +96,7 @@ def test_layout_of_each_target(attn_graph, precision, target):
         out_channels = stored.dims[1] if node.op_type == "MatMul" else stored.dims[0]
         assert axis == (1 if node.op_type == "MatMul" else 0)
         assert list(_init(model, weight_dq.input[1]).dims) == [out_channels]
-    # attention stays fusable: its inputs are never Q/DQ outputs
+    # only the GEMMs asked for are quantized: the attention products are a separate choice (below)
     for node in model.graph.node:
         if node.op_type in ("Attention", "RMSNormalization", "Softmax"):
             assert all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear" for i in node.input)
@@ -174,3 +174,81 @@ def test_quantize_does_not_modify_its_input(attn_graph):
     before = attn_graph.SerializeToString()
     quantize_graph(attn_graph, _ranges(attn_graph), _scheme("int8", "cpu"), [quantizable_nodes(attn_graph)[0].name])
     assert attn_graph.SerializeToString() == before
+
+
+# The TensorRT forms of attention: (target, opset) -> the op computing Q x K^T.
+ATTENTION_FORMS = [("tensorrt=10.8", 19, "MatMul"), ("tensorrt=10.14", 23, "Attention"),
+                   ("tensorrt=10.15", 23, "Attention"), ("tensorrt", 23, "Attention")]
+
+
+def _attention_ranges(graph):
+    tensors = activation_tensors(quantizable_nodes(graph)) + [t for n in attention_products(graph)
+                                                              for t in attention_inputs(n)]
+    return {name: (-2.0, 3.0) for name in tensors}
+
+
+def _quantized_input(model, producers, name):
+    """The QuantizeLinear -> DequantizeLinear pair that produces ``name``, or None."""
+    dq = producers.get(name)
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return None
+    q = producers[dq.input[0]]
+    assert q.op_type == "QuantizeLinear" and q.input[1] == dq.input[1] and q.input[2] == dq.input[2]
+    return q, dq
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+@pytest.mark.parametrize("target,opset,op", ATTENTION_FORMS)
+def test_tensorrt_quantizes_both_attention_products(golden_dir, target, opset, op, precision):
+    """Q/DQ on Q and K^T before the first product and on the softmax output and V before the second
+    (Q, K, V of the Attention op), per tensor and symmetric, except the single-query block of a cls readout."""
+    model = load_model(golden_dir / "attn_cls_r4.safetensors")  # blocks 'AA', cls readout
+    graph = build_graph(model, opset, target=target)[0]
+    products = attention_products(graph)
+    assert {n.op_type for n in products} == {op}
+    assert all(n.name.startswith("blocks.0/") for n in products)  # blocks.1 computes only the cls query
+    assert len(products) == (2 if op == "MatMul" else 1)
+    scheme = _scheme(precision, target, opset)
+    quantized = quantize_graph(graph, _attention_ranges(graph), scheme, [n.name for n in quantizable_nodes(graph)],
+                               [n.name for n in products])
+    onnx.checker.check_model(quantized)
+    producers = _producers(quantized)
+    zero_type = TensorProto.FLOAT8E4M3FN if precision == "fp8" else TensorProto.INT8
+    attention_nodes = [n for n in quantized.graph.node if n.op_type == "Attention"
+                       or (n.op_type == "MatMul" and n.name.split("/")[-1] in ("qk_matmul", "pv_matmul"))]
+    assert len(attention_nodes) == 2 * (2 if op == "MatMul" else 1)
+    for node in attention_nodes:
+        pairs = [_quantized_input(quantized, producers, name) for name in attention_inputs(node)]
+        if node.name.startswith("blocks.1/"):
+            assert pairs == [None] * len(pairs), node.name  # matrix-vector: left in FP16
+            continue
+        assert None not in pairs, node.name
+        for q, dq in pairs:
+            assert list(_init(quantized, dq.input[1]).dims) == []  # per tensor
+            zero = _init(quantized, dq.input[2])
+            assert zero.data_type == zero_type and not numpy_helper.to_array(zero).astype(np.float32).any()
+        sources = [producers[q.input[0]].op_type for q, _ in pairs]
+        if node.name.endswith("qk_matmul"):
+            assert sources[1] == "Transpose"  # K^T, right before the product
+        elif node.name.endswith("pv_matmul"):
+            assert sources[0] == "Softmax"
+    report = check_tensorrt_compat(quantized, ExportTarget.parse(target).check_version())
+    assert report.compatible, "\n".join(report.lines())
+
+
+def test_register_readout_queries_are_quantized(golden_dir):
+    """register_concat reads 4 tokens: its last block is a matrix-matrix product and is quantized."""
+    def golden(name):
+        return resolve_model(golden_dir / f"{name}.safetensors", config=golden_dir / f"{name}.json")[0]
+
+    graph = build_graph(golden("hybrid_compress_concat"), 23, target="tensorrt")[0]
+    assert [n.op_type for n in attention_products(graph)] == ["Attention"]
+    gap = build_graph(golden("attn_gap_r0_bias"), 19, target="tensorrt=10.8")[0]
+    assert len(attention_products(gap)) == 4  # both products of both blocks
+
+
+def test_cpu_layout_never_quantizes_attention(attn_graph):
+    products = [n.name for n in attention_products(attn_graph)]
+    assert products and not _scheme("int8", "cpu").quantizes_attention
+    with pytest.raises(QuantizationError, match="does not quantize attention"):
+        quantize_graph(attn_graph, _attention_ranges(attn_graph), _scheme("int8", "cpu"), [], products)
