@@ -21,6 +21,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
+from .cuda_runtime import cudart_hint, polygraphy_cuda
 from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import (
@@ -29,6 +30,7 @@ from .tensorrt_support import (
     import_tensorrt,
     reported_error,
     require_gpu,
+    tensorrt_cuda_major,
     tensorrt_log,
 )
 
@@ -154,19 +156,20 @@ class TensorRTRunner(Runner):
             check_compatible(
                 self.manifest, trt.__version__, gpu.name, gpu.compute_capability, engine_path=self.engine_path
             )
-        from polygraphy import cuda
         from polygraphy.backend.trt import TrtRunner, engine_from_bytes
         from polygraphy.exception import PolygraphyException
 
         with tensorrt_log() as errors, cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
+            cuda_major = tensorrt_cuda_major()
             try:
+                wrapper = polygraphy_cuda(cuda_major)
                 # Polygraphy's stream and buffers live on the CUDA runtime's current device.
-                cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
+                wrapper.check(wrapper.handle.cudaSetDevice(self.device_index))
             except (PolygraphyException, OSError) as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise BackendUnavailableError(
                     f"the CUDA runtime (libcudart) cannot use GPU {self.device_index} ({reason}); "
-                    "pip install nvidia-cuda-runtime-cu12 (or -cu13), or put the CUDA toolkit's lib64 on LD_LIBRARY_PATH"
+                    f"{cudart_hint(cuda_major)}"
                 ) from None
             try:
                 engine = engine_from_bytes(self.engine_path.read_bytes())
