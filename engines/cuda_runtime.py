@@ -1,5 +1,6 @@
 """The CUDA runtime (libcudart) that Polygraphy's CUDA wrapper drives: finding the one that matches the
-installed TensorRT, and naming the pip package that provides it when none is found.
+installed TensorRT, naming the pip package that provides it when none is found, and the few runtime calls
+(events, pinned memory, CUDA graphs) that trtexec-style timing needs beyond Polygraphy's wrapper.
 
 Polygraphy 0.53.6 looks for ``libcudart.so*`` on LD_LIBRARY_PATH, in /usr/local/cuda/lib64, /usr/lib, /lib
 and in ``<site-packages>/nvidia/cuda_runtime/lib`` (where the CUDA 11 and 12 runtime wheels put it).  The
@@ -12,6 +13,7 @@ Polygraphy's own search at the matching wheel's directory while its wrapper is c
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 from pathlib import Path
@@ -93,3 +95,71 @@ def polygraphy_cuda(cuda_major: Optional[int], search_paths: Optional[Sequence[s
     library = find_cudart(cuda_major, search_paths)
     with _first_on_library_path(library.parent if library is not None else None):
         return cuda.wrapper()
+
+
+#: cudaStreamCaptureMode (driver_types.h): cudaStreamCaptureModeGlobal 0, ThreadLocal 1, Relaxed 2.  trtexec
+#: captures its enqueue with ThreadLocal (samples/common/sampleDevice.h), as done here.
+CAPTURE_MODE_THREAD_LOCAL = 1
+
+
+class CudaCalls:
+    """The CUDA runtime calls Polygraphy's wrapper lacks (events, pinned host memory, stream capture and
+    graphs), made on the same libcudart handle and checked by the wrapper's own ``check`` (a non-zero
+    cudaError_t becomes a PolygraphyException).  Each call's C prototype is in cuda_runtime_api.h (CUDA 11.4
+    to 13.x); tests/engines/trt_standins.py lists them (CUDART_SIGNATURES)."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.lib = wrapper.handle
+
+    def _out(self, function, *args, out_type=ctypes.c_void_p):
+        value = out_type()
+        self.wrapper.check(function(ctypes.byref(value), *args))
+        return value.value
+
+    # events: cudaEventCreate(cudaEvent_t*), cudaEventRecord(cudaEvent_t, cudaStream_t),
+    # cudaEventSynchronize(cudaEvent_t), cudaEventElapsedTime(float*, cudaEvent_t, cudaEvent_t), cudaEventDestroy
+    def event(self) -> int:
+        return self._out(self.lib.cudaEventCreate)
+
+    def record(self, event: int, stream: int) -> None:
+        self.wrapper.check(self.lib.cudaEventRecord(ctypes.c_void_p(event), ctypes.c_void_p(stream)))
+
+    def elapsed_ms(self, start: int, end: int) -> float:
+        """Milliseconds of GPU time between two recorded events, once ``end`` has happened."""
+        self.wrapper.check(self.lib.cudaEventSynchronize(ctypes.c_void_p(end)))
+        return float(self._out(self.lib.cudaEventElapsedTime, ctypes.c_void_p(start), ctypes.c_void_p(end),
+                               out_type=ctypes.c_float))
+
+    def destroy_event(self, event: int) -> None:
+        self.wrapper.check(self.lib.cudaEventDestroy(ctypes.c_void_p(event)))
+
+    # pinned host memory: cudaMallocHost(void**, size_t), cudaFreeHost(void*)
+    def host_alloc(self, nbytes: int) -> int:
+        return self._out(self.lib.cudaMallocHost, ctypes.c_size_t(max(1, nbytes)))
+
+    def host_free(self, pointer: int) -> None:
+        self.wrapper.check(self.lib.cudaFreeHost(ctypes.c_void_p(pointer)))
+
+    # graphs: cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode), cudaStreamEndCapture(cudaStream_t,
+    # cudaGraph_t*), cudaGraphInstantiateWithFlags(cudaGraphExec_t*, cudaGraph_t, unsigned long long) - the
+    # same three arguments in CUDA 11.4 to 13.x, where cudaGraphInstantiate itself changed in 12.0 -,
+    # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy
+    def begin_capture(self, stream: int) -> None:
+        self.wrapper.check(self.lib.cudaStreamBeginCapture(ctypes.c_void_p(stream),
+                                                           ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL)))
+
+    def end_capture(self, stream: int) -> int:
+        graph = ctypes.c_void_p()
+        self.wrapper.check(self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph)))
+        return graph.value
+
+    def instantiate(self, graph: int) -> int:
+        return self._out(self.lib.cudaGraphInstantiateWithFlags, ctypes.c_void_p(graph), ctypes.c_ulonglong(0))
+
+    def launch(self, graph_exec: int, stream: int) -> None:
+        self.wrapper.check(self.lib.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(stream)))
+
+    def destroy_graph(self, graph: int, graph_exec: int) -> None:
+        self.wrapper.check(self.lib.cudaGraphExecDestroy(ctypes.c_void_p(graph_exec)))
+        self.wrapper.check(self.lib.cudaGraphDestroy(ctypes.c_void_p(graph)))

@@ -113,6 +113,17 @@ def outputs_as_float32(outputs: Mapping[str, Any], names: Sequence[str]) -> dict
     return result
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     from polygraphy.logger import G_LOGGER
@@ -230,15 +241,18 @@ class TensorRTRunner(Runner):
             raise BackendError(f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})") from None
         return outputs_as_float32(outputs, self.output_names)
 
-    def use_profile_for(self, pixel_values: np.ndarray) -> int:
-        """Check ``pixel_values`` against the engine's profiles and make the one that holds its batch the
-        execution context's (Polygraphy's ``TrtRunner.set_profile``: ``set_optimization_profile_async`` on the
-        runner's stream); returns that profile's index."""
+    def profile_for(self, pixel_values: np.ndarray) -> int:
+        """The optimization profile that runs ``pixel_values``, after checking it is a batch the engine takes."""
         if len(self.profile_ranges) == 1:
             check_batch(pixel_values, self.batch_range, self.engine_path.name)
             return 0
         check_batch(pixel_values, (1, np.iinfo(np.int32).max), self.engine_path.name)  # the [B, C, H, W] check
-        index = pick_profile(int(pixel_values.shape[0]), self.profile_ranges, self.engine_path.name)
+        return pick_profile(int(pixel_values.shape[0]), self.profile_ranges, self.engine_path.name)
+
+    def use_profile_for(self, pixel_values: np.ndarray) -> int:
+        """Make the profile that holds the batch of ``pixel_values`` the execution context's (Polygraphy's
+        ``TrtRunner.set_profile``: ``set_optimization_profile_async`` on the runner's stream); returns its index."""
+        index = self.profile_for(pixel_values)
         if index != self._profile:
             from polygraphy.exception import PolygraphyException
 
@@ -246,11 +260,41 @@ class TensorRTRunner(Runner):
                 with _quiet():
                     self._runner.set_profile(index)
             except (PolygraphyException, RuntimeError) as exc:  # the bindings raise RuntimeError on failure
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
                 raise BackendError(f"TensorRT could not switch {self.engine_path.name} to optimization profile "
-                                   f"{index} ({reason})") from None
+                                   f"{index} ({_first_line(exc)})") from None
             self._profile = index
         return index
+
+    @contextlib.contextmanager
+    def timer(self, pixel_values: np.ndarray, cuda_graph: bool = False) -> Iterator[Any]:
+        """An ``EngineTimer`` (engines/tensorrt_timing.py) for the batch ``pixel_values``: trtexec's GPU compute
+        time and host latency, optionally replaying a CUDA graph of the enqueue, on an execution context of its
+        own (the runner's, with Polygraphy's output allocator, keeps serving ``run``)."""
+        if self._runner is None:
+            self.load()
+        profile = self.profile_for(pixel_values)
+        from polygraphy.exception import PolygraphyException
+
+        from .tensorrt_timing import EngineTimer
+
+        batch = len(pixel_values)
+        what = f"{self.engine_path.name} at batch {batch}{' in a CUDA graph' if cuda_graph else ''}"
+        host = input_tensor(pixel_values, self._input_dtype)
+        with tensorrt_log() as errors:
+            try:
+                timer = EngineTimer(self._runner.engine, self._input_name, self.output_names,
+                                    host.view(-1).view(_uint8()).numpy(), tuple(pixel_values.shape), profile,
+                                    polygraphy_cuda(tensorrt_cuda_major()), cuda_graph=cuda_graph,
+                                    name=self.engine_path.name)
+            except (PolygraphyException, RuntimeError) as exc:
+                raise BackendError(f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
+                                   ) from None
+        try:
+            yield timer
+        except PolygraphyException as exc:
+            raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+        finally:
+            timer.close()
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         outputs = self.run(pixel_values)

@@ -136,10 +136,11 @@ def _check_cuda_args(name: str, args: tuple) -> None:
 
 class FakeCudart:
     """libcudart as ctypes would expose it: each function checks its arguments against CUDART_SIGNATURES.
-    "Device" memory is host memory (so Polygraphy's copies really move bytes); events read ``clock`` (ms);
-    work enqueued on a capturing stream is recorded into the graph instead of being run."""
+    "Device" memory is host memory (so Polygraphy's copies really move bytes); the "GPU" keeps a virtual clock
+    (``now``, ms) that each asynchronous copy advances by ``copy_ms`` and each engine run by its ``compute_ms``,
+    and events read it; work enqueued on a capturing stream is recorded into the graph instead of being run."""
 
-    def __init__(self, clock: Optional[Callable[[], float]] = None):
+    def __init__(self, copy_ms: float = 1.0):
         self.memory: dict[int, ctypes.Array] = {}
         self.pinned: set[int] = set()
         self.streams: set[int] = set()
@@ -148,7 +149,9 @@ class FakeCudart:
         self.graphs: dict[int, list] = {}
         self.execs: dict[int, list] = {}
         self.calls: list[str] = []
-        self.clock = clock or (lambda: 0.0)
+        self.copy_ms = copy_ms
+        self.now = 0.0
+        self.ran: list[str] = []  # what the "GPU" executed, in order: "copy", "engine", "event"
         self._handles = 0x1000
 
     def _handle(self) -> int:
@@ -167,12 +170,18 @@ class FakeCudart:
 
         return call
 
-    def enqueue(self, stream: int, work: Callable[[], None]) -> None:
-        """Run ``work`` as if on ``stream``: now, or into the graph being captured there."""
-        if stream in self.capturing:
-            self.capturing[stream].append(work)
-        else:
+    def enqueue(self, stream: int, work: Callable[[], None], cost_ms: float = 0.0, kind: str = "engine") -> None:
+        """Run ``work`` as if on ``stream`` (taking ``cost_ms`` of GPU time): now, or into the graph being
+        captured there."""
+        def run():
             work()
+            self.now += cost_ms
+            self.ran.append(kind)
+
+        if stream in self.capturing:
+            self.capturing[stream].append(run)
+        else:
+            run()
 
     def _alloc(self, out, size) -> int:
         buffer = ctypes.create_string_buffer(max(1, size.value))
@@ -209,7 +218,7 @@ class FakeCudart:
         return 0
 
     def _cudaMemcpyAsync(self, dst, src, count, kind, stream):
-        self.enqueue(stream.value, lambda: ctypes.memmove(dst.value, src.value, count.value))
+        self.enqueue(stream.value, lambda: ctypes.memmove(dst.value, src.value, count.value), self.copy_ms, "copy")
         return 0
 
     def _cudaStreamCreate(self, out):
@@ -237,9 +246,9 @@ class FakeCudart:
             return 400
 
         def stamp():
-            self.events[event.value] = self.clock()
+            self.events[event.value] = self.now
 
-        self.enqueue(stream.value, stamp)
+        self.enqueue(stream.value, stamp, kind="event")
         return 0
 
     def _cudaEventSynchronize(self, event):
@@ -270,7 +279,7 @@ class FakeCudart:
 
     def _cudaGraphLaunch(self, exec_, stream):
         for work in self.execs[exec_.value]:
-            self.enqueue(stream.value, work)
+            self.enqueue(stream.value, work, kind="graph")
         return 0
 
     def _cudaGraphExecDestroy(self, exec_):
@@ -373,12 +382,14 @@ class FakeEngine(ICudaEngine):
     the mean of each image, logits[:, 1] the optimization profile the context ran with."""
 
     def __init__(self, cudart: FakeCudart, profiles=((1, 1, 8),), input_dtype=DataType.FLOAT,
-                 output_dtype=DataType.FLOAT, image=(3, 4, 4), fixed_batch: Optional[int] = None):
+                 output_dtype=DataType.FLOAT, image=(3, 4, 4), fixed_batch: Optional[int] = None,
+                 compute_ms: float = 5.0):
         self.cudart = cudart
         self.profiles = [tuple(p) for p in profiles]  # (min, opt, max) batch of each
         self.input_dtype, self.output_dtype = input_dtype, output_dtype
         self.image = tuple(image)
         self.fixed_batch = fixed_batch
+        self.compute_ms = compute_ms
         self.contexts: list[FakeContext] = []
 
     @property
@@ -500,7 +511,7 @@ class FakeContext(IExecutionContext):
                    engine.output_dtype)
 
         self.enqueues += 1
-        self._engine.cudart.enqueue(int(stream_handle), compute)
+        self._engine.cudart.enqueue(int(stream_handle), compute, self._engine.compute_ms)
         return True
 
 
@@ -558,7 +569,7 @@ def standin_members():
             yield key, inspect.getattr_static(owners[owner], member)
 
 
-def install(monkeypatch, version: str = "10.8.0", clock: Optional[Callable[[], float]] = None) -> FakeCudart:
+def install(monkeypatch, version: str = "10.8.0", copy_ms: float = 1.0) -> FakeCudart:
     """Put the stand-ins where Polygraphy looks: ``tensorrt`` in sys.modules, and a Polygraphy ``Cuda``
     wrapper (its real methods) whose libcudart handle is a FakeCudart; vit5-infer's GPU query answers one
     GPU.  Returns the libcudart stand-in."""
@@ -569,7 +580,7 @@ def install(monkeypatch, version: str = "10.8.0", clock: Optional[Callable[[], f
     from vit5_infer.engines import tensorrt_runner
     from vit5_infer.engines.cuda_device import CudaDevice
 
-    cudart = FakeCudart(clock)
+    cudart = FakeCudart(copy_ms)
     wrapper = polygraphy_cuda.Cuda.__new__(polygraphy_cuda.Cuda)
     wrapper.handle = cudart
     monkeypatch.setitem(sys.modules, "tensorrt", tensorrt_module(version))
