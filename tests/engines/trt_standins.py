@@ -11,7 +11,9 @@ Every method, argument name and return type the stand-ins offer is listed in the
 it was read; tests/engines/test_tensorrt_standins.py checks the stand-ins against these tables, so a call
 Polygraphy or vit5-infer makes that the bindings lack fails with AttributeError or TypeError.
 
-Sources read (NVIDIA/TensorRT, python/src/infer; the same declarations at release/10.0 and at tag v11.1):
+Sources read (NVIDIA/TensorRT, python/src/infer; line numbers below from release/10.0 and tag v11.1, and every
+.def(...) this table relies on found word for word on each branch release/10.0 to release/10.16 and at
+tags v11.0 and v11.1):
   pyCore.cpp: IExecutionContext, ICudaEngine, IRuntime (Runtime), IOutputAllocator, IDebugListener,
   ILogger/Logger, TensorIOMode, ExecutionContextAllocationStrategy; pyFoundationalTypes.cpp: DataType and
   the module aliases float32/float16/bfloat16; pyGraph.cpp: TensorFormat; pyPlugin.cpp:
