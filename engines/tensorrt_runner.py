@@ -294,7 +294,10 @@ class TensorRTRunner(Runner):
         except PolygraphyException as exc:
             raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
         finally:
-            timer.close()
+            try:
+                timer.close()
+            except PolygraphyException as exc:  # a CUDA error surfacing at the last synchronize
+                raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         outputs = self.run(pixel_values)

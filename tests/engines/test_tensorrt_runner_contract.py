@@ -210,3 +210,19 @@ def test_timer_refuses_a_batch_no_profile_holds(monkeypatch, tmp_path):
         with pytest.raises(BackendError, match="optimization profiles for batch 1, 16..64; got 4"):
             with runner.timer(_pixels(4)):
                 pass
+
+
+def test_a_failed_capture_is_one_line_and_frees_what_it_took(monkeypatch, tmp_path):
+    cudart = install(monkeypatch)
+    cudart.capture_error = 901  # cudaErrorStreamCaptureInvalidated
+    engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
+    with TensorRTRunner(_engine_file(tmp_path, "nograph", engine)) as runner:
+        with pytest.raises(BackendError) as info:
+            with runner.timer(_pixels(2), cuda_graph=True):
+                pass
+        message = str(info.value)
+        assert message.startswith("TensorRT could not time nograph.engine at batch 2 in a CUDA graph (CUDA Error: 901")
+        assert "\n" not in message
+        assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1  # the runner's own stream
+        with runner.timer(_pixels(2)) as timer:  # without a graph it still times
+            assert timer.gpu_compute_ms() == 5.0

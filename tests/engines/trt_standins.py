@@ -152,6 +152,7 @@ class FakeCudart:
         self.execs: dict[int, list] = {}
         self.calls: list[str] = []
         self.copy_ms = copy_ms
+        self.capture_error = 0  # what cudaStreamEndCapture returns, e.g. 901 (cudaErrorStreamCaptureInvalidated)
         self.now = 0.0
         self.ran: list[str] = []  # what the "GPU" executed, in order: "copy", "engine", "event"
         self._handles = 0x1000
@@ -268,6 +269,9 @@ class FakeCudart:
         return 0
 
     def _cudaStreamEndCapture(self, stream, out):
+        if self.capture_error:
+            self.capturing.pop(stream.value, None)
+            return self.capture_error
         graph = self._handle()
         self.graphs[graph] = self.capturing.pop(stream.value)
         out._obj.value = graph
