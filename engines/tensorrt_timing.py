@@ -57,12 +57,15 @@ class EngineTimer:
             self._copies_in = [self._buffers(input_name, raw.nbytes)]
             ctypes.memmove(self._copies_in[0][1], raw.ctypes.data, raw.nbytes)
             self._copies_out = []
+            #: each output's Polygraphy DataType, in output_names order
+            self.output_types: list = []
             for output in output_names:
                 dims = [int(d) for d in self.context.get_tensor_shape(output)]
                 if any(d < 0 for d in dims):
                     raise BackendError(f"{name}: output {output!r} has a data-dependent shape {dims}, which fixed "
                                        "buffers cannot hold; it cannot be timed this way")
-                itemsize = DataType.from_dtype(engine.get_tensor_dtype(output), "tensorrt").itemsize
+                self.output_types.append(DataType.from_dtype(engine.get_tensor_dtype(output), "tensorrt"))
+                itemsize = self.output_types[-1].itemsize
                 self._copies_out.append(self._buffers(output, int(np.prod(dims)) * int(np.ceil(itemsize))))
             self.start, self.end = self.calls.event(), self.calls.event()
             self._events = [self.start, self.end]

@@ -192,7 +192,8 @@ def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, t
             assert timer.gpu_compute_ms() == 5.0
             assert [k for k in cudart.ran if k != "event"] == (["engine", "graph"] if cuda_graph else ["engine"])
             assert timer.host_latency_ms() == 7.0
-            logits = np.frombuffer(timer.output_bytes(), np.float32).reshape(4, 2)
+            assert [t.name for t in timer.output_types] == ["float32"]
+            logits = np.frombuffer(timer.output_bytes(), timer.output_types[0].numpy()).reshape(4, 2)
             np.testing.assert_allclose(logits[:, 0], pixels.reshape(4, -1).mean(axis=1), atol=1e-6)
             assert logits[0, 1] == 1.0  # ran on profile 1
             # captured once (after one direct enqueue), replayed since: no further execute_async_v3
