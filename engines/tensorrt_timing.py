@@ -9,9 +9,11 @@ trtexec reports two figures per query, and so does ``vit5 bench -b trt``:
   GPU compute + D2H).
 
 The context has fixed device buffers (``set_tensor_address``) and no output allocator, so its enqueue can be
-captured into a CUDA graph once per input shape and replayed (trtexec's default from 11.1, ``--useCudaGraph``
-before).  Before capturing, the enqueue runs once, so that TensorRT's deferred work for a new shape is
-done outside the graph (the TensorRT developer guide's advice for CUDA graphs).
+captured into a CUDA graph once per input shape and replayed (trtexec's default from 11.0, ``--useCudaGraph``
+in 10.x).  As trtexec does (samples/common/sampleInference.cpp), the input is copied to the device and the
+enqueue runs once before capturing, so that TensorRT's first-run work for a shape stays out of the graph.
+Unlike trtexec, which then falls back to plain enqueues with a warning, a failed capture is an error here:
+a row saying "+graph" was timed with one.
 """
 
 from __future__ import annotations
@@ -69,6 +71,8 @@ class EngineTimer:
                 self._copies_out.append(self._buffers(output, int(np.prod(dims)) * int(np.ceil(itemsize))))
             self.start, self.end = self.calls.event(), self.calls.event()
             self._events = [self.start, self.end]
+            for device, pinned, nbytes in self._copies_in:  # the GPU compute figure runs on the real input
+                wrapper.memcpy(device, pinned, nbytes, cuda.MemcpyKind.HostToDevice, self.stream.ptr)
             self._enqueue_directly()  # TensorRT's one-time work for this shape, kept out of the graph and timings
             self.stream.synchronize()
             if cuda_graph:

@@ -173,6 +173,13 @@ def test_bytes_tensorrt_cannot_deserialize_name_the_rebuild(monkeypatch, tmp_pat
 
 
 # ---- trtexec-style timing: events, pinned copies, CUDA graphs -----------------------------------------------
+def engine_output(cudart, context) -> bytes:
+    """The bytes the stand-in engine last wrote to the timing context's device output buffer."""
+    import ctypes
+
+    return ctypes.string_at(context.addresses["logits"], 4 * 2 * 4)
+
+
 @pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("cuda_graph", [False, True])
 def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, tmp_path, version, cuda_graph):
@@ -191,6 +198,8 @@ def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, t
             cudart.ran.clear()
             assert timer.gpu_compute_ms() == 5.0
             assert [k for k in cudart.ran if k != "event"] == (["engine", "graph"] if cuda_graph else ["engine"])
+            gpu_only = np.frombuffer(engine_output(cudart, context), np.float32).reshape(4, 2)
+            np.testing.assert_allclose(gpu_only[:, 0], pixels.reshape(4, -1).mean(axis=1), atol=1e-6)
             assert timer.host_latency_ms() == 7.0
             assert [t.name for t in timer.output_types] == ["float32"]
             logits = np.frombuffer(timer.output_bytes(), timer.output_types[0].numpy()).reshape(4, 2)
