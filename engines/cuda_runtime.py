@@ -17,7 +17,7 @@ import ctypes
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 #: CUDA major -> (the pip package that ships its libcudart, that library's folder under site-packages).
 #: Read from the wheels' file lists: nvidia-cuda-runtime 13.x has nvidia/cu13/lib/libcudart.so.13;
@@ -112,7 +112,7 @@ class CudaCalls:
         self.wrapper = wrapper
         self.lib = wrapper.handle
 
-    def _out(self, function, *args, out_type=ctypes.c_void_p):
+    def _out(self, function, *args, out_type=ctypes.c_void_p) -> Any:
         value = out_type()
         self.wrapper.check(function(ctypes.byref(value), *args))
         return value.value
@@ -152,7 +152,7 @@ class CudaCalls:
     def end_capture(self, stream: int) -> int:
         graph = ctypes.c_void_p()
         self.wrapper.check(self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph)))
-        return graph.value
+        return int(graph.value or 0)
 
     def instantiate(self, graph: int) -> int:
         return self._out(self.lib.cudaGraphInstantiateWithFlags, ctypes.c_void_p(graph), ctypes.c_ulonglong(0))

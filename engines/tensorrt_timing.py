@@ -44,8 +44,8 @@ class EngineTimer:
         self._pinned: list[int] = []
         self._events: list[int] = []
         self._graph: Optional[tuple[int, int]] = None
-        self.context = None
-        self.stream = cuda.Stream()
+        self.context: Any = None
+        self.stream: Any = cuda.Stream()
         try:
             self.context = engine.create_execution_context()
             if not self.context:

@@ -12,7 +12,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
 
 
 def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
-                 progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, object]:
+                 progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
     """The timing figures of one runner at one batch, and its outputs (by name) for the accuracy check.
 
     A runner with a ``timer`` (TensorRT) is timed as trtexec times an engine: ``gpu_compute`` and
