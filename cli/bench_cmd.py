@@ -62,6 +62,7 @@ def bench(
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first (torch.compile compiles in the first one).", rich_help_panel=TIMING_PANEL)] = 3,
     threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
     device: Annotated[Optional[str], typer.Option("--device", help="Device of the torch backends: cpu or cuda [default: cuda when available].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
+    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="TensorRT (-b trt): capture the engine's enqueue in a CUDA graph once per batch size and time its replays, as trtexec does by default from TensorRT 11.0 (--useCudaGraph in 10.x). trt rows report GPU compute time and host latency either way.", rich_help_panel=TIMING_PANEL)] = False,
     json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full report as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
     csv_out: Annotated[Optional[str], typer.Option("--csv", help="Write one CSV row per backend and batch.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown instead.", rich_help_panel=OUTPUT_PANEL)] = False,
@@ -104,6 +105,7 @@ def bench(
         load=model_opts,
         preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std")},
         outputs=parse_name_list(outputs, "--outputs", OUTPUT_NAMES) if outputs else None,
+        cuda_graph=cuda_graph,
     )
     with console.make_progress() as progress:
         show = BarProgress(progress, settings.timing.warmup)

@@ -5,7 +5,8 @@ EngineMismatchError with the rebuild command instead of TensorRT's version-tag f
 as torch CPU tensors of the engine's input type; Polygraphy copies them with its own CUDA helpers and
 returns torch tensors (BF16 outputs included), so neither pycuda nor a CUDA build of torch is needed.
 Every engine output is returned by name as float32 (``logits``, and the backbone features of
-multi-output engines).
+multi-output engines).  An engine with several optimization profiles runs each batch on the profile that
+holds it, as the engine itself reports them (not the manifest).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
+from .cuda_runtime import cudart_hint, polygraphy_cuda
 from .errors import BackendError, BackendUnavailableError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import (
@@ -28,6 +30,7 @@ from .tensorrt_support import (
     import_tensorrt,
     reported_error,
     require_gpu,
+    tensorrt_cuda_major,
     tensorrt_log,
 )
 
@@ -46,15 +49,42 @@ def batch_range(shape: Sequence[int], profile: Sequence[Sequence[int]], engine_n
     """The batch sizes an engine takes: the fixed batch of its [B, C, H, W] input (an engine built by
     another tool for one shape), else profile 0's min..max (``get_tensor_profile_shape``: [min, opt, max],
     each Dims{-1} when the input has no profile)."""
+    return profile_batches(shape, [profile], engine_name)[0]
+
+
+def profile_batches(shape: Sequence[int], profiles: Sequence[Sequence[Sequence[int]]],
+                    engine_name: str) -> list[tuple[int, int]]:
+    """The batch range (min, max) of each optimization profile, in profile order, from the engine's own
+    ``get_tensor_profile_shape(name, index)`` ([min, opt, max] per profile); one range, the fixed batch, for
+    an input whose batch is not dynamic."""
     dims = [int(d) for d in shape]
     if len(dims) != 4:
         raise BackendError(f"{engine_name}: expected a [B, C, H, W] input, the engine's is {dims}")
     if dims[0] >= 0:
-        return dims[0], dims[0]
-    shapes = [[int(d) for d in dims] for dims in profile]
-    if len(shapes) != 3 or any(len(s) != 4 or s[0] < 1 for s in shapes):
-        raise BackendError(f"{engine_name}: its dynamic batch has no optimization profile 0 ({shapes})")
-    return shapes[0][0], shapes[2][0]
+        return [(dims[0], dims[0])]
+    ranges = []
+    for index, profile in enumerate(profiles):
+        shapes = [[int(d) for d in dims] for dims in profile]
+        if len(shapes) != 3 or any(len(s) != 4 or s[0] < 1 for s in shapes):
+            raise BackendError(f"{engine_name}: its dynamic batch has no optimization profile {index} ({shapes})")
+        ranges.append((shapes[0][0], shapes[2][0]))
+    if not ranges:
+        raise BackendError(f"{engine_name}: its dynamic batch has no optimization profile 0 ([])")
+    return ranges
+
+
+def format_ranges(ranges: Sequence[tuple[int, int]]) -> str:
+    return ", ".join(str(low) if low == high else f"{low}..{high}" for low, high in ranges)
+
+
+def pick_profile(batch: int, ranges: Sequence[tuple[int, int]], engine_name: str) -> int:
+    """The optimization profile for ``batch``: of those that hold it, the narrowest (tuned closest to it),
+    the first of equals.  A batch none holds is a BackendError naming the ranges."""
+    holding = [(high - low, index) for index, (low, high) in enumerate(ranges) if low <= batch <= high]
+    if not holding:
+        raise BackendError(f"{engine_name} has optimization profiles for batch {format_ranges(ranges)}; got {batch}: "
+                           "rebuild it with a profile that holds it (--batch-profiles)")
+    return min(holding)[1]
 
 
 def input_tensor(pixel_values: np.ndarray, dtype: Any) -> Any:
@@ -81,6 +111,17 @@ def outputs_as_float32(outputs: Mapping[str, Any], names: Sequence[str]) -> dict
         else:
             result[name] = np.array(value, dtype=np.float32, copy=True)
     return result
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _uint8() -> Any:
+    import torch
+
+    return torch.uint8
 
 
 @contextlib.contextmanager
@@ -112,6 +153,9 @@ class TensorRTRunner(Runner):
         self._input_dtype: Any = None
         self.output_names: list[str] = []
         self.batch_range: tuple[int, int] = (1, 1)
+        #: batch range of each optimization profile, as the engine reports them
+        self.profile_ranges: list[tuple[int, int]] = [(1, 1)]
+        self._profile: Optional[int] = None  # the profile set on the execution context
 
     def load(self) -> None:
         if self._runner is not None:
@@ -123,19 +167,20 @@ class TensorRTRunner(Runner):
             check_compatible(
                 self.manifest, trt.__version__, gpu.name, gpu.compute_capability, engine_path=self.engine_path
             )
-        from polygraphy import cuda
         from polygraphy.backend.trt import TrtRunner, engine_from_bytes
         from polygraphy.exception import PolygraphyException
 
         with tensorrt_log() as errors, cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
+            cuda_major = tensorrt_cuda_major()
             try:
+                wrapper = polygraphy_cuda(cuda_major)
                 # Polygraphy's stream and buffers live on the CUDA runtime's current device.
-                cuda.wrapper().check(cuda.wrapper().handle.cudaSetDevice(self.device_index))
+                wrapper.check(wrapper.handle.cudaSetDevice(self.device_index))
             except (PolygraphyException, OSError) as exc:
                 reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise BackendUnavailableError(
                     f"the CUDA runtime (libcudart) cannot use GPU {self.device_index} ({reason}); "
-                    "pip install nvidia-cuda-runtime-cu12 (or -cu13), or put the CUDA toolkit's lib64 on LD_LIBRARY_PATH"
+                    f"{cudart_hint(cuda_major)}"
                 ) from None
             try:
                 engine = engine_from_bytes(self.engine_path.read_bytes())
@@ -157,25 +202,34 @@ class TensorRTRunner(Runner):
             if len(inputs) != 1 or not self.output_names:
                 raise BackendError(f"{self.engine_path}: expected one input and at least one output, found {inputs} -> {self.output_names}")
             self._input_name = inputs[0]
-            self.batch_range = batch_range(
-                engine.get_tensor_shape(self._input_name),
-                engine.get_tensor_profile_shape(self._input_name, 0),
+            shape = engine.get_tensor_shape(self._input_name)
+            dynamic = len(shape) > 0 and int(shape[0]) < 0
+            self.profile_ranges = profile_batches(
+                shape,
+                [engine.get_tensor_profile_shape(self._input_name, index)
+                 for index in range(engine.num_optimization_profiles if dynamic else 0)],
                 self.engine_path.name,
             )
+            self.batch_range = (min(low for low, _ in self.profile_ranges),
+                                max(high for _, high in self.profile_ranges))
             runner = TrtRunner(engine)
             try:
                 runner.activate()  # creates the execution context: fails when the GPU has too little memory free
             except PolygraphyException as exc:
                 reason = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
                 raise BackendError(f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})") from None
-            self._input_dtype = runner.get_input_metadata()[self._input_name].dtype
+            # Polygraphy DataTypes, not the NumPy dtypes get_input_metadata() still returns by default (which
+            # torch cannot convert to, and which BF16 has none of).
+            self._input_dtype = runner.get_input_metadata(use_numpy_dtypes=False)[self._input_name].dtype
         self._runner = runner
+        # A context starts on profile 0; with one profile nothing is ever switched.
+        self._profile = 0
         self._loaded = True
 
     def run(self, pixel_values: np.ndarray) -> dict[str, np.ndarray]:
         if self._runner is None:
             self.load()
-        check_batch(pixel_values, self.batch_range, self.engine_path.name)
+        self.use_profile_for(pixel_values)
         from polygraphy.exception import PolygraphyException
 
         feed = {self._input_name: input_tensor(pixel_values, self._input_dtype)}
@@ -186,6 +240,64 @@ class TensorRTRunner(Runner):
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
             raise BackendError(f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})") from None
         return outputs_as_float32(outputs, self.output_names)
+
+    def profile_for(self, pixel_values: np.ndarray) -> int:
+        """The optimization profile that runs ``pixel_values``, after checking it is a batch the engine takes."""
+        if len(self.profile_ranges) == 1:
+            check_batch(pixel_values, self.batch_range, self.engine_path.name)
+            return 0
+        check_batch(pixel_values, (1, np.iinfo(np.int32).max), self.engine_path.name)  # the [B, C, H, W] check
+        return pick_profile(int(pixel_values.shape[0]), self.profile_ranges, self.engine_path.name)
+
+    def use_profile_for(self, pixel_values: np.ndarray) -> int:
+        """Make the profile that holds the batch of ``pixel_values`` the execution context's (Polygraphy's
+        ``TrtRunner.set_profile``: ``set_optimization_profile_async`` on the runner's stream); returns its index."""
+        index = self.profile_for(pixel_values)
+        if index != self._profile:
+            from polygraphy.exception import PolygraphyException
+
+            try:
+                with _quiet():
+                    self._runner.set_profile(index)
+            except (PolygraphyException, RuntimeError) as exc:  # the bindings raise RuntimeError on failure
+                raise BackendError(f"TensorRT could not switch {self.engine_path.name} to optimization profile "
+                                   f"{index} ({_first_line(exc)})") from None
+            self._profile = index
+        return index
+
+    @contextlib.contextmanager
+    def timer(self, pixel_values: np.ndarray, cuda_graph: bool = False) -> Iterator[Any]:
+        """An ``EngineTimer`` (engines/tensorrt_timing.py) for the batch ``pixel_values``: trtexec's GPU compute
+        time and host latency, optionally replaying a CUDA graph of the enqueue, on an execution context of its
+        own (the runner's, with Polygraphy's output allocator, keeps serving ``run``)."""
+        if self._runner is None:
+            self.load()
+        profile = self.profile_for(pixel_values)
+        from polygraphy.exception import PolygraphyException
+
+        from .tensorrt_timing import EngineTimer
+
+        batch = len(pixel_values)
+        what = f"{self.engine_path.name} at batch {batch}{' in a CUDA graph' if cuda_graph else ''}"
+        host = input_tensor(pixel_values, self._input_dtype)
+        with tensorrt_log() as errors:
+            try:
+                timer = EngineTimer(self._runner.engine, self._input_name, self.output_names,
+                                    host.view(-1).view(_uint8()).numpy(), tuple(pixel_values.shape), profile,
+                                    polygraphy_cuda(tensorrt_cuda_major()), cuda_graph=cuda_graph,
+                                    name=self.engine_path.name)
+            except (PolygraphyException, RuntimeError) as exc:
+                raise BackendError(f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
+                                   ) from None
+        try:
+            yield timer
+        except PolygraphyException as exc:
+            raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+        finally:
+            try:
+                timer.close()
+            except PolygraphyException as exc:  # a CUDA error surfacing at the last synchronize
+                raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         outputs = self.run(pixel_values)
@@ -200,6 +312,7 @@ class TensorRTRunner(Runner):
             with _quiet():
                 self._runner.deactivate()
         self._runner = None
+        self._profile = None
         super().release()
 
     def describe(self) -> dict:

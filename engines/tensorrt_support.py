@@ -87,6 +87,23 @@ def installed_tensorrt_version() -> Optional[str]:
     return None
 
 
+def tensorrt_cuda_major() -> Optional[int]:
+    """The CUDA major the installed TensorRT wheels were built for (``tensorrt-cu13`` -> 13), from package
+    metadata; None when no CUDA-specific TensorRT distribution is installed (a tarball or container install)."""
+    from importlib import metadata
+
+    for dist in TENSORRT_DISTRIBUTIONS:
+        found = re.fullmatch(r"tensorrt-cu(\d+)", dist)
+        if not found:
+            continue
+        try:
+            metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+        return int(found.group(1))
+    return None
+
+
 def import_tensorrt() -> ModuleType:
     """TensorRT as Polygraphy imports it, or a one-line TensorRTUnavailableError saying how to install it."""
     from polygraphy import config as polygraphy_config

@@ -104,9 +104,11 @@ def test_report_json_shape(tmp_path):
     path = tmp_path / "r.json"
     report.write_json(document, path)
     data = json.loads(path.read_text())
-    assert list(data) == ["model", "environment", "results"]
+    assert list(data) == ["model", "environment", "timings", "results"]
+    assert data["timings"] == {"end_to_end": timing.TIMING_FIGURES["end_to_end"]}
     row = data["results"][1]
     assert (row["backend"], row["precision"], row["batch"]) == ("ort", "fp32", 8)
+    assert (row["timing"], row["cuda_graph"]) == ("end_to_end", False)
     assert set(row["latency_ms"]) == set(timing.LATENCY_KEYS)
     assert set(row["accuracy"]) == set(results.ACCURACY_KEYS)
     assert row["throughput_per_s"] > 0

@@ -104,3 +104,21 @@ def test_engine_with_backbone_outputs(tmp_path, golden_features, golden_io, prec
     assert all(value.dtype == np.float32 for value in outputs.values())
     for key, comparison in compare_outputs(upstream, outputs).items():
         assert comparison.cosine >= cosine, (key, comparison)
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_timer_on_a_real_engine(onnx_path, tmp_path, golden_io, cuda_graph):
+    """GPU check of the trtexec-style timer: the timing context's output (through pinned memory) equals the
+    runner's, host latency (copies included) is not below GPU compute time, and a CUDA graph replays."""
+    from vit5_infer.engines.tensorrt_builder import build_engine
+
+    result = build_engine(onnx_path, tmp_path / "t.engine", precision="fp16", max_batch=4)
+    pixel_values, _ = golden_io(CASE)
+    with make_runner("trt", result.engine_path) as runner:
+        logits = runner.run(pixel_values)["logits"]
+        with runner.timer(pixel_values, cuda_graph=cuda_graph) as timer:
+            compute = [timer.gpu_compute_ms() for _ in range(20)]
+            latency = [timer.host_latency_ms() for _ in range(20)]
+            timed = np.frombuffer(timer.output_bytes(), timer.output_types[0].numpy())
+    assert all(c > 0 for c in compute) and np.median(latency) >= np.median(compute)
+    np.testing.assert_allclose(timed.astype(np.float32).reshape(logits.shape), logits, rtol=1e-3, atol=1e-3)

@@ -16,7 +16,7 @@ from vit5_infer.files import write_bytes_atomic, write_json_atomic, write_text_a
 from vit5_infer.vocabulary import LOGITS
 
 from .results import ACCURACY_KEYS, BenchResult
-from .timing import LATENCY_KEYS
+from .timing import END_TO_END, LATENCY_KEYS, TIMING_FIGURES
 
 #: per-output CSV columns of the backbone outputs: ``{name}_{key}``
 FEATURE_CSV_KEYS = ("cosine", "relative_error", "max_abs_err")
@@ -24,9 +24,12 @@ FEATURE_CSV_KEYS = ("cosine", "relative_error", "max_abs_err")
 
 def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None) -> dict:
     """The JSON document of ``vit5 bench --json`` (other tools read it; keep the keys stable)."""
+    results = list(results)
     out = {"model": model, "environment": environment}
     if settings is not None:
         out["settings"] = settings
+    # What each row's "timing" names, for the figures present.
+    out["timings"] = {name: TIMING_FIGURES[name] for name in dict.fromkeys(r.timing for r in results)}
     out["results"] = [r.to_dict() for r in results]
     return out
 
@@ -36,7 +39,7 @@ def write_json(report: dict, path: Union[str, Path]) -> None:
 
 
 CSV_COLUMNS = (
-    ["backend", "precision", "batch", "device", "iterations"]
+    ["backend", "precision", "batch", "device", "timing", "cuda_graph", "iterations"]
     + [f"latency_{k}_ms" for k in LATENCY_KEYS]
     + ["throughput_per_s", "gflops_per_s", "peak_memory_bytes"]
     + list(ACCURACY_KEYS)
@@ -69,6 +72,8 @@ def _flat_row(r: BenchResult) -> dict:
         "precision": r.precision,
         "batch": r.batch,
         "device": r.device,
+        "timing": r.timing,
+        "cuda_graph": r.cuda_graph,
         "iterations": r.iterations,
         "throughput_per_s": r.throughput_per_s,
         "gflops_per_s": r.gflops_per_s,
@@ -108,11 +113,24 @@ def format_bytes(n: Optional[int]) -> str:
     return f"{n:.1f} GiB"  # pragma: no cover
 
 
+def timing_label(r: BenchResult) -> str:
+    """The row's timing figure as the table shows it: "end to end", "gpu compute", "host latency", with
+    "+graph" where a CUDA graph was replayed."""
+    return r.timing.replace("_", " ") + (" +graph" if r.cuda_graph else "")
+
+
+def row_label(r: BenchResult) -> str:
+    """Backend and precision, and the timing figure where it is not end to end (a trt row is one of two)."""
+    base = f"{r.backend} {r.precision}"
+    return base if r.timing == END_TO_END and not r.cuda_graph else f"{base} {timing_label(r)}"
+
+
 # Columns of the human table (terminal and markdown): header, formatter.
 TABLE_COLUMNS: list[tuple[str, Callable[[BenchResult], str]]] = [
     ("backend", lambda r: r.backend),
     ("prec", lambda r: r.precision),
     ("batch", lambda r: str(r.batch)),
+    ("timing", timing_label),
     ("mean ms", lambda r: f"{r.latency_ms['mean']:.3f}"),
     ("p50", lambda r: f"{r.latency_ms['p50']:.3f}"),
     ("p90", lambda r: f"{r.latency_ms['p90']:.3f}"),
@@ -170,13 +188,13 @@ def plot_latency(results: Sequence[BenchResult], path: Union[str, Path], title: 
     except ImportError:
         raise BenchError("--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)") from None
     batches = sorted({r.batch for r in results})
-    labels = list(dict.fromkeys(f"{r.backend} {r.precision}" for r in results))
+    labels = list(dict.fromkeys(row_label(r) for r in results))
     width = 0.8 / max(1, len(labels))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(batches) * max(1, len(labels)) / 2), 4.5))
     for i, label in enumerate(labels):
         xs, means, lo, hi = [], [], [], []
         for j, b in enumerate(batches):
-            match = [r for r in results if f"{r.backend} {r.precision}" == label and r.batch == b]
+            match = [r for r in results if row_label(r) == label and r.batch == b]
             if not match:
                 continue
             lat = match[0].latency_ms

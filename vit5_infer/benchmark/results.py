@@ -12,7 +12,7 @@ import numpy as np
 from vit5_infer.metrics import compare_outputs, outputs_within_tolerance
 from vit5_infer.vocabulary import LOGITS
 
-from .timing import latency_stats
+from .timing import END_TO_END, TIMING_FIGURES, latency_stats
 
 ACCURACY_KEYS = ("max_abs_err", "mean_abs_err", "cosine", "top1_agreement", "top5_agreement")
 #: per-output figures of ``BenchResult.outputs`` (top-1/top-5 too for logits)
@@ -39,6 +39,10 @@ class BenchResult:
     outputs: dict = field(default_factory=dict)
     #: accuracy on a labelled image folder: {"images": n, "top1": x, "top5": y}, when there is one
     dataset: Optional[dict] = None
+    #: what latency_ms measures: a key of timing.TIMING_FIGURES (end_to_end, gpu_compute, host_latency)
+    timing: str = END_TO_END
+    #: whether the engine ran as a replayed CUDA graph of its enqueue (bench --cuda-graph)
+    cuda_graph: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +58,8 @@ def make_result(
     candidate: Outputs,
     flops_per_image: Optional[int] = None,
     peak_memory_bytes: Optional[int] = None,
+    timing: str = END_TO_END,
+    cuda_graph: bool = False,
 ) -> BenchResult:
     """Latency, throughput, accuracy and pass/fail of one backend at one batch size.
 
@@ -61,6 +67,8 @@ def make_result(
     ``reference`` is compared).  ``accuracy`` holds the logits' figures when logits are compared,
     else the worst over the outputs (smallest cosine, largest errors; no top-1/top-5).
     """
+    if timing not in TIMING_FIGURES:
+        raise ValueError(f"unknown timing figure {timing!r}; one of {', '.join(TIMING_FIGURES)}")
     latency = latency_stats(samples_ms)
     reference = reference if isinstance(reference, Mapping) else {LOGITS: reference}
     candidate = candidate if isinstance(candidate, Mapping) else {LOGITS: candidate}
@@ -96,6 +104,8 @@ def make_result(
         passed=passed,
         failure=None if passed else reason,
         outputs=outputs,
+        timing=timing,
+        cuda_graph=cuda_graph,
     )
 
 

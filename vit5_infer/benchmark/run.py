@@ -12,7 +12,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
 from .results import BenchResult, make_result
-from .timing import TimingPlan, time_runner
+from .timing import END_TO_END, GPU_COMPUTE, HOST_LATENCY, TimingPlan, time_measured, time_runner
 
 #: (label, phase "warmup"/"timed", done, total) for per-iteration progress bars
 BenchProgress = Callable[[str, str, int, Optional[int]], None]
@@ -93,11 +93,32 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
     return select_outputs(model.config, names)
 
 
+def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
+                 progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
+    """The timing figures of one runner at one batch, and its outputs (by name) for the accuracy check.
+
+    A runner with a ``timer`` (TensorRT) is timed as trtexec times an engine: ``gpu_compute`` and
+    ``host_latency`` (timing.TIMING_FIGURES), replaying a CUDA graph of the enqueue when ``cuda_graph``; its
+    outputs come from one ``run``.  Any other runner is timed ``end_to_end`` around ``run``.  ``progress(figure)``
+    gives the per-iteration callback for that figure."""
+    step = progress or (lambda figure: None)
+    timer = getattr(runner, "timer", None)
+    if timer is None:
+        samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step(END_TO_END))
+        return {END_TO_END: samples}, out
+    out = runner.run(x)
+    with timer(x, cuda_graph=cuda_graph) as engine:
+        figures = {GPU_COMPUTE: time_measured(engine.gpu_compute_ms, timing, step(GPU_COMPUTE)),
+                   HOST_LATENCY: time_measured(engine.host_latency_ms, timing, step(HOST_LATENCY))}
+    return figures, out
+
+
 def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
                 flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
-                on_status: Progress = None, dataset=None) -> list[BenchResult]:
+                on_status: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
     """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
-    batch size -> {output name: array}, every one of them compared."""
+    batch size -> {output name: array}, every one of them compared.  ``cuda_graph``: TensorRT runners
+    replay a CUDA graph of their enqueue."""
     runner = plan.make()
     results = []
     if on_status:
@@ -112,17 +133,24 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 on_status(f"warming up {label}")
             if plan.layout == "nhwc":
                 x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-            step = (lambda phase, done, total, _label=label: progress(_label, phase, done, total)) if progress else None
-            samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step)
+            def step(figure, _label=label):
+                if not progress:
+                    return None
+                shown = _label if figure == END_TO_END else f"{_label} {figure.replace('_', ' ')}"
+                return lambda phase, done, total: progress(shown, phase, done, total)
+
+            figures, out = time_figures(runner, x, timing, cuda_graph, step)
             missing = [name for name in references[batch] if name not in out]
             if missing:
                 raise BenchError(f"{plan.backend} [{plan.precision}] gives {', '.join(out)}, not {', '.join(missing)}")
-            results.append(make_result(
-                plan.backend, plan.precision, batch, runner.device, samples, references[batch],
-                {name: out[name] for name in references[batch]},
-                flops_per_image=flops_per_image,
-                peak_memory_bytes=runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None),
-            ))
+            peak = runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None)
+            for figure, samples in figures.items():
+                results.append(make_result(
+                    plan.backend, plan.precision, batch, runner.device, samples, references[batch],
+                    {name: out[name] for name in references[batch]},
+                    flops_per_image=flops_per_image, peak_memory_bytes=peak, timing=figure,
+                    cuda_graph=cuda_graph and figure != END_TO_END,
+                ))
         if dataset is not None:
             # Once per backend, after the timing: the accuracy does not depend on the batch size.
             data, pre = dataset
@@ -260,6 +288,8 @@ class BenchSettings:
     preprocessing: Optional[dict] = None
     #: images int8/fp8 exports of a preset or checkpoint calibrate on
     calibration: Optional[PathLike] = None
+    #: TensorRT engines replay a CUDA graph of their enqueue (captured once per batch size), as trtexec does
+    cuda_graph: bool = False
 
     def check(self, kind: str = "model") -> None:
         """One-line errors for values and combinations that cannot run, or that a source of ``kind``
@@ -290,6 +320,15 @@ class BenchSettings:
             raise BenchError(f"unknown backend(s) {', '.join(bad)}; choose from {', '.join(BACKENDS)}")
         if self.threads is not None and self.threads < 1:
             raise BenchError(f"threads must be >= 1, got {self.threads}")
+        if self.backends is not None:
+            check_cuda_graph(self.cuda_graph, self.backends)
+
+
+def check_cuda_graph(cuda_graph: bool, backends: Sequence[str]) -> None:
+    """--cuda-graph replays TensorRT engines: a one-line error when no backend asked for is ``trt``."""
+    if cuda_graph and "trt" not in backends:
+        raise BenchError(f"--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
+                         f"({', '.join(backends) or 'none'}) run no engine: add -b trt, or leave --cuda-graph out")
 
 
 def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *, workdir: Optional[PathLike] = None,
@@ -314,6 +353,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     say(f"loading {source}")
     if kind == "engine":
         chosen = engine_backends(source, settings.backends, here, warn)
+    check_cuda_graph(settings.cuda_graph, chosen)
     if kind == "model":
         model, origin = settings.load.resolve(source)
         metadata, name = {}, f"{origin.kind} {origin.name}"
@@ -356,7 +396,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
             results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
-                                   on_status=say, dataset=dataset)
+                                   on_status=say, dataset=dataset, cuda_graph=settings.cuda_graph)
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
     info = model_info(model, name, kind if kind != "model" else origin.kind,
@@ -364,7 +404,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     timing = settings.timing
     recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
                 "iters": timing.iters, "seconds": timing.seconds, "threads": settings.threads, "device": device,
-                "inputs": inputs_text, "outputs": list(outputs)}
+                "inputs": inputs_text, "outputs": list(outputs), "cuda_graph": settings.cuda_graph}
     if settings.labels is not None:
         recorded["labels"] = str(settings.labels)
     title = f"vit5 bench {name}: {inputs_text}, {flops / 1e9:.2f} GFLOPs/image"

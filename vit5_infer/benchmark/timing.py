@@ -12,6 +12,16 @@ from vit5_infer.errors import BenchError
 
 LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
 
+#: What a row's latency measures ("timing" in the bench JSON and CSV): name -> what is inside the figure.
+TIMING_FIGURES = {
+    "end_to_end": "one Runner.run call on host arrays, host wall clock: copies, synchronization and Python included",
+    "gpu_compute": "the TensorRT enqueue alone between CUDA events, input and output resident on the GPU "
+                   "(trtexec's GPU Compute Time)",
+    "host_latency": "H2D copy from pinned host memory, enqueue and D2H copies, between CUDA events "
+                    "(trtexec's Latency)",
+}
+END_TO_END, GPU_COMPUTE, HOST_LATENCY = TIMING_FIGURES
+
 
 def latency_stats(samples_ms: Sequence[float]) -> dict:
     """Summary of per-batch latencies in milliseconds (percentiles by linear interpolation)."""
@@ -68,6 +78,27 @@ class TimingPlan:
 ProgressFn = Callable[[str, int, Optional[int]], None]  # (phase "warmup"/"timed", done, total)
 
 
+def _timed_loop(step: Callable[[], float], plan: TimingPlan, progress: Optional[ProgressFn],
+                clock: Callable[[], float]) -> list[float]:
+    """Warm up, then collect ``step()`` (one sample in ms) until ``plan.iters`` samples or ``plan.seconds`` of
+    host time, whichever comes first (at least one sample always)."""
+    for i in range(plan.warmup):
+        step()
+        if progress:
+            progress("warmup", i + 1, plan.warmup)
+    samples: list[float] = []
+    started = clock()
+    while True:
+        samples.append(step())
+        if progress:
+            progress("timed", len(samples), plan.iters)
+        if plan.iters is not None and len(samples) >= plan.iters:
+            break
+        if plan.seconds is not None and clock() - started >= plan.seconds:
+            break
+    return samples
+
+
 def time_runner(
     infer: Callable[[np.ndarray], Any],
     inputs: np.ndarray,
@@ -77,31 +108,32 @@ def time_runner(
     clock: Callable[[], float] = time.perf_counter,
 ) -> tuple[list[float], Any]:
     """Warm up, then time ``infer(inputs)`` once per iteration (``Runner.infer``, or ``Runner.run``
-    for every output by name).
+    for every output by name): the ``end_to_end`` figure.
 
     Returns (latencies in ms, the result of the last call: an array, or a dict of them as is).  The loop stops after ``plan.iters``
     iterations, or once ``plan.seconds`` of timed work have passed, whichever comes first (at least
     one timed iteration always runs).
     """
-    out = None
-    for i in range(plan.warmup):
-        out = infer(inputs)
-        synchronize(device)
-        if progress:
-            progress("warmup", i + 1, plan.warmup)
-    samples: list[float] = []
-    started = clock()
-    while True:
+    last: list = [None]
+
+    def step() -> float:
         t0 = clock()
-        out = infer(inputs)
+        last[0] = infer(inputs)
         synchronize(device)
-        samples.append((clock() - t0) * 1e3)
-        if progress:
-            progress("timed", len(samples), plan.iters)
-        if plan.iters is not None and len(samples) >= plan.iters:
-            break
-        if plan.seconds is not None and clock() - started >= plan.seconds:
-            break
+        return (clock() - t0) * 1e3
+
+    samples = _timed_loop(step, plan, progress, clock)
+    out = last[0]
     return samples, out if isinstance(out, dict) else np.asarray(out)
 
 
+def time_measured(
+    measure: Callable[[], float],
+    plan: TimingPlan,
+    progress: Optional[ProgressFn] = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
+    """Like ``time_runner``, but each sample is what ``measure()`` returns: milliseconds the device timed itself
+    (between CUDA events: ``gpu_compute`` and ``host_latency``), not host wall clock.  ``plan.seconds`` still
+    budgets host time."""
+    return _timed_loop(lambda: float(measure()), plan, progress, clock)

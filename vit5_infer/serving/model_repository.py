@@ -144,6 +144,10 @@ def model_config(name: str, platform: str, signature: ModelSignature, options: R
             "name": "tensorrt",
             "parameters": [{"key": "precision_mode", "value": options.tensorrt_accelerator.upper()}],
         }]}}
+    if platform == TENSORRT_PLATFORM:
+        # Triton's TensorRT backend then replays CUDA graphs of the enqueue, as trtexec (11.0+) times it by
+        # default and `vit5 bench -b trt --cuda-graph` measures it.
+        config.setdefault("optimization", {})["cuda"] = {"graphs": True}
     if options.warmup:
         config["model_warmup"] = _warmups(signature, batching)
     return config

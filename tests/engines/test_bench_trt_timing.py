@@ -1,0 +1,139 @@
+"""`vit5 bench -b trt` measured as trtexec measures: which rows and labels appear, what each figure spans, and
+the --cuda-graph checks.  The TensorRT runner runs through Polygraphy's real code with the stand-ins of
+trt_standins.py, whose "GPU" takes 1 ms per copy and 5 ms per engine run on a virtual clock: the figures below
+prove the bookkeeping (what each one includes), never a GPU timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trt_standins
+from trt_standins import FakeEngine, install
+
+from vit5_infer.benchmark import report, timing
+from vit5_infer.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
+from vit5_infer.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
+from vit5_infer.engines.tensorrt_runner import TensorRTRunner
+from vit5_infer.errors import BenchError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Clock:
+    """Host clock advancing 0.1 s per reading."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        self.now += 0.1
+        return self.now
+
+
+def test_time_measured_keeps_what_the_device_measured():
+    values = iter(range(1, 100))
+    samples = time_measured(lambda: next(values), TimingPlan(warmup=2, iters=3))
+    assert samples == [3.0, 4.0, 5.0]  # two warm-up samples dropped; host time plays no part
+    budget = time_measured(lambda: 1.0, TimingPlan(warmup=0, iters=None, seconds=0.25), clock=Clock())
+    assert len(budget) == 3  # --seconds (0.25 s of host time, 0.1 s per sample here) still budgets it
+
+
+def _pixels(batch):
+    return np.random.default_rng(batch).standard_normal((batch, 3, 4, 4)).astype(np.float32)
+
+
+def _reference(x, profile):
+    return {"logits": np.stack([x.reshape(len(x), -1).mean(axis=1), np.full(len(x), profile, np.float32)], axis=1)}
+
+
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_graph):
+    cudart = install(monkeypatch, "11.1.0", copy_ms=1.0)
+    engine = FakeEngine(cudart, profiles=[(1, 1, 1), (2, 4, 8)], compute_ms=5.0)
+    path = tmp_path / "m.engine"
+    path.write_bytes(b"m")
+    trt_standins.ENGINES[b"m"] = engine
+    inputs = {1: _pixels(1), 4: _pixels(4)}
+    references = {1: _reference(inputs[1], 0), 4: _reference(inputs[4], 1)}
+    plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
+    shown = []
+    rows = run_backend(plan, inputs, references, TimingPlan(warmup=1, iters=3), cuda_graph=cuda_graph,
+                       progress=lambda label, phase, done, total: shown.append(label))
+    assert [(r.batch, r.timing, r.cuda_graph) for r in rows] == [
+        (1, "gpu_compute", cuda_graph), (1, "host_latency", cuda_graph),
+        (4, "gpu_compute", cuda_graph), (4, "host_latency", cuda_graph)]
+    assert all(r.passed for r in rows), [r.failure for r in rows]
+    assert [r.latency_ms["mean"] for r in rows] == [5.0, 7.0, 5.0, 7.0]  # copies only in host latency
+    assert [r.iterations for r in rows] == [3] * 4
+    assert rows[2].throughput_per_s == pytest.approx(4 / 5e-3)
+    assert set(shown) == {"trt [fp32] batch 1 gpu compute", "trt [fp32] batch 1 host latency",
+                          "trt [fp32] batch 4 gpu compute", "trt [fp32] batch 4 host latency"}
+
+    document = json.loads(json.dumps(report.report_dict({"name": "m"}, {}, rows, {"cuda_graph": cuda_graph})))
+    assert document["timings"] == {"gpu_compute": TIMING_FIGURES["gpu_compute"],
+                                   "host_latency": TIMING_FIGURES["host_latency"]}
+    assert [row["timing"] for row in document["results"]] == ["gpu_compute", "host_latency"] * 2
+    headers, table = report.table_rows(rows)
+    labels = [line[headers.index("timing")] for line in table]
+    suffix = " +graph" if cuda_graph else ""
+    assert labels == [f"gpu compute{suffix}", f"host latency{suffix}"] * 2
+    assert report.csv_text(rows).splitlines()[1].split(",")[4:6] == ["gpu_compute", str(cuda_graph)]
+
+
+def test_other_backends_keep_one_end_to_end_row():
+    class Runner:
+        device = "cpu"
+
+        def run(self, x):
+            return {"logits": np.ones((len(x), 2), np.float32)}
+
+        def peak_memory_bytes(self):
+            return None
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    x = np.zeros((2, 3, 4, 4), np.float32)
+    rows = run_backend(BackendPlan("ort", "fp32", Runner), {2: x}, {2: {"logits": np.ones((2, 2), np.float32)}},
+                       TimingPlan(warmup=0, iters=2), cuda_graph=True)
+    assert [(r.timing, r.cuda_graph) for r in rows] == [("end_to_end", False)]
+    assert report.table_rows(rows)[1][0][3] == "end to end"
+
+
+def test_cuda_graph_needs_trt():
+    with pytest.raises(BenchError) as info:
+        BenchSettings(backends=["ort", "torch"], cuda_graph=True).check()
+    assert str(info.value) == ("--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
+                               "(ort, torch) run no engine: add -b trt, or leave --cuda-graph out")
+    BenchSettings(backends=["trt", "ort"], cuda_graph=True).check()
+    check_cuda_graph(False, ["ort"])
+    with pytest.raises(BenchError, match="add -b trt"):
+        check_cuda_graph(True, ["torch"])  # the backends available here, when none were named
+
+
+def test_unknown_timing_figure_is_refused():
+    from vit5_infer.benchmark.results import make_result
+
+    with pytest.raises(ValueError, match="unknown timing figure 'wall'"):
+        make_result("ort", "fp32", 1, "cpu", [1.0], np.ones((1, 2)), np.ones((1, 2)), timing="wall")
+    assert set(TIMING_FIGURES) == {timing.END_TO_END, timing.GPU_COMPUTE, timing.HOST_LATENCY}
+
+
+def test_cli_cuda_graph_on_a_non_trt_backend_is_one_line(tmp_path):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", "bench", "vit5-small", "-b", "ort",
+                           "--cuda-graph", "--json", str(tmp_path / "r.json")],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode in (1, 2), proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: --cuda-graph replays"), proc.stderr
+    assert not (tmp_path / "r.json").exists()
