@@ -45,7 +45,9 @@ _FUSED_KERNEL = re.compile(
 _ATTENTION_OPS = {"Attention", "MultiHeadAttention", "GroupQueryAttention"}
 # Ops that may sit between the two MatMuls and the Softmax of an attention block: scaling, masking,
 # and the casts around an FP32 softmax in a reduced-precision graph.
-_PASS_THROUGH_OPS = {"Cast", "Mul", "Div", "Add", "Sub", "Where", "Identity", "Dropout", "Reshape"}
+# QuantizeLinear/DequantizeLinear: TensorRT-target INT8/FP8 graphs quantize both products of attention.
+_PASS_THROUGH_OPS = {"Cast", "Mul", "Div", "Add", "Sub", "Where", "Identity", "Dropout", "Reshape", "QuantizeLinear",
+                     "DequantizeLinear"}
 _SEARCH_DEPTH = 4
 
 FUSED, PARTIAL, NOT_FUSED, UNKNOWN, NO_ATTENTION = "fused", "partly fused", "not fused", "unknown", "no attention"

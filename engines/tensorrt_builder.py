@@ -437,7 +437,7 @@ def _build(
     decomposable = has_attention_layers(trt.__version__)
     try:
         if decomposable:
-            # Polygraphy 0.53 added this loader with TensorRT 10.14's IAttention; imported only here.
+            # The IAttention loader only matters from TensorRT 10.14 on; imported only here.
             from polygraphy.backend.trt import set_decomposable_attentions
 
             network = set_decomposable_attentions(network)

@@ -278,6 +278,7 @@ def _chain(ops):
         (["MatMul", "Softmax", "MatMul"], 1),
         (["MatMul", "Mul", "Softmax", "MatMul"], 1),  # scaled scores
         (["MatMul", "Cast", "Softmax", "Cast", "MatMul"], 1),  # FP32 softmax in an FP16 graph
+        (["MatMul", "Softmax", "QuantizeLinear", "DequantizeLinear", "MatMul"], 1),  # quantized probabilities
         (["MatMul", "Softmax", "MatMul", "MatMul", "Softmax", "MatMul"], 2),
         (["Attention"], 1),
         (["Attention", "Relu", "Attention"], 2),
@@ -322,3 +323,26 @@ def test_attention_blocks_of_a_cls_export(tmp_path, opset, op):
     assert [(b.name, b.op, b.single_query) for b in blocks] == [
         ("blocks.0/sequence_mixer", op, False), ("blocks.1/sequence_mixer", op, True)]
     assert f"blocks.1/sequence_mixer/{op}" in blocks[1].nodes
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp8"])
+def test_attention_blocks_of_a_quantized_tensorrt_export(precision):
+    """The opset-19 TensorRT form quantizes both products (Q/DQ between Softmax and the second MatMul):
+    the blocks are still found, so the fusion verdict of an INT8/FP8 engine is not 'no attention'."""
+    from vit5_infer.exporters import build_graph
+    from vit5_infer.exporters.quantization import (QuantScheme, activation_tensors, attention_inputs,
+                                                   attention_products, quantizable_nodes, quantize_graph)
+    from vit5_infer.exporters.targets import ExportTarget
+
+    graph = build_graph(golden_model("attn_cls_r4"), 19, target="tensorrt=10.8")[0]
+    products = attention_products(graph)
+    tensors = activation_tensors(quantizable_nodes(graph)) + [t for n in products for t in attention_inputs(n)]
+    scheme = QuantScheme(precision, ExportTarget.parse("tensorrt=10.8"), 19)
+    quantized = quantize_graph(graph, {t: (-2.0, 3.0) for t in tensors}, scheme,
+                               [n.name for n in quantizable_nodes(graph)], [n.name for n in products])
+    dequantized = {n.output[0] for n in quantized.graph.node if n.op_type == "DequantizeLinear"}
+    pv = [n for n in quantized.graph.node if n.name == "blocks.0/sequence_mixer/pv_matmul"]
+    assert len(pv) == 1 and set(pv[0].input) <= dequantized
+    blocks = attention_blocks(quantized)
+    assert [(b.name, b.single_query) for b in blocks] == [("blocks.0/sequence_mixer", False),
+                                                          ("blocks.1/sequence_mixer", True)]
