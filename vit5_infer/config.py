@@ -11,9 +11,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
-from .blocks import block_kind, pads
+from .blocks import block_kind, kind_hook, pads
 from .errors import ConfigError
 
 READOUTS = ("cls", "gap", "register_concat")
@@ -284,7 +284,7 @@ class ViT5Config:
                 f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
             )
         for kind in kinds:
-            kind.hook("validate")(self)
+            kind_hook(BLOCK_VALIDATORS, kind.letter, "config check")(self)
         if self.film is not None and "H" not in pattern:
             raise ConfigError("a 'film' section needs Hyena ('H') blocks to condition")
         return self
@@ -446,6 +446,10 @@ def validate_hyena(config: ViT5Config) -> None:
             )
         if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
             raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
+
+
+#: block kind letter -> the config checks of blocks of that kind (blocks.py)
+BLOCK_VALIDATORS: dict[str, Callable[[ViT5Config], None]] = {"A": validate_attention, "H": validate_hyena}
 
 
 def config_summary(config: ViT5Config) -> dict[str, Any]:

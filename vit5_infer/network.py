@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 from torch import nn
 
-from .blocks import block_kind, pads
+from .blocks import kind_hook, pads
 from .config import ViT5Config
 from .errors import InputError
 from .layers import (
@@ -133,8 +134,15 @@ def build_hyena_block(config: ViT5Config) -> ViT5ResidualBlock:
     return residual_block(config, "H", build_hyena(config), pooling, grn)
 
 
+#: block kind letter -> the residual block of that kind (blocks.py)
+BLOCK_BUILDERS: dict[str, Callable[[ViT5Config], ViT5ResidualBlock]] = {
+    "A": build_attention_block,
+    "H": build_hyena_block,
+}
+
+
 def build_block(config: ViT5Config, letter: str) -> ViT5ResidualBlock:
-    return block_kind(letter).hook("build")(config)
+    return kind_hook(BLOCK_BUILDERS, letter, "network builder")(config)
 
 
 class ViT5ClassificationNet(nn.Module):
