@@ -236,7 +236,7 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
         if len(found) != 1:
             names = ", ".join(kind.name for kind in kinds.values())
             raise CheckpointError(f"block {i}: unknown sequence mixer (keys of none of: {names})" if not found
-                                  else f"block {i}: keys of several block kinds ({', '.join(l for l, _ in found)})")
+                                  else f"block {i}: keys of several block kinds ({', '.join(letter for letter, _ in found)})")
         kind, value = found[0]
         settings.setdefault(kind, {})[i] = value
         _require(sd, [prefix + "mlp.layer1.weight", prefix + "mlp.layer2.weight", prefix + "input_norm.weight"])

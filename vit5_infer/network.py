@@ -189,7 +189,8 @@ class ViT5ClassificationNet(nn.Module):
             raise InputError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__module__}."
                              f"{type(pixel_values).__name__}{hint}")
         if pixel_values.dtype != dtype:
-            raise InputError(f"pixel_values must be {str(dtype).replace('torch.', '')}, got {str(pixel_values.dtype).replace('torch.', '')}")
+            want, got = (str(t).replace("torch.", "") for t in (dtype, pixel_values.dtype))
+            raise InputError(f"pixel_values must be {want}, got {got}")
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
             # SPEC 9.11: other sizes would silently drop pixels or break pos_embed.
             raise InputError(
