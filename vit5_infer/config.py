@@ -219,7 +219,10 @@ class ViT5Config:
 
     @property
     def head_dim(self) -> int:
-        return self.network.hidden_dim // self.attention.num_heads
+        att = self.attention
+        if att is None:
+            raise ConfigError("the config has no 'attention' section, so no head_dim")
+        return self.network.hidden_dim // att.num_heads
 
     @property
     def mlp_hidden_dim(self) -> int:
@@ -229,7 +232,7 @@ class ViT5Config:
     def check_types(self) -> "ViT5Config":
         """ConfigError naming the field for a value of the wrong type or sign (a string where a number
         belongs, null, a list for a bool, a negative size, a NaN): before any of it reaches torch."""
-        sections = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
+        sections: list[tuple[str, Any]] = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
                     ("film", self.film), ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None)]
         for where, section in sections:
             if section is None:
@@ -240,7 +243,8 @@ class ViT5Config:
             for f in fields(section):
                 if f.name in _SECTION_TYPES.get("__nested__", ()):
                     continue
-                _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), f.type)
+                # a string: this module's annotations are postponed (PEP 563)
+                _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), str(f.type))
         if not isinstance(self.mlp_bias, dict) or not all(
                 isinstance(k, str) and isinstance(v, bool) for k, v in self.mlp_bias.items()):
             raise ConfigError(f"mlp_bias must map block letters to true/false, got {self.mlp_bias!r}")
@@ -295,14 +299,20 @@ class ViT5Config:
 
     def film_cond_dim(self) -> int:
         film, net = self.film, self.network
+        if film is None:
+            raise ConfigError("the config has no 'film' section, so no conditioning")
         if film.conditioning == "register_pooling":
             return net.hidden_dim
+        if film.compressed_dim is None:
+            raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
         return net.num_registers * film.compressed_dim
 
     @property
     def head_input_dim(self) -> int:
         net = self.network
         if net.readout == "register_concat":
+            if not net.neck_compression_ratio:
+                raise ConfigError("readout 'register_concat' needs network.neck_compression_ratio")
             return net.num_registers * net.hidden_dim // net.neck_compression_ratio
         return net.hidden_dim
 
@@ -317,7 +327,7 @@ class ViT5Config:
         return out
 
 
-_SECTION_TYPES = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
+_SECTION_TYPES: dict[str, Any] = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
                   "hyena.mask": MaskConfig, "__nested__": ("network", "attention", "hyena", "film", "mask")}
 # Fields that are sizes or strictly positive settings (>= 0 where 0 means "none").
 _POSITIVE = {"kernel_hidden_dim", "kernel_num_layers", "kernel_embedding_dim", "short_conv_kernel_size",

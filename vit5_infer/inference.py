@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional
 
 from .blocks import block_kinds, kind_hook
 from .config import AttentionConfig, FilmConfig, HyenaConfig, MaskConfig, NetworkConfig, ViT5Config
@@ -96,7 +96,7 @@ def _mlp_settings(sd: dict, prefix: str, hidden_dim: int) -> tuple[float, bool, 
 
 def _attention_settings(sd: dict, prefix: str, hidden_dim: int) -> dict:
     p = prefix + "sequence_mixer."
-    out = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
+    out: dict[str, Any] = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
     if p + "q_norm.weight" in sd:
         out["qk_norm"] = "rmsnorm"
         out["head_dim"] = _shape(sd, p + "q_norm.weight", 1)[0]
@@ -229,14 +229,15 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     for i in _block_indices(sd):
         prefix = f"blocks.{i}."
         try:
-            found = [(letter, _detector(letter).detect(sd, prefix)) for letter in kinds]
+            results = [(letter, _detector(letter).detect(sd, prefix)) for letter in kinds]
         except (KeyError, IndexError, ValueError, TypeError) as exc:  # a kind's detector met a key it needs missing
             raise CheckpointError(f"block {i}: weights of an unexpected layout ({type(exc).__name__}: {exc})") from None
-        found = [(letter, value) for letter, value in found if value is not None]
+        found = [(letter, value) for letter, value in results if value is not None]
         if len(found) != 1:
             names = ", ".join(kind.name for kind in kinds.values())
+            letters = ", ".join(letter for letter, _ in found)
             raise CheckpointError(f"block {i}: unknown sequence mixer (keys of none of: {names})" if not found
-                                  else f"block {i}: keys of several block kinds ({', '.join(letter for letter, _ in found)})")
+                                  else f"block {i}: keys of several block kinds ({letters})")
         kind, value = found[0]
         settings.setdefault(kind, {})[i] = value
         _require(sd, [prefix + "mlp.layer1.weight", prefix + "mlp.layer2.weight", prefix + "input_norm.weight"])
