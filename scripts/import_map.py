@@ -9,7 +9,8 @@ reports, by layer (docs/architecture.md):
 
 - cycles: groups of modules that import each other, directly or through others;
 - upward imports: a module importing a layer above its own;
-- sideways imports: between the independent packages of one layer (exporters and engines, ...).
+- sideways imports: between the independent packages of one layer (exporters and engines, ...);
+- CLI shortcuts: the CLI importing anything but the workflows, the vocabulary and the errors.
 
 ``"vit5_infer.x:function"`` strings count as imports: code resolved from a string is still a dependency.
 
@@ -28,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections import defaultdict
 from pathlib import Path
 
 try:
@@ -48,6 +48,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("vit5_infer.workflows",),
     ("vit5_infer.cli",),
 ]
+# what the CLI may import besides itself
+CLI_REACH = ("vit5_infer.workflows", "vit5_infer.vocabulary", "vit5_infer.errors")
 _HOOK = re.compile(r"^(vit5_infer(?:\.\w+)+):\w+$")
 
 
@@ -167,8 +169,12 @@ def report(root: Path = ROOT) -> tuple[list[str], int]:
     lines.append(f"cycles: {len(groups)}")
     for group in groups:
         members = set(group)
-        edges = [f"{a} -> {b}" + (" (string)" if how == "string" else "")
-                 for a in group for b, how in sorted(graph[a].items()) if b in members]
+        edges = [
+            f"{a} -> {b}" + (" (string)" if how == "string" else "")
+            for a in group
+            for b, how in sorted(graph[a].items())
+            if b in members
+        ]
         lines.append(f"  {len(group)} modules: " + ", ".join(group))
         lines.extend(f"    {edge}" for edge in edges)
     upward: list[str] = []
@@ -182,11 +188,22 @@ def report(root: Path = ROOT) -> tuple[list[str], int]:
                 upward.append(edge)
             elif other_rank == rank and other_package != package:
                 sideways.append(edge)
+    shortcuts = [
+        f"  {importer} -> {imported}"
+        for importer, targets in sorted(graph.items())
+        if importer.startswith("vit5_infer.cli.") or importer == "vit5_infer.cli"
+        for imported in sorted(targets)
+        if imported != PACKAGE
+        and not imported.startswith("vit5_infer.cli")
+        and not any(imported == reach or imported.startswith(reach + ".") for reach in CLI_REACH)
+    ]
     lines.append(f"upward imports: {len(upward)}")
     lines.extend(upward)
     lines.append(f"sideways imports: {len(sideways)}")
     lines.extend(sideways)
-    return lines, len(groups) + len(upward) + len(sideways)
+    lines.append(f"CLI shortcuts: {len(shortcuts)}")
+    lines.extend(shortcuts)
+    return lines, len(groups) + len(upward) + len(sideways) + len(shortcuts)
 
 
 def stage(target: Path, root: Path = ROOT) -> Path:

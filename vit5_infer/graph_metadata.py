@@ -49,9 +49,9 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
     for entry in model.metadata_props:
         if entry.key.startswith(PREFIX):
             try:
-                out[entry.key[len(PREFIX):]] = json.loads(entry.value)
+                out[entry.key[len(PREFIX) :]] = json.loads(entry.value)
             except json.JSONDecodeError:
-                out[entry.key[len(PREFIX):]] = entry.value
+                out[entry.key[len(PREFIX) :]] = entry.value
     return out
 
 
