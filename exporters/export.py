@@ -30,7 +30,7 @@ from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
-from .graph import GraphBuilder, iter_nodes
+from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes
 from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
@@ -42,8 +42,6 @@ from .targets import ExportTarget
 OPSETS = (17, 18, 19, 23)
 PRECISIONS = ("fp32",) + tuple(REDUCED)
 FUSED_OPS = ("Attention", "RMSNormalization", "RotaryEmbedding", "Gelu", "LayerNormalization")
-# Protobuf cannot serialize a single message past 2 GiB; stay clear of it.
-EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 LONG_CONV_DESCRIPTIONS = {
     "direct": "direct: depthwise Conv with the baked, flipped SIREN kernel",

@@ -21,6 +21,9 @@ KEEP_FP32 = "vit5:keep_fp32"
 PRODUCER = "vit5-infer"
 # ONNX Runtime 1.31 reads IR version <= 11 graphs; IR 10 covers opset 23.
 IR_VERSION = 10
+# Protobuf cannot serialize a single message past 2 GiB; graphs larger than this keep their weights in a
+# separate file.
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
 
 
 class GraphBuilder:

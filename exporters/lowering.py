@@ -19,11 +19,12 @@ rounding; the export validation checks the result against PyTorch):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
-from vit5_infer.blocks import block_kind, pads
+from vit5_infer.blocks import kind_hook, pads
 from vit5_infer.layers import (
     Hyena,
     RegisterCompressConcat,
@@ -230,6 +231,13 @@ def emit_hyena(b: GraphBuilder, blk: ViT5ResidualBlock, a: str, ctx: MixerContex
     return hyena(b, blk.sequence_mixer, a, ctx.tokens, ctx.conditioning, ctx.out_scale, ctx.long_conv)
 
 
+#: block kind letter -> the ONNX of that kind's sequence mixer (vit5_infer.blocks)
+EMITTERS: dict[str, Callable[[GraphBuilder, ViT5ResidualBlock, str, MixerContext], str]] = {
+    "A": emit_attention,
+    "H": emit_hyena,
+}
+
+
 def block(b: GraphBuilder, blk: ViT5ResidualBlock, letter: str, x: str, tokens: int, long_conv_lowering: str,
           query_rows: tuple[int, int] | None = None) -> str:
     """One residual block of kind ``letter``; ``query_rows`` (attention only) keeps just those output tokens."""
@@ -239,7 +247,7 @@ def block(b: GraphBuilder, blk: ViT5ResidualBlock, letter: str, x: str, tokens: 
     if blk.register_pooling is not None:
         cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
     context = MixerContext(tokens, ls_attn if blk.grn is None else None, long_conv_lowering, query_rows, cond)
-    m = block_kind(letter).hook("emit")(b, blk, a, context)
+    m = kind_hook(EMITTERS, letter, "ONNX emitter")(b, blk, a, context)
     if query_rows is not None:
         x = b.slice(x, query_rows[0], sum(query_rows), axis=1)
     if blk.grn is not None:

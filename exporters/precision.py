@@ -18,7 +18,7 @@ from onnx import TensorProto, helper, numpy_helper
 from vit5_infer.errors import Vit5Error
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
-from .graph import KEEP_FP32, PRODUCER
+from .graph import EXTERNAL_DATA_THRESHOLD, KEEP_FP32, PRODUCER
 
 REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 # Used for graphs not exported by this toolkit (no KEEP_FP32 tags to read).
@@ -196,8 +196,6 @@ def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, o
     check_build_precision(onnx_path, have, precision)
     if have == precision or have in QUANTIZED_PRECISIONS:
         return onnx_path, have, model
-    from .export import EXTERNAL_DATA_THRESHOLD
-
     converted = convert_precision(model, precision)
     out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
     large = converted.ByteSize() > EXTERNAL_DATA_THRESHOLD

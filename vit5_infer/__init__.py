@@ -53,9 +53,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-if TYPE_CHECKING:  # static analysers see the eager imports
-    from .config import AttentionConfig, FilmConfig, HyenaConfig, MaskConfig, NetworkConfig, ViT5Config
-    from .errors import CheckpointError, ConfigError, InputError, Vit5Error
-    from .loading import ModelSource, example_inputs, load_model, resolve_model
-    from .network import ViT5ClassificationNet
-    from .presets import PRESETS, get_preset, preset_names
+if TYPE_CHECKING:  # static analysers see the eager imports ("X as X": re-exported)
+    from .config import AttentionConfig as AttentionConfig
+    from .config import FilmConfig as FilmConfig
+    from .config import HyenaConfig as HyenaConfig
+    from .config import MaskConfig as MaskConfig
+    from .config import NetworkConfig as NetworkConfig
+    from .config import ViT5Config as ViT5Config
+    from .errors import CheckpointError as CheckpointError
+    from .errors import ConfigError as ConfigError
+    from .errors import InputError as InputError
+    from .errors import Vit5Error as Vit5Error
+    from .loading import ModelSource as ModelSource
+    from .loading import example_inputs as example_inputs
+    from .loading import load_model as load_model
+    from .loading import resolve_model as resolve_model
+    from .network import ViT5ClassificationNet as ViT5ClassificationNet
+    from .presets import PRESETS as PRESETS
+    from .presets import get_preset as get_preset
+    from .presets import preset_names as preset_names

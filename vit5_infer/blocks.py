@@ -1,13 +1,15 @@
-"""The block kinds of ``layer_pattern``, in one registry: letter -> everything that differs per kind.
+"""The block kinds of ``layer_pattern``: letter -> the facts every stage shares (name, padding).
 
-Adding a block kind is one layer module, one ONNX emitter and one ``register_block_kind`` call; the
-config, the network, architecture inference and the exporter all dispatch through here, and an
-unknown letter is a ConfigError everywhere.
+What a stage does with a kind lives with the stage, in a table keyed by the kind's letter and filled by
+value where the stage's code is: the config's checks (``config.BLOCK_VALIDATORS``), architecture
+inference (``inference.BLOCK_DETECTORS``), the network (``network.BLOCK_BUILDERS``) and the ONNX exporter
+(``exporters.lowering.EMITTERS``).  So this module imports no stage, and no stage imports one above it.
 
-Each hook is a callable or a ``"module:function"`` reference, resolved on first use: the registry is
-plain data, so the config can consult it without importing torch or the exporter.
+Adding a block kind is one layer module, one ``register_block_kind`` call and one entry in each stage's
+table (see the built-in kinds); tests check that every registered kind has all of them, and an unknown
+letter is a ConfigError everywhere.
 
-Hooks (see the built-in kinds for examples):
+The stages' hooks:
 - ``validate(config)``: raise ConfigError for what this kind cannot build (its section missing, ...);
 - ``build(config) -> ViT5ResidualBlock``: the residual block of this kind;
 - ``detect(state_dict, prefix) -> settings | None``: this kind's per-block settings read from the
@@ -20,33 +22,21 @@ Hooks (see the built-in kinds for examples):
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Union
+from typing import TypeVar
 
 from .errors import ConfigError
 
-Hook = Union[str, Callable[..., Any]]
+Hook = TypeVar("Hook")
 
 
 @dataclass(frozen=True)
 class BlockKind:
     letter: str
     name: str
-    validate: Hook
-    build: Hook
-    detect: Hook
-    configure: Hook
-    emit: Hook
     #: blocks of this kind see the padded token sequence (upstream's ``padding_types``)
     pads: bool = False
-
-    def hook(self, name: str) -> Callable[..., Any]:
-        value = getattr(self, name)
-        if callable(value):
-            return value
-        module, _, attr = value.partition(":")
-        return getattr(importlib.import_module(module), attr)
 
 
 _KINDS: dict[str, BlockKind] = {}
@@ -82,20 +72,14 @@ def pads(letter: str) -> bool:
     return block_kind(letter).pads
 
 
-register_block_kind(BlockKind(
-    "A", "attention",
-    validate="vit5_infer.config:validate_attention",
-    build="vit5_infer.network:build_attention_block",
-    detect="vit5_infer.inference:detect_attention",
-    configure="vit5_infer.inference:configure_attention",
-    emit="vit5_infer.exporters.lowering:emit_attention",
-))
-register_block_kind(BlockKind(
-    "H", "Hyena",
-    validate="vit5_infer.config:validate_hyena",
-    build="vit5_infer.network:build_hyena_block",
-    detect="vit5_infer.inference:detect_hyena",
-    configure="vit5_infer.inference:configure_hyena",
-    emit="vit5_infer.exporters.lowering:emit_hyena",
-    pads=True,
-))
+def kind_hook(table: Mapping[str, Hook], letter: str, what: str) -> Hook:
+    """A stage's hook for the kind ``letter`` (ConfigError for an unknown letter or a missing hook)."""
+    kind = block_kind(letter)
+    hook = table.get(letter)
+    if hook is None:
+        raise ConfigError(f"block kind {letter!r} ({kind.name}) has no {what}")
+    return hook
+
+
+register_block_kind(BlockKind("A", "attention"))
+register_block_kind(BlockKind("H", "Hyena", pads=True))

@@ -8,7 +8,7 @@ import re
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import torch
 
@@ -119,7 +119,7 @@ def normalize_keys(state_dict: dict) -> dict:
     return out
 
 
-def extract_state_dict(obj: object, path: Path, weights: str = "ema") -> dict:
+def extract_state_dict(obj: Any, path: Path, weights: str = "ema") -> dict:
     """The network weights inside a loaded checkpoint object."""
     if weights not in ("ema", "raw"):
         raise CheckpointError(f"weights must be 'ema' or 'raw', got {weights!r}")

@@ -11,9 +11,9 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
-from .blocks import block_kind, pads
+from .blocks import block_kind, kind_hook, pads
 from .errors import ConfigError
 
 READOUTS = ("cls", "gap", "register_concat")
@@ -219,7 +219,10 @@ class ViT5Config:
 
     @property
     def head_dim(self) -> int:
-        return self.network.hidden_dim // self.attention.num_heads
+        att = self.attention
+        if att is None:
+            raise ConfigError("the config has no 'attention' section, so no head_dim")
+        return self.network.hidden_dim // att.num_heads
 
     @property
     def mlp_hidden_dim(self) -> int:
@@ -229,7 +232,7 @@ class ViT5Config:
     def check_types(self) -> "ViT5Config":
         """ConfigError naming the field for a value of the wrong type or sign (a string where a number
         belongs, null, a list for a bool, a negative size, a NaN): before any of it reaches torch."""
-        sections = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
+        sections: list[tuple[str, Any]] = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
                     ("film", self.film), ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None)]
         for where, section in sections:
             if section is None:
@@ -240,7 +243,8 @@ class ViT5Config:
             for f in fields(section):
                 if f.name in _SECTION_TYPES.get("__nested__", ()):
                     continue
-                _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), f.type)
+                # a string: this module's annotations are postponed (PEP 563)
+                _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), str(f.type))
         if not isinstance(self.mlp_bias, dict) or not all(
                 isinstance(k, str) and isinstance(v, bool) for k, v in self.mlp_bias.items()):
             raise ConfigError(f"mlp_bias must map block letters to true/false, got {self.mlp_bias!r}")
@@ -284,7 +288,7 @@ class ViT5Config:
                 f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
             )
         for kind in kinds:
-            kind.hook("validate")(self)
+            kind_hook(BLOCK_VALIDATORS, kind.letter, "config check")(self)
         if self.film is not None and "H" not in pattern:
             raise ConfigError("a 'film' section needs Hyena ('H') blocks to condition")
         return self
@@ -295,14 +299,20 @@ class ViT5Config:
 
     def film_cond_dim(self) -> int:
         film, net = self.film, self.network
+        if film is None:
+            raise ConfigError("the config has no 'film' section, so no conditioning")
         if film.conditioning == "register_pooling":
             return net.hidden_dim
+        if film.compressed_dim is None:
+            raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
         return net.num_registers * film.compressed_dim
 
     @property
     def head_input_dim(self) -> int:
         net = self.network
         if net.readout == "register_concat":
+            if not net.neck_compression_ratio:
+                raise ConfigError("readout 'register_concat' needs network.neck_compression_ratio")
             return net.num_registers * net.hidden_dim // net.neck_compression_ratio
         return net.hidden_dim
 
@@ -317,7 +327,7 @@ class ViT5Config:
         return out
 
 
-_SECTION_TYPES = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
+_SECTION_TYPES: dict[str, Any] = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
                   "hyena.mask": MaskConfig, "__nested__": ("network", "attention", "hyena", "film", "mask")}
 # Fields that are sizes or strictly positive settings (>= 0 where 0 means "none").
 _POSITIVE = {"kernel_hidden_dim", "kernel_num_layers", "kernel_embedding_dim", "short_conv_kernel_size",
@@ -446,6 +456,10 @@ def validate_hyena(config: ViT5Config) -> None:
             )
         if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
             raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
+
+
+#: block kind letter -> the config checks of blocks of that kind (blocks.py)
+BLOCK_VALIDATORS: dict[str, Callable[[ViT5Config], None]] = {"A": validate_attention, "H": validate_hyena}
 
 
 def config_summary(config: ViT5Config) -> dict[str, Any]:

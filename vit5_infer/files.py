@@ -9,7 +9,7 @@ import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from .vocabulary import PathLike
 
@@ -108,14 +108,14 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
-def require_file(path: PathLike, suffixes: tuple, what: str, error: type = None) -> Path:
+def require_file(path: PathLike, suffixes: tuple, what: str, error: Optional[type[Exception]] = None) -> Path:
     """``path`` as an existing file with one of ``suffixes``; ``error`` (default InputError) otherwise."""
     from .errors import InputError
 
-    InputError = error or InputError  # noqa: N806 - the layer's own error class
+    fail = error or InputError  # the calling layer's own error class
     path = Path(path)
     if path.suffix.lower() not in suffixes:
-        raise InputError(f"{path}: expected an {what} ({', '.join(suffixes)})")
+        raise fail(f"{path}: expected an {what} ({', '.join(suffixes)})")
     if not path.is_file():
-        raise InputError(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
+        raise fail(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
     return path

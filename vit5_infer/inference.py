@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import re
-from .blocks import block_kinds
+from typing import Any, Callable, NamedTuple, Optional
+
+from .blocks import block_kinds, kind_hook
 from .config import AttentionConfig, FilmConfig, HyenaConfig, MaskConfig, NetworkConfig, ViT5Config
 from .errors import CheckpointError, ConfigError
 
@@ -94,7 +96,7 @@ def _mlp_settings(sd: dict, prefix: str, hidden_dim: int) -> tuple[float, bool, 
 
 def _attention_settings(sd: dict, prefix: str, hidden_dim: int) -> dict:
     p = prefix + "sequence_mixer."
-    out = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
+    out: dict[str, Any] = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
     if p + "q_norm.weight" in sd:
         out["qk_norm"] = "rmsnorm"
         out["head_dim"] = _shape(sd, p + "q_norm.weight", 1)[0]
@@ -184,6 +186,24 @@ def configure_hyena(by_block: dict, hidden_dim: int, overrides: dict) -> dict:
     return {"hyena": hyena, "film": film}
 
 
+class BlockDetector(NamedTuple):
+    """How architecture inference reads one block kind from the weights (blocks.py)."""
+
+    detect: Callable[[dict, str], Optional[dict]]
+    configure: Callable[[dict, int, dict], dict]
+
+
+#: block kind letter -> how to read blocks of that kind from the weights
+BLOCK_DETECTORS: dict[str, BlockDetector] = {
+    "A": BlockDetector(detect_attention, configure_attention),
+    "H": BlockDetector(detect_hyena, configure_hyena),
+}
+
+
+def _detector(letter: str) -> BlockDetector:
+    return kind_hook(BLOCK_DETECTORS, letter, "weights detector")
+
+
 def infer_config(sd: dict, **overrides) -> ViT5Config:
     _require(sd, ["patch_embed.weight", "pos_embed", "out_norm.weight", "out_proj.weight"])
     hidden_dim, in_channels, patch, patch_w = _shape(sd, "patch_embed.weight", 4)
@@ -209,14 +229,15 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     for i in _block_indices(sd):
         prefix = f"blocks.{i}."
         try:
-            found = [(letter, kind.hook("detect")(sd, prefix)) for letter, kind in kinds.items()]
+            results = [(letter, _detector(letter).detect(sd, prefix)) for letter in kinds]
         except (KeyError, IndexError, ValueError, TypeError) as exc:  # a kind's detector met a key it needs missing
             raise CheckpointError(f"block {i}: weights of an unexpected layout ({type(exc).__name__}: {exc})") from None
-        found = [(letter, value) for letter, value in found if value is not None]
+        found = [(letter, value) for letter, value in results if value is not None]
         if len(found) != 1:
             names = ", ".join(kind.name for kind in kinds.values())
+            letters = ", ".join(letter for letter, _ in found)
             raise CheckpointError(f"block {i}: unknown sequence mixer (keys of none of: {names})" if not found
-                                  else f"block {i}: keys of several block kinds ({', '.join(l for l, _ in found)})")
+                                  else f"block {i}: keys of several block kinds ({letters})")
         kind, value = found[0]
         settings.setdefault(kind, {})[i] = value
         _require(sd, [prefix + "mlp.layer1.weight", prefix + "mlp.layer2.weight", prefix + "input_norm.weight"])
@@ -239,7 +260,7 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     sections = {}
     for letter, by_block in settings.items():
         try:
-            sections.update(kinds[letter].hook("configure")(by_block, hidden_dim, overrides))
+            sections.update(_detector(letter).configure(by_block, hidden_dim, overrides))
         except (KeyError, IndexError, ValueError, TypeError) as exc:
             raise CheckpointError(f"{kinds[letter].name} blocks: weights of an unexpected layout ({exc})") from None
     config = ViT5Config(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from typing import TypeVar, cast
+
 import torch
 from torch import nn
 
@@ -23,8 +25,11 @@ from .layers import (
 )
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
 @torch.no_grad()
-def init_weights(model: nn.Module, seed: int = 0) -> nn.Module:
+def init_weights(model: ModuleT, seed: int = 0) -> ModuleT:
     gen = torch.Generator().manual_seed(seed)
 
     def normal(t: torch.Tensor, std: float, mean: float = 0.0):
@@ -38,16 +43,17 @@ def init_weights(model: nn.Module, seed: int = 0) -> nn.Module:
         if isinstance(module, SIRENKernelND):
             first, out = module.positional_embedding.linear, module.out_linear
             uniform(first.weight, 10.0 / 2)  # omega_0-scaled first layer
-            for linear in module.hidden_linears:
+            hidden_linears = cast("list[nn.Linear]", list(module.hidden_linears))
+            for linear in hidden_linears:
                 uniform(linear.weight, math.sqrt(6.0 / linear.in_features))
             uniform(out.weight, math.sqrt(6.0 / out.in_features) / math.sqrt(math.prod(module.seq_lens)))
-            for linear in [first, *module.hidden_linears, out]:
+            for linear in [first, *hidden_linears, out]:
                 handled.add(id(linear))
                 if linear.bias is not None:
                     uniform(linear.bias, 0.5)
         elif isinstance(module, KernelFiLMGenerator):
             # Near-identity modulation (gamma ~ 1, beta ~ 0) that still varies per sample.
-            hidden, head = module.mlp[0], module.mlp[2]
+            hidden, head = cast(nn.Linear, module.mlp[0]), cast(nn.Linear, module.mlp[2])
             normal(hidden.weight, 1.0 / math.sqrt(hidden.in_features))
             normal(hidden.bias, 0.02)
             normal(head.weight, 0.1 / math.sqrt(head.in_features))

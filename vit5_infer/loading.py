@@ -133,7 +133,7 @@ def model_from_onnx(onnx_path: Union[str, Path], trust_pickle: bool = False) -> 
     Presets are rebuilt from their seed; checkpoints are re-read from the recorded (absolute) path and
     must still have the recorded SHA-256, otherwise the comparison would measure a different model.
     """
-    from vit5_infer.exporters.metadata import config_from_metadata, read_metadata  # the metadata's format
+    from .graph_metadata import config_from_metadata, read_metadata
 
     metadata = read_metadata(onnx_path)
     config = config_from_metadata(metadata)

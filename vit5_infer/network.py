@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from typing import Callable, cast
 
 import torch
 from torch import nn
 
-from .blocks import block_kind, pads
+from .blocks import kind_hook, pads
 from .config import ViT5Config
 from .errors import InputError
 from .layers import (
@@ -32,6 +33,7 @@ from .vocabulary import LOGITS
 
 def build_attention(config: ViT5Config) -> ViT5Attention:
     att, net = config.attention, config.network
+    assert att is not None, "validate() requires the attention section for 'A' blocks"
     return ViT5Attention(
         hidden_dim=net.hidden_dim,
         num_heads=att.num_heads,
@@ -51,6 +53,7 @@ def build_attention(config: ViT5Config) -> ViT5Attention:
 
 def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
     hy, net, film = config.hyena, config.network, config.film
+    assert hy is not None, "validate() requires the hyena section for 'H' blocks"
     d = net.hidden_dim
     l_cache = config.l_cache()
     seq_lens = (config.hyena_rows, config.grid_size)
@@ -99,7 +102,7 @@ def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
 
 
 def residual_block(config: ViT5Config, letter: str, mixer: nn.Module, register_pooling: nn.Module | None = None,
-                   grn: nn.Module | None = None) -> ViT5ResidualBlock:
+                   grn: GlobalResponseNorm | None = None) -> ViT5ResidualBlock:
     """A pre-norm residual block around ``mixer`` with this config's MLP, norms and LayerScale."""
     net = config.network
     d = net.hidden_dim
@@ -122,23 +125,35 @@ def build_attention_block(config: ViT5Config) -> ViT5ResidualBlock:
 
 
 def build_hyena_block(config: ViT5Config) -> ViT5ResidualBlock:
-    net, film = config.network, config.film
-    pooling = None
+    net, film, hy = config.network, config.film, config.hyena
+    assert hy is not None, "validate() requires the hyena section for 'H' blocks"
+    pooling: nn.Module | None = None
     if film is not None:
         if film.conditioning == "register_pooling":
             pooling = RegisterPooling(net.num_registers)
         else:
+            assert film.compressed_dim is not None, "validate() requires it for register_compress_concat"
             pooling = RegisterCompressConcat(net.num_registers, net.hidden_dim, film.compressed_dim)
-    grn = GlobalResponseNorm(net.hidden_dim, config.grn_eps) if config.hyena.grn else None
+    grn = GlobalResponseNorm(net.hidden_dim, config.grn_eps) if hy.grn else None
     return residual_block(config, "H", build_hyena(config), pooling, grn)
 
 
+#: block kind letter -> the residual block of that kind (blocks.py)
+BLOCK_BUILDERS: dict[str, Callable[[ViT5Config], ViT5ResidualBlock]] = {
+    "A": build_attention_block,
+    "H": build_hyena_block,
+}
+
+
 def build_block(config: ViT5Config, letter: str) -> ViT5ResidualBlock:
-    return block_kind(letter).hook("build")(config)
+    return kind_hook(BLOCK_BUILDERS, letter, "network builder")(config)
 
 
 class ViT5ClassificationNet(nn.Module):
     """Inference-only ViT-5 classifier: ``forward(pixel_values [B, C, S, S]) -> logits [B, classes]``."""
+
+    _zero_pad: torch.Tensor  # a buffer, declared for type checkers (nn.Module resolves it dynamically)
+    register_neck: nn.Linear | None
 
     def __init__(self, config: ViT5Config):
         super().__init__()
@@ -162,6 +177,7 @@ class ViT5ClassificationNet(nn.Module):
         self.blocks = nn.ModuleList(build_block(config, t) for t in net.layer_pattern)
         self.register_neck = None
         if net.readout == "register_concat":
+            assert net.neck_compression_ratio, "validate() requires it for register_concat"
             self.register_neck = nn.Linear(d, d // net.neck_compression_ratio, bias=False)
         self.out_norm = RMSNorm(config.head_input_dim, config.norm_eps)
         self.out_proj = nn.Linear(config.head_input_dim, net.num_classes, bias=False)
@@ -181,7 +197,8 @@ class ViT5ClassificationNet(nn.Module):
             raise InputError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__module__}."
                              f"{type(pixel_values).__name__}{hint}")
         if pixel_values.dtype != dtype:
-            raise InputError(f"pixel_values must be {str(dtype).replace('torch.', '')}, got {str(pixel_values.dtype).replace('torch.', '')}")
+            want, got = (str(t).replace("torch.", "") for t in (dtype, pixel_values.dtype))
+            raise InputError(f"pixel_values must be {want}, got {got}")
         if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
             # SPEC 9.11: other sizes would silently drop pixels or break pos_embed.
             raise InputError(
@@ -219,6 +236,7 @@ class ViT5ClassificationNet(nn.Module):
             return x[:, n]
         if net.readout == "gap":
             return x[:, :n].mean(dim=1)
+        assert self.register_neck is not None, "built for the register_concat readout"
         return self.register_neck(x[:, n : n + net.num_registers]).flatten(1)
 
     def readout(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,8 +283,9 @@ class ViT5ClassificationNet(nn.Module):
         d, n, p = net.hidden_dim, cfg.num_patches, net.patch_size
         total = 2 * net.in_channels * d * p * p * n + n * d
         for i, block in enumerate(self.blocks):
-            total += block.flop_count(cfg.block_tokens(i), inference)
+            total += cast(ViT5ResidualBlock, block).flop_count(cfg.block_tokens(i), inference)
         if net.readout == "register_concat":
+            assert net.neck_compression_ratio, "validate() requires it for register_concat"
             total += net.num_registers * 2 * d * (d // net.neck_compression_ratio)
         elif net.readout == "gap":
             total += n * d

@@ -116,12 +116,16 @@ def preprocess_image(image, pre: Preprocessing) -> np.ndarray:
     w, h = image.size
     scale = pre.resize_to / min(w, h)
     new_w, new_h = max(pre.resize_to, round(w * scale)), max(pre.resize_to, round(h * scale))
-    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}[pre.interpolation]
+    resample = {
+        "bicubic": Image.Resampling.BICUBIC,
+        "bilinear": Image.Resampling.BILINEAR,
+        "nearest": Image.Resampling.NEAREST,
+    }[pre.interpolation]
     if (new_w, new_h) != (w, h):
         image = image.resize((new_w, new_h), resample=resample)
     left, top = (new_w - pre.image_size) // 2, (new_h - pre.image_size) // 2
     image = image.crop((left, top, left + pre.image_size, top + pre.image_size))
-    x = np.asarray(image, dtype=np.float32) / 255.0
+    x: np.ndarray = np.asarray(image, dtype=np.float32) / 255.0
     x = (x - np.asarray(pre.mean, dtype=np.float32)) / np.asarray(pre.std, dtype=np.float32)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 

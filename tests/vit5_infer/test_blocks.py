@@ -1,4 +1,4 @@
-"""The block-kind registry: a new kind is one layer module, one emitter and one registry entry."""
+"""The block-kind registry: a new kind is one layer module, one registration and one hook per stage."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from torch import nn
 
 from vit5_infer import ConfigError, ViT5ClassificationNet
 from vit5_infer.blocks import BlockKind, block_kind, block_kinds, register_block_kind, unregister_block_kind
-from vit5_infer.inference import infer_config
-from vit5_infer.network import residual_block
+from vit5_infer.config import BLOCK_VALIDATORS
+from vit5_infer.inference import BLOCK_DETECTORS, BlockDetector, infer_config
+from vit5_infer.network import BLOCK_BUILDERS, residual_block
 
 from vit5_tiny import randomize, tiny_config
 
@@ -44,21 +45,34 @@ def _detect_gated(sd, prefix):
     return {"dim": tuple(sd[key].shape)} if key in sd else None
 
 
-TOY = BlockKind(
-    "G", "gated toy",
-    validate=lambda config: None,
-    build=lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim)),
-    detect=_detect_gated,
-    configure=lambda by_block, hidden_dim, overrides: {},
-    emit=_emit_gated,
-)
+TOY = BlockKind("G", "gated toy")
 
 
 @pytest.fixture
-def toy_kind():
+def toy_kind(monkeypatch):
+    from vit5_infer.exporters.lowering import EMITTERS
+
     register_block_kind(TOY)
+    monkeypatch.setitem(BLOCK_VALIDATORS, "G", lambda config: None)
+    monkeypatch.setitem(BLOCK_BUILDERS, "G", lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim)))
+    monkeypatch.setitem(BLOCK_DETECTORS, "G", BlockDetector(_detect_gated, lambda by_block, hidden_dim, overrides: {}))
+    monkeypatch.setitem(EMITTERS, "G", _emit_gated)
     yield TOY
     unregister_block_kind("G")
+
+
+def test_every_kind_has_a_hook_in_every_core_stage():
+    for table in (BLOCK_VALIDATORS, BLOCK_BUILDERS, BLOCK_DETECTORS):
+        assert set(table) == set(block_kinds())
+
+
+def test_a_kind_without_a_stage_hook_is_a_config_error():
+    register_block_kind(TOY)
+    try:
+        with pytest.raises(ConfigError, match="block kind 'G' \\(gated toy\\) has no config check"):
+            tiny_config(pattern="GA").validate()
+    finally:
+        unregister_block_kind("G")
 
 
 def test_builtin_kinds_and_unknown_letter():
@@ -70,12 +84,12 @@ def test_builtin_kinds_and_unknown_letter():
 
 def test_letter_is_checked_and_not_registered_twice():
     with pytest.raises(ConfigError, match="one upper-case letter"):
-        register_block_kind(BlockKind("ab", "bad", *(["x:y"] * 5)))
+        register_block_kind(BlockKind("ab", "bad"))
     with pytest.raises(ConfigError, match="already registered"):
-        register_block_kind(BlockKind("A", "again", *(["x:y"] * 5)))
+        register_block_kind(BlockKind("A", "again"))
 
 
-def test_a_new_kind_needs_only_its_registry_entry(toy_kind, tmp_path):
+def test_a_new_kind_needs_only_its_registration_and_hooks(toy_kind, tmp_path):
     config = tiny_config(pattern="GA")  # the toy block, then attention
     model = randomize(ViT5ClassificationNet(config)).eval()
     x = torch.randn(2, *model.input_shape)

@@ -293,3 +293,14 @@ def test_config_file_that_is_not_utf8(tmp_path):
 def test_golden_configs_pass_the_type_checks(golden_dir):
     for name in GOLDEN_CASES:
         ViT5Config.from_json(golden_dir / f"{name}.json").validate()
+
+
+def test_a_derived_size_without_its_section_is_a_config_error():
+    hyena_only = tiny_config(pattern="HH")
+    with pytest.raises(ConfigError, match="no 'attention' section"):
+        hyena_only.head_dim  # noqa: B018 - the property raises
+    with pytest.raises(ConfigError, match="no 'film' section"):
+        hyena_only.film_cond_dim()
+    no_ratio = tiny_config(readout="register_concat")
+    with pytest.raises(ConfigError, match="neck_compression_ratio"):
+        no_ratio.head_input_dim  # noqa: B018 - the property raises

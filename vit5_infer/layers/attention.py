@@ -22,6 +22,9 @@ def make_qk_norm(kind, dim: int, eps: float):
 
 
 class ViT5Attention(nn.Module):
+    rope_cos: torch.Tensor  # buffers, declared for type checkers (nn.Module resolves them dynamically)
+    rope_sin: torch.Tensor
+
     def __init__(
         self,
         hidden_dim: int,

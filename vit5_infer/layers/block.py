@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any, Protocol, cast
+
 import torch
 from torch import nn
 
 from .mlp import MLP
 from .norms import GlobalResponseNorm, LayerScale, RMSNorm
+
+
+class _CountsFlops(Protocol):
+    """The layers' ``flop_count``, which the block's mixer and pooling (any nn.Module) provide."""
+
+    def flop_count(self, *args: Any) -> int: ...
 
 
 class ViT5ResidualBlock(nn.Module):
@@ -54,8 +62,8 @@ class ViT5ResidualBlock(nn.Module):
         t, d = num_tokens, self.hidden_dim
         total = self.input_norm.flop_count(t)
         if self.register_pooling is not None:
-            total += self.register_pooling.flop_count(d)
-        total += self.sequence_mixer.flop_count(t, inference)
+            total += cast(_CountsFlops, self.register_pooling).flop_count(d)
+        total += cast(_CountsFlops, self.sequence_mixer).flop_count(t, inference)
         if self.grn is not None:
             total += self.grn.flop_count(t)
         total += t * d * ((self.ls_attn is not None) + (self.ls_mlp is not None))

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .siren import SIRENKernelND
+
 
 def fft_size(n: int, k: int) -> int:
     return min(n + (k + 1) // 2, 2 * n)
@@ -50,7 +52,7 @@ def direct_conv2d(x: torch.Tensor, kernel: torch.Tensor, shortcut: torch.Tensor 
 class CKConvND(nn.Module):
     """2-D long convolution whose ``(2H-1) x (2W-1)`` kernel comes from a SIREN (double grid)."""
 
-    def __init__(self, hidden_dim: int, kernel: nn.Module, mask: nn.Module | None = None):
+    def __init__(self, hidden_dim: int, kernel: SIRENKernelND, mask: nn.Module | None = None):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.shortcut = nn.Parameter(torch.zeros(hidden_dim))
@@ -79,7 +81,7 @@ class CKConvND(nn.Module):
         padded = [2 * s for s in seq]  # double grid: Np = min(s + (k+1)//2, 2s) = 2s
         prod_np = math.prod(padded)
         n_fft = 2 if (inference and not self.has_film) else 3
-        total = self.kernel.flop_count(inference)
+        total: float = self.kernel.flop_count(inference)
         total += n_fft * 5 * self.hidden_dim * prod_np * sum(math.log2(n) for n in padded)
         total += 6 * self.hidden_dim * prod_np + self.hidden_dim * math.prod(seq)
         return int(total)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -20,7 +22,7 @@ def _glu(x: torch.Tensor) -> torch.Tensor:
 
 
 # "gelu" upstream is the exact erf form, whatever its docstring says (SPEC 9.15).
-ACTIVATIONS = {
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "gelu": lambda x: F.gelu(x),
     "gelu_exact": lambda x: F.gelu(x),
     "relu": F.relu,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ def axis_coordinates(cache_len: int, request_len: int) -> torch.Tensor:
     return points[offset : offset + 2 * request_len - 1]
 
 
-def coordinate_grid(l_cache: tuple[int, int], seq_lens: tuple[int, int]) -> torch.Tensor:
+def coordinate_grid(l_cache: tuple[int, ...], seq_lens: tuple[int, ...]) -> torch.Tensor:
     """``[1, 2*s_y - 1, 2*s_x - 1, 2]`` grid, last axis ordered (y, x)."""
     ys = axis_coordinates(l_cache[0], seq_lens[0])
     xs = axis_coordinates(l_cache[1], seq_lens[1])
@@ -46,6 +48,10 @@ class SIRENKernelND(nn.Module):
     omega_0 / hidden_omega_0 only matter at initialization upstream: the learned weights already
     hold the frequencies, so the forward is a plain ``sin``.
     """
+
+    grid: torch.Tensor  # a buffer, declared for type checkers (nn.Module resolves it dynamically)
+    l_cache: tuple[int, ...]
+    seq_lens: tuple[int, ...]
 
     def __init__(
         self,
@@ -88,7 +94,8 @@ class SIRENKernelND(nn.Module):
         return self
 
     def forward(self, conditioning: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        film = self.film_generator(conditioning) if (self.has_film and conditioning is not None) else None
+        generator = self.film_generator
+        film = generator(conditioning) if (generator is not None and conditioning is not None) else None
         h = torch.sin(self.positional_embedding(self.grid))
         offset = 0
         if film is not None and self.film_after_pos_embed:
@@ -108,10 +115,10 @@ class SIRENKernelND(nn.Module):
             g *= 2 * s - 1
         e, hd = self.embedding_dim, self.mlp_hidden_dim
         total = 2 * g * self.data_dim * e + g * e
-        for linear in self.hidden_linears:
+        for linear in cast("list[nn.Linear]", list(self.hidden_linears)):
             total += 2 * g * linear.in_features * linear.out_features + g * linear.out_features
         total += 2 * g * hd * self.out_dim
-        if self.has_film:
+        if self.film_generator is not None:
             n_mod = len(self.hidden_linears) + int(self.film_after_pos_embed)
             total += self.film_generator.flop_count() + n_mod * 2 * g * hd
         return total
