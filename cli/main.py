@@ -21,7 +21,7 @@ try:
     import vit5_infer
     from vit5_infer.errors import Vit5Error
 
-    from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd, serve_cmd
+    from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, predict_cmd, presets_cmd, serve_cmd
 except KeyboardInterrupt:
     _interrupted()
 
@@ -57,6 +57,7 @@ def _root(
 app.command("export", no_args_is_help=True)(export_cmd.export)
 app.command("build-engine", no_args_is_help=True)(build_engine_cmd.build_engine)
 app.command("bench", no_args_is_help=True)(bench_cmd.bench)
+app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect_file)
 app.command("presets")(presets_cmd.presets)
 app.command("debug", no_args_is_help=True)(debug_cmd.debug)
