@@ -84,8 +84,14 @@ def predict(
         rows_per_file=rows_per_file, shard=Shard.parse(shard), overwrite=overwrite, summary=summary,
         ray=ray, ray_address=ray_address, ray_actors=ray_actors, ray_gpus=ray_gpus,
     )
-    with console.make_progress(unit="images") as progress:
-        result = run_predict(options, progress=RowProgress(progress))
+    try:
+        with console.make_progress(unit="images") as progress:
+            result = run_predict(options, progress=RowProgress(progress))
+    except KeyboardInterrupt:
+        # Typer turns Ctrl-C into a silent exit 130: say what is left, once.
+        console.err.print(f"error: interrupted; the parts written so far stay in {output}: rerun the same command "
+                          f"to resume", markup=False)
+        raise typer.Exit(130) from None
     console.out.print(format_summary(result), markup=False)
     if summary is not None:
         console.err.print(f"wrote {summary}", markup=False)

@@ -32,6 +32,8 @@ from .options import ARRAY_OUTPUTS, VECTOR_OUTPUTS
 
 METADATA_NAME = "_vit5_predict.json"
 ARRAYS_DIR = "_arrays"
+#: a Ray run's exported graph lives in such a folder inside the dataset while it runs
+WORK_PREFIX = "_vit5-work-"
 FORMAT = "vit5-predict/1"
 _PART = re.compile(r"^part-(\d{10})-(\d{10})-([0-9a-f]{12})\.parquet$")
 #: what a resumed run must share with the dataset it adds to
@@ -99,9 +101,7 @@ def open_dataset(folder: Path, metadata: dict, overwrite: bool = False) -> None:
     meta_path = folder / METADATA_NAME
     if overwrite and folder.is_dir():
         remove_dataset_files(folder)
-    if folder.is_dir() and not meta_path.is_file() and any(folder.iterdir()):
-        raise PredictError(f"-o {folder}: the folder holds files but no {METADATA_NAME}, so it is not a dataset "
-                           f"written by vit5 predict; give a new or empty folder")
+    check_dataset_folder(folder)
     if not meta_path.is_file():
         folder.mkdir(parents=True, exist_ok=True)
         write_json_atomic(meta_path, metadata)  # shards starting together write the same document
@@ -110,6 +110,16 @@ def open_dataset(folder: Path, metadata: dict, overwrite: bool = False) -> None:
     if differences:
         raise PredictError(f"-o {folder} was written by another model or input list ({'; '.join(differences[:3])}); "
                            f"resume with the same options, write a new folder, or add --overwrite to replace it")
+
+
+def check_dataset_folder(folder: Path) -> None:
+    """A new or empty folder, or a dataset written here: never a folder of someone else's files."""
+    if not folder.is_dir() or (folder / METADATA_NAME).is_file():
+        return
+    foreign = next((p.name for p in folder.iterdir() if not p.name.startswith(WORK_PREFIX)), None)
+    if foreign is not None:
+        raise PredictError(f"-o {folder}: the folder holds files ({foreign}, ...) but no {METADATA_NAME}, so it is "
+                           f"not a dataset written by vit5 predict; give a new or empty folder")
 
 
 def read_metadata(folder: Path) -> dict:

@@ -20,7 +20,10 @@ from vit5_infer.files import check_output_dir, check_output_path, write_json_ato
 from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
-from .dataset import DatasetWriter, column_spec, dataset_metadata, finished_ranges, open_dataset, pending_parts
+from .dataset import (
+    WORK_PREFIX, DatasetWriter, check_dataset_folder, column_spec, dataset_metadata, finished_ranges, open_dataset,
+    pending_parts,
+)
 from .decode import DecodePool
 from .inputs import InputList, read_inputs
 from .model import ResolvedModel, resolve_model
@@ -70,6 +73,7 @@ def plan(options: PredictOptions) -> Plan:
     inputs = read_inputs(options.images, options.labels)
     output = check_output_dir(options.output, "-o", (inputs.root, options.labels, options.calibration,
                                                      _source_path(options.source)))
+    check_dataset_folder(output)
     summary = None
     if options.summary is not None:
         summary = check_output_path(options.summary, "--summary", (inputs.root, options.labels), (".json",))
@@ -103,7 +107,7 @@ def predict(options: PredictOptions, progress: PredictProgress = None) -> Predic
     work_parent = checked.output if options.ray else None
     if work_parent is not None:
         work_parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="_vit5-work-" if options.ray else "vit5-predict-", dir=work_parent) as work:
+    with tempfile.TemporaryDirectory(prefix=WORK_PREFIX if options.ray else "vit5-predict-", dir=work_parent) as work:
         model = resolve_model(options, work, say)
         if options.topk > model.num_classes:
             raise PredictError(f"--topk {options.topk} exceeds the network's {model.num_classes} classes")

@@ -24,6 +24,9 @@ from .columns import output_columns
 from .decode import decode_chunk
 from .model import RunnerSpec
 
+#: what a model actor holds beside its graph: the interpreter, NumPy, the runtime (measured ~250 MiB on ORT CPU)
+ACTOR_BASE_BYTES = 512 << 20
+
 
 def _preprocessing(value) -> Preprocessing:
     if isinstance(value, Preprocessing):
@@ -72,10 +75,21 @@ class Vit5Predictor:
             runner.release()
 
 
+def runner_bytes(spec: RunnerSpec) -> int:
+    """The size of the file a runner loads (its ONNX external data included)."""
+    from pathlib import Path
+
+    path = Path(spec.path)
+    data = path.with_name(path.name + ".data")
+    return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
+
+
 def run_ray(options, model, inputs, parts, writer, progress, setup_start: float):
+    import logging
+
     import pyarrow as pa
     import ray
-    from ray.data import ActorPoolStrategy, DataContext
+    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
 
     from .pipeline import RunStats
 
@@ -85,7 +99,8 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
         progress(f"starting Ray ({options.ray_address or 'local'})", 0, None)
     if not ray.is_initialized():
         ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+                 logging_level=logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # the bar and summary are this command's
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # rows arrive in input order: parts close as they fill
     context.enable_progress_bars = False
@@ -97,12 +112,17 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
     dataset = (
         ray.data.from_arrow(table)
         .map_batches(decode_batch, fn_kwargs={"preprocessing": model.preprocessing.to_metadata()},
-                     batch_size=options.batch, batch_format="numpy", concurrency=workers)
+                     batch_size=options.batch, batch_format="numpy", compute=TaskPoolStrategy(size=workers),
+                     num_cpus=1)
+        # Each actor reserves the memory it holds: a Python process with the runtime, and about twice
+        # the graph or engine.  Its resources
+        # then differ from the decode stage's, so Ray keeps decoding a separate CPU stage that runs in
+        # parallel instead of fusing it into the actors, where it would run between model calls.
         .map_batches(Vit5Predictor, fn_constructor_kwargs={
                          "spec": model.spec, "topk": options.topk, "scores": options.scores,
                          "normalize": options.normalize, "outputs": names},
                      compute=ActorPoolStrategy(size=options.ray_actors), num_gpus=options.ray_gpus or None,
-                     batch_size=options.batch, batch_format="numpy")
+                     memory=ACTOR_BASE_BYTES + 2 * runner_bytes(model.spec), batch_size=options.batch, batch_format="numpy")
     )
     if progress:
         progress("predicting", 0, todo)
