@@ -1,7 +1,6 @@
 from pathlib import Path
 
 import pytest
-
 from predict_data import export_graph
 
 

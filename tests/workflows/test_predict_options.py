@@ -8,12 +8,12 @@ import pytest
 from predict_data import write_images
 
 from vit5_infer.errors import InputError, PredictError
+from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.workflows.predict import PredictOptions, Shard, plan
 from vit5_infer.workflows.predict.columns import l2_normalize, top_k
 from vit5_infer.workflows.predict.dataset import finished_ranges, part_name, pending_parts
 from vit5_infer.workflows.predict.decode import decode_chunk
 from vit5_infer.workflows.predict.inputs import read_inputs
-from vit5_infer.preprocessing import Preprocessing
 
 
 @pytest.mark.parametrize("text", ["3/2", "2/2", "a/b", "1/0", "-1/2", "1", "1/2/3", ""])

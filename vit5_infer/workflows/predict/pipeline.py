@@ -21,7 +21,13 @@ from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
 from .dataset import (
-    WORK_PREFIX, DatasetWriter, check_dataset_folder, column_spec, dataset_metadata, finished_ranges, open_dataset,
+    WORK_PREFIX,
+    DatasetWriter,
+    check_dataset_folder,
+    column_spec,
+    dataset_metadata,
+    finished_ranges,
+    open_dataset,
     pending_parts,
 )
 from .decode import DecodePool

@@ -122,7 +122,8 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
                          "spec": model.spec, "topk": options.topk, "scores": options.scores,
                          "normalize": options.normalize, "outputs": names},
                      compute=ActorPoolStrategy(size=options.ray_actors), num_gpus=options.ray_gpus or None,
-                     memory=ACTOR_BASE_BYTES + 2 * runner_bytes(model.spec), batch_size=options.batch, batch_format="numpy")
+                     memory=ACTOR_BASE_BYTES + 2 * runner_bytes(model.spec), batch_size=options.batch,
+                     batch_format="numpy")
     )
     if progress:
         progress("predicting", 0, todo)
