@@ -28,7 +28,8 @@ except KeyboardInterrupt:
 app = typer.Typer(
     name="vit5",
     help="Inference toolkit for NVIDIA nvsubquadratic ViT-5 networks: export to ONNX, build TensorRT "
-    "engines, benchmark backends against the PyTorch reference, inspect files.\n\n"
+    "engines, benchmark backends against the PyTorch reference, run a model over image collections, "
+    "inspect files.\n\n"
     "SOURCE is a preset name (see 'vit5 presets'), a checkpoint (.safetensors, .pt, .ckpt), "
     "an ONNX file or, where noted, a TensorRT engine.",
     no_args_is_help=True,
