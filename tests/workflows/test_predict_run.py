@@ -109,6 +109,24 @@ def test_labels_and_a_folder_that_is_not_a_dataset(predict_graph, tmp_path):
     assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
 
 
+def test_a_checkpoint_is_exported_and_fingerprinted_by_its_weights(predict_graph, golden_dir, tmp_path):
+    from predict_data import CASE
+
+    images = tmp_path / "images"
+    write_images(images, 5)
+    predict(_options(predict_graph, images, tmp_path / "graph"))
+    summary = predict(_options(golden_dir / f"{CASE}.safetensors", images, tmp_path / "checkpoint"))
+    assert summary.rows == 5
+    from_graph, from_checkpoint = read_rows(tmp_path / "graph"), read_rows(tmp_path / "checkpoint")
+    assert [r["classes"] for r in from_checkpoint] == [r["classes"] for r in from_graph]
+    np.testing.assert_allclose([r["scores"] for r in from_checkpoint], [r["scores"] for r in from_graph], atol=1e-5)
+    fingerprint = json.loads((tmp_path / "checkpoint" / METADATA_NAME).read_text())["fingerprint"]
+    from vit5_infer.workflows.predict.model import file_sha256
+
+    assert fingerprint["weights_sha256"] == file_sha256(golden_dir / f"{CASE}.safetensors")
+    assert fingerprint["precision"] == "fp32" and fingerprint["source"].startswith("checkpoint ")
+
+
 def _without_names(rows):
     """Rows without the .npy file names (random per part)."""
     return [{k: v for k, v in r.items() if k not in ("patch_tokens", "register_tokens")} for r in rows]
