@@ -45,9 +45,9 @@ def test_bad_input_is_one_line(predict_graph, tmp_path):
 
 
 def _start(graph, images, out) -> subprocess.Popen:
-    # batch 1, many small parts, no workers: slow enough to be stopped part-way
+    # batch 1, many small parts: slow enough to be stopped part-way
     return subprocess.Popen(_command(graph, images, "-o", out, "--batch", "1", "--rows-per-file", "4",
-                                     "--workers", "0"),
+                                     "--workers", "1"),
                             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_interrupt)
 
@@ -64,6 +64,25 @@ def _wait_for_parts(proc, out: Path, count: int) -> None:
         assert proc.poll() is None, proc.communicate()[1]
         assert time.monotonic() < deadline, "no part file appeared"
         time.sleep(0.005)
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_until_gone(pids: list[int], seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while any(Path(f"/proc/{pid}").exists() for pid in pids):
+        assert time.monotonic() < deadline, f"processes {pids} outlived the command"
+        time.sleep(0.1)
 
 
 def _check_complete(out: Path, images: Path, total: int) -> None:
@@ -83,6 +102,8 @@ def test_a_stopped_run_resumes(predict_graph, tmp_path, how):
     out = tmp_path / "out"
     proc = _start(predict_graph, images, out)
     _wait_for_parts(proc, out, 2)
+    children = _children(proc.pid)
+    assert children, "the decoding worker did not start"
     proc.send_signal(signal.SIGKILL if how == "sigkill" else signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     if how == "ctrl-c":
@@ -90,6 +111,7 @@ def test_a_stopped_run_resumes(predict_graph, tmp_path, how):
         assert proc.returncode == 130 and len(lines) == 1 and lines[0].startswith("error: interrupted"), stderr
     else:
         assert proc.returncode == -signal.SIGKILL
+    _wait_until_gone(children)  # no orphaned decoding worker, SIGKILL included
     parts = sorted(out.glob("part-*.parquet"))
     assert 2 <= len(parts) < total // 4, "the run was not stopped part-way"
     for part in parts:  # every part on disk is complete

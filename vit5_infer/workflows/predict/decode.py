@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import signal
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -54,9 +56,17 @@ def decode_chunk(indices: Sequence[int], paths: Sequence[str], pre: Preprocessin
     return DecodedChunk(np.asarray(indices, dtype=np.int64), pixels, errors, time.perf_counter() - start)
 
 
-def _ignore_interrupt() -> None:
+def _init_worker(parent: int) -> None:
     # Ctrl-C reaches the whole process group: the main process stops the pool, workers stay quiet.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A parent killed with SIGKILL cannot stop its pool: a worker leaves once it is orphaned.
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int, interval: float = 0.5) -> None:
+    while os.getppid() == parent:
+        time.sleep(interval)
+    os._exit(1)
 
 
 class DecodePool:
@@ -71,7 +81,7 @@ class DecodePool:
         if self.workers > 0:
             # spawn: the parent holds ONNX Runtime / TensorRT threads that a fork would copy mid-state
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_ignore_interrupt)
+                                             initializer=_init_worker, initargs=(os.getpid(),))
         return self
 
     def __exit__(self, *exc) -> None:
