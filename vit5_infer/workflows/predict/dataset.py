@@ -206,7 +206,7 @@ class PartWriter:
         failed = np.array([e is not None for e in self._errors], dtype=bool)
         arrays = {"path": pa.array(self.paths[self.start:self.end], pa.string()),
                   "index": pa.array(np.arange(self.start, self.end, dtype=np.int64))}
-        if self.columns.get("label"):
+        if self.columns.get("label") and self.labels is not None:
             arrays["label"] = pa.array(self.labels[self.start:self.end], pa.int64())
         for name, chunks in self._data.items():
             values = np.concatenate(chunks).reshape(self.rows, -1)

@@ -55,6 +55,8 @@ def read_inputs(images: PathLike, labels: Optional[PathLike] = None) -> InputLis
         return InputList(tuple(read_manifest(path)), None, path)
     if labels is not None:
         labelled = LabelledImages.find(path, read_class_index(labels))
+        if labelled is None:
+            raise PredictError(f"IMAGES: {path} is not an ImageFolder (one subfolder of images per class)")
         return InputList(tuple(map(str, labelled.files)), labelled.labels, path)
     try:
         files = list_images(path, "IMAGES")

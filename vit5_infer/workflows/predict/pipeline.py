@@ -168,6 +168,7 @@ class RunStats:
             classes = columns["classes"][: len(errors)]
             self.labelled += int(ok.sum())
             self.correct1 += int(((classes[:, 0] == labels) & ok).sum())
+            # within the written classes: with --topk below 5 this is top-k accuracy
             self.correct5 += int(((classes[:, :5] == labels[:, None]).any(axis=1) & ok).sum())
 
     def finish(self, labelled: bool) -> dict:
@@ -178,8 +179,9 @@ class RunStats:
                       compute_s=round(self.compute_s, 4), write_s=round(self.write_s, 4),
                       setup_s=round(self.setup_s, 4))
         if labelled:
-            fields.update(labelled=self.labelled, top1=self.correct1 / self.labelled if self.labelled else None,
-                          top5=self.correct5 / self.labelled if self.labelled else None)
+            fields["labelled"] = self.labelled
+            if self.labelled:
+                fields.update(top1=self.correct1 / self.labelled, top5=self.correct5 / self.labelled)
         return fields
 
 

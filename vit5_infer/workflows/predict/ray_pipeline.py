@@ -79,6 +79,8 @@ def runner_bytes(spec: RunnerSpec) -> int:
     """The size of the file a runner loads (its ONNX external data included)."""
     from pathlib import Path
 
+    if spec.path is None:
+        return 0
     path = Path(spec.path)
     data = path.with_name(path.name + ".data")
     return path.stat().st_size + (data.stat().st_size if data.is_file() else 0)
