@@ -58,6 +58,10 @@ def test_rows_match_the_runner_and_bad_images_are_rows(predict_graph, tmp_path):
     meta = json.loads((out / METADATA_NAME).read_text())
     assert meta["fingerprint"]["onnx_sha256"] and meta["fingerprint"]["backend"] == "ort"
     assert meta["inputs"]["count"] == 10 and meta["toolkit"].startswith("vit5-infer ")
+    import pyarrow.parquet as pq
+
+    for part in out.glob("part-*.parquet"):
+        assert json.loads(pq.read_schema(part).metadata[b"vit5_predict"]) == meta
 
 
 def test_resume_shards_and_fingerprints(predict_graph, tmp_path):

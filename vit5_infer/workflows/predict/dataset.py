@@ -3,7 +3,8 @@ metadata file.
 
 - ``_vit5_predict.json``: the model fingerprint, the column options, the toolkit version and the input
   list's hash.  A run resumes only into a dataset with the same metadata.
-- ``part-START-END-TOKEN.parquet``: the rows of input positions ``[START, END)``.  The range in the
+- ``part-START-END-TOKEN.parquet``: the rows of input positions ``[START, END)``, with the same metadata
+  under the schema metadata key ``vit5_predict``.  The range in the
   name is how resume finds finished rows: it lists file names (one interval per part, never one id per
   row).  ``TOKEN`` is random, so shards and resumed runs never collide.  Each part is staged under a
   dot-name and renamed when complete: a killed run leaves no partial part.
@@ -34,6 +35,8 @@ METADATA_NAME = "_vit5_predict.json"
 ARRAYS_DIR = "_arrays"
 #: a Ray run's exported graph lives in such a folder inside the dataset while it runs
 WORK_PREFIX = "_vit5-work-"
+#: the key of the dataset's metadata (JSON) in every part file's Arrow schema metadata
+SCHEMA_KEY = "vit5_predict"
 FORMAT = "vit5-predict/1"
 _PART = re.compile(r"^part-(\d{10})-(\d{10})-([0-9a-f]{12})\.parquet$")
 #: what a resumed run must share with the dataset it adds to
@@ -170,8 +173,9 @@ class PartWriter:
     """The rows of one part ``[start, end)``, added chunk by chunk, committed by ``close()``."""
 
     def __init__(self, folder: Path, start: int, end: int, columns: dict, paths: Sequence[str],
-                 labels: Optional[np.ndarray]):
+                 labels: Optional[np.ndarray], metadata: Optional[dict] = None):
         self.folder, self.start, self.end, self.columns = folder, start, end, columns
+        self.metadata = metadata
         self.name = part_name(start, end)
         self.paths, self.labels = paths, labels
         self.rows = end - start
@@ -220,6 +224,8 @@ class PartWriter:
             arrays[name] = refs
         arrays["error"] = pa.array(self._errors, pa.string())
         table = pa.table(arrays, schema=schema(self.columns))
+        if self.metadata is not None:  # each part describes itself to a reader that sees only it
+            table = table.replace_schema_metadata({SCHEMA_KEY: json.dumps(self.metadata, sort_keys=True)})
         self._arrays.clear()  # the memmaps are closed before their staged files are renamed
         self._stack.close()
         with staged_file(self.folder / self.name) as tmp:
@@ -235,8 +241,8 @@ class DatasetWriter:
     """Rows in input order, split into the pending parts: each part is committed once its last row arrives."""
 
     def __init__(self, folder: Path, parts: Sequence[tuple[int, int]], columns: dict, paths: Sequence[str],
-                 labels: Optional[np.ndarray] = None):
-        self.folder, self.columns, self.paths, self.labels = folder, columns, paths, labels
+                 labels: Optional[np.ndarray] = None, metadata: Optional[dict] = None):
+        self.folder, self.columns, self.paths, self.labels, self.metadata = folder, columns, paths, labels, metadata
         self._parts = iter(parts)
         self._current: Optional[PartWriter] = None
         self.parts_written = 0
@@ -247,7 +253,8 @@ class DatasetWriter:
         while offset < len(indices):
             if self._current is None:
                 start, end = next(self._parts)
-                self._current = PartWriter(self.folder, start, end, self.columns, self.paths, self.labels)
+                self._current = PartWriter(self.folder, start, end, self.columns, self.paths, self.labels,
+                                           self.metadata)
             part = self._current
             expected = part.start + part.filled
             if int(indices[offset]) != expected:

@@ -128,7 +128,7 @@ def predict(options: PredictOptions, progress: PredictProgress = None) -> Predic
         parts = list(pending_parts(checked.bounds, finished_ranges(checked.output), options.rows_per_file))
         todo = sum(end - start for start, end in parts)
         skipped = checked.bounds[1] - checked.bounds[0] - todo
-        writer = DatasetWriter(checked.output, parts, columns, checked.inputs.paths, labels)
+        writer = DatasetWriter(checked.output, parts, columns, checked.inputs.paths, labels, metadata)
         if not parts:
             stats = RunStats(setup_start)
             stats.started()
