@@ -96,6 +96,19 @@ def test_resume_shards_and_fingerprints(predict_graph, tmp_path):
     assert done.rows == 14 and len(read_rows(full)[0]["classes"]) == 2
 
 
+def test_shards_running_at_the_same_time_fill_one_dataset(predict_graph, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = tmp_path / "images"
+    write_images(images, 17)
+    predict(_options(predict_graph, images, tmp_path / "one"))
+    with ThreadPoolExecutor(3) as pool:
+        runs = [pool.submit(predict, _options(predict_graph, images, tmp_path / "many", shard=Shard(i, 3)))
+                for i in range(3)]
+        assert sum(run.result().rows for run in runs) == 17
+    assert _without_names(read_rows(tmp_path / "many")) == _without_names(read_rows(tmp_path / "one"))
+
+
 def test_labels_and_a_folder_that_is_not_a_dataset(predict_graph, tmp_path):
     images = tmp_path / "images"
     for name in ("cat", "dog"):
