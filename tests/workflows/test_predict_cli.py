@@ -44,10 +44,13 @@ def test_bad_input_is_one_line(predict_graph, tmp_path):
     assert not (tmp_path / "out").exists() and not (images / "out").exists()
 
 
+# batch 1 and many small parts: slow enough to be stopped part-way; the token arrays are staged for a
+# whole part, so a stop leaves staging behind that the resumed run must clear
+STOPPED_RUN = ("--batch", "1", "--rows-per-file", "4", "--workers", "1", "--outputs", "register_tokens")
+
+
 def _start(graph, images, out) -> subprocess.Popen:
-    # batch 1, many small parts: slow enough to be stopped part-way
-    return subprocess.Popen(_command(graph, images, "-o", out, "--batch", "1", "--rows-per-file", "4",
-                                     "--workers", "1"),
+    return subprocess.Popen(_command(graph, images, "-o", out, *STOPPED_RUN),
                             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_default_interrupt)
 
@@ -117,7 +120,7 @@ def test_a_stopped_run_resumes(predict_graph, tmp_path, how):
     for part in parts:  # every part on disk is complete
         start, end = map(int, part.name.split("-")[1:3])
         assert pq.read_table(part).column("index").to_pylist() == list(range(start, end))
-    resumed = vit5_predict(predict_graph, images, "-o", out, "--batch", "1", "--rows-per-file", "4", "--workers", "0")
+    resumed = vit5_predict(predict_graph, images, "-o", out, *STOPPED_RUN)
     assert resumed.returncode == 0, resumed.stderr
     assert f"{len(parts) * 4} already done" in resumed.stdout
     _check_complete(out, images, total)

@@ -11,7 +11,7 @@ from vit5_infer.errors import InputError, PredictError
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.workflows.predict import PredictOptions, Shard, plan
 from vit5_infer.workflows.predict.columns import l2_normalize, top_k
-from vit5_infer.workflows.predict.dataset import finished_ranges, part_name, pending_parts
+from vit5_infer.workflows.predict.dataset import finished_ranges, part_name, pending_parts, remove_stale_staging
 from vit5_infer.workflows.predict.decode import decode_chunk
 from vit5_infer.workflows.predict.inputs import read_inputs
 
@@ -114,6 +114,19 @@ def test_resume_ranges_come_from_part_names(tmp_path):
     assert list(pending_parts((0, 20), done, 10)) == []
     assert list(pending_parts((0, 7), [], 3)) == [(0, 3), (3, 6), (6, 7)]
     assert part_name(0, 10) != part_name(0, 10)  # resumed runs and shards never collide
+
+
+def test_staging_of_a_killed_run_is_removed_once_its_range_is_done(tmp_path):
+    (tmp_path / "_arrays").mkdir()
+    (tmp_path / part_name(0, 10)).write_bytes(b"")
+    stale = [tmp_path / ".part-0000000000-0000000010-aaaaaaaaaaaa.parquet.x1.tmp",
+             tmp_path / "_arrays" / ".part-0000000000-0000000010-aaaaaaaaaaaa.patch_tokens.npy.x2.tmp"]
+    live = [tmp_path / ".part-0000000010-0000000020-bbbbbbbbbbbb.parquet.x3.tmp",  # another shard, still writing
+            tmp_path / "_arrays" / ".part-0000000005-0000000015-cccccccccccc.patch_tokens.npy.x4.tmp"]
+    for path in stale + live:
+        path.write_bytes(b"")
+    assert remove_stale_staging(tmp_path) == 2
+    assert [p.exists() for p in stale + live] == [False, False, True, True]
 
 
 def test_top_k_and_normalize():

@@ -81,6 +81,30 @@ def pending_parts(bounds: tuple[int, int], done: Sequence[tuple[int, int]], rows
             return
 
 
+_STAGED = re.compile(r"^\.part-(\d{10})-(\d{10})-[0-9a-f]{12}\..*\.tmp$")
+
+
+def remove_stale_staging(folder: Path) -> int:
+    """Remove the staged files a killed run left (``.part-START-END-...tmp``, in the folder and in
+    ``_arrays``) whose range is finished: no live run writes a finished range, so a concurrent
+    shard's staging is never touched.  Returns how many were removed."""
+    done = finished_ranges(folder)
+    removed = 0
+    for place in (folder, folder / ARRAYS_DIR):
+        if not place.is_dir():
+            continue
+        for entry in list(place.iterdir()):
+            match = _STAGED.match(entry.name)
+            if match and _covered((int(match.group(1)), int(match.group(2))), done):
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _covered(span: tuple[int, int], done: Sequence[tuple[int, int]]) -> bool:
+    return any(start <= span[0] and span[1] <= end for start, end in done)
+
+
 def dataset_metadata(fingerprint: dict, columns: dict, inputs: dict) -> dict:
     from vit5_infer import __version__
 

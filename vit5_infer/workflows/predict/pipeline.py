@@ -29,6 +29,7 @@ from .dataset import (
     finished_ranges,
     open_dataset,
     pending_parts,
+    remove_stale_staging,
 )
 from .decode import DecodePool
 from .inputs import InputList, read_inputs
@@ -138,6 +139,7 @@ def predict(options: PredictOptions, progress: PredictProgress = None) -> Predic
             stats = run_ray(options, model, checked.inputs, parts, writer, progress, setup_start)
         else:
             stats = run_local(options, model, checked.inputs, parts, writer, progress, setup_start)
+        remove_stale_staging(checked.output)
     summary = PredictSummary(
         output=str(checked.output), shard=str(options.shard), skipped=skipped, parts=writer.parts_written,
         backend=model.spec.backend, **stats.finish(labels is not None))
