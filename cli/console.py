@@ -11,7 +11,9 @@ from typing import Iterator
 from rich.console import Console
 from rich.text import Text
 from rich.status import Status
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+)
 
 out = Console(highlight=False, soft_wrap=True, markup=False)  # long lines stay whole when piped
 if not out.is_terminal:
@@ -35,12 +37,16 @@ def loud_warning(message: str) -> None:
     err.rule(style="red")
 
 
-def make_progress(transient: bool = True) -> Progress:
+def make_progress(transient: bool = True, unit: str = "") -> Progress:
+    """The progress bar of every command; with ``unit`` (e.g. ``images``) it also shows the rate in
+    ``unit``/s (from the task's ``rate`` field) and the time remaining."""
+    rate = (TextColumn("{task.fields[rate]}", markup=False), TimeRemainingColumn()) if unit else ()
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
+        *rate,
         TimeElapsedColumn(),
         console=err,
         transient=transient,

@@ -21,14 +21,15 @@ try:
     import vit5_infer
     from vit5_infer.errors import Vit5Error
 
-    from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, presets_cmd, serve_cmd
+    from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, predict_cmd, presets_cmd, serve_cmd
 except KeyboardInterrupt:
     _interrupted()
 
 app = typer.Typer(
     name="vit5",
     help="Inference toolkit for NVIDIA nvsubquadratic ViT-5 networks: export to ONNX, build TensorRT "
-    "engines, benchmark backends against the PyTorch reference, inspect files.\n\n"
+    "engines, benchmark backends against the PyTorch reference, run a model over image collections, "
+    "inspect files.\n\n"
     "SOURCE is a preset name (see 'vit5 presets'), a checkpoint (.safetensors, .pt, .ckpt), "
     "an ONNX file or, where noted, a TensorRT engine.",
     no_args_is_help=True,
@@ -57,6 +58,7 @@ def _root(
 app.command("export", no_args_is_help=True)(export_cmd.export)
 app.command("build-engine", no_args_is_help=True)(build_engine_cmd.build_engine)
 app.command("bench", no_args_is_help=True)(bench_cmd.bench)
+app.command("predict", no_args_is_help=True)(predict_cmd.predict)
 app.command("inspect", no_args_is_help=True)(inspect_cmd.inspect_file)
 app.command("presets")(presets_cmd.presets)
 app.command("debug", no_args_is_help=True)(debug_cmd.debug)

@@ -22,3 +22,7 @@ class InputError(Vit5Error, ValueError):
 
 class BenchError(Vit5Error):
     """A benchmark that cannot run as asked (bad option, missing optional dependency, missing reference)."""
+
+
+class PredictError(Vit5Error):
+    """A ``vit5 predict`` run that cannot start or go on as asked (bad option, input list or output dataset)."""

@@ -94,6 +94,36 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     return target
 
 
+def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = ()) -> Path:
+    """``path`` as a folder this run may create or add to, checked before any work starts (InputError otherwise).
+
+    Refuses an empty name, an existing file, a place under a regular file or in a folder that cannot be
+    written, and a folder that is, holds or lies inside one of ``inputs`` (symlinks and relative paths
+    resolved): the run must never write among what it reads.
+    """
+    from .errors import InputError
+
+    text = os.fspath(path)
+    if not text.strip():
+        raise InputError(f"{what}: {text!r} is not a folder name")
+    target = Path(text)
+    if _exists(target) and not target.is_dir():
+        raise InputError(f"{what}: {text} is a file; give a folder (a dataset is a folder of part files)")
+    ancestor = _existing_ancestor(target)
+    if not ancestor.is_dir():
+        raise InputError(f"{what}: cannot create {text}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise InputError(f"{what}: cannot write {text}: folder {ancestor} is not writable")
+    resolved = target.resolve()
+    for source in inputs:
+        if source is None or not Path(source).exists():
+            continue
+        source = Path(source).resolve()
+        if resolved == source or source in resolved.parents or resolved in source.parents:
+            raise InputError(f"{what}: {text} overlaps the input {source}; write the output outside what the run reads")
+    return target
+
+
 def _exists(path: Path) -> bool:
     try:
         return path.exists()

@@ -46,7 +46,7 @@ def exported(golden_dir, tmp_path_factory) -> Path:
 def test_help_and_version():
     proc = vit5("--help")
     assert proc.returncode == 0
-    for command in ("export", "build-engine", "bench", "inspect", "presets"):
+    for command in ("export", "build-engine", "bench", "inspect", "presets", "predict"):
         assert command in proc.stdout
     version = vit5("--version")
     assert version.returncode == 0 and version.stdout.startswith("vit5-infer ")

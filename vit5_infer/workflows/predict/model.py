@@ -1,0 +1,150 @@
+"""SOURCE -> the runner ``predict`` runs and its fingerprint, the way ``vit5 bench`` resolves a source.
+
+A preset or checkpoint is exported (at ``--precision``, with the asked outputs) into a work folder;
+an ONNX file or engine runs as it is.  The fingerprint is what a resumed run must share with the
+dataset: the sha256 of the weights (a checkpoint's file, a preset's tensors) or of the graph/engine,
+the precision, the preprocessing, the outputs and the backend.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Optional
+
+from vit5_infer.errors import PredictError
+from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.vocabulary import PathLike, Progress
+
+from .options import PredictOptions
+
+_CHUNK = 1 << 20
+
+
+def file_sha256(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            while block := handle.read(_CHUNK):
+                h.update(block)
+    return h.hexdigest()
+
+
+def tensors_sha256(model) -> str:
+    """sha256 over a module's parameters and buffers (name, dtype, shape, bytes), in state-dict order."""
+    import torch
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+@dataclass
+class RunnerSpec:
+    """How to make the runner anywhere (a Ray actor included): picklable, holds no loaded model."""
+
+    backend: str
+    precision: str
+    path: Optional[str]  # the ONNX file or engine; None for torch backends
+    threads: Optional[int] = None
+    batch: int = 1
+    layout: str = "nchw"
+    module: object = None  # the network, for torch backends only
+
+    def make(self):
+        from vit5_infer.engines.registry import make_runner
+
+        if self.path is None:
+            return make_runner(self.backend, copy.deepcopy(self.module), precision=self.precision,
+                               threads=self.threads)
+        return make_runner(self.backend, self.path, precision=self.precision, batch_hint=self.batch,
+                           threads=self.threads)
+
+
+@dataclass
+class ResolvedModel:
+    spec: RunnerSpec
+    preprocessing: Preprocessing
+    num_classes: int
+    shapes: dict  # output name -> per-image shape
+    fingerprint: dict = field(default_factory=dict)
+
+
+def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress = None) -> ResolvedModel:
+    """The runner spec, preprocessing and fingerprint of ``options.source``; exports go to ``workdir``."""
+    from vit5_infer.benchmark.artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
+    from vit5_infer.benchmark.run import check_graph_batches, compared_outputs, graph_layout, source_kind
+    from vit5_infer.engines.registry import BACKENDS
+    from vit5_infer.outputs import output_shapes
+
+    source = options.source
+    kind = source_kind(source)
+    backend = options.backend or ("trt" if kind == "engine" else "ort")
+    if backend not in BACKENDS:
+        raise PredictError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if kind != "model" and not Path(source).is_file():
+        raise PredictError(f"SOURCE: {source} not found")
+    if kind != "model" and (options.precision != "fp32" or options.calibration is not None):
+        raise PredictError(f"--precision/--calibration shape a preset or checkpoint exported here; {source} runs at "
+                           f"its own precision: leave them out")
+    if kind == "engine" and backend != "trt":
+        raise PredictError(f"{source} is a TensorRT engine; run it with --backend trt")
+    if kind == "onnx" and backend not in ("ort", "ort-cuda", "ort-trt"):
+        raise PredictError(f"an ONNX file runs on ort, ort-cuda or ort-trt, not {backend}")
+    why = unrunnable_reason(backend, options.precision, kind)
+    if why:
+        raise PredictError(f"{backend} cannot run --precision {options.precision}: {why}")
+    if kind == "model" and options.precision in ("int8", "fp8") and options.calibration is None:
+        raise PredictError(f"--precision {options.precision} needs calibration images: --calibration DIR")
+    say = progress or (lambda message: None)
+    overrides = {k: v for k, v in (options.preprocessing or {}).items() if v is not None}
+
+    if kind == "model":
+        say(f"loading {source}")
+        model, origin = options.load.resolve(source)
+        config, metadata = model.config, {}
+        outputs = compared_outputs(model, options.model_outputs)
+        pre = Preprocessing.from_metadata({}, config.network.image_size).with_overrides(**overrides)
+        weights = origin.sha256 or tensors_sha256(model)
+        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=say,
+                              calibration=options.calibration, preprocessing=pre, outputs=outputs)
+        path = artifacts.runner_source(backend, options.precision)
+        identity = {"source": f"{origin.kind} {origin.name}", "weights_sha256": weights,
+                    "architecture_sha256": hashlib.sha256(repr(sorted(config.to_dict().items())).encode()).hexdigest()}
+        module = model if backend in TORCH_BACKENDS else None
+        precision = options.precision
+    else:
+        from vit5_infer.exporters.metadata import config_from_metadata, read_metadata
+
+        if kind == "engine":
+            from vit5_infer.engines.manifest import read_manifest, source_onnx
+
+            graph, precision = source_onnx(source), str(read_manifest(source).precision)
+            hashed = [Path(source)]
+        else:
+            graph = Path(source)
+            precision = str(read_metadata(graph).get("precision") or "fp32")
+            data = graph.with_name(graph.name + ".data")
+            hashed = [graph] + ([data] if data.is_file() else [])
+        metadata = read_metadata(graph)
+        config = config_from_metadata(metadata)
+        check_graph_batches(source, metadata, [options.batch])
+        # compared_outputs reads only the model's config: a given graph needs no PyTorch model
+        outputs = compared_outputs(SimpleNamespace(config=config), options.model_outputs, graph)
+        pre = Preprocessing.from_metadata(metadata, config.network.image_size).with_overrides(**overrides)
+        identity = {"source": f"{kind} {Path(source).name}", f"{kind}_sha256": file_sha256(*hashed)}
+        path, module = Path(source), None
+
+    shapes = {name: list(shape[1:]) for name, shape in output_shapes(config, 1).items() if name in outputs}
+    spec = RunnerSpec(backend, precision, None if path is None else str(path), options.threads, options.batch,
+                      graph_layout(metadata), module)
+    fingerprint = {**identity, "precision": precision, "backend": backend, "outputs": list(outputs),
+                   "preprocessing": pre.to_metadata(spec.layout)}
+    return ResolvedModel(spec, pre, config.network.num_classes, shapes, fingerprint)
+
