@@ -177,7 +177,8 @@ def check_output_dir(path: PathLike, what: str = "output", error: type = None) -
     if not ancestor.is_dir():
         raise error(f"{what}: cannot use {text}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise error(f"{what}: cannot write into {text}: {ancestor} is not writable (permissions or a read-only filesystem)")
+        raise error(f"{what}: cannot write into {text}: {ancestor} is not writable "
+                    "(permissions or a read-only filesystem)")
     return Path(text)
 
 

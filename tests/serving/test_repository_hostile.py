@@ -24,7 +24,8 @@ def vit5(*args, cwd, umask: int | None = None) -> subprocess.CompletedProcess:
         os.umask(umask)
 
     return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, preexec_fn=set_umask if umask is not None else None)
+                          capture_output=True, text=True, timeout=300,
+                          preexec_fn=set_umask if umask is not None else None)
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -89,7 +90,8 @@ def test_external_data_inside_a_subfolder_is_copied_beside_the_model(digits_onnx
     graph = graph_with_location(digits_onnx, tmp_path / "g", lambda w: ("sub/w.bin", w.parent / "sub" / "w.bin"))
     proc = vit5("triton-repo", graph, "-o", tmp_path / "repo", "--name", "m", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "repo" / "m" / "1" / "sub" / "w.bin").read_bytes() == (tmp_path / "g" / "sub" / "w.bin").read_bytes()
+    copied = tmp_path / "repo" / "m" / "1" / "sub" / "w.bin"
+    assert copied.read_bytes() == (tmp_path / "g" / "sub" / "w.bin").read_bytes()
 
 
 def test_serving_reads_the_same_check(digits_onnx, tmp_path):

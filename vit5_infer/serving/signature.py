@@ -108,7 +108,6 @@ def onnx_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSign
     import onnx
 
     from vit5_infer.exporters import read_metadata
-
     from vit5_infer.files import external_data_paths
 
     path = Path(path)
