@@ -13,9 +13,10 @@ callable runs one of our runners (``BatchedModel``).  Two things the library doe
 * tritonserver's HTTP front end parses a JSON request's data into a buffer sized from the shape the
   request declares, before comparing it with the data it carries: a tiny request declaring
   ``[1099511627776, 3, 32, 32]`` ends in ``std::bad_alloc`` and SIGABRT (the gRPC front end refuses
-  it).  No tritonserver option bounds that buffer (``--http-max-input-size`` bounds the body, and the
-  build PyTriton 0.7 bundles has none), so ``serve`` supervises the server: when it dies it logs one
-  line with the reason read from tritonserver's own output and starts it again.
+  it).  No tritonserver option bounds that buffer (``--http-max-input-size`` bounds the body, and
+  the tritonserver 2.51.0 that PyTriton 0.7 bundles has none), so ``serve`` supervises the server:
+  when it dies it logs one line with the reason read from tritonserver's own output and starts it
+  again.
 * PyTriton turns every exception of the model callable into an INTERNAL error (HTTP 500) whose text
   is the formatted traceback, for every request of the batch.  A bad request is raised as a
   ``BadRequest`` that formats as one line, and logged as one line.
