@@ -292,3 +292,84 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def _binary_request(port: int, name: str, header: dict, payload: bytes) -> tuple:
+    """One request in Triton's binary tensor extension: a JSON header, then raw bytes."""
+    import http.client
+
+    head = json.dumps(header).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", f"/v2/models/{name}/infer", body=head + payload,
+                           headers={"Inference-Header-Content-Length": str(len(head))})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    except (ConnectionError, OSError) as exc:
+        return None, repr(exc)
+    finally:
+        connection.close()
+
+
+HUGE = 1099511627776
+_PNG_LENGTH = 4  # the binary BYTES element: a 4-byte little-endian length, then the bytes
+
+
+@pytest.mark.slow
+def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_the_server(
+        serve_extra, digits_onnx, digits_images, free_ports, tmp_path):
+    """Every way found for a request to declare more data than it carries: JSON data shorter than the
+    shape, a shape past int64 when multiplied out, negative dims, a binary size larger than the body, a
+    huge declared batch of encoded images (Triton let [1099511627776, 1] with one element through to the
+    model, which answered 200 for one image).  None gets a 200; after each the server is ready again."""
+    png = digits_images[0][0].read_bytes()
+    element = len(png).to_bytes(_PNG_LENGTH, "little") + png
+    http, grpc, metrics = free_ports(3)
+    name = f"claims-{os.getpid()}"
+    err = tmp_path / "err.txt"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(_vit5("serve", digits_onnx, "--name", name, "--http-port", http, "--grpc-port", grpc,
+                                      "--metrics-port", metrics, "--threads", "1"),
+                                stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path)
+    json_cases = [
+        {"name": "pixel_values", "shape": [HUGE, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
+        {"name": "pixel_values", "shape": [2**62, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
+        {"name": "pixel_values", "shape": [-1, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
+        {"name": "pixel_values", "shape": [2, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072},
+        {"name": "images", "shape": [HUGE, 1], "datatype": "BYTES", "data": ["x"]},
+    ]
+    binary_cases = [
+        ({"inputs": [{"name": "pixel_values", "shape": [HUGE, 3, 32, 32], "datatype": "FP32",
+                      "parameters": {"binary_data_size": HUGE * 3 * 32 * 32 * 4}}]}, b"\0" * 16),
+        ({"inputs": [{"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32",
+                      "parameters": {"binary_data_size": 12288}}]}, b"\0" * 16),
+        ({"inputs": [{"name": "images", "shape": [HUGE, 1], "datatype": "BYTES",
+                      "parameters": {"binary_data_size": len(element)}}]}, element),
+        ({"inputs": [{"name": "images", "shape": [2, 1], "datatype": "BYTES",
+                      "parameters": {"binary_data_size": len(element)}}]}, element),
+    ]
+    try:
+        assert _ready(http, name, 120), err.read_text()
+        answers = [_post(http, name, case, timeout=60) for case in json_cases[:1]]
+        assert _ready(http, name, 120), err.read_text()
+        for case in json_cases[1:]:
+            answers.append(_post(http, name, case, timeout=60))
+            assert _ready(http, name, 120), (case, err.read_text())
+        for header, payload in binary_cases:
+            answers.append(_binary_request(http, name, header, payload))
+            assert _ready(http, name, 120), (header, err.read_text())
+        for status, body in answers:
+            assert status != 200, body
+        assert any("images must be [batch, 1], got [1]" in body for _, body in answers), answers
+        x = np.zeros((1, 3, 32, 32), np.float32)
+        status, body = _post(http, name, {"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32",
+                                          "data": x.reshape(-1).tolist()})
+        assert status == 200, body
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=90) == 0, err.read_text()
+        assert "Traceback" not in err.read_text()
+        assert _model_copies(name) == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
