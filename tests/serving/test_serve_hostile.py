@@ -373,3 +373,38 @@ def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_th
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=30)
+
+
+def test_a_server_that_keeps_dying_ends_serve_with_the_reason(monkeypatch):
+    """The supervisor restarts a dead tritonserver with one line each time, and gives up (an error
+    naming the reason) past MAX_RESTARTS within the window.  A stand-in replaces the server: what is
+    tested is the supervision loop, not Triton."""
+    from vit5_infer.serving import pytriton_server
+
+    class DeadServer:
+        restarts = 0
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def wait(self, stop):
+            pass  # returns at once: tritonserver is dead
+
+        def exit_reason(self):
+            return "uncaught std::bad_alloc, signal 6"
+
+        def restart(self):
+            DeadServer.restarts += 1
+
+    monkeypatch.setattr(pytriton_server, "ModelServer", DeadServer)
+    warnings = []
+    with pytest.raises(ServeError, match=r"tritonserver died 6 times within 60 s; last: uncaught std::bad_alloc"):
+        pytriton_server.serve(None, warn=warnings.append)
+    assert DeadServer.restarts == pytriton_server.MAX_RESTARTS
+    assert warnings == ["tritonserver died (uncaught std::bad_alloc, signal 6); restarting it"] * 5
