@@ -408,3 +408,12 @@ def test_a_server_that_keeps_dying_ends_serve_with_the_reason(monkeypatch):
         pytriton_server.serve(None, warn=warnings.append)
     assert DeadServer.restarts == pytriton_server.MAX_RESTARTS
     assert warnings == ["tritonserver died (uncaught std::bad_alloc, signal 6); restarting it"] * 5
+
+
+def test_a_max_batch_past_memory_is_refused_before_serving(digits_onnx, tmp_path):
+    """The bound triton-repo's --max-batch has holds for vit5 serve too (one signature check)."""
+    from vit5_infer.serving import resolve_served_model
+
+    with pytest.raises(RepositoryError, match="max batch 100000000 needs about .* use a smaller max batch"):
+        resolve_served_model(digits_onnx, tmp_path, max_batch=100_000_000)
+    assert resolve_served_model(digits_onnx, tmp_path, max_batch=64).signature.max_batch == 64
