@@ -272,8 +272,11 @@ def write_model_repository(
                 folder.rmdir()
         if isinstance(exc, OSError) and not isinstance(exc, Vit5Error):
             # disk full, read-only or vanished folder: the environment, not a bug; nothing was published
-            where = exc.filename or final
-            raise RepositoryError(f"cannot write {final}: {exc.strerror or exc} ({where})") from None
+            reason = exc.strerror or str(exc)
+            where = Path(os.fspath(exc.filename)) if exc.filename else None
+            if where is None or where.resolve().is_relative_to(repository.resolve()):
+                raise RepositoryError(f"cannot write {final}: {reason}") from None
+            raise RepositoryError(f"{where}: {reason}") from None
         raise
 
 
@@ -286,6 +289,8 @@ def _inputs(source, load_options: Optional[LoadOptions]) -> list[Path]:
         paths.append(Path(text))
         if is_engine_path(text):
             paths.append(Path(text + ".json"))
+        elif is_onnx_path(text) and Path(text).is_file():
+            paths.extend(external_data_paths(text))
     config = getattr(load_options, "config", None)
     if isinstance(config, (str, os.PathLike)) and Path(config).exists():
         paths.append(Path(config))
