@@ -246,7 +246,8 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
     with open(out, "w") as stdout, open(err, "w") as stderr:
         # A long queue delay keeps a single-item request queued; a full batch (8) runs at once.
         proc = subprocess.Popen(_vit5("serve", digits_onnx, "--name", name, "--http-port", http, "--grpc-port", grpc,
-                                      "--metrics-port", metrics, "--threads", "1", "--max-queue-delay", 30_000_000),
+                                      "--metrics-port", metrics, "--threads", "1", "--max-queue-delay", 30_000_000,
+                                      "--log-file", tmp_path / "logs" / "triton.log"),
                                 stdout=stdout, stderr=stderr, cwd=tmp_path)
     try:
         assert _ready(http, name, 120), err.read_text()
@@ -254,6 +255,7 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
         while "metrics" not in out.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
         assert f"serving {name} (ort, max batch 8, 1 instance(s)); Ctrl-C to stop" in err.read_text()
+        assert "successfully loaded" in (tmp_path / "logs" / "triton.log").read_text()  # its folder was made
         assert "[bold]" not in err.read_text() and "[/]" not in err.read_text()
 
         status, body = _post(http, name, {"name": "images", "shape": [8, 1], "datatype": "BYTES",
