@@ -46,7 +46,8 @@ def _gpu_indices(text: Optional[str]) -> tuple:
         return ()
     parts = [part.strip() for part in text.split(",")]
     if not all(part.isdigit() for part in parts):
-        raise typer.BadParameter(f"expected GPU indices (0, 1, ...) separated by commas, got {text!r}", param_hint="--gpus")
+        raise typer.BadParameter(f"expected GPU indices (0, 1, ...) separated by commas, got {text!r}",
+                                 param_hint="--gpus")
     return tuple(dict.fromkeys(int(part) for part in parts))
 
 
