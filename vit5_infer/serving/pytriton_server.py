@@ -103,7 +103,7 @@ def listen_address(host: str) -> str:
     machine can listen on; ServeError in one line otherwise."""
     text = host.strip()
     if not text:
-        raise ServeError("--host is empty; give an address such as 127.0.0.1, ::1 or 0.0.0.0")
+        raise ServeError("--host is empty; give an address such as 127.0.0.1 or 0.0.0.0")
     literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
     try:
         address = str(ipaddress.ip_address(literal))
@@ -118,12 +118,12 @@ def listen_address(host: str) -> str:
         ipv4 = [entry for entry in found if entry[0] == socket.AF_INET]
         address = (ipv4 or found)[0][4][0]
     if ":" in address:
-        # PyTriton talks to its own server through tritonclient, whose URL parsing splits "[::1]:8000"
-        # at the first colon; tritonserver itself would listen there.
+        # PyTriton reaches its own server through a URL built from this address: "http://::1:PORT" is
+        # invalid, and "[::1]:PORT" fails in its client with "Port could not be cast to integer value
+        # as ':1:PORT'" (PyTriton 0.7.0).
         raise ServeError(f"--host {host}: IPv6 addresses cannot be served through PyTriton (its client cannot "
                          "reach them); use an IPv4 address such as 127.0.0.1 or 0.0.0.0")
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((address, 0))
         except OSError as exc:
