@@ -40,6 +40,17 @@ def _preferred(text: Optional[str]) -> tuple:
     return tuple(parse_int_list(text, "--preferred-batch")) if text else ()
 
 
+def _gpu_indices(text: Optional[str]) -> tuple:
+    """``0,1`` -> (0, 1): GPU indices count from 0."""
+    if text is None:
+        return ()
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() for part in parts):
+        raise typer.BadParameter(f"expected GPU indices (0, 1, ...) separated by commas, got {text!r}",
+                                 param_hint="--gpus")
+    return tuple(dict.fromkeys(int(part) for part in parts))
+
+
 @model_options
 def serve(
     source: Annotated[str, typer.Argument(help=SOURCE_HELP, show_default=False)],
@@ -74,11 +85,13 @@ def serve(
         max_queue_delay_us=max_queue_delay, preferred_batch_sizes=_preferred(preferred_batch),
         log_verbose=verbose, log_file=str(log_file) if log_file else None,
     )
+    options.check(inputs=(Path(source),) if Path(source).exists() else ())  # before any export
 
     def ready(server) -> None:
         sig = server.signature
-        console.err.print(f"serving [bold]{server.name}[/] ({server.served.backend}, max batch {sig.max_batch}, "
-                          f"{options.instances} instance(s)); Ctrl-C to stop")
+        console.err.print(console.styled("serving ", (server.name, "bold"),
+                                         f" ({server.served.backend}, max batch {sig.max_batch}, "
+                                         f"{options.instances} instance(s)); Ctrl-C to stop"))
         console.out.print(f"HTTP     {server.http_url}")
         console.out.print(f"gRPC     {server.grpc_url}")
         console.out.print(f"metrics  {server.metrics_url}")
@@ -105,7 +118,7 @@ def serve(
                 starting["status"] = None
                 ready(server)
 
-            run_server(served, options, progress=progress, on_ready=on_ready)
+            run_server(served, options, progress=progress, on_ready=on_ready, warn=console.warn)
     console.err.print("stopped")
 
 
@@ -132,7 +145,7 @@ def triton_repo(
 
     options = RepositoryOptions(
         instances=instances, kind=kind.value if kind else None,
-        gpus=tuple(parse_int_list(gpus, "--gpus")) if gpus else (), max_batch=max_batch,
+        gpus=_gpu_indices(gpus), max_batch=max_batch,
         preferred_batch_sizes=_preferred(preferred_batch), max_queue_delay_us=max_queue_delay,
         tensorrt_accelerator=tensorrt_accelerator.value if tensorrt_accelerator else None, warmup=warmup,
     )

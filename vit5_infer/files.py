@@ -20,7 +20,11 @@ def staged_file(path: PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
+    try:
+        # mkstemp makes the file private (0600); the published file gets what open() would give it.
+        os.fchmod(fd, 0o666 & ~current_umask())
+    finally:
+        os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
@@ -28,6 +32,64 @@ def staged_file(path: PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc tells it (os.umask can only set it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def make_public_dir(path: PathLike) -> None:
+    """Give a folder made by ``tempfile.mkdtemp`` (0700) the mode ``mkdir`` would have given it, so a
+    published folder is readable by whoever the umask lets read it (a server running as another user)."""
+    os.chmod(path, 0o777 & ~current_umask())
+
+
+def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
+    """The external-data files an ONNX graph names, each checked to lie inside the graph's folder.
+
+    A ``location`` is a path relative to the graph's folder; an absolute one, or one that leaves the
+    folder (``..``, a symlink pointing out), would make a reader read (and a copier write) outside
+    the model: InputError.  Every reader of a graph with external data checks it here first;
+    ``model``: the graph already loaded (without its external data), to save a second parse.
+    """
+    from .errors import InputError
+
+    path = Path(onnx_path)
+    if model is None:
+        import onnx
+
+        try:
+            model = onnx.load(str(path), load_external_data=False)
+        except Exception as exc:  # noqa: BLE001 - any parse failure of a user file is a user error
+            raise InputError(f"{path}: not a readable ONNX graph ({type(exc).__name__})") from None
+    folder = path.parent.resolve()
+    locations = set()
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:  # Constant nodes and subgraphs may hold external tensors too
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+            tensors.extend(attr.tensors)
+    for tensor in tensors:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                locations.add(entry.value)
+    found = []
+    for location in sorted(locations):
+        pure = Path(location)
+        target = (folder / pure).resolve()
+        if pure.is_absolute() or not location.strip() or not target.is_relative_to(folder):
+            raise InputError(f"{path}: external data location {location!r} lies outside the graph's folder; "
+                             "refusing to read it")
+        found.append(path.parent / pure)
+    return found
 
 
 def write_bytes_atomic(path: PathLike, data: bytes) -> None:
@@ -94,33 +156,43 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     return target
 
 
-def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = ()) -> Path:
-    """``path`` as a folder this run may create or add to, checked before any work starts (InputError otherwise).
+def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), error: type = None) -> Path:
+    """``path`` as a folder this run may create or add to, checked before any work starts (``error``, default
+    InputError, otherwise).
 
-    Refuses an empty name, an existing file, a place under a regular file or in a folder that cannot be
-    written, and a folder that is, holds or lies inside one of ``inputs`` (symlinks and relative paths
-    resolved): the run must never write among what it reads.
+    Refuses an empty name, an existing file, a place under a regular file, a name too long for the filesystem,
+    a folder (or first existing ancestor) that cannot be written, a read-only filesystem included, and a folder
+    that is, holds or lies inside one of ``inputs`` (symlinks and relative paths resolved): the run must never
+    write among what it reads.
     """
     from .errors import InputError
 
+    error = error or InputError
     text = os.fspath(path)
     if not text.strip():
-        raise InputError(f"{what}: {text!r} is not a folder name")
+        raise error(f"{what}: {text!r} is not a folder name")
     target = Path(text)
     if _exists(target) and not target.is_dir():
-        raise InputError(f"{what}: {text} is a file; give a folder (a dataset is a folder of part files)")
-    ancestor = _existing_ancestor(target)
+        raise error(f"{what}: {text} is a file; give a folder")
+    absolute = Path(os.path.abspath(text))
+    ancestor = _existing_ancestor(absolute)
+    limit = os.pathconf(ancestor if ancestor.is_dir() else ancestor.parent, "PC_NAME_MAX") \
+        if hasattr(os, "pathconf") else 255
+    for part in absolute.relative_to(ancestor).parts:
+        if len(part.encode()) > limit:
+            raise error(f"{what}: the folder name {part[:40]}... is longer than this filesystem allows ({limit} bytes)")
     if not ancestor.is_dir():
-        raise InputError(f"{what}: cannot create {text}: {ancestor} is a file, not a folder")
+        raise error(f"{what}: cannot use {text}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise InputError(f"{what}: cannot write {text}: folder {ancestor} is not writable")
+        raise error(f"{what}: cannot write into {text}: {ancestor} is not writable "
+                    "(permissions or a read-only filesystem)")
     resolved = target.resolve()
     for source in inputs:
         if source is None or not Path(source).exists():
             continue
         source = Path(source).resolve()
         if resolved == source or source in resolved.parents or resolved in source.parents:
-            raise InputError(f"{what}: {text} overlaps the input {source}; write the output outside what the run reads")
+            raise error(f"{what}: {text} overlaps the input {source}; write the output outside what the run reads")
     return target
 
 

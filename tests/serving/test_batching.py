@@ -80,6 +80,9 @@ def test_images_and_pixels_mix_in_one_batch(model, runner, digits_images):
         ({"pixel_values": pixels(1).astype(np.float64)}, "must be float32, got float64"),
         ({IMAGES_INPUT: np.array([[b"not an image"]], dtype=object)}, "images[0]: cannot decode 12 bytes"),
         ({IMAGES_INPUT: np.array([[3]], dtype=object)}, "images[0] must be encoded bytes"),
+        # a request declaring [1099511627776, 1] with one element reaches the model as [1]
+        ({IMAGES_INPUT: np.array([b"x"], dtype=object)}, "images must be [batch, 1], got [1]"),
+        ({IMAGES_INPUT: np.array([[b"x", b"y"]], dtype=object)}, "images must be [batch, 1], got [1, 2]"),
         ({IMAGES_INPUT: np.zeros((0, 1), dtype=object)}, "holds no image"),
     ],
 )

@@ -65,7 +65,12 @@ class BatchedModel:
             if x.dtype != self._pixel_dtype:
                 raise InputError(f"{where}: {self._pixel_name} must be {self._pixel_dtype}, got {x.dtype}")
             return x
-        return self.decode(request[IMAGES_INPUT], where)
+        images = np.asarray(request[IMAGES_INPUT], dtype=object)
+        # Triton checks the element count of a BYTES input against its declared shape only where the
+        # count fits; a shape such as [1099511627776, 1] reaches the model with one element in [1].
+        if images.ndim != 2 or images.shape[1] != 1:
+            raise InputError(f"{where}: {IMAGES_INPUT} must be [batch, 1], got {list(images.shape)}")
+        return self.decode(images, where)
 
     def decode(self, images: np.ndarray, where: str = "request") -> np.ndarray:
         """Encoded images ``[n]`` or ``[n, 1]`` (bytes) -> preprocessed pixels ``[n, *dims]``."""

@@ -17,13 +17,17 @@ staged beside its final place and moved there whole.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from vit5_infer.errors import Vit5Error
+from vit5_infer.files import check_output_dir, external_data_paths, make_public_dir
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
@@ -207,19 +211,6 @@ def _check_options(options: RepositoryOptions, platform: str, signature: ModelSi
     return replace(options, kind=kind)
 
 
-def _onnx_files(path: Path) -> list[str]:
-    """The external-data files an ONNX graph names (relative to its folder)."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    names = set()
-    for init in model.graph.initializer:
-        for entry in init.external_data:
-            if entry.key == "location":
-                names.add(entry.value)
-    return sorted(names)
-
-
 def _stage_model_files(source: Path, version_dir: Path) -> tuple[Path, list[Path]]:
     version_dir.mkdir(parents=True)
     if is_engine_path(source):
@@ -234,9 +225,10 @@ def _stage_model_files(source: Path, version_dir: Path) -> tuple[Path, list[Path
     target = version_dir / "model.onnx"
     shutil.copyfile(source, target)
     copied = [target]
-    # External weights keep the file name the graph records, relative to model.onnx.
-    for name in _onnx_files(source):
-        data = source.parent / name
+    # External weights keep the file name the graph records, relative to model.onnx (checked to
+    # stay inside the graph's folder, so the copy stays inside the version folder).
+    for data in external_data_paths(source):
+        name = data.relative_to(source.parent)
         if not data.is_file():
             raise RepositoryError(f"{source}: its weights file {name} is missing")
         (version_dir / name).parent.mkdir(parents=True, exist_ok=True)
@@ -264,10 +256,10 @@ def write_model_repository(
     repository = Path(repository)
     name = model_name(source, name)
     final = repository / name
+    check_output_dir(repository, "--output", error=RepositoryError)
     if final.exists() and not force:
         raise RepositoryError(f"{final} already exists; pass --force to replace it")
-    if repository.exists() and not repository.is_dir():
-        raise RepositoryError(f"{repository} is not a directory")
+    _check_not_inside(final, _inputs(source, load_options))
     given = is_engine_path(str(source)) or is_onnx_path(str(source))
     asked = [f"--{flag} {value}" for flag, value, default in (("precision", precision, "fp32"), ("opset", opset, 23))
              if value != default]
@@ -277,19 +269,81 @@ def write_model_repository(
                               f"out, or give the preset or checkpoint")
     # Folders made here are removed again when the model cannot be written (nothing is left half-way).
     created = [folder for folder in (repository, *repository.parents) if not folder.exists()]
-    repository.mkdir(parents=True, exist_ok=True)
     try:
-        return _write_model(source, repository, name, final, options, precision, opset, load_options, progress)
-    except BaseException:
+        repository.mkdir(parents=True, exist_ok=True)
+        _remove_stale_scratch(repository)
+        return _write_model(source, repository, name, final, options, precision, opset, load_options, progress,
+                            force)
+    except BaseException as exc:
         for folder in created:  # innermost first; rmdir keeps anything another process put there
             with contextlib.suppress(OSError):
                 folder.rmdir()
+        if isinstance(exc, OSError) and not isinstance(exc, Vit5Error):
+            # disk full, read-only or vanished folder: the environment, not a bug; nothing was published
+            reason = exc.strerror or str(exc)
+            where = Path(os.fspath(exc.filename)) if exc.filename else None
+            if where is None or where.resolve().is_relative_to(repository.resolve()):
+                raise RepositoryError(f"cannot write {final}: {reason}") from None
+            raise RepositoryError(f"{where}: {reason}") from None
         raise
 
 
+def _inputs(source, load_options: Optional[LoadOptions]) -> list[Path]:
+    """The files this run reads: the source (and an engine's manifest, a graph's external data) and
+    a config file given with --config."""
+    paths = []
+    text = str(source)
+    if Path(text).exists():
+        paths.append(Path(text))
+        if is_engine_path(text):
+            paths.append(Path(text + ".json"))
+        elif is_onnx_path(text) and Path(text).is_file():
+            paths.extend(external_data_paths(text))
+    config = getattr(load_options, "config", None)
+    if isinstance(config, (str, os.PathLike)) and Path(config).exists():
+        paths.append(Path(config))
+    return paths
+
+
+def _check_not_inside(final: Path, inputs: list[Path]) -> None:
+    """An input inside the model folder that --force replaces would be deleted by this very run."""
+    target = final.resolve()
+    for path in inputs:
+        resolved = path.resolve()
+        if resolved == target or resolved.is_relative_to(target):
+            raise RepositoryError(f"{path} lies inside {final}, which this run replaces; "
+                                  "copy it elsewhere or choose another --name or --output")
+
+
+#: Scratch and staging folders carry the pid of the run that made them, so a later run can tell
+#: the leftovers of a killed run (SIGKILL cannot be caught) from those of a run still going on.
+SCRATCH_PREFIX = ".vit5-export-"
+_SCRATCH = re.compile(r"^(?:\.vit5-export-|\..+\.staging-|\..+\.old-)(\d+)(?:-.*)?$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True
+
+
+def _remove_stale_scratch(repository: Path) -> None:
+    """Remove the scratch folders of runs that died without cleaning up (their pid is gone); stock
+    tritonserver would otherwise try to load each as a model."""
+    for entry in repository.iterdir():
+        match = _SCRATCH.match(entry.name)
+        if match and entry.is_dir() and not entry.is_symlink() and not _pid_alive(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
 def _write_model(source, repository: Path, name: str, final: Path, options: RepositoryOptions, precision: str,
-                 opset: int, load_options: Optional[LoadOptions], progress: Progress) -> RepositoryResult:
-    with tempfile.TemporaryDirectory(prefix=".vit5-export-", dir=repository) as scratch:
+                 opset: int, load_options: Optional[LoadOptions], progress: Progress,
+                 force: bool) -> RepositoryResult:
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=repository) as scratch:
         text = str(source)
         if is_engine_path(text):
             path, platform = Path(text), TENSORRT_PLATFORM
@@ -320,13 +374,14 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
             if parsed.name != name or parsed.max_batch_size != (signature.max_batch if signature.static_batch is None else 0):
                 raise RepositoryError("internal: config.pbtxt does not read back as written")
 
-        stage = Path(tempfile.mkdtemp(prefix=f".{name}.staging-", dir=repository))
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=repository))
         try:
+            make_public_dir(stage)
             if progress:
                 progress(f"writing {final}")
             model_file, copied = _stage_model_files(path, stage / VERSION)
             (stage / "config.pbtxt").write_text(config_text, encoding="utf-8")
-            _publish(stage, final)
+            _publish(stage, final, force)
         except BaseException:
             shutil.rmtree(stage, ignore_errors=True)
             raise
@@ -346,15 +401,25 @@ def _export(source, workdir: Path, precision: str, opset: int, load_options: Opt
     return Path(result.path)
 
 
-def _publish(stage: Path, final: Path) -> None:
-    """Move the staged model directory to ``final``; a replaced one is moved aside first and
-    removed only once the new one is in place."""
+def _publish(stage: Path, final: Path, force: bool) -> None:
+    """Move the staged model directory to ``final``; with ``force`` a replaced one is moved aside
+    first and removed only once the new one is in place.  Without ``force`` the move itself is the
+    existence check: rename(2) never replaces a folder that has files, so of two runs publishing the
+    same model at once the second is refused instead of silently replacing the first."""
     old = None
-    if final.exists():
+    if final.exists() and force:
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
     try:
-        os.replace(stage, final)
+        if final.exists() and not force:
+            raise RepositoryError(f"{final} already exists; pass --force to replace it")
+        os.rename(stage, final)
+    except OSError as exc:
+        if old is not None:
+            os.replace(old, final)
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise RepositoryError(f"{final} already exists; pass --force to replace it") from None
+        raise
     except BaseException:
         if old is not None:
             os.replace(old, final)

@@ -8,26 +8,46 @@ callable runs one of our runners (``BatchedModel``).  Two things the library doe
   (pyenv, a venv of another build) the loader finds the system library of another patch release
   and the stub fails deep in ``multiprocessing``; the running interpreter's ``LIBDIR`` goes first
   on the server's ``LD_LIBRARY_PATH``.
-* A port already taken makes ``tritonserver`` exit after a long start-up timeout; ports are
-  checked before anything starts so the error is one line and immediate.
+* A port already taken makes ``tritonserver`` exit after a long start-up timeout; ports (and the
+  listen address) are checked before anything starts so the error is one line and immediate.
+* tritonserver's HTTP front end parses a JSON request's data into a buffer sized from the shape the
+  request declares, before comparing it with the data it carries: a tiny request declaring
+  ``[1099511627776, 3, 32, 32]`` ends in ``std::bad_alloc`` and SIGABRT (the gRPC front end refuses
+  it).  No tritonserver option bounds that buffer (``--http-max-input-size`` bounds the body, and
+  the tritonserver 2.51.0 that PyTriton 0.7 bundles has none), so ``serve`` supervises the server:
+  when it dies it logs one line with the reason read from tritonserver's own output and starts it
+  again.
+* PyTriton turns every exception of the model callable into an INTERNAL error (HTTP 500) whose text
+  is the formatted traceback, for every request of the batch.  A bad request is raised as a
+  ``BadRequest`` that formats as one line, and logged as one line.
+* A tritonserver that does not exit cleanly (aborted, or killed after the exit timeout) leaves its
+  copy of the model in ``/tmp/folderXXXXXX``; the copy names this server's workspace, which is how
+  ``stop`` finds and removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import ipaddress
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import sysconfig
 import tempfile
 import threading
-from pathlib import Path
+import time
 from dataclasses import dataclass, field
-from typing import Iterator, Optional
+from pathlib import Path
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from vit5_infer.errors import Vit5Error
+from vit5_infer.files import check_output_path
 from vit5_infer.vocabulary import Progress
 
 from .batching import IMAGES_INPUT, BatchedModel
@@ -57,12 +77,14 @@ class ServeOptions:
     log_file: Optional[str] = None
     extra: dict = field(default_factory=dict)
 
-    def check(self, signature: ModelSignature) -> None:
+    def check(self, signature: Optional[ModelSignature] = None, inputs: tuple = ()) -> None:
+        """Every option, before anything loads or starts (those that depend on the model only with
+        its ``signature``); ``inputs``: the files the server reads, which --log-file must not be."""
         if self.instances < 1:
             raise ServeError(f"--instances must be >= 1, got {self.instances}")
         if self.max_queue_delay_us < 0:
             raise ServeError(f"--max-queue-delay must be >= 0 microseconds, got {self.max_queue_delay_us}")
-        too_big = [b for b in self.preferred_batch_sizes if not 1 <= b <= signature.max_batch]
+        too_big = [b for b in self.preferred_batch_sizes if signature and not 1 <= b <= signature.max_batch]
         if too_big:
             raise ServeError(f"preferred batch sizes {too_big} lie outside 1..{signature.max_batch} (the max batch)")
         ports = {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
@@ -71,6 +93,48 @@ class ServeOptions:
         for label, port in ports.items():
             if not 1 <= port <= 65535:
                 raise ServeError(f"{label} port {port} is not a valid port")
+        listen_address(self.host)
+        if self.log_file is not None:
+            check_output_path(self.log_file, "--log-file", inputs=tuple(inputs))
+
+
+def listen_address(host: str) -> str:
+    """The IP address ``--host`` names (a literal, ``[v6]`` or a host name), checked to be one this
+    machine can listen on; ServeError in one line otherwise."""
+    text = host.strip()
+    if not text:
+        raise ServeError("--host is empty; give an address such as 127.0.0.1 or 0.0.0.0")
+    literal = text[1:-1] if text.startswith("[") and text.endswith("]") else text
+    try:
+        address = str(ipaddress.ip_address(literal))
+    except ValueError:
+        if re.fullmatch(r"[0-9.]+", literal) or ":" in literal:
+            raise ServeError(f"--host {host!r} is not a valid IP address") from None
+        try:
+            found = socket.getaddrinfo(literal, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise ServeError(f"--host {host!r} is neither an IP address nor a host name that resolves here "
+                             f"({exc.strerror if isinstance(exc, socket.gaierror) else exc})") from None
+        ipv4 = [entry for entry in found if entry[0] == socket.AF_INET]
+        address = (ipv4 or found)[0][4][0]
+    if ":" in address:
+        # PyTriton reaches its own server through a URL built from this address: "http://::1:PORT" is
+        # invalid, and "[::1]:PORT" fails in its client with "Port could not be cast to integer value
+        # as ':1:PORT'" (PyTriton 0.7.0).
+        raise ServeError(f"--host {host}: IPv6 addresses cannot be served through PyTriton (its client cannot "
+                         "reach them); use an IPv4 address such as 127.0.0.1 or 0.0.0.0")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((address, 0))
+        except OSError as exc:
+            raise ServeError(f"--host {host}: cannot listen on {address} here ({exc.strerror}); "
+                             "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+    return address
+
+
+def _url_host(address: str) -> str:
+    """An address as the host part of a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
 
 
 def import_pytriton():
@@ -88,22 +152,32 @@ def import_pytriton():
     return Triton, TritonConfig, ModelConfig, DynamicBatcher, Tensor
 
 
-def port_in_use(host: str, port: int) -> bool:
-    """True when ``port`` cannot be bound on ``host`` (another process listens there)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def port_in_use(address: str, port: int) -> bool:
+    """True when another socket listens on ``port`` at ``address`` (an IP address).  SO_REUSEADDR, as
+    tritonserver sets it, so that connections of a server that just stopped do not count."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
-        except OSError:
-            return True
+            sock.bind((address, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise ServeError(f"cannot listen on {address} port {port}: {exc.strerror}") from None
     return False
 
 
-def check_ports_free(options: ServeOptions) -> None:
+def check_ports_free(options: ServeOptions, wait_s: float = 0.0) -> None:
+    """ServeError naming the first port in use; ``wait_s``: how long a port may take to be freed
+    (a server that just died)."""
+    address = listen_address(options.host)
+    deadline = time.monotonic() + wait_s
     for label, port, flag in (("HTTP", options.http_port, "--http-port"), ("gRPC", options.grpc_port, "--grpc-port"),
                               ("metrics", options.metrics_port, "--metrics-port")):
-        if port_in_use(options.host, port):
-            raise ServeError(f"{label} port {port} on {options.host} is already in use; choose another with {flag}")
+        while port_in_use(address, port):
+            if time.monotonic() >= deadline:
+                raise ServeError(f"{label} port {port} on {options.host} is already in use; choose another with {flag}")
+            time.sleep(0.25)
 
 
 @contextlib.contextmanager
@@ -126,11 +200,54 @@ def _triton_dtype(spec):
     return np.bytes_ if spec.dtype == "bytes" else np.dtype(spec.dtype).type
 
 
+class _OneLineError(Exception):
+    """An error raised to PyTriton that reaches the client as one line.
+
+    PyTriton sends the client ``traceback.format_exception(exc, exc.__traceback__)``; this error has
+    no traceback to format, so the client reads ``<ClassName>: <reason>`` and no path of this machine."""
+
+    __module__ = "builtins"  # formatted by its bare class name, without the package path
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = "builtins"
+
+    @property
+    def __traceback__(self):
+        return None
+
+    @__traceback__.setter
+    def __traceback__(self, value) -> None:
+        pass
+
+
+class BadRequest(_OneLineError):
+    """A request the model refuses (undecodable image, both inputs, ...)."""
+
+
+class InferenceFailed(_OneLineError):
+    """The runner failed on a batch that was read correctly."""
+
+
+class _PyTritonNoise(logging.Filter):
+    """Drops PyTriton's multi-line records that ``serve`` says in one line itself: the traceback of
+    every refused request, and its "exited with failure" (the supervisor names the real reason)."""
+
+    DROPPED = ("Exception while performing inference", "Triton Inference Server exited with failure")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.DROPPED)
+
+
+_NOISY_LOGGERS = ("pytriton.proxy.inference", "pytriton.server.triton_server")
+
+
 class ModelServer:
     """A running Triton server with one model bound; a context manager (``stop`` on exit).
 
     ``start()`` loads one runner per instance, probes the outputs it really returns, binds them
-    and waits until Triton reports the model ready.
+    and waits until Triton reports the model ready.  ``restart()`` starts tritonserver again over
+    the same runners after it died.
     """
 
     def __init__(self, served: ServedModel, options: Optional[ServeOptions] = None, progress: Progress = None):
@@ -140,7 +257,11 @@ class ModelServer:
         self._progress = progress or (lambda message: None)
         self._runners: list = []
         self._triton = None
+        self._triton_workspace: Optional[Path] = None
+        self._starts = 0
         self._workspace: Optional[tempfile.TemporaryDirectory] = None
+        self._filter = _PyTritonNoise()
+        self._address = self.options.host
 
     # ---- addresses ---------------------------------------------------------------------------------
     @property
@@ -148,7 +269,12 @@ class ModelServer:
         return self.served.name
 
     def _client_host(self) -> str:
-        return "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host
+        address = self._address
+        if address in ("0.0.0.0", ""):
+            return "127.0.0.1"
+        if address == "::":
+            return "[::1]"
+        return _url_host(address)
 
     @property
     def http_url(self) -> str:
@@ -164,62 +290,88 @@ class ModelServer:
 
     # ---- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> "ModelServer":
-        Triton, TritonConfig, ModelConfig, DynamicBatcher, Tensor = import_pytriton()
-        self.options.check(self.signature)
+        import_pytriton()
+        self.options.check(self.signature, inputs=self.served.inputs)
+        self._address = listen_address(self.options.host)
         check_ports_free(self.options)
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).addFilter(self._filter)
         self._workspace = tempfile.TemporaryDirectory(prefix="vit5-serve-")
-        self.log_path = Path(self.options.log_file or Path(self._workspace.name) / "tritonserver.log")
+        if self.options.log_file:
+            self.log_path = Path(self.options.log_file)
+        else:
+            self.log_path = Path(self._workspace.name) / "tritonserver.log"
         try:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._load_runners()
             self.signature = probe_outputs(self._runners[0], self.signature)
             self._progress(f"starting Triton with {self.options.instances} instance(s) of {self.served.describe()}")
-            opts = self.options
-            config = TritonConfig(
-                http_address=opts.host, http_port=opts.http_port,
-                grpc_address=opts.host, grpc_port=opts.grpc_port,
-                metrics_address=opts.host, metrics_port=opts.metrics_port,
-                allow_metrics=True, allow_gpu_metrics=False,
-                exit_timeout_secs=opts.exit_timeout_s, log_verbose=opts.log_verbose,
-                # tritonserver logs to this file, not to our terminal
-                log_file=self.log_path,
-                **opts.extra,
-            )
-            self._triton = Triton(config=config, workspace=os.path.join(self._workspace.name, "pytriton"))
-            pixel = self.signature.pixel_input
-            inputs = [
-                Tensor(name=pixel.name, dtype=_triton_dtype(pixel), shape=tuple(pixel.dims), optional=True),
-                Tensor(name=IMAGES_INPUT, dtype=np.bytes_, shape=(1,), optional=True),
-            ]
-            outputs = [Tensor(name=t.name, dtype=_triton_dtype(t), shape=tuple(t.dims)) for t in self.signature.outputs]
-            batcher = DynamicBatcher(
-                max_queue_delay_microseconds=opts.max_queue_delay_us,
-                preferred_batch_size=list(opts.preferred_batch_sizes) or None,
-            )
-            callables = [_triton_callable(BatchedModel(runner, self.signature)) for runner in self._runners]
-            self._triton.bind(
-                model_name=self.name,
-                infer_func=callables if len(callables) > 1 else callables[0],
-                inputs=inputs,
-                outputs=outputs,
-                config=ModelConfig(max_batch_size=self.signature.max_batch, batcher=batcher),
-                strict=False,
-            )
-            with python_library_first():
-                self._triton.run()
-            if not self._triton.is_alive():
-                raise ServeError(f"tritonserver exited during start-up{self._log_tail()}")
+            self._start_triton()
         except BaseException as exc:
             tail = self._log_tail()
             self.stop()
             if isinstance(exc, (ServeError, KeyboardInterrupt)) or not isinstance(exc, Exception):
                 raise
-            from vit5_infer.errors import Vit5Error
-
             if isinstance(exc, Vit5Error):
                 raise
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ServeError(f"Triton could not start {self.name}: {message}{tail}") from None
         return self
+
+    def _start_triton(self) -> None:
+        """tritonserver with the model bound to the loaded runners, in a fresh PyTriton workspace."""
+        Triton, TritonConfig, ModelConfig, DynamicBatcher, Tensor = import_pytriton()
+        opts = self.options
+        address = _url_host(self._address)  # tritonserver joins address and port with ':'
+        config = TritonConfig(
+            http_address=address, http_port=opts.http_port,
+            grpc_address=address, grpc_port=opts.grpc_port,
+            metrics_address=address, metrics_port=opts.metrics_port,
+            allow_metrics=True, allow_gpu_metrics=False,
+            exit_timeout_secs=opts.exit_timeout_s, log_verbose=opts.log_verbose,
+            # tritonserver logs to this file, not to our terminal
+            log_file=self.log_path,
+            **opts.extra,
+        )
+        self._starts += 1
+        self._triton_workspace = Path(self._workspace.name) / f"pytriton-{self._starts}"
+        self._triton = Triton(config=config, workspace=str(self._triton_workspace))
+        pixel = self.signature.pixel_input
+        inputs = [
+            Tensor(name=pixel.name, dtype=_triton_dtype(pixel), shape=tuple(pixel.dims), optional=True),
+            Tensor(name=IMAGES_INPUT, dtype=np.bytes_, shape=(1,), optional=True),
+        ]
+        outputs = [Tensor(name=t.name, dtype=_triton_dtype(t), shape=tuple(t.dims)) for t in self.signature.outputs]
+        batcher = DynamicBatcher(
+            max_queue_delay_microseconds=opts.max_queue_delay_us,
+            preferred_batch_size=list(opts.preferred_batch_sizes) or None,
+        )
+        callables = [_triton_callable(BatchedModel(runner, self.signature)) for runner in self._runners]
+        self._triton.bind(
+            model_name=self.name,
+            infer_func=callables if len(callables) > 1 else callables[0],
+            inputs=inputs,
+            outputs=outputs,
+            config=ModelConfig(max_batch_size=self.signature.max_batch, batcher=batcher),
+            strict=False,
+        )
+        with python_library_first():
+            self._triton.run()
+        if not self._triton.is_alive():
+            raise ServeError(f"tritonserver exited during start-up{self._log_tail()}")
+
+    def restart(self) -> None:
+        """Start tritonserver again (same ports, same runners) after it died."""
+        self._stop_triton()
+        check_ports_free(self.options, wait_s=30)
+        try:
+            self._start_triton()
+        except BaseException as exc:
+            tail = self._log_tail()
+            self._stop_triton()
+            if isinstance(exc, Vit5Error) or not isinstance(exc, Exception):
+                raise
+            raise ServeError(f"Triton could not restart {self.name}: {_one_line(exc)}{tail}") from None
 
     def _load_runners(self) -> None:
         for index in range(self.options.instances):
@@ -236,23 +388,40 @@ class ModelServer:
         lines = [line for line in log.splitlines() if line.startswith("E") or "error" in line.lower()]
         return f" (tritonserver: {lines[-1].strip()[:300]})" if lines else ""
 
+    def exit_reason(self) -> str:
+        """Why tritonserver died, from what it printed (an uncaught C++ exception, a signal), else
+        the last error line of its log."""
+        output = ""
+        server = getattr(self._triton, "_triton_server", None)
+        with contextlib.suppress(Exception):
+            output = server.logs() if server is not None else ""
+        return describe_exit(output) or self._log_tail().strip(" ()") or "no reason in its output"
+
     def is_alive(self) -> bool:
         return self._triton is not None and self._triton.is_alive()
 
-    def stop(self) -> None:
-        """Stop tritonserver (it gets SIGINT, then SIGKILL after a timeout) and free the runners."""
+    def _stop_triton(self) -> None:
         triton, self._triton = self._triton, None
         if triton is not None:
             try:
                 triton.stop()
             except Exception as exc:  # noqa: BLE001 - stopping must not raise over the original error
                 LOGGER.warning("stopping Triton: %s", exc)
+        if self._triton_workspace is not None:
+            remove_model_copies(self._triton_workspace)
+
+    def stop(self) -> None:
+        """Stop tritonserver (it gets SIGINT, then SIGKILL after a timeout), remove what it left, and
+        free the runners."""
+        self._stop_triton()
         for runner in self._runners:
             runner.release()
         self._runners = []
         if self._workspace is not None:
             self._workspace.cleanup()
             self._workspace = None
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).removeFilter(self._filter)
 
     def wait(self, stop: Optional[threading.Event] = None, poll_s: float = 0.5) -> None:
         """Block until ``stop`` is set or the server dies."""
@@ -268,11 +437,60 @@ class ModelServer:
         return False
 
 
+def describe_exit(output: str) -> str:
+    """The reason in tritonserver's own output: ``std::bad_alloc (signal 6)``, ``signal 11``, or ""."""
+    thrown = re.findall(r"terminate called after throwing an instance of '([^']+)'", output)
+    signals = re.findall(r"Signal \((\d+)\) received", output)
+    parts = []
+    if thrown:
+        parts.append(f"uncaught {thrown[-1]}")
+    if signals:
+        parts.append(f"signal {signals[-1]}")
+    return ", ".join(parts)
+
+
+def remove_model_copies(workspace: Path, folders: Optional[list] = None) -> list[Path]:
+    """Remove the model copies (``/tmp/folderXXXXXX``) that tritonserver made for the PyTriton
+    workspace ``workspace`` and left behind: only folders of this user whose config.pbtxt names
+    exactly that workspace, so another server's copy is never touched."""
+    marker = f'string_value: "{Path(workspace)}"'
+    if folders is None:
+        roots = {Path("/tmp"), Path(tempfile.gettempdir())}
+        folders = [p for root in roots if root.is_dir() for p in root.glob("folder??????")]
+    removed = []
+    for folder in folders:
+        try:
+            if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+                continue
+            config = (folder / "config.pbtxt").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if marker in config:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _triton_callable(model: BatchedModel):
-    """PyTriton hands the callable a list of ``Request`` objects (mapping-like, without ``get``)."""
+    """PyTriton hands the callable a list of ``Request`` objects (mapping-like, without ``get``).
+
+    A refused request comes back as a one-line ``BadRequest`` and one log line; another failure
+    is logged with its traceback here and reaches the client as one line too."""
 
     def infer(requests):
-        return model([dict(request.items()) for request in requests])
+        try:
+            return model([dict(request.items()) for request in requests])
+        except Vit5Error as exc:
+            LOGGER.warning("refused a request: %s", _one_line(exc))
+            raise BadRequest(_one_line(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the client gets one line; the traceback stays in our log
+            LOGGER.error("inference failed: %s", _one_line(exc), exc_info=True)
+            raise InferenceFailed(f"{type(exc).__name__}: {_one_line(exc)}") from None
 
     return infer
 
@@ -298,14 +516,32 @@ def stop_on_signals() -> Iterator[threading.Event]:
             signal.signal(sig, old)
 
 
+#: At most this many restarts of a dying tritonserver within RESTART_WINDOW_S seconds; past that
+#: something other than a stray request kills it and ``serve`` stops with the reason.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 60.0
+
+
 def serve(served: ServedModel, options: Optional[ServeOptions] = None, progress: Progress = None,
-          on_ready=None) -> None:
-    """Start the server, call ``on_ready(server)``, serve until Ctrl-C/SIGTERM or until Triton dies,
-    then stop it (tritonserver included)."""
+          on_ready=None, warn: Optional[Callable[[str], None]] = None) -> None:
+    """Start the server, call ``on_ready(server)``, serve until Ctrl-C/SIGTERM, then stop it
+    (tritonserver included).  A tritonserver that dies is started again, with one ``warn`` line
+    naming the reason; one that keeps dying ends ``serve`` with a ServeError giving it."""
+    warn = warn or LOGGER.warning
     with stop_on_signals() as stop:
         with ModelServer(served, options, progress) as server:
             if on_ready is not None:
                 on_ready(server)
-            server.wait(stop)
-            if not stop.is_set():
-                raise ServeError(f"tritonserver stopped unexpectedly{server._log_tail()}")
+            restarts: list[float] = []
+            while True:
+                server.wait(stop)
+                if stop.is_set():
+                    return
+                reason = server.exit_reason()
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
+                if len(restarts) > MAX_RESTARTS:
+                    raise ServeError(f"tritonserver died {len(restarts)} times within {RESTART_WINDOW_S:.0f} s; "
+                                     f"last: {reason}")
+                warn(f"tritonserver died ({reason}); restarting it")
+                server.restart()

@@ -68,7 +68,27 @@ class ModelSignature:
             raise RepositoryError(f"max batch must be >= 1, got {max_batch}")
         if self.static_batch is not None and max_batch != self.static_batch:
             raise RepositoryError(f"the graph has a static batch of {self.static_batch}; it cannot serve max batch {max_batch}")
+        self._check_batch_fits(max_batch)
         return replace(self, max_batch=max_batch)
+
+    def item_bytes(self) -> int:
+        """Bytes of the inputs and outputs of one batch item (a varying dim counts as 1)."""
+        total = 0
+        for spec in (*self.inputs, *self.outputs):
+            size = 8 if spec.dtype == "bytes" else (2 if spec.dtype == "bfloat16" else np.dtype(spec.dtype).itemsize)
+            total += size * int(np.prod([max(int(d), 1) for d in spec.dims], dtype=np.int64))
+        return total
+
+    def _check_batch_fits(self, max_batch: int) -> None:
+        """A batch of ``max_batch`` (Triton's warm-up allocates one of zeros) must fit in this
+        machine's memory, as ``--batch`` must elsewhere."""
+        from vit5_infer.memory import physical_memory_bytes
+
+        total, need = physical_memory_bytes(), max_batch * self.item_bytes()
+        if total is not None and need > total:
+            raise RepositoryError(f"max batch {max_batch} needs about {need / 2**30:.1f} GiB for one batch's inputs "
+                                  f"and outputs, more than this machine's {total / 2**30:.1f} GiB of memory; "
+                                  "use a smaller max batch")
 
 
 def _dims(value_info) -> tuple:
@@ -88,10 +108,12 @@ def onnx_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSign
     import onnx
 
     from vit5_infer.exporters import read_metadata
+    from vit5_infer.files import external_data_paths
 
     path = Path(path)
     metadata = read_metadata(path)  # Vit5Error for a missing or unreadable file
     model = onnx.load(str(path), load_external_data=False)
+    external_data_paths(path, model)  # InputError for a location outside the graph's folder
     initializers = {init.name for init in model.graph.initializer}
     graph_inputs = [i for i in model.graph.input if i.name not in initializers]
     if len(graph_inputs) != 1:

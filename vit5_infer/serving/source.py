@@ -9,10 +9,11 @@ per Triton model instance.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from vit5_infer.files import external_data_paths
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
@@ -21,18 +22,23 @@ from .signature import ModelSignature, config_signature, engine_signature, onnx_
 
 ONNX_BACKENDS = ("ort", "ort-cuda", "ort-trt")
 TORCH_BACKENDS = ("torch", "torch-compile")
-_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+#: Room is left below the filesystem's 255-byte name limit for the staging folder's ``.NAME.staging-PID-XXXXXXXX``.
+MAX_NAME_LENGTH = 200
 
 
 def model_name(source: PathLike, name: Optional[str] = None) -> str:
     """The name Triton serves the model under: ``name``, else the preset name or the file's stem."""
     if name is not None:
-        if not _NAME.match(name) or name.startswith("."):
+        if len(name) > MAX_NAME_LENGTH:
+            raise RepositoryError(f"model name {name[:40]}... is {len(name)} characters long; "
+                                  f"the limit is {MAX_NAME_LENGTH}")
+        if not _NAME.fullmatch(name) or name.startswith("."):
             raise RepositoryError(f"model name {name!r} may hold only letters, digits, '_', '.' and '-'")
         return name
     text = str(source)
     stem = Path(text).stem if (is_onnx_path(text) or is_engine_path(text) or Path(text).suffix) else text
-    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip(".-") or "model"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", stem)[:MAX_NAME_LENGTH].strip(".-") or "model"
 
 
 @dataclass
@@ -43,6 +49,8 @@ class ServedModel:
     #: the file the runners load (None for torch backends, which run the network in memory)
     path: Optional[Path]
     new_runner: Callable[[], Any]
+    #: the files the server reads (source, graph, external data, manifest): never an output such as --log-file
+    inputs: tuple = ()
 
     def describe(self) -> str:
         where = f" from {self.path.name}" if self.path is not None else ""
@@ -91,22 +99,25 @@ def resolve_served_model(
         if not path.is_file():
             raise ServeError(f"{path}: TensorRT engine not found")
         signature = engine_signature(path, max_batch)
-        return ServedModel(served_name, backend, signature, path, lambda: make_runner("trt", path))
+        return ServedModel(served_name, backend, signature, path, lambda: make_runner("trt", path),
+                           inputs=(path, Path(text + ".json")))
 
     if is_onnx_path(text):
         return _onnx_model(Path(text), served_name, backend or "ort", max_batch, threads)
 
     backend = backend or "ort"
     model, origin = (load_options or LoadOptions()).resolve(source)
+    read = (Path(text),) if Path(text).exists() else ()
     if backend in TORCH_BACKENDS:
         signature = config_signature(model.config, max_batch)
         return ServedModel(served_name, backend, signature, None,
-                           lambda: make_runner(backend, model, precision=precision, threads=threads))
+                           lambda: make_runner(backend, model, precision=precision, threads=threads), inputs=read)
     if backend not in ONNX_BACKENDS:
         raise ServeError(f"a preset or checkpoint is served on {', '.join(TORCH_BACKENDS + ONNX_BACKENDS)}; "
                          f"for trt build an engine first ('vit5 build-engine') and serve that")
     path = _export(model, origin, Path(workdir), served_name, precision, progress)
-    return _onnx_model(path, served_name, backend, max_batch, threads)
+    served = _onnx_model(path, served_name, backend, max_batch, threads)
+    return replace(served, inputs=served.inputs + read)
 
 
 def _onnx_model(path: Path, name: str, backend: str, max_batch: Optional[int], threads: Optional[int]) -> ServedModel:
@@ -120,4 +131,5 @@ def _onnx_model(path: Path, name: str, backend: str, max_batch: Optional[int], t
     return ServedModel(
         name, backend, signature, path,
         lambda: make_runner(backend, path, threads=threads, batch_hint=signature.max_batch),
+        inputs=(path, *external_data_paths(path)),
     )
