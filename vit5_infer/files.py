@@ -173,7 +173,7 @@ def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), e
         raise error(f"{what}: {text!r} is not a folder name")
     target = Path(text)
     if _exists(target) and not target.is_dir():
-        raise error(f"{what}: {text} is a file; give a folder")
+        raise error(f"{what}: {text} is a file, not a folder")
     absolute = Path(os.path.abspath(text))
     ancestor = _existing_ancestor(absolute)
     limit = os.pathconf(ancestor if ancestor.is_dir() else ancestor.parent, "PC_NAME_MAX") \

@@ -143,7 +143,9 @@ def check_dataset_folder(folder: Path) -> None:
     """A new or empty folder, or a dataset written here: never a folder of someone else's files."""
     if not folder.is_dir() or (folder / METADATA_NAME).is_file():
         return
-    foreign = next((p.name for p in folder.iterdir() if not p.name.startswith(WORK_PREFIX)), None)
+    # a shard starting at the same moment may be staging the metadata (files.staged_file's ".NAME.*.tmp")
+    ours = (WORK_PREFIX, f".{METADATA_NAME}.")
+    foreign = next((p.name for p in folder.iterdir() if not p.name.startswith(ours)), None)
     if foreign is not None:
         raise PredictError(f"-o {folder}: the folder holds files ({foreign}, ...) but no {METADATA_NAME}, so it is "
                            f"not a dataset written by vit5 predict; give a new or empty folder")
