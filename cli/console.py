@@ -28,6 +28,22 @@ def warn(message: str) -> None:
     err.print(styled(("warning:", "bold yellow"), " ", str(message)))
 
 
+def show_warnings_as_lines() -> None:
+    """Python warnings of the user-facing kind (UserWarning: a skipped folder, seeded calibration) print as
+    one ``warning:`` line, like the CLI's own; the others keep Python's format."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            warn(str(message))
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def loud_warning(message: str) -> None:
     """A warning that must not be missed in a scrolling build log."""
     err.rule(Text("WARNING", style="bold red"), style="red")
@@ -36,6 +52,7 @@ def loud_warning(message: str) -> None:
 
 
 def make_progress(transient: bool = True) -> Progress:
+    # Off when stderr is not a terminal: there a transient bar cannot be erased and leaves a blank line.
     return Progress(
         SpinnerColumn(),
         TextColumn("{task.description}", markup=False),
@@ -44,6 +61,7 @@ def make_progress(transient: bool = True) -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=transient,
+        disable=not err.is_terminal,
     )
 
 

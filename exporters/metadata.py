@@ -11,12 +11,16 @@ import onnx
 from vit5_infer import __version__
 from vit5_infer.config import ViT5Config
 from vit5_infer.errors import Vit5Error
+from vit5_infer.files import parse_json
 from vit5_infer.loading import ModelSource
 from vit5_infer.outputs import output_shapes
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS
 
 PREFIX = "vit5."
+#: Entries that are JSON objects in every graph the exporter writes: one of another type was edited
+#: by hand, and is refused where it is read rather than failing later where it is used.
+OBJECT_KEYS = {"config": dict, "preprocessing": dict, "lowering": dict, "outputs": dict, "quantization": dict}
 
 
 def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
@@ -71,10 +75,8 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
     out = {}
     for entry in model.metadata_props:
         if entry.key.startswith(PREFIX):
-            try:
-                out[entry.key[len(PREFIX):]] = json.loads(entry.value)
-            except json.JSONDecodeError:
-                out[entry.key[len(PREFIX):]] = entry.value
+            key = entry.key[len(PREFIX):]
+            out[key] = parse_json(entry.value, f"the graph's {entry.key} metadata", OBJECT_KEYS.get(key), Vit5Error)
     return out
 
 

@@ -22,3 +22,7 @@ class InputError(Vit5Error, ValueError):
 
 class BenchError(Vit5Error):
     """A benchmark that cannot run as asked (bad option, missing optional dependency, missing reference)."""
+
+
+class OutputError(Vit5Error):
+    """An output the disk cannot take (full, over quota, read-only): the run's result is not written."""
