@@ -31,7 +31,7 @@ MEAN_LIMIT = 10.0
 STD_RANGE = (1e-3, 1e3)
 #: The longest shorter side an image is resized to before the centre crop (image_size / crop_ratio):
 #: a tiny crop_ratio would otherwise ask for a resize to millions of pixels a side.
-MAX_RESIZE_SIDE = 8192
+MAX_RESIZE_SIDE = 4096
 
 
 def check_channels(name: str, values, what: Optional[str] = None) -> tuple:
