@@ -337,7 +337,8 @@ def _identity_graph(inputs: int) -> onnx.ModelProto:
     nodes = [helper.make_node("Identity", [f"x{i}"], [f"y{i}"]) for i in range(inputs)]
     outputs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, 3, 8, 8]) for i in range(inputs)]
     if not inputs:
-        nodes = [helper.make_node("Constant", [], ["y0"], value=numpy_helper.from_array(np.zeros((1, 3, 8, 8), np.float32)))]
+        zeros = numpy_helper.from_array(np.zeros((1, 3, 8, 8), np.float32))
+        nodes = [helper.make_node("Constant", [], ["y0"], value=zeros)]
         outputs = [helper.make_tensor_value_info("y0", TensorProto.FLOAT, [1, 3, 8, 8])]
     return helper.make_model(helper.make_graph(nodes, "g", values, outputs))
 
