@@ -102,3 +102,20 @@ def test_library_warnings_print_as_one_warning_line(capsys):
                       stacklevel=1)
     assert capsys.readouterr().err == ("warning: --images: cannot read folder x/locked (Permission denied); "
                                        "its images are left out\n")
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[" * 100_000 + "]" * 100_000, "nested deeper than"),
+    ('{"engine": 1, "engine": 2}', "duplicate key 'engine'"),
+    ("[1, 2]", "expected a JSON object, got a list"),
+    ('{"x": NaN}', "NaN is not a JSON number"),
+])
+def test_an_engine_manifest_is_read_by_the_strict_reader(tmp_path, text, fragment):
+    from vit5_infer.engines.errors import ManifestError
+    from vit5_infer.engines.manifest import manifest_path_for, read_manifest
+
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"serialized engine")
+    manifest_path_for(engine).write_text(text)
+    with pytest.raises(ManifestError, match=f"not a readable JSON manifest: .*{fragment}".replace("[", r"\[")):
+        read_manifest(engine)
