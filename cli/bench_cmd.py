@@ -80,7 +80,7 @@ def bench(
     from vit5_infer.files import check_output_path
 
     # Every output is checked before any work: a bad report path must not cost a whole run.
-    inputs = (source, model_opts.config, f"{source}.data", labels)
+    inputs = (source, model_opts.config, f"{source}.data", labels, images, calibration)
     reports = {
         "json": json_out is not None and check_output_path(json_out, "--json", inputs, (".json",)),
         "csv": csv_out is not None and check_output_path(csv_out, "--csv", inputs, (".csv",)),

@@ -30,6 +30,22 @@ def warn(message: str) -> None:
     err.print(styled(("warning:", "bold yellow"), " ", str(message)))
 
 
+def show_warnings_as_lines() -> None:
+    """Python warnings of the user-facing kind (UserWarning: a skipped folder, seeded calibration) print as
+    one ``warning:`` line, like the CLI's own; the others keep Python's format."""
+    import warnings
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, UserWarning):
+            warn(str(message))
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def loud_warning(message: str) -> None:
     """A warning that must not be missed in a scrolling build log."""
     err.rule(Text("WARNING", style="bold red"), style="red")
@@ -50,6 +66,8 @@ def make_progress(transient: bool = True, unit: str = "") -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=transient,
+        # off when stderr is not a terminal: there a transient bar cannot be erased and leaves a blank line
+        disable=not err.is_terminal,
     )
 
 

@@ -124,11 +124,9 @@ def debug(
 
     The report is the result: the exit status is 0 whether or not tensors leave tolerance.
     """
-    import onnx
-
     from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
-    from vit5_infer.diagnostics.inputs import graph_input_spec
-    from vit5_infer.diagnostics.layer_compare import graph_precision_of
+    from vit5_infer.diagnostics.inputs import check_batch, graph_input_spec
+    from vit5_infer.diagnostics.layer_compare import check_tolerance, graph_precision_of, load_graph
     from vit5_infer.files import check_output_path, write_json_atomic
     from vit5_infer.exporters.metadata import read_metadata
     from vit5_infer.preprocessing import Preprocessing
@@ -139,6 +137,7 @@ def debug(
         raise InputError("give either SOURCE (a preset or checkpoint) or --reference and --candidate, not both")
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
+    check_tolerance(rel_l2, cosine)
     means, stds = parse_channels(mean, "--mean"), parse_channels(std, "--std")
     if source is None:
         # Two given graphs are compared as they are: these flags only shape the graphs built from SOURCE.
@@ -154,19 +153,22 @@ def debug(
         raise InputError(f"{'/'.join(set_here)} only preprocess --images, and the inputs here are seeded: "
                          f"give --images DIR, or leave {'/'.join(set_here)} out")
     if json_out is not None:
-        check_output_path(json_out, "--json", (source, reference, candidate), (".json",))
+        check_output_path(json_out, "--json", (source, reference, candidate, model_opts.config, images), (".json",))
 
     with console.status("loading") as status:
         if source is not None:
             model, origin = model_opts.resolve(source)
             shape, layout = tuple(model.input_shape), "nchw"
+            check_batch(shape, batch, model.config)
             pre = Preprocessing(image_size=model.config.network.image_size)
             name, default_precision = f"{origin.kind} {origin.name}", precision.value
         else:
             for path in (reference, candidate):
                 read_metadata(path)  # one-line error for a missing or unreadable file
-            reference_graph, candidate_graph = onnx.load(str(reference)), onnx.load(str(candidate))
+            reference_graph, _ = load_graph(reference, "reference")
+            candidate_graph, _ = load_graph(candidate, "candidate")
             shape, layout = graph_input_spec(reference_graph)
+            check_batch(shape, batch)
             pre = Preprocessing.from_metadata(read_metadata(reference_graph), shape[0] if layout == "nhwc" else shape[1])
             name, default_precision = f"{candidate} vs {reference}", graph_precision_of(candidate_graph)
         pre = pre.with_overrides(mean=means, std=stds)

@@ -187,8 +187,10 @@ def export_model(
 def _export_quantized(model, origin, source: str, output: Path, pre, quant: Quantization, seed: int, *,
                       target: Optional[str], **options):
     from vit5_infer.exporters.quantization import calibration_inputs, export_quantized, resolve_scheme
+    from vit5_infer.memory import check_inputs_fit
 
     resolve_scheme(options["precision"], target, options["opset"])  # a bad target fails before calibration
+    check_inputs_fit(model.input_shape, quant.count, "--calibration-count")
     with console.status(f"loading calibration inputs for {source}"), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         calibration = calibration_inputs(quant.calibration, input_shape=model.input_shape, preprocessing=pre,
@@ -232,9 +234,12 @@ def export(
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
     names = tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES))
     from vit5_infer.exporters.export import check_export_path
+    from vit5_infer.preprocessing import check_crop_ratio
 
     # Before any work: a bad output path must not cost a load and an export, and never name an input.
-    output = check_export_path(output, inputs=(source, model_opts.config))
+    output = check_export_path(output, inputs=(source, model_opts.config, calibration))
+    if crop_ratio is not None:
+        check_crop_ratio(crop_ratio, what="--crop-ratio")  # the resize bound needs the model: checked after loading
     patterns = None
     if keep_float is not None:
         patterns = [] if keep_float.strip().lower() == "none" else [p.strip() for p in keep_float.split(",") if p.strip()]

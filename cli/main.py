@@ -71,10 +71,22 @@ def one_line(message: str) -> str:
 
 
 def main(argv: Optional[list] = None) -> None:
+    from vit5_infer.files import disk_error
+
+    from .console import show_warnings_as_lines
+
+    show_warnings_as_lines()
     try:
         app(args=argv, prog_name="vit5")
     except Vit5Error as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:
+        # A full disk (or a read-only one) is the machine's state, not a bug, wherever the write happened.
+        error = disk_error(exc)
+        if error is None:
+            raise
+        print(f"error: {one_line(error)}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         _interrupted()

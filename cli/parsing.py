@@ -7,9 +7,18 @@ import typer
 from vit5_infer.errors import InputError
 
 
+def split_list(text: str, option: str) -> list[str]:
+    """``text`` split at commas, each part stripped; an empty part (``1,,2``, a trailing comma) is refused:
+    it is a value the user meant to type and did not."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(parts):
+        raise typer.BadParameter(f"empty value in {text!r}: give values separated by single commas", param_hint=option)
+    return parts
+
+
 def parse_int_list(text: str, option: str) -> list[int]:
     try:
-        values = [int(part) for part in text.split(",") if part.strip()]
+        values = [int(part) for part in split_list(text, option)]
     except ValueError:
         raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option) from None
     if not values or any(v < 1 for v in values):
@@ -19,7 +28,7 @@ def parse_int_list(text: str, option: str) -> list[int]:
 
 def parse_name_list(text: str, option: str, choices: Iterable[str]) -> list[str]:
     choices = list(choices)
-    names = [part.strip() for part in text.split(",") if part.strip()]
+    names = split_list(text, option)
     unknown = [n for n in names if n not in choices]
     if unknown or not names:
         raise typer.BadParameter(
@@ -29,15 +38,18 @@ def parse_name_list(text: str, option: str, choices: Iterable[str]) -> list[str]
 
 
 def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
-    """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel)."""
+    """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel), checked as
+    the preprocessing checks them (finite, within range) before any work; ``option`` is --mean or --std."""
+    from vit5_infer.preprocessing import check_channels
+
     if text is None:
         return None
     try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
+        values = tuple(float(part) for part in text.split(","))
     except ValueError:
         values = ()
     if len(values) == 1:
         values = values * 3
     if len(values) != 3:
         raise InputError(f"{option} takes one value or three (R, G, B) separated by commas, got {text!r}")
-    return values
+    return check_channels(option.lstrip("-"), values, option)

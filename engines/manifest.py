@@ -204,10 +204,9 @@ def read_manifest(engine_path: PathLike) -> EngineManifest:
     path = engine_path if engine_path.name.endswith(".engine" + MANIFEST_SUFFIX) else manifest_path_for(engine_path)
     if not path.is_file():
         raise ManifestError(f"{path}: engine manifest not found (engines built by 'vit5 build-engine' have one)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ManifestError(f"{path}: not a readable JSON manifest ({str(exc).splitlines()[0]})") from None
+    from vit5_infer.files import read_json
+
+    data = read_json(path, f"{path}: not a readable JSON manifest", dict, ManifestError)
     return EngineManifest.from_dict(data, origin=str(path))
 
 

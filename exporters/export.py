@@ -16,6 +16,7 @@ import onnx
 import torch
 
 from vit5_infer.errors import Vit5Error
+from vit5_infer.files import disk_errors
 from vit5_infer.loading import ModelSource, example_inputs
 from vit5_infer.metrics import (
     TOLERANCES,
@@ -299,14 +300,30 @@ def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -
     return external
 
 
+def references_external_file(path: Path, name: str) -> bool:
+    """Whether the ONNX graph at ``path`` keeps tensors in the file ``name`` beside it (False for a
+    missing or unreadable file: then nothing of it can be known to be that graph's)."""
+    if not path.is_file():
+        return False
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... for files that are not graphs
+        return False
+    return any(entry.key == "location" and os.path.normpath(entry.value) == name
+               for tensor in _all_initializers(graph.graph) if tensor.data_location == onnx.TensorProto.EXTERNAL
+               for entry in tensor.external_data)
+
+
 def _publish(staged: Path, path: Path, external: bool) -> int:
     """Move the staged model (and its weights) to ``path``; returns the bytes written.  An inline
-    export removes the ``OUTPUT.data`` of an earlier external one: nothing would read it again."""
+    export removes the ``OUTPUT.data`` of the earlier graph at ``path`` when that graph read it:
+    nothing would read it again.  A file of that name that no graph there referenced is left alone."""
     data = external_data_path(path)
+    stale = not external and data.is_file() and references_external_file(path, data.name)
     if external:
         os.replace(external_data_path(staged), data)
     os.replace(staged, path)
-    if not external and data.is_file():
+    if stale:
         data.unlink(missing_ok=True)
     return path.stat().st_size + (data.stat().st_size if external else 0)
 
@@ -424,7 +441,8 @@ def export_onnx(
     published = False
     try:
         staged = stage_dir / path.name
-        external = _write_staged(graph, staged, external_data)
+        with disk_errors(path):
+            external = _write_staged(graph, staged, external_data)
         if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
             onnx.checker.check_model(str(staged))  # past 2 GB the checker must read from disk
         timings["save"] = time.perf_counter() - start
@@ -442,7 +460,8 @@ def export_onnx(
                     f"(max abs {worst.max_abs_err:.3g}, cosine {worst.cosine:.6f}); nothing written"
                 )
             timings["validate"] = time.perf_counter() - start
-        size = _publish(staged, path, external)
+        with disk_errors(path):
+            size = _publish(staged, path, external)
         published = True
     finally:
         shutil.rmtree(stage_dir, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 import re
 import warnings
@@ -168,6 +169,9 @@ def read_state_dict(path: Union[str, Path], weights: str = "ema", trust_pickle: 
         raise CheckpointError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint is not a file: {path}")
+    if not os.access(path, os.R_OK):
+        # Checked here: the loaders report an unreadable file as missing ("No such file or directory").
+        raise CheckpointError(f"{path}: permission denied (the checkpoint is not readable by this user)")
     if path.suffix == ".safetensors":
         if weights == "raw":
             raise CheckpointError(f"{path}: a safetensors state_dict has no separate raw weights")

@@ -26,3 +26,7 @@ class BenchError(Vit5Error):
 
 class PredictError(Vit5Error):
     """A ``vit5 predict`` run that cannot start or go on as asked (bad option, input list or output dataset)."""
+
+
+class OutputError(Vit5Error):
+    """An output the disk cannot take (full, over quota, read-only): the run's result is not written."""

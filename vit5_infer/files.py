@@ -4,6 +4,7 @@ output paths before any work starts.  Every writer of the toolkit goes through h
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -27,8 +28,9 @@ def staged_file(path: PathLike) -> Iterator[Path]:
         os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        os.replace(tmp, target)
+        with disk_errors(target):
+            yield tmp
+            os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -151,8 +153,14 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
         raise InputError(f"{what}: cannot write {text}: folder {ancestor} is not writable")
     resolved = target.resolve()
     for source in inputs:
-        if source is not None and Path(source).exists() and Path(source).resolve() == resolved:
+        if source is None or not Path(source).exists():
+            continue
+        source_path = Path(source).resolve()
+        if source_path == resolved:
             raise InputError(f"{what}: {text} is also an input of this command; refusing to overwrite it")
+        if source_path.is_dir() and source_path in resolved.parents:
+            # A folder of inputs (images, calibration) is read whole: anything written inside it is read back.
+            raise InputError(f"{what}: {text} lies inside {source}, an input folder of this command; write it elsewhere")
     return target
 
 
@@ -221,3 +229,142 @@ def require_file(path: PathLike, suffixes: tuple, what: str, error: Optional[typ
     if not path.is_file():
         raise fail(f"{path}: {what} not found" if not path.exists() else f"{path}: {what} is not a file")
     return path
+
+
+# ---- writes that fail for want of room ---------------------------------------------------------
+#: Errors of the disk, not of the program: a full disk or quota, a file past the filesystem's size
+#: limit, a filesystem that turned read-only.  Every writer reports them as one line.
+DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+               errno.EFBIG: "file too large for the filesystem", errno.EROFS: "read-only filesystem"}
+
+
+def disk_error(exc: BaseException, path: Optional[PathLike] = None):
+    """The one-line Vit5Error for an OSError that says the disk cannot take the write; None for any other error."""
+    from .errors import OutputError
+
+    reason = DISK_ERRNOS.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
+    if reason is None:
+        return None
+    where = path if path is not None else exc.filename
+    return OutputError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")
+
+
+@contextlib.contextmanager
+def disk_errors(path: Optional[PathLike] = None) -> Iterator[None]:
+    """Turns a full disk (or quota, size limit, read-only filesystem) while writing ``path`` into one line."""
+    try:
+        yield
+    except OSError as exc:
+        error = disk_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
+
+
+# ---- strict, bounded JSON ----------------------------------------------------------------------
+#: Deeper nesting than any document of the toolkit has: refused before the parser recurses.
+JSON_MAX_DEPTH = 32
+JSON_MAX_BYTES = 64 * 2**20
+
+
+def _json_depth(text: str) -> int:
+    """The deepest nesting of ``[`` and ``{`` in ``text`` (strings skipped), without recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of the range of a number")
+    return value
+
+
+def _unique_keys(pairs: list) -> dict:
+    seen: dict = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"duplicate key {key!r}")
+        seen[key] = value
+    return seen
+
+
+def parse_json(text, what: str, expect: Optional[type] = None, error: Optional[type] = None,
+               max_depth: int = JSON_MAX_DEPTH):
+    """``text`` (str or bytes) as strict JSON, or one-line ``error`` (default InputError) naming ``what``.
+
+    Refuses what Python's json module would take silently or fail on with a traceback: NaN and
+    Infinity, a key given twice in one object, nesting deeper than ``max_depth``, numbers past the
+    digit limit; a leading UTF-8 byte-order mark is skipped.  ``expect`` (dict or list): the type the
+    document must be.
+    """
+    from .errors import InputError
+
+    error = error or InputError
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise error(f"{what}: not UTF-8 text") from None
+    text = text.removeprefix("\ufeff")
+    if len(text) > JSON_MAX_BYTES:
+        raise error(f"{what}: {len(text)} characters of JSON, more than the {JSON_MAX_BYTES} this reader takes")
+    if _json_depth(text) > max_depth:
+        raise error(f"{what}: JSON nested deeper than {max_depth} levels")
+    try:
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
+                              object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as exc:
+        raise error(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # NaN/Infinity, duplicate keys, an integer past the digit limit
+        raise error(f"{what}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    if expect is not None and not isinstance(document, expect):
+        wanted = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        raise error(f"{what}: expected a JSON {wanted}, got {_json_kind(document)}")
+    return document
+
+
+def _json_kind(document) -> str:
+    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "a boolean"),
+                       ((int, float), "a number")):
+        if isinstance(document, kind):
+            return name
+    return "null"
+
+
+def read_json(path: PathLike, what: Optional[str] = None, expect: Optional[type] = None,
+              error: Optional[type] = None):
+    """The strict JSON document in the file ``path`` (see ``parse_json``); one-line ``error`` for a file that
+    is missing, unreadable, too large, or not such a document."""
+    from .errors import InputError
+
+    error = error or InputError
+    label = what or str(path)
+    try:
+        size = os.stat(path).st_size
+        if size > JSON_MAX_BYTES:
+            raise error(f"{label}: {size} bytes, more than the {JSON_MAX_BYTES} a JSON file may have here")
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise error(f"{label}: cannot read it ({exc.strerror or type(exc).__name__})") from None
+    return parse_json(data, label, expect, error)

@@ -12,11 +12,15 @@ from typing import TYPE_CHECKING, Union
 
 from .config import ViT5Config
 from .errors import Vit5Error
+from .files import parse_json
 
 if TYPE_CHECKING:
     import onnx
 
 PREFIX = "vit5."
+#: Entries that are JSON objects in every graph the exporter writes: one of another type was edited
+#: by hand, and is refused where it is read rather than failing later where it is used.
+OBJECT_KEYS = {"config": dict, "preprocessing": dict, "lowering": dict, "outputs": dict, "quantization": dict}
 
 
 def write_metadata(model: onnx.ModelProto, metadata: dict) -> None:
@@ -48,10 +52,8 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
     out = {}
     for entry in model.metadata_props:
         if entry.key.startswith(PREFIX):
-            try:
-                out[entry.key[len(PREFIX) :]] = json.loads(entry.value)
-            except json.JSONDecodeError:
-                out[entry.key[len(PREFIX) :]] = entry.value
+            key = entry.key[len(PREFIX) :]
+            out[key] = parse_json(entry.value, f"the graph's {entry.key} metadata", OBJECT_KEYS.get(key), Vit5Error)
     return out
 
 

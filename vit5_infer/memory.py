@@ -43,3 +43,19 @@ def check_batch_fits(config, batch: int, what: str = "--batch", copies: int = 1)
             f"{what} {batch} needs about {need / 2**30:.1f} GiB for inputs and activations, more than this "
             f"machine's {total / 2**30:.1f} GiB of memory; use a smaller batch"
         )
+
+
+def check_inputs_fit(sample_shape, count: int, what: str = "--batch", copies: int = 1) -> None:
+    """InputError when ``count`` FP32 inputs of ``sample_shape`` (``copies`` times over) cannot fit in
+    this machine's memory: the guard for options that hold every input at once (calibration sets,
+    comparison batches), where activations are computed a few inputs at a time."""
+    per_input = FLOAT_BYTES
+    for dim in sample_shape:
+        per_input *= int(dim)
+    total = physical_memory_bytes()
+    need = per_input * int(count) * copies
+    if total is not None and need > total:
+        raise InputError(
+            f"{what} {count} needs about {need / 2**30:.1f} GiB for its inputs alone, more than this machine's "
+            f"{total / 2**30:.1f} GiB of memory; use a smaller {what}"
+        )

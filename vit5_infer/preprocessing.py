@@ -9,6 +9,9 @@ with the ImageNet mean and std.  Pillow is imported only when images are decoded
 from __future__ import annotations
 
 import io
+import math
+import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -22,6 +25,50 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
+#: Pixels are scaled to 0-1 before normalization, so a mean outside this range or a std outside
+#: STD_RANGE is a mistake (a 0-255 mean, a typo); the bounds also keep normalized values finite in FP32.
+MEAN_LIMIT = 10.0
+STD_RANGE = (1e-3, 1e3)
+#: The longest shorter side an image is resized to before the centre crop (image_size / crop_ratio):
+#: a tiny crop_ratio would otherwise ask for a resize to millions of pixels a side.
+MAX_RESIZE_SIDE = 4096
+
+
+def check_channels(name: str, values, what: Optional[str] = None) -> tuple:
+    """``values`` (mean or std, one per channel R, G, B) as floats, or InputError naming ``what``
+    (default ``preprocessing NAME``): three finite values, a mean within +-MEAN_LIMIT, a std in STD_RANGE."""
+    what = what or f"preprocessing {name}"
+    try:
+        values = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be numbers, got {values!r}") from None
+    if len(values) != 3:
+        raise InputError(f"{what} needs 3 values (R, G, B), got {list(values)}")
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{what} must be finite numbers, got {list(values)}")
+    if name == "std":
+        low, high = STD_RANGE
+        if not all(low <= v <= high for v in values):
+            raise InputError(f"{what} values must lie in [{low:g}, {high:g}] (pixels are scaled to 0-1), got {list(values)}")
+    elif not all(abs(v) <= MEAN_LIMIT for v in values):
+        raise InputError(f"{what} values must lie in [-{MEAN_LIMIT:g}, {MEAN_LIMIT:g}] (pixels are scaled to 0-1), "
+                         f"got {list(values)}")
+    return values
+
+
+def check_crop_ratio(crop_ratio, image_size: Optional[int] = None, what: str = "preprocessing crop_ratio") -> float:
+    """``crop_ratio`` as a float in (0, 1] whose resize (``image_size / crop_ratio``) stays within
+    MAX_RESIZE_SIDE; InputError otherwise."""
+    try:
+        ratio = float(crop_ratio)
+    except (TypeError, ValueError):
+        raise InputError(f"{what} must be a number, got {crop_ratio!r}") from None
+    if not 0.0 < ratio <= 1.0:
+        raise InputError(f"{what} must lie in (0, 1], got {crop_ratio!r}")
+    if image_size is not None and not image_size / ratio <= MAX_RESIZE_SIDE:
+        raise InputError(f"{what} {crop_ratio!r} resizes {image_size}-pixel images to a shorter side past "
+                         f"{MAX_RESIZE_SIDE} pixels; use at least {image_size / MAX_RESIZE_SIDE:.3g}")
+    return ratio
 
 
 @dataclass(frozen=True)
@@ -35,14 +82,9 @@ class Preprocessing:
     def __post_init__(self):
         if not isinstance(self.image_size, int) or self.image_size < 1:
             raise InputError(f"preprocessing image_size must be a positive integer, got {self.image_size!r}")
-        if not 0.0 < float(self.crop_ratio) <= 1.0:
-            raise InputError(f"preprocessing crop_ratio must lie in (0, 1], got {self.crop_ratio!r}")
+        check_crop_ratio(self.crop_ratio, self.image_size)
         for name in ("mean", "std"):
-            values = getattr(self, name)
-            if len(values) != 3:
-                raise InputError(f"preprocessing {name} needs 3 values (R, G, B), got {list(values)}")
-        if any(not float(s) > 0 for s in self.std):
-            raise InputError(f"preprocessing std values must be > 0, got {list(self.std)}")
+            check_channels(name, getattr(self, name))
         if self.interpolation not in INTERPOLATIONS:
             raise InputError(
                 f"preprocessing interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}"
@@ -97,12 +139,29 @@ class Preprocessing:
         return replace(self, image_size=image_size)
 
 
+def image_files(folder: PathLike, what: str = "--images") -> list[Path]:
+    """Every image file below ``folder`` (recursively, symlinked folders not followed), sorted by path.
+    A folder below it that cannot be read is skipped with a warning naming it; ``folder`` itself
+    unreadable is an InputError."""
+    folder = Path(folder)
+    unreadable: list[OSError] = []
+    found = []
+    for root, _, names in os.walk(folder, onerror=unreadable.append):
+        found += [Path(root) / name for name in names if Path(name).suffix.lower() in IMAGE_SUFFIXES]
+    for exc in unreadable:
+        if Path(exc.filename or folder) == folder:
+            raise InputError(f"{what}: cannot read {folder} ({exc.strerror or type(exc).__name__})")
+        warnings.warn(f"{what}: cannot read folder {exc.filename} ({exc.strerror or type(exc).__name__}); "
+                      "its images are left out", stacklevel=2)
+    return sorted(p for p in found if p.is_file())
+
+
 def list_images(folder: PathLike, what: str = "--images") -> list[Path]:
-    """Every image file below ``folder`` (recursively), sorted by path."""
+    """Every image file below ``folder`` (``image_files``); InputError when there is none."""
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{what}: {folder} is not a directory")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = image_files(folder, what)
     if not files:
         raise InputError(f"{what}: no image files ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
     return files
@@ -163,30 +222,59 @@ def _pillow():
     return Image, UnidentifiedImageError
 
 
+def _decoded(source, pre: Preprocessing) -> np.ndarray:
+    """``source`` (a path or a file object) decoded and preprocessed.  Pillow's decoders fail on damaged
+    data with whatever their parser hits (OSError, ValueError, SyntaxError for a bad PNG chunk,
+    struct.error, EOFError, IndexError, ...): every such failure is the file's, raised as a DecodeError."""
+    Image, _ = _pillow()
+    img = None
+    try:
+        img = Image.open(source)
+        img.load()
+    except Image.DecompressionBombError as exc:
+        _close(img)
+        raise DecodeError("too large to decode safely (a decompression bomb?); resize it below Pillow's "
+                          "MAX_IMAGE_PIXELS", exc) from None
+    except (KeyboardInterrupt, MemoryError, RecursionError):
+        _close(img)
+        raise
+    except Exception as exc:  # noqa: BLE001 - see the docstring: the decoders' failures have no common type
+        _close(img)
+        raise DecodeError(str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__, exc) from None
+    with img:
+        return preprocess_image(img, pre)
+
+
+def _close(img) -> None:
+    if img is not None:
+        img.close()
+
+
+class DecodeError(InputError):
+    """Bytes no image decoder of Pillow can read."""
+
+    def __init__(self, reason: str, cause: BaseException):
+        super().__init__(reason)
+        self.cause_type = type(cause).__name__
+
+
 def load_image(path: PathLike, pre: Preprocessing, what: str = "--images") -> np.ndarray:
     """One preprocessed image ``[3, S, S]``; InputError for a file Pillow cannot decode."""
-    Image, UnidentifiedImageError = _pillow()
     try:
-        with Image.open(path) as img:
-            return preprocess_image(img, pre)
+        return _decoded(path, pre)
+    except DecodeError as exc:
+        raise InputError(f"{what}: cannot decode {path} ({exc})") from None
     except InputError as exc:
         raise InputError(f"{what}: {path}: {exc}") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"{what}: {path} is too large to decode safely (a decompression bomb?); "
-                         "resize it below Pillow's MAX_IMAGE_PIXELS") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombWarning) as exc:
-        raise InputError(f"{what}: cannot decode {path} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 def decode_image(data: bytes, pre: Preprocessing, what: str = "image") -> np.ndarray:
     """One preprocessed image ``[3, S, S]`` from encoded bytes (PNG, JPEG, ...), as a server receives
     it; InputError for bytes Pillow cannot decode."""
-    Image, UnidentifiedImageError = _pillow()
     try:
-        with Image.open(io.BytesIO(bytes(data))) as img:
-            return preprocess_image(img, pre)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{what}: cannot decode {len(data)} bytes as an image ({type(exc).__name__})") from None
+        return _decoded(io.BytesIO(bytes(data)), pre)
+    except DecodeError as exc:
+        raise InputError(f"{what}: cannot decode {len(data)} bytes as an image ({exc.cause_type})") from None
 
 
 def load_images(files_or_folder, pre: Preprocessing, count: int, what: str = "--images") -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -36,6 +37,11 @@ DEFAULT_KEEP_FLOAT = ("embed/", "head/", "short_conv")
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
     return any(p in name for p in patterns)
+
+
+def unmatched_patterns(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
+    """The node-name patterns (as ``_matches`` reads them) that match none of ``names``."""
+    return [p for p in patterns if not any(_matches(name, (p,)) for name in names)]
 
 
 def to_layout(pixels: np.ndarray, layout: str) -> np.ndarray:
@@ -110,6 +116,10 @@ def export_quantized(
     note("building the FP32 graph")
     graph, used = build_graph(model, opset=opset, batch=batch, layout=layout, lowering=lowering, target=scheme.target)
     candidates = quantizable_nodes(graph)
+    if keep_float is not None:
+        for pattern in unmatched_patterns(keep_float, [n.name for n in candidates]):
+            warnings.warn(f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in "
+                          "higher precision", stacklevel=2)
     attention = [n for n in attention_products(graph) if not _matches(n.name, keep)]
     attention = attention if scheme.quantizes_attention else []
     calib_inputs = to_layout(calibration.calibration, layout)

@@ -111,11 +111,19 @@ def test_one_class_folder_is_a_dataset_with_a_labels_file(small_digits, tmp_path
     ("bools.json", '{"3": true}', "expected a JSON list of class folder names"),
     ("empty.txt", "\n \n", "names no class"),
     ("twice.txt", "3\n7\n3\n", "class '3' is listed twice"),
-    ("negative.json", '{"3": -1}', "negative index -1"),
+    ("negative.json", '{"3": -1}', "index -1, outside 0.."),
+    ("past_int64.json", '{"3": 9223372036854775808}', "index 9223372036854775808, outside 0.."),
+    ("huge.json", '{"3": 1' + "0" * 5000 + "}", "not valid JSON"),
+    ("nested.json", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
+    ("duplicate.json", '{"3": 0, "7": 1, "3": 2}', "duplicate key '3'"),
+    ("nan.json", '{"3": NaN}', "NaN is not a JSON number"),
+    ("latin1.json", b'["\xe9"]', "not UTF-8"),
 ])
 def test_bad_labels_file_is_one_line_error(tmp_path, name, text, message):
     path = tmp_path / name
-    if text is not None:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    elif text is not None:
         path.write_text(text)
     with pytest.raises(BenchError, match=message.replace("[", r"\[")) as info:
         read_class_index(path)
@@ -162,3 +170,14 @@ def test_bench_uses_the_labels_file(digits_dir, tmp_path):
     assert sorted_order.results[0].dataset["top1"] < 0.5
     assert with_labels.results[0].dataset == {"images": 10, "top1": 1.0, "top5": 1.0}
     assert with_labels.to_dict()["settings"]["labels"] == str(tmp_path / "classes.txt")
+
+
+@pytest.mark.parametrize("name, text", [
+    ("bom.txt", "\ufeff3\n7\n"),
+    ("bom.json", '\ufeff["3", "7"]'),
+    ("bom_object.json", '\ufeff{"3": 0, "7": 1}'),
+])
+def test_a_byte_order_mark_is_not_part_of_the_first_class(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    assert read_class_index(path) == {"3": 0, "7": 1}

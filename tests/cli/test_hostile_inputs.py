@@ -270,3 +270,175 @@ def test_inspect_foreign_onnx_with_a_sequence_input(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "frames" in proc.stdout and "seq(" in proc.stdout
     assert "no vit5 metadata" in proc.stdout
+
+
+# ---- hostile inputs, round 3: one real-entry-point run per class (unit tests cover each class) --------
+
+
+def _images(folder: Path, count: int = 2) -> Path:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        Image.new("RGB", (40, 40), (60 * i, 90, 120)).save(folder / f"{i}.png")
+    return folder
+
+
+def _in_process(script_body: str, tmp_path: Path):
+    """A runner of ``vit5 ARGS`` by ``main()`` in a fresh interpreter after ``script_body`` (a stand-in for the
+    machine's state)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    script = script_body + "\nfrom vit5_infer.cli.main import main\nimport sys\nmain(sys.argv[1:])\n"
+    return lambda *args: subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=tmp_path, env=env,
+                                        capture_output=True, text=True, timeout=240)
+
+
+def test_no_output_lands_inside_an_input_folder(checkpoint, tmp_path):
+    images = _images(tmp_path / "images")
+    before = sorted(p.name for p in images.iterdir())
+    assert_one_line_error(vit5("bench", checkpoint, "-b", "torch", "--images", images, "--plot", images / "0.png"),
+                          "--plot", "an input folder")
+    assert_one_line_error(vit5("export", checkpoint, "--precision", "int8", "--calibration", images,
+                               "-o", images / "sub" / "m.onnx"), "output", "an input folder")
+    assert sorted(p.name for p in images.iterdir()) == before
+
+
+@pytest.mark.slow  # an export
+def test_inline_export_keeps_a_data_file_it_did_not_write(checkpoint, tmp_path):
+    (tmp_path / "u.onnx.data").write_bytes(b"unrelated")
+    proc = vit5("export", checkpoint, "-o", tmp_path / "u.onnx", "--no-validate", "--inline-data")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "u.onnx.data").read_bytes() == b"unrelated"
+
+
+def _broken_chunk_png() -> bytes:
+    """A PNG whose second IDAT chunk has a broken type: Pillow identifies it, then raises SyntaxError in load()."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)
+    data = buffer.getvalue()
+    second = data.index(b"IDAT", data.index(b"IDAT") + 4)
+    return data[:second] + b"I\x00AT" + data[second + 4:]
+
+
+def test_a_png_with_a_broken_chunk_is_one_line(checkpoint, tmp_path):
+    images = _images(tmp_path / "images", 1)
+    (images / "broken.png").write_bytes(_broken_chunk_png())
+    assert_one_line_error(vit5("debug", checkpoint, "--images", images, "--top", "0"), "cannot decode",
+                          "broken.png")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("--mean", "nan"), ("--mean", "finite")),
+    (("--std", "1e-300"), ("--std", "must lie in")),
+    (("--crop-ratio", "5e-324"), ("crop_ratio", "4096 pixels")),
+    (("--precision", "int8", "--calibrate-on-seeded-inputs", "--calibration-count", "99999999999"),
+     ("--calibration-count 99999999999 needs about",)),
+])
+def test_preprocessing_and_calibration_values_are_one_line(checkpoint, tmp_path, args, fragments):
+    assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", *args), *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(checkpoint, tmp_path):
+    """The disk is a stand-in: onnx's save raises ENOSPC, as a full filesystem makes it."""
+    full = _in_process(
+        "import errno, onnx\n"
+        "def full(*args, **kwargs):\n"
+        "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
+        "onnx.save_model = full\n", tmp_path)
+    proc = full("export", checkpoint, "-o", tmp_path / "out" / "m.onnx", "--no-validate")
+    assert_one_line_error(proc, "cannot write", "m.onnx", "no space left")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
+
+
+def test_hand_edited_metadata_is_one_line(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])]))
+    entry = model.metadata_props.add()
+    entry.key, entry.value = "vit5.preprocessing", "[" * 100_000 + "]" * 100_000
+    onnx.save(model, str(tmp_path / "nested.onnx"))
+    assert_one_line_error(vit5("inspect", tmp_path / "nested.onnx"), "vit5.preprocessing", "nested deeper")
+    entry.value = '"a string"'
+    onnx.save(model, str(tmp_path / "string.onnx"))
+    assert_one_line_error(vit5("debug", "--reference", tmp_path / "string.onnx", "--candidate",
+                               tmp_path / "string.onnx"), "vit5.preprocessing", "expected a JSON object")
+
+
+def test_a_labels_file_with_a_duplicate_key_is_one_line(checkpoint, tmp_path):
+    images = tmp_path / "images"
+    _images(images / "a", 1)
+    _images(images / "b", 1)
+    (tmp_path / "labels.json").write_text('{"a": 0, "b": 1, "a": 2}')
+    assert_one_line_error(vit5("bench", checkpoint, "-b", "torch", "--images", images, "--labels",
+                               tmp_path / "labels.json", "--iters", "1", "--warmup", "0"), "duplicate key 'a'")
+
+
+def test_debug_on_a_graph_without_inputs_is_one_line(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    zeros = numpy_helper.from_array(np.zeros((1, 3, 8, 8), np.float32))
+    constant = helper.make_node("Constant", [], ["y"], value=zeros)
+    model = helper.make_model(helper.make_graph(
+        [constant], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])]))
+    onnx.save(model, str(tmp_path / "none.onnx"))
+    assert_one_line_error(vit5("debug", "--reference", tmp_path / "none.onnx", "--candidate", tmp_path / "none.onnx"),
+                          "has 0 inputs")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (("bench", "vit5-small", "-b", "torch", "--seconds", "inf"), "--seconds must be > 0 and at most"),
+    (("debug", "vit5-small", "--rel-l2", "nan"), "--rel-l2 must be a finite number"),
+    (("debug", "vit5-small", "--cosine", "2"), "--cosine must lie in [-1, 1]"),
+])
+def test_unbounded_or_meaningless_numbers_are_refused_before_work(args, fragment):
+    assert_one_line_error(vit5(*args), fragment)
+
+
+def test_a_bench_error_is_the_only_line_on_stderr(checkpoint, tmp_path):
+    proc = vit5("bench", checkpoint, "-b", "torch", "--images", tmp_path / "missing")
+    assert_one_line_error(proc, "is not a directory")
+    assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1  # no blank line before it
+
+
+def test_an_empty_list_item_is_refused():
+    proc = vit5("bench", "vit5-small", "-b", "torch", "--batch", "1,,2")
+    assert proc.returncode == 2 and "empty value in '1,,2'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # an int8 export
+def test_a_keep_float_pattern_that_matches_nothing_is_named(checkpoint, tmp_path):
+    proc = vit5("export", checkpoint, "-o", tmp_path / "q.onnx", "--precision", "int8", "--calibrate-on-seeded-inputs",
+                "--keep-float", "embed/,no_such_layer", "--no-validate")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: --keep-float pattern 'no_such_layer' matches no quantizable layer" in proc.stderr
+    assert "'embed/'" not in proc.stderr
+
+
+def test_an_unreadable_image_folder_is_named(checkpoint, tmp_path):
+    """Root reads every folder: the refusal the kernel gives other users is made by os.scandir here."""
+    images = _images(tmp_path / "images")
+    (images / "locked").mkdir()
+    locked = _in_process(
+        "import os\n"
+        "real = os.scandir\n"
+        "def scandir(path='.'):\n"
+        "    if os.fspath(path).endswith('locked'):\n"
+        "        raise PermissionError(13, 'Permission denied', os.fspath(path))\n"
+        "    return real(path)\n"
+        "os.scandir = scandir\n", tmp_path)
+    proc = locked("debug", checkpoint, "--images", images, "--top", "0")
+    assert proc.returncode == 0, proc.stderr
+    assert f"warning: --images: cannot read folder {images / 'locked'} (Permission denied)" in proc.stderr

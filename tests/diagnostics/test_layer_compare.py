@@ -329,3 +329,63 @@ def test_cli_errors_are_one_line(golden_dir, tmp_path, capsys, make_args, fragme
     code = run_cli("debug", *make_args(golden_dir / "attn_cls_r4.safetensors", tmp_path))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and err[0].startswith("error: ") and fragment in err[0], err
+
+
+# ---- foreign graphs: one line, not IndexError or onnx's ValidationError ------------------------------
+def _identity_graph(inputs: int) -> onnx.ModelProto:
+    values = [helper.make_tensor_value_info(f"x{i}", TensorProto.FLOAT, [1, 3, 8, 8]) for i in range(inputs)]
+    nodes = [helper.make_node("Identity", [f"x{i}"], [f"y{i}"]) for i in range(inputs)]
+    outputs = [helper.make_tensor_value_info(f"y{i}", TensorProto.FLOAT, [1, 3, 8, 8]) for i in range(inputs)]
+    if not inputs:
+        zeros = numpy_helper.from_array(np.zeros((1, 3, 8, 8), np.float32))
+        nodes = [helper.make_node("Constant", [], ["y0"], value=zeros)]
+        outputs = [helper.make_tensor_value_info("y0", TensorProto.FLOAT, [1, 3, 8, 8])]
+    return helper.make_model(helper.make_graph(nodes, "g", values, outputs))
+
+
+@pytest.mark.parametrize("inputs, fragment", [(0, "has 0 inputs (none)"), (2, "has 2 inputs (x0, x1)")])
+def test_a_graph_without_exactly_one_input_is_refused(inputs, fragment):
+    from vit5_infer.diagnostics.inputs import graph_input_spec
+
+    graph = _identity_graph(inputs)
+    with pytest.raises(InputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        graph_input_spec(graph)
+    with pytest.raises(InputError, match="exactly one"):
+        compare_layers(graph, graph, np.zeros((1, 3, 8, 8), np.float32))
+
+
+def test_a_graph_whose_external_data_is_missing_is_one_line(tmp_path):
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    from vit5_infer.diagnostics.layer_compare import load_graph
+
+    weights = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
+    graph = helper.make_model(helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])], [weights]))
+    convert_model_to_external_data(graph, location="ref.onnx.data", size_threshold=0)
+    onnx.save(graph, str(tmp_path / "ref.onnx"))
+    (tmp_path / "ref.onnx.data").unlink()
+    with pytest.raises(Vit5Error, match="ref.onnx: not a readable ONNX model") as info:
+        load_graph(tmp_path / "ref.onnx", "reference")
+    assert "\n" not in str(info.value)
+
+
+def test_debug_batch_that_cannot_fit_is_refused_before_running(golden):
+    from vit5_infer.diagnostics.inputs import check_batch
+    from vit5_infer.memory import physical_memory_bytes
+
+    model = golden("attn_cls_r4")[0]
+    with pytest.raises(InputError, match="--batch must be >= 1"):
+        check_batch((3, 32, 32), 0)
+    if physical_memory_bytes() is None:
+        pytest.skip("this platform does not report its memory size")
+    with pytest.raises(InputError, match="--batch 1000000000 needs about .* for its inputs alone"):
+        check_batch((3, 32, 32), 1_000_000_000)
+    # Inputs that take a quarter of the memory fit; every block's marked activations of both graphs do not.
+    batch = physical_memory_bytes() // (2 * 4 * 3 * 32 * 32) // 4
+    check_batch((3, 32, 32), batch)
+    with pytest.raises(InputError, match=f"--batch {batch} needs about .* inputs and activations"):
+        check_batch((3, 32, 32), batch, model.config)
+    check_batch((3, 32, 32), 2, model.config)

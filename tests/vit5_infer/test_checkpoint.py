@@ -280,3 +280,17 @@ def test_fp16_and_bf16_weights_are_accepted(golden_dir, tmp_path, dtype, atol):
     save_file(state, str(path))
     _, ref = load_golden_io("attn_cls_r4")
     np.testing.assert_allclose(_logits(load_model(path), "attn_cls_r4"), ref, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_an_unreadable_checkpoint_says_permission_denied(tmp_path, monkeypatch, suffix):
+    """Root reads any file, so the refusal the kernel gives other users is made by os.access here."""
+    import os
+
+    path = tmp_path / f"model{suffix}"
+    path.write_bytes(b"weights")
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(path) else real_access(p, mode, **kw))
+    with pytest.raises(CheckpointError, match="permission denied") as info:
+        read_state_dict(path)
+    assert "No such file" not in str(info.value)

@@ -9,7 +9,6 @@ The class index of a folder is its place in sorted folder order, or what a label
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -17,26 +16,21 @@ from typing import Callable, Optional
 import numpy as np
 
 from vit5_infer.errors import BenchError
-from vit5_infer.preprocessing import IMAGE_SUFFIXES, Preprocessing, load_images
+from vit5_infer.preprocessing import IMAGE_SUFFIXES, Preprocessing, image_files, load_images
 from vit5_infer.vocabulary import LOGITS, PathLike
 
 LABEL_SUFFIXES = (".txt", ".json")
+#: Far above any classifier's class count, and within the int64 the labels are held in.
+MAX_CLASS_INDEX = 2**31 - 1
 
 
 def read_class_index(path: PathLike) -> dict[str, int]:
     """Class folder name -> class index, from a labels file (text or JSON; see the module docstring)."""
-    from vit5_infer.files import require_file
+    from vit5_infer.files import read_json, require_file
 
     path = require_file(path, LABEL_SUFFIXES, "labels file", BenchError)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BenchError(f"{path}: cannot read the labels file ({exc.__class__.__name__})") from None
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        data = read_json(path, f"{path}", error=BenchError)
         if isinstance(data, list) and all(isinstance(name, str) for name in data):
             pairs = [(name, index) for index, name in enumerate(data)]
         elif isinstance(data, dict) and all(isinstance(i, int) and not isinstance(i, bool) for i in data.values()):
@@ -44,6 +38,11 @@ def read_class_index(path: PathLike) -> dict[str, int]:
         else:
             raise BenchError(f"{path}: expected a JSON list of class folder names or an object {{folder: index}}")
     else:
+        try:
+            text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BenchError(f"{path}: cannot read the labels file ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+                             ) from None
         names = [line.split()[0] for line in text.splitlines() if line.strip()]
         pairs = [(name, index) for index, name in enumerate(names)]
     if not pairs:
@@ -52,8 +51,8 @@ def read_class_index(path: PathLike) -> dict[str, int]:
     for name, value in pairs:
         if name in index:
             raise BenchError(f"{path}: class {name!r} is listed twice")
-        if value < 0:
-            raise BenchError(f"{path}: class {name!r} has a negative index {value}")
+        if not 0 <= value <= MAX_CLASS_INDEX:
+            raise BenchError(f"{path}: class {name!r} has index {value}, outside 0..{MAX_CLASS_INDEX}")
         index[name] = value
     return index
 
@@ -80,7 +79,7 @@ class LabelledImages:
         ids = tuple(range(len(classes))) if class_index is None else tuple(class_index[name] for name in classes)
         files, labels = [], []
         for name, label in zip(classes, ids):
-            found = sorted(p for p in (folder / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = image_files(folder / name, "--images")
             files += found
             labels += [label] * len(found)
         loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []

@@ -53,6 +53,10 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
+#: The longest time budget per backend and batch: past it (or an infinite one) a run never ends.
+MAX_SECONDS = 86400.0
+
+
 @dataclass
 class TimingPlan:
     warmup: int = 5
@@ -66,8 +70,8 @@ class TimingPlan:
             raise BenchError("give --iters or --seconds")
         if self.iters is not None and self.iters < 1:
             raise BenchError(f"--iters must be >= 1, got {self.iters}")
-        if self.seconds is not None and not self.seconds > 0:
-            raise BenchError(f"--seconds must be > 0, got {self.seconds}")
+        if self.seconds is not None and not 0 < self.seconds <= MAX_SECONDS:
+            raise BenchError(f"--seconds must be > 0 and at most {MAX_SECONDS:g} (a day), got {self.seconds}")
 
     @property
     def total(self) -> Optional[int]:

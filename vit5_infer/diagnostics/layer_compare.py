@@ -21,6 +21,7 @@ import onnx
 from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import PathLike, Precision, Progress
 
+from .inputs import image_input
 from .marked_runners import LayerCompareError, ort_runner, run_runners, tensorrt_runner
 from .norm_stats import NormInputStats, norm_input_stats
 from .scopes import block_of, producers
@@ -35,6 +36,18 @@ class LayerTolerance:
 
     rel_l2: float
     cosine: float
+
+    def __post_init__(self):
+        check_tolerance(self.rel_l2, self.cosine)
+
+
+def check_tolerance(rel_l2: Optional[float] = None, cosine: Optional[float] = None) -> None:
+    """InputError for a relative L2 bound that is not a finite number >= 0, or a cosine bound outside
+    [-1, 1] (NaN included: every comparison with it fails, so every tensor would be reported)."""
+    if rel_l2 is not None and not (isinstance(rel_l2, (int, float)) and 0.0 <= rel_l2 < float("inf")):
+        raise InputError(f"--rel-l2 must be a finite number >= 0, got {rel_l2!r}")
+    if cosine is not None and not (isinstance(cosine, (int, float)) and -1.0 <= cosine <= 1.0):
+        raise InputError(f"--cosine must lie in [-1, 1], got {cosine!r}")
 
 
 #: Per candidate precision.  FP16 rounds each value to a relative 2**-11 (BF16: 2**-8); errors then
@@ -196,7 +209,9 @@ def compare_outputs(reference_graph: onnx.ModelProto, reference: Mapping[str, np
 
 
 # ---- running ----------------------------------------------------------------------------------------
-def _load(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx.ModelProto, str]:
+def load_graph(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx.ModelProto, str]:
+    """(the graph with its external data, its label); LayerCompareError naming the file for one that is
+    missing, not ONNX, or whose external data cannot be read."""
     if isinstance(graph, onnx.ModelProto):
         return graph, f"<{what} graph>"
     path = Path(graph)
@@ -204,8 +219,10 @@ def _load(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx.Mode
         raise LayerCompareError(f"{what} ONNX file not found: {path}")
     try:
         return onnx.load(str(path)), str(path)
-    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError ... for files it cannot read
-        raise LayerCompareError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    except Exception as exc:  # onnx raises DecodeError, ValueError, OSError, ValidationError (external data) ...
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise LayerCompareError(f"{path}: not a readable ONNX model ({type(exc).__name__}"
+                                f"{': ' + detail if detail else ''})") from None
 
 
 def graph_precision_of(model: onnx.ModelProto) -> Precision:
@@ -219,7 +236,7 @@ def graph_precision_of(model: onnx.ModelProto) -> Precision:
 
 
 def _input_shape(model: onnx.ModelProto) -> tuple:
-    dims = model.graph.input[0].type.tensor_type.shape.dim
+    dims = image_input(model).type.tensor_type.shape.dim
     return tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
 
 
@@ -253,8 +270,8 @@ def compare_layers(
     note = progress or (lambda message: None)
     if backend not in BACKENDS:
         raise LayerCompareError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-    reference, reference_label = _load(reference_onnx, "reference")
-    candidate, candidate_label = _load(candidate_onnx, "candidate")
+    reference, reference_label = load_graph(reference_onnx, "reference")
+    candidate, candidate_label = load_graph(candidate_onnx, "candidate")
     inputs = check_inputs(reference, inputs)
     check_inputs(candidate, inputs)
     precision = graph_precision_of(candidate)
@@ -272,7 +289,7 @@ def compare_layers(
             runnable = emulate_in_fp32(candidate)
         candidate_runner = ort_runner(runnable, "candidate")
     note(f"running both graphs ({'ONNX Runtime' if backend == 'ort' else 'TensorRT'} candidate)")
-    feed = {reference.graph.input[0].name: inputs}
+    feed = {image_input(reference).name: inputs}
     ref_out, cand_out = run_runners([reference_runner, candidate_runner], feed)
 
     note("comparing tensors")
