@@ -85,7 +85,7 @@ def test_missing_manifest(tmp_path):
     assert find_manifest(tmp_path / "model.engine") is None
 
 
-@pytest.mark.parametrize("content, match", [("{not json", "not a readable JSON"), ("[1, 2]", "not a JSON object"),
+@pytest.mark.parametrize("content, match", [("{not json", "not a readable JSON"), ("[1, 2]", "expected a JSON object"),
                                             ('{"precision": "fp16"}', "missing field")])
 def test_broken_manifest_is_one_line(tmp_path, content, match):
     manifest_path_for(tmp_path / "m.engine").write_text(content)
