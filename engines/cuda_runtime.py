@@ -162,15 +162,33 @@ class CudaCalls:
     # graphs: cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode), cudaStreamEndCapture(cudaStream_t,
     # cudaGraph_t*), cudaGraphInstantiateWithFlags(cudaGraphExec_t*, cudaGraph_t, unsigned long long) - the
     # same three arguments in CUDA 11.4 to 13.x, where cudaGraphInstantiate itself changed in 12.0 -,
-    # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy
+    # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy; cudaGetLastError(void)
     def begin_capture(self, stream: int) -> None:
         self.wrapper.check(self.lib.cudaStreamBeginCapture(ctypes.c_void_p(stream),
                                                            ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL)))
 
     def end_capture(self, stream: int) -> int:
+        """The graph captured on ``stream``; a failure raises, after destroying any graph it returned."""
         graph = ctypes.c_void_p()
-        self.wrapper.check(self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph)))
+        status = self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph))
+        if status and graph.value:
+            self.lib.cudaGraphDestroy(graph)
+        self.wrapper.check(status)
         return int(graph.value or 0)
+
+    def abandon_capture(self, stream: int) -> None:
+        """End a capture that has already failed: the graph it returns, if any, is destroyed, and neither the
+        end's error nor the runtime's last error is raised (the failure that led here is the one to report).
+        An invalidated capture returns no graph; one TensorRT gave up on returns a graph not to be used."""
+        graph = ctypes.c_void_p()
+        self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph))
+        if graph.value:
+            self.lib.cudaGraphDestroy(graph)
+        self.clear_last_error()
+
+    def clear_last_error(self) -> None:
+        """Reset the runtime's last error, so that a failed capture is not reported again by later calls."""
+        self.lib.cudaGetLastError()
 
     def instantiate(self, graph: int) -> int:
         return self._out(self.lib.cudaGraphInstantiateWithFlags, ctypes.c_void_p(graph), ctypes.c_ulonglong(0))
@@ -178,6 +196,8 @@ class CudaCalls:
     def launch(self, graph_exec: int, stream: int) -> None:
         self.wrapper.check(self.lib.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(stream)))
 
-    def destroy_graph(self, graph: int, graph_exec: int) -> None:
-        self.wrapper.check(self.lib.cudaGraphExecDestroy(ctypes.c_void_p(graph_exec)))
+    def destroy_graph(self, graph: int) -> None:
         self.wrapper.check(self.lib.cudaGraphDestroy(ctypes.c_void_p(graph)))
+
+    def destroy_graph_exec(self, graph_exec: int) -> None:
+        self.wrapper.check(self.lib.cudaGraphExecDestroy(ctypes.c_void_p(graph_exec)))
