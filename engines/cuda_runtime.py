@@ -6,8 +6,9 @@ Polygraphy 0.53.6 looks for ``libcudart.so*`` on LD_LIBRARY_PATH, in /usr/local/
 and in ``<site-packages>/nvidia/cuda_runtime/lib`` (where the CUDA 11 and 12 runtime wheels put it).  The
 CUDA 13 runtime wheel (``nvidia-cuda-runtime`` 13.x; ``nvidia-cuda-runtime-cu13`` is only a deprecated
 placeholder) installs ``<site-packages>/nvidia/cu13/lib/libcudart.so.13``, which that search never reaches,
-so a pip-only CUDA 13 install of TensorRT had no CUDA runtime for Polygraphy.  ``polygraphy_cuda`` points
-Polygraphy's own search at the matching wheel's directory while its wrapper is created.
+so a pip-only CUDA 13 install of TensorRT would have no CUDA runtime for Polygraphy.  ``polygraphy_cuda`` points
+Polygraphy's own search at the wheel's directory matching TensorRT's CUDA major while its wrapper is
+created; with the major unknown, only when Polygraphy's own search finds no runtime at all.
 """
 
 from __future__ import annotations
@@ -83,16 +84,33 @@ def _first_on_library_path(folder: Optional[Path]) -> Iterator[None]:
             os.environ["LD_LIBRARY_PATH"] = saved
 
 
+def _polygraphy_finds_cudart() -> bool:
+    """Whether Polygraphy's own search (``_find_cuda_lib_dirs`` of polygraphy/cuda/cuda.py, globbed as its
+    wrapper globs it) finds a libcudart; True when this Polygraphy has no such search to ask."""
+    from polygraphy import util
+    from polygraphy.cuda import cuda as polygraphy_cuda_module
+
+    search = getattr(polygraphy_cuda_module, "_find_cuda_lib_dirs", None)
+    if search is None:
+        return True
+    return bool(util.find_in_dirs("libcudart.so*", search()))
+
+
 def polygraphy_cuda(cuda_major: Optional[int], search_paths: Optional[Sequence[str]] = None):
     """Polygraphy's global CUDA wrapper (``polygraphy.cuda.wrapper()``).  When it does not exist yet, it is
     created with the wheel runtime matching ``cuda_major`` first in its search (Polygraphy reads
     LD_LIBRARY_PATH there, and loads the library by its full path); the process environment is left as it
-    was.  Raises what Polygraphy raises (PolygraphyException, OSError) when no runtime loads."""
+    was.  With the major unknown (a TensorRT not installed from a CUDA-specific wheel), Polygraphy's own
+    search order (LD_LIBRARY_PATH, the toolkit, system folders, then the CUDA 11/12 wheels) decides, and a
+    wheel runtime is added only where that search finds none.  Raises what Polygraphy raises
+    (PolygraphyException, OSError) when no runtime loads."""
     from polygraphy import cuda
 
     if _polygraphy_wrapper_exists():
         return cuda.wrapper()
-    library = find_cudart(cuda_major, search_paths)
+    library = None
+    if cuda_major is not None or not _polygraphy_finds_cudart():
+        library = find_cudart(cuda_major, search_paths)
     with _first_on_library_path(library.parent if library is not None else None):
         return cuda.wrapper()
 
@@ -144,15 +162,33 @@ class CudaCalls:
     # graphs: cudaStreamBeginCapture(cudaStream_t, cudaStreamCaptureMode), cudaStreamEndCapture(cudaStream_t,
     # cudaGraph_t*), cudaGraphInstantiateWithFlags(cudaGraphExec_t*, cudaGraph_t, unsigned long long) - the
     # same three arguments in CUDA 11.4 to 13.x, where cudaGraphInstantiate itself changed in 12.0 -,
-    # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy
+    # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy; cudaGetLastError(void)
     def begin_capture(self, stream: int) -> None:
         self.wrapper.check(self.lib.cudaStreamBeginCapture(ctypes.c_void_p(stream),
                                                            ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL)))
 
     def end_capture(self, stream: int) -> int:
+        """The graph captured on ``stream``; a failure raises, after destroying any graph it returned."""
         graph = ctypes.c_void_p()
-        self.wrapper.check(self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph)))
+        status = self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph))
+        if status and graph.value:
+            self.lib.cudaGraphDestroy(graph)
+        self.wrapper.check(status)
         return int(graph.value or 0)
+
+    def abandon_capture(self, stream: int) -> None:
+        """End a capture that has already failed: the graph it returns, if any, is destroyed, and neither the
+        end's error nor the runtime's last error is raised (the failure that led here is the one to report).
+        An invalidated capture returns no graph; one TensorRT gave up on returns a graph not to be used."""
+        graph = ctypes.c_void_p()
+        self.lib.cudaStreamEndCapture(ctypes.c_void_p(stream), ctypes.byref(graph))
+        if graph.value:
+            self.lib.cudaGraphDestroy(graph)
+        self.clear_last_error()
+
+    def clear_last_error(self) -> None:
+        """Reset the runtime's last error, so that a failed capture is not reported again by later calls."""
+        self.lib.cudaGetLastError()
 
     def instantiate(self, graph: int) -> int:
         return self._out(self.lib.cudaGraphInstantiateWithFlags, ctypes.c_void_p(graph), ctypes.c_ulonglong(0))
@@ -160,6 +196,8 @@ class CudaCalls:
     def launch(self, graph_exec: int, stream: int) -> None:
         self.wrapper.check(self.lib.cudaGraphLaunch(ctypes.c_void_p(graph_exec), ctypes.c_void_p(stream)))
 
-    def destroy_graph(self, graph: int, graph_exec: int) -> None:
-        self.wrapper.check(self.lib.cudaGraphExecDestroy(ctypes.c_void_p(graph_exec)))
+    def destroy_graph(self, graph: int) -> None:
         self.wrapper.check(self.lib.cudaGraphDestroy(ctypes.c_void_p(graph)))
+
+    def destroy_graph_exec(self, graph_exec: int) -> None:
+        self.wrapper.check(self.lib.cudaGraphExecDestroy(ctypes.c_void_p(graph_exec)))

@@ -86,6 +86,55 @@ def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_g
     assert report.csv_text(rows).splitlines()[1].split(",")[4:6] == ["gpu_compute", str(cuda_graph)]
 
 
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_trt_figures_keep_the_enqueue_host_time_out_as_trtexec_does(monkeypatch, tmp_path, cuda_graph):
+    """trtexec keeps two queries in flight (sampleInference.cpp: depth 1 + overlap, sync on the older one), so a
+    query's compute-start event is reached when the query before it ends, not while execute_async_v3 is still
+    working on the host; its "Latency" is H2D + GPU compute + D2H, each timed by its own events.  Here
+    execute_async_v3 spends 2 ms of host time before its kernel reaches the stream (the stand-in's virtual
+    clocks): with a query waited for before the next is enqueued, GPU compute would read 7 ms and host
+    latency 8 ms.  The figures prove the bookkeeping only, never a GPU timing."""
+    cudart = install(monkeypatch, "10.8.0", copy_ms=1.0)
+    engine = FakeEngine(cudart, profiles=[(1, 4, 8)], compute_ms=5.0, enqueue_host_ms=2.0)
+    path = tmp_path / "m.engine"
+    path.write_bytes(b"m")
+    trt_standins.ENGINES[b"m"] = engine
+    x = _pixels(4)
+    rows = run_backend(BackendPlan("trt", "fp32", lambda: TensorRTRunner(path)), {4: x}, {4: _reference(x, 0)},
+                       TimingPlan(warmup=0, iters=4), cuda_graph=cuda_graph)
+    assert [(r.timing, r.latency_ms["min"], r.latency_ms["max"]) for r in rows] == [
+        ("gpu_compute", 5.0, 5.0), ("host_latency", 7.0, 7.0)]
+    assert all(r.passed for r in rows), [r.failure for r in rows]
+
+
+def test_the_next_query_is_enqueued_before_the_host_waits_for_the_last(monkeypatch):
+    """The order of calls a series makes: each cudaEventSynchronize (the host waiting for a query's end event)
+    comes after the enqueue of the query behind it, with two event pairs taking turns."""
+    from polygraphy import cuda
+
+    from vit5_infer.engines.tensorrt_timing import EngineTimer
+
+    cudart = install(monkeypatch, "10.8.0")
+    engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
+    x = _pixels(2)
+    with EngineTimer(engine, "pixel_values", ["logits"], x, x.shape, 0, cuda.wrapper()) as timer:
+        context = engine.contexts[0]
+        waited = []
+        real_synchronize = cudart._cudaEventSynchronize
+
+        def synchronize(event):
+            waited.append((event.value, context.enqueues))
+            return real_synchronize(event)
+
+        monkeypatch.setattr(cudart, "_cudaEventSynchronize", synchronize)
+        before = context.enqueues
+        for _ in range(3):
+            timer.gpu_compute_ms()
+        ends = [timer._slots[slot]["compute"][1] for slot in (0, 1)]
+        # the lead query (slot 0) is waited for once query 1 is enqueued, query 1 once query 2 is, ...
+        assert waited == [(ends[0], before + 2), (ends[1], before + 3), (ends[0], before + 4), (ends[1], before + 5)]
+
+
 def test_other_backends_keep_one_end_to_end_row():
     class Runner:
         device = "cpu"

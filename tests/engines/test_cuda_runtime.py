@@ -77,6 +77,38 @@ def test_the_matching_major_wins_over_another_runtime_found_first(tmp_path, monk
     assert os.environ["LD_LIBRARY_PATH"] == str(site / "toolkit/lib64")
 
 
+def test_an_unknown_major_keeps_polygraphys_own_order(tmp_path, monkeypatch, fresh_polygraphy_wrapper):
+    """A TensorRT of unknown CUDA major (NGC image, tarball) on a CUDA 12 system whose LD_LIBRARY_PATH has the
+    toolkit's runtime, with an unrelated CUDA 13 runtime wheel installed: Polygraphy's own first choice, the
+    LD_LIBRARY_PATH one, is loaded, not the newest wheel."""
+    site = _site(tmp_path, "nvidia/cu13/lib/libcudart.so.13", "toolkit/lib64/libcudart.so.12")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(site / "toolkit/lib64"))
+    monkeypatch.syspath_prepend(str(site))
+    polygraphy_cuda(None)
+    assert fresh_polygraphy_wrapper == [str(site / "toolkit/lib64/libcudart.so.12")]
+
+
+def test_an_unknown_major_falls_back_to_a_wheel_only_when_polygraphy_finds_none(tmp_path, monkeypatch,
+                                                                               fresh_polygraphy_wrapper):
+    """With no runtime where Polygraphy looks, the newest wheel runtime is offered to it.  The file system is
+    seen as on a machine without a CUDA toolkit: a libcudart outside tmp_path is not listed (this one may have
+    /usr/local/cuda/lib64)."""
+    import glob
+
+    real_glob = glob.glob
+
+    def listed(pattern, *args, **kwargs):
+        found = real_glob(pattern, *args, **kwargs)
+        return [f for f in found if f.startswith(str(tmp_path))] if "libcudart" in pattern else found
+
+    monkeypatch.setattr(glob, "glob", listed)
+    site = _site(tmp_path, "nvidia/cu13/lib/libcudart.so.13")
+    monkeypatch.syspath_prepend(str(site))
+    polygraphy_cuda(None)
+    assert fresh_polygraphy_wrapper == [str(site / "nvidia/cu13/lib/libcudart.so.13")]
+    assert "LD_LIBRARY_PATH" not in os.environ
+
+
 def test_hint_names_a_package_that_ships_the_runtime():
     assert runtime_package(13) == "'nvidia-cuda-runtime>=13,<14'"
     assert runtime_package(12) == "nvidia-cuda-runtime-cu12"

@@ -197,16 +197,19 @@ def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, t
             enqueues = context.enqueues
             cudart.ran.clear()
             assert timer.gpu_compute_ms() == 5.0
-            assert [k for k in cudart.ran if k != "event"] == (["engine", "graph"] if cuda_graph else ["engine"])
+            # a lead query, the one reported, and the next one in flight
+            per_query = ["engine", "graph"] if cuda_graph else ["engine"]
+            assert [k for k in cudart.ran if k != "event"] == per_query * 3
             gpu_only = np.frombuffer(engine_output(cudart, context), np.float32).reshape(4, 2)
             np.testing.assert_allclose(gpu_only[:, 0], pixels.reshape(4, -1).mean(axis=1), atol=1e-6)
             assert timer.host_latency_ms() == 7.0
+            assert timer.last_query == (1.0, 5.0, 1.0)  # H2D, GPU compute, D2H: one copy each way
             assert [t.name for t in timer.output_types] == ["float32"]
             logits = np.frombuffer(timer.output_bytes(), timer.output_types[0].numpy()).reshape(4, 2)
             np.testing.assert_allclose(logits[:, 0], pixels.reshape(4, -1).mean(axis=1), atol=1e-6)
             assert logits[0, 1] == 1.0  # ran on profile 1
             # captured once (after one direct enqueue), replayed since: no further execute_async_v3
-            assert context.enqueues == enqueues + (0 if cuda_graph else 2)
+            assert context.enqueues == enqueues + (0 if cuda_graph else 6)
         captured = "cudaGraphInstantiateWithFlags" in cudart.calls
         assert captured == cuda_graph and ("cudaStreamBeginCapture" in cudart.calls) == cuda_graph
         assert not cudart.pinned and not cudart.events and not cudart.graphs and not cudart.execs
@@ -231,8 +234,43 @@ def test_a_failed_capture_is_one_line_and_frees_what_it_took(monkeypatch, tmp_pa
             with runner.timer(_pixels(2), cuda_graph=True):
                 pass
         message = str(info.value)
-        assert message.startswith("TensorRT could not time nograph.engine at batch 2 in a CUDA graph (CUDA Error: 901")
-        assert "\n" not in message
+        assert message == ("nograph.engine has operations that are not allowed under CUDA-graph capture (ending the "
+                           "capture failed: CUDA Error: 901); time it without --cuda-graph")
         assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1  # the runner's own stream
         with runner.timer(_pixels(2)) as timer:  # without a graph it still times
             assert timer.gpu_compute_ms() == 5.0
+
+
+@pytest.mark.parametrize("under_capture", ["invalidates", "refuses"])
+def test_an_enqueue_refused_under_capture_says_so_and_leaves_no_graph(monkeypatch, tmp_path, under_capture):
+    """execute_async_v3 returning False while capturing (an engine with operations CUDA-graph capture does not
+    allow) is the error reported, not the error cudaStreamEndCapture then returns; the capture is ended, a
+    graph it returns is destroyed, and the runtime's last error is cleared, as trtexec's endCaptureOnError
+    does (samples/common/sampleDevice.h).  The stand-in models both ways enqueueV3 can fail under capture."""
+    cudart = install(monkeypatch)
+    engine = FakeEngine(cudart, profiles=[(1, 4, 8)], under_capture=under_capture)
+    with TensorRTRunner(_engine_file(tmp_path, "capture", engine)) as runner:
+        with pytest.raises(BackendError) as info:
+            with runner.timer(_pixels(2), cuda_graph=True):
+                pass
+        assert str(info.value) == (
+            "capture.engine has operations that are not allowed under CUDA-graph capture (execute_async_v3 "
+            "returned False while the stream was capturing); time it without --cuda-graph")
+        assert cudart.calls.count("cudaStreamEndCapture") == 1 and not cudart.capturing
+        assert not cudart.graphs and not cudart.execs and cudart.last_error == 0
+        assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1
+        with runner.timer(_pixels(2)) as timer:
+            assert timer.gpu_compute_ms() == 5.0
+
+
+def test_a_failed_instantiation_destroys_the_captured_graph(monkeypatch, tmp_path):
+    cudart = install(monkeypatch)
+    cudart.instantiate_error = 2  # cudaErrorMemoryAllocation
+    engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
+    with TensorRTRunner(_engine_file(tmp_path, "noexec", engine)) as runner:
+        with pytest.raises(BackendError, match=r"^TensorRT could not time noexec.engine at batch 2 in a CUDA graph "
+                                               r"\(CUDA Error: 2"):
+            with runner.timer(_pixels(2), cuda_graph=True):
+                pass
+        assert "cudaGraphDestroy" in cudart.calls and not cudart.graphs and not cudart.execs
+        assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1

@@ -113,6 +113,7 @@ CUDART_SIGNATURES = {
     "cudaGraphLaunch": (("ptr", "ptr"), "cudaError_t cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream)"),
     "cudaGraphExecDestroy": (("ptr",), "cudaError_t cudaGraphExecDestroy(cudaGraphExec_t graphExec)"),
     "cudaGraphDestroy": (("ptr",), "cudaError_t cudaGraphDestroy(cudaGraph_t graph)"),
+    "cudaGetLastError": ((), "cudaError_t cudaGetLastError(void)"),
 }
 
 
@@ -138,9 +139,13 @@ def _check_cuda_args(name: str, args: tuple) -> None:
 
 class FakeCudart:
     """libcudart as ctypes would expose it: each function checks its arguments against CUDART_SIGNATURES.
-    "Device" memory is host memory (so Polygraphy's copies really move bytes); the "GPU" keeps a virtual clock
-    (``now``, ms) that each asynchronous copy advances by ``copy_ms`` and each engine run by its ``compute_ms``,
-    and events read it; work enqueued on a capturing stream is recorded into the graph instead of being run."""
+    "Device" memory is host memory (so Polygraphy's copies really move bytes).  Time is virtual (ms): the host
+    clock ``host_now`` moves only where the host would wait (an engine's enqueue costs its ``enqueue_host_ms``
+    before its kernels are submitted; cudaEventSynchronize and cudaStreamSynchronize wait for the GPU), and
+    the GPU runs what was submitted in order, each piece starting when both the GPU is free and the host has
+    submitted it (``gpu_free``: when the GPU finishes what it has; a copy takes ``copy_ms``, an engine run its
+    ``compute_ms``).  An event is stamped when the GPU reaches it.  Work submitted on a capturing stream is
+    recorded into the graph and runs when the graph is launched."""
 
     def __init__(self, copy_ms: float = 1.0):
         self.memory: dict[int, ctypes.Array] = {}
@@ -153,7 +158,11 @@ class FakeCudart:
         self.calls: list[str] = []
         self.copy_ms = copy_ms
         self.capture_error = 0  # what cudaStreamEndCapture returns, e.g. 901 (cudaErrorStreamCaptureInvalidated)
-        self.now = 0.0
+        self.instantiate_error = 0  # what cudaGraphInstantiateWithFlags returns
+        self.invalidated: set[int] = set()  # capturing streams whose capture an illegal operation invalidated
+        self.last_error = 0  # what cudaGetLastError returns (and resets)
+        self.host_now = 0.0
+        self.gpu_free = 0.0
         self.ran: list[str] = []  # what the "GPU" executed, in order: "copy", "engine", "event"
         self._handles = 0x1000
 
@@ -177,8 +186,9 @@ class FakeCudart:
         """Run ``work`` as if on ``stream`` (taking ``cost_ms`` of GPU time): now, or into the graph being
         captured there."""
         def run():
+            self.gpu_free = max(self.gpu_free, self.host_now)
             work()
-            self.now += cost_ms
+            self.gpu_free += cost_ms
             self.ran.append(kind)
 
         if stream in self.capturing:
@@ -234,6 +244,7 @@ class FakeCudart:
         return 0
 
     def _cudaStreamSynchronize(self, stream):
+        self.host_now = max(self.host_now, self.gpu_free)
         return 0
 
     def _cudaEventCreate(self, out):
@@ -249,12 +260,15 @@ class FakeCudart:
             return 400
 
         def stamp():
-            self.events[event.value] = self.now
+            self.events[event.value] = self.gpu_free
 
         self.enqueue(stream.value, stamp, kind="event")
         return 0
 
     def _cudaEventSynchronize(self, event):
+        if event.value not in self.events:
+            return 400
+        self.host_now = max(self.host_now, self.events[event.value] or 0.0)
         return 0
 
     def _cudaEventElapsedTime(self, out, start, end):
@@ -269,6 +283,12 @@ class FakeCudart:
         return 0
 
     def _cudaStreamEndCapture(self, stream, out):
+        if stream.value not in self.capturing:
+            return 400
+        if stream.value in self.invalidated:  # no graph, as cudaErrorStreamCaptureInvalidated leaves it
+            self.invalidated.discard(stream.value)
+            self.capturing.pop(stream.value)
+            return 901
         if self.capture_error:
             self.capturing.pop(stream.value, None)
             return self.capture_error
@@ -278,6 +298,8 @@ class FakeCudart:
         return 0
 
     def _cudaGraphInstantiateWithFlags(self, out, graph, flags):
+        if self.instantiate_error:
+            return self.instantiate_error
         exec_ = self._handle()
         self.execs[exec_] = list(self.graphs[graph.value])
         out._obj.value = exec_
@@ -295,6 +317,15 @@ class FakeCudart:
     def _cudaGraphDestroy(self, graph):
         self.graphs.pop(graph.value)
         return 0
+
+    def _cudaGetLastError(self):
+        error, self.last_error = self.last_error, 0
+        return error
+
+    def invalidate_capture(self, stream: int) -> None:
+        """What an operation not allowed under capture does to a capturing stream."""
+        self.invalidated.add(stream)
+        self.last_error = 901
 
 
 # ---- the tensorrt module ----------------------------------------------------------------------------------
@@ -385,17 +416,23 @@ class Logger(ILogger):
 
 class FakeEngine(ICudaEngine):
     """An engine with one [B, C, H, W] input ``pixel_values`` and a [B, 2] output ``logits``: logits[:, 0] is
-    the mean of each image, logits[:, 1] the optimization profile the context ran with."""
+    the mean of each image, logits[:, 1] the optimization profile the context ran with.  ``enqueue_host_ms``:
+    host time execute_async_v3 takes before its kernels reach the stream.  ``under_capture``: what its
+    enqueue does on a capturing stream: "ok" (captured), "invalidates" (an operation not allowed under capture
+    invalidates the capture, and enqueueV3 returns False) or "refuses" (returns False with the capture intact,
+    which then yields a graph not to be used)."""
 
     def __init__(self, cudart: FakeCudart, profiles=((1, 1, 8),), input_dtype=DataType.FLOAT,
                  output_dtype=DataType.FLOAT, image=(3, 4, 4), fixed_batch: Optional[int] = None,
-                 compute_ms: float = 5.0):
+                 compute_ms: float = 5.0, enqueue_host_ms: float = 0.0, under_capture: str = "ok"):
         self.cudart = cudart
         self.profiles = [tuple(p) for p in profiles]  # (min, opt, max) batch of each
         self.input_dtype, self.output_dtype = input_dtype, output_dtype
         self.image = tuple(image)
         self.fixed_batch = fixed_batch
         self.compute_ms = compute_ms
+        self.enqueue_host_ms = enqueue_host_ms
+        self.under_capture = under_capture
         self.contexts: list[FakeContext] = []
 
     @property
@@ -495,6 +532,12 @@ class FakeContext(IExecutionContext):
         return True
 
     def execute_async_v3(self, stream_handle) -> bool:
+        cudart = self._engine.cudart
+        if int(stream_handle) in cudart.capturing and self._engine.under_capture != "ok":
+            if self._engine.under_capture == "invalidates":
+                cudart.invalidate_capture(int(stream_handle))
+            return False
+        cudart.host_now += self._engine.enqueue_host_ms
         shape = self.shapes.get("pixel_values")
         if shape is None or "pixel_values" not in self.addresses:
             return False
