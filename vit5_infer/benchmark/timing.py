@@ -15,10 +15,10 @@ LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
 #: What a row's latency measures ("timing" in the bench JSON and CSV): name -> what is inside the figure.
 TIMING_FIGURES = {
     "end_to_end": "one Runner.run call on host arrays, host wall clock: copies, synchronization and Python included",
-    "gpu_compute": "the TensorRT enqueue alone between CUDA events, input and output resident on the GPU "
-                   "(trtexec's GPU Compute Time)",
-    "host_latency": "H2D copy from pinned host memory, enqueue and D2H copies, between CUDA events "
-                    "(trtexec's Latency)",
+    "gpu_compute": "the TensorRT enqueue alone between CUDA events, input and output resident on the GPU, the next "
+                   "query enqueued before the host waits (trtexec's GPU Compute Time)",
+    "host_latency": "the sum of the H2D copy from pinned host memory, the enqueue and the D2H copies, each between "
+                    "its own CUDA events (trtexec's Latency)",
 }
 END_TO_END, GPU_COMPUTE, HOST_LATENCY = TIMING_FIGURES
 
