@@ -21,8 +21,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
-from .cuda_runtime import cudart_hint, polygraphy_cuda
-from .errors import BackendError, BackendUnavailableError, EngineMismatchError
+from .errors import BackendError, EngineMismatchError
 from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import (
     check_gpu_supported,
@@ -30,7 +29,7 @@ from .tensorrt_support import (
     import_tensorrt,
     reported_error,
     require_gpu,
-    tensorrt_cuda_major,
+    tensorrt_cuda_runtime,
     tensorrt_log,
 )
 
@@ -171,17 +170,7 @@ class TensorRTRunner(Runner):
         from polygraphy.exception import PolygraphyException
 
         with tensorrt_log() as errors, cuda_initialized(trt.__version__, f"running {self.engine_path.name}"):
-            cuda_major = tensorrt_cuda_major()
-            try:
-                wrapper = polygraphy_cuda(cuda_major)
-                # Polygraphy's stream and buffers live on the CUDA runtime's current device.
-                wrapper.check(wrapper.handle.cudaSetDevice(self.device_index))
-            except (PolygraphyException, OSError) as exc:
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise BackendUnavailableError(
-                    f"the CUDA runtime (libcudart) cannot use GPU {self.device_index} ({reason}); "
-                    f"{cudart_hint(cuda_major)}"
-                ) from None
+            tensorrt_cuda_runtime(self.device_index)
             try:
                 engine = engine_from_bytes(self.engine_path.read_bytes())
             except PolygraphyException:
@@ -284,7 +273,7 @@ class TensorRTRunner(Runner):
             try:
                 timer = EngineTimer(self._runner.engine, self._input_name, self.output_names,
                                     host.view(-1).view(_uint8()).numpy(), tuple(pixel_values.shape), profile,
-                                    polygraphy_cuda(tensorrt_cuda_major()), cuda_graph=cuda_graph,
+                                    tensorrt_cuda_runtime(self.device_index), cuda_graph=cuda_graph,
                                     name=self.engine_path.name)
             except (PolygraphyException, RuntimeError) as exc:
                 raise BackendError(f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"

@@ -87,6 +87,26 @@ def installed_tensorrt_version() -> Optional[str]:
     return None
 
 
+def tensorrt_cuda_runtime(device_index: int = 0):
+    """Polygraphy's CUDA wrapper on the libcudart that matches the installed TensorRT, on GPU ``device_index``
+    (Polygraphy's streams and buffers live on the runtime's current device); a BackendUnavailableError in one
+    line naming the package to install when no runtime loads or it cannot use that GPU."""
+    from polygraphy.exception import PolygraphyException
+
+    from .cuda_runtime import cudart_hint, polygraphy_cuda
+
+    cuda_major = tensorrt_cuda_major()
+    try:
+        wrapper = polygraphy_cuda(cuda_major)
+        wrapper.check(wrapper.handle.cudaSetDevice(device_index))
+    except (PolygraphyException, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BackendUnavailableError(
+            f"the CUDA runtime (libcudart) cannot use GPU {device_index} ({reason}); {cudart_hint(cuda_major)}"
+        ) from None
+    return wrapper
+
+
 def tensorrt_cuda_major() -> Optional[int]:
     """The CUDA major the installed TensorRT wheels were built for (``tensorrt-cu13`` -> 13), from package
     metadata; None when no CUDA-specific TensorRT distribution is installed (a tarball or container install)."""

@@ -143,7 +143,6 @@ def test_runner_finds_the_cuda13_runtime_or_names_the_package(tmp_path, monkeypa
 
     monkeypatch.setattr(polygraphy_cuda_module, "G_CUDA", None)  # install() put a stand-in wrapper there
     monkeypatch.setattr(tensorrt_support, "tensorrt_cuda_major", lambda: 13)
-    monkeypatch.setattr("vit5_infer.engines.tensorrt_runner.tensorrt_cuda_major", lambda: 13)
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"m")
 

@@ -66,10 +66,14 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
         import_tensorrt,
         needs_strongly_typed_flag,
         require_gpu,
+        tensorrt_cuda_runtime,
     )
 
     trt = import_tensorrt()
     check_gpu_supported(trt.__version__, require_gpu("a TensorRT per-layer comparison"))
+    # Polygraphy's runner creates its CUDA wrapper on first use, where a pip-only CUDA 13 install has no
+    # libcudart it can find: the runtime that matches TensorRT is loaded first.
+    tensorrt_cuda_runtime()
     from polygraphy import constants
     from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, create_network
     from polygraphy.backend.trt import modify_network_outputs
@@ -82,7 +86,7 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
         raise EngineBuildError(parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__))
     parsed = (builder, network, parser)
     if has_attention_layers(trt.__version__):
-        # Polygraphy 0.53 added this loader with TensorRT 10.14's IAttention; imported only where it is used.
+        # The IAttention loader only matters from TensorRT 10.14 on; imported only where it is used.
         from polygraphy.backend.trt import set_decomposable_attentions
 
         parsed = set_decomposable_attentions(parsed)
