@@ -248,6 +248,33 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     return " ".join(shlex.quote(w) for w in words)
 
 
+def batch_gaps(manifest: "EngineManifest") -> list[tuple[int, int]]:
+    """The batch ranges (first, last) that lie between the engine's optimization profiles: no profile takes
+    them, so a batcher that may form any size up to the largest (Triton's, vit5 serve's) must not serve it."""
+    ranges = sorted(
+        (int((shapes.get("min") or [0])[0]), int((shapes.get("max") or [0])[0]))
+        for profile in manifest.profile_list()
+        for shapes in [profile.get(INPUT_NAME) or {}]
+    )
+    gaps, covered = [], None
+    for low, high in ranges:
+        if covered is not None and low > covered + 1:
+            gaps.append((covered + 1, low - 1))
+        covered = high if covered is None else max(covered, high)
+    return gaps
+
+
+def gapless_profiles_text(manifest: "EngineManifest") -> str:
+    """``--batch-profiles`` text that keeps each profile's largest batch and starts it right after the one
+    before, so that every batch from the first up is taken."""
+    highs = sorted(int(((profile.get(INPUT_NAME) or {}).get("max") or [0])[0]) for profile in manifest.profile_list())
+    items, low = [], 1
+    for high in highs:
+        items.append(str(high) if low == high else f"{low}-{high}")
+        low = high + 1
+    return ",".join(items)
+
+
 def batch_profiles_text(profiles: list) -> str:
     """``--batch-profiles`` text of recorded profiles: N, MIN-MAX, or MIN-OPT-MAX where opt is not the default."""
     items = []

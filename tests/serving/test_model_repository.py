@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 
+import warnings
+
 import pytest
 
 from vit5_infer.serving import RepositoryError, parse_model_config, write_model_repository
@@ -72,6 +74,24 @@ def test_engine_model_config(digits_onnx, tmp_path):
     assert (result.model_dir / "1" / "model.plan.json").is_file()
     with pytest.raises(RepositoryError, match="only on GPU instances"):
         write_model_repository(engine, tmp_path / "repo2", options=RepositoryOptions(kind="cpu"))
+
+
+def test_a_version_compatible_plan_says_how_triton_must_start(digits_onnx, tmp_path):
+    """Triton's TensorRT backend lets an engine run its embedded host code only with
+    --backend-config=tensorrt,version-compatible=true."""
+    from vit5_infer.engines.manifest import create_manifest, profile_shapes, write_manifest
+
+    engine = tmp_path / "digits.plan"
+    engine.write_bytes(b"not read")
+    for flags, warns in [({"version_compatible": True}, True), ({}, False)]:
+        write_manifest(create_manifest(onnx_path=digits_onnx, engine_path=engine, tensorrt_version="10.13.0",
+                                       gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
+                                       profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags=flags), engine)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            write_model_repository(engine, tmp_path / f"repo{warns}")
+        said = [str(w.message) for w in caught if "version-compatible=true" in str(w.message)]
+        assert bool(said) is warns
 
 
 @needs_tritonclient

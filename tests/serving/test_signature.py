@@ -98,3 +98,31 @@ def test_unservable_sources_say_why_in_one_line(source, backend, message, digits
     with pytest.raises((ServeError, Vit5Error)) as info:
         resolve_served_model(source, tmp_path, backend=backend)
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_an_engine_whose_profiles_leave_a_gap_is_not_served(digits_onnx, tmp_path):
+    """A dynamic batcher (Triton's, vit5 serve's) forms any batch up to the largest: a batch between two
+    profiles would run on none (Triton falls back to profile 0 and fails every request in it)."""
+    from vit5_infer.engines.manifest import (batch_gaps, batch_profiles_shapes, create_manifest, gapless_profiles_text,
+                                             profile_envelope, write_manifest)
+    from vit5_infer.engines.tensorrt_support import parse_batch_profiles
+
+    def engine_with(text):
+        engine = tmp_path / f"m{len(list(tmp_path.iterdir()))}.plan"
+        engine.write_bytes(b"not read")
+        profiles = batch_profiles_shapes((3, 32, 32), parse_batch_profiles(text))
+        write_manifest(create_manifest(onnx_path=digits_onnx, engine_path=engine, tensorrt_version="10.13.0",
+                                       gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp16",
+                                       profiles=profile_envelope(profiles), optimization_profiles=profiles,
+                                       build_flags={}), engine)
+        return engine
+
+    assert engine_signature(engine_with("1,2-8,9-64")).max_batch == 64
+    gapped = engine_with("1,2-8,16-64")
+    from vit5_infer.engines.manifest import read_manifest
+
+    assert batch_gaps(read_manifest(gapped)) == [(9, 15)]
+    assert gapless_profiles_text(read_manifest(gapped)) == "1,2-8,9-64"
+    with pytest.raises(RepositoryError, match=r"no optimization profile takes batch 9\.\.15.*1,2-8,9-64"):
+        engine_signature(gapped)
+    assert batch_gaps(read_manifest(engine_with("1-4,8"))) == [(5, 7)]

@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -363,7 +364,12 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
         if platform == TENSORRT_PLATFORM:
             from vit5_infer.engines.manifest import read_manifest
 
-            profiles = len(read_manifest(path).profile_list())
+            manifest = read_manifest(path)
+            profiles = len(manifest.profile_list())
+            if (manifest.build_flags or {}).get("version_compatible"):
+                # Triton's TensorRT backend allows an engine's embedded host code only in that mode.
+                warnings.warn(f"{path.name} is version-compatible: start tritonserver with "
+                              "--backend-config=tensorrt,version-compatible=true or it will not load", stacklevel=2)
         config_text = to_pbtxt(model_config(name, platform, signature, options, profiles))
         validated = True
         try:

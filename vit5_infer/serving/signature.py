@@ -149,7 +149,7 @@ def engine_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSi
     """The signature of a TensorRT engine built by ``vit5 build-engine``: the batch range from its
     manifest's optimization profile, tensors from the ONNX graph it was built from (TensorRT
     itself is not needed to read either)."""
-    from vit5_infer.engines.manifest import read_manifest
+    from vit5_infer.engines.manifest import batch_gaps, gapless_profiles_text, read_manifest
 
     path = Path(path)
     manifest = read_manifest(path)
@@ -167,6 +167,13 @@ def engine_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSi
     engine_min = int((profile.get("min") or [1])[0])
     if engine_min > 1:
         raise RepositoryError(f"{path}: its profile starts at batch {engine_min}; Triton sends batches from 1, rebuild with --min-batch 1")
+    gaps = batch_gaps(manifest)
+    if gaps:
+        missing = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in gaps)
+        raise RepositoryError(
+            f"{path}: no optimization profile takes batch {missing}, and a dynamic batcher forms any batch up to "
+            f"{engine_max}; rebuild with --batch-profiles that leave no gap (e.g. {gapless_profiles_text(manifest)})"
+        )
     signature = replace(graph, max_batch=engine_max, static_batch=None)
     if max_batch is not None and max_batch > engine_max:
         raise RepositoryError(f"{path}: the engine takes at most batch {engine_max} (its profile); rebuild with --max-batch {max_batch}")
