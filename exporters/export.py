@@ -454,9 +454,9 @@ def export_onnx(
 def export_source(source, path: Union[str, Path], *, target: "ExportTarget | str | None" = None, load=None,
                   progress: Progress = None, **options) -> ExportResult:
     """Load a preset or checkpoint (``load``: a LoadOptions) and export it, validated, for ``target``."""
-    from vit5_infer.load_options import LoadOptions
+    from vit5_infer.loading import load_source
 
-    model, origin = (load or LoadOptions()).resolve(source)
+    model, origin = load_source(source, load)
     if progress:
         progress(f"exporting {source} to ONNX (target {ExportTarget.parse(target)})")
     return export_onnx(model, path, source=origin, target=target, progress=progress, **options)
