@@ -189,16 +189,10 @@ def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precisio
 
 
 def _ort_session(path: Path, threads: int | None = None, emulate: bool = False):
-    import onnxruntime as ort
+    from vit5_infer.ort_sessions import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    source = str(path)
-    if emulate:
-        source = emulate_in_fp32(onnx.load(str(path))).SerializeToString()
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    source = emulate_in_fp32(onnx.load(str(path))) if emulate else path
+    return create_session(source, threads=threads, quiet=True)
 
 
 def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
