@@ -138,7 +138,7 @@ class OrtRunner(Runner):
 
     def _recorded_precision(self) -> Optional[str]:
         """The precision the exporter recorded (fp16, bf16, int8, fp8, ...); None for a foreign graph."""
-        from vit5_infer.exporters.metadata import read_metadata_or_empty
+        from vit5_infer.graph_metadata import read_metadata_or_empty
 
         recorded = read_metadata_or_empty(self.onnx_path).get("precision")
         return recorded if isinstance(recorded, str) and recorded else None

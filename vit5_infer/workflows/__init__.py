@@ -1,0 +1,1 @@
+"""One library entry per stage, each taking a progress callback and never importing the CLI."""
