@@ -308,26 +308,8 @@ def build_engine_from_onnx(
         report = fusion_report(layer_json, summary.blocks)
         build_flags = _build_flags(trt.__version__, optimization_level, workspace_gib, timing_cache, decomposable,
                                    version_compatible, hardware_compatibility, origin)
-        manifest = create_manifest(
-            onnx_path=origin.onnx_path,
-            engine_path=engine_path,
-            tensorrt_version=trt.__version__,
-            gpu_name=builder.gpu.name,
-            compute_capability=builder.gpu.compute_capability,
-            precision=precision,
-            profiles=profile_envelope(batch_profiles_shapes(shape, profiles)),
-            optimization_profiles=batch_profiles_shapes(shape, profiles),
-            build_flags=build_flags,
-            source=_model_source(origin.source_onnx),
-            attention_fused=report.fused,
-            fused_attention_layers=list(report.fused_layers),
-            onnx_sha256=origin.onnx_sha256,
-            attention_verdict=report.verdict,
-            attention_blocks=len(summary.blocks),
-            attention_report=report.to_dict(),
-            layers_file=layers_path_for(engine_path).name,
-            outputs=summary.outputs,
-        )
+        manifest = _manifest(builder, engine_path, precision, batch_profiles_shapes(shape, profiles), build_flags,
+                             origin, report, summary)
         _write_build(engine_path, engine_bytes, layer_json, manifest)
         if timing_cache and cache_out.is_file():
             write_bytes_atomic(timing_cache, cache_out.read_bytes())
@@ -347,6 +329,30 @@ def build_engine_from_onnx(
         warnings=problems,
         fusion=report,
         layers_path=layers_path_for(engine_path),
+    )
+
+
+def _manifest(builder: TensorRTBuilder, engine_path: Path, precision: str, optimization_profiles: list,
+              build_flags: dict, origin: GraphOrigin, report: FusionReport, summary: GraphSummary) -> Any:
+    return create_manifest(
+        onnx_path=origin.onnx_path,
+        engine_path=engine_path,
+        tensorrt_version=builder.trt.__version__,
+        gpu_name=builder.gpu.name,
+        compute_capability=builder.gpu.compute_capability,
+        precision=precision,
+        profiles=profile_envelope(optimization_profiles),
+        optimization_profiles=optimization_profiles,
+        build_flags=build_flags,
+        source=_model_source(origin.source_onnx),
+        attention_fused=report.fused,
+        fused_attention_layers=list(report.fused_layers),
+        onnx_sha256=origin.onnx_sha256,
+        attention_verdict=report.verdict,
+        attention_blocks=len(summary.blocks),
+        attention_report=report.to_dict(),
+        layers_file=layers_path_for(engine_path).name,
+        outputs=summary.outputs,
     )
 
 
