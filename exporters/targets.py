@@ -66,23 +66,23 @@ class ExportTarget:
     def is_tensorrt(self) -> bool:
         return self.runtime == "tensorrt"
 
-    def _has(self, feature: str) -> bool:
+    def has(self, feature: str) -> bool:
         """Whether the parser of this target has ``feature`` (the newest form when no version is given)."""
         return self.version is None or tensorrt_releases.has(self.version, feature)
 
     def default_opset(self) -> int:
-        return 23 if not self.is_tensorrt or self._has(ATTENTION_OP) else 18
+        return 23 if not self.is_tensorrt or self.has(ATTENTION_OP) else 18
 
     def allows_opset(self, opset: int) -> bool:
-        return not self.is_tensorrt or opset < 23 or self._has(ATTENTION_OP)
+        return not self.is_tensorrt or opset < 23 or self.has(ATTENTION_OP)
 
     def fused_attention(self, opset: int) -> bool:
         """The opset-23 ``Attention`` op (else MatMul-Softmax-MatMul)."""
-        return opset >= 23 and (not self.is_tensorrt or self._has(ATTENTION_OP))
+        return opset >= 23 and (not self.is_tensorrt or self.has(ATTENTION_OP))
 
     def fused_rms_norm(self, opset: int) -> bool:
         """The opset-23 ``RMSNormalization`` op (else primitive ops with FP32 statistics)."""
-        return opset >= 23 and (not self.is_tensorrt or self._has(RMS_NORMALIZATION_OP))
+        return opset >= 23 and (not self.is_tensorrt or self.has(RMS_NORMALIZATION_OP))
 
     def check_version(self) -> str:
         """The TensorRT version whose parser rules an export for this target must pass."""

@@ -167,7 +167,7 @@ class CompatReport:
         return not self.errors
 
     def verdict(self) -> str:
-        rules = self.rules if self.rules != "11" else "11.x"
+        rules = self.rules if "." in self.rules else f"{self.rules}.x"  # a major's rule set: "11" -> "11.x"
         state = "parses" if self.compatible else f"does not parse ({_count(len(self.errors), 'error')})"
         extra = f", {_count(len(self.warnings), 'warning')}" if self.warnings else ""
         return f"TensorRT {self.version} (parser rules of {rules}): {state}{extra}"
@@ -285,6 +285,11 @@ class _Checker:
         name = (node.name or (node.output[0] if node.output else "")) if node is not None else ""
         self.issues.append(CompatIssue(name, node.op_type if node is not None else "", rule, message, fix, severity))
 
+    def has(self, feature: str) -> bool:
+        """Whether the parser of this rule set has ``feature`` (the release table's features)."""
+        version = parse_tensorrt_version(self.tables.versions[self.release])
+        return version is not None and tensorrt_releases.has(version, feature)
+
     def reexport(self) -> str:
         return REEXPORT.format(version=self.version)
 
@@ -389,13 +394,14 @@ class _Checker:
         if rank is not None and rank not in (3, 4):
             self.add(node, "attention-qkv-rank", f"Q, K, V are {rank}-D: TensorRT attention takes 4-D (or 3-D) inputs",
                      fix)
-        elif rank == 3 and self.release == "10.14":
+        elif rank == 3 and not self.has(tensorrt_releases.ATTENTION_ANY_RANK):
             # 10.14 documents 4-D only (docs/operators.md c727277); the 3-D reshape with q_num_heads /
             # kv_num_heads is in the importer we could read (dd0a3a9, AttentionHelpers.cpp fa5aa9f), not
             # in a source we could read at the 10.14 pin.
             self.add(node, "attention-3d",
                      "3-D Q/K/V: TensorRT 10.14 documents 4-D inputs only (q_num_heads/kv_num_heads as dimension 1)",
-                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= 10.15")
+                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= "
+                     f"{tensorrt_releases.version_text(tensorrt_releases.since(tensorrt_releases.ATTENTION_ANY_RANK))}")
         elif rank == 3:
             for attr in ("q_num_heads", "kv_num_heads"):
                 if not _attr(node, attr):
@@ -404,9 +410,10 @@ class _Checker:
                              "to 4-D", f"set {attr}")
         mask = _input(node, 3)
         mask_rank = scope.ranks.get(mask) if mask else None
-        if mask_rank is not None and (mask_rank > 4 or (self.release == "10.14" and mask_rank != 4)):
+        four_d_only = not self.has(tensorrt_releases.ATTENTION_ANY_RANK)
+        if mask_rank is not None and (mask_rank > 4 or (four_d_only and mask_rank != 4)):
             self.add(node, "attention-mask-rank",
-                     f"attn_mask is {mask_rank}-D: " + ("10.14 documents a 4-D mask" if self.release == "10.14"
+                     f"attn_mask is {mask_rank}-D: " + (f"{self.release} documents a 4-D mask" if four_d_only
                                                         else "the importer accepts masks of rank <= 4"),
                      "give attn_mask shape [batch, heads, q_tokens, kv_tokens] (broadcastable)")
 
@@ -589,7 +596,7 @@ class _Checker:
         zero_type = scope.types.get(zero_point) if zero_point else None
         if zero_point and zero_type is not None:
             # 11.0 (5ab48c5) stops comparing a DequantizeLinear output_dtype with the zero point's type.
-            if output_dtype != zero_type and not (is_dq and self.release == "11"):
+            if output_dtype != zero_type and not (is_dq and self.has(tensorrt_releases.DEQUANTIZE_OUTPUT_DTYPE_FREE)):
                 self.add(node, "qdq-output-dtype",
                          f"output_dtype {name} differs from the zero point's type "
                          f"{TensorProto.DataType.Name(zero_type)}: the importer rejects the mismatch"

@@ -28,6 +28,11 @@ Version = tuple[int, int]
 ATTENTION_OP = "attention-op"
 #: The ONNX parser imports the opset-23 RMSNormalization op.
 RMS_NORMALIZATION_OP = "rms-normalization-op"
+#: The parser's Attention takes 3-D Q/K/V (reshaped by q_num_heads/kv_num_heads) and masks of any rank up to 4;
+#: the first release with the op documents 4-D inputs and a 4-D mask only.
+ATTENTION_ANY_RANK = "attention-any-rank"
+#: The parser no longer requires a DequantizeLinear output_dtype to equal its zero point's type.
+DEQUANTIZE_OUTPUT_DTYPE_FREE = "dequantize-output-dtype-free"
 #: IAttention layers (LayerType.ATTENTION_INPUT, IAttention.decomposable) exist.
 ATTENTION_LAYER = "attention-layer"
 #: NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated and ignored: every network is strongly typed.
@@ -96,8 +101,10 @@ Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 # - 10.14: IAttention layers; the parser (c727277) gained Attention ("Added support for the Attention
 #   operator") plus the window ops, STFT and DeformConv that arrived in 10.1 .. 10.13, documents opsets up
 #   to 24, and maps FLOAT4E2M1 (docs/operators.md lists it from 10.14 on; convertDtype from 10.15 fa5aa9f).
-# - 10.15: the parser (fa5aa9f) gained RMSNormalization, RotaryEmbedding, TensorScatter.
-# - 11.0: every network strongly typed (11.0 release notes / NvInfer.h).  Parser rules read from the 11.1
+# - 10.15: the parser (fa5aa9f) gained RMSNormalization, RotaryEmbedding, TensorScatter; docs/operators.md
+#   no longer limits Attention to 4-D Q/K/V and a 4-D mask (10.14 c727277 does).
+# - 11.0: every network strongly typed (11.0 release notes / NvInfer.h); the parser (5ab48c5) stops comparing
+#   a DequantizeLinear output_dtype with the zero point's type.  Parser rules read from the 11.1
 #   pin (parsers/onnx of NVIDIA/TensorRT v11.1, 7c51a63); the 11.0 pin's files are not available to us
 #   and its CHANGELOG adds only Swish and TRT_* custom ops over 10.16.
 RELEASES: tuple[TensorRTRelease, ...] = (
@@ -111,9 +118,9 @@ RELEASES: tuple[TensorRTRelease, ...] = (
     TensorRTRelease((10, 14), adds=frozenset({ATTENTION_OP, ATTENTION_LAYER}), parser=ParserRules(
         "10.14", frozenset({"Attention", "BlackmanWindow", "HammingWindow", "HannWindow", "STFT", "DeformConv"}), 24,
         types_added=frozenset({"FLOAT4E2M1"}), quantized_types_added=frozenset({"FLOAT4E2M1"}))),
-    TensorRTRelease((10, 15), adds=frozenset({RMS_NORMALIZATION_OP}), parser=ParserRules(
+    TensorRTRelease((10, 15), adds=frozenset({RMS_NORMALIZATION_OP, ATTENTION_ANY_RANK}), parser=ParserRules(
         "10.15", frozenset({"RMSNormalization", "RotaryEmbedding", "TensorScatter"}), 24)),
-    TensorRTRelease((11, 0), adds=frozenset({ALWAYS_STRONGLY_TYPED}), parser=ParserRules(
+    TensorRTRelease((11, 0), adds=frozenset({ALWAYS_STRONGLY_TYPED, DEQUANTIZE_OUTPUT_DTYPE_FREE}), parser=ParserRules(
         "11", frozenset({"Swish"}), 24)),
 )
 

@@ -14,8 +14,10 @@ from vit5_infer.exporters.targets import ExportTarget, TargetError
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat, first_release_with, parser_tables, rule_release
 from vit5_infer.tensorrt_releases import (
     ALWAYS_STRONGLY_TYPED,
+    ATTENTION_ANY_RANK,
     ATTENTION_LAYER,
     ATTENTION_OP,
+    DEQUANTIZE_OUTPUT_DTYPE_FREE,
     NO_VOLTA,
     RMS_NORMALIZATION_OP,
     SAME_COMPUTE_CAPABILITY_LEVEL,
@@ -30,6 +32,7 @@ from vit5_infer.tensorrt_releases import (
 @pytest.mark.parametrize("feature, release", [
     (ATTENTION_OP, (10, 14)), (ATTENTION_LAYER, (10, 14)), (RMS_NORMALIZATION_OP, (10, 15)),
     (ALWAYS_STRONGLY_TYPED, (11, 0)), (NO_VOLTA, (10, 5)), (SAME_COMPUTE_CAPABILITY_LEVEL, (10, 9)),
+    (ATTENTION_ANY_RANK, (10, 15)), (DEQUANTIZE_OUTPUT_DTYPE_FREE, (11, 0)),
 ])
 def test_each_feature_comes_from_one_release(feature, release):
     assert since(feature) == release
