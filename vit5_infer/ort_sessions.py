@@ -79,5 +79,6 @@ def create_session(
         source = model.SerializeToString()
     if provider_options is None:
         return ort.InferenceSession(source, sess_options=options, providers=list(providers))
-    return ort.InferenceSession(source, sess_options=options, providers=list(providers),
-                                provider_options=list(provider_options))
+    return ort.InferenceSession(
+        source, sess_options=options, providers=list(providers), provider_options=list(provider_options)
+    )

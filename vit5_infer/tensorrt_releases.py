@@ -75,7 +75,8 @@ class TensorRTRelease:
 
 # Ops with a builtin importer in onnxOpImporters.cpp of release/10.0 (eb43908); docs/operators.md of the
 # same commit marks exactly these "Y".
-_IMPORTERS_10_0 = frozenset("""
+_IMPORTERS_10_0 = frozenset(
+    """
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike
 Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
 DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather
@@ -89,7 +90,8 @@ ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize Re
 Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink
 Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan
 Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
-""".split())
+""".split()
+)
 
 # The release table, oldest first.  Sources:
 # - 10.0: the oldest release built for (pyproject pins tensorrt>=10.0,<12): the first GA release with
@@ -108,20 +110,53 @@ Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
 #   pin (parsers/onnx of NVIDIA/TensorRT v11.1, 7c51a63); the 11.0 pin's files are not available to us
 #   and its CHANGELOG adds only Swish and TRT_* custom ops over 10.16.
 RELEASES: tuple[TensorRTRelease, ...] = (
-    TensorRTRelease((10, 0), parser=ParserRules(
-        "10.0", _IMPORTERS_10_0, 20,
-        types_added=frozenset({"DOUBLE", "FLOAT", "INT8", "UINT8", "FLOAT16", "BFLOAT16", "BOOL", "INT32", "INT64",
-                               "FLOAT8E4M3FN", "INT4"}),
-        quantized_types_added=frozenset({"INT8", "FLOAT8E4M3FN", "INT4"}))),
+    TensorRTRelease(
+        (10, 0),
+        parser=ParserRules(
+            "10.0",
+            _IMPORTERS_10_0,
+            20,
+            types_added=frozenset(
+                {
+                    "DOUBLE",
+                    "FLOAT",
+                    "INT8",
+                    "UINT8",
+                    "FLOAT16",
+                    "BFLOAT16",
+                    "BOOL",
+                    "INT32",
+                    "INT64",
+                    "FLOAT8E4M3FN",
+                    "INT4",
+                }
+            ),
+            quantized_types_added=frozenset({"INT8", "FLOAT8E4M3FN", "INT4"}),
+        ),
+    ),
     TensorRTRelease((10, 5), adds=frozenset({NO_VOLTA})),
     TensorRTRelease((10, 9), adds=frozenset({SAME_COMPUTE_CAPABILITY_LEVEL})),
-    TensorRTRelease((10, 14), adds=frozenset({ATTENTION_OP, ATTENTION_LAYER}), parser=ParserRules(
-        "10.14", frozenset({"Attention", "BlackmanWindow", "HammingWindow", "HannWindow", "STFT", "DeformConv"}), 24,
-        types_added=frozenset({"FLOAT4E2M1"}), quantized_types_added=frozenset({"FLOAT4E2M1"}))),
-    TensorRTRelease((10, 15), adds=frozenset({RMS_NORMALIZATION_OP, ATTENTION_ANY_RANK}), parser=ParserRules(
-        "10.15", frozenset({"RMSNormalization", "RotaryEmbedding", "TensorScatter"}), 24)),
-    TensorRTRelease((11, 0), adds=frozenset({ALWAYS_STRONGLY_TYPED, DEQUANTIZE_OUTPUT_DTYPE_FREE}), parser=ParserRules(
-        "11", frozenset({"Swish"}), 24)),
+    TensorRTRelease(
+        (10, 14),
+        adds=frozenset({ATTENTION_OP, ATTENTION_LAYER}),
+        parser=ParserRules(
+            "10.14",
+            frozenset({"Attention", "BlackmanWindow", "HammingWindow", "HannWindow", "STFT", "DeformConv"}),
+            24,
+            types_added=frozenset({"FLOAT4E2M1"}),
+            quantized_types_added=frozenset({"FLOAT4E2M1"}),
+        ),
+    ),
+    TensorRTRelease(
+        (10, 15),
+        adds=frozenset({RMS_NORMALIZATION_OP, ATTENTION_ANY_RANK}),
+        parser=ParserRules("10.15", frozenset({"RMSNormalization", "RotaryEmbedding", "TensorScatter"}), 24),
+    ),
+    TensorRTRelease(
+        (11, 0),
+        adds=frozenset({ALWAYS_STRONGLY_TYPED, DEQUANTIZE_OUTPUT_DTYPE_FREE}),
+        parser=ParserRules("11", frozenset({"Swish"}), 24),
+    ),
 )
 
 
@@ -152,7 +187,7 @@ def tensorrt_major(text: object) -> int:
 
 
 def tensorrt_release(text: object) -> str:
-    """"MAJOR.MINOR" of a TensorRT version ("10.14.1.48.post1" -> "10.14"): what export targets
+    """ "MAJOR.MINOR" of a TensorRT version ("10.14.1.48.post1" -> "10.14"): what export targets
     (``tensorrt=10.14``) and the parser check take.  ``tensorrt.__version__`` is the pip package's
     version, which for NVIDIA's post releases (10.2.0.post1, 10.6.0.post1/.post2, 10.7.0.post1,
     10.13.3.9.post1, 10.14.1.48.post1) ends in a PEP 440 suffix those parsers refuse."""
@@ -211,5 +246,11 @@ def parser_release_for(version: Version) -> Optional[TensorRTRelease]:
 
 def parser_release_adding(op_type: str) -> Optional[TensorRTRelease]:
     """The first encoded parser release with an importer for ``op_type``; None when none has one."""
-    return next((release for release in parser_releases() if release.parser is not None
-                 and op_type in release.parser.ops_added), None)
+    return next(
+        (
+            release
+            for release in parser_releases()
+            if release.parser is not None and op_type in release.parser.ops_added
+        ),
+        None,
+    )

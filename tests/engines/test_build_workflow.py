@@ -65,8 +65,13 @@ def test_a_graph_at_its_precision_is_built_as_exported(exported, tmp_path, fake_
 
 
 def test_the_parser_check_runs_before_the_build(exported, tmp_path, fake_tensorrt, monkeypatch):
-    monkeypatch.setattr(workflow, "open_builder", lambda precision, level: TensorRTBuilder(
-        types.SimpleNamespace(__version__="10.8.0.43"), CudaDevice(0, "stand-in GPU", "9.0")))
+    monkeypatch.setattr(
+        workflow,
+        "open_builder",
+        lambda precision, level: TensorRTBuilder(
+            types.SimpleNamespace(__version__="10.8.0.43"), CudaDevice(0, "stand-in GPU", "9.0")
+        ),
+    )
     with pytest.raises(EngineBuildError, match="does not parse on TensorRT 10.8.0.43"):
         workflow.build_engine(exported, tmp_path / "m.engine")
     assert fake_tensorrt == [] and list(tmp_path.iterdir()) == []

@@ -29,11 +29,19 @@ from vit5_infer.tensorrt_releases import (
 )
 
 
-@pytest.mark.parametrize("feature, release", [
-    (ATTENTION_OP, (10, 14)), (ATTENTION_LAYER, (10, 14)), (RMS_NORMALIZATION_OP, (10, 15)),
-    (ALWAYS_STRONGLY_TYPED, (11, 0)), (NO_VOLTA, (10, 5)), (SAME_COMPUTE_CAPABILITY_LEVEL, (10, 9)),
-    (ATTENTION_ANY_RANK, (10, 15)), (DEQUANTIZE_OUTPUT_DTYPE_FREE, (11, 0)),
-])
+@pytest.mark.parametrize(
+    "feature, release",
+    [
+        (ATTENTION_OP, (10, 14)),
+        (ATTENTION_LAYER, (10, 14)),
+        (RMS_NORMALIZATION_OP, (10, 15)),
+        (ALWAYS_STRONGLY_TYPED, (11, 0)),
+        (NO_VOLTA, (10, 5)),
+        (SAME_COMPUTE_CAPABILITY_LEVEL, (10, 9)),
+        (ATTENTION_ANY_RANK, (10, 15)),
+        (DEQUANTIZE_OUTPUT_DTYPE_FREE, (11, 0)),
+    ],
+)
 def test_each_feature_comes_from_one_release(feature, release):
     assert since(feature) == release
 
@@ -45,26 +53,38 @@ def test_releases_are_ordered_and_parser_rule_names_unique():
     assert len(names) == len(set(names)) and tensorrt_releases.RELEASES[0].parser is not None
 
 
-@pytest.mark.parametrize("text, strict, lenient", [
-    ("10.14.1.48.post1", (10, 14), (10, 14)), ("11", (11, 0), (11, 0)), ("8.9", (8, 9), (8, 9)),
-    ("10.14.postfix", None, (10, 14)), ("garbage", None, (0, 0)),
-])
+@pytest.mark.parametrize(
+    "text, strict, lenient",
+    [
+        ("10.14.1.48.post1", (10, 14), (10, 14)),
+        ("11", (11, 0), (11, 0)),
+        ("8.9", (8, 9), (8, 9)),
+        ("10.14.postfix", None, (10, 14)),
+        ("garbage", None, (0, 0)),
+    ],
+)
 def test_one_parser_strict_and_lenient(text, strict, lenient):
     assert parse_tensorrt_version(text) == strict
     assert tensorrt_version(text) == lenient
 
 
 def _graph_with(op: str):
-    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"], name="n")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x"], ["y"], name="n")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=10)
 
 
 def test_a_new_release_is_one_table_entry(monkeypatch):
     """A made-up TensorRT 12.0, added as one entry, reaches every consumer of the table."""
-    made_up = TensorRTRelease((12, 0), adds=frozenset({"made-up-feature"}), parser=ParserRules(
-        "12", frozenset({"MadeUpOp"}), 25, types_added=frozenset({"FLOAT8E5M2"})))
+    made_up = TensorRTRelease(
+        (12, 0),
+        adds=frozenset({"made-up-feature"}),
+        parser=ParserRules("12", frozenset({"MadeUpOp"}), 25, types_added=frozenset({"FLOAT8E5M2"})),
+    )
     with pytest.raises(TargetError, match="not supported"):
         ExportTarget.parse("tensorrt=12.0")
     assert not tensorrt_support.is_supported((12, 0))
@@ -91,6 +111,7 @@ def test_a_new_release_is_one_table_entry(monkeypatch):
     assert tensorrt_support.minimum_compute_capability("12.0") == (7, 5)
     assert tensorrt_releases.has((12, 0), "made-up-feature") and not tensorrt_releases.has((11, 9), "made-up-feature")
     assert op_importer_since("MadeUpOp") == (12, 0)
-    message = parse_failure_message("m.onnx", [ParseError("UNSUPPORTED_NODE", "no importer", 0, "n", "MadeUpOp")],
-                                    "11.1.0")
+    message = parse_failure_message(
+        "m.onnx", [ParseError("UNSUPPORTED_NODE", "no importer", 0, "n", "MadeUpOp")], "11.1.0"
+    )
     assert "TensorRT 12.0+ has" in message

@@ -66,8 +66,16 @@ def build_engine(
     ``hardware_compatibility``: a HARDWARE_COMPATIBILITY_LEVELS name (``ampere+``: any Ampere or newer GPU).
     """
     say = progress or (lambda message: None)
-    profiles = check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level,
-                                   batch_profiles, hardware_compatibility)
+    profiles = check_build_options(
+        precision,
+        min_batch,
+        opt_batch,
+        max_batch,
+        workspace_gib,
+        optimization_level,
+        batch_profiles,
+        hardware_compatibility,
+    )
     hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
     engine_path = Path(engine_path)
     if is_onnx_path(engine_path):
@@ -91,8 +99,9 @@ def build_engine(
         workdir = Path(work)
         staged_onnx = None
         if exported_onnx is not None:
-            staged_onnx = export_for_tensorrt(source, workdir / "export" / exported_onnx.name,
-                                              builder.trt.__version__, load, progress)
+            staged_onnx = export_for_tensorrt(
+                source, workdir / "export" / exported_onnx.name, builder.trt.__version__, load, progress
+            )
         source_onnx = staged_onnx if staged_onnx is not None else Path(source)
         graph_path, graph_precision, summary = graph_to_build(source_onnx, precision, workdir, say)
         origin = GraphOrigin(
@@ -102,10 +111,22 @@ def build_engine(
             onnx_sha256=None if staged_onnx is None else _sha256(staged_onnx),
         )
         result = build_engine_from_onnx(
-            graph_path, engine_path, precision=graph_precision, profiles=profiles, origin=origin, summary=summary,
-            builder=builder, timing_cache=timing_cache, timing_cache_bytes=cache_blob, workspace_gib=workspace_gib,
-            optimization_level=optimization_level, verbose=verbose, version_compatible=version_compatible,
-            hardware_compatibility=hardware_compatibility, progress=progress, started=started,
+            graph_path,
+            engine_path,
+            precision=graph_precision,
+            profiles=profiles,
+            origin=origin,
+            summary=summary,
+            builder=builder,
+            timing_cache=timing_cache,
+            timing_cache_bytes=cache_blob,
+            workspace_gib=workspace_gib,
+            optimization_level=optimization_level,
+            verbose=verbose,
+            version_compatible=version_compatible,
+            hardware_compatibility=hardware_compatibility,
+            progress=progress,
+            started=started,
         )
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
@@ -120,7 +141,8 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
     if load is not None and load != LoadOptions():
         raise EngineBuildError(
             f"{onnx_path} is an ONNX file: the model-source options (--config, --weights, --trust-pickle, --seed and "
-            "the architecture overrides) apply to a preset or checkpoint, which is exported first")
+            "the architecture overrides) apply to a preset or checkpoint, which is exported first"
+        )
     path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
     recorded = read_metadata_or_empty(path).get("precision")
     if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
@@ -134,7 +156,8 @@ def check_exportable(source: PathLike, precision: str) -> None:
         raise EngineBuildError(
             f"{source} would be exported here as a float graph; an {precision} engine is built from a quantized one: "
             f"'vit5 export {source} -o model.{precision}.onnx --precision {precision} --target tensorrt "
-            f"--calibration DIR', then build that with --{precision}")
+            f"--calibration DIR', then build that with --{precision}"
+        )
 
 
 def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
@@ -153,14 +176,18 @@ def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
         )
 
 
-def export_for_tensorrt(source: PathLike, onnx_path: Path, tensorrt_version: str, load: Optional[LoadOptions],
-                        progress: Progress) -> Path:
+def export_for_tensorrt(
+    source: PathLike, onnx_path: Path, tensorrt_version: str, load: Optional[LoadOptions], progress: Progress
+) -> Path:
     """Export a preset or checkpoint to ``onnx_path`` in the graph form the installed TensorRT parses."""
     from vit5_infer.exporters.export import export_source
 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(export_source(source, onnx_path, target=f"tensorrt={tensorrt_release(tensorrt_version)}", load=load,
-                              progress=progress).path)
+    return Path(
+        export_source(
+            source, onnx_path, target=f"tensorrt={tensorrt_release(tensorrt_version)}", load=load, progress=progress
+        ).path
+    )
 
 
 def graph_to_build(source_onnx: Path, precision: str, workdir: Path, say) -> tuple[Path, str, GraphSummary]:
