@@ -78,16 +78,7 @@ def build_engine(
     )
     hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
     engine_path = Path(engine_path)
-    if is_onnx_path(engine_path):
-        raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
-    exported_onnx = None if is_onnx_path(source) else engine_path.with_suffix(".onnx")
-    check_timing_cache_path(timing_cache, build_outputs(engine_path, exported_onnx))
-    if exported_onnx is None:
-        source = require_onnx_source(source, precision, load)
-        recorded = read_metadata_or_empty(source).get("precision")
-    else:
-        check_exportable(source, precision)
-        recorded = None
+    source, exported_onnx, recorded = check_source(source, engine_path, precision, timing_cache, load)
     cache_blob = read_timing_cache(timing_cache, source if exported_onnx is None else None)
 
     builder = open_builder(precision_to_build(recorded, precision), hardware_compatibility)
@@ -104,12 +95,8 @@ def build_engine(
             )
         source_onnx = staged_onnx if staged_onnx is not None else Path(source)
         graph_path, graph_precision, summary = graph_to_build(source_onnx, precision, workdir, say)
-        origin = GraphOrigin(
-            onnx_path=exported_onnx if exported_onnx is not None else Path(source),
-            source_onnx=source_onnx,
-            converted=graph_path != source_onnx,
-            onnx_sha256=None if staged_onnx is None else _sha256(staged_onnx),
-        )
+        sha256 = None if staged_onnx is None else _sha256(staged_onnx)
+        origin = GraphOrigin(exported_onnx or Path(source), source_onnx, graph_path != source_onnx, sha256)
         result = build_engine_from_onnx(
             graph_path,
             engine_path,
@@ -131,6 +118,22 @@ def build_engine(
         if staged_onnx is not None and exported_onnx is not None:
             _move_export(staged_onnx, exported_onnx)
     return result
+
+
+def check_source(
+    source: PathLike, engine_path: Path, precision: str, timing_cache: Optional[PathLike], load: Optional[LoadOptions]
+) -> tuple[PathLike, Optional[Path], Optional[str]]:
+    """The checks of the source and the outputs before TensorRT is loaded: (the source, the path an export of
+    it is kept at (None for an ONNX source), the precision the ONNX source's exporter recorded)."""
+    if is_onnx_path(engine_path):
+        raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
+    exported_onnx = None if is_onnx_path(source) else engine_path.with_suffix(".onnx")
+    check_timing_cache_path(timing_cache, build_outputs(engine_path, exported_onnx))
+    if exported_onnx is not None:
+        check_exportable(source, precision)
+        return source, exported_onnx, None
+    onnx_path = require_onnx_source(source, precision, load)
+    return onnx_path, None, read_metadata_or_empty(onnx_path).get("precision")
 
 
 def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[LoadOptions]) -> Path:
