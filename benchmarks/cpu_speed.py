@@ -29,9 +29,10 @@ PRESETS = {
 def matmul_rate_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
     """This machine's FP32 GEMM rate: the best of PyTorch (oneDNN/MKL) and ONNX Runtime (MLAS)."""
     import numpy as np
-    import onnxruntime as ort
     import torch
     from onnx import TensorProto, helper, numpy_helper
+
+    from vit5_infer.ort_sessions import create_session
 
     def best_seconds(run) -> float:
         for _ in range(3):
@@ -52,9 +53,7 @@ def matmul_rate_gflops(threads: int, size: int = 2048, repeats: int = 10) -> flo
                               [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=10)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = create_session(model, threads=threads)
     feed = {"a": np.random.randn(size, size).astype(np.float32)}
     ort_s = best_seconds(lambda: session.run(None, feed))
     return 2 * size**3 / min(torch_s, ort_s) / 1e9

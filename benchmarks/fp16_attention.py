@@ -7,13 +7,14 @@ for ORT) are run through an emulation that rounds every FP16 tensor (ORT's CPU p
 otherwise upcast ops it has no FP16 kernel for), once as exported and once with the attention ops
 forced to FP32, and compared with PyTorch FP32.
 """
-import numpy as np, onnx, onnxruntime as ort, torch, json, sys
+import numpy as np, onnx, torch, json, sys
 from vit5_infer import load_model
 from vit5_infer.exporters import build_graph
 from vit5_infer.exporters.graph import KEEP_FP32
 from vit5_infer.exporters.precision import convert_precision
 from vit5_infer.preprocessing import Preprocessing, load_images, list_images
 from vit5_infer.metrics import compare_logits
+from vit5_infer.ort_sessions import create_session
 D='tests/data/digits/'
 pre=Preprocessing(image_size=32, mean=(0.5,)*3, std=(0.25,)*3)
 files=list_images(D+'calibration')
@@ -31,7 +32,7 @@ for name in ['digits_attn']:
         for vname,graph in variants.items():
             low=convert_precision(graph,'fp16')
             from vit5_infer.exporters.precision import emulate_in_fp32
-            s=ort.InferenceSession(emulate_in_fp32(low).SerializeToString(), providers=['CPUExecutionProvider'])
+            s=create_session(emulate_in_fp32(low))
             out=s.run(['logits'],{'pixel_values':x})[0]
             c=compare_logits(ref,out)
             print(name, f"opset {opset}", vname, f"cosine {c.cosine:.7f} maxabs {c.max_abs_err:.4f} top1 {c.top1_agreement:.4f}")

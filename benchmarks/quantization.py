@@ -32,12 +32,9 @@ VARIANTS = [("int8", "cpu"), ("int8", "tensorrt"), ("fp8", "tensorrt")]
 
 
 def _session(model_or_path, threads: int):
-    import onnxruntime as ort
+    from vit5_infer.ort_sessions import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(model_or_path), options, providers=["CPUExecutionProvider"])
+    return create_session(str(model_or_path), threads=threads, quiet=True)
 
 
 def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:

@@ -34,7 +34,7 @@ def build_engine(
 ) -> None:
     """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
     from vit5_infer.engines.manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
-    from vit5_infer.engines.tensorrt_builder import build_engine as build
+    from vit5_infer.workflows.build_engine import build_engine as build
 
     chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if flag]
     if len(chosen) > 1:

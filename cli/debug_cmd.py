@@ -157,7 +157,9 @@ def debug(
 
     with console.status("loading") as status:
         if source is not None:
-            model, origin = model_opts.resolve(source)
+            from vit5_infer.loading import load_source
+
+            model, origin = load_source(source, model_opts)
             shape, layout = tuple(model.input_shape), "nchw"
             check_batch(shape, batch, model.config)
             pre = Preprocessing(image_size=model.config.network.image_size)

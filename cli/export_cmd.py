@@ -155,7 +155,9 @@ def export_model(
         raise ExportError(f"--io-dtype {io_dtype} does not apply to {precision} graphs (their inputs and outputs "
                           f"are FP32): leave --io-dtype out")
     with console.status(f"loading {source}"):
-        model, origin = model_opts.resolve(source)
+        from vit5_infer.loading import load_source
+
+        model, origin = load_source(source, model_opts)
     pre = Preprocessing(image_size=model.config.network.image_size,
                         **{k: v for k, v in (preprocessing or {}).items() if v is not None})
     if quantized:

@@ -17,7 +17,9 @@ from .model_options import ModelOptions, model_options
 
 
 def checkpoint_info(source: str, model_opts: ModelOptions) -> dict:
-    model, origin = model_opts.resolve(source)
+    from vit5_infer.loading import load_source
+
+    model, origin = load_source(source, model_opts)
     return {
         "kind": origin.kind,
         "source": origin.name,

@@ -16,12 +16,13 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from vit5_infer.errors import InputError
+from vit5_infer.files import require_file
+from vit5_infer.ort_sessions import GRAPH_OPTIMIZATIONS, SessionOptionError, create_session
 from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
 
 from .base import Runner
 from .cuda_device import has_cuda_driver
 from .errors import BackendError, BackendUnavailableError, NoGPUError
-from vit5_infer.files import require_file
 
 PathLike = Union[str, Path]
 
@@ -31,24 +32,7 @@ PROVIDERS = {
     "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
 BACKEND_NAMES = {"cpu": "ort", "cuda": "ort-cuda", "tensorrt": "ort-trt"}
-GRAPH_OPTIMIZATIONS = ("disable", "basic", "extended", "layout", "all")
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
-
-
-def _graph_optimization_level(ort: Any, name: str) -> Any:
-    levels = {
-        "disable": "ORT_DISABLE_ALL",
-        "basic": "ORT_ENABLE_BASIC",
-        "extended": "ORT_ENABLE_EXTENDED",
-        "layout": "ORT_ENABLE_LAYOUT",  # onnxruntime >= 1.22
-        "all": "ORT_ENABLE_ALL",
-    }
-    if name not in levels:
-        raise BackendError(f"unknown graph optimization {name!r}; use one of {', '.join(GRAPH_OPTIMIZATIONS)}")
-    level = getattr(ort.GraphOptimizationLevel, levels[name], None)
-    if level is None:
-        raise BackendError(f"graph optimization {name!r} needs a newer onnxruntime ({ort.__version__} here)")
-    return level
 
 
 def provider_failure(ort_version: str, provider: str) -> str:
@@ -127,18 +111,15 @@ class OrtRunner(Runner):
             # ones move FP8 DequantizeLinear nodes past Transposes (the MatMul-Softmax-MatMul form),
             # leaving FP8 Transposes the provider has no kernel for.
             self.graph_optimization = "basic"
-        options = ort.SessionOptions()
-        options.graph_optimization_level = _graph_optimization_level(ort, self.graph_optimization)
-        if self.threads:
-            options.intra_op_num_threads = self.threads
-        if self.optimized_model_cache is not None:
-            options.optimized_model_filepath = str(self.optimized_model_cache)
         providers = PROVIDERS[self.provider]
         provider_options = [self.provider_options if i == 0 and self.provider != "cpu" else {} for i in range(len(providers))]
         try:
-            session = ort.InferenceSession(
-                str(self.onnx_path), sess_options=options, providers=providers, provider_options=provider_options
+            session = create_session(
+                self.onnx_path, providers=providers, provider_options=provider_options, threads=self.threads,
+                graph_optimization=self.graph_optimization, optimized_model_path=self.optimized_model_cache,
             )
+        except SessionOptionError as exc:
+            raise BackendError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own untyped errors
             message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
             raise BackendError(f"onnxruntime cannot load {self.onnx_path}: {message}") from None
@@ -157,7 +138,7 @@ class OrtRunner(Runner):
 
     def _recorded_precision(self) -> Optional[str]:
         """The precision the exporter recorded (fp16, bf16, int8, fp8, ...); None for a foreign graph."""
-        from vit5_infer.exporters.metadata import read_metadata_or_empty
+        from vit5_infer.graph_metadata import read_metadata_or_empty
 
         recorded = read_metadata_or_empty(self.onnx_path).get("precision")
         return recorded if isinstance(recorded, str) and recorded else None

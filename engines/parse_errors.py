@@ -11,19 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from .tensorrt_support import tensorrt_version
+from vit5_infer.tensorrt_releases import parser_release_adding, parser_releases, tensorrt_version
+
 
 def op_importer_since(op: str) -> Optional[tuple[int, int]]:
     """The first TensorRT (major, minor) that parses ``op``; None when every supported release does (or
-    none does).  Read from the static check's importer tables (exporters/tensorrt_compat.py), the one
+    none does).  Read from the release table's parser rules (vit5_infer.tensorrt_releases), the one
     record of what each parser release imports."""
-    from vit5_infer.exporters.tensorrt_compat import RELEASES, first_release_with
-
-    release = first_release_with(op)
-    if release is None or release == RELEASES[0]:
+    release = parser_release_adding(op)
+    if release is None or release == parser_releases()[0]:
         return None
-    major, _, minor = release.partition(".")
-    return int(major), int(minor or 0)
+    return release.version
 
 
 @dataclass(frozen=True)

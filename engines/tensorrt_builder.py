@@ -1,10 +1,11 @@
-"""``build_engine``: ONNX (or a preset/checkpoint, exported first) -> TensorRT engine + manifest.
+"""TensorRT engines from ONNX graphs already at their final precision -> engine + manifest.
 
 The TensorRT work is done by Polygraphy's loaders (``create_network``, ``SetDecomposableAttentions``,
 ``CreateConfig``, ``engine_bytes_from_network``, ``EngineFromBytes``); this module decides what to ask
 for and turns failures into one-line errors.  What it keeps of its own: option checks, the
-precision/compute-capability check, the manifest and its rebuild command, the fusion report, staged
-writes (nothing is written unless the build succeeds), progress messages.
+precision/compute-capability check, the manifest, the fusion report, staged writes (nothing is written
+unless the build succeeds), progress messages.  Exporting a preset or checkpoint, converting an FP32
+graph to FP16/BF16 and the static parser check come before, in ``vit5_infer.workflows.build_engine``.
 
 The network is always strongly typed: on TensorRT 11.x that is the only mode, and on 10.x the
 STRONGLY_TYPED creation flag gives the same behaviour.  Reduced precision therefore comes from the
@@ -15,23 +16,20 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
-from vit5_infer.exporters.export import export_source
-from vit5_infer.exporters.metadata import read_metadata_or_empty
-from vit5_infer.exporters.precision import check_build_precision, graph_at_precision
-from vit5_infer.files import require_file, staged_file, write_bytes_atomic, write_text_atomic
-from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress, is_onnx_path
+from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
+from vit5_infer.graph_metadata import graph_outputs, read_metadata_or_empty
+from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
 
 from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
-from .errors import BackendError, EngineBuildError
+from .cuda_device import CudaDevice
+from .errors import EngineBuildError
 from .manifest import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MIN_BATCH,
@@ -59,7 +57,6 @@ from .tensorrt_support import (
     require_gpu,
     tensorrt_log,
     tensorrt_major,
-    tensorrt_release,
 )
 
 log = logging.getLogger("vit5_infer.engines")
@@ -185,7 +182,7 @@ def check_timing_cache_path(timing_cache: Optional[PathLike], outputs: dict) -> 
                 f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own")
 
 
-def read_timing_cache(path: Optional[PathLike], source: PathLike = None) -> Optional[bytes]:
+def read_timing_cache(path: Optional[PathLike], source: Optional[PathLike] = None) -> Optional[bytes]:
     """The --timing-cache file's bytes (None: no cache asked, or none there yet), read before TensorRT is
     loaded; it is written back after the build, so a path that cannot be read or written is refused in
     one line now, not after minutes of building."""
@@ -216,181 +213,110 @@ def not_fused_message(engine_name: str, report: FusionReport) -> str:
     )
 
 
-def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
-    """Refuse, in one line, an ONNX file the installed TensorRT's parser cannot take (the static check
-    of exporters/tensorrt_compat.py), naming what to re-export it with."""
-    from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
+@dataclass(frozen=True)
+class TensorRTBuilder:
+    """The installed TensorRT module and the GPU it builds for, both checked (``open_builder``)."""
 
-    report = check_tensorrt_compat(onnx_path, tensorrt_release(tensorrt_version))
-    if not report.compatible:
-        first = report.errors[0]
-        more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
-        raise EngineBuildError(
-            f"{onnx_path} does not parse on TensorRT {tensorrt_version}: {first.node or 'graph'} [{first.op_type}] "
-            f"{first.message}{more}; re-export it with 'vit5 export SOURCE -o {Path(onnx_path).name} "
-            f"--target tensorrt={report.version}'"
-        )
+    trt: Any
+    gpu: CudaDevice
 
 
-def build_engine(
-    onnx_path: PathLike,
-    engine_path: PathLike,
-    *,
-    precision: str = "fp32",
-    min_batch: int = 1,
-    opt_batch: int = 1,
-    max_batch: int = 8,
-    timing_cache: Optional[PathLike] = None,
-    workspace_gib: Optional[float] = None,
-    optimization_level: int = 3,
-    verbose: bool = False,
-    progress: Progress = None,
-    load: Optional[Any] = None,
-    batch_profiles: Any = None,
-    version_compatible: bool = False,
-    hardware_compatibility: Optional[str] = None,
-) -> BuildResult:
-    """Build a TensorRT engine for ``pixel_values`` batches in [min_batch, max_batch].
-
-    ``onnx_path``: an exported ``.onnx`` file, or a preset name / checkpoint file that is exported
-    first (the ONNX is kept beside the engine so the manifest's rebuild command works).
-    Raises TensorRTUnavailableError / NoGPUError before anything is written when the machine
-    cannot build, EngineBuildError when the GPU lacks the precision or TensorRT rejects the graph.
-    Writes the engine, its manifest (``.json``) and the inspector's layer JSON (``.layers.json``).
-
-    ``batch_profiles``: several optimization profiles instead of min/opt/max (see parse_batch_profiles);
-    ``version_compatible``: BuilderFlag.VERSION_COMPATIBLE (the engine also runs on newer TensorRT);
-    ``hardware_compatibility``: a HARDWARE_COMPATIBILITY_LEVELS name (``ampere+``: any Ampere or newer GPU).
-    """
-    say = progress or (lambda message: None)
-    profiles = check_build_options(precision, min_batch, opt_batch, max_batch, workspace_gib, optimization_level,
-                                   batch_profiles, hardware_compatibility)
-    hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
-    portability = (version_compatible, hardware_compatibility)
-    engine_path = Path(engine_path)
-    if is_onnx_path(engine_path):
-        raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
-    exported_onnx = None if is_onnx_path(onnx_path) else engine_path.with_suffix(".onnx")
-    check_timing_cache_path(timing_cache, build_outputs(engine_path, exported_onnx))
-    if exported_onnx is None and load is not None and load != LoadOptions():
-        raise EngineBuildError(
-            f"{onnx_path} is an ONNX file: the model-source options (--config, --weights, --trust-pickle, --seed and "
-            "the architecture overrides) apply to a preset or checkpoint, which is exported first")
-    recorded = None
-    if exported_onnx is None:
-        onnx_path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
-        recorded = read_metadata_or_empty(onnx_path).get("precision")
-        if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
-            check_build_precision(onnx_path, recorded, precision)
-    elif Precision(precision).is_quantized:
-        raise EngineBuildError(
-            f"{onnx_path} would be exported here as a float graph; an {precision} engine is built from a quantized one: "
-            f"'vit5 export {onnx_path} -o model.{precision}.onnx --precision {precision} --target tensorrt "
-            f"--calibration DIR', then build that with --{precision}")
-
-    cache_blob = read_timing_cache(timing_cache, onnx_path if exported_onnx is None else None)
-
+def open_builder(precision: Union[str, Precision], hardware_compatibility: Optional[str] = None) -> TensorRTBuilder:
+    """TensorRT and the GPU, checked for a graph of ``precision`` and the hardware compatibility level:
+    TensorRTUnavailableError / NoGPUError when this machine cannot build, one-line errors when the GPU
+    lacks what the engine needs."""
     trt = import_tensorrt()
     gpu = require_gpu("building a TensorRT engine")
     check_gpu_supported(trt.__version__, gpu)
     check_hardware_compatibility(hardware_compatibility, trt.__version__, gpu)
-    check_precision_supported(precision_to_build(recorded, precision), gpu)
-    if exported_onnx is None:
-        check_parses(onnx_path, trt.__version__)
-    started = time.perf_counter()
+    check_precision_supported(precision, gpu)
+    return TensorRTBuilder(trt, gpu)
 
+
+@dataclass(frozen=True)
+class GraphOrigin:
+    """Where the graph an engine is built from came from, as the manifest records it."""
+
+    #: the ONNX file the manifest's rebuild command names (the given file, or the export kept beside the engine)
+    onnx_path: Path
+    #: the graph as exported, before any precision conversion: its metadata names the model and the quantization
+    source_onnx: Path
+    #: the built graph is ``source_onnx`` converted to another precision
+    converted: bool = False
+    #: SHA-256 of an ONNX file exported for this build
+    onnx_sha256: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GraphSummary:
+    """What the build reads from the loaded graph: its attention blocks (for the fusion report) and outputs."""
+
+    blocks: list
+    outputs: dict
+
+    @classmethod
+    def of(cls, graph: Any) -> GraphSummary:
+        return cls(attention_blocks(graph), graph_outputs(graph))
+
+
+def build_engine_from_onnx(
+    graph_path: PathLike,
+    engine_path: PathLike,
+    *,
+    precision: str,
+    profiles: list,
+    origin: Optional[GraphOrigin] = None,
+    summary: Optional[GraphSummary] = None,
+    builder: Optional[TensorRTBuilder] = None,
+    timing_cache: Optional[PathLike] = None,
+    timing_cache_bytes: Optional[bytes] = None,
+    workspace_gib: Optional[float] = None,
+    optimization_level: int = 3,
+    verbose: bool = False,
+    version_compatible: bool = False,
+    hardware_compatibility: Optional[str] = None,
+    progress: Progress = None,
+    started: Optional[float] = None,
+) -> BuildResult:
+    """Build a TensorRT engine from ``graph_path``, an ONNX graph already at its final ``precision`` (TensorRT
+    builds it as it is: the network is strongly typed), for the (min, opt, max) batch ``profiles`` that
+    ``check_build_options`` returned.  Writes the engine, its manifest (``.json``) and the inspector's layer
+    JSON (``.layers.json``) only when the build succeeds.
+
+    ``origin``: what the manifest records of the graph's provenance (default: the graph itself);
+    ``summary``: the graph's attention blocks and outputs when the caller has it loaded already;
+    ``builder``: an ``open_builder`` result (opened here when None); ``timing_cache``: the cache file, with
+    the bytes ``read_timing_cache`` read from it; ``hardware_compatibility``: a checked level name;
+    ``started``: the ``time.perf_counter()`` the reported build time counts from (default: now).
+    """
+    say = progress or (lambda message: None)
+    started = time.perf_counter() if started is None else started
+    graph_path, engine_path = Path(graph_path), Path(engine_path)
+    origin = origin or GraphOrigin(graph_path, graph_path)
+    builder = builder or open_builder(precision, hardware_compatibility)
+    summary = summary or GraphSummary.of(_load_graph(graph_path))
+    trt = builder.trt
     with tempfile.TemporaryDirectory(prefix="vit5-build-") as work:
-        workdir = Path(work)
-        if exported_onnx is not None:
-            # A preset or checkpoint is exported in the graph form the installed TensorRT parses.
-            (workdir / "export").mkdir()
-            staged_onnx = export_source(onnx_path, workdir / "export" / exported_onnx.name,
-                                        target=f"tensorrt={tensorrt_release(trt.__version__)}", load=load,
-                                        progress=progress).path
-            source_onnx = staged_onnx
-        else:
-            staged_onnx = None
-            source_onnx = Path(onnx_path)
-        graph_path, graph_precision, graph = graph_at_precision(source_onnx, precision, workdir)
-        if Precision(precision).is_quantized and graph_precision != precision:
-            raise EngineBuildError(f"{source_onnx} is an {graph_precision} graph; build it with --{graph_precision}")
-        if graph_path != source_onnx:
-            say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
-        blocks = attention_blocks(graph)
-        from vit5_infer.exporters.metadata import graph_outputs  # lazy: the exporters import torch
-
-        outputs = graph_outputs(graph)
-        del graph
-
-        cache_out = workdir / "timing.cache"
+        cache_out = Path(work) / "timing.cache"
         with tensorrt_log(verbose) as errors, cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
-                trt, graph_path, source_onnx, profiles, (timing_cache, cache_blob), cache_out, workspace_gib,
-                optimization_level, say, errors, portability,
+                trt, graph_path, origin.source_onnx, profiles, (timing_cache, timing_cache_bytes), cache_out,
+                workspace_gib, optimization_level, say, errors, (version_compatible, hardware_compatibility),
             )
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
-        report = fusion_report(layer_json, blocks)
-        layers_path = layers_path_for(engine_path)
-
-        manifest = create_manifest(
-            onnx_path=exported_onnx if exported_onnx is not None else onnx_path,
-            engine_path=engine_path,
-            tensorrt_version=trt.__version__,
-            gpu_name=gpu.name,
-            compute_capability=gpu.compute_capability,
-            precision=graph_precision,
-            profiles=profile_envelope(batch_profiles_shapes(shape, profiles)),
-            optimization_profiles=batch_profiles_shapes(shape, profiles),
-            build_flags={
-                "strongly_typed": True,
-                "tensorrt_major": tensorrt_major(trt.__version__),
-                "optimization_level": optimization_level,
-                "workspace_gib": workspace_gib,
-                "timing_cache": str(timing_cache) if timing_cache else None,
-                "profiling_verbosity": "detailed",
-                "tf32": True,
-                "decomposable_attention": decomposable,
-                "version_compatible": bool(version_compatible),
-                "hardware_compatibility": hardware_compatibility or "none",
-                "graph": "converted" if graph_path != source_onnx else "as-exported",
-                "builder": f"polygraphy {_polygraphy_version()}",
-                # scheme, target, calibration method and image count of an INT8/FP8 graph
-                "quantization": read_metadata_or_empty(source_onnx).get("quantization"),
-            },
-            source=_model_source(source_onnx),
-            attention_fused=report.fused,
-            fused_attention_layers=list(report.fused_layers),
-            onnx_sha256=None if staged_onnx is None else _sha256(staged_onnx),
-            attention_verdict=report.verdict,
-            attention_blocks=len(blocks),
-            attention_report=report.to_dict(),
-            layers_file=layers_path.name,
-            outputs=outputs,
-        )
-
-        engine_path.parent.mkdir(parents=True, exist_ok=True)
-        with staged_file(engine_path) as tmp_engine:
-            tmp_engine.write_bytes(engine_bytes)
-            write_text_atomic(layers_path, layer_json)
-            manifest_path = write_manifest(manifest, engine_path)
-        if staged_onnx is not None and exported_onnx is not None:
-            _move_export(staged_onnx, exported_onnx)
+        report = fusion_report(layer_json, summary.blocks)
+        build_flags = _build_flags(trt.__version__, optimization_level, workspace_gib, timing_cache, decomposable,
+                                   version_compatible, hardware_compatibility, origin)
+        manifest = _manifest(builder, engine_path, precision, batch_profiles_shapes(shape, profiles), build_flags,
+                             origin, report, summary)
+        _write_build(engine_path, engine_bytes, layer_json, manifest)
         if timing_cache and cache_out.is_file():
             write_bytes_atomic(timing_cache, cache_out.read_bytes())
-
-    problems = []
-    if report.verdict in (NOT_FUSED, PARTIAL):
-        problems.append(not_fused_message(engine_path.name, report))
-        warnings.warn(problems[-1], AttentionNotFusedWarning, stacklevel=2)
-        log.warning(problems[-1])
-        say(problems[-1])
-    elif report.verdict == UNKNOWN:
-        problems.append(f"could not tell whether TensorRT fused attention in {engine_path.name}: {report.detail}")
-        log.warning(problems[-1])
-        say(problems[-1])
+    problems = _fusion_problems(engine_path, report, say)
     seconds = time.perf_counter() - started
-    say(f"wrote {engine_path}, {manifest_path.name} and {layers_path.name} in {seconds:.1f} s")
+    say(f"wrote {engine_path}, {manifest_path_for(engine_path).name} and {layers_path_for(engine_path).name} "
+        f"in {seconds:.1f} s")
     return BuildResult(
         engine_path=engine_path,
         manifest_path=manifest_path_for(engine_path),
@@ -399,11 +325,89 @@ def build_engine(
         fused_layers=list(report.fused_layers),
         build_seconds=seconds,
         attention_present=report.verdict != NO_ATTENTION,
-        onnx_path=exported_onnx if exported_onnx is not None else Path(onnx_path),
+        onnx_path=origin.onnx_path,
         warnings=problems,
         fusion=report,
-        layers_path=layers_path,
+        layers_path=layers_path_for(engine_path),
     )
+
+
+def _manifest(builder: TensorRTBuilder, engine_path: Path, precision: str, optimization_profiles: list,
+              build_flags: dict, origin: GraphOrigin, report: FusionReport, summary: GraphSummary) -> Any:
+    return create_manifest(
+        onnx_path=origin.onnx_path,
+        engine_path=engine_path,
+        tensorrt_version=builder.trt.__version__,
+        gpu_name=builder.gpu.name,
+        compute_capability=builder.gpu.compute_capability,
+        precision=precision,
+        profiles=profile_envelope(optimization_profiles),
+        optimization_profiles=optimization_profiles,
+        build_flags=build_flags,
+        source=_model_source(origin.source_onnx),
+        attention_fused=report.fused,
+        fused_attention_layers=list(report.fused_layers),
+        onnx_sha256=origin.onnx_sha256,
+        attention_verdict=report.verdict,
+        attention_blocks=len(summary.blocks),
+        attention_report=report.to_dict(),
+        layers_file=layers_path_for(engine_path).name,
+        outputs=summary.outputs,
+    )
+
+
+def _load_graph(graph_path: Path) -> Any:
+    import onnx
+
+    try:
+        return onnx.load(str(graph_path))
+    except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
+        raise EngineBuildError(f"{graph_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
+
+
+def _build_flags(version: str, optimization_level: int, workspace_gib: Optional[float],
+                 timing_cache: Optional[PathLike], decomposable: bool, version_compatible: bool,
+                 hardware_compatibility: Optional[str], origin: GraphOrigin) -> dict:
+    return {
+        "strongly_typed": True,
+        "tensorrt_major": tensorrt_major(version),
+        "optimization_level": optimization_level,
+        "workspace_gib": workspace_gib,
+        "timing_cache": str(timing_cache) if timing_cache else None,
+        "profiling_verbosity": "detailed",
+        "tf32": True,
+        "decomposable_attention": decomposable,
+        "version_compatible": bool(version_compatible),
+        "hardware_compatibility": hardware_compatibility or "none",
+        "graph": "converted" if origin.converted else "as-exported",
+        "builder": f"polygraphy {_polygraphy_version()}",
+        # scheme, target, calibration method and image count of an INT8/FP8 graph
+        "quantization": read_metadata_or_empty(origin.source_onnx).get("quantization"),
+    }
+
+
+def _write_build(engine_path: Path, engine_bytes: bytes, layer_json: str, manifest: Any) -> None:
+    """The engine, its layer JSON and its manifest, each staged: nothing half-written."""
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    with staged_file(engine_path) as tmp_engine:
+        tmp_engine.write_bytes(engine_bytes)
+        write_text_atomic(layers_path_for(engine_path), layer_json)
+        write_manifest(manifest, engine_path)
+
+
+def _fusion_problems(engine_path: Path, report: FusionReport, say: Callable[[str], None]) -> list:
+    """Warn (Python warning, log and progress) when attention was not, or not visibly, fused."""
+    problems = []
+    if report.verdict in (NOT_FUSED, PARTIAL):
+        problems.append(not_fused_message(engine_path.name, report))
+        warnings.warn(problems[-1], AttentionNotFusedWarning, stacklevel=3)
+        log.warning(problems[-1])
+        say(problems[-1])
+    elif report.verdict == UNKNOWN:
+        problems.append(f"could not tell whether TensorRT fused attention in {engine_path.name}: {report.detail}")
+        log.warning(problems[-1])
+        say(problems[-1])
+    return problems
 
 
 def _build(
@@ -551,16 +555,3 @@ def _model_source(onnx_path: Path) -> Optional[dict]:
     keys = ("source", "model", "preset", "checkpoint", "sha256", "opset", "lowering")
     picked = {k: metadata[k] for k in keys if k in metadata}
     return picked or None
-
-
-def _sha256(path: Path) -> str:
-    from vit5_infer.checkpoint import file_sha256
-
-    return file_sha256(path)
-
-
-def _move_export(staged_onnx: Path, target: Path) -> None:
-    """Move the exported ONNX (and any external weight files beside it) next to the engine."""
-    for item in staged_onnx.parent.iterdir():
-        destination = target if item == staged_onnx else target.parent / item.name
-        shutil.move(str(item), str(destination))

@@ -20,38 +20,41 @@ import re
 from types import ModuleType
 from typing import Iterator, Optional, Union
 
+from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers re-exported for engines' users
+    ALWAYS_STRONGLY_TYPED,
+    ATTENTION_LAYER,
+    NO_VOLTA,
+    SAME_COMPUTE_CAPABILITY_LEVEL,
+    has,
+    is_supported,
+    oldest,
+    since,
+    supported_majors,
+    tensorrt_major,
+    tensorrt_release,
+    tensorrt_version,
+    version_text,
+)
 from vit5_infer.vocabulary import Precision
 
 from .cuda_device import CudaDevice, cuda_device
 from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError
 
-SUPPORTED_MAJORS = (10, 11)
-#: The oldest TensorRT this toolkit builds with (pyproject pins tensorrt>=10.0,<12): the first GA
-#: release with strongly typed networks and IParserError.node_name()/node_operator().
-MINIMUM_TENSORRT = (10, 0)
-#: IAttention (LayerType.ATTENTION_INPUT, IAttention.decomposable) exists from TensorRT 10.14 on,
-#: the release whose ONNX parser gained the opset-23 Attention op.
-ATTENTION_LAYER_SINCE = (10, 14)
-#: NetworkDefinitionCreationFlag.STRONGLY_TYPED is deprecated and ignored from 11.0: always strongly typed.
-ALWAYS_STRONGLY_TYPED_SINCE = (11, 0)
-
 #: ``--hardware-compatibility`` level -> (trt.HardwareCompatibilityLevel member, first TensorRT release that has
 #: it, oldest compute capability the building GPU may have).  From the bindings (python/src/infer/pyCore.cpp):
-#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from 10.9; NvInfer.h: AMPERE_PLUS
-#: engines are built on Ampere or newer, SAME_COMPUTE_CAPABILITY ones on Turing or newer.
+#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from the release table's
+#: SAME_COMPUTE_CAPABILITY_LEVEL release; NvInfer.h: AMPERE_PLUS engines are built on Ampere or newer,
+#: SAME_COMPUTE_CAPABILITY ones on Turing or newer.
 HARDWARE_COMPATIBILITY_LEVELS = {
-    "none": ("NONE", (10, 0), (0, 0)),
-    "ampere+": ("AMPERE_PLUS", (10, 0), (8, 0)),
-    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", (10, 9), (7, 5)),
+    "none": ("NONE", oldest(), (0, 0)),
+    "ampere+": ("AMPERE_PLUS", oldest(), (8, 0)),
+    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", since(SAME_COMPUTE_CAPABILITY_LEVEL), (7, 5)),
 }
 #: Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) run on the TensorRT that built them and on newer
 #: releases of the same major; across majors only 10 -> 11 (and 8 -> 10, outside our range), per the 11.x
 #: support matrix's engine portability notes.
 VERSION_COMPATIBLE_ACROSS_MAJORS = {(10, 11)}
 
-#: TensorRT 10.0-10.4 run on compute capability 7.0 (Volta, deprecated); 10.5 removed Volta (10.5.0 release
-#: notes), so 10.5+ and 11.x need 7.5 (Turing) or newer.
-VOLTA_REMOVED_IN = (10, 5)
 
 #: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
 #: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
@@ -146,10 +149,10 @@ def import_tensorrt() -> ModuleType:
     except (PolygraphyException, ImportError, OSError) as exc:
         # A present package whose native libraries fail to load is reported with the loader's reason.
         raise TensorRTUnavailableError(_import_failure(str(exc))) from None
-    if tensorrt_major(version) not in SUPPORTED_MAJORS or tensorrt_version(version) < MINIMUM_TENSORRT:
+    if not is_supported(tensorrt_version(version)):
         raise TensorRTUnavailableError(
-            f"found TensorRT {version}; vit5-infer supports TensorRT {MINIMUM_TENSORRT[0]}.{MINIMUM_TENSORRT[1]} "
-            f"to {SUPPORTED_MAJORS[-1]}.x"
+            f"found TensorRT {version}; vit5-infer supports TensorRT {version_text(oldest())} "
+            f"to {supported_majors()[-1]}.x"
         )
     return trt
 
@@ -233,36 +236,14 @@ def cuda_initialized(version: str, what: str) -> Iterator[None]:
         ) from None
 
 
-def tensorrt_major(version: str) -> int:
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError:
-        return 0
-
-
-def tensorrt_version(version: str) -> tuple[int, int]:
-    """(major, minor) of a version string such as "10.14.1.48"; (0, 0) when unreadable."""
-    found = re.match(r"\s*(\d+)(?:\.(\d+))?", str(version))
-    return (int(found.group(1)), int(found.group(2) or 0)) if found else (0, 0)
-
-
-def tensorrt_release(version: str) -> str:
-    """"MAJOR.MINOR" of a TensorRT version ("10.14.1.48.post1" -> "10.14"): what export targets
-    (``tensorrt=10.14``) and the parser check take.  ``tensorrt.__version__`` is the pip package's
-    version, which for NVIDIA's post releases (10.2.0.post1, 10.6.0.post1/.post2, 10.7.0.post1,
-    10.13.3.9.post1, 10.14.1.48.post1) ends in a PEP 440 suffix those parsers refuse."""
-    major, minor = tensorrt_version(version)
-    return f"{major}.{minor}"
-
-
 def needs_strongly_typed_flag(version: str) -> bool:
     """Whether the network must be created with STRONGLY_TYPED (10.x) or is always strongly typed (11.x)."""
-    return tensorrt_version(version) < ALWAYS_STRONGLY_TYPED_SINCE
+    return not has(tensorrt_version(version), ALWAYS_STRONGLY_TYPED)
 
 
 def has_attention_layers(version: str) -> bool:
     """Whether this TensorRT has IAttention layers (that can be made decomposable)."""
-    return tensorrt_version(version) >= ATTENTION_LAYER_SINCE
+    return has(tensorrt_version(version), ATTENTION_LAYER)
 
 
 def require_gpu(what: str, device: int = 0) -> CudaDevice:
@@ -275,7 +256,7 @@ def require_gpu(what: str, device: int = 0) -> CudaDevice:
 
 def minimum_compute_capability(version: str) -> tuple[int, int]:
     """The oldest GPU (compute capability) TensorRT ``version`` runs on."""
-    return (7, 5) if tensorrt_version(version) >= VOLTA_REMOVED_IN else (7, 0)
+    return (7, 5) if has(tensorrt_version(version), NO_VOLTA) else (7, 0)
 
 
 def check_gpu_supported(version: str, device: CudaDevice) -> None:
@@ -284,7 +265,10 @@ def check_gpu_supported(version: str, device: CudaDevice) -> None:
     needed = minimum_compute_capability(version)
     if tensorrt_version(device.compute_capability) >= needed:
         return
-    older = " (TensorRT 10.0 to 10.4 still run on Volta)" if needed > (7, 0) else ""
+    last_volta = (since(NO_VOLTA)[0], since(NO_VOLTA)[1] - 1)
+    older = ""
+    if needed > (7, 0):
+        older = f" (TensorRT {version_text(oldest())} to {version_text(last_volta)} still run on Volta)"
     raise BackendUnavailableError(
         f"TensorRT {version} does not run on {device.name} (compute capability {device.compute_capability}); it "
         f"needs compute capability {needed[0]}.{needed[1]} or newer{older}"

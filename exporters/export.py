@@ -190,16 +190,10 @@ def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precisio
 
 
 def _ort_session(path: Path, threads: int | None = None, emulate: bool = False):
-    import onnxruntime as ort
+    from vit5_infer.ort_sessions import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if threads:
-        options.intra_op_num_threads = threads
-    source = str(path)
-    if emulate:
-        source = emulate_in_fp32(onnx.load(str(path))).SerializeToString()
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    source = emulate_in_fp32(onnx.load(str(path))) if emulate else path
+    return create_session(source, threads=threads, quiet=True)
 
 
 def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
@@ -473,9 +467,9 @@ def export_onnx(
 def export_source(source, path: Union[str, Path], *, target: "ExportTarget | str | None" = None, load=None,
                   progress: Progress = None, **options) -> ExportResult:
     """Load a preset or checkpoint (``load``: a LoadOptions) and export it, validated, for ``target``."""
-    from vit5_infer.load_options import LoadOptions
+    from vit5_infer.loading import load_source
 
-    model, origin = (load or LoadOptions()).resolve(source)
+    model, origin = load_source(source, load)
     if progress:
         progress(f"exporting {source} to ONNX (target {ExportTarget.parse(target)})")
     return export_onnx(model, path, source=origin, target=target, progress=progress, **options)

@@ -14,6 +14,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from vit5_infer.tensorrt_releases import ATTENTION_ANY_RANK
+
 from .targets import ExportTarget
 
 KEEP_FP32 = "vit5:keep_fp32"
@@ -49,7 +51,7 @@ class GraphBuilder:
     @property
     def attention_4d(self) -> bool:
         """Feed ``Attention`` 4-D [B, heads, T, head_dim] tensors (TensorRT 10.14 takes no other)."""
-        return self.target.is_tensorrt and self.target.version is not None and self.target.version < (10, 15)
+        return self.target.is_tensorrt and not self.target.has(ATTENTION_ANY_RANK)
 
     @property
     def fused_rms_norm(self) -> bool:

@@ -2,16 +2,13 @@
 
 ``ort`` (the default; ``cpu`` is accepted as a synonym) is ONNX Runtime on any provider: it runs every
 form, so the exporter picks by opset alone.  ``tensorrt`` is TensorRT's ONNX parser, whose op
-support grew release by release (onnx/onnx-tensorrt ``docs/operators.md`` of each release):
+support grew release by release.  The form follows from the features of the target's release in
+the release table (vit5_infer.tensorrt_releases): ``ATTENTION_OP`` (10.14+) gives the fused opset-23
+``Attention`` op, else opset 18 with MatMul-Softmax-MatMul; ``RMS_NORMALIZATION_OP`` (10.15+) gives the
+``RMSNormalization`` op, else primitive ops with FP32 statistics.
 
-| TensorRT          | opset | attention                      | RMSNorm                |
-|-------------------|-------|--------------------------------|------------------------|
-| >= 10.15          | 23    | fused ``Attention`` op         | ``RMSNormalization`` op |
-| 10.14             | 23    | fused ``Attention`` op         | primitive ops          |
-| 10.0 .. 10.13     | 18    | MatMul-Softmax-MatMul (Myelin) | primitive ops          |
-
-``tensorrt`` without a version means the newest form (the 10.15+ one); ``tensorrt=10.8`` picks the
-form that release parses.
+``tensorrt`` without a version means the newest form; ``tensorrt=10.8`` picks the form that release
+parses.
 """
 
 from __future__ import annotations
@@ -20,28 +17,20 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from vit5_infer import tensorrt_releases
 from vit5_infer.errors import Vit5Error
+from vit5_infer.tensorrt_releases import (  # noqa: F401 - parse_tensorrt_version re-exported for the exporters
+    ATTENTION_OP,
+    RMS_NORMALIZATION_OP,
+    parse_tensorrt_version,
+    version_text,
+)
 
 RUNTIMES = ("ort", "tensorrt")
-# TensorRT versions this toolkit builds for (tensorrt_support.SUPPORTED_MAJORS).
-TENSORRT_MIN, TENSORRT_MAX_MAJOR = (10, 0), 11
-ATTENTION_OP_SINCE = (10, 14)
-RMS_NORMALIZATION_OP_SINCE = (10, 15)
 
 
 class TargetError(Vit5Error, ValueError):
     pass
-
-
-# MAJOR[.MINOR[.PATCH[.BUILD]]], and a pip post release ("10.14.1.48.post1") is its release
-_VERSION = r"(\d+)(?:\.(\d+))?(?:\.\d+)*(?:\.?post\d*)?"
-
-
-def parse_tensorrt_version(text: str) -> Optional[tuple[int, int]]:
-    """(major, minor) of a TensorRT version such as "10.8", "10.14.1.48" or "10.14.1.48.post1"; None if
-    ``text`` is not one."""
-    match = re.fullmatch(rf"\s*{_VERSION}\s*", str(text))
-    return (int(match.group(1)), int(match.group(2) or 0)) if match else None
 
 
 @dataclass(frozen=True)
@@ -66,10 +55,10 @@ class ExportTarget:
             raise TargetError(f"unknown export target {text!r}; use ort, tensorrt or tensorrt=MAJOR.MINOR (e.g. tensorrt=10.8)")
         if version is None:
             return cls("tensorrt")
-        if version < TENSORRT_MIN or version[0] > TENSORRT_MAX_MAJOR:
+        if not tensorrt_releases.is_supported(version):
             raise TargetError(
-                f"TensorRT {version[0]}.{version[1]} is not supported; vit5-infer builds for TensorRT "
-                f"{TENSORRT_MIN[0]}.{TENSORRT_MIN[1]} to {TENSORRT_MAX_MAJOR}.x"
+                f"TensorRT {version_text(version)} is not supported; vit5-infer builds for TensorRT "
+                f"{version_text(tensorrt_releases.oldest())} to {tensorrt_releases.supported_majors()[-1]}.x"
             )
         return cls("tensorrt", version)
 
@@ -77,28 +66,30 @@ class ExportTarget:
     def is_tensorrt(self) -> bool:
         return self.runtime == "tensorrt"
 
-    def _at_least(self, release: tuple[int, int]) -> bool:
-        return self.version is None or self.version >= release
+    def has(self, feature: str) -> bool:
+        """Whether the parser of this target has ``feature`` (the newest form when no version is given)."""
+        return self.version is None or tensorrt_releases.has(self.version, feature)
 
     def default_opset(self) -> int:
-        return 23 if not self.is_tensorrt or self._at_least(ATTENTION_OP_SINCE) else 18
+        return 23 if not self.is_tensorrt or self.has(ATTENTION_OP) else 18
 
     def allows_opset(self, opset: int) -> bool:
-        return not self.is_tensorrt or opset < 23 or self._at_least(ATTENTION_OP_SINCE)
+        return not self.is_tensorrt or opset < 23 or self.has(ATTENTION_OP)
 
     def fused_attention(self, opset: int) -> bool:
         """The opset-23 ``Attention`` op (else MatMul-Softmax-MatMul)."""
-        return opset >= 23 and (not self.is_tensorrt or self._at_least(ATTENTION_OP_SINCE))
+        return opset >= 23 and (not self.is_tensorrt or self.has(ATTENTION_OP))
 
     def fused_rms_norm(self, opset: int) -> bool:
         """The opset-23 ``RMSNormalization`` op (else primitive ops with FP32 statistics)."""
-        return opset >= 23 and (not self.is_tensorrt or self._at_least(RMS_NORMALIZATION_OP_SINCE))
+        return opset >= 23 and (not self.is_tensorrt or self.has(RMS_NORMALIZATION_OP))
 
     def check_version(self) -> str:
         """The TensorRT version whose parser rules an export for this target must pass."""
         if self.version is None:
-            return "11.0"  # the newest parser: the form `tensorrt` without a version stands for
-        return f"{self.version[0]}.{self.version[1]}"
+            # the newest parser: the form `tensorrt` without a version stands for
+            return tensorrt_releases.parser_releases()[-1].text
+        return version_text(self.version)
 
     def __str__(self) -> str:
         if not self.is_tensorrt:

@@ -13,6 +13,7 @@ parser accepts it but its documentation or a log line says the result is not gua
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +23,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, numpy_helper
 
+from vit5_infer import tensorrt_releases
 from vit5_infer.errors import Vit5Error
-
-from .targets import parse_tensorrt_version
+from vit5_infer.tensorrt_releases import parse_tensorrt_version
 
 # The exporter flag that picks a TensorRT-conformant graph form; one place to rename it.
 REEXPORT = "re-export with --target tensorrt={version}"
@@ -37,74 +38,57 @@ class TensorRTCompatError(Vit5Error, ValueError):
 
 
 # ---- releases ---------------------------------------------------------------------------------------
-# Encoded rule sets, oldest first. "11" is read from the 11.1 pin (parsers/onnx of NVIDIA/TensorRT
-# v11.1); the 11.0 pin's files are not available to us and its changelog adds only Swish and TRT_*
-# custom ops over 10.16.
-RELEASES = ("10.0", "10.14", "10.15", "11")
-
-# Highest opset each release documents (docs/operators.md, "supports operators in the inclusive range
-# of opset 9 to opset N"): 10.0 at release/10.0 eb43908, 10.14 at c727277, 10.15 at fa5aa9f, 11.1 at
-# 7c51a63. ModelImporter.cpp (10.0, eb43908) only logs the opset and warns below 7; it never rejects
-# a higher one, hence warnings, not errors.
-MAX_DOCUMENTED_OPSET = {"10.0": 20, "10.14": 24, "10.15": 24, "11": 24}
+# The encoded rule sets are the parser releases of the release table (vit5_infer.tensorrt_releases), named
+# as the table names them ("10.0", "10.14", "10.15", "11"); each adds importers, documented opsets and
+# element types to the one before it.  ModelImporter.cpp (10.0, eb43908) only logs the opset and warns
+# below 7; it never rejects a higher one than documented, hence warnings, not errors.
 MIN_OPSET = 7
 
-# Ops with a builtin importer in onnxOpImporters.cpp of release/10.0 (eb43908); docs/operators.md of
-# the same commit marks exactly these "Y".
-_IMPORTERS_10_0 = frozenset("""
-Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike
-Ceil Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace
-DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather
-GatherElements GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual
-GridSample GroupNormalization HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization
-IsInf IsNaN LRN LSTM LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization
-LpPool MatMul Max MaxPool Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero
-Not OneHot Or PRelu Pad ParametricSoftplus Pow QuantizeLinear RNN RandomNormal RandomNormalLike
-RandomUniform RandomUniformLike Range Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax
-ReduceMean ReduceMin ReduceProd ReduceSum ReduceSumSquare Relu Reshape Resize ReverseSequence RoiAlign
-Round ScaledTanh Scan Scatter ScatterElements ScatterND Selu Shape Shrink
-Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt Squeeze Sub Sum Tan
-Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
-""".split())
 
-# Ops each later release adds (docs/operators.md "Y" rows that were "N" or absent before, and the
-# NVIDIA/TensorRT CHANGELOG.md "Parsers" entries):
-#   10.14 (c727277): Attention ("Added support for the Attention operator"), plus the window ops,
-#         STFT and DeformConv that arrived in 10.1 .. 10.13.
-#   10.15 (fa5aa9f): RMSNormalization, RotaryEmbedding, TensorScatter.
-#   11    (7c51a63, CHANGELOG 11.0): Swish.
-_ADDED = {
-    "10.0": frozenset(),
-    "10.14": frozenset({"Attention", "BlackmanWindow", "HammingWindow", "HannWindow", "STFT", "DeformConv"}),
-    "10.15": frozenset({"RMSNormalization", "RotaryEmbedding", "TensorScatter"}),
-    "11": frozenset({"Swish"}),
-}
+@dataclass(frozen=True)
+class ParserTables:
+    """The static check's per-release tables, cumulative, keyed by rule set name."""
+
+    releases: tuple[str, ...]  # oldest first
+    versions: dict[str, str]  # rule set -> the TensorRT "MAJOR.MINOR" it starts at
+    importers: dict[str, frozenset[str]]
+    max_documented_opset: dict[str, int]
+    #: ONNX element types the parser maps to a TensorRT type (convertDtype in importerUtils.cpp); anything
+    #: else fails as "Unsupported ONNX data type" on inputs, Cast targets and weights
+    types: dict[str, frozenset[int]]
+    #: element types DequantizeLinear takes as its quantized input
+    quantized_types: dict[str, frozenset[int]]
 
 
-def _cumulative_importers() -> dict[str, frozenset]:
-    ops, table = set(_IMPORTERS_10_0), {}
-    for release in RELEASES:
-        ops |= _ADDED[release]
-        table[release] = frozenset(ops)
-    return table
+@functools.lru_cache(maxsize=4)
+def _tables(table: tuple[tensorrt_releases.TensorRTRelease, ...]) -> ParserTables:
+    names: list[str] = []
+    versions: dict[str, str] = {}
+    importers: dict[str, frozenset[str]] = {}
+    opsets: dict[str, int] = {}
+    types: dict[str, frozenset[int]] = {}
+    quantized: dict[str, frozenset[int]] = {}
+    ops: frozenset[str] = frozenset()
+    elems: frozenset[int] = frozenset()
+    quantized_elems: frozenset[int] = frozenset()
+    for release in table:
+        rules = release.parser
+        if rules is None:
+            continue
+        ops |= rules.ops_added
+        elems |= {getattr(TensorProto, name) for name in rules.types_added}
+        quantized_elems |= {getattr(TensorProto, name) for name in rules.quantized_types_added}
+        names.append(rules.name)
+        versions[rules.name] = release.text
+        importers[rules.name], types[rules.name], quantized[rules.name] = ops, elems, quantized_elems
+        opsets[rules.name] = rules.max_documented_opset
+    return ParserTables(tuple(names), versions, importers, opsets, types, quantized)
 
 
-IMPORTERS = _cumulative_importers()
+def parser_tables() -> ParserTables:
+    """The tables of the release table as it is now (read on every check, cached per table)."""
+    return _tables(tensorrt_releases.releases())
 
-# ONNX element types the parser maps to a TensorRT type (convertDtype in importerUtils.cpp:
-# release/10.0 eb43908; 10.15 fa5aa9f adds FLOAT4E2M1 -> kFP4, which docs/operators.md lists from
-# 10.14 on). Anything else fails as "Unsupported ONNX data type" on inputs, Cast targets and weights.
-_TYPES_10_0 = frozenset({
-    TensorProto.DOUBLE, TensorProto.FLOAT, TensorProto.INT8, TensorProto.UINT8, TensorProto.FLOAT16,
-    TensorProto.BFLOAT16, TensorProto.BOOL, TensorProto.INT32, TensorProto.INT64, TensorProto.FLOAT8E4M3FN,
-    TensorProto.INT4,
-})
-PARSER_TYPES = {
-    "10.0": _TYPES_10_0,
-    "10.14": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
-    "10.15": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
-    "11": _TYPES_10_0 | {TensorProto.FLOAT4E2M1},
-}
 
 REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
                         "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
@@ -117,13 +101,6 @@ REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp
 # read at every pin (eb43908, c727277, fa5aa9f, 7c51a63): "`x_zero_point` must be zero", "`y_zero_point`
 # must be 0", QuantizeLinear takes FP32/FP16/BF16, DequantizeLinear INT8/FP8/INT4 (+FP4 from 10.14).
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
-_QUANTIZED_10_0 = frozenset({TensorProto.INT8, TensorProto.FLOAT8E4M3FN, TensorProto.INT4})
-QUANTIZED_TYPES = {
-    "10.0": _QUANTIZED_10_0,
-    "10.14": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
-    "10.15": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
-    "11": _QUANTIZED_10_0 | {TensorProto.FLOAT4E2M1},
-}
 FLOAT_TYPES = frozenset({TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16})
 # Scale weights the helper can prove positive (isFp32/isFp16/isBFp16; WeightsContext.cpp reads DOUBLE
 # weights as FLOAT); any other type leaves "all positive" false.
@@ -135,20 +112,20 @@ def rule_release(version: str) -> str:
     parsed = parse_tensorrt_version(version)
     if parsed is None:
         raise TensorRTCompatError(f"TensorRT version must look like 10.8 or 11.0, got {version!r}")
-    major, minor = parsed
-    if major == 10:
-        return "10.15" if minor >= 15 else "10.14" if minor == 14 else "10.0"
-    if major == 11:
-        return "11"
-    raise TensorRTCompatError(f"TensorRT {version} is not covered: the check knows the 10.x and 11.x parsers")
+    release = tensorrt_releases.parser_release_for(parsed)
+    if release is None or release.parser is None:
+        majors = " and ".join(f"{major}.x" for major in tensorrt_releases.supported_majors())
+        raise TensorRTCompatError(f"TensorRT {version} is not covered: the check knows the {majors} parsers")
+    return release.parser.name
 
 
 def first_release_with(op_type: str) -> Optional[str]:
-    return next((release for release in RELEASES if op_type in IMPORTERS[release]), None)
+    tables = parser_tables()
+    return next((release for release in tables.releases if op_type in tables.importers[release]), None)
 
 
 def _needs(release: str) -> str:
-    return f"needs TensorRT >= {release if release != '11' else '11.0'}"
+    return f"needs TensorRT >= {parser_tables().versions[release]}"
 
 
 def _count(n: int, noun: str) -> str:
@@ -190,7 +167,7 @@ class CompatReport:
         return not self.errors
 
     def verdict(self) -> str:
-        rules = self.rules if self.rules != "11" else "11.x"
+        rules = self.rules if "." in self.rules else f"{self.rules}.x"  # a major's rule set: "11" -> "11.x"
         state = "parses" if self.compatible else f"does not parse ({_count(len(self.errors), 'error')})"
         extra = f", {_count(len(self.warnings), 'warning')}" if self.warnings else ""
         return f"TensorRT {self.version} (parser rules of {rules}): {state}{extra}"
@@ -299,6 +276,7 @@ def _input(node: onnx.NodeProto, index: int) -> str:
 class _Checker:
     def __init__(self, version: str, release: str, opset: int, local_functions: dict[str, onnx.FunctionProto]):
         self.version, self.release, self.opset = version, release, opset
+        self.tables = parser_tables()
         self.local_functions = local_functions
         self.issues: list[CompatIssue] = []
         self.checked_scales: set[str] = set()
@@ -307,12 +285,17 @@ class _Checker:
         name = (node.name or (node.output[0] if node.output else "")) if node is not None else ""
         self.issues.append(CompatIssue(name, node.op_type if node is not None else "", rule, message, fix, severity))
 
+    def has(self, feature: str) -> bool:
+        """Whether the parser of this rule set has ``feature`` (the release table's features)."""
+        version = parse_tensorrt_version(self.tables.versions[self.release])
+        return version is not None and tensorrt_releases.has(version, feature)
+
     def reexport(self) -> str:
         return REEXPORT.format(version=self.version)
 
     # graph level ------------------------------------------------------------------------------------
     def check_opset(self) -> None:
-        highest = MAX_DOCUMENTED_OPSET[self.release]
+        highest = self.tables.max_documented_opset[self.release]
         if self.opset > highest:
             self.add(None, "opset-above-documented",
                      f"opset {self.opset} is above the range TensorRT {self.version} documents (9 .. {highest}); the "
@@ -324,7 +307,7 @@ class _Checker:
                      f"export with opset >= {MIN_OPSET}", WARNING)
 
     def check_value_types(self, graph: onnx.GraphProto) -> None:
-        supported = PARSER_TYPES[self.release]
+        supported = self.tables.types[self.release]
         for role, values in (("input", graph.input), ("output", graph.output)):
             for value in values:
                 self._check_type(None, f"graph {role} {value.name}", value.type.tensor_type.elem_type, supported)
@@ -345,7 +328,7 @@ class _Checker:
     # nodes --------------------------------------------------------------------------------------------
     def check_node(self, node: onnx.NodeProto, scope: _Scope) -> None:
         op = node.op_type
-        if op not in IMPORTERS[self.release] and op not in self.local_functions:
+        if op not in self.tables.importers[self.release] and op not in self.local_functions:
             self._no_importer(node)
             return
         for check in (self._attention, self._cast, self._constant, self._slice, self._reduce, self._unsqueeze,
@@ -411,13 +394,14 @@ class _Checker:
         if rank is not None and rank not in (3, 4):
             self.add(node, "attention-qkv-rank", f"Q, K, V are {rank}-D: TensorRT attention takes 4-D (or 3-D) inputs",
                      fix)
-        elif rank == 3 and self.release == "10.14":
+        elif rank == 3 and not self.has(tensorrt_releases.ATTENTION_ANY_RANK):
             # 10.14 documents 4-D only (docs/operators.md c727277); the 3-D reshape with q_num_heads /
             # kv_num_heads is in the importer we could read (dd0a3a9, AttentionHelpers.cpp fa5aa9f), not
             # in a source we could read at the 10.14 pin.
             self.add(node, "attention-3d",
                      "3-D Q/K/V: TensorRT 10.14 documents 4-D inputs only (q_num_heads/kv_num_heads as dimension 1)",
-                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= 10.15")
+                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= "
+                     f"{tensorrt_releases.version_text(tensorrt_releases.since(tensorrt_releases.ATTENTION_ANY_RANK))}")
         elif rank == 3:
             for attr in ("q_num_heads", "kv_num_heads"):
                 if not _attr(node, attr):
@@ -426,16 +410,17 @@ class _Checker:
                              "to 4-D", f"set {attr}")
         mask = _input(node, 3)
         mask_rank = scope.ranks.get(mask) if mask else None
-        if mask_rank is not None and (mask_rank > 4 or (self.release == "10.14" and mask_rank != 4)):
+        four_d_only = not self.has(tensorrt_releases.ATTENTION_ANY_RANK)
+        if mask_rank is not None and (mask_rank > 4 or (four_d_only and mask_rank != 4)):
             self.add(node, "attention-mask-rank",
-                     f"attn_mask is {mask_rank}-D: " + ("10.14 documents a 4-D mask" if self.release == "10.14"
+                     f"attn_mask is {mask_rank}-D: " + (f"{self.release} documents a 4-D mask" if four_d_only
                                                         else "the importer accepts masks of rank <= 4"),
                      "give attn_mask shape [batch, heads, q_tokens, kv_tokens] (broadcastable)")
 
     def _cast(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Checker (onnxOpCheckers.cpp 10.0 eb43908 .. dd0a3a9): `to` must map through convertDtype.
         if node.op_type == "Cast":
-            self._check_type(node, "Cast target", _attr(node, "to") or 0, PARSER_TYPES[self.release])
+            self._check_type(node, "Cast target", _attr(node, "to") or 0, self.tables.types[self.release])
 
     def _constant(self, node: onnx.NodeProto, scope: _Scope) -> None:
         if node.op_type != "Constant":
@@ -447,7 +432,7 @@ class _Checker:
                          "use a dense numeric value")
         value = _attr(node, "value")
         if isinstance(value, onnx.TensorProto):
-            self._check_type(node, "Constant value", value.data_type, PARSER_TYPES[self.release])
+            self._check_type(node, "Constant value", value.data_type, self.tables.types[self.release])
 
     def _slice(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Checker (onnxOpCheckers.cpp, 10.0 .. dd0a3a9): opset >= 10 Slice takes 3 to 5 inputs.
@@ -503,7 +488,7 @@ class _Checker:
     def _local_function(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # onnxOpCheckers.cpp LocalFunctionImporter: node inputs must match the function's inputs.
         function = self.local_functions.get(node.op_type)
-        if function is not None and node.op_type not in IMPORTERS[self.release]:
+        if function is not None and node.op_type not in self.tables.importers[self.release]:
             if len(node.input) != len(function.input):
                 self.add(node, "local-function-inputs",
                          f"{len(node.input)} inputs for local function {node.op_type} of {len(function.input)}",
@@ -534,11 +519,11 @@ class _Checker:
         producer = scope.producers.get(data)
         if producer is not None and (producer.op_type == "QuantizeLinear" or elem == TensorProto.UINT8):
             return  # computed quantized data has the type TensorRT chose for it (INT8 for a UINT8 zero point)
-        if elem not in QUANTIZED_TYPES[self.release]:
+        if elem not in self.tables.quantized_types[self.release]:
             detail = ("UINT8 data is refused (\"Found unsupported input type of UINT8\"; UINT8 weights are read as "
                       "INT32 before 10.10)" if elem == TensorProto.UINT8 else
                       "TensorRT dequantizes " + ", ".join(TensorProto.DataType.Name(t) for t in
-                                                          sorted(QUANTIZED_TYPES[self.release])) + " only")
+                                                          sorted(self.tables.quantized_types[self.release])) + " only")
             self.add(node, "qdq-input-type", f"DequantizeLinear of {name} data: {detail}",
                      "store the weights as symmetric INT8 or FLOAT8E4M3FN: " + self.reexport())
 
@@ -604,14 +589,14 @@ class _Checker:
         name = TensorProto.DataType.Name(output_dtype)
         is_dq = node.op_type == "DequantizeLinear"
         fix = "remove output_dtype (the zero point's type sets the quantized type, the scale's the dequantized one)"
-        if output_dtype not in PARSER_TYPES[self.release]:
+        if output_dtype not in self.tables.types[self.release]:
             self.add(node, "qdq-output-dtype", f"output_dtype {name} is a type TensorRT {self.version} cannot "
                      "represent", fix)
             return
         zero_type = scope.types.get(zero_point) if zero_point else None
         if zero_point and zero_type is not None:
             # 11.0 (5ab48c5) stops comparing a DequantizeLinear output_dtype with the zero point's type.
-            if output_dtype != zero_type and not (is_dq and self.release == "11"):
+            if output_dtype != zero_type and not (is_dq and self.has(tensorrt_releases.DEQUANTIZE_OUTPUT_DTYPE_FREE)):
                 self.add(node, "qdq-output-dtype",
                          f"output_dtype {name} differs from the zero point's type "
                          f"{TensorProto.DataType.Name(zero_type)}: the importer rejects the mismatch"
@@ -625,7 +610,7 @@ class _Checker:
         if is_dq and self.release != "10.0":
             allowed, role = FLOAT_TYPES, "a DequantizeLinear output_dtype must be FLOAT, FLOAT16 or BFLOAT16"
         else:
-            allowed = QUANTIZED_TYPES[self.release]
+            allowed = self.tables.quantized_types[self.release]
             role = f"output_dtype must be a quantized type on TensorRT {self.version}"
         if output_dtype not in allowed:
             self.add(node, "qdq-output-dtype", f"output_dtype {name}: {role}", fix)

@@ -7,13 +7,7 @@ one per command before it knows whether it will load anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
-
-if TYPE_CHECKING:
-    from .loading import ModelSource
-    from .network import ViT5ClassificationNet
-
+from typing import Any
 
 SEED_LIMIT = 2**63  # torch.Generator.manual_seed takes a 64-bit seed; numpy's generators fewer bits
 
@@ -29,7 +23,7 @@ def check_seed(seed) -> int:
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """Everything ``resolve_model`` takes but the source."""
+    """Everything ``resolve_model`` takes but the source (``loading.load_source`` takes the two)."""
 
     config: Any = None  # None, a ViT5Config, a dict or a JSON path
     weights: str = "ema"
@@ -39,9 +33,3 @@ class LoadOptions:
 
     def __post_init__(self):
         check_seed(self.seed)
-
-    def resolve(self, source: Union[str, Path]) -> tuple["ViT5ClassificationNet", "ModelSource"]:
-        from .loading import resolve_model
-
-        return resolve_model(source, config=self.config, weights=self.weights, trust_pickle=self.trust_pickle,
-                             seed=self.seed, **dict(self.overrides))

@@ -14,7 +14,7 @@ from .config import ViT5Config
 from .errors import BenchError, CheckpointError, ConfigError
 from .inference import apply_overrides, infer_config
 from .init import init_weights
-from .load_options import LoadOptions, check_seed  # noqa: F401 - LoadOptions re-exported: the options resolve_model takes
+from .load_options import LoadOptions, check_seed
 from .network import ViT5ClassificationNet
 from .presets import PRESETS, get_preset
 
@@ -97,6 +97,15 @@ def resolve_model(
     _strict_load(model, state_dict, str(path))
     # The absolute path: an exported graph or engine records it, and is used from other folders.
     return model.eval(), ModelSource("checkpoint", str(path.resolve()), sha256=file_sha256(path), weights=weights)
+
+
+def load_source(
+    source: Union[str, Path], options: Optional[LoadOptions] = None
+) -> tuple[ViT5ClassificationNet, ModelSource]:
+    """``resolve_model`` with its options as one value (default options when None)."""
+    options = options or LoadOptions()
+    return resolve_model(source, config=options.config, weights=options.weights, trust_pickle=options.trust_pickle,
+                         seed=options.seed, **dict(options.overrides))
 
 
 def load_model(

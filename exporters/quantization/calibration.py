@@ -104,16 +104,14 @@ def batches(inputs: np.ndarray, size: int = RUN_BATCH) -> Iterable[np.ndarray]:
 
 
 def _session_with_outputs(model: onnx.ModelProto, tensors: list[str]):
-    import onnxruntime as ort
+    from vit5_infer.ort_sessions import create_session
 
     probe = onnx.ModelProto.FromString(model.SerializeToString())
     present = {o.name for o in probe.graph.output}
     for name in tensors:
         if name not in present:
             probe.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    return ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return create_session(probe, quiet=True)
 
 
 @dataclass

@@ -40,13 +40,9 @@ def run_logits(model: onnx.ModelProto, inputs: np.ndarray) -> np.ndarray:
     """Logits of ``model`` on ONNX Runtime CPU.  FP8 Q/DQ runs as emulation at ORT's basic graph
     optimizations: the extended ones move FP8 DequantizeLinear nodes past Transposes (the
     MatMul-Softmax-MatMul form), leaving FP8 Transposes that ORT has no kernel for."""
-    import onnxruntime as ort
+    from vit5_infer.ort_sessions import create_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    if has_float8(model):
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    session = create_session(model, quiet=True, graph_optimization="basic" if has_float8(model) else None)
     return np.concatenate([np.asarray(session.run([LOGITS], {INPUT_NAME: b})[0], dtype=np.float32)
                            for b in batches(inputs)])
 

@@ -86,8 +86,9 @@ def test_checkpoint_bench_with_features(golden_dir, load):
 
 def test_onnx_bench_compares_the_graph_outputs(golden_dir, load, tmp_path):
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.loading import load_source
 
-    model, source = load.resolve(golden_dir / f"{CASE}.safetensors")
+    model, source = load_source(golden_dir / f"{CASE}.safetensors", load)
     path = tmp_path / "features.onnx"
     export_onnx(model, path, source=source, outputs="pre_logits,register_tokens", validate=False)
     timing = TimingPlan(warmup=0, iters=1)

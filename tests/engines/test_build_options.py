@@ -22,7 +22,8 @@ from vit5_infer.engines.manifest import (
     rebuild_command,
     write_manifest,
 )
-from vit5_infer.engines.tensorrt_builder import build_engine, check_build_options, check_input_shape
+from vit5_infer.engines.tensorrt_builder import check_build_options, check_input_shape
+from vit5_infer.workflows.build_engine import build_engine
 from vit5_infer.engines.tensorrt_support import MAX_PROFILE_BATCH, parse_batch_profiles
 
 REPO = Path(__file__).resolve().parents[2]

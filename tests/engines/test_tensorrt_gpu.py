@@ -32,7 +32,7 @@ def onnx_path(tmp_path_factory):
 
 @pytest.mark.parametrize("precision, cosine", [("fp32", 0.99999), ("fp16", 0.999)])
 def test_build_and_run(onnx_path, tmp_path, golden_io, precision, cosine):
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     cache = tmp_path / "timing.cache"
     result = build_engine(onnx_path, tmp_path / f"{CASE}.engine", precision=precision, max_batch=4, timing_cache=cache)
@@ -57,7 +57,7 @@ def test_build_and_run(onnx_path, tmp_path, golden_io, precision, cosine):
 
 
 def test_second_build_reuses_the_timing_cache_and_a_damaged_one_is_replaced(onnx_path, tmp_path):
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     cache = tmp_path / "timing.cache"
     cache.write_bytes(b"not a timing cache")
@@ -70,7 +70,7 @@ def test_second_build_reuses_the_timing_cache_and_a_damaged_one_is_replaced(onnx
 
 
 def test_mismatched_manifest_says_how_to_rebuild(onnx_path, tmp_path):
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     result = build_engine(onnx_path, tmp_path / "m.engine", max_batch=2)
     data = json.loads(manifest_path_for(result.engine_path).read_text())
@@ -86,7 +86,7 @@ def test_engine_with_backbone_outputs(tmp_path, golden_features, golden_io, prec
     its outputs and the runner returns each of them, close to upstream's features."""
     from golden_exports import golden_model
 
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
     from vit5_infer.exporters import export_onnx
     from vit5_infer.metrics import compare_outputs
 
@@ -110,7 +110,7 @@ def test_engine_with_backbone_outputs(tmp_path, golden_features, golden_io, prec
 def test_timer_on_a_real_engine(onnx_path, tmp_path, golden_io, cuda_graph):
     """GPU check of the trtexec-style timer: the timing context's output (through pinned memory) equals the
     runner's, host latency (copies included) is not below GPU compute time, and a CUDA graph replays."""
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     result = build_engine(onnx_path, tmp_path / "t.engine", precision="fp16", max_batch=4)
     pixel_values, _ = golden_io(CASE)

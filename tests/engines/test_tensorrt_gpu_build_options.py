@@ -29,7 +29,7 @@ def onnx_path(tmp_path_factory):
 def test_several_profiles_are_built_and_recorded(onnx_path, tmp_path):
     from polygraphy.backend.trt import engine_from_bytes
 
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     result = build_engine(onnx_path, tmp_path / "m.engine", precision="fp16", batch_profiles="1,2-4,5-8")
     engine = engine_from_bytes(result.engine_path.read_bytes())
@@ -42,7 +42,7 @@ def test_several_profiles_are_built_and_recorded(onnx_path, tmp_path):
 def test_the_fusion_report_names_blocks(onnx_path, tmp_path):
     """Checks the attribution rules against what TensorRT writes: every block is fused, named unfused, or
     explained (the cls readout's last block computes one query)."""
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     result = build_engine(onnx_path, tmp_path / "m.engine", precision="fp16", max_batch=4)
     report = result.fusion
@@ -54,7 +54,7 @@ def test_the_fusion_report_names_blocks(onnx_path, tmp_path):
 @pytest.mark.parametrize("version_compatible, level", [(True, None), (False, "ampere+"), (True, "ampere+")])
 def test_portable_engines_build_and_load(onnx_path, tmp_path, version_compatible, level):
     from vit5_infer.engines.registry import make_runner
-    from vit5_infer.engines.tensorrt_builder import build_engine
+    from vit5_infer.workflows.build_engine import build_engine
 
     device = cuda_device(0)
     if level == "ampere+" and tensorrt_version(device.compute_capability) < (8, 0):

@@ -7,7 +7,7 @@ import pytest
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, EngineBuildError, NoGPUError, TensorRTUnavailableError
 from vit5_infer.engines.manifest import manifest_path_for
-from vit5_infer.engines.tensorrt_builder import build_engine
+from vit5_infer.workflows.build_engine import build_engine
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.engines.tensorrt_support import (
     import_tensorrt,

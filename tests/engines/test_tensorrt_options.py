@@ -72,7 +72,7 @@ def test_a_post_release_checks_the_graph_it_builds(tmp_path):
     against the 10.14 rules instead of refusing the version string."""
     from golden_exports import golden_model
 
-    from vit5_infer.engines.tensorrt_builder import check_parses
+    from vit5_infer.workflows.build_engine import check_parses
     from vit5_infer.exporters import export_onnx
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "m.onnx", validate=False, target="tensorrt=10.14").path

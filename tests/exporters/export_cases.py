@@ -54,13 +54,11 @@ class GoldenExports:
         return self._exports[key]
 
     def session(self, path):
-        import onnxruntime as ort
+        from vit5_infer.ort_sessions import create_session
 
         path = str(path)
         if path not in self._sessions:
-            options = ort.SessionOptions()
-            options.log_severity_level = 3
-            self._sessions[path] = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+            self._sessions[path] = create_session(path, quiet=True)
         return self._sessions[path]
 
     def run(self, path, pixels: np.ndarray) -> np.ndarray:

@@ -12,11 +12,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vit5_infer.errors import Vit5Error
 from vit5_infer.exporters.tensorrt_compat import (
-    IMPORTERS,
     CompatReport,
     TensorRTCompatError,
     check_tensorrt_compat,
     first_release_with,
+    parser_tables,
     rule_release,
 )
 
@@ -90,7 +90,8 @@ def test_first_release_with_an_importer(op, first):
 
 
 def test_importer_sets_only_grow():
-    assert IMPORTERS["10.0"] < IMPORTERS["10.14"] < IMPORTERS["10.15"] < IMPORTERS["11"]
+    importers = parser_tables().importers
+    assert importers["10.0"] < importers["10.14"] < importers["10.15"] < importers["11"]
 
 
 def test_rms_normalization_needs_10_15():

@@ -138,3 +138,24 @@ def test_numpy_input_gets_a_clear_message(golden_dir):
     x = np.zeros((1, *model.input_shape), dtype=np.float32)
     with pytest.raises(InputError, match="must be a torch.Tensor, got numpy.ndarray; wrap it with torch.from_numpy"):
         model(x)
+
+
+def test_load_source_takes_the_options_as_one_value(golden_dir):
+    """loading.load_source(source, LoadOptions) is resolve_model with the options spread out; holding the
+    options imports nothing of loading (load_options sits below it)."""
+    import ast
+    from pathlib import Path
+
+    from vit5_infer.load_options import LoadOptions
+    from vit5_infer.loading import load_source
+
+    checkpoint = golden_dir / "attn_cls_r4.safetensors"
+    options = LoadOptions(config=golden_dir / "attn_cls_r4.json", overrides=(("num_heads", 4),))
+    model, origin = load_source(checkpoint, options)
+    expected, expected_origin = resolve_model(checkpoint, config=options.config, num_heads=4)
+    assert origin == expected_origin and model.config == expected.config
+    with pytest.raises(CheckpointError, match="no separate raw weights"):
+        load_source(checkpoint, LoadOptions(weights="raw"))
+    source = (Path(__file__).resolve().parents[2] / "vit5_infer" / "load_options.py").read_text()
+    imported = {node.module for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom)}
+    assert not any(name and name.endswith("loading") for name in imported)

@@ -98,7 +98,7 @@ class Artifacts:
 
     def engine_for(self, precision: str) -> Path:
         if precision not in self.engines:
-            from vit5_infer.engines.tensorrt_builder import build_engine
+            from vit5_infer.workflows.build_engine import build_engine
 
             path = self.workdir / f"model.{precision}.engine"
             # build_engine converts an FP32 graph to the asked precision itself

@@ -18,7 +18,8 @@ import numpy as np
 
 from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
-from vit5_infer.loading import LoadOptions, model_from_onnx
+from vit5_infer.load_options import LoadOptions
+from vit5_infer.loading import load_source, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
@@ -355,7 +356,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         chosen = engine_backends(source, settings.backends, here, warn)
     check_cuda_graph(settings.cuda_graph, chosen)
     if kind == "model":
-        model, origin = settings.load.resolve(source)
+        model, origin = load_source(source, settings.load)
         metadata, name = {}, f"{origin.kind} {origin.name}"
         outputs = compared_outputs(model, settings.outputs)
     else:

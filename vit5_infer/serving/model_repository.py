@@ -399,8 +399,9 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
 def _export(source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions],
             progress: Progress) -> Path:
     from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
+    from vit5_infer.loading import load_source
 
-    model, origin = (load_options or LoadOptions()).resolve(source)
+    model, origin = load_source(source, load_options)
     if progress:
         progress(f"exporting {origin.name} to ONNX ({precision})")
     result = export_onnx(model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress)

@@ -105,8 +105,10 @@ def resolve_served_model(
     if is_onnx_path(text):
         return _onnx_model(Path(text), served_name, backend or "ort", max_batch, threads)
 
+    from vit5_infer.loading import load_source  # lazy: loading imports torch
+
     backend = backend or "ort"
-    model, origin = (load_options or LoadOptions()).resolve(source)
+    model, origin = load_source(source, load_options)
     read = (Path(text),) if Path(text).exists() else ()
     if backend in TORCH_BACKENDS:
         signature = config_signature(model.config, max_batch)

@@ -17,7 +17,7 @@ from typing import Optional
 
 from vit5_infer.errors import PredictError
 from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import PathLike, Progress
+from vit5_infer.vocabulary import QUANTIZED_PRECISIONS, PathLike, Progress
 
 from .options import PredictOptions
 
@@ -100,14 +100,16 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
     why = unrunnable_reason(backend, options.precision, kind)
     if why:
         raise PredictError(f"{backend} cannot run --precision {options.precision}: {why}")
-    if kind == "model" and options.precision in ("int8", "fp8") and options.calibration is None:
+    if kind == "model" and options.precision in QUANTIZED_PRECISIONS and options.calibration is None:
         raise PredictError(f"--precision {options.precision} needs calibration images: --calibration DIR")
     say = progress or (lambda message: None)
     overrides = {k: v for k, v in (options.preprocessing or {}).items() if v is not None}
 
     if kind == "model":
         say(f"loading {source}")
-        model, origin = options.load.resolve(source)
+        from vit5_infer.loading import load_source
+
+        model, origin = load_source(source, options.load)
         config, metadata = model.config, {}
         outputs = compared_outputs(model, options.model_outputs)
         pre = Preprocessing.from_metadata({}, config.network.image_size).with_overrides(**overrides)

@@ -1,0 +1,97 @@
+"""The build_engine workflow around the engine build: export-or-convert, the parser check, and what the
+build writes.  TensorRT is not installed here: ``_build`` and ``_engine_information`` (the two functions
+that call TensorRT through Polygraphy) are replaced, and ``open_builder`` returns a stand-in module and GPU.
+These prove the workflow's sequencing and the manifest it writes, never that TensorRT builds the graph
+(that is tests/engines/test_tensorrt_gpu.py's job, on a GPU)."""
+
+from __future__ import annotations
+
+import json
+import types
+
+import pytest
+
+from vit5_infer.engines import tensorrt_builder
+from vit5_infer.engines.cuda_device import CudaDevice
+from vit5_infer.engines.errors import EngineBuildError
+from vit5_infer.engines.tensorrt_builder import TensorRTBuilder
+from vit5_infer.workflows import build_engine as workflow
+
+LAYERS = json.dumps({"Layers": []})
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch):
+    """A TensorRT 10.14 "build" that records the graph it was given."""
+    built = []
+
+    def fake_build(trt, graph_path, source_onnx, profiles, timing_cache, cache_out, *args):
+        built.append(graph_path)
+        return b"engine-bytes", (3, 32, 32), True
+
+    builder = TensorRTBuilder(types.SimpleNamespace(__version__="10.14.1.48"), CudaDevice(0, "stand-in GPU", "9.0"))
+    monkeypatch.setattr(workflow, "open_builder", lambda precision, level: builder)
+    monkeypatch.setattr(tensorrt_builder, "_build", fake_build)
+    monkeypatch.setattr(tensorrt_builder, "_engine_information", lambda trt, engine: LAYERS)
+    return built
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, golden_dir):
+    from vit5_infer.exporters import export_onnx
+
+    from golden_exports import golden_model
+
+    path = tmp_path_factory.mktemp("export") / "m.onnx"
+    return export_onnx(golden_model("attn_cls_r4"), path, validate=False, target="tensorrt=10.14").path
+
+
+def test_an_fp32_graph_is_converted_then_built(exported, tmp_path, fake_tensorrt):
+    messages = []
+    result = workflow.build_engine(exported, tmp_path / "m.engine", precision="fp16", progress=messages.append)
+    assert fake_tensorrt[0].name == "m.fp16.onnx"  # the converted graph, not the exported one
+    assert any(m.startswith("converted m.onnx to an fp16 graph") for m in messages)
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["precision"] == "fp16" and manifest["build_flags"]["graph"] == "converted"
+    assert manifest["tensorrt_version"] == "10.14.1.48"
+    assert (tmp_path / "m.engine").read_bytes() == b"engine-bytes"
+    assert result.layers_path.read_text() == LAYERS and result.onnx_path == exported
+
+
+def test_a_graph_at_its_precision_is_built_as_exported(exported, tmp_path, fake_tensorrt):
+    result = workflow.build_engine(exported, tmp_path / "m.engine")
+    assert fake_tensorrt == [exported]
+    assert json.loads(result.manifest_path.read_text())["build_flags"]["graph"] == "as-exported"
+
+
+def test_the_parser_check_runs_before_the_build(exported, tmp_path, fake_tensorrt, monkeypatch):
+    monkeypatch.setattr(
+        workflow,
+        "open_builder",
+        lambda precision, level: TensorRTBuilder(
+            types.SimpleNamespace(__version__="10.8.0.43"), CudaDevice(0, "stand-in GPU", "9.0")
+        ),
+    )
+    with pytest.raises(EngineBuildError, match="does not parse on TensorRT 10.8.0.43"):
+        workflow.build_engine(exported, tmp_path / "m.engine")
+    assert fake_tensorrt == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_preset_is_exported_for_the_installed_tensorrt_and_kept(tmp_path, fake_tensorrt, monkeypatch, golden_dir):
+    from vit5_infer.load_options import LoadOptions
+
+    targets = []
+    real_export = workflow.export_for_tensorrt
+
+    def export(source, onnx_path, version, load, progress):
+        targets.append(version)
+        return real_export(source, onnx_path, version, load, progress)
+
+    monkeypatch.setattr(workflow, "export_for_tensorrt", export)
+    checkpoint = golden_dir / "attn_cls_r4.safetensors"
+    load = LoadOptions(config=golden_dir / "attn_cls_r4.json")
+    result = workflow.build_engine(checkpoint, tmp_path / "m.engine", load=load)
+    assert targets == ["10.14.1.48"]
+    assert result.onnx_path == tmp_path / "m.onnx" and (tmp_path / "m.onnx").is_file()
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["onnx_sha256"] and manifest["build_flags"]["graph"] == "as-exported"
