@@ -260,8 +260,8 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
 
         status, body = _post(http, name, {"name": "images", "shape": [8, 1], "datatype": "BYTES",
                                           "data": ["not a png"] * 8})
-        # PyTriton answers every error of the model callable with INTERNAL (500); the text is ours, one line.
-        assert status == 500 and "BadRequest: request 0: images[0]: cannot decode 9 bytes as an image" in body, body
+        assert status == 400, (status, body)
+        assert json.loads(body) == {"error": "images[0]: cannot decode 9 bytes as an image (UnidentifiedImageError)"}
         assert "vit5_infer" not in body and "site-packages" not in body and ".venv" not in body, body
         refused = [line for line in err.read_text().splitlines() if "refused a request" in line]
         assert len(refused) == 1, err.read_text()
