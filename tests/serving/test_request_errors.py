@@ -4,12 +4,18 @@ on 127.0.0.1 only and every wait is bounded."""
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import importlib.util
 import json
 import logging
+import sys
 import threading
+import types
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +30,7 @@ from vit5_infer.serving.pytriton_server import (
     INVALID_ARG,
     REQUEST_ERRORS_MODEL,
     _triton_callable,
+    error_response,
     install_request_errors,
 )
 
@@ -68,8 +75,77 @@ def test_a_runner_failure_answers_each_request_with_internal_in_one_line(digits_
     assert caplog.records[0].exc_info is not None  # the traceback stays in the server's own log
 
 
-def test_the_request_errors_model_is_valid_python():
-    compile(REQUEST_ERRORS_MODEL, "model.py", "exec")
+class _FakeBackendUtils(types.ModuleType):
+    """triton_python_backend_utils as the stub gives it: TritonError appears only after import."""
+
+    class InferenceResponse:
+        def __init__(self, output_tensors=None, error=None):
+            self.output_tensors, self.error = output_tensors, error
+
+    def grow_error(self):
+        class TritonError:
+            INVALID_ARG, INTERNAL, UNKNOWN = "code-invalid-arg", "code-internal", "code-unknown"
+
+            def __init__(self, message, code=INTERNAL):
+                self.message, self.code = message, code
+
+        self.TritonError = TritonError
+
+
+def test_the_request_errors_model_answers_a_refused_request_with_its_own_code(tmp_path, monkeypatch):
+    """REQUEST_ERRORS_MODEL in a package beside a stand-in for PyTriton's proxy model (the same two
+    names it uses: TritonPythonModel, _wrap_response), under a stand-in for the backend's utils."""
+    package = tmp_path / "served_version"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "pytriton_model.py").write_text(
+        "class TritonPythonModel:\n    pass\n\n\n"
+        "def _wrap_response(response, requested_output_names, model_outputs):\n"
+        "    return ('outputs', sorted(response.data))\n")
+    (package / "model.py").write_text(REQUEST_ERRORS_MODEL)
+    utils = _FakeBackendUtils("triton_python_backend_utils")
+    monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    model = importlib.import_module("served_version.model")
+    proxy = importlib.import_module("served_version.pytriton_model")
+    assert model.TritonPythonModel is proxy.TritonPythonModel
+    utils.grow_error()
+    wrap = proxy._wrap_response  # what PyTriton's BatchResponsesHandler calls, by its module-level name
+
+    class Response:
+        def __init__(self, data):
+            self.data = data
+
+    assert wrap(Response({"logits": np.zeros((1, 10))}), ["logits"], {}) == ("outputs", ["logits"])
+    refused = wrap(Response(error_response(INVALID_ARG, "images[0]: cannot decode")), ["logits"], {})
+    assert (refused.error.code, refused.error.message) == ("code-invalid-arg", "images[0]: cannot decode")
+    failed = wrap(Response(error_response(INTERNAL, "inference failed: RuntimeError: x")), ["logits"], {})
+    assert (failed.error.code, failed.error.message) == ("code-internal", "inference failed: RuntimeError: x")
+    unknown = wrap(Response(error_response(b"UNKNOWN", "x")), ["logits"], {})
+    assert unknown.error.code == "code-internal"
+
+
+def test_pytritons_proxy_model_is_shipped_under_another_name_beside_ours(serve_extra, tmp_path):
+    """Through PyTriton's own Triton.bind (nothing started): the files loaded into tritonserver."""
+    from pytriton.model_config import ModelConfig, Tensor
+    from pytriton.triton import Triton, TritonConfig
+
+    pytriton_model = (Path(importlib.util.find_spec("pytriton").origin).parent / "proxy" / "model.py").read_bytes()
+    triton = Triton(config=TritonConfig(http_port=1, grpc_port=2, metrics_port=3), workspace=str(tmp_path / "ws"))
+    try:
+        triton.bind(model_name="digits", infer_func=lambda requests: [],
+                    inputs=[Tensor(name="x", dtype=np.float32, shape=(1,))],
+                    outputs=[Tensor(name="y", dtype=np.float32, shape=(1,))], config=ModelConfig(max_batch_size=4))
+        assert install_request_errors(triton, "digits") is True
+        assert install_request_errors(triton, "digits") is False  # once only
+        assert install_request_errors(triton, "another") is False
+        (model,) = triton._model_manager.models
+        files = model.get_proxy_model_files()
+    finally:
+        triton.stop()
+    assert files["file:1/model.py"] == REQUEST_ERRORS_MODEL.encode()
+    assert files["file:1/pytriton_model.py"] == pytriton_model
+    assert {"file:1/communication.py", "file:1/data.py", "file:1/types.py"} <= set(files)
 
 
 def test_an_unknown_pytriton_keeps_its_own_model():
@@ -82,13 +158,37 @@ def test_an_unknown_pytriton_keeps_its_own_model():
 
 
 # ---- a live server -----------------------------------------------------------------------------------
+MARK = 777.0  # pixels the served runner fails on
+
+
+class _FailsOnMark:
+    """The real runner, except that a batch holding MARK fails as a broken device would."""
+
+    def __init__(self, runner):
+        self.runner = runner
+
+    def __getattr__(self, name):
+        return getattr(self.runner, name)
+
+    def __enter__(self):
+        self.runner.__enter__()
+        return self
+
+    def run(self, x):
+        if np.any(x == MARK):
+            raise RuntimeError("device lost\nsecond line")
+        return self.runner.run(x)
+
+
 @pytest.fixture(scope="module")
 def server(serve_extra, digits_onnx, free_ports, tmp_path_factory):
     served = resolve_served_model(digits_onnx, tmp_path_factory.mktemp("served"), threads=1)
+    new_runner = served.new_runner
+    served = dataclasses.replace(served, new_runner=lambda: _FailsOnMark(new_runner()))
     http, grpc, metrics = free_ports(3)
     # The batcher runs a batch once BATCH items are queued, and holds fewer for up to 20 s: the
-    # requests sent together below meet in one batch.
-    options = ServeOptions(host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics,
+    # requests sent together below meet in one batch.  Two instances: each loads the model.py.
+    options = ServeOptions(host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics, instances=2,
                            max_queue_delay_us=20_000_000, preferred_batch_sizes=(BATCH,))
     with ModelServer(served, options) as running:
         yield running
@@ -199,6 +299,20 @@ def test_a_bad_request_alone_is_400_and_the_server_keeps_serving(server, referen
                                    "data": ["not a png"] * BATCH}])
     assert status == 400 and json.loads(body) == {"error": UNDECODABLE}, body
     x = np.random.default_rng(6).standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
+    code, logits = _grpc(server, {"pixel_values": x})
+    assert code == "OK", logits
+    np.testing.assert_allclose(logits, reference.infer(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_runner_failure_is_500_with_one_line_and_the_server_keeps_serving(server, reference, caplog):
+    x = np.full((BATCH, 3, 32, 32), MARK, np.float32)
+    with caplog.at_level(logging.WARNING):
+        status, body = _http(server, [{"name": "pixel_values", "shape": list(x.shape), "datatype": "FP32",
+                                       "data": x.reshape(-1).tolist()}])
+    assert status == 500 and json.loads(body) == {"error": "inference failed: RuntimeError: device lost"}, body
+    assert [r.exc_info is not None for r in caplog.records if "inference failed" in r.getMessage()] == [True]
+    x = np.random.default_rng(8).standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     code, logits = _grpc(server, {"pixel_values": x})
     assert code == "OK", logits
     np.testing.assert_allclose(logits, reference.infer(x), rtol=1e-5, atol=1e-5)

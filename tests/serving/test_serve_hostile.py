@@ -123,7 +123,8 @@ def _formatted(exc: BaseException) -> str:
 ])
 def test_a_bad_request_is_one_line_for_the_client_and_the_log(digits_onnx, caplog, request_, reason):
     """Client errors came back with the full server traceback (package, venv and model store paths),
-    and each wrote about 25 traceback lines to the server's stderr."""
+    and each wrote about 25 traceback lines to the server's stderr.  Here the callable as it runs
+    where PyTriton cannot refuse one request alone (test_request_errors.py has the per-request path)."""
     infer = _triton_callable(BatchedModel(_Runner(), onnx_signature(digits_onnx)))
     with caplog.at_level(logging.WARNING), pytest.raises(BadRequest) as info:
         infer([request_])
