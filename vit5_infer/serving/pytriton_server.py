@@ -587,10 +587,10 @@ def _triton_callable(model: BatchedModel, per_request: Optional[list] = None):
 
 def _answer_each(model: BatchedModel, inputs: list) -> list[dict[str, np.ndarray]]:
     """One response per request: outputs, or an ERROR_OUTPUT with its code and one line."""
-    read = model.read_each(inputs)
-    good = [x for x in read if not isinstance(x, Vit5Error)]
+    read: list = [None] * len(inputs)
     try:
-        outputs = iter(model.outputs_per_request(good))
+        read = model.read_each(inputs)
+        outputs = iter(model.outputs_per_request([x for x in read if not isinstance(x, Vit5Error)]))
     except Exception as exc:  # noqa: BLE001 - the clients get one line; the traceback stays in our log
         LOGGER.error("inference failed: %s", _one_line(exc), exc_info=True)
         failed = f"inference failed: {type(exc).__name__}: {_one_line(exc)}"
