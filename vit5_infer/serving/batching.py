@@ -2,9 +2,10 @@
 
 Triton's dynamic batcher hands the model a list of requests; each carries ``pixel_values``
 (already checked by Triton against the declared dims and data type) or ``images`` (encoded bytes,
-decoded here as the graph's metadata says).  All of them run as one batch, padded to the graph's
-static batch where it has one, and the outputs are cut back per request.  Pure NumPy: nothing here
-needs PyTriton, so it is tested without a server.
+decoded here as the graph's metadata says).  The requests that read correctly run as one batch,
+padded to the graph's static batch where it has one, and the outputs are cut back per request; a
+request that does not read is answered with its own error.  Pure NumPy: nothing here needs PyTriton,
+so it is tested without a server.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from vit5_infer.errors import InputError
+from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.preprocessing import Preprocessing, decode_image
 
 from .signature import ModelSignature
@@ -41,6 +42,30 @@ class BatchedModel:
     def __call__(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         # Every request is read before anything runs, so a bad one fails before any work is done.
         items = [self.pixels(request, index) for index, request in enumerate(requests)]
+        return self.outputs_per_request(items)
+
+    def answer(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list:
+        """One answer per request: its outputs, or the Vit5Error that refuses that request alone.  The
+        requests that read correctly run as one batch, whatever the others hold; a failure of the
+        runner itself raises for all of them."""
+        read = self.read_each(requests)
+        outputs = iter(self.outputs_per_request([x for x in read if not isinstance(x, Vit5Error)]))
+        return [x if isinstance(x, Vit5Error) else next(outputs) for x in read]
+
+    def read_each(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list:
+        """Per request, its pixels (``read``) or the Vit5Error that refuses it."""
+        read: list = []
+        for request in requests:
+            try:
+                read.append(self.read(request))
+            except Vit5Error as exc:
+                read.append(exc)
+        return read
+
+    def outputs_per_request(self, items: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """The outputs of each request's pixels ``items``, all run as one batch."""
+        if not items:
+            return []
         sizes = [len(x) for x in items]
         outputs = self.run(np.concatenate(items) if len(items) > 1 else items[0])
         responses, start = [], 0
@@ -50,38 +75,42 @@ class BatchedModel:
         return responses
 
     def pixels(self, request: Mapping[str, np.ndarray], index: int = 0) -> np.ndarray:
-        """The ``[n, *dims]`` pixels of one request, from ``pixel_values`` or decoded ``images``."""
+        """The ``[n, *dims]`` pixels of one request of a batch, errors naming it by its ``index``."""
+        return self.read(request, f"request {index}: ")
+
+    def read(self, request: Mapping[str, np.ndarray], where: str = "") -> np.ndarray:
+        """The ``[n, *dims]`` pixels of one request, from ``pixel_values`` or decoded ``images``;
+        ``where`` begins every error message."""
         has_pixels = request.get(self._pixel_name) is not None
         has_images = request.get(IMAGES_INPUT) is not None
-        where = f"request {index}"
         if has_pixels == has_images:
-            raise InputError(f"{where}: send exactly one of {self._pixel_name} and {IMAGES_INPUT}")
+            raise InputError(f"{where}send exactly one of {self._pixel_name} and {IMAGES_INPUT}")
         if has_pixels:
             x = np.asarray(request[self._pixel_name])
             if x.ndim != len(self._pixel_dims) + 1 or tuple(x.shape[1:]) != self._pixel_dims:
                 raise InputError(
-                    f"{where}: {self._pixel_name} must be [batch, {', '.join(map(str, self._pixel_dims))}], got {list(x.shape)}"
+                    f"{where}{self._pixel_name} must be [batch, {', '.join(map(str, self._pixel_dims))}], got {list(x.shape)}"
                 )
             if x.dtype != self._pixel_dtype:
-                raise InputError(f"{where}: {self._pixel_name} must be {self._pixel_dtype}, got {x.dtype}")
+                raise InputError(f"{where}{self._pixel_name} must be {self._pixel_dtype}, got {x.dtype}")
             return x
         images = np.asarray(request[IMAGES_INPUT], dtype=object)
         # Triton checks the element count of a BYTES input against its declared shape only where the
         # count fits; a shape such as [1099511627776, 1] reaches the model with one element in [1].
         if images.ndim != 2 or images.shape[1] != 1:
-            raise InputError(f"{where}: {IMAGES_INPUT} must be [batch, 1], got {list(images.shape)}")
+            raise InputError(f"{where}{IMAGES_INPUT} must be [batch, 1], got {list(images.shape)}")
         return self.decode(images, where)
 
-    def decode(self, images: np.ndarray, where: str = "request") -> np.ndarray:
+    def decode(self, images: np.ndarray, where: str = "") -> np.ndarray:
         """Encoded images ``[n]`` or ``[n, 1]`` (bytes) -> preprocessed pixels ``[n, *dims]``."""
         flat = np.asarray(images, dtype=object).reshape(-1)
         if flat.size == 0:
-            raise InputError(f"{where}: {IMAGES_INPUT} holds no image")
+            raise InputError(f"{where}{IMAGES_INPUT} holds no image")
         decoded = []
         for k, data in enumerate(flat):
             if not isinstance(data, (bytes, bytearray, np.bytes_)):
-                raise InputError(f"{where}: {IMAGES_INPUT}[{k}] must be encoded bytes, got {type(data).__name__}")
-            chw = decode_image(bytes(data), self._preprocessing, what=f"{where}: {IMAGES_INPUT}[{k}]")
+                raise InputError(f"{where}{IMAGES_INPUT}[{k}] must be encoded bytes, got {type(data).__name__}")
+            chw = decode_image(bytes(data), self._preprocessing, what=f"{where}{IMAGES_INPUT}[{k}]")
             decoded.append(chw if self.signature.layout == "nchw" else chw.transpose(1, 2, 0))
         return np.stack(decoded).astype(self._pixel_dtype, copy=False)
 

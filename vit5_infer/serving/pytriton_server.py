@@ -17,9 +17,15 @@ callable runs one of our runners (``BatchedModel``).  Two things the library doe
   the tritonserver 2.51.0 that PyTriton 0.7 bundles has none), so ``serve`` supervises the server:
   when it dies it logs one line with the reason read from tritonserver's own output and starts it
   again.
-* PyTriton turns every exception of the model callable into an INTERNAL error (HTTP 500) whose text
-  is the formatted traceback, for every request of the batch.  A bad request is raised as a
-  ``BadRequest`` that formats as one line, and logged as one line.
+* PyTriton 0.7 has no way for the model callable to refuse one request: its Python-backend model
+  (``pytriton/proxy/model.py``) turns any exception of the callable into one ``TritonModelException``
+  for the whole batch, whose text is the formatted traceback, and Triton answers every request of
+  the batch with INTERNAL (HTTP 500).  ``serve`` ships that model under another name beside a small
+  model of its own (``REQUEST_ERRORS_MODEL``) which answers a response carrying ``ERROR_OUTPUT``
+  with that request's own ``TritonError`` and code: a bad request gets INVALID_ARGUMENT (HTTP 400)
+  with one line, the good requests of its batch get their outputs, and the log gets one line.
+  Where a PyTriton release does not ship the model that way, a bad request is raised as a
+  ``BadRequest`` that formats as one line (and fails its whole batch with INTERNAL).
 * A tritonserver that does not exit cleanly (aborted, or killed after the exit timeout) leaves its
   copy of the model in ``/tmp/folderXXXXXX``; the copy names this server's workspace, which is how
   ``stop`` finds and removes it.
@@ -30,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import ipaddress
+import itertools
 import logging
 import os
 import re
@@ -229,6 +236,76 @@ class InferenceFailed(_OneLineError):
     """The runner failed on a batch that was read correctly."""
 
 
+#: The key of a response of the model callable that answers its request with an error instead of
+#: outputs: ``[code, message]`` as bytes, the code one of ERROR_CODES.
+ERROR_OUTPUT = "vit5-request-error"
+INVALID_ARG, INTERNAL = b"INVALID_ARG", b"INTERNAL"
+ERROR_CODES = (INVALID_ARG, INTERNAL)
+
+#: Where PyTriton's proxy model goes in the model's version folder when ours takes model.py.
+PYTRITON_MODEL_MODULE = "pytriton_model"
+
+#: model.py of the served model in Triton's Python backend: PyTriton's proxy model, whose responses
+#: carrying ERROR_OUTPUT become that request's own error with its Triton error code.
+REQUEST_ERRORS_MODEL = f"""\
+import triton_python_backend_utils as pb_utils
+
+from . import {PYTRITON_MODEL_MODULE} as proxy
+from .{PYTRITON_MODEL_MODULE} import TritonPythonModel  # noqa: F401 - the class Triton instantiates
+
+outputs_response = proxy._wrap_response
+
+
+def response_or_error(response, requested_output_names, model_outputs):
+    error = None if response.data is None else response.data.get({ERROR_OUTPUT!r})
+    if error is None:
+        return outputs_response(response, requested_output_names, model_outputs)
+    code, message = (item if isinstance(item, bytes) else str(item).encode() for item in error.tolist())
+    # pb_utils.TritonError exists once the stub runs the model, not while it imports this file.
+    codes = pb_utils.TritonError
+    code = getattr(codes, code.decode()) if code in {ERROR_CODES!r} else codes.INTERNAL
+    return pb_utils.InferenceResponse(error=pb_utils.TritonError(message.decode("utf-8", "replace"), code))
+
+
+proxy._wrap_response = response_or_error
+"""
+
+
+def error_response(code: bytes, message: str) -> dict[str, np.ndarray]:
+    """The model callable's answer to one request that fails with ``code`` and one line ``message``."""
+    return {ERROR_OUTPUT: np.array([code, message.encode("utf-8")], dtype=np.bytes_)}
+
+
+def install_request_errors(triton, model_name: str) -> bool:
+    """Make the bound model ``model_name`` of PyTriton's ``triton`` answer ERROR_OUTPUT responses with
+    per-request errors (REQUEST_ERRORS_MODEL); False, changing nothing, where this PyTriton does not
+    load its proxy model as the files this relies on."""
+    manager = getattr(triton, "_model_manager", None)
+    models = [m for m in getattr(manager, "models", ()) if getattr(m, "model_name", None) == model_name]
+    if len(models) != 1 or not callable(getattr(models[0], "get_proxy_model_files", None)):
+        return False
+    model = models[0]
+    proxy_files = model.get_proxy_model_files
+    model_key = f"file:{model.model_version}/model.py"
+    proxy_key = f"file:{model.model_version}/{PYTRITON_MODEL_MODULE}.py"
+    try:
+        files = proxy_files()
+    except Exception:  # noqa: BLE001 - an unknown PyTriton: serve as it does
+        return False
+    source = files.get(model_key, b"") if isinstance(files, dict) else b""
+    if b"def _wrap_response(" not in source or b"class TritonPythonModel" not in source or proxy_key in files:
+        return False
+
+    def files_with_request_errors() -> dict:
+        files = proxy_files()
+        files[proxy_key] = files.pop(model_key)
+        files[model_key] = REQUEST_ERRORS_MODEL.encode()
+        return files
+
+    model.get_proxy_model_files = files_with_request_errors
+    return True
+
+
 class _PyTritonNoise(logging.Filter):
     """Drops PyTriton's multi-line records that ``serve`` says in one line itself: the traceback of
     every refused request, and its "exited with failure" (the supervisor names the real reason)."""
@@ -346,7 +423,9 @@ class ModelServer:
             max_queue_delay_microseconds=opts.max_queue_delay_us,
             preferred_batch_size=list(opts.preferred_batch_sizes) or None,
         )
-        callables = [_triton_callable(BatchedModel(runner, self.signature)) for runner in self._runners]
+        models = [BatchedModel(runner, self.signature) for runner in self._runners]
+        per_request = [False]  # set once the model is bound, before tritonserver sends any request
+        callables = [_triton_callable(model, per_request) for model in models]
         self._triton.bind(
             model_name=self.name,
             infer_func=callables if len(callables) > 1 else callables[0],
@@ -355,6 +434,10 @@ class ModelServer:
             config=ModelConfig(max_batch_size=self.signature.max_batch, batcher=batcher),
             strict=False,
         )
+        output_names = {t.name for t in self.signature.outputs}
+        per_request[0] = ERROR_OUTPUT not in output_names and install_request_errors(self._triton, self.name)
+        if not per_request[0]:
+            LOGGER.warning("this PyTriton cannot refuse one request alone: a bad request fails its whole batch")
         with python_library_first():
             self._triton.run()
         if not self._triton.is_alive():
@@ -476,15 +559,22 @@ def _one_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _triton_callable(model: BatchedModel):
+def _triton_callable(model: BatchedModel, per_request: Optional[list] = None):
     """PyTriton hands the callable a list of ``Request`` objects (mapping-like, without ``get``).
 
-    A refused request comes back as a one-line ``BadRequest`` and one log line; another failure
-    is logged with its traceback here and reaches the client as one line too."""
+    Where ``per_request[0]`` is true (REQUEST_ERRORS_MODEL serves the model), each refused request is
+    answered alone with INVALID_ARG and one line, and the others run; a failure of the runner answers
+    the requests it ran with INTERNAL and one line.  Otherwise a refused request fails the whole
+    batch as a one-line ``BadRequest``.  Either way each refusal is one log line, and the traceback
+    of a runner failure stays in the server's own log."""
+    per_request = [False] if per_request is None else per_request
 
     def infer(requests):
+        inputs = [dict(request.items()) for request in requests]
+        if per_request[0]:
+            return _answer_each(model, inputs)
         try:
-            return model([dict(request.items()) for request in requests])
+            return model(inputs)
         except Vit5Error as exc:
             LOGGER.warning("refused a request: %s", _one_line(exc))
             raise BadRequest(_one_line(exc)) from None
@@ -493,6 +583,26 @@ def _triton_callable(model: BatchedModel):
             raise InferenceFailed(f"{type(exc).__name__}: {_one_line(exc)}") from None
 
     return infer
+
+
+def _answer_each(model: BatchedModel, inputs: list) -> list[dict[str, np.ndarray]]:
+    """One response per request: outputs, or an ERROR_OUTPUT with its code and one line."""
+    read: list = [None] * len(inputs)
+    try:
+        read = model.read_each(inputs)
+        outputs = iter(model.outputs_per_request([x for x in read if not isinstance(x, Vit5Error)]))
+    except Exception as exc:  # noqa: BLE001 - the clients get one line; the traceback stays in our log
+        LOGGER.error("inference failed: %s", _one_line(exc), exc_info=True)
+        failed = f"inference failed: {type(exc).__name__}: {_one_line(exc)}"
+        outputs = itertools.repeat(error_response(INTERNAL, failed))
+    responses = []
+    for item in read:
+        if isinstance(item, Vit5Error):
+            LOGGER.warning("refused a request: %s", _one_line(item))
+            responses.append(error_response(INVALID_ARG, _one_line(item)))
+        else:
+            responses.append(next(outputs))
+    return responses
 
 
 @contextlib.contextmanager
