@@ -137,10 +137,24 @@ class OrtRunner(Runner):
         self._loaded = True
 
     def _recorded_precision(self) -> Optional[str]:
-        """The precision the exporter recorded (fp16, bf16, int8, fp8, ...); None for a foreign graph."""
-        from vit5_infer.graph_metadata import read_metadata_or_empty
+        """The precision the exporter recorded (fp16, bf16, int8, fp8, ...); None for a foreign graph.  The
+        graph's external data is checked on the same parse: a location outside the graph's folder is refused
+        before ONNX Runtime reads it."""
+        import onnx
 
-        recorded = read_metadata_or_empty(self.onnx_path).get("precision")
+        from vit5_infer.errors import Vit5Error
+        from vit5_infer.files import external_data_paths
+        from vit5_infer.graph_metadata import read_metadata
+
+        try:
+            model = onnx.load(str(self.onnx_path), load_external_data=False)
+        except Exception:  # noqa: BLE001 - not an ONNX file: onnxruntime says why when it loads it
+            return None
+        external_data_paths(self.onnx_path, model)
+        try:
+            recorded = read_metadata(model).get("precision")
+        except Vit5Error:
+            return None
         return recorded if isinstance(recorded, str) and recorded else None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:

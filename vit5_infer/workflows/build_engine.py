@@ -140,6 +140,7 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
     """The given ONNX file, checked before TensorRT: it exists, takes no model-source options, and its recorded
     precision allows an engine of ``precision``."""
     from vit5_infer.exporters.precision import check_build_precision
+    from vit5_infer.files import external_data_paths
 
     if load is not None and load != LoadOptions():
         raise EngineBuildError(
@@ -147,6 +148,7 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
             "the architecture overrides) apply to a preset or checkpoint, which is exported first"
         )
     path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
+    external_data_paths(path)  # TensorRT's parser reads the graph's external data itself
     recorded = read_metadata_or_empty(path).get("precision")
     if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
         check_build_precision(path, recorded, precision)
