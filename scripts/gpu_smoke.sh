@@ -4,7 +4,7 @@
 #
 #   1. export vit5-small in the graph form the installed TensorRT parses;
 #   2. build an FP16 engine with two optimization profiles (batch 1, and 2..64) and a timing cache;
-#   3. bench torch, trt and ort-cuda at batch 1 and 64 (again with --cuda-graph where bench has it);
+#   3. bench torch, trt and ort-cuda at batch 1 and 64 (again with --cuda-graph);
 #   4. export INT8 and FP8 (Ada/Hopper or newer) Q/DQ graphs of tests/data/digits/digits_attn.safetensors,
 #      calibrated on tests/data/digits/calibration, build them, and report their top-1 on tests/data/digits/test;
 #   5. run `vit5 debug --backend trt` on the digits network (FP16, every tensor marked);
@@ -14,10 +14,8 @@
 # What to send back: OUTDIR/summary.json, OUTDIR/*.engine.layers.json (the kernels behind the fusion
 # verdicts; the IAttention kernel names are still unconfirmed) and OUTDIR/log.txt.
 #
-# Flags it expects: those of this branch (build-engine --batch-profiles; bench --backends/--batch/--images/
-# --json; debug --backend trt --json).  Two come from another branch and are used only when
-# `vit5 bench --help` lists them: bench's trt rows split into GPU compute time and host latency (read from
-# the bench JSON as it is), and `bench --cuda-graph` (without it that run is recorded as skipped).
+# `--cuda-graph` is used when `vit5 bench --help` lists it (otherwise that run is recorded as skipped); the trt
+# rows' GPU compute time and host latency are read from the bench JSON.
 #
 # Environment: VIT5 (default "vit5"), PYTHON (default "python"), DIGITS (default tests/data/digits).
 set -uo pipefail
