@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from vit5_infer.errors import InputError
 from vit5_infer.preprocessing import Preprocessing, load_images
 from vit5_infer.vocabulary import PathLike
+
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
 
 
 def image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
