@@ -27,7 +27,7 @@ from vit5_infer.metrics import (
     outputs_within_tolerance,
 )
 from vit5_infer.network import ViT5ClassificationNet
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
@@ -236,7 +236,7 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
                 "the PyTorch model itself produces NaN/Inf outputs on seeded inputs (check the weights and settings "
                 "such as norm_eps and rope_base); nothing written"
             )
-        feed = pixels.numpy() if layout == "nchw" else pixels.permute(0, 2, 3, 1).contiguous().numpy()
+        feed = to_layout(pixels.numpy(), layout)
         if io_dtype == "fp16":
             feed = feed.astype(np.float16)
         elif io_dtype == "bf16":

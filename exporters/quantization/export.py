@@ -14,7 +14,7 @@ import torch
 from vit5_infer.metrics import TOLERANCES, compare_outputs, outputs_within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.loading import ModelSource
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import LOGITS, Progress
 
 from ..export import (ExportError, ExportResult, Validation, build_graph, check_for_target, resolve_opset,
@@ -40,10 +40,6 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 def unmatched_patterns(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
     """The node-name patterns (as ``_matches`` reads them) that match none of ``names``."""
     return [p for p in patterns if not any(_matches(name, (p,)) for name in names)]
-
-
-def to_layout(pixels: np.ndarray, layout: str) -> np.ndarray:
-    return pixels if layout == "nchw" else np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
 
 
 def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out: np.ndarray, layout: str,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vit5_infer.errors import InputError
-from vit5_infer.preprocessing import Preprocessing, load_images
+from vit5_infer.preprocessing import Preprocessing, load_images, seeded_pixels, to_layout
 from vit5_infer.vocabulary import PathLike
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def seeded_inputs(sample_shape: Sequence[int], batch: int, seed: int = 0) -> np.
     """Standard-normal inputs (the scale of normalized images)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
-    return np.random.default_rng(seed).standard_normal((batch, *sample_shape)).astype(np.float32)
+    return seeded_pixels((batch, *sample_shape), seed)
 
 
 def image_inputs(folder: PathLike, batch: int, preprocessing: Preprocessing, layout: str = "nchw") -> np.ndarray:
@@ -71,4 +71,4 @@ def image_inputs(folder: PathLike, batch: int, preprocessing: Preprocessing, lay
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     images = load_images(folder, preprocessing, batch)
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1)) if layout == "nhwc" else images
+    return to_layout(images, layout)
