@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from vit5_infer.errors import Vit5Error
+from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, Progress
 
@@ -137,10 +137,9 @@ def onnx_info(path: Path) -> dict:
 
 def engine_info(path: Path) -> dict:
     from vit5_infer.engines.manifest import read_manifest
-    from vit5_infer.errors import InputError
-
     if not path.name.endswith(".json") and not path.is_file():
-        raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if path.with_name(path.name + ".json").is_file() else ""))
+        only_manifest = path.with_name(path.name + ".json").is_file()
+        raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if only_manifest else ""))
     manifest = read_manifest(path)
     return {"kind": "engine", "path": str(path), "manifest": manifest.to_dict(), "layers": engine_layers(path)}
 
