@@ -224,7 +224,7 @@ def test_export_outputs_flag_and_inspect(golden_dir, tmp_path):
 
 
 def test_export_outputs_the_network_lacks(golden_dir, tmp_path):
-    """One output error through the command; tests/workflows/test_export.py has the others."""
+    """One output error through the command; tests/workflows/test_export_entry.py has the others."""
     out = tmp_path / "x.onnx"
     proc = vit5("export", golden_dir / "hyena_gap.safetensors", "-o", out, "--outputs", "register_tokens")
     assert_one_line_error(proc, "no registers")
@@ -263,7 +263,7 @@ def test_export_int8_with_calibration_images_and_preprocessing(digits_dir, tmp_p
 
 
 def test_quantized_export_errors_are_one_line_and_write_nothing(digits_dir, tmp_path):
-    """A calibration error through the command; tests/workflows/test_export.py has the other quantized
+    """A calibration error through the command; tests/workflows/test_export_entry.py has the other quantized
     export errors, in process."""
     proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "q.onnx", "--precision", "int8")
     assert_one_line_error(proc, "needs calibration images", "--calibration DIR")
@@ -295,7 +295,7 @@ def test_bench_labels_flag(digits_dir, tmp_path):
 
 def test_export_quantization_flags_need_a_quantized_precision(digits_dir, tmp_path):
     """A float export given a calibration flag would ignore it: one line naming the flag and --precision
-    (every flag: tests/workflows/test_export.py)."""
+    (every flag: tests/workflows/test_export_entry.py)."""
     proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "f.onnx",
                 "--calibration", digits_dir / "calibration")
     assert_one_line_error(proc, "--calibration", "--precision int8")

@@ -335,7 +335,7 @@ def test_a_png_with_a_broken_chunk_is_one_line(checkpoint, tmp_path):
 
 def test_preprocessing_and_calibration_values_are_one_line(checkpoint, tmp_path):
     """The crop ratio's resize bound, checked once the model is loaded; --mean/--std (tests/cli/
-    test_option_checks.py) and --calibration-count (tests/workflows/test_export.py) are checked in process."""
+    test_option_checks.py) and --calibration-count (tests/workflows/test_export_entry.py) are checked in process."""
     assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--crop-ratio", "5e-324"),
                           "crop_ratio", "4096 pixels")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]

@@ -53,10 +53,11 @@ def graph_input_spec(model: onnx.ModelProto) -> tuple[tuple[int, ...], str]:
         shown = "x".join("?" if d is None else str(d) for d in dims)
         raise InputError(f"the graph's input {value.name} ({shown}) is not a static image shape [N, C, H, W] "
                          "or [N, H, W, C]")
+    shape = tuple(int(d) for d in sample if d is not None)
     layout = (read_metadata(model).get("preprocessing") or {}).get("layout")
     if layout not in ("nchw", "nhwc"):
-        layout = "nhwc" if sample[2] < sample[0] else "nchw"
-    return tuple(sample), layout
+        layout = "nhwc" if shape[2] < shape[0] else "nchw"
+    return shape, layout
 
 
 def seeded_inputs(sample_shape: Sequence[int], batch: int, seed: int = 0) -> np.ndarray:
