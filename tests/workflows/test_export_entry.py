@@ -24,14 +24,17 @@ from vit5_infer.workflows.export import (
 )
 
 
-@pytest.mark.parametrize("quantization, flag", [
-    (QuantizationOptions(calibration=Path("CAL")), "--calibration"),
-    (QuantizationOptions(seeded=True), "--calibrate-on-seeded-inputs"),
-    (QuantizationOptions(count=8), "--calibration-count"),
-    (QuantizationOptions(method="entropy"), "--calibration-method"),
-    (QuantizationOptions(keep_float=parse_keep_float("none")), "--keep-float"),
-    (QuantizationOptions(sensitivity=True), "--sensitivity"),
-])
+@pytest.mark.parametrize(
+    "quantization, flag",
+    [
+        (QuantizationOptions(calibration=Path("CAL")), "--calibration"),
+        (QuantizationOptions(seeded=True), "--calibrate-on-seeded-inputs"),
+        (QuantizationOptions(count=8), "--calibration-count"),
+        (QuantizationOptions(method="entropy"), "--calibration-method"),
+        (QuantizationOptions(keep_float=parse_keep_float("none")), "--keep-float"),
+        (QuantizationOptions(sensitivity=True), "--sensitivity"),
+    ],
+)
 def test_quantization_settings_need_a_quantized_precision(quantization, flag):
     """A float export given a calibration setting would ignore it: an error naming the flag and --precision."""
     with pytest.raises(ExportError, match="only apply to quantized exports") as info:
@@ -73,21 +76,30 @@ def _digits(digits_dir) -> str:
     return str(digits_dir / "digits_attn.safetensors")
 
 
-@pytest.mark.parametrize("settings, error, fragments", [
-    ({}, CalibrationError, ["needs calibration images", "--calibration DIR"]),
-    ({"calibration": "EMPTY"}, CalibrationError, ["no image files"]),
-    ({"precision": "fp8", "target": "cpu", "seeded": True}, QuantizationError, ["TensorRT only"]),
-    ({"precision": "fp8", "target": "tensorrt=10.8", "opset": 18, "seeded": True}, QuantizationError,
-     ["fp8 needs opset 19", "leave --opset out"]),
-    ({"target": "mars", "seeded": True}, TargetError, ["unknown export target"]),
-    ({"seeded": True, "count": 99_999_999_999}, InputError, ["--calibration-count 99999999999 needs about"]),
-])
+@pytest.mark.parametrize(
+    "settings, error, fragments",
+    [
+        ({}, CalibrationError, ["needs calibration images", "--calibration DIR"]),
+        ({"calibration": "EMPTY"}, CalibrationError, ["no image files"]),
+        ({"precision": "fp8", "target": "cpu", "seeded": True}, QuantizationError, ["TensorRT only"]),
+        (
+            {"precision": "fp8", "target": "tensorrt=10.8", "opset": 18, "seeded": True},
+            QuantizationError,
+            ["fp8 needs opset 19", "leave --opset out"],
+        ),
+        ({"target": "mars", "seeded": True}, TargetError, ["unknown export target"]),
+        ({"seeded": True, "count": 99_999_999_999}, InputError, ["--calibration-count 99999999999 needs about"]),
+    ],
+)
 def test_quantized_export_errors_write_nothing(digits_dir, tmp_path, settings, error, fragments):
     (tmp_path / "empty").mkdir()
     settings = dict(settings)
     calibration = settings.pop("calibration", None)
-    quantization = QuantizationOptions(calibration=tmp_path / "empty" if calibration == "EMPTY" else None,
-                                       seeded=settings.pop("seeded", False), count=settings.pop("count", 128))
+    quantization = QuantizationOptions(
+        calibration=tmp_path / "empty" if calibration == "EMPTY" else None,
+        seeded=settings.pop("seeded", False),
+        count=settings.pop("count", 128),
+    )
     options = ExportOptions(**{"precision": "int8", **settings}, quantization=quantization)
     with pytest.raises(Exception) as info:
         export(_digits(digits_dir), tmp_path / "q.onnx", options)
@@ -104,8 +116,9 @@ def test_io_dtype_needs_a_matching_float_precision(golden_dir, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("outputs, fragment", [(("logits", "cls_token"), "no CLS token"),
-                                               (("register_tokens",), "no registers")])
+@pytest.mark.parametrize(
+    "outputs, fragment", [(("logits", "cls_token"), "no CLS token"), (("register_tokens",), "no registers")]
+)
 def test_outputs_the_network_lacks(golden_dir, tmp_path, outputs, fragment):
     with pytest.raises(OutputError, match=fragment):
         export(str(golden_dir / "hyena_gap.safetensors"), tmp_path / "x.onnx", ExportOptions(outputs=outputs))
@@ -121,10 +134,19 @@ def test_output_path_is_checked_before_loading(tmp_path):
 def test_export_reports_progress_and_calibration_warnings(golden_dir, tmp_path):
     """The seeded-calibration warning reaches ``warn``; progress names the stages; the graph is int8."""
     heard, warned = [], []
-    options = ExportOptions(precision="int8", validate=False,
-                            quantization=QuantizationOptions(seeded=True, count=4), load=LoadOptions(seed=3))
-    exported = export(str(golden_dir / "attn_cls_r4.safetensors"), tmp_path / "q.onnx", options,
-                      progress=heard.append, warn=warned.append)
+    options = ExportOptions(
+        precision="int8",
+        validate=False,
+        quantization=QuantizationOptions(seeded=True, count=4),
+        load=LoadOptions(seed=3),
+    )
+    exported = export(
+        str(golden_dir / "attn_cls_r4.safetensors"),
+        tmp_path / "q.onnx",
+        options,
+        progress=heard.append,
+        warn=warned.append,
+    )
     assert exported.result.precision == "int8" and exported.result.path.is_file()
     assert exported.origin.kind == "checkpoint"
     assert heard[0].startswith("loading ") and any(h.startswith("loading calibration inputs") for h in heard)

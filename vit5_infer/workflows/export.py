@@ -50,8 +50,12 @@ class PreprocessingOverrides:
     @classmethod
     def of(cls, preprocessing: Preprocessing) -> PreprocessingOverrides:
         """Every field of ``preprocessing`` but its image size (which the model decides)."""
-        return cls(mean=tuple(preprocessing.mean), std=tuple(preprocessing.std), crop_ratio=preprocessing.crop_ratio,
-                   interpolation=preprocessing.interpolation)
+        return cls(
+            mean=tuple(preprocessing.mean),
+            std=tuple(preprocessing.std),
+            crop_ratio=preprocessing.crop_ratio,
+            interpolation=preprocessing.interpolation,
+        )
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,14 @@ class QuantizationOptions:
     seed: int = 0  # of the seeded inputs and of the held-out split
 
     #: the flag that sets each field a float export refuses
-    FLAGS = {"calibration": "--calibration", "count": "--calibration-count", "method": "--calibration-method",
-             "seeded": "--calibrate-on-seeded-inputs", "keep_float": "--keep-float", "sensitivity": "--sensitivity"}
+    FLAGS = {
+        "calibration": "--calibration",
+        "count": "--calibration-count",
+        "method": "--calibration-method",
+        "seeded": "--calibrate-on-seeded-inputs",
+        "keep_float": "--keep-float",
+        "sensitivity": "--sensitivity",
+    }
 
     def given(self) -> list[str]:
         """The flags set away from their defaults (a float export would ignore them)."""
@@ -125,14 +135,20 @@ def check_export_options(options: ExportOptions) -> None:
         check_crop_ratio(options.preprocessing.crop_ratio, what="--crop-ratio")
     flags = options.quantization.given()
     if not options.quantized and flags:
-        raise ExportError(f"{', '.join(flags)} only apply to quantized exports: add --precision int8 (or fp8), "
-                          f"or leave {'them' if len(flags) > 1 else 'it'} out")
+        raise ExportError(
+            f"{', '.join(flags)} only apply to quantized exports: add --precision int8 (or fp8), "
+            f"or leave {'them' if len(flags) > 1 else 'it'} out"
+        )
     if options.quantized and tuple(options.outputs) != (LOGITS,):
-        raise ExportError(f"quantized graphs output logits only (asked: {', '.join(options.outputs)}): export the "
-                          "float graph for backbone outputs, or leave --outputs out")
+        raise ExportError(
+            f"quantized graphs output logits only (asked: {', '.join(options.outputs)}): export the "
+            "float graph for backbone outputs, or leave --outputs out"
+        )
     if options.quantized and options.io_dtype != "fp32":
-        raise ExportError(f"--io-dtype {options.io_dtype} does not apply to {options.precision} graphs (their inputs "
-                          "and outputs are FP32): leave --io-dtype out")
+        raise ExportError(
+            f"--io-dtype {options.io_dtype} does not apply to {options.precision} graphs (their inputs "
+            "and outputs are FP32): leave --io-dtype out"
+        )
 
 
 def check_output(source: str, output: Union[str, Path], options: ExportOptions) -> Path:
@@ -142,8 +158,13 @@ def check_output(source: str, output: Union[str, Path], options: ExportOptions) 
     return check_export_path(output, inputs=(source, options.load.config, options.quantization.calibration))
 
 
-def export(source: str, output: Union[str, Path], options: ExportOptions, progress: Progress = None,
-           warn: Optional[Callable[[str], None]] = None) -> ExportedGraph:
+def export(
+    source: str,
+    output: Union[str, Path],
+    options: ExportOptions,
+    progress: Progress = None,
+    warn: Optional[Callable[[str], None]] = None,
+) -> ExportedGraph:
     """Load ``source`` (a preset or checkpoint, with ``options.load``) and export it to ``output``.
 
     ``progress`` hears what is being done; ``warn`` hears what the user should know but that does not stop
@@ -157,9 +178,15 @@ def export(source: str, output: Union[str, Path], options: ExportOptions, progre
     return ExportedGraph(export_model(model, origin, path, options, progress=progress, warn=warn, name=source), origin)
 
 
-def export_model(model: ViT5ClassificationNet, origin: Optional[ModelSource], output: Union[str, Path],
-                 options: ExportOptions, progress: Progress = None, warn: Optional[Callable[[str], None]] = None,
-                 name: Optional[str] = None) -> ExportResult:
+def export_model(
+    model: ViT5ClassificationNet,
+    origin: Optional[ModelSource],
+    output: Union[str, Path],
+    options: ExportOptions,
+    progress: Progress = None,
+    warn: Optional[Callable[[str], None]] = None,
+    name: Optional[str] = None,
+) -> ExportResult:
     """Export a loaded ``model`` to ``output``: calibrated INT8/FP8 when ``options.precision`` is quantized,
     else float.  ``name``: how progress messages call the model (default: its origin's name)."""
     check_export_options(options)
@@ -176,27 +203,54 @@ def export_model(model: ViT5ClassificationNet, origin: Optional[ModelSource], ou
 
         say(f"exporting {name}")
         q = options.quantization
-        return export_quantized(model, output, precision=options.precision, calibration=calibration,
-                                target=options.target, method=q.method, opset=options.opset, batch=options.batch,
-                                layout=options.layout, lowering=options.lowering, keep_float=q.keep_float,
-                                sensitivity=q.sensitivity, source=origin,
-                                preprocessing=calibration.preprocessing or pre, validate=options.validate,
-                                external_data=options.external_data, progress=step)
+        return export_quantized(
+            model,
+            output,
+            precision=options.precision,
+            calibration=calibration,
+            target=options.target,
+            method=q.method,
+            opset=options.opset,
+            batch=options.batch,
+            layout=options.layout,
+            lowering=options.lowering,
+            keep_float=q.keep_float,
+            sensitivity=q.sensitivity,
+            source=origin,
+            preprocessing=calibration.preprocessing or pre,
+            validate=options.validate,
+            external_data=options.external_data,
+            progress=step,
+        )
     from vit5_infer.exporters import export_onnx
 
     say(f"exporting {name}")
-    return export_onnx(model, output, opset=options.opset, precision=options.precision, batch=options.batch,
-                       layout=options.layout, lowering=options.lowering, source=origin, validate=options.validate,
-                       io_dtype=options.io_dtype, external_data=options.external_data,
-                       target=options.target or "ort", outputs=options.outputs, preprocessing=pre, progress=step)
+    return export_onnx(
+        model,
+        output,
+        opset=options.opset,
+        precision=options.precision,
+        batch=options.batch,
+        layout=options.layout,
+        lowering=options.lowering,
+        source=origin,
+        validate=options.validate,
+        io_dtype=options.io_dtype,
+        external_data=options.external_data,
+        target=options.target or "ort",
+        outputs=options.outputs,
+        preprocessing=pre,
+        progress=step,
+    )
 
 
 def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
-def _calibration(model, pre, options: ExportOptions, name: str, say: Callable[[str], None],
-                 warn: Callable[[str], None]):
+def _calibration(
+    model, pre, options: ExportOptions, name: str, say: Callable[[str], None], warn: Callable[[str], None]
+):
     """The calibration data of a quantized export; a bad target or count fails before any image is read."""
     from vit5_infer.exporters.quantization import calibration_inputs, resolve_scheme
     from vit5_infer.memory import check_inputs_fit
@@ -207,8 +261,15 @@ def _calibration(model, pre, options: ExportOptions, name: str, say: Callable[[s
     say(f"loading calibration inputs for {name}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        data = calibration_inputs(q.calibration, input_shape=tuple(model.input_shape), preprocessing=pre,
-                                  count=q.count, seeded=q.seeded, seed=q.seed, precision=options.precision)
+        data = calibration_inputs(
+            q.calibration,
+            input_shape=tuple(model.input_shape),
+            preprocessing=pre,
+            count=q.count,
+            seeded=q.seeded,
+            seed=q.seed,
+            precision=options.precision,
+        )
     for warning in caught:
         warn(str(warning.message))
     return data

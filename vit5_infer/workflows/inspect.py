@@ -30,7 +30,7 @@ class Inspection:
 
 
 def file_kind(path: Path) -> str:
-    """"onnx", "engine" or "model" (a checkpoint or preset name), by the name."""
+    """ "onnx", "engine" or "model" (a checkpoint or preset name), by the name."""
     if path.suffix.lower() == ".onnx":
         return "onnx"
     if path.suffix.lower() in ENGINE_SUFFIXES or path.name.endswith(".engine.json"):
@@ -137,6 +137,7 @@ def onnx_info(path: Path) -> dict:
 
 def engine_info(path: Path) -> dict:
     from vit5_infer.engines.manifest import read_manifest
+
     if not path.name.endswith(".json") and not path.is_file():
         only_manifest = path.with_name(path.name + ".json").is_file()
         raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if only_manifest else ""))

@@ -15,22 +15,29 @@ from vit5_infer.workflows.debug import DebugOptions, check_debug_options
 GRAPHS = {"reference": Path("a.onnx"), "candidate": Path("b.onnx")}
 
 
-@pytest.mark.parametrize("options, fragment", [
-    (DebugOptions(source="vit5-small", **GRAPHS), "give either SOURCE (a preset or checkpoint) or --reference and "
-                                                  "--candidate, not both"),
-    (DebugOptions(), "not both"),
-    (DebugOptions(reference=Path("a.onnx")), "--reference and --candidate go together"),
-    (DebugOptions(candidate=Path("b.onnx")), "--reference and --candidate go together"),
-    (DebugOptions(precision="bf16", **GRAPHS), "--precision only applies to the graphs built from SOURCE"),
-    (DebugOptions(target="tensorrt", opset=18, lowering="direct", **GRAPHS),
-     "--target, --opset, --lowering only apply to the graphs built from SOURCE; --reference and --candidate are "
-     "compared as they are: leave them out"),
-    (DebugOptions(source="vit5-small", mean=(0.5,) * 3, std=(0.25,) * 3), "--mean/--std only preprocess --images"),
-    (DebugOptions(source="vit5-small", std=(0.25,) * 3), "--std only preprocess --images"),
-    (DebugOptions(source="vit5-small", rel_l2=math.nan), "--rel-l2 must be a finite number"),
-    (DebugOptions(source="vit5-small", cosine=2.0), "--cosine must lie in [-1, 1]"),
-    (DebugOptions(source="vit5-small", json_out=Path("report.txt")), "--json"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        (
+            DebugOptions(source="vit5-small", **GRAPHS),
+            "give either SOURCE (a preset or checkpoint) or --reference and --candidate, not both",
+        ),
+        (DebugOptions(), "not both"),
+        (DebugOptions(reference=Path("a.onnx")), "--reference and --candidate go together"),
+        (DebugOptions(candidate=Path("b.onnx")), "--reference and --candidate go together"),
+        (DebugOptions(precision="bf16", **GRAPHS), "--precision only applies to the graphs built from SOURCE"),
+        (
+            DebugOptions(target="tensorrt", opset=18, lowering="direct", **GRAPHS),
+            "--target, --opset, --lowering only apply to the graphs built from SOURCE; --reference and --candidate are "
+            "compared as they are: leave them out",
+        ),
+        (DebugOptions(source="vit5-small", mean=(0.5,) * 3, std=(0.25,) * 3), "--mean/--std only preprocess --images"),
+        (DebugOptions(source="vit5-small", std=(0.25,) * 3), "--std only preprocess --images"),
+        (DebugOptions(source="vit5-small", rel_l2=math.nan), "--rel-l2 must be a finite number"),
+        (DebugOptions(source="vit5-small", cosine=2.0), "--cosine must lie in [-1, 1]"),
+        (DebugOptions(source="vit5-small", json_out=Path("report.txt")), "--json"),
+    ],
+)
 def test_contradictory_or_unused_settings_are_refused(options, fragment):
     with pytest.raises(InputError) as info:
         check_debug_options(options)
@@ -41,13 +48,23 @@ def test_json_report_never_overwrites_an_input(tmp_path):
     images = tmp_path / "images"
     images.mkdir()
     with pytest.raises(InputError):
-        check_debug_options(DebugOptions(source=str(tmp_path / "m.safetensors"), images=images,
-                                         json_out=tmp_path / "m.safetensors"))
+        check_debug_options(
+            DebugOptions(source=str(tmp_path / "m.safetensors"), images=images, json_out=tmp_path / "m.safetensors")
+        )
 
 
 def test_valid_settings_pass(tmp_path):
-    check_debug_options(DebugOptions(source="vit5-small", precision="bf16", target="tensorrt", opset=18,
-                                     rel_l2=0.0, cosine=-1.0, json_out=tmp_path / "r.json"))
+    check_debug_options(
+        DebugOptions(
+            source="vit5-small",
+            precision="bf16",
+            target="tensorrt",
+            opset=18,
+            rel_l2=0.0,
+            cosine=-1.0,
+            json_out=tmp_path / "r.json",
+        )
+    )
     check_debug_options(DebugOptions(images=Path("imgs"), mean=(0.5,) * 3, **GRAPHS))
 
 

@@ -69,21 +69,30 @@ def check_debug_options(options: DebugOptions) -> None:
     if options.source is None:
         # Two given graphs are compared as they are: these flags only shape the graphs built from SOURCE.
         default = DebugOptions()
-        ignored = [flag for name, flag in DebugOptions.SOURCE_FLAGS.items()
-                   if getattr(options, name) != getattr(default, name)]
+        ignored = [
+            flag for name, flag in DebugOptions.SOURCE_FLAGS.items() if getattr(options, name) != getattr(default, name)
+        ]
         if ignored:
-            raise InputError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to the graphs built "
-                             f"from SOURCE; --reference and --candidate are compared as they are: leave "
-                             f"{'it' if len(ignored) == 1 else 'them'} out")
+            raise InputError(
+                f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to the graphs built "
+                f"from SOURCE; --reference and --candidate are compared as they are: leave "
+                f"{'it' if len(ignored) == 1 else 'them'} out"
+            )
     set_here = [flag for flag, value in (("--mean", options.mean), ("--std", options.std)) if value is not None]
     if set_here and options.images is None:
-        raise InputError(f"{'/'.join(set_here)} only preprocess --images, and the inputs here are seeded: "
-                         f"give --images DIR, or leave {'/'.join(set_here)} out")
+        raise InputError(
+            f"{'/'.join(set_here)} only preprocess --images, and the inputs here are seeded: "
+            f"give --images DIR, or leave {'/'.join(set_here)} out"
+        )
     if options.json_out is not None:
         from vit5_infer.files import check_output_path
 
-        check_output_path(options.json_out, "--json", (options.source, options.reference, options.candidate,
-                                                       options.load.config, options.images), (".json",))
+        check_output_path(
+            options.json_out,
+            "--json",
+            (options.source, options.reference, options.candidate, options.load.config, options.images),
+            (".json",),
+        )
 
 
 def debug(options: DebugOptions, progress: Progress = None) -> DebugReport:
@@ -118,15 +127,27 @@ def debug(options: DebugOptions, progress: Progress = None) -> DebugReport:
     tolerance = None
     if options.rel_l2 is not None or options.cosine is not None:
         base = LAYER_TOLERANCES[Precision(default_precision)]
-        tolerance = LayerTolerance(rel_l2=base.rel_l2 if options.rel_l2 is None else options.rel_l2,
-                                   cosine=base.cosine if options.cosine is None else options.cosine)
+        tolerance = LayerTolerance(
+            rel_l2=base.rel_l2 if options.rel_l2 is None else options.rel_l2,
+            cosine=base.cosine if options.cosine is None else options.cosine,
+        )
     if options.source is not None:
-        result = compare_precisions(model, options.precision, inputs, opset=options.opset, target=options.target,
-                                    lowering=options.lowering, tolerance=tolerance, backend=options.backend,
-                                    name=name, progress=progress)
+        result = compare_precisions(
+            model,
+            options.precision,
+            inputs,
+            opset=options.opset,
+            target=options.target,
+            lowering=options.lowering,
+            tolerance=tolerance,
+            backend=options.backend,
+            name=name,
+            progress=progress,
+        )
     else:
-        result = compare_layers(reference_graph, candidate_graph, inputs, tolerance=tolerance,
-                                backend=options.backend, progress=progress)
+        result = compare_layers(
+            reference_graph, candidate_graph, inputs, tolerance=tolerance, backend=options.backend, progress=progress
+        )
         result = replace(result, reference=str(options.reference), candidate=str(options.candidate))
     seed = options.load.seed
     if options.images is not None:
