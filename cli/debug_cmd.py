@@ -1,15 +1,11 @@
 """``vit5 debug``: where a reduced-precision graph departs from FP32, tensor by tensor."""
 
 import enum
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
-
-from vit5_infer.errors import InputError
-from vit5_infer.vocabulary import Precision as VocabularyPrecision
 
 from . import console
 from .export_cmd import Precision
@@ -24,14 +20,6 @@ OUTPUT_PANEL = "Report"
 class Backend(str, enum.Enum):
     ort = "ort"
     trt = "trt"
-
-
-def _inputs(sample_shape, layout, pre, images: Optional[Path], batch: int, seed: int):
-    from vit5_infer.diagnostics.inputs import image_inputs, seeded_inputs
-
-    if images is not None:
-        return image_inputs(images, batch, pre, layout)
-    return seeded_inputs(sample_shape, batch, seed)
 
 
 def _fmt(value: Optional[float], spec: str = ".2e") -> str:
@@ -70,7 +58,7 @@ def print_worst(result, count: int) -> None:
 
 
 def print_norm_inputs(result) -> None:
-    from vit5_infer.diagnostics import FP16_MAX
+    from vit5_infer.workflows.debug import FP16_MAX
 
     if not result.norm_inputs:
         return
@@ -124,79 +112,25 @@ def debug(
 
     The report is the result: the exit status is 0 whether or not tensors leave tolerance.
     """
-    from vit5_infer.diagnostics import LAYER_TOLERANCES, LayerTolerance, compare_layers, compare_precisions
-    from vit5_infer.diagnostics.inputs import check_batch, graph_input_spec
-    from vit5_infer.diagnostics.layer_compare import check_tolerance, graph_precision_of, load_graph
-    from vit5_infer.files import check_output_path, write_json_atomic
-    from vit5_infer.exporters.metadata import read_metadata
-    from vit5_infer.preprocessing import Preprocessing
+    from vit5_infer.workflows.debug import DebugOptions
+    from vit5_infer.workflows.debug import debug as compare
 
-    if (reference is None) != (candidate is None):
-        raise InputError("--reference and --candidate go together")
-    if (source is None) == (reference is None):
-        raise InputError("give either SOURCE (a preset or checkpoint) or --reference and --candidate, not both")
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
-    check_tolerance(rel_l2, cosine)
-    means, stds = parse_channels(mean, "--mean"), parse_channels(std, "--std")
-    if source is None:
-        # Two given graphs are compared as they are: these flags only shape the graphs built from SOURCE.
-        ignored = [flag for flag, value, default in (("--precision", precision, Precision.fp16), ("--target", target, None),
-                                                     ("--opset", opset, None), ("--lowering", lowering, "auto"))
-                   if value != default]
-        if ignored:
-            raise InputError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to the graphs built "
-                             f"from SOURCE; --reference and --candidate are compared as they are: leave "
-                             f"{'it' if len(ignored) == 1 else 'them'} out")
-    set_here = [flag for flag, value in (("--mean", means), ("--std", stds)) if value is not None]
-    if set_here and images is None:
-        raise InputError(f"{'/'.join(set_here)} only preprocess --images, and the inputs here are seeded: "
-                         f"give --images DIR, or leave {'/'.join(set_here)} out")
-    if json_out is not None:
-        check_output_path(json_out, "--json", (source, reference, candidate, model_opts.config, images), (".json",))
-
+    options = DebugOptions(
+        source=source, reference=reference, candidate=candidate, precision=precision.value, target=target,
+        opset=opset, lowering=lowering, backend=backend.value, batch=batch, images=images,
+        mean=parse_channels(mean, "--mean"), std=parse_channels(std, "--std"), rel_l2=rel_l2, cosine=cosine,
+        json_out=json_out, load=model_opts)
     with console.status("loading") as status:
-        if source is not None:
-            from vit5_infer.loading import load_source
-
-            model, origin = load_source(source, model_opts)
-            shape, layout = tuple(model.input_shape), "nchw"
-            check_batch(shape, batch, model.config)
-            pre = Preprocessing(image_size=model.config.network.image_size)
-            name, default_precision = f"{origin.kind} {origin.name}", precision.value
-        else:
-            for path in (reference, candidate):
-                read_metadata(path)  # one-line error for a missing or unreadable file
-            reference_graph, _ = load_graph(reference, "reference")
-            candidate_graph, _ = load_graph(candidate, "candidate")
-            shape, layout = graph_input_spec(reference_graph)
-            check_batch(shape, batch)
-            pre = Preprocessing.from_metadata(read_metadata(reference_graph), shape[0] if layout == "nhwc" else shape[1])
-            name, default_precision = f"{candidate} vs {reference}", graph_precision_of(candidate_graph)
-        pre = pre.with_overrides(mean=means, std=stds)
-        inputs = _inputs(shape, layout, pre, images, batch, model_opts.seed)
-        tolerance = None
-        if rel_l2 is not None or cosine is not None:
-            base = LAYER_TOLERANCES[VocabularyPrecision(default_precision)]
-            tolerance = LayerTolerance(rel_l2=base.rel_l2 if rel_l2 is None else rel_l2,
-                                       cosine=base.cosine if cosine is None else cosine)
-        progress = status.update
-        if source is not None:
-            result = compare_precisions(model, precision.value, inputs, opset=opset, target=target, lowering=lowering,
-                                        tolerance=tolerance, backend=backend.value, name=name, progress=progress)
-        else:
-            result = compare_layers(reference_graph, candidate_graph, inputs, tolerance=tolerance,
-                                    backend=backend.value, progress=progress)
-            result = replace(result, reference=str(reference), candidate=str(candidate))
-
-    where = f"images from {images}" if images else f"seeded inputs (seed {model_opts.seed})"
-    console.out.print(f"vit5 debug {name}: {result.precision} candidate on {backend.value} vs fp32 reference on ort, "
-                      f"batch {result.batch}, {where}")
+        report = compare(options, progress=status.update)
+    result = report.result
+    console.out.print(f"vit5 debug {report.name}: {result.precision} candidate on {backend.value} vs fp32 reference "
+                      f"on ort, batch {result.batch}, {report.inputs}")
     print_blocks(result)
     print_worst(result, top)
     print_norm_inputs(result)
     print_verdict(result)
     if json_out is not None:
-        report = {"source": name, "inputs": str(images) if images else {"seed": model_opts.seed}, **result.to_dict()}
-        write_json_atomic(json_out, report)  # strict JSON: inf/nan (an overflowed tensor) as null
+        report.write_json(json_out)
         console.err.print(f"wrote {json_out}")

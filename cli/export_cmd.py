@@ -1,8 +1,6 @@
 """``vit5 export``: a preset or checkpoint -> a validated ONNX file."""
 
 import enum
-import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -11,11 +9,11 @@ from rich.table import Table
 
 from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
 from vit5_infer.vocabulary import Precision as GraphPrecision
+from vit5_infer.workflows.export import DEFAULT_CALIBRATION_COUNT
 
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_channels, parse_name_list
-
 
 
 class Precision(str, enum.Enum):
@@ -30,27 +28,6 @@ QUANT_PANEL = "Quantization (--precision int8 / fp8)"
 PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
 Interpolation = enum.Enum("Interpolation", {name: name for name in ("bicubic", "bilinear", "nearest")}, type=str)
 CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in ("max", "percentile", "entropy")}, type=str)
-
-
-@dataclass
-class Quantization:
-    """How a quantized export calibrates (a float export refuses these flags)."""
-
-    calibration: Optional[Path] = None
-    count: int = 128
-    method: str = "max"
-    seeded: bool = False
-    keep_float: Optional[list] = None
-    sensitivity: bool = False
-
-    #: the flag that sets each field
-    FLAGS = {"calibration": "--calibration", "count": "--calibration-count", "method": "--calibration-method",
-             "seeded": "--calibrate-on-seeded-inputs", "keep_float": "--keep-float", "sensitivity": "--sensitivity"}
-
-    def given(self) -> list[str]:
-        """The flags set away from their defaults (a float export would ignore them)."""
-        default = Quantization()
-        return [flag for name, flag in self.FLAGS.items() if getattr(self, name) != getattr(default, name)]
 
 
 class Layout(str, enum.Enum):
@@ -116,97 +93,6 @@ def _items(mapping_or_list):
     return list(counts.items())
 
 
-def export_model(
-    source: str,
-    output: Path,
-    model_opts: ModelOptions,
-    *,
-    opset: Optional[int] = None,
-    precision: str = "fp32",
-    batch: Optional[int] = None,
-    layout: str = "nchw",
-    lowering: str = "auto",
-    validate: bool = True,
-    io_dtype: str = "fp32",
-    external_data: Optional[bool] = None,
-    target: Optional[str] = None,
-    outputs: tuple = (LOGITS,),
-    preprocessing: Optional[dict] = None,
-    quantization: Optional[Quantization] = None,
-):
-    """Load ``source`` and export it; also used by ``build-engine`` and ``bench`` for non-ONNX sources.
-
-    ``preprocessing``: Preprocessing fields the user set (mean, std, crop_ratio, interpolation).
-    """
-    from vit5_infer.exporters import export_onnx
-    from vit5_infer.exporters.export import ExportError
-    from vit5_infer.preprocessing import Preprocessing
-
-    # Before any work: a flag the chosen precision would ignore is a mistake, not a no-op.
-    quantized = GraphPrecision.parse(precision).is_quantized
-    if not quantized and quantization is not None and quantization.given():
-        flags = quantization.given()
-        raise ExportError(f"{', '.join(flags)} only apply to quantized exports: add --precision int8 (or fp8), "
-                          f"or leave {'them' if len(flags) > 1 else 'it'} out")
-    if quantized and tuple(outputs) != (LOGITS,):
-        raise ExportError(f"quantized graphs output logits only (asked: {', '.join(outputs)}): export the float graph "
-                          "for backbone outputs, or leave --outputs out")
-    if quantized and io_dtype != "fp32":
-        raise ExportError(f"--io-dtype {io_dtype} does not apply to {precision} graphs (their inputs and outputs "
-                          f"are FP32): leave --io-dtype out")
-    with console.status(f"loading {source}"):
-        from vit5_infer.loading import load_source
-
-        model, origin = load_source(source, model_opts)
-    pre = Preprocessing(image_size=model.config.network.image_size,
-                        **{k: v for k, v in (preprocessing or {}).items() if v is not None})
-    if quantized:
-        return model, origin, _export_quantized(model, origin, source, output, pre, quantization or Quantization(),
-                                                model_opts.seed, opset=opset, precision=precision, batch=batch,
-                                                layout=layout, lowering=lowering, validate=validate,
-                                                external_data=external_data, target=target)
-    with console.status(f"exporting {source}") as status:
-        result = export_onnx(
-            model,
-            output,
-            opset=opset,
-            precision=precision,
-            batch=batch,
-            layout=layout,
-            lowering=lowering,
-            source=origin,
-            validate=validate,
-            io_dtype=io_dtype,
-            external_data=external_data,
-            target=target or "ort",
-            outputs=outputs,
-            preprocessing=pre,
-            progress=lambda step: status.update(f"exporting {source}: {step}"),
-        )
-    return model, origin, result
-
-
-def _export_quantized(model, origin, source: str, output: Path, pre, quant: Quantization, seed: int, *,
-                      target: Optional[str], **options):
-    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized, resolve_scheme
-    from vit5_infer.memory import check_inputs_fit
-
-    resolve_scheme(options["precision"], target, options["opset"])  # a bad target fails before calibration
-    check_inputs_fit(model.input_shape, quant.count, "--calibration-count")
-    with console.status(f"loading calibration inputs for {source}"), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        calibration = calibration_inputs(quant.calibration, input_shape=model.input_shape, preprocessing=pre,
-                                         count=quant.count, seeded=quant.seeded, seed=seed,
-                                         precision=options["precision"])
-    for warning in caught:
-        console.warn(str(warning.message))
-    with console.status(f"exporting {source}") as status:
-        return export_quantized(model, output, calibration=calibration, target=target, method=quant.method,
-                                keep_float=quant.keep_float, sensitivity=quant.sensitivity, source=origin,
-                                preprocessing=calibration.preprocessing or pre,
-                                progress=lambda step: status.update(f"exporting {source}: {step}"), **options)
-
-
 @model_options
 def export(
     source: Annotated[str, typer.Argument(help="Preset name or checkpoint (.safetensors, .pt, .ckpt).", show_default=False)],
@@ -223,7 +109,7 @@ def export(
     external_data: Annotated[Optional[bool], typer.Option("--external-data/--inline-data", help="Weights in OUTPUT.data beside the graph; default: only past protobuf's 2 GB limit.", show_default=False)] = None,
     outputs: Annotated[str, typer.Option("--outputs", help=f"Graph outputs, comma-separated, in order: any of {', '.join(OUTPUT_NAMES)} (pre_logits: the classifier's input; patch_tokens: [B, Hp, Wp, C] feature map).")] = LOGITS,
     calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Folder of calibration images (searched recursively); some are held out to validate the graph.", rich_help_panel=QUANT_PANEL, show_default=False)] = None,
-    calibration_count: Annotated[int, typer.Option("--calibration-count", help="Images to calibrate on (besides the held-out ones).", rich_help_panel=QUANT_PANEL)] = 128,
+    calibration_count: Annotated[int, typer.Option("--calibration-count", help="Images to calibrate on (besides the held-out ones).", rich_help_panel=QUANT_PANEL)] = DEFAULT_CALIBRATION_COUNT,
     calibration_method: Annotated[CalibrationMethod, typer.Option("--calibration-method", help="Activation range: max, percentile (99.99%) or entropy (KL).", rich_help_panel=QUANT_PANEL)] = CalibrationMethod.max,
     seeded: Annotated[bool, typer.Option("--calibrate-on-seeded-inputs", help="Calibrate on seeded random inputs instead of images (accuracy unknown).", rich_help_panel=QUANT_PANEL)] = False,
     keep_float: Annotated[Optional[str], typer.Option("--keep-float", help="Comma-separated node-name patterns left unquantized; 'none' quantizes every GEMM. Default: the patch embedding, the classifier and Hyena's short conv (measured most sensitive).", rich_help_panel=QUANT_PANEL, show_default=False)] = None,
@@ -234,26 +120,23 @@ def export(
     interpolation: Annotated[Optional[Interpolation], typer.Option("--interpolation", help="Resize interpolation (default bicubic).", rich_help_panel=PRE_PANEL, show_default=False)] = None,
 ) -> None:
     """Export a preset or checkpoint to ONNX, validate it with ONNX Runtime and summarize the graph."""
-    names = tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES))
-    from vit5_infer.exporters.export import check_export_path
-    from vit5_infer.preprocessing import check_crop_ratio
+    from vit5_infer.workflows.export import ExportOptions, PreprocessingOverrides, QuantizationOptions, parse_keep_float
+    from vit5_infer.workflows.export import export as export_graph
 
-    # Before any work: a bad output path must not cost a load and an export, and never name an input.
-    output = check_export_path(output, inputs=(source, model_opts.config, calibration))
-    if crop_ratio is not None:
-        check_crop_ratio(crop_ratio, what="--crop-ratio")  # the resize bound needs the model: checked after loading
-    patterns = None
-    if keep_float is not None:
-        patterns = [] if keep_float.strip().lower() == "none" else [p.strip() for p in keep_float.split(",") if p.strip()]
-    _, origin, result = export_model(
-        source, output, model_opts, opset=opset, precision=precision.value, batch=batch,
-        layout=layout.value, lowering=lowering, validate=validate,
-        io_dtype=io_dtype.value if io_dtype else "fp32", external_data=external_data, target=target, outputs=names,
-        preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std"),
-                       "crop_ratio": crop_ratio, "interpolation": interpolation.value if interpolation else None},
-        quantization=Quantization(calibration, calibration_count, calibration_method.value, seeded,
-                                  patterns, sensitivity),
+    options = ExportOptions(
+        precision=precision.value, target=target, opset=opset, batch=batch, layout=layout.value, lowering=lowering,
+        io_dtype=io_dtype.value if io_dtype else "fp32", outputs=tuple(parse_name_list(outputs, "--outputs", OUTPUT_NAMES)),
+        validate=validate, external_data=external_data,
+        preprocessing=PreprocessingOverrides(mean=parse_channels(mean, "--mean"), std=parse_channels(std, "--std"),
+                                             crop_ratio=crop_ratio,
+                                             interpolation=interpolation.value if interpolation else None),
+        quantization=QuantizationOptions(calibration, calibration_count, calibration_method.value, seeded,
+                                         parse_keep_float(keep_float), sensitivity, seed=model_opts.seed),
+        load=model_opts,
     )
+    with console.status(f"loading {source}") as status:
+        exported = export_graph(source, output, options, progress=status.update, warn=console.warn)
+    result, origin = exported.result, exported.origin
     console.out.print(
         f"wrote {result.path} (target {result.metadata.get('target', 'ort')}, opset {result.opset}, {result.precision}, "
         f"{'batch ' + str(batch) if batch else 'dynamic batch'}, {layout.value}) from {origin.kind} {origin.name}"

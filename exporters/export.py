@@ -9,7 +9,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Callable, Mapping, Optional, Union
 
 import numpy as np
 import onnx
@@ -27,7 +27,7 @@ from vit5_infer.metrics import (
     outputs_within_tolerance,
 )
 from vit5_infer.network import ViT5ClassificationNet
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
@@ -230,7 +230,7 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
                 "the PyTorch model itself produces NaN/Inf outputs on seeded inputs (check the weights and settings "
                 "such as norm_eps and rope_base); nothing written"
             )
-        feed = pixels.numpy() if layout == "nchw" else pixels.permute(0, 2, 3, 1).contiguous().numpy()
+        feed = to_layout(pixels.numpy(), layout)
         if io_dtype == "fp16":
             feed = feed.astype(np.float16)
         elif io_dtype == "bf16":
@@ -364,6 +364,41 @@ def _remove_created(created: list[Path]) -> None:
             break
 
 
+def stage_and_publish(graph: onnx.ModelProto, path: Path, external_data: bool | None,
+                      validate: Callable[[Path], Optional[Validation]],
+                      timings: dict) -> tuple[int, Optional[Validation]]:
+    """Write ``graph`` into a private staging folder beside ``path``, run ``validate`` on the staged file
+    (it raises ExportError to refuse the graph) and only then move it to ``path``; returns the bytes
+    written and what ``validate`` returned.  ``timings`` gains ``save`` and ``validate`` (seconds).
+
+    Everything is staged under the final file names, so a failed validation leaves any previous export
+    (and its external weights) untouched.  The PID in the staging folder's name lets a later export
+    remove it should this process be killed before its cleanup runs; folders it had to create are
+    removed again when nothing is published."""
+    start = time.perf_counter()
+    created = _make_parents(path.parent)
+    remove_stale_staging(path.parent)
+    stage_dir = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=path.parent))
+    published = False
+    try:
+        staged = stage_dir / path.name
+        with disk_errors(path):
+            external = _write_staged(graph, staged, external_data)
+        timings["save"] = time.perf_counter() - start
+        start = time.perf_counter()
+        metrics = validate(staged)
+        if metrics is not None:
+            timings["validate"] = time.perf_counter() - start
+        with disk_errors(path):
+            size = _publish(staged, path, external)
+        published = True
+    finally:
+        shutil.rmtree(stage_dir, ignore_errors=True)
+        if not published:
+            _remove_created(created)
+    return size, metrics
+
+
 def export_onnx(
     model: ViT5ClassificationNet,
     path: Union[str, Path],
@@ -425,51 +460,22 @@ def export_onnx(
     timings["check"] = time.perf_counter() - start
 
     note("saving")
-    start = time.perf_counter()
-    created = _make_parents(path.parent)
-    remove_stale_staging(path.parent)
-    # Everything is staged under the final file names in a private folder, so a failed validation
-    # leaves any previous export (and its external weights) untouched.  The PID in its name lets a
-    # later export remove it should this process be killed before its cleanup runs.
-    stage_dir = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=path.parent))
-    published = False
-    try:
-        staged = stage_dir / path.name
-        with disk_errors(path):
-            external = _write_staged(graph, staged, external_data)
+
+    def check_and_validate(staged: Path) -> Optional[Validation]:
         if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
             onnx.checker.check_model(str(staged))  # past 2 GB the checker must read from disk
-        timings["save"] = time.perf_counter() - start
+        if not validate:
+            return None
+        note("validating against PyTorch on ONNX Runtime (CPU)")
+        batches = (batch,) if batch is not None else (1, 3)
+        metrics = validate_graph(staged, model, precision, layout, batches, io_dtype)
+        if not metrics.passed:
+            worst = metrics.failing()
+            raise ExportError(
+                f"exported graph does not match PyTorch at {precision}: {metrics.reason} "
+                f"(max abs {worst.max_abs_err:.3g}, cosine {worst.cosine:.6f}); nothing written"
+            )
+        return metrics
 
-        metrics = None
-        if validate:
-            note("validating against PyTorch on ONNX Runtime (CPU)")
-            start = time.perf_counter()
-            batches = (batch,) if batch is not None else (1, 3)
-            metrics = validate_graph(staged, model, precision, layout, batches, io_dtype)
-            if not metrics.passed:
-                worst = metrics.failing()
-                raise ExportError(
-                    f"exported graph does not match PyTorch at {precision}: {metrics.reason} "
-                    f"(max abs {worst.max_abs_err:.3g}, cosine {worst.cosine:.6f}); nothing written"
-                )
-            timings["validate"] = time.perf_counter() - start
-        with disk_errors(path):
-            size = _publish(staged, path, external)
-        published = True
-    finally:
-        shutil.rmtree(stage_dir, ignore_errors=True)
-        if not published:
-            _remove_created(created)
+    size, metrics = stage_and_publish(graph, path, external_data, check_and_validate, timings)
     return ExportResult(path, opset, precision, used, metrics, summarize(graph, size), metadata, timings, compat)
-
-
-def export_source(source, path: Union[str, Path], *, target: "ExportTarget | str | None" = None, load=None,
-                  progress: Progress = None, **options) -> ExportResult:
-    """Load a preset or checkpoint (``load``: a LoadOptions) and export it, validated, for ``target``."""
-    from vit5_infer.loading import load_source
-
-    model, origin = load_source(source, load)
-    if progress:
-        progress(f"exporting {source} to ONNX (target {ExportTarget.parse(target)})")
-    return export_onnx(model, path, source=origin, target=target, progress=progress, **options)

@@ -289,3 +289,20 @@ def load_images(files_or_folder, pre: Preprocessing, count: int, what: str = "--
             cache[path] = load_image(path, pre, what)
         out.append(cache[path])
     return np.stack(out)
+
+
+def seeded_pixels(shape, seed: int = 0) -> np.ndarray:
+    """Seeded standard-normal float32 ``pixel_values`` of ``shape`` (the scale of normalized images): the
+    inputs every command that takes ``--seed`` runs on, so that one seed gives one set of images.  The
+    first ``n`` samples of a larger batch are the samples of batch ``n``."""
+    return np.random.default_rng(seed).standard_normal(tuple(shape)).astype(np.float32)
+
+
+def to_layout(pixels, layout: str):
+    """NCHW ``pixels`` (a numpy array or a torch tensor) in ``layout``: as they are for nchw, channels
+    last (and contiguous) for nhwc."""
+    if layout != "nhwc":
+        return pixels
+    if isinstance(pixels, np.ndarray):
+        return np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+    return pixels.permute(0, 2, 3, 1).contiguous()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -16,11 +14,11 @@ import torch
 from vit5_infer.metrics import TOLERANCES, compare_outputs, outputs_within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.loading import ModelSource
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import LOGITS, Progress
 
-from ..export import (ExportError, ExportResult, Validation, _publish, _write_staged, build_graph, check_for_target,
-                      resolve_opset, summarize)
+from ..export import (ExportError, ExportResult, Validation, build_graph, check_for_target, resolve_opset,
+                      stage_and_publish, summarize)
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
 from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
@@ -42,10 +40,6 @@ def _matches(name: str, patterns: Sequence[str]) -> bool:
 def unmatched_patterns(patterns: Sequence[str], names: Sequence[str]) -> list[str]:
     """The node-name patterns (as ``_matches`` reads them) that match none of ``names``."""
     return [p for p in patterns if not any(_matches(name, (p,)) for name in names)]
-
-
-def to_layout(pixels: np.ndarray, layout: str) -> np.ndarray:
-    return pixels if layout == "nchw" else np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
 
 
 def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out: np.ndarray, layout: str,
@@ -169,26 +163,20 @@ def export_quantized(
     compat = check_for_target(graph, scheme.target)
     timings["quantize"] = time.perf_counter() - start
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    stage_dir = Path(tempfile.mkdtemp(prefix=".vit5-export-", dir=path.parent))
-    try:
-        staged = stage_dir / path.name
-        external = _write_staged(graph, staged, external_data)
-        metrics = None
-        if validate:
-            note("validating against PyTorch FP32 on held-out inputs (ONNX Runtime CPU)")
-            start = time.perf_counter()
-            metrics = validate_quantized(staged, model, calibration.held_out, layout, precision, calibration.seeded)
-            timings["validate"] = time.perf_counter() - start
-            if not metrics.passed:
-                raise ExportError(
-                    f"quantized graph is not within the {precision} tolerance of PyTorch FP32: {metrics.reason} "
-                    f"(cosine {metrics.comparison.cosine:.5f}, top-1 agreement {metrics.comparison.top1_agreement:.3f}); "
-                    "nothing written"
-                )
-        size = _publish(staged, path, external)
-    finally:
-        shutil.rmtree(stage_dir, ignore_errors=True)
+    def validate_staged(staged: Path) -> Optional[Validation]:
+        if not validate:
+            return None
+        note("validating against PyTorch FP32 on held-out inputs (ONNX Runtime CPU)")
+        metrics = validate_quantized(staged, model, calibration.held_out, layout, precision, calibration.seeded)
+        if not metrics.passed:
+            raise ExportError(
+                f"quantized graph is not within the {precision} tolerance of PyTorch FP32: {metrics.reason} "
+                f"(cosine {metrics.comparison.cosine:.5f}, top-1 agreement {metrics.comparison.top1_agreement:.3f}); "
+                "nothing written"
+            )
+        return metrics
+
+    size, metrics = stage_and_publish(graph, path, external_data, validate_staged, timings)
     return ExportResult(path, opset, precision, {**used, "quantization": f"{scheme.describe()['activations']} / "
                                                  f"{scheme.describe()['weights']}, {scheme.float_precision} elsewhere"},
                         metrics, summarize(graph, size), metadata, timings, compat)

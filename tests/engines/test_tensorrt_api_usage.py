@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 ENGINES = REPO / "engines"
 TRT_MODULES = ["tensorrt_builder.py", "tensorrt_runner.py", "tensorrt_support.py", "parse_errors.py",
                "cuda_runtime.py", "tensorrt_timing.py",
-               "../vit5_infer/diagnostics/marked_runners.py", "../vit5_infer/workflows/build_engine.py"]
+               "../vit5_infer/workflows/debug/marked_runners.py", "../vit5_infer/workflows/build_engine.py"]
 
 # Removed in 11.x (weak typing, implicit quantization, old memory queries) or in 10.x (binding API).
 REMOVED = [

@@ -189,3 +189,26 @@ def test_an_unreadable_folder_below_the_images_is_warned_about(tmp_path, monkeyp
                                                                                               os.fspath(path))))
     with pytest.raises(InputError, match="cannot read"):
         list_images(tmp_path)
+
+
+def test_seeded_pixels_are_reproducible_standard_normal_float32():
+    from vit5_infer.preprocessing import seeded_pixels
+
+    first = seeded_pixels((4, 3, 8, 8), seed=5)
+    assert first.dtype == np.float32 and first.shape == (4, 3, 8, 8)
+    np.testing.assert_array_equal(first, seeded_pixels((4, 3, 8, 8), seed=5))
+    np.testing.assert_array_equal(first[:2], seeded_pixels((2, 3, 8, 8), seed=5))
+    assert abs(float(first.std()) - 1.0) < 0.2
+
+
+def test_to_layout_moves_channels_last_for_numpy_and_torch():
+    import torch
+
+    from vit5_infer.preprocessing import to_layout
+
+    pixels = np.arange(2 * 3 * 4 * 5, dtype=np.float32).reshape(2, 3, 4, 5)
+    assert to_layout(pixels, "nchw") is pixels
+    nhwc = to_layout(pixels, "nhwc")
+    assert nhwc.shape == (2, 4, 5, 3) and nhwc.flags["C_CONTIGUOUS"] and nhwc[1, 2, 3, 0] == pixels[1, 0, 2, 3]
+    tensor = to_layout(torch.from_numpy(pixels), "nhwc")
+    assert tensor.is_contiguous() and np.array_equal(tensor.numpy(), nhwc)

@@ -13,7 +13,6 @@ OUTPUTS = ("logits", "pre_logits", "patch_tokens", "register_tokens")
 
 def export_graph(golden_dir: Path, folder: Path) -> Path:
     from vit5_infer.exporters import export_onnx
-
     from vit5_infer.loading import resolve_model
 
     model, origin = resolve_model(golden_dir / f"{CASE}.safetensors")

@@ -46,8 +46,8 @@ def test_ray_rows_equal_the_local_rows(predict_graph, tmp_path, local_ray):
 
 def test_vit5_predictor_in_a_pipeline_of_ones_own(predict_graph, tmp_path, local_ray):
     from ray.data import ActorPoolStrategy
-    from vit5_infer.engines.registry import make_runner
 
+    from vit5_infer.engines.registry import make_runner
     from vit5_infer.preprocessing import Preprocessing, load_images
     from vit5_infer.workflows.predict import Vit5Predictor, decode_batch
     from vit5_infer.workflows.predict.model import RunnerSpec

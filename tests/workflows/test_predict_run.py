@@ -22,7 +22,6 @@ def _options(graph, images, out, **kw):
 
 def test_rows_match_the_runner_and_bad_images_are_rows(predict_graph, tmp_path):
     from vit5_infer.engines.registry import make_runner
-
     from vit5_infer.preprocessing import load_images
 
     images = tmp_path / "images"

@@ -72,29 +72,27 @@ class Artifacts:
         if key not in self.onnx:
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
             self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
-            if precision in QUANTIZED_PRECISIONS:
-                self._export_quantized(path, precision, target)
-            else:
-                from vit5_infer.exporters import export_onnx
-
-                export_onnx(self.model, path, precision=precision, source=self.origin, validate=False,
-                            target=target, outputs=self.outputs)
+            self._export(path, precision, target)
             self.onnx[key] = path
         return self.onnx[key]
 
-    def _export_quantized(self, path: Path, precision: str, target: str) -> None:
-        """An INT8/FP8 graph calibrated on ``self.calibration`` (validated like every quantized export)."""
+    def _export(self, path: Path, precision: str, target: str) -> None:
+        """A float graph (not validated: the bench compares it with PyTorch itself), or an INT8/FP8 graph
+        calibrated on ``self.calibration`` (validated like every quantized export)."""
         from vit5_infer.errors import BenchError
-        from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
-        from vit5_infer.preprocessing import Preprocessing
+        from vit5_infer.workflows.export import ExportOptions, PreprocessingOverrides, QuantizationOptions, export_model
 
-        if self.calibration is None:
+        quantized = precision in QUANTIZED_PRECISIONS
+        if quantized and self.calibration is None:
             raise BenchError(f"--precision {precision} needs calibration images: --calibration DIR")
-        pre = self.preprocessing or Preprocessing(image_size=self.model.config.network.image_size)
-        data = calibration_inputs(self.calibration, input_shape=tuple(self.model.input_shape), preprocessing=pre,
-                                  precision=precision)
-        export_quantized(self.model, path, precision=precision, calibration=data, source=self.origin,
-                         preprocessing=pre, target="cpu" if target == "ort" else target, progress=self.say)
+        if not quantized:
+            export_model(self.model, self.origin, path,
+                         ExportOptions(precision=precision, target=target, validate=False, outputs=self.outputs))
+            return
+        pre = PreprocessingOverrides.of(self.preprocessing) if self.preprocessing else PreprocessingOverrides()
+        options = ExportOptions(precision=precision, target="cpu" if target == "ort" else target, preprocessing=pre,
+                                quantization=QuantizationOptions(self.calibration))
+        export_model(self.model, self.origin, path, options, progress=self.say)
 
     def engine_for(self, precision: str) -> Path:
         if precision not in self.engines:

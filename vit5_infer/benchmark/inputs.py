@@ -6,14 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterable, Union
 
-from vit5_infer.preprocessing import Preprocessing, load_images
+from vit5_infer.preprocessing import Preprocessing, load_images, seeded_pixels
 
 
 def seeded_inputs(model, batches: Iterable[int], seed: int) -> dict:
     """The same seeded ``pixel_values`` for every backend: batch size -> float32 NCHW array."""
-    from vit5_infer import example_inputs
-
-    return {b: example_inputs(model, b, seed).numpy() for b in batches}
+    return {b: seeded_pixels((b, *model.input_shape), seed) for b in batches}
 
 
 def image_inputs(folder: Union[str, Path], pre: Preprocessing, batches: Iterable[int]) -> dict:

@@ -20,7 +20,7 @@ from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.loading import load_source, model_from_onnx
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
 from .dataset import LabelledImages, dataset_accuracy, read_class_index
@@ -133,7 +133,7 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
                 on_status(f"warming up {label}")
             if plan.layout == "nhwc":
-                x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+                x = to_layout(x, plan.layout)
             def step(figure, _label=label):
                 if not progress:
                     return None
@@ -158,7 +158,7 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
             if on_status:
                 on_status(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
             run = runner.run if plan.layout == "nchw" else (
-                lambda x: runner.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1))))
+                lambda x: runner.run(to_layout(x, plan.layout)))
             measured = dataset_accuracy(run, data, pre, max(inputs))
             results = [replace(r, dataset=measured) for r in results]
     return results

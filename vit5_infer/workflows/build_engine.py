@@ -185,14 +185,14 @@ def export_for_tensorrt(
     source: PathLike, onnx_path: Path, tensorrt_version: str, load: Optional[LoadOptions], progress: Progress
 ) -> Path:
     """Export a preset or checkpoint to ``onnx_path`` in the graph form the installed TensorRT parses."""
-    from vit5_infer.exporters.export import export_source
+    from .export import ExportOptions, export
 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    return Path(
-        export_source(
-            source, onnx_path, target=f"tensorrt={tensorrt_release(tensorrt_version)}", load=load, progress=progress
-        ).path
-    )
+    target = f"tensorrt={tensorrt_release(tensorrt_version)}"
+    if progress:
+        progress(f"exporting {source} to ONNX (target {target})")
+    options = ExportOptions(target=target, load=load or LoadOptions())
+    return Path(export(source, onnx_path, options, progress=progress).result.path)
 
 
 def graph_to_build(source_onnx: Path, precision: str, workdir: Path, say) -> tuple[Path, str, GraphSummary]:

@@ -211,3 +211,46 @@ def test_cpu_layout_is_not_for_tensorrt(digits_dir, small_calibration, tmp_path)
     report = check_tensorrt_compat(tmp_path / "q.onnx", "10.15")
     assert not report.compatible and {i.rule for i in report.errors} == {"qdq-zero-point-nonzero"}
     assert "--target tensorrt=10.15" in report.errors[0].fix
+
+
+KILLED_EXPORT = """
+import sys, time
+from pathlib import Path
+from vit5_infer import load_model
+from vit5_infer.exporters.quantization import export, seeded_calibration
+
+def stall(*args, **kwargs):
+    print("staged", flush=True)
+    time.sleep(600)
+
+export.validate_quantized = stall
+model = load_model(sys.argv[1])
+calibration = seeded_calibration(tuple(model.input_shape), count=4, held_out=2)
+export.export_quantized(model, Path(sys.argv[2]), precision="int8", calibration=calibration)
+"""
+
+
+def test_killed_quantized_export_staging_is_removed_by_the_next_export(digits_dir, tmp_path):
+    """A quantized export killed (SIGKILL: no cleanup runs) while its graph is staged leaves a staging
+    folder that the next export into that folder removes, like a killed float export's."""
+    import subprocess
+    import sys
+
+    from vit5_infer.exporters import export_onnx
+    from vit5_infer.exporters.export import STAGING_PREFIX
+
+    weights = digits_dir / "digits_attn.safetensors"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(weights), str(tmp_path / "q.onnx")],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "staged"
+    finally:
+        child.kill()
+        child.wait()
+    left = list(tmp_path.glob(STAGING_PREFIX + "*"))
+    assert len(left) == 1 and (left[0] / "q.onnx").is_file()
+    assert not (tmp_path / "q.onnx").exists()
+
+    export_onnx(load_model(weights), tmp_path / "f.onnx", validate=False)
+    assert list(tmp_path.glob(STAGING_PREFIX + "*")) == []
+    assert (tmp_path / "f.onnx").is_file()

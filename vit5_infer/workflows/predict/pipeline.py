@@ -17,6 +17,7 @@ import numpy as np
 
 from vit5_infer.errors import PredictError
 from vit5_infer.files import check_output_dir, check_output_path, write_json_atomic
+from vit5_infer.preprocessing import to_layout
 from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
@@ -219,8 +220,7 @@ def run_local(options: PredictOptions, model: ResolvedModel, inputs: InputList, 
                 x = chunk.pixels
                 if n < options.batch:  # engines and static graphs take whole batches
                     x = np.concatenate([x, np.zeros((options.batch - n, *x.shape[1:]), np.float32)])
-                if model.spec.layout == "nhwc":
-                    x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+                x = to_layout(x, model.spec.layout)
                 began = time.perf_counter()
                 outputs = runner.run(x)
                 stats.compute_s += time.perf_counter() - began

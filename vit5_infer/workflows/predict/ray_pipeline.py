@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
@@ -60,8 +60,7 @@ class Vit5Predictor:
         n = len(x)
         if n < self.spec.batch:  # engines and static graphs take whole batches
             x = np.concatenate([x, np.zeros((self.spec.batch - n, *x.shape[1:]), np.float32)])
-        if self.spec.layout == "nhwc":
-            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        x = to_layout(x, self.spec.layout)
         began = time.perf_counter()
         outputs = self.runner.run(x)
         seconds = time.perf_counter() - began

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from vit5_infer.cli.inspect_cmd import engine_layers
+from vit5_infer.workflows.inspect import engine_layers
 
 
 def test_layers_come_from_the_saved_inspector_json(tmp_path):

@@ -9,8 +9,11 @@ read the same way.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import onnx
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
+
 
 #: Block label of tensors whose producer carries no scope (the output Identity, foreign graphs).
 UNSCOPED = "graph"

@@ -10,16 +10,15 @@ engine shows the numerics of the unfused layers, not the kernels a production en
 from __future__ import annotations
 
 import glob
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
-from onnx import TensorProto
 
 from vit5_infer.errors import Vit5Error
 
-COMPARED_TYPES = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
-
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
 
 class LayerCompareError(Vit5Error):
     """A graph that cannot be marked, loaded or run for a per-layer comparison."""
@@ -32,14 +31,18 @@ def _first_line(exc: BaseException) -> str:
 
 def mark_all_tensors(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` whose outputs are every float tensor computed by its main graph."""
+    import onnx
+    from onnx import TensorProto
     from polygraphy import constants
     from polygraphy.backend.onnx import modify_outputs
+
+    compared = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
 
     inferred = onnx.shape_inference.infer_shapes(model)
     types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
     produced = {out for node in inferred.graph.node for out in node.output if out}
     skipped = sorted(name for name in produced
-                     if types.get(name, TensorProto.UNDEFINED) not in COMPARED_TYPES | {TensorProto.UNDEFINED})
+                     if types.get(name, TensorProto.UNDEFINED) not in compared | {TensorProto.UNDEFINED})
     # Polygraphy reads the names as fnmatch patterns.
     exclude = [glob.escape(name) for name in skipped] or None
     return modify_outputs(inferred, outputs=constants.MARK_ALL, exclude_outputs=exclude, copy=True)
@@ -75,8 +78,14 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     # libcudart it can find: the runtime that matches TensorRT is loaded first.
     tensorrt_cuda_runtime()
     from polygraphy import constants
-    from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, create_network
-    from polygraphy.backend.trt import modify_network_outputs
+    from polygraphy.backend.trt import (
+        CreateConfig,
+        EngineFromNetwork,
+        Profile,
+        TrtRunner,
+        create_network,
+        modify_network_outputs,
+    )
     from polygraphy.backend.trt import util as trt_util
 
     with cuda_initialized(trt.__version__, "a per-layer comparison"):

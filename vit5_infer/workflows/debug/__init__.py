@@ -1,4 +1,6 @@
-"""Numerical diagnostics of exported graphs: where a reduced-precision graph departs from FP32.
+"""The debug stage and its numerical diagnostics: where a reduced-precision graph departs from FP32.
+
+``debug(options, progress)`` is the entry ``vit5 debug`` calls.
 
 ``compare_layers`` marks every tensor of two graphs as outputs, runs them (ONNX Runtime CPU, or
 TensorRT for the candidate on a GPU) and compares them tensor by tensor with scale-free metrics;
@@ -18,19 +20,24 @@ from .layer_compare import (
 )
 from .marked_runners import LayerCompareError, mark_all_tensors
 from .norm_stats import FP16_MAX, NormInputStats, norm_input_stats
+from .run import DebugOptions, DebugReport, check_debug_options, debug
 
 __all__ = [
     "FP16_MAX",
     "LAYER_TOLERANCES",
     "BlockSummary",
+    "DebugOptions",
+    "DebugReport",
     "LayerCompareError",
     "LayerComparison",
     "LayerTolerance",
     "NormInputStats",
     "TensorComparison",
+    "check_debug_options",
     "compare_layers",
     "compare_outputs",
     "compare_precisions",
+    "debug",
     "mark_all_tensors",
     "norm_input_stats",
     "tensor_metrics",

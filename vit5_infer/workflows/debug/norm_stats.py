@@ -8,13 +8,16 @@ business, so these numbers say how much headroom a graph needs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
-import onnx
 
 from .scopes import block_of
+
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
 
 NORM_OPS = ("RMSNormalization", "LayerNormalization")
 FP16_MAX = 65504.0

@@ -11,12 +11,12 @@ an absolute bound flags the large ones falsely and misses errors in the small on
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
-import onnx
 
 from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import PathLike, Precision, Progress
@@ -25,6 +25,9 @@ from .inputs import image_input
 from .marked_runners import LayerCompareError, ort_runner, run_runners, tensorrt_runner
 from .norm_stats import NormInputStats, norm_input_stats
 from .scopes import block_of, producers
+
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
 
 BACKENDS = ("ort", "trt")
 OK, OUT_OF_TOLERANCE, NON_FINITE, SHAPE_MISMATCH = "ok", "out of tolerance", "non-finite", "shape mismatch"
@@ -212,6 +215,8 @@ def compare_outputs(reference_graph: onnx.ModelProto, reference: Mapping[str, np
 def load_graph(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx.ModelProto, str]:
     """(the graph with its external data, its label); LayerCompareError naming the file for one that is
     missing, not ONNX, or whose external data cannot be read."""
+    import onnx
+
     if isinstance(graph, onnx.ModelProto):
         return graph, f"<{what} graph>"
     path = Path(graph)

@@ -12,7 +12,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from vit5_infer import resolve_model
 from vit5_infer.cli.main import main
-from vit5_infer.diagnostics import (
+from vit5_infer.engines.tensorrt_support import tensorrt_installed
+from vit5_infer.errors import InputError, Vit5Error
+from vit5_infer.exporters.export import build_graph
+from vit5_infer.vocabulary import Precision
+from vit5_infer.workflows.debug import (
     FP16_MAX,
     LAYER_TOLERANCES,
     LayerCompareError,
@@ -23,11 +27,7 @@ from vit5_infer.diagnostics import (
     norm_input_stats,
     tensor_metrics,
 )
-from vit5_infer.diagnostics.scopes import block_of
-from vit5_infer.engines.tensorrt_support import tensorrt_installed
-from vit5_infer.errors import InputError, Vit5Error
-from vit5_infer.exporters.export import build_graph
-from vit5_infer.vocabulary import Precision
+from vit5_infer.workflows.debug.scopes import block_of
 
 _MODELS: dict = {}
 
@@ -207,7 +207,7 @@ def test_tensorrt_path_uses_only_existing_polygraphy_and_documented_tensorrt_nam
     import ast
     import importlib
 
-    from vit5_infer.diagnostics import marked_runners
+    from vit5_infer.workflows.debug import marked_runners
 
     tree = ast.parse(Path(marked_runners.__file__).read_text())
     imports = [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
@@ -314,16 +314,10 @@ def test_cli_real_images(digits_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("make_args, fragment", [
-    (lambda src, tmp: [src, "--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx"], "not both"),
-    (lambda src, tmp: ["--reference", tmp / "a.onnx"], "--reference and --candidate go together"),
     (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx"], "not found"),
     (lambda src, tmp: [src, "--std", "0,1"], "one value or three"),
-    # flags that only shape the graphs built from SOURCE, or the preprocessing of --images, were ignored
-    (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx", "--precision", "bf16"],
-     "--precision only applies to the graphs built from SOURCE"),
-    (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx", "--target", "tensorrt",
-                       "--opset", "18", "--lowering", "direct"], "--target, --opset, --lowering only apply"),
-    (lambda src, tmp: [src, "--mean", "0.5", "--std", "0.25"], "--mean/--std only preprocess --images"),
+    # one option check through the command; every check: tests/workflows/debug/test_run.py
+    (lambda src, tmp: ["--reference", tmp / "a.onnx"], "--reference and --candidate go together"),
 ])
 def test_cli_errors_are_one_line(golden_dir, tmp_path, capsys, make_args, fragment):
     code = run_cli("debug", *make_args(golden_dir / "attn_cls_r4.safetensors", tmp_path))
@@ -345,7 +339,7 @@ def _identity_graph(inputs: int) -> onnx.ModelProto:
 
 @pytest.mark.parametrize("inputs, fragment", [(0, "has 0 inputs (none)"), (2, "has 2 inputs (x0, x1)")])
 def test_a_graph_without_exactly_one_input_is_refused(inputs, fragment):
-    from vit5_infer.diagnostics.inputs import graph_input_spec
+    from vit5_infer.workflows.debug.inputs import graph_input_spec
 
     graph = _identity_graph(inputs)
     with pytest.raises(InputError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
@@ -357,7 +351,7 @@ def test_a_graph_without_exactly_one_input_is_refused(inputs, fragment):
 def test_a_graph_whose_external_data_is_missing_is_one_line(tmp_path):
     from onnx.external_data_helper import convert_model_to_external_data
 
-    from vit5_infer.diagnostics.layer_compare import load_graph
+    from vit5_infer.workflows.debug.layer_compare import load_graph
 
     weights = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
     graph = helper.make_model(helper.make_graph(
@@ -373,8 +367,8 @@ def test_a_graph_whose_external_data_is_missing_is_one_line(tmp_path):
 
 
 def test_debug_batch_that_cannot_fit_is_refused_before_running(golden):
-    from vit5_infer.diagnostics.inputs import check_batch
     from vit5_infer.memory import physical_memory_bytes
+    from vit5_infer.workflows.debug.inputs import check_batch
 
     model = golden("attn_cls_r4")[0]
     with pytest.raises(InputError, match="--batch must be >= 1"):

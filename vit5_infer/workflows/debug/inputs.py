@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from vit5_infer.errors import InputError
-from vit5_infer.preprocessing import Preprocessing, load_images
+from vit5_infer.preprocessing import Preprocessing, load_images, seeded_pixels, to_layout
 from vit5_infer.vocabulary import PathLike
+
+if TYPE_CHECKING:
+    import onnx  # imported where used: the CLI imports this package before it parses its flags
 
 
 def image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
@@ -50,17 +53,18 @@ def graph_input_spec(model: onnx.ModelProto) -> tuple[tuple[int, ...], str]:
         shown = "x".join("?" if d is None else str(d) for d in dims)
         raise InputError(f"the graph's input {value.name} ({shown}) is not a static image shape [N, C, H, W] "
                          "or [N, H, W, C]")
+    shape = tuple(int(d) for d in sample if d is not None)
     layout = (read_metadata(model).get("preprocessing") or {}).get("layout")
     if layout not in ("nchw", "nhwc"):
-        layout = "nhwc" if sample[2] < sample[0] else "nchw"
-    return tuple(sample), layout
+        layout = "nhwc" if shape[2] < shape[0] else "nchw"
+    return shape, layout
 
 
 def seeded_inputs(sample_shape: Sequence[int], batch: int, seed: int = 0) -> np.ndarray:
     """Standard-normal inputs (the scale of normalized images)."""
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
-    return np.random.default_rng(seed).standard_normal((batch, *sample_shape)).astype(np.float32)
+    return seeded_pixels((batch, *sample_shape), seed)
 
 
 def image_inputs(folder: PathLike, batch: int, preprocessing: Preprocessing, layout: str = "nchw") -> np.ndarray:
@@ -68,4 +72,4 @@ def image_inputs(folder: PathLike, batch: int, preprocessing: Preprocessing, lay
     if batch < 1:
         raise InputError(f"batch must be >= 1, got {batch}")
     images = load_images(folder, preprocessing, batch)
-    return np.ascontiguousarray(images.transpose(0, 2, 3, 1)) if layout == "nhwc" else images
+    return to_layout(images, layout)
