@@ -2,7 +2,7 @@
 
 Run: python benchmarks/cli_startup.py [--repeat 7]
 Prints the median wall time of each command over --repeat runs (after one warm run), its ratio to
-`python -c pass`, and whether torch was imported (it must not be: issue 11 asks for well under 1 s).
+`python -c pass`, and whether torch was imported (it must not be: start-up stays well under 1 s).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Reproduce issue 6's table: ONNX Runtime CPU vs PyTorch eager and torch.compile, as ratios.
+"""The README's CPU table: ONNX Runtime CPU vs PyTorch eager and torch.compile, as ratios.
 
 One command (from the repository root, with the package installed):
 

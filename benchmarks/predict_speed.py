@@ -1,4 +1,4 @@
-"""vit5 predict's pipeline efficiency (issue 21's acceptance figures), one command from the repository root:
+"""vit5 predict's pipeline efficiency (end-to-end against model-only throughput, and Ray against local), one command from the repository root:
 
     python benchmarks/predict_speed.py --out benchmarks/results/predict
 

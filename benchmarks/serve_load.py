@@ -1,4 +1,4 @@
-"""Load on a served model vs the same runner in-process (issue 15's acceptance figure).
+"""Load on a served model vs the same runner in-process (served against in-process throughput).
 
 One command (from the repository root, in the environment with the serve extra):
 

@@ -82,7 +82,7 @@ class Validation:
         return next((c for c in self.outputs.values() if not c.within_tolerance(self.precision)[0]), None)
 
     def to_dict(self) -> dict:
-        """The logits' figures at the top level (as before backbone outputs), every output under
+        """The logits' figures at the top level (where readers of logits-only graphs look), every output under
         ``outputs`` with its own verdict."""
         per_output = {}
         for name, comparison in self.outputs.items():

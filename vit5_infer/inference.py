@@ -1,4 +1,4 @@
-"""Architecture inference: the ViT5Config that a state_dict was saved from (issue 2).
+"""Architecture inference: the ViT5Config that a state_dict was saved from.
 
 Everything with a parameter is read from key presence and shapes.  What leaves no trace in the
 weights (RoPE bases, L_cache, gate kinds, mask parametrization, heads without QK-norm) takes the

@@ -218,7 +218,7 @@ def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
     assert json.loads(text, parse_constant=reject)["results"][0]["accuracy"]["cosine"] is None
 
 
-# ---- what a given ONNX file or engine allows (issue 12) --------------------------------------------
+# ---- what a given ONNX file or engine allows --------------------------------------------
 def test_static_batch_graph_runs_only_at_its_batch():
     from vit5_infer.benchmark.run import check_graph_batches
 
@@ -305,7 +305,7 @@ def fp32_graph(golden_dir, tmp_path_factory):
     ({"calibration": "CAL", "precisions": ["fp32", "fp8"], "backends": ["trt"]}, ["fp8"]),
 ])
 def test_a_given_graph_is_not_quantized_by_bench(fp32_graph, digits_dir, kwargs, fragments):
-    """An ONNX file runs at its own precision: asking it for int8 used to give an fp32 row and exit 0."""
+    """An ONNX file runs at its own precision: asking it for int8 is refused, never answered with an fp32 row."""
     from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
 
     kwargs = {k: digits_dir / "calibration" if v == "CAL" else v for k, v in kwargs.items()}

@@ -36,7 +36,7 @@ def test_make_result_compares_every_output():
     assert r.outputs["patch_tokens"]["cosine"] == pytest.approx(1.0) and r.outputs["patch_tokens"]["passed"] is True
     assert {"relative_error", "min_vector_cosine", "max_abs_err"} <= set(r.outputs["patch_tokens"])
     assert "top1_agreement" not in r.outputs["patch_tokens"] and r.outputs["logits"]["top1_agreement"] == 1.0
-    assert r.accuracy["top1_agreement"] == 1.0  # the logits' figures, as before
+    assert r.accuracy["top1_agreement"] == 1.0  # the logits' figures stay at the top level
 
 
 def test_a_feature_that_misses_fails_the_row_and_is_named():

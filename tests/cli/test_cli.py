@@ -321,7 +321,7 @@ def test_build_engine_refuses_a_float_source_for_int8_before_tensorrt(exported, 
 
 
 def test_warnings_stay_on_one_line_when_piped(golden_dir, tmp_path):
-    """stderr is not a terminal here: warnings used to be wrapped at 80 columns, mid-sentence."""
+    """stderr is not a terminal here: a warning must not be wrapped at 80 columns, mid-sentence."""
     proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", tmp_path / "q.onnx", "--precision", "int8",
                 "--calibrate-on-seeded-inputs", "--no-validate")
     assert proc.returncode == 0, proc.stderr

@@ -1,4 +1,4 @@
-"""Hostile but realistic inputs through the ``vit5`` command (issue 12): one representative per class.
+"""Hostile but realistic inputs through the ``vit5`` command: one representative per class.
 
 Every bad input ends in one ``error: ...`` line and a non-zero exit, never a traceback; nothing is
 lost (an output never overwrites an input) and nothing is left behind (no stray staging folders,

@@ -209,7 +209,7 @@ def test_failed_validation_keeps_a_previous_external_data_export(golden_exports,
     assert np.abs(golden_exports.run(path, pixels) - logits).max() <= 1e-4
 
 
-# ---- hostile paths and stray files (issue 12) -----------------------------------------------------
+# ---- hostile paths and stray files -----------------------------------------------------
 def test_stale_staging_of_dead_exports_is_removed_live_ones_kept(tmp_path):
     import os
     import subprocess

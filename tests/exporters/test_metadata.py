@@ -114,7 +114,7 @@ def test_foreign_graph_has_no_metadata(tmp_path):
         read_metadata(tmp_path / "junk.onnx")
 
 
-# ---- hostile ONNX files (issue 12) --------------------------------------------------------------
+# ---- hostile ONNX files --------------------------------------------------------------
 def test_empty_and_graphless_files_are_not_onnx_models(tmp_path):
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")

@@ -160,7 +160,7 @@ def test_bad_options_write_nothing(digits_onnx, tmp_path, options, message):
 
 @pytest.mark.parametrize("source", ["missing.onnx", "missing.engine", "garbage.safetensors"])
 def test_a_failed_model_leaves_no_new_folders(tmp_path, source):
-    """The repository (and its missing parents) used to be created before the source was found or loaded."""
+    """The repository (and its missing parents) is created only once the source is found and loaded."""
     (tmp_path / "garbage.safetensors").write_bytes(b"not a checkpoint")
     with pytest.raises(Exception) as info:
         write_model_repository(tmp_path / source, tmp_path / "new" / "repo")

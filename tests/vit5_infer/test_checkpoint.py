@@ -225,7 +225,7 @@ def test_ckpt_ema_and_raw(golden_dir):
     assert any(not torch.equal(raw_sd[k], plain[k]) for k in plain)
 
 
-# ---- hostile files (issue 12) -------------------------------------------------------------------
+# ---- hostile files -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("content", [

@@ -219,7 +219,7 @@ def test_config_errors_are_value_errors():
     assert issubclass(ConfigError, ValueError)
 
 
-# ---- hostile values: the wrong type or sign anywhere in the JSON (issue 12) -----------------------
+# ---- hostile values: the wrong type or sign anywhere in the JSON -----------------------
 
 
 @pytest.mark.parametrize("section, field, value, fragment", [

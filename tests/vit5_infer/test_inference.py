@@ -127,7 +127,7 @@ def test_non_square_patch_grid_rejected(golden_dir):
         infer_config(sd)
 
 
-# ---- hostile state_dicts (issue 12) ------------------------------------------------------------
+# ---- hostile state_dicts ------------------------------------------------------------
 
 
 def _golden_state(golden_dir, name):

@@ -110,7 +110,7 @@ def test_example_inputs_shape_and_seed(golden_dir):
         assert model(x).shape == (2, 10)
 
 
-# ---- hostile Python API calls (issue 12) ----------------------------------------------------------
+# ---- hostile Python API calls ----------------------------------------------------------
 @pytest.mark.parametrize("override, fragment", [
     ({"num_heads": "x"}, "num_heads must be an integer"),
     ({"num_heads": 2.5}, "num_heads must be an integer"),

@@ -136,7 +136,7 @@ def test_scales_are_positive_values_of_their_storage_type(dtype):
 
 @pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_near_dead_weight_channels_keep_a_positive_fp16_scale(precision):
-    """Channels with max |w| ~ 1e-6 (the digits networks have some) used to store an FP16 scale of 0,
+    """Channels with max |w| ~ 1e-6 (the digits networks have some) would store an FP16 scale of 0 if rounded to nearest,
     which TensorRT's parser rejects; quantized against the FP16 scale, they still restore."""
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((16, 4)).astype(np.float32) * np.array([1e-9, 3e-6, 1e-3, 1.0], np.float32)
