@@ -1,4 +1,4 @@
-"""``vit5 bench``: parse flags, call ``vit5_infer.benchmark.run_benchmark``, print and write the report."""
+"""``vit5 bench``: parse flags, call ``vit5_infer.workflows.benchmark.run_benchmark``, print and write the report."""
 
 from pathlib import Path
 from typing import Annotated, Optional
@@ -18,7 +18,7 @@ BACKEND_NAMES = ("torch", "torch-compile", "ort", "ort-cuda", "ort-trt", "trt") 
 
 
 def print_table(results: list, title: str) -> None:
-    from vit5_infer.benchmark import table_rows
+    from vit5_infer.workflows.benchmark import table_rows
 
     headers, rows = table_rows(results)
     table = Table(title=title)
@@ -73,7 +73,7 @@ def bench(
     Exits with status 1 when a backend's accuracy misses its precision's tolerance
     (see docs/cli.md).
     """
-    from vit5_infer.benchmark import (
+    from vit5_infer.workflows.benchmark import (
         BenchSettings, TimingPlan, format_markdown, plot_latency, run_benchmark, write_csv, write_json,
     )
     from vit5_infer.errors import BenchError

@@ -1,5 +1,5 @@
 """``vit5 serve`` (a model on NVIDIA Triton through PyTriton) and ``vit5 triton-repo`` (a model
-repository for the stock Triton server): flags in, one call to ``vit5_infer.serving`` each."""
+repository for the stock Triton server): flags in, one call to ``vit5_infer.workflows.serving`` each."""
 
 import enum
 import tempfile
@@ -75,9 +75,9 @@ def serve(
     Inputs: pixel_values [B, C, H, W], or images (encoded PNG/JPEG bytes, decoded and preprocessed on
     the server as the graph's metadata says).  Outputs: every output of the runner (logits, ...).
     """
-    from vit5_infer.serving import ServeOptions, resolve_served_model
-    from vit5_infer.serving import serve as run_server
-    from vit5_infer.serving.pytriton_server import import_pytriton
+    from vit5_infer.workflows.serving import ServeOptions, resolve_served_model
+    from vit5_infer.workflows.serving import serve as run_server
+    from vit5_infer.workflows.serving.pytriton_server import import_pytriton
 
     import_pytriton()  # a missing extra is the first thing to say, before any export
     options = ServeOptions(
@@ -141,7 +141,7 @@ def triton_repo(
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT/NAME if it exists.")] = False,
 ) -> None:
     """Write a model repository for the stock Triton server: NAME/config.pbtxt and NAME/1/model.onnx or model.plan."""
-    from vit5_infer.serving.model_repository import RepositoryOptions, write_model_repository
+    from vit5_infer.workflows.serving.model_repository import RepositoryOptions, write_model_repository
 
     options = RepositoryOptions(
         instances=instances, kind=kind.value if kind else None,

@@ -44,7 +44,7 @@ PACKAGE = "vit5_infer"
 LAYERS: list[tuple[str, ...]] = [
     ("vit5_infer",),
     ("vit5_infer.exporters", "vit5_infer.engines"),
-    ("vit5_infer.benchmark", "vit5_infer.serving", "vit5_infer.diagnostics"),
+    ("vit5_infer.workflows.benchmark", "vit5_infer.workflows.serving", "vit5_infer.diagnostics"),
     ("vit5_infer.workflows",),
     ("vit5_infer.cli",),
 ]

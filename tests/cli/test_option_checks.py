@@ -8,7 +8,7 @@ import math
 import pytest
 import typer
 
-from vit5_infer.benchmark.timing import MAX_SECONDS, TimingPlan
+from vit5_infer.workflows.benchmark.timing import MAX_SECONDS, TimingPlan
 from vit5_infer.cli import console
 from vit5_infer.cli.parsing import parse_channels, parse_int_list, parse_name_list
 from vit5_infer.diagnostics.layer_compare import LayerTolerance, check_tolerance

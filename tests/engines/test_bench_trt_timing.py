@@ -16,9 +16,9 @@ import pytest
 import trt_standins
 from trt_standins import FakeEngine, install
 
-from vit5_infer.benchmark import report, timing
-from vit5_infer.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
-from vit5_infer.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
+from vit5_infer.workflows.benchmark import report, timing
+from vit5_infer.workflows.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
+from vit5_infer.workflows.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.errors import BenchError
 
@@ -121,7 +121,7 @@ def test_cuda_graph_needs_trt():
 
 
 def test_unknown_timing_figure_is_refused():
-    from vit5_infer.benchmark.results import make_result
+    from vit5_infer.workflows.benchmark.results import make_result
 
     with pytest.raises(ValueError, match="unknown timing figure 'wall'"):
         make_result("ort", "fp32", 1, "cpu", [1.0], np.ones((1, 2)), np.ones((1, 2)), timing="wall")

@@ -157,7 +157,7 @@ def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
     from golden_exports import golden_model
     from vit5_infer.exporters import export_onnx
 
-    from vit5_infer.serving.model_repository import write_model_repository
+    from vit5_infer.workflows.serving.model_repository import write_model_repository
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
     _several_profile_manifest(tmp_path, onnx_path)
@@ -171,7 +171,7 @@ def test_a_one_profile_plan_names_no_profile(tmp_path, golden_dir):
     from golden_exports import golden_model
     from vit5_infer.exporters import export_onnx
 
-    from vit5_infer.serving.model_repository import write_model_repository
+    from vit5_infer.workflows.serving.model_repository import write_model_repository
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
     manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",

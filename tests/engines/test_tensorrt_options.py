@@ -84,7 +84,7 @@ def test_a_post_release_checks_the_graph_it_builds(tmp_path):
 def test_the_bench_exports_for_the_installed_release(monkeypatch):
     from importlib import metadata
 
-    from vit5_infer.benchmark.artifacts import installed_tensorrt_target
+    from vit5_infer.workflows.benchmark.artifacts import installed_tensorrt_target
 
     def version(dist):
         if dist == "tensorrt-cu12":

@@ -78,8 +78,8 @@ class ResolvedModel:
 
 def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress = None) -> ResolvedModel:
     """The runner spec, preprocessing and fingerprint of ``options.source``; exports go to ``workdir``."""
-    from vit5_infer.benchmark.artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
-    from vit5_infer.benchmark.run import check_graph_batches, compared_outputs, graph_layout, source_kind
+    from vit5_infer.workflows.benchmark.artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
+    from vit5_infer.workflows.benchmark.run import check_graph_batches, compared_outputs, graph_layout, source_kind
     from vit5_infer.engines.registry import BACKENDS
     from vit5_infer.outputs import output_shapes
 
