@@ -16,11 +16,11 @@ import pytest
 import trt_standins
 from trt_standins import FakeEngine, install
 
+from vit5_infer.engines.tensorrt_runner import TensorRTRunner
+from vit5_infer.errors import BenchError
 from vit5_infer.workflows.benchmark import report, timing
 from vit5_infer.workflows.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
 from vit5_infer.workflows.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
-from vit5_infer.engines.tensorrt_runner import TensorRTRunner
-from vit5_infer.errors import BenchError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vit5_infer import preprocessing
-from vit5_infer.workflows.benchmark import environment, report, results, timing
 from vit5_infer.errors import BenchError, InputError, Vit5Error
+from vit5_infer.workflows.benchmark import environment, report, results, timing
 
 
 def test_latency_stats_match_numpy_percentiles():
@@ -220,7 +220,7 @@ def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
 
 # ---- what a given ONNX file or engine allows (issue 12) --------------------------------------------
 def test_static_batch_graph_runs_only_at_its_batch():
-    from vit5_infer.workflows.benchmark.run import check_graph_batches
+    from vit5_infer.workflows.sources import check_graph_batches
 
     check_graph_batches("m.onnx", {"batch": 4}, [4])
     check_graph_batches("m.onnx", {"batch": "dynamic"}, [1, 8])
@@ -229,7 +229,7 @@ def test_static_batch_graph_runs_only_at_its_batch():
 
 
 def test_graph_layout_from_metadata():
-    from vit5_infer.workflows.benchmark.run import graph_layout
+    from vit5_infer.workflows.sources import graph_layout
 
     assert graph_layout({}) == "nchw"
     assert graph_layout({"preprocessing": {"layout": "nhwc"}}) == "nhwc"

@@ -24,7 +24,13 @@ import pytest
 from vit5_infer.engines.registry import make_runner
 from vit5_infer.metrics import compare_logits, within_tolerance
 from vit5_infer.preprocessing import load_image
-from vit5_infer.workflows.serving import ModelServer, ServeError, ServeOptions, ServeUnavailableError, resolve_served_model
+from vit5_infer.workflows.serving import (
+    ModelServer,
+    ServeError,
+    ServeOptions,
+    ServeUnavailableError,
+    resolve_served_model,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 

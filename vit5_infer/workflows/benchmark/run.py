@@ -20,10 +20,11 @@ from vit5_infer.engines.host_memory import peak_rss_bytes, reset_peak_rss
 from vit5_infer.errors import BenchError
 from vit5_infer.loading import LoadOptions, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, PathLike, Precision, Progress
 
-from .dataset import LabelledImages, dataset_accuracy, read_class_index
-from .artifacts import TORCH_BACKENDS, Artifacts, recorded_precision, unrunnable_reason
+from ..artifacts import Artifacts, recorded_precision, unrunnable_reason
+from ..labelled_images import LabelledImages, dataset_accuracy, read_class_index
+from ..sources import check_graph_batches, compared_outputs, graph_layout, source_kind
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
@@ -32,15 +33,6 @@ from .timing import END_TO_END, GPU_COMPUTE, HOST_LATENCY, TimingPlan, time_meas
 
 #: (label, phase "warmup"/"timed", done, total) for per-iteration progress bars
 BenchProgress = Callable[[str, str, int, Optional[int]], None]
-
-
-def source_kind(source: PathLike) -> str:
-    """``onnx``, ``engine`` or ``model`` (a preset or checkpoint)."""
-    if is_onnx_path(source):
-        return "onnx"
-    if is_engine_path(source):
-        return "engine"
-    return "model"
 
 
 @dataclass(frozen=True)
@@ -67,30 +59,6 @@ class BenchReport:
 
     def to_dict(self) -> dict:
         return report_dict(self.model, self.environment, self.results, self.settings)
-
-
-def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path] = None) -> tuple[str, ...]:
-    """The outputs the benchmark compares: ``asked`` (default ``logits``) for a preset or checkpoint;
-    for an ONNX file (or the one an engine was built from), every graph output, or the asked ones
-    when the graph has them all."""
-    from vit5_infer.outputs import select_outputs
-
-    if graph is None:
-        return select_outputs(model.config, asked)
-    import onnx
-
-    from vit5_infer.exporters import graph_outputs
-
-    have = tuple(graph_outputs(onnx.load(str(graph), load_external_data=False)))
-    names = have if asked is None else select_outputs(model.config, asked)
-    missing = [name for name in names if name not in have]
-    if missing:
-        precision = recorded_precision(graph)
-        way_out = (f"{precision} graphs output logits only: bench the float graph or the checkpoint with --outputs "
-                   f"{','.join(names)}" if precision in ("int8", "fp8")
-                   else f"export it with --outputs {','.join(names)}")
-        raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); {way_out}")
-    return select_outputs(model.config, names)
 
 
 def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
@@ -165,12 +133,12 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
 
 def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
                   device: str, outputs: Sequence[str] = (LOGITS,), layout: str = "nchw") -> list[BackendPlan]:
-    from vit5_infer.engines.registry import make_runner
+    from vit5_infer.engines.registry import make_runner, runs
 
     plans = []
     for backend in backends:
         for precision in artifacts.precisions_for(backend, list(precisions)):
-            if backend in TORCH_BACKENDS:
+            if runs(backend) == "model":
                 # A copy: runners move and compile their module, the reference must stay as it is.
                 def make(backend=backend, precision=precision):
                     return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
@@ -180,7 +148,7 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
                     return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
                                        batch_hint=artifacts.max_batch, threads=threads)
             plans.append(BackendPlan(backend, precision, make,
-                                     layout="nchw" if backend in TORCH_BACKENDS else layout))
+                                     layout="nchw" if runs(backend) == "model" else layout))
     return plans
 
 
@@ -220,23 +188,6 @@ def check_given_precisions(source: PathLike, kind: str, settings: "BenchSettings
                          f"as it is: leave --calibration out")
 
 
-def graph_layout(metadata: dict) -> str:
-    """The input layout an exported graph recorded (``nchw`` when it recorded none)."""
-    pre = metadata.get("preprocessing") if isinstance(metadata, dict) else None
-    layout = pre.get("layout", "nchw") if isinstance(pre, dict) else "nchw"
-    if layout not in ("nchw", "nhwc"):
-        raise BenchError(f"the graph's preprocessing metadata records layout {layout!r}; expected nchw or nhwc")
-    return layout
-
-
-def check_graph_batches(source: str, metadata: dict, batches: Sequence[int]) -> None:
-    """A graph exported with a static batch runs only at that batch: say so before any work."""
-    static = metadata.get("batch")
-    if isinstance(static, int) and not isinstance(static, bool) and list(batches) != [static]:
-        raise BenchError(f"{source} was exported with a static batch of {static}; run it with --batch {static} "
-                         f"(asked: {','.join(map(str, batches))})")
-
-
 def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequence[str],
                     warn: Progress = None) -> list[str]:
     """The backends that run a given engine: ``trt`` itself unless others are asked for by name, and then
@@ -245,7 +196,9 @@ def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequ
         raise BenchError(f"engine not found: {source}")
     if not asked:
         return ["trt"]
-    others = [b for b in asked if b not in ("trt",) + TORCH_BACKENDS]
+    from vit5_infer.engines.registry import runs
+
+    others = [b for b in asked if runs(b) == "onnx"]
     if others and warn:
         warn(f"{', '.join(others)} run(s) the ONNX file {source} was built from, not the engine itself")
     return list(asked)
@@ -298,10 +251,11 @@ class BenchSettings:
 
         if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
             raise BenchError(f"batch sizes must be positive integers, got {list(self.batches)}")
-        unknown = [p for p in self.precisions if p not in [q.value for q in Precision]]
+        names = [q.value for q in Precision]
+        unknown = [p for p in self.precisions if p not in names]
         if unknown:
-            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16, bf16, int8 or fp8")
-        quantized = [p for p in self.precisions if p in ("int8", "fp8")]
+            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use {', '.join(names[:-1])} or {names[-1]}")
+        quantized = [p for p in self.precisions if p in QUANTIZED_PRECISIONS]
         if self.labels is not None and self.images is None:
             raise BenchError("--labels names the classes of --images: give --images DIR too")
         if self.calibration is not None and not quantized:

@@ -29,7 +29,7 @@ from typing import Any, Optional
 from vit5_infer.errors import Vit5Error
 from vit5_infer.files import check_output_dir, external_data_paths, make_public_dir
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import PathLike, Precision, Progress, is_engine_path, is_onnx_path
 
 from .errors import SERVE_INSTALL_HINT, RepositoryError, ServeUnavailableError
 from .signature import ModelSignature, TensorSpec, engine_signature, onnx_signature
@@ -39,7 +39,7 @@ VERSION = "1"
 ONNX_PLATFORM = "onnxruntime_onnx"
 TENSORRT_PLATFORM = "tensorrt_plan"
 KINDS = ("cpu", "gpu")
-ACCELERATOR_PRECISIONS = ("fp32", "fp16")
+ACCELERATOR_PRECISIONS = (Precision.FP32, Precision.FP16)
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float64": "TYPE_FP64",
                  "int32": "TYPE_INT32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
 

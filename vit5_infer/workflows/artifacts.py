@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from vit5_infer.engines.registry import BACKENDS, runs
 from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, Progress
-
-TORCH_BACKENDS = ("torch", "torch-compile")
-ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
 
 
 def installed_tensorrt_target() -> str:
@@ -29,9 +27,9 @@ def recorded_precision(onnx_path: Path) -> str:
 
 def unrunnable_reason(backend: str, precision: str, kind: str) -> Optional[str]:
     """Why ``backend`` cannot run ``precision`` of a source of ``kind`` (model/onnx/engine); None if it can."""
-    if backend in TORCH_BACKENDS and precision in QUANTIZED_PRECISIONS:
+    if runs(backend) == "model" and precision in QUANTIZED_PRECISIONS:
         return "PyTorch runs no quantized graph"
-    if kind == "model" and precision == "fp8" and backend != "trt":
+    if kind == "model" and precision == "fp8" and runs(backend) != "engine":
         return "FP8 graphs run on TensorRT only (use -b trt)"
     return None
 
@@ -59,9 +57,9 @@ class Artifacts:
 
     def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
         """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
-        if backend in TORCH_BACKENDS or self.kind == "model":
+        if runs(backend) == "model" or self.kind == "model":
             return [p for p in requested if unrunnable_reason(backend, p, self.kind) is None]
-        if backend == "trt" and self.kind == "engine":
+        if runs(backend) == "engine" and self.kind == "engine":
             return list(self.engines)
         return [recorded_precision(self._given_onnx)]
 
@@ -111,8 +109,10 @@ class Artifacts:
         return self.engines[precision]
 
     def runner_source(self, backend: str, precision: str) -> Optional[Path]:
-        if backend in TORCH_BACKENDS:
+        kind = runs(backend)
+        if kind == "model":
             return None
-        if backend == "trt":
+        if kind == "engine":
             return self.engine_for(precision)
-        return self.onnx_for(precision, installed_tensorrt_target() if backend == "ort-trt" else "ort")
+        tensorrt = BACKENDS[backend].graph_target == "tensorrt"
+        return self.onnx_for(precision, installed_tensorrt_target() if tensorrt else "ort")

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from vit5_infer.workflows.benchmark.dataset import LabelledImages, dataset_accuracy, read_class_index
 from vit5_infer.errors import BenchError
 from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.workflows.labelled_images import LabelledImages, dataset_accuracy, read_class_index
 
 DIGITS_PRE = Preprocessing(image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
 
