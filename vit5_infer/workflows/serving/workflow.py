@@ -46,8 +46,8 @@ class ServingOptions:
         self.server.check(inputs=(Path(self.source),) if Path(self.source).exists() else ())
 
 
-def serve(options: ServingOptions, progress: Progress = None, *, on_ready: Optional[Callable[[ModelServer], None]] = None,
-          warn: Progress = None) -> None:
+def serve(options: ServingOptions, progress: Progress = None, *,
+          on_ready: Optional[Callable[[ModelServer], None]] = None, warn: Progress = None) -> None:
     """Serve ``options.source`` on Triton until Ctrl-C or SIGTERM; ``on_ready(server)`` once it listens."""
     options.check()
     with tempfile.TemporaryDirectory(prefix="vit5-serve-") as workdir:
