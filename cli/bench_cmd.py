@@ -36,16 +36,16 @@ def print_table(results: list, title: str) -> None:
 class BarProgress:
     """One progress bar per backend and batch: warm-up iterations, then timed ones."""
 
-    def __init__(self, progress, warmup: int):
-        self.progress, self.warmup, self.tasks = progress, warmup, {}
+    def __init__(self, bars, warmup: int):
+        self.bars, self.warmup, self.tasks = bars, warmup, {}
 
     def __call__(self, label: str, phase: str, done: int, total: Optional[int]) -> None:
         if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=None)
+            self.tasks[label] = self.bars.add_task(label, total=None)
         completed = done if phase == "warmup" else self.warmup + done
         grand = None if total is None else (self.warmup + total if phase == "timed" else None)
         text = f"{label}: {'warming up' if phase == 'warmup' else 'timing'}"
-        self.progress.update(self.tasks[label], completed=completed, total=grand, description=text)
+        self.bars.update(self.tasks[label], completed=completed, total=grand, description=text)
 
 
 @model_options

@@ -64,7 +64,7 @@ def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_g
     plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
     shown = []
     rows = run_backend(plan, inputs, references, TimingPlan(warmup=1, iters=3), cuda_graph=cuda_graph,
-                       progress=lambda label, phase, done, total: shown.append(label))
+                       iteration_progress=lambda label, phase, done, total: shown.append(label))
     assert [(r.batch, r.timing, r.cuda_graph) for r in rows] == [
         (1, "gpu_compute", cuda_graph), (1, "host_latency", cuda_graph),
         (4, "gpu_compute", cuda_graph), (4, "host_latency", cuda_graph)]

@@ -40,7 +40,7 @@ class Artifacts:
         self.source, self.kind, self.model, self.origin = source, kind, model, origin
         self.outputs = tuple(outputs)  # of the exports made here (a given file keeps its own)
         self.workdir, self.max_batch = Path(workdir), max_batch
-        self.say = progress or (lambda message: None)
+        self.progress = progress or (lambda message: None)
         self.calibration = calibration  # images an int8/fp8 export calibrates on
         self.preprocessing = preprocessing
         self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
@@ -69,7 +69,7 @@ class Artifacts:
         key = (precision, target)
         if key not in self.onnx:
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
-            self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
+            self.progress(f"exporting {self.source} to ONNX ({precision}, target {target})")
             if precision in QUANTIZED_PRECISIONS:
                 self._export_quantized(path, precision, target)
             else:
@@ -92,7 +92,7 @@ class Artifacts:
         data = calibration_inputs(self.calibration, input_shape=tuple(self.model.input_shape), preprocessing=pre,
                                   precision=precision)
         export_quantized(self.model, path, precision=precision, calibration=data, source=self.origin,
-                         preprocessing=pre, target="cpu" if target == "ort" else target, progress=self.say)
+                         preprocessing=pre, target="cpu" if target == "ort" else target, progress=self.progress)
 
     def engine_for(self, precision: str) -> Path:
         if precision not in self.engines:
@@ -102,7 +102,7 @@ class Artifacts:
             # build_engine converts an FP32 graph to the asked precision itself
             graph = precision if precision in QUANTIZED_PRECISIONS else "fp32"  # quantized graphs are built as they are
             onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
-            self.say(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
+            self.progress(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
             build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
                          max_batch=self.max_batch)
             self.engines[precision] = path

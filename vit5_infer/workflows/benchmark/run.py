@@ -62,14 +62,14 @@ class BenchReport:
 
 
 def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
-                 progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
+                 iteration_progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
     """The timing figures of one runner at one batch, and its outputs (by name) for the accuracy check.
 
     A runner with a ``timer`` (TensorRT) is timed as trtexec times an engine: ``gpu_compute`` and
     ``host_latency`` (timing.TIMING_FIGURES), replaying a CUDA graph of the enqueue when ``cuda_graph``; its
-    outputs come from one ``run``.  Any other runner is timed ``end_to_end`` around ``run``.  ``progress(figure)``
-    gives the per-iteration callback for that figure."""
-    step = progress or (lambda figure: None)
+    outputs come from one ``run``.  Any other runner is timed ``end_to_end`` around ``run``.
+    ``iteration_progress(figure)`` gives the per-iteration callback for that figure."""
+    step = iteration_progress or (lambda figure: None)
     timer = getattr(runner, "timer", None)
     if timer is None:
         samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step(END_TO_END))
@@ -82,30 +82,30 @@ def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = F
 
 
 def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
-                flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
-                on_status: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
+                flops_per_image: Optional[int] = None, iteration_progress: Optional[BenchProgress] = None,
+                progress: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
     """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
     batch size -> {output name: array}, every one of them compared.  ``cuda_graph``: TensorRT runners
     replay a CUDA graph of their enqueue."""
     runner = plan.make()
     results = []
-    if on_status:
-        on_status(f"loading {plan.backend} [{plan.precision}]")
+    if progress:
+        progress(f"loading {plan.backend} [{plan.precision}]")
     with runner:
         for batch, x in inputs.items():
             label = f"{plan.backend} [{plan.precision}] batch {batch}"
             # CPU runners have no device allocator to ask: use the process's peak RSS, reset per run.
             host_peak = runner.device == "cpu" and reset_peak_rss()
-            if on_status:
+            if progress:
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
-                on_status(f"warming up {label}")
+                progress(f"warming up {label}")
             if plan.layout == "nhwc":
                 x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
             def step(figure, _label=label):
-                if not progress:
+                if not iteration_progress:
                     return None
                 shown = _label if figure == END_TO_END else f"{_label} {figure.replace('_', ' ')}"
-                return lambda phase, done, total: progress(shown, phase, done, total)
+                return lambda phase, done, total: iteration_progress(shown, phase, done, total)
 
             figures, out = time_figures(runner, x, timing, cuda_graph, step)
             missing = [name for name in references[batch] if name not in out]
@@ -122,8 +122,8 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
         if dataset is not None:
             # Once per backend, after the timing: the accuracy does not depend on the batch size.
             data, pre = dataset
-            if on_status:
-                on_status(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
+            if progress:
+                progress(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
             run = runner.run if plan.layout == "nchw" else (
                 lambda x: runner.run(np.ascontiguousarray(x.transpose(0, 2, 3, 1))))
             measured = dataset_accuracy(run, data, pre, max(inputs))
@@ -298,13 +298,13 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     if kind != "model":
         check_given_precisions(source, kind, settings)
     class_index = None if settings.labels is None else read_class_index(settings.labels)
-    say = progress or (lambda message: None)
+    progress = progress or (lambda message: None)
     batches = list(dict.fromkeys(settings.batches))
     here = available_backends()
     chosen = list(settings.backends) if settings.backends else here
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    say(f"loading {source}")
+    progress(f"loading {source}")
     if kind == "engine":
         chosen = engine_backends(source, settings.backends, here, warn)
     check_cuda_graph(settings.cuda_graph, chosen)
@@ -333,24 +333,25 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
         labelled = LabelledImages.find(settings.images, class_index)
         if labelled is not None:
             labelled.check_classes(model.config.network.num_classes)
-            say(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
+            progress(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
             dataset = (labelled, pre)
     else:
         inputs = seeded_inputs(model, batches, settings.load.seed)
     check_combinations(chosen, settings.precisions, kind, warn)
-    say("computing the PyTorch FP32 reference")
+    progress("computing the PyTorch FP32 reference")
     references = reference_outputs(model, inputs, outputs)
 
     flops = model.flop_count(inference=True)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
-        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs,
-                              calibration=settings.calibration, preprocessing=pre)
+        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=progress,
+                              outputs=outputs, calibration=settings.calibration, preprocessing=pre)
         for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs, layout):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
-            results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
-                                   on_status=say, dataset=dataset, cuda_graph=settings.cuda_graph)
+            results += run_backend(plan, inputs, references, settings.timing, flops,
+                                   iteration_progress=iteration_progress, progress=progress, dataset=dataset,
+                                   cuda_graph=settings.cuda_graph)
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
     info = model_info(model, name, kind if kind != "model" else origin.kind,

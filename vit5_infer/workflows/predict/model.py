@@ -106,17 +106,17 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         raise PredictError(f"{backend} cannot run --precision {options.precision}: {why}")
     if kind == "model" and options.precision in QUANTIZED_PRECISIONS and options.calibration is None:
         raise PredictError(f"--precision {options.precision} needs calibration images: --calibration DIR")
-    say = progress or (lambda message: None)
+    progress = progress or (lambda message: None)
     overrides = {k: v for k, v in (options.preprocessing or {}).items() if v is not None}
 
     if kind == "model":
-        say(f"loading {source}")
+        progress(f"loading {source}")
         model, origin = options.load.resolve(source)
         config, metadata = model.config, {}
         outputs = compared_outputs(model, options.model_outputs)
         pre = Preprocessing.from_metadata({}, config.network.image_size).with_overrides(**overrides)
         weights = origin.sha256 or tensors_sha256(model)
-        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=say,
+        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=progress,
                               calibration=options.calibration, preprocessing=pre, outputs=outputs)
         path = artifacts.runner_source(backend, options.precision)
         identity = {"source": f"{origin.kind} {origin.name}", "weights_sha256": weights,
