@@ -45,6 +45,7 @@ class Artifacts:
         self.preprocessing = preprocessing
         self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
         self.engines: dict[str, Path] = {}
+        self._given_onnx: Optional[Path]
         if kind == "onnx":
             self._given_onnx = Path(source)
         elif kind == "engine":
@@ -61,6 +62,7 @@ class Artifacts:
             return [p for p in requested if unrunnable_reason(backend, p, self.kind) is None]
         if runs(backend) == "engine" and self.kind == "engine":
             return list(self.engines)
+        assert self._given_onnx is not None  # a given ONNX file, or the one a given engine was built from
         return [recorded_precision(self._given_onnx)]
 
     def onnx_for(self, precision: str, target: str = "ort") -> Path:

@@ -12,7 +12,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ from .report import report_dict
 from .results import BenchResult, make_result
 from .timing import END_TO_END, GPU_COMPUTE, HOST_LATENCY, TimingPlan, time_measured, time_runner
 
+if TYPE_CHECKING:
+    from vit5_infer.engines.base import Runner
+
 #: (label, phase "warmup"/"timed", done, total) for per-iteration progress bars
 BenchProgress = Callable[[str, str, int, Optional[int]], None]
 
@@ -41,7 +44,7 @@ class BackendPlan:
 
     backend: str
     precision: str
-    make: Callable[[], object]  # -> engines.base.Runner, not yet loaded
+    make: Callable[[], Runner]  # not yet loaded
     layout: str = "nchw"  # of the runner's input: a given ONNX file or engine may take NHWC
 
 
@@ -329,7 +332,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     pre = Preprocessing.from_metadata(metadata, model.config.network.image_size).with_overrides(
         **(settings.preprocessing or {}))
     if settings.images is not None:
-        inputs = image_inputs(settings.images, pre, batches)
+        inputs = image_inputs(Path(settings.images), pre, batches)
         labelled = LabelledImages.find(settings.images, class_index)
         if labelled is not None:
             labelled.check_classes(model.config.network.num_classes)
@@ -354,7 +357,7 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
                                    cuda_graph=settings.cuda_graph)
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
-    info = model_info(model, name, kind if kind != "model" else origin.kind,
+    info = model_info(model, name, origin.kind if kind == "model" and origin is not None else kind,
                       sha256=getattr(origin, "sha256", None), seed=getattr(origin, "seed", None))
     timing = settings.timing
     recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
