@@ -11,8 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from vit5_infer.workflows.backends import backend_names
-from vit5_infer.workflows.serving.model_repository import ACCELERATOR_PRECISIONS, KINDS
-from vit5_infer.workflows.serving.source import EXPORT_PRECISIONS
+from vit5_infer.workflows.serving.choices import ACCELERATOR_PRECISIONS, EXPORT_PRECISIONS, INSTANCE_KINDS
 
 from . import console
 from .model_options import ModelOptions, model_options
@@ -35,7 +34,7 @@ def serve_backend_choices() -> type[enum.Enum]:
 ServeBackend = serve_backend_choices()
 ExportPrecision = choices("ExportPrecision", EXPORT_PRECISIONS)
 AcceleratorPrecision = choices("AcceleratorPrecision", ACCELERATOR_PRECISIONS)
-InstanceKind = choices("InstanceKind", KINDS)
+InstanceKind = choices("InstanceKind", INSTANCE_KINDS)
 
 
 def _preferred(text: Optional[str]) -> tuple:

@@ -15,13 +15,11 @@ from typing import Any, Callable, Optional
 
 from vit5_infer.files import external_data_paths
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import PathLike, Precision, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
 from .errors import RepositoryError, ServeError
 from .signature import ModelSignature, config_signature, engine_signature, onnx_signature
 
-#: the precisions a preset or checkpoint is exported at to be served
-EXPORT_PRECISIONS = (Precision.FP32, Precision.FP16)
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: Room is left below the filesystem's 255-byte name limit for the staging folder's ``.NAME.staging-PID-XXXXXXXX``.
 MAX_NAME_LENGTH = 200

@@ -12,11 +12,12 @@ from typing import Callable, Optional
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress
 
+from .choices import EXPORT_PRECISIONS
 from .errors import ServeError
 from .model_repository import RepositoryOptions, RepositoryResult, write_model_repository
 from .pytriton_server import ModelServer, ServeOptions, import_pytriton
 from .pytriton_server import serve as run_server
-from .source import EXPORT_PRECISIONS, resolve_served_model
+from .source import resolve_served_model
 
 
 def _check_export_precision(precision: str) -> None:
