@@ -72,7 +72,7 @@ def start_server(path: Path, name: str, backend: str, threads, max_batch: int, q
 
 
 def wait_ready(url: str, name: str, protocol: str, proc, timeout_s: float = 300) -> None:
-    from vit5_infer.serving.client import TritonModelClient
+    from vit5_infer.workflows.serving.client import TritonModelClient
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -86,7 +86,7 @@ def wait_ready(url: str, name: str, protocol: str, proc, timeout_s: float = 300)
 
 
 def served_load(url: str, name: str, protocol: str, clients: int, seconds: float, warmup_s: float, image_shape) -> dict:
-    from vit5_infer.serving.client import TritonModelClient
+    from vit5_infer.workflows.serving.client import TritonModelClient
 
     x = np.random.default_rng(clients).standard_normal((1, *image_shape)).astype(np.float32)
     latencies: list[list[float]] = [[] for _ in range(clients)]
@@ -184,7 +184,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
 
     from vit5_infer.engines.registry import make_runner
-    from vit5_infer.serving import resolve_served_model
+    from vit5_infer.workflows.serving import resolve_served_model
 
     in_rows: dict[int, list] = {1: [], 8: []}
     served_rows: dict[int, list] = {c: [] for c in clients}

@@ -1,4 +1,4 @@
-"""``vit5 bench``: parse flags, call ``vit5_infer.benchmark.run_benchmark``, print and write the report."""
+"""``vit5 bench``: parse flags, call ``vit5_infer.workflows.benchmark.benchmark``, print the report."""
 
 from pathlib import Path
 from typing import Annotated, Optional
@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import OUTPUT_NAMES, Precision
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES, QUANTIZED_PRECISIONS, Precision
+from vit5_infer.workflows.backends import backend_names
 
 from . import console
 from .model_options import ModelOptions, model_options
@@ -14,11 +15,14 @@ from .parsing import parse_channels, parse_int_list, parse_name_list
 
 OUTPUT_PANEL = "Reports"
 TIMING_PANEL = "Timing"
-BACKEND_NAMES = ("torch", "torch-compile", "ort", "ort-cuda", "ort-trt", "trt")  # engines.registry.BACKENDS
+BACKENDS_HELP = f"Comma-separated: {', '.join(backend_names())}. Default: every one available here."
+PRECISION_HELP = (f"Precisions for presets/checkpoints, comma-separated ({', '.join(map(str, FLOAT_PRECISIONS))}; "
+                  f"{' and '.join(map(str, QUANTIZED_PRECISIONS))} with --calibration). A given ONNX file or engine "
+                  "keeps its own.")
 
 
 def print_table(results: list, title: str) -> None:
-    from vit5_infer.benchmark import table_rows
+    from vit5_infer.workflows.benchmark import table_rows
 
     headers, rows = table_rows(results)
     table = Table(title=title)
@@ -32,25 +36,25 @@ def print_table(results: list, title: str) -> None:
 class BarProgress:
     """One progress bar per backend and batch: warm-up iterations, then timed ones."""
 
-    def __init__(self, progress, warmup: int):
-        self.progress, self.warmup, self.tasks = progress, warmup, {}
+    def __init__(self, bars, warmup: int):
+        self.bars, self.warmup, self.tasks = bars, warmup, {}
 
     def __call__(self, label: str, phase: str, done: int, total: Optional[int]) -> None:
         if label not in self.tasks:
-            self.tasks[label] = self.progress.add_task(label, total=None)
+            self.tasks[label] = self.bars.add_task(label, total=None)
         completed = done if phase == "warmup" else self.warmup + done
         grand = None if total is None else (self.warmup + total if phase == "timed" else None)
         text = f"{label}: {'warming up' if phase == 'warmup' else 'timing'}"
-        self.progress.update(self.tasks[label], completed=completed, total=grand, description=text)
+        self.bars.update(self.tasks[label], completed=completed, total=grand, description=text)
 
 
 @model_options
 def bench(
     source: Annotated[str, typer.Argument(help="Preset, checkpoint, ONNX file (.onnx) or TensorRT engine (.engine).", show_default=False)],
     model_opts: ModelOptions,
-    backends: Annotated[Optional[str], typer.Option("--backends", "-b", help="Comma-separated: torch, torch-compile, ort, ort-cuda, ort-trt, trt. Default: every one available here.", show_default=False)] = None,
+    backends: Annotated[Optional[str], typer.Option("--backends", "-b", help=BACKENDS_HELP, show_default=False)] = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
-    precision: Annotated[str, typer.Option("--precision", help="Precisions for presets/checkpoints, comma-separated (fp32, fp16, bf16; int8 and fp8 with --calibration). A given ONNX file or engine keeps its own.")] = "fp32",
+    precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
     outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
     images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order or --labels) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Class index of each class folder of --images: a .txt file with one folder name per line (index = line), or a .json list of names or {folder: index}.", show_default=False)] = None,
@@ -73,33 +77,16 @@ def bench(
     Exits with status 1 when a backend's accuracy misses its precision's tolerance
     (see docs/cli.md).
     """
-    from vit5_infer.benchmark import (
-        BenchSettings, TimingPlan, format_markdown, plot_latency, run_benchmark, write_csv, write_json,
-    )
-    from vit5_infer.errors import BenchError
-    from vit5_infer.files import check_output_path
+    from vit5_infer.workflows.benchmark import BenchOptions, BenchSettings, TimingPlan, benchmark, format_markdown
 
-    # Every output is checked before any work: a bad report path must not cost a whole run.
-    inputs = (source, model_opts.config, f"{source}.data", labels, images, calibration)
-    reports = {
-        "json": json_out is not None and check_output_path(json_out, "--json", inputs, (".json",)),
-        "csv": csv_out is not None and check_output_path(csv_out, "--csv", inputs, (".csv",)),
-        "plot": plot is not None and check_output_path(plot, "--plot", inputs, (".png",)),
-    }
-    if plot is not None:
-        import importlib.util
-
-        if importlib.util.find_spec("matplotlib") is None:
-            raise BenchError("--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)")
     settings = BenchSettings(
-        backends=parse_name_list(backends, "--backends", BACKEND_NAMES) if backends else None,
+        backends=parse_name_list(backends, "--backends", backend_names()) if backends else None,
         batches=parse_int_list(batch, "--batch"),
         precisions=parse_name_list(precision, "--precision", [p.value for p in Precision]),
         calibration=calibration,
         images=images,
         labels=labels,
-        timing=TimingPlan(warmup=warmup, iters=iters if iters is not None or seconds is not None else 20,
-                          seconds=seconds),
+        timing=TimingPlan.from_flags(warmup, iters, seconds),
         threads=threads,
         device=device,
         load=model_opts,
@@ -107,30 +94,19 @@ def bench(
         outputs=parse_name_list(outputs, "--outputs", OUTPUT_NAMES) if outputs else None,
         cuda_graph=cuda_graph,
     )
-    with console.make_progress() as progress:
-        show = BarProgress(progress, settings.timing.warmup)
+    options = BenchOptions(source, settings, json=json_out, csv=csv_out, plot=plot)
+    with console.make_progress() as bars:
         # Steps (loading, exporting, building) show on one transient line, like a spinner.
-        step = progress.add_task(f"loading {source}", total=None)
-        report = run_benchmark(
-            source, settings,
-            progress=lambda message: progress.update(step, description=message),
-            iteration_progress=show,
-            warn=console.warn,
-        )
-    results = list(report.results)
-    if markdown:
-        console.out.print(format_markdown(results), markup=False, end="")
-    else:
-        print_table(results, report.title)
-    if reports["json"]:
-        write_json(report.to_dict(), reports["json"])
-        console.err.print(f"wrote {reports['json']}", markup=False)
-    if reports["csv"]:
-        write_csv(results, reports["csv"])
-        console.err.print(f"wrote {reports['csv']}", markup=False)
-    if reports["plot"]:
-        plot_latency(results, reports["plot"], title=f"vit5 bench {report.model['name']}")
-        console.err.print(f"wrote {reports['plot']}", markup=False)
-    if report.failures:
-        worst = "; ".join(f"{r.backend}[{r.precision}] batch {r.batch}: {r.failure}" for r in report.failures)
-        raise BenchError(f"accuracy outside tolerance: {worst}")
+        step = bars.add_task(f"loading {source}", total=None)
+
+        def show(report) -> None:
+            bars.stop()  # the transient bars go before the table prints
+            results = list(report.results)
+            if markdown:
+                console.out.print(format_markdown(results), markup=False, end="")
+            else:
+                print_table(results, report.title)
+
+        benchmark(options, lambda message: bars.update(step, description=message),
+                  iteration_progress=BarProgress(bars, settings.timing.warmup), warn=console.warn, on_report=show,
+                  on_written=lambda path: console.err.print(f"wrote {path}", markup=False))

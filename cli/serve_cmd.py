@@ -1,12 +1,17 @@
 """``vit5 serve`` (a model on NVIDIA Triton through PyTriton) and ``vit5 triton-repo`` (a model
-repository for the stock Triton server): flags in, one call to ``vit5_infer.serving`` each."""
+repository for the stock Triton server): flags in, one call to ``vit5_infer.workflows.serving`` each.
+
+The choices of --backend, --precision, --kind and --tensorrt-accelerator are built from the runner
+registry and the serving workflow's tables, never written here."""
 
 import enum
-import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from vit5_infer.workflows.backends import backend_names
+from vit5_infer.workflows.serving.choices import ACCELERATOR_PRECISIONS, EXPORT_PRECISIONS, INSTANCE_KINDS
 
 from . import console
 from .model_options import ModelOptions, model_options
@@ -17,23 +22,19 @@ NETWORK_PANEL = "Network"
 SOURCE_HELP = "Preset, checkpoint (exported to a temporary ONNX file), .onnx file or TensorRT engine."
 
 
-class ServeBackend(str, enum.Enum):
-    ort = "ort"
-    ort_cuda = "ort-cuda"
-    ort_trt = "ort-trt"
-    trt = "trt"
-    torch = "torch"
-    torch_compile = "torch-compile"
+def choices(name: str, values) -> type[enum.Enum]:
+    """A Typer choice type whose members are ``values`` (strings, or str-valued enum members)."""
+    return enum.Enum(name, [(str(value), str(value)) for value in values], type=str)  # type: ignore[return-value]
 
 
-class ExportPrecision(str, enum.Enum):
-    fp32 = "fp32"
-    fp16 = "fp16"
+def serve_backend_choices() -> type[enum.Enum]:
+    return choices("ServeBackend", backend_names())
 
 
-class InstanceKind(str, enum.Enum):
-    cpu = "cpu"
-    gpu = "gpu"
+ServeBackend = serve_backend_choices()
+ExportPrecision = choices("ExportPrecision", EXPORT_PRECISIONS)
+AcceleratorPrecision = choices("AcceleratorPrecision", ACCELERATOR_PRECISIONS)
+InstanceKind = choices("InstanceKind", INSTANCE_KINDS)
 
 
 def _preferred(text: Optional[str]) -> tuple:
@@ -75,23 +76,25 @@ def serve(
     Inputs: pixel_values [B, C, H, W], or images (encoded PNG/JPEG bytes, decoded and preprocessed on
     the server as the graph's metadata says).  Outputs: every output of the runner (logits, ...).
     """
-    from vit5_infer.serving import ServeOptions, resolve_served_model
-    from vit5_infer.serving import serve as run_server
-    from vit5_infer.serving.pytriton_server import import_pytriton
+    from vit5_infer.workflows.serving import ServeOptions, ServingOptions
+    from vit5_infer.workflows.serving import serve as serve_model
 
-    import_pytriton()  # a missing extra is the first thing to say, before any export
-    options = ServeOptions(
-        host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, instances=instances,
-        max_queue_delay_us=max_queue_delay, preferred_batch_sizes=_preferred(preferred_batch),
-        log_verbose=verbose, log_file=str(log_file) if log_file else None,
+    options = ServingOptions(
+        source,
+        ServeOptions(
+            host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port, instances=instances,
+            max_queue_delay_us=max_queue_delay, preferred_batch_sizes=_preferred(preferred_batch),
+            log_verbose=verbose, log_file=str(log_file) if log_file else None,
+        ),
+        backend=backend.value if backend else None, precision=precision.value, name=name, max_batch=max_batch,
+        threads=threads, load=model_opts,
     )
-    options.check(inputs=(Path(source),) if Path(source).exists() else ())  # before any export
 
     def ready(server) -> None:
         sig = server.signature
         console.err.print(console.styled("serving ", (server.name, "bold"),
                                          f" ({server.served.backend}, max batch {sig.max_batch}, "
-                                         f"{options.instances} instance(s)); Ctrl-C to stop"))
+                                         f"{options.server.instances} instance(s)); Ctrl-C to stop"))
         console.out.print(f"HTTP     {server.http_url}")
         console.out.print(f"gRPC     {server.grpc_url}")
         console.out.print(f"metrics  {server.metrics_url}")
@@ -99,26 +102,19 @@ def serve(
         console.out.print(f"inputs   {pixel.name} {pixel.dtype} [B, {', '.join(map(str, pixel.dims))}] | images bytes [B, 1]")
         console.out.print("outputs  " + ", ".join(f"{t.name} {t.dtype} [B, {', '.join(map(str, t.dims))}]" for t in sig.outputs))
 
-    with tempfile.TemporaryDirectory(prefix="vit5-serve-") as workdir:
-        with console.status(f"preparing {source}") as status:
-            served = resolve_served_model(
-                source, workdir, backend=backend.value if backend else None, precision=precision.value, name=name,
-                max_batch=max_batch, threads=threads, load_options=model_opts,
-                progress=lambda message: status.update(message),
-            )
-        with console.status(f"starting Triton for {served.name}") as status:
-            starting = {"status": status}
+    with console.status(f"preparing {source}") as status:
+        live = {"status": status}
 
-            def progress(message: str) -> None:
-                if starting["status"] is not None:
-                    starting["status"].update(message)
+        def progress(message: str) -> None:
+            if live["status"] is not None:
+                live["status"].update(message)
 
-            def on_ready(server) -> None:
-                starting["status"].stop()
-                starting["status"] = None
-                ready(server)
+        def on_ready(server) -> None:
+            live["status"].stop()
+            live["status"] = None
+            ready(server)
 
-            run_server(served, options, progress=progress, on_ready=on_ready, warn=console.warn)
+        serve_model(options, progress, on_ready=on_ready, warn=console.warn)
     console.err.print("stopped")
 
 
@@ -136,24 +132,25 @@ def triton_repo(
     max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="max_batch_size (default: the engine's profile, or 8).", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
     preferred_batch: Annotated[Optional[str], typer.Option("--preferred-batch", help="Preferred batch sizes of the dynamic batcher, e.g. 4,8.", show_default=False, rich_help_panel=BATCH_PANEL)] = None,
     max_queue_delay: Annotated[int, typer.Option("--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL)] = 100,
-    tensorrt_accelerator: Annotated[Optional[ExportPrecision], typer.Option("--tensorrt-accelerator", help="ONNX on GPU: run through ONNX Runtime's TensorRT execution provider at this precision.", show_default=False)] = None,
+    tensorrt_accelerator: Annotated[Optional[AcceleratorPrecision], typer.Option("--tensorrt-accelerator", help="ONNX on GPU: run through ONNX Runtime's TensorRT execution provider at this precision.", show_default=False)] = None,
     warmup: Annotated[bool, typer.Option("--warmup/--no-warmup", help="Zero-filled warm-up requests at batch 1 and max batch.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Replace OUTPUT/NAME if it exists.")] = False,
 ) -> None:
     """Write a model repository for the stock Triton server: NAME/config.pbtxt and NAME/1/model.onnx or model.plan."""
-    from vit5_infer.serving.model_repository import RepositoryOptions, write_model_repository
+    from vit5_infer.workflows.serving import RepositoryOptions, RepositoryWriteOptions, write_repository
 
-    options = RepositoryOptions(
-        instances=instances, kind=kind.value if kind else None,
-        gpus=_gpu_indices(gpus), max_batch=max_batch,
-        preferred_batch_sizes=_preferred(preferred_batch), max_queue_delay_us=max_queue_delay,
-        tensorrt_accelerator=tensorrt_accelerator.value if tensorrt_accelerator else None, warmup=warmup,
+    options = RepositoryWriteOptions(
+        source, output,
+        RepositoryOptions(
+            instances=instances, kind=kind.value if kind else None,
+            gpus=_gpu_indices(gpus), max_batch=max_batch,
+            preferred_batch_sizes=_preferred(preferred_batch), max_queue_delay_us=max_queue_delay,
+            tensorrt_accelerator=tensorrt_accelerator.value if tensorrt_accelerator else None, warmup=warmup,
+        ),
+        name=name, precision=precision.value, opset=opset, load=model_opts, force=force,
     )
     with console.status(f"writing the model repository for {source}") as status:
-        result = write_model_repository(
-            source, output, name=name, options=options, precision=precision.value, opset=opset,
-            load_options=model_opts, force=force, progress=lambda message: status.update(message),
-        )
+        result = write_repository(options, lambda message: status.update(message))
     sig = result.signature
     console.out.print(f"wrote {result.model_dir} ({result.platform}, max_batch_size "
                       f"{sig.max_batch if sig.static_batch is None else 0})")

@@ -8,11 +8,12 @@ arrays and returns float32 logits ``[B, classes]`` on the host, then is released
 from __future__ import annotations
 
 import abc
-from typing import Optional
-
-import numpy as np
+from typing import TYPE_CHECKING, Optional
 
 from vit5_infer.vocabulary import LOGITS
+
+if TYPE_CHECKING:  # annotations only: the registry imports this module, and `vit5 --help` reads the registry
+    import numpy as np
 
 
 class Runner(abc.ABC):

@@ -40,12 +40,19 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "vit5_infer"
 
 # Layers from the bottom; packages on one line are independent of each other.  A module belongs to the
-# first entry its name starts with; anything else in the namespace is the core.
+# longest entry its name starts with; anything else in the namespace is the core.  The workflows with packages
+# of their own sit above the single-module workflows (export, build_engine, inspect, artifacts, sources, ...)
+# that they share.
 LAYERS: list[tuple[str, ...]] = [
     ("vit5_infer",),
     ("vit5_infer.exporters", "vit5_infer.engines"),
-    ("vit5_infer.benchmark", "vit5_infer.serving", "vit5_infer.diagnostics"),
     ("vit5_infer.workflows",),
+    (
+        "vit5_infer.workflows.benchmark",
+        "vit5_infer.workflows.serving",
+        "vit5_infer.workflows.predict",
+        "vit5_infer.workflows.debug",
+    ),
     ("vit5_infer.cli",),
 ]
 # what the CLI may import besides itself

@@ -85,8 +85,6 @@ def test_out_of_range_numbers(tmp_path):
     assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--seed", "9" * 23), "seed")
     assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--batch", "100000000"),
                           "GiB", "smaller batch")
-    assert_one_line_error(vit5("bench", "vit5-small", "-b", "torch", "--batch", "100000000"), "GiB")
-    assert_one_line_error(vit5("bench", "vit5-small", "-b", "torch", "--threads", "-3"), "threads")
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -151,15 +149,6 @@ def test_export_never_overwrites_its_checkpoint(checkpoint, tmp_path):
     assert checkpoint.read_bytes() == before
 
 
-def test_bench_report_never_overwrites_the_config(checkpoint, golden_dir, tmp_path):
-    config = tmp_path / "arch.json"
-    config.write_text((golden_dir / f"{CASE}.json").read_text())
-    before = config.read_bytes()
-    assert_one_line_error(vit5("bench", checkpoint, "--config", config, "-b", "torch", "--json", config),
-                          "also an input")
-    assert config.read_bytes() == before
-
-
 def test_integer_weights_are_refused(checkpoint, tmp_path):
     import torch
     from safetensors.torch import load_file, save_file
@@ -175,7 +164,6 @@ def test_integer_weights_are_refused(checkpoint, tmp_path):
 def test_missing_engine_with_a_manifest_fails(tmp_path):
     (tmp_path / "gone.engine.json").write_text("{}")
     assert_one_line_error(vit5("inspect", tmp_path / "gone.engine"), "engine not found")
-    assert_one_line_error(vit5("bench", tmp_path / "gone.engine"), "engine not found")
 
 
 def test_empty_onnx_file_fails_inspect(tmp_path):
@@ -296,8 +284,6 @@ def _in_process(script_body: str, tmp_path: Path):
 def test_no_output_lands_inside_an_input_folder(checkpoint, tmp_path):
     images = _images(tmp_path / "images")
     before = sorted(p.name for p in images.iterdir())
-    assert_one_line_error(vit5("bench", checkpoint, "-b", "torch", "--images", images, "--plot", images / "0.png"),
-                          "--plot", "an input folder")
     assert_one_line_error(vit5("export", checkpoint, "--precision", "int8", "--calibration", images,
                                "-o", images / "sub" / "m.onnx"), "output", "an input folder")
     assert sorted(p.name for p in images.iterdir()) == before
@@ -371,15 +357,6 @@ def test_hand_edited_metadata_is_one_line(tmp_path):
                                tmp_path / "string.onnx"), "vit5.preprocessing", "expected a JSON object")
 
 
-def test_a_labels_file_with_a_duplicate_key_is_one_line(checkpoint, tmp_path):
-    images = tmp_path / "images"
-    _images(images / "a", 1)
-    _images(images / "b", 1)
-    (tmp_path / "labels.json").write_text('{"a": 0, "b": 1, "a": 2}')
-    assert_one_line_error(vit5("bench", checkpoint, "-b", "torch", "--images", images, "--labels",
-                               tmp_path / "labels.json", "--iters", "1", "--warmup", "0"), "duplicate key 'a'")
-
-
 def test_debug_on_a_graph_without_inputs_is_one_line(tmp_path):
     import numpy as np
     import onnx
@@ -395,7 +372,6 @@ def test_debug_on_a_graph_without_inputs_is_one_line(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (("bench", "vit5-small", "-b", "torch", "--seconds", "inf"), "--seconds must be > 0 and at most"),
     (("debug", "vit5-small", "--rel-l2", "nan"), "--rel-l2 must be a finite number"),
 ])
 def test_unbounded_or_meaningless_numbers_are_refused_before_work(args, fragment):
@@ -403,14 +379,10 @@ def test_unbounded_or_meaningless_numbers_are_refused_before_work(args, fragment
 
 
 def test_a_bench_error_is_the_only_line_on_stderr(checkpoint, tmp_path):
+    """bench's one-line-error class through the real entry point (its refusals: test_bench_options.py)."""
     proc = vit5("bench", checkpoint, "-b", "torch", "--images", tmp_path / "missing")
     assert_one_line_error(proc, "is not a directory")
     assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1  # no blank line before it
-
-
-def test_an_empty_list_item_is_refused():
-    proc = vit5("bench", "vit5-small", "-b", "torch", "--batch", "1,,2")
-    assert proc.returncode == 2 and "empty value in '1,,2'" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.slow  # an int8 export

@@ -8,13 +8,13 @@ import math
 import pytest
 import typer
 
-from vit5_infer.benchmark.timing import MAX_SECONDS, TimingPlan
 from vit5_infer.cli import console
 from vit5_infer.cli.parsing import parse_channels, parse_int_list, parse_name_list
 from vit5_infer.errors import BenchError, InputError
 from vit5_infer.exporters.quantization.export import unmatched_patterns
 from vit5_infer.memory import check_inputs_fit, physical_memory_bytes
 from vit5_infer.workflows.debug.layer_compare import LayerTolerance, check_tolerance
+from vit5_infer.workflows.benchmark.timing import MAX_SECONDS, TimingPlan
 
 
 @pytest.mark.parametrize("text", ["1,,2", "1,", ",1", " , ", "", "1, ,8"])

@@ -16,11 +16,11 @@ import pytest
 import trt_standins
 from trt_standins import FakeEngine, install
 
-from vit5_infer.benchmark import report, timing
-from vit5_infer.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
-from vit5_infer.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.errors import BenchError
+from vit5_infer.workflows.benchmark import report, timing
+from vit5_infer.workflows.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
+from vit5_infer.workflows.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -64,7 +64,7 @@ def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_g
     plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
     shown = []
     rows = run_backend(plan, inputs, references, TimingPlan(warmup=1, iters=3), cuda_graph=cuda_graph,
-                       progress=lambda label, phase, done, total: shown.append(label))
+                       iteration_progress=lambda label, phase, done, total: shown.append(label))
     assert [(r.batch, r.timing, r.cuda_graph) for r in rows] == [
         (1, "gpu_compute", cuda_graph), (1, "host_latency", cuda_graph),
         (4, "gpu_compute", cuda_graph), (4, "host_latency", cuda_graph)]
@@ -170,7 +170,7 @@ def test_cuda_graph_needs_trt():
 
 
 def test_unknown_timing_figure_is_refused():
-    from vit5_infer.benchmark.results import make_result
+    from vit5_infer.workflows.benchmark.results import make_result
 
     with pytest.raises(ValueError, match="unknown timing figure 'wall'"):
         make_result("ort", "fp32", 1, "cpu", [1.0], np.ones((1, 2)), np.ones((1, 2)), timing="wall")

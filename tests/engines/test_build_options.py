@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from vit5_infer.engines.errors import EngineBuildError
 from vit5_infer.engines.manifest import (
     batch_profiles_shapes,
@@ -155,10 +156,10 @@ def test_an_explicit_opt_survives_the_rebuild_command(tmp_path):
 def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
     """Triton uses profile 0 only unless the instance group names the others (ModelInstanceGroup.profile,
     repeated string, in triton-inference-server/common's model_config.proto)."""
-    from golden_exports import golden_model
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.workflows.serving.model_repository import write_model_repository
 
-    from vit5_infer.serving.model_repository import write_model_repository
+    from golden_exports import golden_model
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
     _several_profile_manifest(tmp_path, onnx_path)
@@ -169,10 +170,10 @@ def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
 
 
 def test_a_one_profile_plan_names_no_profile(tmp_path, golden_dir):
-    from golden_exports import golden_model
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.workflows.serving.model_repository import write_model_repository
 
-    from vit5_infer.serving.model_repository import write_model_repository
+    from golden_exports import golden_model
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
     manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
@@ -217,8 +218,9 @@ def _one_line(proc, fragment):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, golden_dir):
-    from golden_exports import golden_model
     from vit5_infer.exporters import export_onnx
+
+    from golden_exports import golden_model
 
     return export_onnx(golden_model("attn_cls_r4"), tmp_path_factory.mktemp("cli") / "m.onnx", validate=False).path
 

@@ -70,10 +70,10 @@ def test_installed_versions_make_export_targets_and_parser_checks(version):
 def test_a_post_release_checks_the_graph_it_builds(tmp_path):
     """build_engine's parser check on TensorRT 10.14.1.48.post1 (its tensorrt.__version__) checks the graph
     against the 10.14 rules instead of refusing the version string."""
-    from golden_exports import golden_model
-
     from vit5_infer.workflows.build_engine import check_parses
     from vit5_infer.exporters import export_onnx
+
+    from golden_exports import golden_model
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "m.onnx", validate=False, target="tensorrt=10.14").path
     check_parses(onnx_path, "10.14.1.48.post1")
@@ -84,7 +84,7 @@ def test_a_post_release_checks_the_graph_it_builds(tmp_path):
 def test_the_bench_exports_for_the_installed_release(monkeypatch):
     from importlib import metadata
 
-    from vit5_infer.benchmark.artifacts import installed_tensorrt_target
+    from vit5_infer.workflows.artifacts import installed_tensorrt_target
 
     def version(dist):
         if dist == "tensorrt-cu12":

@@ -71,7 +71,7 @@ def test_valid_settings_pass(tmp_path):
 def test_bench_and_debug_see_the_same_images_for_one_seed(golden_dir):
     """The same --seed gave bench torch.randn images and debug numpy ones."""
     from vit5_infer import load_model
-    from vit5_infer.benchmark.inputs import seeded_inputs as bench_inputs
+    from vit5_infer.workflows.benchmark.inputs import seeded_inputs as bench_inputs
     from vit5_infer.workflows.debug.inputs import seeded_inputs as debug_inputs
 
     model = load_model(golden_dir / "attn_cls_r4.safetensors")

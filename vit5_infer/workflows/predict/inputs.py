@@ -43,8 +43,8 @@ class InputList:
 def read_inputs(images: PathLike, labels: Optional[PathLike] = None) -> InputList:
     """``images`` as an input list; one-line PredictError for a missing path, an empty folder or a
     manifest without paths."""
-    from vit5_infer.benchmark.dataset import LabelledImages, read_class_index
     from vit5_infer.preprocessing import list_images
+    from vit5_infer.workflows.labelled_images import LabelledImages, read_class_index
 
     path = Path(images)
     if not path.exists():

@@ -78,10 +78,11 @@ class ResolvedModel:
 
 def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress = None) -> ResolvedModel:
     """The runner spec, preprocessing and fingerprint of ``options.source``; exports go to ``workdir``."""
-    from vit5_infer.benchmark.artifacts import TORCH_BACKENDS, Artifacts, unrunnable_reason
-    from vit5_infer.benchmark.run import check_graph_batches, compared_outputs, graph_layout, source_kind
-    from vit5_infer.engines.registry import BACKENDS
+    from vit5_infer.engines.registry import BACKENDS, backends_running, runs
     from vit5_infer.outputs import output_shapes
+
+    from ..artifacts import Artifacts, unrunnable_reason
+    from ..sources import check_graph_batches, compared_outputs, graph_layout, source_kind
 
     source = options.source
     kind = source_kind(source)
@@ -93,20 +94,23 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
     if kind != "model" and (options.precision != "fp32" or options.calibration is not None):
         raise PredictError(f"--precision/--calibration shape a preset or checkpoint exported here; {source} runs at "
                            f"its own precision: leave them out")
-    if kind == "engine" and backend != "trt":
-        raise PredictError(f"{source} is a TensorRT engine; run it with --backend trt")
-    if kind == "onnx" and backend not in ("ort", "ort-cuda", "ort-trt"):
-        raise PredictError(f"an ONNX file runs on ort, ort-cuda or ort-trt, not {backend}")
+    if kind == "engine" and runs(backend) != "engine":
+        engine_backends = " or ".join(backends_running("engine"))
+        raise PredictError(f"{source} is a TensorRT engine; run it with --backend {engine_backends}")
+    if kind == "onnx" and runs(backend) != "onnx":
+        *first, last = backends_running("onnx")
+        raise PredictError(f"an ONNX file runs on {', '.join(first)} or {last}, not {backend}" if first
+                           else f"an ONNX file runs on {last}, not {backend}")
     why = unrunnable_reason(backend, options.precision, kind)
     if why:
         raise PredictError(f"{backend} cannot run --precision {options.precision}: {why}")
     if kind == "model" and options.precision in QUANTIZED_PRECISIONS and options.calibration is None:
         raise PredictError(f"--precision {options.precision} needs calibration images: --calibration DIR")
-    say = progress or (lambda message: None)
+    progress = progress or (lambda message: None)
     overrides = {k: v for k, v in (options.preprocessing or {}).items() if v is not None}
 
     if kind == "model":
-        say(f"loading {source}")
+        progress(f"loading {source}")
         from vit5_infer.loading import load_source
 
         model, origin = load_source(source, options.load)
@@ -114,12 +118,12 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         outputs = compared_outputs(model, options.model_outputs)
         pre = Preprocessing.from_metadata({}, config.network.image_size).with_overrides(**overrides)
         weights = origin.sha256 or tensors_sha256(model)
-        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=say,
+        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=progress,
                               calibration=options.calibration, preprocessing=pre, outputs=outputs)
         path = artifacts.runner_source(backend, options.precision)
         identity = {"source": f"{origin.kind} {origin.name}", "weights_sha256": weights,
                     "architecture_sha256": hashlib.sha256(repr(sorted(config.to_dict().items())).encode()).hexdigest()}
-        module = model if backend in TORCH_BACKENDS else None
+        module = model if runs(backend) == "model" else None
         precision = options.precision
     else:
         from vit5_infer.exporters.metadata import config_from_metadata, read_metadata

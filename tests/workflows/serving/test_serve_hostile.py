@@ -22,9 +22,9 @@ import numpy as np
 import pytest
 
 from vit5_infer.errors import InputError
-from vit5_infer.serving import RepositoryError, ServeError, ServeOptions, onnx_signature
-from vit5_infer.serving.batching import BatchedModel
-from vit5_infer.serving.pytriton_server import (
+from vit5_infer.workflows.serving import RepositoryError, ServeError, ServeOptions, onnx_signature
+from vit5_infer.workflows.serving.batching import BatchedModel
+from vit5_infer.workflows.serving.pytriton_server import (
     BadRequest,
     InferenceFailed,
     _PyTritonNoise,
@@ -33,7 +33,7 @@ from vit5_infer.serving.pytriton_server import (
     listen_address,
     remove_model_copies,
 )
-from vit5_infer.serving.source import model_name
+from vit5_infer.workflows.serving.source import model_name
 
 
 def _vit5(*args) -> list[str]:
@@ -79,7 +79,7 @@ def test_the_log_file_is_checked_as_an_output(digits_onnx, tmp_path):
 
 
 def test_the_served_model_names_what_it_reads(digits_onnx, tmp_path):
-    from vit5_infer.serving import resolve_served_model
+    from vit5_infer.workflows.serving import resolve_served_model
 
     served = resolve_served_model(digits_onnx, tmp_path)
     assert digits_onnx in served.inputs
@@ -382,7 +382,7 @@ def test_a_server_that_keeps_dying_ends_serve_with_the_reason(monkeypatch):
     """The supervisor restarts a dead tritonserver with one line each time, and gives up (an error
     naming the reason) past MAX_RESTARTS within the window.  A stand-in replaces the server: what is
     tested is the supervision loop, not Triton."""
-    from vit5_infer.serving import pytriton_server
+    from vit5_infer.workflows.serving import pytriton_server
 
     class DeadServer:
         restarts = 0
@@ -415,7 +415,7 @@ def test_a_server_that_keeps_dying_ends_serve_with_the_reason(monkeypatch):
 
 def test_a_max_batch_past_memory_is_refused_before_serving(digits_onnx, tmp_path):
     """The bound triton-repo's --max-batch has holds for vit5 serve too (one signature check)."""
-    from vit5_infer.serving import resolve_served_model
+    from vit5_infer.workflows.serving import resolve_served_model
 
     with pytest.raises(RepositoryError, match="max batch 100000000 needs about .* use a smaller max batch"):
         resolve_served_model(digits_onnx, tmp_path, max_batch=100_000_000)

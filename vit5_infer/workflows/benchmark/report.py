@@ -25,7 +25,7 @@ FEATURE_CSV_KEYS = ("cosine", "relative_error", "max_abs_err")
 def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None) -> dict:
     """The JSON document of ``vit5 bench --json`` (other tools read it; keep the keys stable)."""
     results = list(results)
-    out = {"model": model, "environment": environment}
+    out: dict[str, object] = {"model": model, "environment": environment}
     if settings is not None:
         out["settings"] = settings
     # What each row's "timing" names, for the figures present.
@@ -103,7 +103,7 @@ def write_csv(results: Iterable[BenchResult], path: Union[str, Path]) -> None:
     write_text_atomic(path, csv_text(results))
 
 
-def format_bytes(n: Optional[int]) -> str:
+def format_bytes(n: Optional[float]) -> str:
     if n is None:
         return "-"
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -159,13 +159,18 @@ def _feature_column(name: str) -> tuple[str, Callable[[BenchResult], str]]:
     return f"cos {name}", lambda r: _number(r.outputs.get(name, {}).get("cosine"), ".6f")
 
 
+def _dataset_column(key: str) -> tuple[str, Callable[[BenchResult], str]]:
+    """``data top1`` / ``data top5``: the accuracy on the labelled images, where they were given."""
+    return f"data {key}", lambda r: "-" if not r.dataset else f"{r.dataset[key]:.4f}"
+
+
 def table_rows(results: Iterable[BenchResult]) -> tuple[list[str], list[list[str]]]:
     """TABLE_COLUMNS, with a ``cos NAME`` column per backbone output compared before ``ok``."""
     results = list(results)
-    columns = TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)]
+    columns: list[tuple[str, Callable[[BenchResult], str]]] = (
+        TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)])
     if any(r.dataset for r in results):
-        columns += [(f"data {key}", lambda r, key=key: "-" if not r.dataset else f"{r.dataset[key]:.4f}")
-                    for key in ("top1", "top5")]
+        columns += [_dataset_column(key) for key in ("top1", "top5")]
     columns += TABLE_COLUMNS[-1:]
     headers = [name for name, _ in columns]
     return headers, [[fmt(r) for _, fmt in columns] for r in results]

@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pytest
 
-from vit5_infer.benchmark import BenchSettings, TimingPlan, make_result, run_benchmark
-from vit5_infer.benchmark import report
 from vit5_infer.errors import BenchError
 from vit5_infer.files import json_text
 from vit5_infer.load_options import LoadOptions
+from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, make_result, report, run_benchmark
 
 CASE = "hybrid_pool_film"  # CLS, registers and a padded Hyena grid
 
@@ -105,9 +104,9 @@ def test_onnx_bench_compares_the_graph_outputs(golden_dir, load, tmp_path):
 def test_asking_a_quantized_graph_for_features_names_a_way_that_exists(golden_dir, tmp_path):
     """'export it with --outputs pre_logits' was the advice, but quantized exports output logits only."""
     import vit5_infer
-    from vit5_infer.benchmark.run import compared_outputs
     from vit5_infer.errors import BenchError
     from vit5_infer.exporters.quantization import export_quantized, seeded_calibration
+    from vit5_infer.workflows.sources import compared_outputs
 
     model = vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors")
     graph = tmp_path / "q.onnx"

@@ -6,10 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
+from vit5_infer.engines.registry import BACKENDS, runs
 from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, Progress
-
-TORCH_BACKENDS = ("torch", "torch-compile")
-ORT_BACKENDS = ("ort", "ort-cuda", "ort-trt")
 
 
 def installed_tensorrt_target() -> str:
@@ -29,9 +27,9 @@ def recorded_precision(onnx_path: Path) -> str:
 
 def unrunnable_reason(backend: str, precision: str, kind: str) -> Optional[str]:
     """Why ``backend`` cannot run ``precision`` of a source of ``kind`` (model/onnx/engine); None if it can."""
-    if backend in TORCH_BACKENDS and precision in QUANTIZED_PRECISIONS:
+    if runs(backend) == "model" and precision in QUANTIZED_PRECISIONS:
         return "PyTorch runs no quantized graph"
-    if kind == "model" and precision == "fp8" and backend != "trt":
+    if kind == "model" and precision == "fp8" and runs(backend) != "engine":
         return "FP8 graphs run on TensorRT only (use -b trt)"
     return None
 
@@ -42,11 +40,12 @@ class Artifacts:
         self.source, self.kind, self.model, self.origin = source, kind, model, origin
         self.outputs = tuple(outputs)  # of the exports made here (a given file keeps its own)
         self.workdir, self.max_batch = Path(workdir), max_batch
-        self.say = progress or (lambda message: None)
+        self.progress = progress or (lambda message: None)
         self.calibration = calibration  # images an int8/fp8 export calibrates on
         self.preprocessing = preprocessing
         self.onnx: dict[tuple[str, str], Path] = {}  # (precision, target) -> file
         self.engines: dict[str, Path] = {}
+        self._given_onnx: Optional[Path]
         if kind == "onnx":
             self._given_onnx = Path(source)
         elif kind == "engine":
@@ -59,10 +58,11 @@ class Artifacts:
 
     def precisions_for(self, backend: str, requested: list[str]) -> list[str]:
         """A given ONNX file or engine fixes its precision; a preset or checkpoint is exported at each one asked."""
-        if backend in TORCH_BACKENDS or self.kind == "model":
+        if runs(backend) == "model" or self.kind == "model":
             return [p for p in requested if unrunnable_reason(backend, p, self.kind) is None]
-        if backend == "trt" and self.kind == "engine":
+        if runs(backend) == "engine" and self.kind == "engine":
             return list(self.engines)
+        assert self._given_onnx is not None  # a given ONNX file, or the one a given engine was built from
         return [recorded_precision(self._given_onnx)]
 
     def onnx_for(self, precision: str, target: str = "ort") -> Path:
@@ -71,7 +71,7 @@ class Artifacts:
         key = (precision, target)
         if key not in self.onnx:
             path = self.workdir / f"model.{precision}.{target.replace('=', '-')}.onnx"
-            self.say(f"exporting {self.source} to ONNX ({precision}, target {target})")
+            self.progress(f"exporting {self.source} to ONNX ({precision}, target {target})")
             self._export(path, precision, target)
             self.onnx[key] = path
         return self.onnx[key]
@@ -92,7 +92,7 @@ class Artifacts:
         pre = PreprocessingOverrides.of(self.preprocessing) if self.preprocessing else PreprocessingOverrides()
         options = ExportOptions(precision=precision, target="cpu" if target == "ort" else target, preprocessing=pre,
                                 quantization=QuantizationOptions(self.calibration))
-        export_model(self.model, self.origin, path, options, progress=self.say)
+        export_model(self.model, self.origin, path, options, progress=self.progress)
 
     def engine_for(self, precision: str) -> Path:
         if precision not in self.engines:
@@ -102,15 +102,17 @@ class Artifacts:
             # build_engine converts an FP32 graph to the asked precision itself
             graph = precision if precision in QUANTIZED_PRECISIONS else "fp32"  # quantized graphs are built as they are
             onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
-            self.say(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
+            self.progress(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
             build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
                          max_batch=self.max_batch)
             self.engines[precision] = path
         return self.engines[precision]
 
     def runner_source(self, backend: str, precision: str) -> Optional[Path]:
-        if backend in TORCH_BACKENDS:
+        kind = runs(backend)
+        if kind == "model":
             return None
-        if backend == "trt":
+        if kind == "engine":
             return self.engine_for(precision)
-        return self.onnx_for(precision, installed_tensorrt_target() if backend == "ort-trt" else "ort")
+        tensorrt = BACKENDS[backend].graph_target == "tensorrt"
+        return self.onnx_for(precision, installed_tensorrt_target() if tensorrt else "ort")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from vit5_infer.errors import Vit5Error
-from vit5_infer.serving import RepositoryError, ServeError, engine_signature, model_name, onnx_signature
-from vit5_infer.serving.signature import DEFAULT_MAX_BATCH, probe_outputs
-from vit5_infer.serving.source import resolve_served_model
+from vit5_infer.workflows.serving import RepositoryError, ServeError, engine_signature, model_name, onnx_signature
+from vit5_infer.workflows.serving.signature import DEFAULT_MAX_BATCH, probe_outputs
+from vit5_infer.workflows.serving.source import resolve_served_model
 
 
 def test_onnx_signature_reads_dims_types_batch_and_preprocessing(digits_onnx):

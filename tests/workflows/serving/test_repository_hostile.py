@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from vit5_infer.serving import RepositoryError, write_model_repository
-from vit5_infer.serving.model_repository import _publish
+from vit5_infer.workflows.serving import RepositoryError, write_model_repository
+from vit5_infer.workflows.serving.model_repository import _publish
 
 
 def vit5(*args, cwd, umask: int | None = None) -> subprocess.CompletedProcess:
@@ -97,7 +97,7 @@ def test_external_data_inside_a_subfolder_is_copied_beside_the_model(digits_onnx
 def test_serving_reads_the_same_check(digits_onnx, tmp_path):
     """vit5 serve reads a graph's signature through the same check (before PyTriton is needed)."""
     from vit5_infer.errors import InputError
-    from vit5_infer.serving import onnx_signature
+    from vit5_infer.workflows.serving import onnx_signature
 
     graph = graph_with_location(digits_onnx, tmp_path / "a", lambda w: ("../escape.bin", tmp_path / "escape.bin"))
     with pytest.raises(InputError, match="lies outside the graph's folder"):
@@ -183,7 +183,7 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(digits_onnx, tmp_path, mo
     """Disk full (or a filesystem that turns read-only) while the model is copied: a traceback before.
     The copy is made to fail as the kernel would; the run goes through the command's real main()."""
     from vit5_infer.cli.main import main
-    from vit5_infer.serving import model_repository
+    from vit5_infer.workflows.serving import model_repository
 
     def full(src, dst, *args, **kwargs):
         Path(dst).write_bytes(b"partial")

@@ -9,7 +9,7 @@ import pytest
 from vit5_infer.engines.registry import make_runner
 from vit5_infer.errors import InputError
 from vit5_infer.preprocessing import load_image
-from vit5_infer.serving import IMAGES_INPUT, BatchedModel, onnx_signature
+from vit5_infer.workflows.serving import IMAGES_INPUT, BatchedModel, onnx_signature
 
 
 @pytest.fixture(scope="module")

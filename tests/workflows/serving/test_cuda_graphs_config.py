@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from vit5_infer.serving import parse_model_config, write_model_repository
+from vit5_infer.workflows.serving import parse_model_config, write_model_repository
 
 
 def _engine(digits_onnx, tmp_path):

@@ -22,9 +22,9 @@ import pytest
 
 from vit5_infer.engines.registry import make_runner
 from vit5_infer.preprocessing import load_image
-from vit5_infer.serving import ModelServer, ServeOptions, onnx_signature, resolve_served_model
-from vit5_infer.serving.batching import BatchedModel
-from vit5_infer.serving.pytriton_server import (
+from vit5_infer.workflows.serving import ModelServer, ServeOptions, onnx_signature, resolve_served_model
+from vit5_infer.workflows.serving.batching import BatchedModel
+from vit5_infer.workflows.serving.pytriton_server import (
     ERROR_OUTPUT,
     INTERNAL,
     INVALID_ARG,

@@ -57,6 +57,10 @@ def synchronize(device: str) -> None:
 MAX_SECONDS = 86400.0
 
 
+#: timed iterations of ``vit5 bench`` when neither --iters nor --seconds is given
+DEFAULT_ITERS = 20
+
+
 @dataclass
 class TimingPlan:
     warmup: int = 5
@@ -72,6 +76,12 @@ class TimingPlan:
             raise BenchError(f"--iters must be >= 1, got {self.iters}")
         if self.seconds is not None and not 0 < self.seconds <= MAX_SECONDS:
             raise BenchError(f"--seconds must be > 0 and at most {MAX_SECONDS:g} (a day), got {self.seconds}")
+
+    @classmethod
+    def from_flags(cls, warmup: int, iters: Optional[int], seconds: Optional[float]) -> "TimingPlan":
+        """``--warmup/--iters/--seconds``: 20 timed iterations when neither bound is given."""
+        return cls(warmup=warmup, iters=iters if iters is not None or seconds is not None else DEFAULT_ITERS,
+                   seconds=seconds)
 
     @property
     def total(self) -> Optional[int]:

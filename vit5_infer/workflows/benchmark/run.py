@@ -12,7 +12,7 @@ import copy
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -21,27 +21,22 @@ from vit5_infer.errors import BenchError
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.loading import load_source, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing, to_layout
-from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress, is_engine_path, is_onnx_path
+from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, PathLike, Precision, Progress
 
-from .dataset import LabelledImages, dataset_accuracy, read_class_index
-from .artifacts import TORCH_BACKENDS, Artifacts, recorded_precision, unrunnable_reason
+from ..artifacts import Artifacts, recorded_precision, unrunnable_reason
+from ..labelled_images import LabelledImages, dataset_accuracy, read_class_index
+from ..sources import check_graph_batches, compared_outputs, graph_layout, source_kind
 from .environment import capture_environment
 from .inputs import image_inputs, reference_outputs, seeded_inputs
 from .report import report_dict
 from .results import BenchResult, make_result
 from .timing import END_TO_END, GPU_COMPUTE, HOST_LATENCY, TimingPlan, time_measured, time_runner
 
+if TYPE_CHECKING:
+    from vit5_infer.engines.base import Runner
+
 #: (label, phase "warmup"/"timed", done, total) for per-iteration progress bars
 BenchProgress = Callable[[str, str, int, Optional[int]], None]
-
-
-def source_kind(source: PathLike) -> str:
-    """``onnx``, ``engine`` or ``model`` (a preset or checkpoint)."""
-    if is_onnx_path(source):
-        return "onnx"
-    if is_engine_path(source):
-        return "engine"
-    return "model"
 
 
 @dataclass(frozen=True)
@@ -50,7 +45,7 @@ class BackendPlan:
 
     backend: str
     precision: str
-    make: Callable[[], object]  # -> engines.base.Runner, not yet loaded
+    make: Callable[[], Runner]  # not yet loaded
     layout: str = "nchw"  # of the runner's input: a given ONNX file or engine may take NHWC
 
 
@@ -70,39 +65,15 @@ class BenchReport:
         return report_dict(self.model, self.environment, self.results, self.settings)
 
 
-def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path] = None) -> tuple[str, ...]:
-    """The outputs the benchmark compares: ``asked`` (default ``logits``) for a preset or checkpoint;
-    for an ONNX file (or the one an engine was built from), every graph output, or the asked ones
-    when the graph has them all."""
-    from vit5_infer.outputs import select_outputs
-
-    if graph is None:
-        return select_outputs(model.config, asked)
-    import onnx
-
-    from vit5_infer.exporters import graph_outputs
-
-    have = tuple(graph_outputs(onnx.load(str(graph), load_external_data=False)))
-    names = have if asked is None else select_outputs(model.config, asked)
-    missing = [name for name in names if name not in have]
-    if missing:
-        precision = recorded_precision(graph)
-        way_out = (f"{precision} graphs output logits only: bench the float graph or the checkpoint with --outputs "
-                   f"{','.join(names)}" if precision in ("int8", "fp8")
-                   else f"export it with --outputs {','.join(names)}")
-        raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); {way_out}")
-    return select_outputs(model.config, names)
-
-
 def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
-                 progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
+                 iteration_progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
     """The timing figures of one runner at one batch, and its outputs (by name) for the accuracy check.
 
     A runner with a ``timer`` (TensorRT) is timed as trtexec times an engine: ``gpu_compute`` and
     ``host_latency`` (timing.TIMING_FIGURES), replaying a CUDA graph of the enqueue when ``cuda_graph``; its
-    outputs come from one ``run``.  Any other runner is timed ``end_to_end`` around ``run``.  ``progress(figure)``
-    gives the per-iteration callback for that figure."""
-    step = progress or (lambda figure: None)
+    outputs come from one ``run``.  Any other runner is timed ``end_to_end`` around ``run``.
+    ``iteration_progress(figure)`` gives the per-iteration callback for that figure."""
+    step = iteration_progress or (lambda figure: None)
     timer = getattr(runner, "timer", None)
     if timer is None:
         samples, out = time_runner(runner.run, x, timing, device=runner.device, progress=step(END_TO_END))
@@ -115,30 +86,30 @@ def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = F
 
 
 def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
-                flops_per_image: Optional[int] = None, progress: Optional[BenchProgress] = None,
-                on_status: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
+                flops_per_image: Optional[int] = None, iteration_progress: Optional[BenchProgress] = None,
+                progress: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
     """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
     batch size -> {output name: array}, every one of them compared.  ``cuda_graph``: TensorRT runners
     replay a CUDA graph of their enqueue."""
     runner = plan.make()
     results = []
-    if on_status:
-        on_status(f"loading {plan.backend} [{plan.precision}]")
+    if progress:
+        progress(f"loading {plan.backend} [{plan.precision}]")
     with runner:
         for batch, x in inputs.items():
             label = f"{plan.backend} [{plan.precision}] batch {batch}"
             # CPU runners have no device allocator to ask: use the process's peak RSS, reset per run.
             host_peak = runner.device == "cpu" and reset_peak_rss()
-            if on_status:
+            if progress:
                 # torch.compile and TensorRT do their heavy work on the first call of a new shape
-                on_status(f"warming up {label}")
+                progress(f"warming up {label}")
             if plan.layout == "nhwc":
                 x = to_layout(x, plan.layout)
             def step(figure, _label=label):
-                if not progress:
+                if not iteration_progress:
                     return None
                 shown = _label if figure == END_TO_END else f"{_label} {figure.replace('_', ' ')}"
-                return lambda phase, done, total: progress(shown, phase, done, total)
+                return lambda phase, done, total: iteration_progress(shown, phase, done, total)
 
             figures, out = time_figures(runner, x, timing, cuda_graph, step)
             missing = [name for name in references[batch] if name not in out]
@@ -155,8 +126,8 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
         if dataset is not None:
             # Once per backend, after the timing: the accuracy does not depend on the batch size.
             data, pre = dataset
-            if on_status:
-                on_status(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
+            if progress:
+                progress(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
             run = runner.run if plan.layout == "nchw" else (
                 lambda x: runner.run(to_layout(x, plan.layout)))
             measured = dataset_accuracy(run, data, pre, max(inputs))
@@ -166,12 +137,12 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
 
 def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
                   device: str, outputs: Sequence[str] = (LOGITS,), layout: str = "nchw") -> list[BackendPlan]:
-    from vit5_infer.engines.registry import make_runner
+    from vit5_infer.engines.registry import make_runner, runs
 
     plans = []
     for backend in backends:
         for precision in artifacts.precisions_for(backend, list(precisions)):
-            if backend in TORCH_BACKENDS:
+            if runs(backend) == "model":
                 # A copy: runners move and compile their module, the reference must stay as it is.
                 def make(backend=backend, precision=precision):
                     return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
@@ -181,7 +152,7 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
                     return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
                                        batch_hint=artifacts.max_batch, threads=threads)
             plans.append(BackendPlan(backend, precision, make,
-                                     layout="nchw" if backend in TORCH_BACKENDS else layout))
+                                     layout="nchw" if runs(backend) == "model" else layout))
     return plans
 
 
@@ -221,23 +192,6 @@ def check_given_precisions(source: PathLike, kind: str, settings: "BenchSettings
                          f"as it is: leave --calibration out")
 
 
-def graph_layout(metadata: dict) -> str:
-    """The input layout an exported graph recorded (``nchw`` when it recorded none)."""
-    pre = metadata.get("preprocessing") if isinstance(metadata, dict) else None
-    layout = pre.get("layout", "nchw") if isinstance(pre, dict) else "nchw"
-    if layout not in ("nchw", "nhwc"):
-        raise BenchError(f"the graph's preprocessing metadata records layout {layout!r}; expected nchw or nhwc")
-    return layout
-
-
-def check_graph_batches(source: str, metadata: dict, batches: Sequence[int]) -> None:
-    """A graph exported with a static batch runs only at that batch: say so before any work."""
-    static = metadata.get("batch")
-    if isinstance(static, int) and not isinstance(static, bool) and list(batches) != [static]:
-        raise BenchError(f"{source} was exported with a static batch of {static}; run it with --batch {static} "
-                         f"(asked: {','.join(map(str, batches))})")
-
-
 def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequence[str],
                     warn: Progress = None) -> list[str]:
     """The backends that run a given engine: ``trt`` itself unless others are asked for by name, and then
@@ -246,7 +200,9 @@ def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequ
         raise BenchError(f"engine not found: {source}")
     if not asked:
         return ["trt"]
-    others = [b for b in asked if b not in ("trt",) + TORCH_BACKENDS]
+    from vit5_infer.engines.registry import runs
+
+    others = [b for b in asked if runs(b) == "onnx"]
     if others and warn:
         warn(f"{', '.join(others)} run(s) the ONNX file {source} was built from, not the engine itself")
     return list(asked)
@@ -299,10 +255,11 @@ class BenchSettings:
 
         if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
             raise BenchError(f"batch sizes must be positive integers, got {list(self.batches)}")
-        unknown = [p for p in self.precisions if p not in [q.value for q in Precision]]
+        names = [q.value for q in Precision]
+        unknown = [p for p in self.precisions if p not in names]
         if unknown:
-            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use fp32, fp16, bf16, int8 or fp8")
-        quantized = [p for p in self.precisions if p in ("int8", "fp8")]
+            raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use {', '.join(names[:-1])} or {names[-1]}")
+        quantized = [p for p in self.precisions if p in QUANTIZED_PRECISIONS]
         if self.labels is not None and self.images is None:
             raise BenchError("--labels names the classes of --images: give --images DIR too")
         if self.calibration is not None and not quantized:
@@ -345,13 +302,13 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     if kind != "model":
         check_given_precisions(source, kind, settings)
     class_index = None if settings.labels is None else read_class_index(settings.labels)
-    say = progress or (lambda message: None)
+    progress = progress or (lambda message: None)
     batches = list(dict.fromkeys(settings.batches))
     here = available_backends()
     chosen = list(settings.backends) if settings.backends else here
     device = settings.device or ("cuda" if torch.cuda.is_available() else "cpu")
 
-    say(f"loading {source}")
+    progress(f"loading {source}")
     if kind == "engine":
         chosen = engine_backends(source, settings.backends, here, warn)
     check_cuda_graph(settings.cuda_graph, chosen)
@@ -376,31 +333,32 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     pre = Preprocessing.from_metadata(metadata, model.config.network.image_size).with_overrides(
         **(settings.preprocessing or {}))
     if settings.images is not None:
-        inputs = image_inputs(settings.images, pre, batches)
+        inputs = image_inputs(Path(settings.images), pre, batches)
         labelled = LabelledImages.find(settings.images, class_index)
         if labelled is not None:
             labelled.check_classes(model.config.network.num_classes)
-            say(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
+            progress(f"{settings.images}: {len(labelled.files)} labelled images in {len(labelled.classes)} classes")
             dataset = (labelled, pre)
     else:
         inputs = seeded_inputs(model, batches, settings.load.seed)
     check_combinations(chosen, settings.precisions, kind, warn)
-    say("computing the PyTorch FP32 reference")
+    progress("computing the PyTorch FP32 reference")
     references = reference_outputs(model, inputs, outputs)
 
     flops = model.flop_count(inference=True)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
-        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=say, outputs=outputs,
-                              calibration=settings.calibration, preprocessing=pre)
+        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=progress,
+                              outputs=outputs, calibration=settings.calibration, preprocessing=pre)
         for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs, layout):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
-            results += run_backend(plan, inputs, references, settings.timing, flops, progress=iteration_progress,
-                                   on_status=say, dataset=dataset, cuda_graph=settings.cuda_graph)
+            results += run_backend(plan, inputs, references, settings.timing, flops,
+                                   iteration_progress=iteration_progress, progress=progress, dataset=dataset,
+                                   cuda_graph=settings.cuda_graph)
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
-    info = model_info(model, name, kind if kind != "model" else origin.kind,
+    info = model_info(model, name, origin.kind if kind == "model" and origin is not None else kind,
                       sha256=getattr(origin, "sha256", None), seed=getattr(origin, "seed", None))
     timing = settings.timing
     recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,

@@ -9,8 +9,8 @@ import warnings
 
 import pytest
 
-from vit5_infer.serving import RepositoryError, parse_model_config, write_model_repository
-from vit5_infer.serving.model_repository import Enum, RepositoryOptions, to_pbtxt
+from vit5_infer.workflows.serving import RepositoryError, parse_model_config, write_model_repository
+from vit5_infer.workflows.serving.model_repository import Enum, RepositoryOptions, to_pbtxt
 
 needs_tritonclient = pytest.mark.skipif(
     importlib.util.find_spec("tritonclient") is None,

@@ -32,6 +32,7 @@ from vit5_infer.files import check_output_dir, external_data_paths, make_public_
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_path
 
+from .choices import ACCELERATOR_PRECISIONS, INSTANCE_KINDS
 from .errors import SERVE_INSTALL_HINT, RepositoryError, ServeUnavailableError
 from .signature import ModelSignature, TensorSpec, engine_signature, onnx_signature
 from .source import model_name
@@ -39,8 +40,6 @@ from .source import model_name
 VERSION = "1"
 ONNX_PLATFORM = "onnxruntime_onnx"
 TENSORRT_PLATFORM = "tensorrt_plan"
-KINDS = ("cpu", "gpu")
-ACCELERATOR_PRECISIONS = ("fp32", "fp16")
 TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float64": "TYPE_FP64",
                  "int32": "TYPE_INT32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
 
@@ -191,7 +190,7 @@ def parse_model_config(text: str):
 
 def _check_options(options: RepositoryOptions, platform: str, signature: ModelSignature) -> RepositoryOptions:
     kind = options.kind or ("gpu" if platform == TENSORRT_PLATFORM else "cpu")
-    if kind not in KINDS:
+    if kind not in INSTANCE_KINDS:
         raise RepositoryError(f"instance kind must be cpu or gpu, got {kind!r}")
     if platform == TENSORRT_PLATFORM and kind != "gpu":
         raise RepositoryError("a TensorRT engine runs only on GPU instances (KIND_GPU)")

@@ -20,8 +20,6 @@ from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_pa
 from .errors import RepositoryError, ServeError
 from .signature import ModelSignature, config_signature, engine_signature, onnx_signature
 
-ONNX_BACKENDS = ("ort", "ort-cuda", "ort-trt")
-TORCH_BACKENDS = ("torch", "torch-compile")
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 #: Room is left below the filesystem's 255-byte name limit for the staging folder's ``.NAME.staging-PID-XXXXXXXX``.
 MAX_NAME_LENGTH = 200
@@ -81,7 +79,7 @@ def resolve_served_model(
     """What ``vit5 serve SOURCE`` serves.  ``workdir`` receives the exported graph of a preset or
     checkpoint and must outlive the server; ``load_options`` say how a preset or checkpoint is
     loaded (config, weights, trust_pickle, seed and architecture overrides)."""
-    from vit5_infer.engines.registry import BACKENDS, make_runner
+    from vit5_infer.engines.registry import BACKENDS, backends_running, make_runner
 
     if backend is not None and backend not in BACKENDS:
         raise ServeError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
@@ -93,13 +91,14 @@ def resolve_served_model(
 
     if is_engine_path(text):
         backend = backend or "trt"
-        if backend != "trt":
-            raise ServeError(f"{text} is a TensorRT engine; serve it with --backend trt")
+        if backend not in backends_running("engine"):
+            engine_backends = " or ".join(backends_running("engine"))
+            raise ServeError(f"{text} is a TensorRT engine; serve it with --backend {engine_backends}")
         path = Path(text)
         if not path.is_file():
             raise ServeError(f"{path}: TensorRT engine not found")
         signature = engine_signature(path, max_batch)
-        return ServedModel(served_name, backend, signature, path, lambda: make_runner("trt", path),
+        return ServedModel(served_name, backend, signature, path, lambda: make_runner(backend, path),
                            inputs=(path, Path(text + ".json")))
 
     if is_onnx_path(text):
@@ -110,12 +109,13 @@ def resolve_served_model(
     backend = backend or "ort"
     model, origin = load_source(source, load_options)
     read = (Path(text),) if Path(text).exists() else ()
-    if backend in TORCH_BACKENDS:
+    if backend in backends_running("model"):
         signature = config_signature(model.config, max_batch)
         return ServedModel(served_name, backend, signature, None,
                            lambda: make_runner(backend, model, precision=precision, threads=threads), inputs=read)
-    if backend not in ONNX_BACKENDS:
-        raise ServeError(f"a preset or checkpoint is served on {', '.join(TORCH_BACKENDS + ONNX_BACKENDS)}; "
+    if backend not in backends_running("onnx"):
+        served_on = backends_running("model") + backends_running("onnx")
+        raise ServeError(f"a preset or checkpoint is served on {', '.join(served_on)}; "
                          f"for trt build an engine first ('vit5 build-engine') and serve that")
     path = _export(model, origin, Path(workdir), served_name, precision, progress)
     served = _onnx_model(path, served_name, backend, max_batch, threads)
@@ -123,10 +123,10 @@ def resolve_served_model(
 
 
 def _onnx_model(path: Path, name: str, backend: str, max_batch: Optional[int], threads: Optional[int]) -> ServedModel:
-    from vit5_infer.engines.registry import make_runner
+    from vit5_infer.engines.registry import backends_running, make_runner
 
-    if backend not in ONNX_BACKENDS:
-        raise ServeError(f"an ONNX file is served on {', '.join(ONNX_BACKENDS)}, not {backend}")
+    if backend not in backends_running("onnx"):
+        raise ServeError(f"an ONNX file is served on {', '.join(backends_running('onnx'))}, not {backend}")
     if not path.is_file():
         raise ServeError(f"{path}: ONNX file not found")
     signature = onnx_signature(path, max_batch)

@@ -6,7 +6,7 @@ Used by the tests and the load benchmark; a user's client needs nothing beyond w
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class TritonModelClient:
     def __enter__(self) -> "TritonModelClient":
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 
@@ -78,7 +78,7 @@ class TritonModelClient:
             x = np.ascontiguousarray(pixel_values)
             tensor = m.InferInput(INPUT_NAME, list(x.shape), _TRITON_DTYPES.get(x.dtype, "FP32"))
         else:
-            x = np.array([[bytes(b)] for b in images], dtype=np.object_)
+            x = np.array([[bytes(b)] for b in (images if images is not None else ())], dtype=np.object_)
             tensor = m.InferInput(IMAGES_INPUT, list(x.shape), "BYTES")
         tensor.set_data_from_numpy(x)
         names = list(outputs) if outputs is not None else self.output_names()

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vit5_infer import preprocessing
-from vit5_infer.benchmark import environment, report, results, timing
 from vit5_infer.errors import BenchError, InputError, Vit5Error
+from vit5_infer.workflows.benchmark import environment, report, results, timing
 
 
 def test_latency_stats_match_numpy_percentiles():
@@ -220,7 +220,7 @@ def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
 
 # ---- what a given ONNX file or engine allows --------------------------------------------
 def test_static_batch_graph_runs_only_at_its_batch():
-    from vit5_infer.benchmark.run import check_graph_batches
+    from vit5_infer.workflows.sources import check_graph_batches
 
     check_graph_batches("m.onnx", {"batch": 4}, [4])
     check_graph_batches("m.onnx", {"batch": "dynamic"}, [1, 8])
@@ -229,7 +229,7 @@ def test_static_batch_graph_runs_only_at_its_batch():
 
 
 def test_graph_layout_from_metadata():
-    from vit5_infer.benchmark.run import graph_layout
+    from vit5_infer.workflows.sources import graph_layout
 
     assert graph_layout({}) == "nchw"
     assert graph_layout({"preprocessing": {"layout": "nhwc"}}) == "nhwc"
@@ -238,7 +238,7 @@ def test_graph_layout_from_metadata():
 
 
 def test_engine_backends_run_the_engine_itself(tmp_path):
-    from vit5_infer.benchmark.run import engine_backends
+    from vit5_infer.workflows.benchmark.run import engine_backends
 
     with pytest.raises(BenchError, match="engine not found"):
         engine_backends(tmp_path / "gone.engine", None, ["torch", "ort"])
@@ -258,7 +258,7 @@ def test_non_finite_candidate_outputs_fail_accuracy():
 def test_pairs_that_cannot_run_are_named_before_any_work(digits_dir):
     """fp8 on ONNX Runtime alone leaves nothing to run: one error before any export; pairs that cannot run
     beside others that can are warnings."""
-    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+    from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark
 
     settings = BenchSettings(backends=["ort"], precisions=["fp8"], calibration=digits_dir / "calibration",
                              timing=TimingPlan(warmup=0, iters=1))
@@ -280,7 +280,7 @@ def test_pairs_that_cannot_run_are_named_before_any_work(digits_dir):
 ])
 def test_flags_nothing_would_read_are_refused(digits_dir, kwargs, fragments):
     """--calibration without int8/fp8, --mean/--std without images to preprocess: said, not ignored."""
-    from vit5_infer.benchmark import BenchSettings
+    from vit5_infer.workflows.benchmark import BenchSettings
 
     kwargs = {k: digits_dir / "calibration" if v == "CAL" else v for k, v in kwargs.items()}
     with pytest.raises(BenchError) as caught:
@@ -306,7 +306,7 @@ def fp32_graph(golden_dir, tmp_path_factory):
 ])
 def test_a_given_graph_is_not_quantized_by_bench(fp32_graph, digits_dir, kwargs, fragments):
     """An ONNX file runs at its own precision: asking it for int8 is refused, never answered with an fp32 row."""
-    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+    from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark
 
     kwargs = {k: digits_dir / "calibration" if v == "CAL" else v for k, v in kwargs.items()}
     settings = BenchSettings(**{"backends": ["ort"], **kwargs}, timing=TimingPlan(warmup=0, iters=1))
@@ -317,7 +317,7 @@ def test_a_given_graph_is_not_quantized_by_bench(fp32_graph, digits_dir, kwargs,
 
 
 def test_calibration_with_a_given_graph_is_refused(fp32_graph, digits_dir):
-    from vit5_infer.benchmark import BenchSettings, run_benchmark
+    from vit5_infer.workflows.benchmark import BenchSettings, run_benchmark
 
     settings = BenchSettings(backends=["ort"], precisions=["fp32"], calibration=digits_dir / "calibration")
     with pytest.raises(BenchError, match="--calibration"):

@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 
-from vit5_infer.benchmark.dataset import LabelledImages, dataset_accuracy, read_class_index
 from vit5_infer.errors import BenchError
 from vit5_infer.preprocessing import Preprocessing
+from vit5_infer.workflows.labelled_images import LabelledImages, dataset_accuracy, read_class_index
 
 DIGITS_PRE = Preprocessing(image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
 
@@ -59,7 +59,7 @@ def test_accuracy_counts_top1_and_top5_and_pads_the_last_batch(small_digits):
 
 
 def test_bench_rows_carry_dataset_accuracy(digits_dir, tmp_path):
-    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+    from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark
 
     for digit in range(10):  # the first test image of every digit: class index = digit
         (tmp_path / str(digit)).mkdir()
@@ -144,7 +144,7 @@ def test_class_folder_missing_from_labels_or_beyond_the_network(small_digits, tm
 
 
 def test_labels_need_images():
-    from vit5_infer.benchmark import BenchSettings
+    from vit5_infer.workflows.benchmark import BenchSettings
 
     with pytest.raises(BenchError, match="give --images DIR too"):
         BenchSettings(labels="classes.txt").check()
@@ -153,7 +153,7 @@ def test_labels_need_images():
 def test_bench_uses_the_labels_file(digits_dir, tmp_path):
     """Folders named by word sort in another order than the digits: only the labels file makes the
     trained network's answers right."""
-    from vit5_infer.benchmark import BenchSettings, TimingPlan, run_benchmark
+    from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark
 
     words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
     images = tmp_path / "images"

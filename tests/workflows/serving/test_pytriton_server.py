@@ -24,9 +24,15 @@ import pytest
 from vit5_infer.engines.registry import make_runner
 from vit5_infer.metrics import compare_logits, within_tolerance
 from vit5_infer.preprocessing import load_image
-from vit5_infer.serving import ModelServer, ServeError, ServeOptions, ServeUnavailableError, resolve_served_model
+from vit5_infer.workflows.serving import (
+    ModelServer,
+    ServeError,
+    ServeOptions,
+    ServeUnavailableError,
+    resolve_served_model,
+)
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def loopback_options(free_ports, **kw) -> ServeOptions:
@@ -49,7 +55,7 @@ def reference(digits_onnx):
 
 
 def client(server, protocol="http"):
-    from vit5_infer.serving.client import TritonModelClient
+    from vit5_infer.workflows.serving.client import TritonModelClient
 
     return TritonModelClient(server.http_url if protocol == "http" else server.grpc_url, server.name, protocol,
                              timeout_s=60)
@@ -73,7 +79,7 @@ def test_logits_equal_the_in_process_runner(server, reference, protocol):
 
 @pytest.mark.slow
 def test_encoded_images_are_classified_as_in_process(server, reference, digits_onnx, digits_images):
-    from vit5_infer.serving import onnx_signature
+    from vit5_infer.workflows.serving import onnx_signature
 
     pre = onnx_signature(digits_onnx).preprocessing
     chosen = digits_images[::4][:8]  # one request holds at most max batch (8) images
@@ -195,7 +201,7 @@ def test_a_taken_port_is_named_before_anything_starts(serve_extra, digits_onnx, 
 
 
 def test_missing_pytriton_is_one_line_with_the_install_command(monkeypatch):
-    from vit5_infer.serving.pytriton_server import import_pytriton
+    from vit5_infer.workflows.serving.pytriton_server import import_pytriton
 
     monkeypatch.setitem(sys.modules, "pytriton.triton", None)  # import fails as if not installed
     with pytest.raises(ServeUnavailableError, match=r"serving needs PyTriton .*pip install 'vit5-infer\[serve\]'"):
@@ -254,7 +260,7 @@ def test_vit5_serve_answers_and_stops_cleanly(serve_extra, digits_onnx, free_por
         assert "metrics" in out.read_text(), err.read_text()
         servers = [pid for pid, name in _children(proc.pid).items() if name == "tritonserver"]
         assert len(servers) == 1
-        from vit5_infer.serving.client import TritonModelClient
+        from vit5_infer.workflows.serving.client import TritonModelClient
 
         x = pixels(2, seed=5)
         with TritonModelClient(f"127.0.0.1:{grpc}", "digits-cli", "grpc") as c:
