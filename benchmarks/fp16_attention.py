@@ -7,7 +7,7 @@ for ORT) are run through an emulation that rounds every FP16 tensor (ORT's CPU p
 otherwise upcast ops it has no FP16 kernel for), once as exported and once with the attention ops
 forced to FP32, and compared with PyTorch FP32.
 """
-import numpy as np, onnx, torch, json, sys
+import onnx, torch
 from vit5_infer import load_model
 from vit5_infer.exporters import build_graph
 from vit5_infer.exporters.graph import KEEP_FP32

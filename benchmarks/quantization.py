@@ -140,7 +140,6 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
 
 
 def sensitivity(count: int) -> dict:
-    import warnings as _w
 
     from vit5_infer import load_model
     from vit5_infer.exporters import build_graph

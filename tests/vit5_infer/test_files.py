@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import math
-import os
-from pathlib import Path
 
 import pytest
 
-from vit5_infer.errors import InputError, OutputError
 from vit5_infer.files import (
-    JSON_MAX_DEPTH,
-    check_output_dir,
-    check_output_path,
-    disk_errors,
     json_text,
-    parse_json,
-    read_json,
     write_json_atomic,
 )
 
@@ -39,14 +29,3 @@ def test_write_json_atomic_leaves_nothing_when_the_document_cannot_be_written(tm
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
 
 
-from vit5_infer.errors import InputError, OutputError
-from vit5_infer.files import (
-    JSON_MAX_DEPTH,
-    check_output_dir,
-    check_output_path,
-    disk_errors,
-    json_text,
-    parse_json,
-    read_json,
-    write_json_atomic,
-)

@@ -12,7 +12,7 @@ import pytest
 
 from vit5_infer import load_model
 from vit5_infer.exporters import ExportError, read_metadata
-from vit5_infer.exporters.quantization import (CalibrationError, QuantizationError, calibration_inputs, export_quantized,
+from vit5_infer.exporters.quantization import (QuantizationError, calibration_inputs, export_quantized,
                                                resolve_scheme)
 from vit5_infer.exporters.quantization.sensitivity import run_logits
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat

@@ -8,7 +8,6 @@ environment (PyTriton needs numpy<2).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
