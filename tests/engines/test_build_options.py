@@ -113,11 +113,11 @@ def test_model_source_options_are_refused_for_an_onnx_source(onnx_file, tmp_path
 
 
 # ---- the manifest and the Triton config of a several-profile engine -------------------------------------
-def _several_profile_manifest(tmp_path, onnx_path=None):
+def _several_profile_manifest(tmp_path, onnx_path=None, batch_profiles="1,2-8,16-64"):
     if onnx_path is None:
         onnx_path = tmp_path / "model.onnx"
         onnx_path.write_bytes(b"hashed only")
-    profiles = batch_profiles_shapes((3, 32, 32), parse_batch_profiles("1,2-8,16-64"))
+    profiles = batch_profiles_shapes((3, 32, 32), parse_batch_profiles(batch_profiles))
     manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
                                gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", precision="fp16",
                                profiles=profile_envelope(profiles), optimization_profiles=profiles, build_flags={})
@@ -162,7 +162,7 @@ def test_triton_config_lists_every_profile_of_the_plan(tmp_path, golden_dir):
     from golden_exports import golden_model
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
-    _several_profile_manifest(tmp_path, onnx_path)
+    _several_profile_manifest(tmp_path, onnx_path, "1,2-8,9-64")  # no gap: a served engine takes every batch
     (tmp_path / "model.plan").write_bytes(b"engine bytes are copied, never read")
     result = write_model_repository(tmp_path / "model.plan", tmp_path / "repo")
     text = result.config_path.read_text()

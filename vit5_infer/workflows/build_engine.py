@@ -140,7 +140,6 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
     """The given ONNX file, checked before TensorRT: it exists, takes no model-source options, and its recorded
     precision allows an engine of ``precision``."""
     from vit5_infer.exporters.precision import check_build_precision
-    from vit5_infer.files import external_data_paths
 
     if load is not None and load != LoadOptions():
         raise EngineBuildError(
@@ -148,11 +147,25 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
             "the architecture overrides) apply to a preset or checkpoint, which is exported first"
         )
     path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
-    external_data_paths(path)  # TensorRT's parser reads the graph's external data itself
+    _check_external_data(path)
     recorded = read_metadata_or_empty(path).get("precision")
     if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
         check_build_precision(path, recorded, precision)
     return path
+
+
+def _check_external_data(path: Path) -> None:
+    """TensorRT's parser reads a graph's external data itself: a location outside the graph's folder is refused
+    first.  A file that is no ONNX graph is left to the checks that name what is missing (TensorRT first)."""
+    import onnx
+
+    from vit5_infer.files import external_data_paths
+
+    try:
+        graph = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - reported by the parser check or TensorRT's parser, in one line
+        return
+    external_data_paths(path, graph)
 
 
 def check_exportable(source: PathLike, precision: str) -> None:
