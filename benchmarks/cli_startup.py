@@ -19,10 +19,12 @@ COMMANDS = {
     "vit5 --help": [sys.executable, "-m", "vit5_infer.cli.main", "--help"],
     "vit5 presets": [sys.executable, "-m", "vit5_infer.cli.main", "presets"],
 }
-TORCH_CHECK = ("import sys, runpy; sys.argv = ['vit5'] + sys.argv[1:]\n"
-               "try:\n    runpy.run_module('vit5_infer.cli.main', run_name='__main__')\n"
-               "except SystemExit:\n    pass\n"
-               "print('TORCH_IMPORTED=' + str('torch' in sys.modules), file=sys.stderr)")
+TORCH_CHECK = (
+    "import sys, runpy; sys.argv = ['vit5'] + sys.argv[1:]\n"
+    "try:\n    runpy.run_module('vit5_infer.cli.main', run_name='__main__')\n"
+    "except SystemExit:\n    pass\n"
+    "print('TORCH_IMPORTED=' + str('torch' in sys.modules), file=sys.stderr)"
+)
 
 
 def wall_time(command: list[str]) -> float:

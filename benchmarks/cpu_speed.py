@@ -49,9 +49,13 @@ def matmul_rate_gflops(threads: int, size: int = 2048, repeats: int = 10) -> flo
     torch_s = best_seconds(lambda: a @ b)
 
     weight = numpy_helper.from_array(np.random.randn(size, size).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["a", "w"], ["y"])], "gemm",
-                              [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "w"], ["y"])],
+        "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [weight],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=10)
     session = create_session(model, threads=threads)
     feed = {"a": np.random.randn(size, size).astype(np.float32)}
@@ -61,8 +65,23 @@ def matmul_rate_gflops(threads: int, size: int = 2048, repeats: int = 10) -> flo
 
 def run_bench(preset: str, backends: str, out: Path, iters: int, threads: int) -> dict:
     report = out / f"{preset}.json"
-    cmd = [sys.executable, "-m", "vit5_infer.cli.main", "bench", preset, "--backends", backends,
-           "--batch", "1,8", "--iters", str(iters), "--threads", str(threads), "--json", str(report)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "vit5_infer.cli.main",
+        "bench",
+        preset,
+        "--backends",
+        backends,
+        "--batch",
+        "1,8",
+        "--iters",
+        str(iters),
+        "--threads",
+        str(threads),
+        "--json",
+        str(report),
+    ]
     print("$", " ".join(cmd[2:]), flush=True)
     subprocess.run(cmd, check=True)
     return json.loads(report.read_text())
@@ -91,8 +110,10 @@ def main() -> int:
     print(f"machine FP32 matmul rate: {rate:.0f} GFLOP/s ({args.threads} threads, best of before/after)")
 
     checks = []
-    lines = ["| preset | batch | eager ms | compile ms | ORT ms | ORT vs eager | ORT vs compile | ORT GFLOP/s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| preset | batch | eager ms | compile ms | ORT ms | ORT vs eager | ORT vs compile | ORT GFLOP/s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for preset, report in reports.items():
         gflop = report["model"]["flops_per_image"] / 1e9
         for batch in (1, 8):
@@ -108,15 +129,20 @@ def main() -> int:
                 needed = 1.15 if batch == 1 else 1.0
                 checks.append((f"{preset} b{batch} > {needed}x torch.compile", compiled / ort >= needed))
                 if batch == 1:
-                    checks.append((f"{preset} b1 >= 70% of matmul rate ({achieved:.0f}/{rate:.0f})",
-                                   achieved >= 0.7 * rate))
+                    checks.append(
+                        (f"{preset} b1 >= 70% of matmul rate ({achieved:.0f}/{rate:.0f})", achieved >= 0.7 * rate)
+                    )
             else:
                 checks.append((f"{preset} b{batch} >= 2x eager", eager / ort >= 2.0))
     print("\n".join(lines))
     for name, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {name}")
-    (args.out / "summary.md").write_text("\n".join(lines) + "\n\n" + "\n".join(
-        f"- {'PASS' if ok else 'MISS'} {name}" for name, ok in checks) + f"\n\nmatmul rate {rate:.0f} GFLOP/s\n")
+    (args.out / "summary.md").write_text(
+        "\n".join(lines)
+        + "\n\n"
+        + "\n".join(f"- {'PASS' if ok else 'MISS'} {name}" for name, ok in checks)
+        + f"\n\nmatmul rate {rate:.0f} GFLOP/s\n"
+    )
     return 0 if all(ok for _, ok in checks) else 1
 
 

@@ -1,4 +1,5 @@
-"""vit5 predict's pipeline efficiency (end-to-end against model-only throughput, and Ray against local), one command from the repository root:
+"""vit5 predict's pipeline efficiency (end-to-end against model-only throughput, and Ray against local), one
+command from the repository root:
 
     python benchmarks/predict_speed.py --out benchmarks/results/predict
 
@@ -50,7 +51,6 @@ def write_photos(folder: Path, count: int, size: int = 224, seed: int = 0) -> No
 
 def model_only(onnx_path: Path, folder: Path, batch: int, count: int, threads) -> dict:
     from vit5_infer.engines.registry import make_runner
-
     from vit5_infer.preprocessing import Preprocessing, load_images
 
     x = load_images(folder, Preprocessing(image_size=224), batch)
@@ -67,8 +67,9 @@ def model_only(onnx_path: Path, folder: Path, batch: int, count: int, threads) -
 def run_predict(onnx_path: Path, folder: Path, out: Path, batch: int, workers: int, threads, ray: bool) -> dict:
     from vit5_infer.workflows.predict import PredictOptions, predict
 
-    options = PredictOptions(source=str(onnx_path), images=folder, output=out, batch=batch, workers=workers,
-                             threads=threads, ray=ray)
+    options = PredictOptions(
+        source=str(onnx_path), images=folder, output=out, batch=batch, workers=workers, threads=threads, ray=ray
+    )
     return predict(options).to_dict()
 
 
@@ -84,13 +85,22 @@ def main() -> None:
     args = parser.parse_args()
 
     from vit5_infer.exporters import export_onnx
-
     from vit5_infer.loading import resolve_model
 
-    result = {"source": args.source, "precision": "fp32", "backend": "ort (CPU)", "batch": args.batch,
-              "workers": args.workers, "threads": args.threads, "images": args.images,
-              "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                          "load_average_before": list(os.getloadavg())}}
+    result = {
+        "source": args.source,
+        "precision": "fp32",
+        "backend": "ort (CPU)",
+        "batch": args.batch,
+        "workers": args.workers,
+        "threads": args.threads,
+        "images": args.images,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_average_before": list(os.getloadavg()),
+        },
+    }
     with tempfile.TemporaryDirectory(prefix="vit5-predict-bench-") as work:
         work = Path(work)
         folder = work / "photos"

@@ -44,14 +44,22 @@ def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{"pixel_values": inputs[i:i + 4]} for i in range(0, len(inputs), 4)])
+            self.batches = iter([{"pixel_values": inputs[i : i + 4]} for i in range(0, len(inputs), 4)])
 
         def get_next(self):
             return next(self.batches, None)
 
     out = work / "small-ort-quantize-static.onnx"
-    quantize_static(str(fp32), str(out), Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Conv"])
+    quantize_static(
+        str(fp32),
+        str(out),
+        Reader(),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8,
+        per_channel=True,
+        op_types_to_quantize=["MatMul", "Conv"],
+    )
     return out
 
 
@@ -67,23 +75,31 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
     export_onnx(model, fp32, validate=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        calib = calibration_inputs(None, input_shape=model.input_shape, preprocessing=Preprocessing(),
-                                   count=calibration_count, seeded=True)
+        calib = calibration_inputs(
+            None, input_shape=model.input_shape, preprocessing=Preprocessing(), count=calibration_count, seeded=True
+        )
     result = export_quantized(model, int8, precision="int8", target="cpu", calibration=calib)
     load_before = os.getloadavg()[0]
     sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
     if compare_ort:
         sessions["ort_quantize_static"] = _session(_ort_quantize_static(fp32, calib.calibration, work), threads)
     check = result.validation
-    out = {"threads": threads, "rounds": rounds, "validation": {"cosine": check.comparison.cosine, "passed": check.passed,
-                                                                "top1_agreement": check.comparison.top1_agreement}}
+    out = {
+        "threads": threads,
+        "rounds": rounds,
+        "validation": {
+            "cosine": check.comparison.cosine,
+            "passed": check.passed,
+            "top1_agreement": check.comparison.top1_agreement,
+        },
+    }
     held = calib.held_out
     logits = {k: s.run(["logits"], {"pixel_values": held})[0] for k, s in sessions.items()}
     out["cosine_int8_vs_fp32_graph"] = compare_logits(logits["fp32"], logits["int8"]).cosine
     for batch in (1, 8):
         x = np.random.default_rng(batch).standard_normal((batch, *model.input_shape)).astype(np.float32)
         times = {k: [] for k in sessions}
-        for name, s in sessions.items():
+        for s in sessions.values():
             s.run(None, {"pixel_values": x})  # warm-up
         for _ in range(rounds):  # alternate so that both see the same machine load
             for name, s in sessions.items():
@@ -92,8 +108,11 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
                 times[name].append(time.perf_counter() - start)
         med = {k: float(np.median(v)) for k, v in times.items()}
         best = {k: float(np.min(v)) for k, v in times.items()}
-        out[f"batch{batch}"] = {"speedup_median": med["fp32"] / med["int8"], "speedup_best": best["fp32"] / best["int8"],
-                                "paired_speedup_median": float(np.median(np.array(times["fp32"]) / np.array(times["int8"])))}
+        out[f"batch{batch}"] = {
+            "speedup_median": med["fp32"] / med["int8"],
+            "speedup_best": best["fp32"] / best["int8"],
+            "paired_speedup_median": float(np.median(np.array(times["fp32"]) / np.array(times["int8"]))),
+        }
         if compare_ort:
             out[f"batch{batch}"]["ort_quantize_static_speedup_median"] = med["fp32"] / med["ort_quantize_static"]
     # Other jobs on the host slow the memory-bound non-GEMM ops of the INT8 graph more than FP32's GEMMs:
@@ -128,8 +147,9 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
         for method in methods:
             for precision, target in VARIANTS:
                 path = work / f"digits-{name}-{precision}-{target}-{method}.onnx"
-                result = export_quantized(model, path, precision=precision, target=target, calibration=calib,
-                                          method=method)
+                result = export_quantized(
+                    model, path, precision=precision, target=target, calibration=calib, method=method
+                )
                 rows[f"{precision}/{target}/{method}"] = {
                     "accuracy": accuracy(onnx.load(str(path))),
                     "held_out_cosine": result.validation.comparison.cosine,
@@ -143,8 +163,13 @@ def sensitivity(count: int) -> dict:
 
     from vit5_infer import load_model
     from vit5_infer.exporters import build_graph
-    from vit5_infer.exporters.quantization import (calibration_inputs, collect_stats, quantizable_nodes,
-                                                   ranges_from_stats, resolve_scheme)
+    from vit5_infer.exporters.quantization import (
+        calibration_inputs,
+        collect_stats,
+        quantizable_nodes,
+        ranges_from_stats,
+        resolve_scheme,
+    )
     from vit5_infer.exporters.quantization.qdq import activation_tensors
     from vit5_infer.exporters.quantization.sensitivity import layer_sensitivity
     from vit5_infer.preprocessing import Preprocessing
@@ -159,8 +184,10 @@ def sensitivity(count: int) -> dict:
         for precision, target in (("int8", "cpu"), ("fp8", "tensorrt")):
             report = layer_sensitivity(graph, ranges, resolve_scheme(precision, target), nodes, calib.calibration)
             errors = [r.error for r in report]
-            out[f"{name}/{precision}/{target}"] = {"median_error": float(np.median(errors)),
-                                                   "worst": [r.to_dict() for r in report[:6]]}
+            out[f"{name}/{precision}/{target}"] = {
+                "median_error": float(np.median(errors)),
+                "worst": [r.to_dict() for r in report[:6]],
+            }
     return out
 
 
@@ -170,29 +197,51 @@ def markdown(report: dict) -> str:
     if s:
         load = s.get("load_average_1min")
         load_text = f", load average {load['before']:.1f} before / {load['after']:.1f} after" if load else ""
-        lines += [f"vit5-small on ONNX Runtime CPU ({s['threads']} threads, {s['rounds']} alternating rounds{load_text}), "
-                  "INT8 cpu target against FP32, same run:", "",
-                  "| batch | speedup (median times) | speedup (best times) | paired median |", "|---|---|---|---|"]
+        lines += [
+            f"vit5-small on ONNX Runtime CPU ({s['threads']} threads, {s['rounds']} alternating rounds{load_text}), "
+            "INT8 cpu target against FP32, same run:",
+            "",
+            "| batch | speedup (median times) | speedup (best times) | paired median |",
+            "|---|---|---|---|",
+        ]
         for b in (1, 8):
             r = s[f"batch{b}"]
-            lines.append(f"| {b} | {r['speedup_median']:.2f}x | {r['speedup_best']:.2f}x | {r['paired_speedup_median']:.2f}x |")
+            lines.append(
+                f"| {b} | {r['speedup_median']:.2f}x | {r['speedup_best']:.2f}x | {r['paired_speedup_median']:.2f}x |"
+            )
             if "ort_quantize_static_speedup_median" in r:
-                lines.append(f"| {b}, ORT quantize_static instead | {r['ort_quantize_static_speedup_median']:.2f}x | | |")
-        lines += ["", f"logits cosine INT8 vs FP32 graph on held-out seeded inputs: {s['cosine_int8_vs_fp32_graph']:.5f}; "
-                  f"export validation vs PyTorch: cosine {s['validation']['cosine']:.5f}", ""]
+                lines.append(
+                    f"| {b}, ORT quantize_static instead | {r['ort_quantize_static_speedup_median']:.2f}x | | |"
+                )
+        lines += [
+            "",
+            f"logits cosine INT8 vs FP32 graph on held-out seeded inputs: {s['cosine_int8_vs_fp32_graph']:.5f}; "
+            f"export validation vs PyTorch: cosine {s['validation']['cosine']:.5f}",
+            "",
+        ]
     d = report.get("digits")
     if d:
-        lines += [f"Digits test accuracy ({d['test_images']} labelled images; calibrated on "
-                  f"{d['calibration']['calibration_inputs']} images, validated on {d['calibration']['held_out_inputs']} held out):", ""]
+        lines += [
+            f"Digits test accuracy ({d['test_images']} labelled images; calibrated on "
+            f"{d['calibration']['calibration_inputs']} images, validated on {d['calibration']['held_out_inputs']} "
+            f"held out):",
+            "",
+        ]
         for name, rows in d["networks"].items():
-            lines += [f"**digits_{name}**: FP32 {rows['fp32'] * 100:.2f}%", "",
-                      "| precision / target / method | test accuracy | delta (points) | held-out cosine | held-out top-1 agreement |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                f"**digits_{name}**: FP32 {rows['fp32'] * 100:.2f}%",
+                "",
+                "| precision / target / method | test accuracy | delta (points) | held-out cosine | held-out top-1 "
+                "agreement |",
+                "|---|---|---|---|---|",
+            ]
             for key, row in rows.items():
                 if key == "fp32":
                     continue
-                lines.append(f"| {key} | {row['accuracy'] * 100:.2f}% | {(row['accuracy'] - rows['fp32']) * 100:+.2f} | "
-                             f"{row['held_out_cosine']:.6f} | {row['held_out_top1_agreement']:.3f} |")
+                lines.append(
+                    f"| {key} | {row['accuracy'] * 100:.2f}% | {(row['accuracy'] - rows['fp32']) * 100:+.2f} | "
+                    f"{row['held_out_cosine']:.6f} | {row['held_out_top1_agreement']:.3f} |"
+                )
             lines.append("")
     sens = report.get("sensitivity")
     if sens:
@@ -211,8 +260,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--methods", default="max,percentile,entropy")
     parser.add_argument("--calibration-count", type=int, default=128)
-    parser.add_argument("--compare-ort-quantize", action="store_true",
-                        help="also time ORT's quantize_static graph of vit5-small in the same rounds")
+    parser.add_argument(
+        "--compare-ort-quantize",
+        action="store_true",
+        help="also time ORT's quantize_static graph of vit5-small in the same rounds",
+    )
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: speed, digits, sensitivity")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -220,8 +272,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         if "speed" not in skip:
-            report["speed"] = speed(work, args.threads, args.rounds, calibration_count=16,
-                                    compare_ort=args.compare_ort_quantize)
+            report["speed"] = speed(
+                work, args.threads, args.rounds, calibration_count=16, compare_ort=args.compare_ort_quantize
+            )
             print(json.dumps(report["speed"], indent=1), flush=True)
         if "digits" not in skip:
             report["digits"] = digits(work, args.methods.split(","), args.calibration_count)

@@ -62,9 +62,27 @@ def free_ports(count: int) -> list[int]:
 
 def start_server(path: Path, name: str, backend: str, threads, max_batch: int, queue_delay_us: int, log: Path):
     http, grpc, metrics = free_ports(3)
-    command = [sys.executable, "-m", "vit5_infer.cli.main", "serve", str(path), "--name", name, "--backend", backend,
-               "--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics),
-               "--max-batch", str(max_batch), "--max-queue-delay", str(queue_delay_us)]
+    command = [
+        sys.executable,
+        "-m",
+        "vit5_infer.cli.main",
+        "serve",
+        str(path),
+        "--name",
+        name,
+        "--backend",
+        backend,
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        "--max-batch",
+        str(max_batch),
+        "--max-queue-delay",
+        str(queue_delay_us),
+    ]
     if threads:
         command += ["--threads", str(threads)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(log, "w"))
@@ -137,7 +155,9 @@ def plot(report: dict, path: Path) -> None:
     served = [r for r in report["served"] if "images_per_s" in r]
     fig, (ax_tp, ax_lat) = plt.subplots(1, 2, figsize=(11, 4))
     clients = [r["clients"] for r in served]
-    ax_tp.plot(clients, [r["images_per_s"] for r in served], "o-", label=f"served ({report['protocol']}, 1 image/request)")
+    ax_tp.plot(
+        clients, [r["images_per_s"] for r in served], "o-", label=f"served ({report['protocol']}, 1 image/request)"
+    )
     for row, style in zip(report["in_process"], ("--", ":")):
         ax_tp.axhline(row["images_per_s"], linestyle=style, color="gray", label=f"in-process batch {row['batch']}")
     ax_tp.set_xlabel("concurrent clients")
@@ -172,9 +192,13 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,16")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed window per measurement")
     parser.add_argument("--warmup", type=float, default=2.0, help="untimed seconds before each served level")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="in-process and served measurements alternate this many times (a shared machine's "
-                             "load then weighs on both alike); medians are reported")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="in-process and served measurements alternate this many times (a shared machine's "
+        "load then weighs on both alike); medians are reported",
+    )
     parser.add_argument("--protocol", choices=("grpc", "http"), default="grpc")
     parser.add_argument("--max-batch", type=int, default=8)
     parser.add_argument("--max-queue-delay", type=int, default=0, help="dynamic batcher delay, microseconds")
@@ -190,13 +214,26 @@ def main() -> None:
     served_rows: dict[int, list] = {c: [] for c in clients}
     ratios = []
     with tempfile.TemporaryDirectory(prefix="serve-load-") as workdir:
-        served = resolve_served_model(args.source, workdir, backend=args.backend, max_batch=args.max_batch,
-                                      threads=args.threads, progress=lambda m: print(m, file=sys.stderr))
+        served = resolve_served_model(
+            args.source,
+            workdir,
+            backend=args.backend,
+            max_batch=args.max_batch,
+            threads=args.threads,
+            progress=lambda m: print(m, file=sys.stderr),
+        )
         if served.path is None:
             raise SystemExit("serve_load.py compares a served file (ONNX or engine); choose an ort/trt backend")
         shape = served.signature.pixel_input.dims
-        proc, urls = start_server(served.path, served.name, args.backend, args.threads, args.max_batch,
-                                  args.max_queue_delay, args.out / "server.log")
+        proc, urls = start_server(
+            served.path,
+            served.name,
+            args.backend,
+            args.threads,
+            args.max_batch,
+            args.max_queue_delay,
+            args.out / "server.log",
+        )
         try:
             wait_ready(urls[args.protocol], served.name, args.protocol, proc)
             with make_runner(args.backend, served.path, threads=args.threads, batch_hint=8) as runner:
@@ -205,8 +242,11 @@ def main() -> None:
                         in_rows[batch].append(in_process(runner, batch, args.seconds, shape))
                         print(f"round {round_ + 1}: in-process batch {batch}: {in_rows[batch][-1]}", file=sys.stderr)
                     for count in clients:
-                        served_rows[count].append(served_load(urls[args.protocol], served.name, args.protocol, count,
-                                                              args.seconds, args.warmup, shape))
+                        served_rows[count].append(
+                            served_load(
+                                urls[args.protocol], served.name, args.protocol, count, args.seconds, args.warmup, shape
+                            )
+                        )
                         print(f"round {round_ + 1}: served {count}: {served_rows[count][-1]}", file=sys.stderr)
                     if 8 in served_rows and "images_per_s" in served_rows[8][-1]:
                         ratios.append(served_rows[8][-1]["images_per_s"] / in_rows[8][-1]["images_per_s"])
@@ -217,30 +257,46 @@ def main() -> None:
     in_proc = [median_row(in_rows[b], "batch") for b in (1, 8)]
     rows = [median_row(served_rows[c], "clients") for c in clients]
     report = {
-        "source": args.source, "backend": args.backend, "protocol": args.protocol, "threads": args.threads,
-        "max_batch": args.max_batch, "max_queue_delay_us": args.max_queue_delay, "seconds_per_measurement": args.seconds,
+        "source": args.source,
+        "backend": args.backend,
+        "protocol": args.protocol,
+        "threads": args.threads,
+        "max_batch": args.max_batch,
+        "max_queue_delay_us": args.max_queue_delay,
+        "seconds_per_measurement": args.seconds,
         "rounds": args.rounds,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average": os.getloadavg()},
-        "in_process": in_proc, "served": rows,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "load_average": os.getloadavg(),
+        },
+        "in_process": in_proc,
+        "served": rows,
         "served8_vs_in_process_batch8_per_round": ratios,
         "served8_vs_in_process_batch8": float(np.median(ratios)) if ratios else None,
         "target": ">= 0.8",
     }
     (args.out / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
     plot(report, args.out / "serve_load.png")
-    print(f"in-process: batch 1 {in_proc[0]['images_per_s']:.2f} img/s, batch 8 {in_proc[1]['images_per_s']:.2f} img/s "
-          f"(medians of {args.rounds} rounds)")
+    print(
+        f"in-process: batch 1 {in_proc[0]['images_per_s']:.2f} img/s, batch 8 {in_proc[1]['images_per_s']:.2f} img/s "
+        f"(medians of {args.rounds} rounds)"
+    )
     for r in rows:
         if "images_per_s" in r:
-            print(f"served, {r['clients']:2d} clients: {r['images_per_s']:.2f} img/s, p50 {r['p50_ms']:.1f} ms, "
-                  f"p99 {r['p99_ms']:.1f} ms")
+            print(
+                f"served, {r['clients']:2d} clients: {r['images_per_s']:.2f} img/s, p50 {r['p50_ms']:.1f} ms, "
+                f"p99 {r['p99_ms']:.1f} ms"
+            )
         else:
             print(f"served, {r['clients']:2d} clients: errors {r['errors']}")
     if ratios:
         ratio = report["served8_vs_in_process_batch8"]
-        print(f"served@8 clients / in-process batch 8 = {ratio:.2f}x, per round {', '.join(f'{x:.2f}' for x in ratios)} "
-              f"({'PASS' if ratio >= 0.8 else 'FAIL'} >= 0.8)")
+        print(
+            f"served@8 clients / in-process batch 8 = {ratio:.2f}x, per round {', '.join(f'{x:.2f}' for x in ratios)} "
+            f"({'PASS' if ratio >= 0.8 else 'FAIL'} >= 0.8)"
+        )
     print(f"wrote {args.out / 'serve_load.json'} and {args.out / 'serve_load.png'}")
 
 

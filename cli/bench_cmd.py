@@ -16,9 +16,11 @@ from .parsing import parse_channels, parse_int_list, parse_name_list
 OUTPUT_PANEL = "Reports"
 TIMING_PANEL = "Timing"
 BACKENDS_HELP = f"Comma-separated: {', '.join(backend_names())}. Default: every one available here."
-PRECISION_HELP = (f"Precisions for presets/checkpoints, comma-separated ({', '.join(map(str, FLOAT_PRECISIONS))}; "
-                  f"{' and '.join(map(str, QUANTIZED_PRECISIONS))} with --calibration). A given ONNX file or engine "
-                  "keeps its own.")
+PRECISION_HELP = (
+    f"Precisions for presets/checkpoints, comma-separated ({', '.join(map(str, FLOAT_PRECISIONS))}; "
+    f"{' and '.join(map(str, QUANTIZED_PRECISIONS))} with --calibration). A given ONNX file or engine "
+    "keeps its own."
+)
 
 
 def print_table(results: list, title: str) -> None:
@@ -50,27 +52,142 @@ class BarProgress:
 
 @model_options
 def bench(
-    source: Annotated[str, typer.Argument(help="Preset, checkpoint, ONNX file (.onnx) or TensorRT engine (.engine).", show_default=False)],
+    source: Annotated[
+        str,
+        typer.Argument(help="Preset, checkpoint, ONNX file (.onnx) or TensorRT engine (.engine).", show_default=False),
+    ],
     model_opts: ModelOptions,
     backends: Annotated[Optional[str], typer.Option("--backends", "-b", help=BACKENDS_HELP, show_default=False)] = None,
     batch: Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated (e.g. 1,8,32).")] = "1",
     precision: Annotated[str, typer.Option("--precision", help=PRECISION_HELP)] = "fp32",
-    outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or engine.", show_default=False)] = None,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says (or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder layout, class index = sorted folder order or --labels) also gives every row top-1/top-5 accuracy on all its images.", show_default=False)] = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Class index of each class folder of --images: a .txt file with one folder name per line (index = line), or a .json list of names or {folder: index}.", show_default=False)] = None,
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Images (a folder, searched recursively) that int8/fp8 exports of a preset or checkpoint calibrate on.", show_default=False)] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else ImageNet's].", show_default=False)] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False)] = None,
-    iters: Annotated[Optional[int], typer.Option("--iters", help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
-    seconds: Annotated[Optional[float], typer.Option("--seconds", help="Time budget per backend and batch; stops at --iters if that comes first.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed iterations first (torch.compile compiles in the first one).", rich_help_panel=TIMING_PANEL)] = 3,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="Device of the torch backends: cpu or cuda [default: cuda when available].", rich_help_panel=TIMING_PANEL, show_default=False)] = None,
-    cuda_graph: Annotated[bool, typer.Option("--cuda-graph", help="TensorRT (-b trt): capture the engine's enqueue in a CUDA graph once per batch size and time its replays, as trtexec does by default from TensorRT 11.0 (--useCudaGraph in 10.x). trt rows report GPU compute time and host latency either way.", rich_help_panel=TIMING_PANEL)] = False,
-    json_out: Annotated[Optional[str], typer.Option("--json", help="Write the full report as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    csv_out: Annotated[Optional[str], typer.Option("--csv", help="Write one CSV row per backend and batch.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    markdown: Annotated[bool, typer.Option("--markdown", help="Print the table as Markdown instead.", rich_help_panel=OUTPUT_PANEL)] = False,
-    plot: Annotated[Optional[str], typer.Option("--plot", help="Write a PNG chart of latency per backend and batch (needs matplotlib).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    outputs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--outputs",
+            help=f"Outputs compared with PyTorch, comma-separated: any of {', '.join(OUTPUT_NAMES)}. Default: logits "
+            f"for presets/checkpoints (their exports then carry these outputs), every output of a given ONNX file or "
+            f"engine.",
+            show_default=False,
+        ),
+    ] = None,
+    images: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--images",
+            help="Benchmark on the images of this folder (needs Pillow), preprocessed as the model's metadata says "
+            "(or --mean/--std); default: seeded random inputs. A folder with one subfolder per class (ImageFolder "
+            "layout, class index = sorted folder order or --labels) also gives every row top-1/top-5 accuracy on all "
+            "its images.",
+            show_default=False,
+        ),
+    ] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="Class index of each class folder of --images: a .txt file with one folder name per line (index = "
+            "line), or a .json list of names or {folder: index}.",
+            show_default=False,
+        ),
+    ] = None,
+    calibration: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--calibration",
+            help="Images (a folder, searched recursively) that int8/fp8 exports of a preset or checkpoint calibrate "
+            "on.",
+            show_default=False,
+        ),
+    ] = None,
+    mean: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mean",
+            help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else "
+            "ImageNet's].",
+            show_default=False,
+        ),
+    ] = None,
+    std: Annotated[
+        Optional[str],
+        typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False),
+    ] = None,
+    iters: Annotated[
+        Optional[int],
+        typer.Option(
+            "--iters",
+            help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].",
+            rich_help_panel=TIMING_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    seconds: Annotated[
+        Optional[float],
+        typer.Option(
+            "--seconds",
+            help="Time budget per backend and batch; stops at --iters if that comes first.",
+            rich_help_panel=TIMING_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    warmup: Annotated[
+        int,
+        typer.Option(
+            "--warmup",
+            help="Untimed iterations first (torch.compile compiles in the first one).",
+            rich_help_panel=TIMING_PANEL,
+        ),
+    ] = 3,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads",
+            help="CPU threads for torch and ONNX Runtime.",
+            rich_help_panel=TIMING_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    device: Annotated[
+        Optional[str],
+        typer.Option(
+            "--device",
+            help="Device of the torch backends: cpu or cuda [default: cuda when available].",
+            rich_help_panel=TIMING_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    cuda_graph: Annotated[
+        bool,
+        typer.Option(
+            "--cuda-graph",
+            help="TensorRT (-b trt): capture the engine's enqueue in a CUDA graph once per batch size and time its "
+            "replays, as trtexec does by default from TensorRT 11.0 (--useCudaGraph in 10.x). trt rows report GPU "
+            "compute time and host latency either way.",
+            rich_help_panel=TIMING_PANEL,
+        ),
+    ] = False,
+    json_out: Annotated[
+        Optional[str],
+        typer.Option("--json", help="Write the full report as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False),
+    ] = None,
+    csv_out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--csv", help="Write one CSV row per backend and batch.", rich_help_panel=OUTPUT_PANEL, show_default=False
+        ),
+    ] = None,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the table as Markdown instead.", rich_help_panel=OUTPUT_PANEL)
+    ] = False,
+    plot: Annotated[
+        Optional[str],
+        typer.Option(
+            "--plot",
+            help="Write a PNG chart of latency per backend and batch (needs matplotlib).",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Benchmark backends on the same inputs: latency, throughput and accuracy against PyTorch FP32.
 
@@ -107,6 +224,11 @@ def bench(
             else:
                 print_table(results, report.title)
 
-        benchmark(options, lambda message: bars.update(step, description=message),
-                  iteration_progress=BarProgress(bars, settings.timing.warmup), warn=console.warn, on_report=show,
-                  on_written=lambda path: console.err.print(f"wrote {path}", markup=False))
+        benchmark(
+            options,
+            lambda message: bars.update(step, description=message),
+            iteration_progress=BarProgress(bars, settings.timing.warmup),
+            warn=console.warn,
+            on_report=show,
+            on_written=lambda path: console.err.print(f"wrote {path}", markup=False),
+        )

@@ -14,22 +14,108 @@ PORTABLE_PANEL = "Portable engines"
 
 @model_options
 def build_engine(
-    source: Annotated[str, typer.Argument(help="ONNX file, or a preset/checkpoint to export first (the ONNX is kept beside the engine).", show_default=False)],
-    output: Annotated[str, typer.Option("--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False)],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="ONNX file, or a preset/checkpoint to export first (the ONNX is kept beside the engine).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "--output", "-o", help="Where to write the engine (its manifest goes to OUTPUT.json).", show_default=False
+        ),
+    ],
     model_opts: ModelOptions,
-    fp16: Annotated[bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")] = False,
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="Build from an FP16 graph (norms, softmax, long conv stay FP32).")
+    ] = False,
     bf16: Annotated[bool, typer.Option("--bf16", help="Build from a BF16 graph.")] = False,
-    int8: Annotated[bool, typer.Option("--int8", help="Build an INT8 Q/DQ graph ('vit5 export --precision int8 --target tensorrt'): its scales are in the graph, no calibrator.")] = False,
-    fp8: Annotated[bool, typer.Option("--fp8", help="Build an FP8 Q/DQ graph ('vit5 export --precision fp8 --target tensorrt'; Ada/Hopper or newer).")] = False,
-    min_batch: Annotated[Optional[int], typer.Option("--min-batch", help="Smallest batch the engine accepts (default 1).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
-    opt_batch: Annotated[Optional[int], typer.Option("--opt-batch", help="Batch the kernels are tuned for (default 1).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
-    max_batch: Annotated[Optional[int], typer.Option("--max-batch", help="Largest batch the engine accepts (default 8).", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
-    batch_profiles: Annotated[Optional[str], typer.Option("--batch-profiles", help="Several optimization profiles instead of --min/--opt/--max-batch, e.g. 1,2-8,16-64: each N, MIN-MAX (tuned for MAX) or MIN-OPT-MAX, ascending, without overlap; the runner uses the profile that holds the batch.", rich_help_panel=PROFILE_PANEL, show_default=False)] = None,
-    version_compatible: Annotated[bool, typer.Option("--version-compatible", help="Build an engine that newer TensorRT releases also run (same major, or 10 -> 11); may be slower.", rich_help_panel=PORTABLE_PANEL)] = False,
-    hardware_compatibility: Annotated[Optional[str], typer.Option("--hardware-compatibility", help="none, ampere+ (runs on any Ampere or newer GPU; built on one) or same-compute-capability (TensorRT 10.9+); may be slower.", rich_help_panel=PORTABLE_PANEL, show_default=False)] = None,
-    timing_cache: Annotated[Optional[Path], typer.Option("--timing-cache", help="Read and update this TensorRT timing cache (faster rebuilds).", show_default=False)] = None,
-    workspace: Annotated[Optional[float], typer.Option("--workspace", help="Builder workspace limit in GiB [default: TensorRT's].", show_default=False)] = None,
-    opt_level: Annotated[int, typer.Option("--opt-level", "--optimization-level", help="Builder optimization level 0..5.")] = 3,
+    int8: Annotated[
+        bool,
+        typer.Option(
+            "--int8",
+            help="Build an INT8 Q/DQ graph ('vit5 export --precision int8 --target tensorrt'): its scales are in the "
+            "graph, no calibrator.",
+        ),
+    ] = False,
+    fp8: Annotated[
+        bool,
+        typer.Option(
+            "--fp8",
+            help="Build an FP8 Q/DQ graph ('vit5 export --precision fp8 --target tensorrt'; Ada/Hopper or newer).",
+        ),
+    ] = False,
+    min_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--min-batch",
+            help="Smallest batch the engine accepts (default 1).",
+            rich_help_panel=PROFILE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    opt_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--opt-batch",
+            help="Batch the kernels are tuned for (default 1).",
+            rich_help_panel=PROFILE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    max_batch: Annotated[
+        Optional[int],
+        typer.Option(
+            "--max-batch",
+            help="Largest batch the engine accepts (default 8).",
+            rich_help_panel=PROFILE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    batch_profiles: Annotated[
+        Optional[str],
+        typer.Option(
+            "--batch-profiles",
+            help="Several optimization profiles instead of --min/--opt/--max-batch, e.g. 1,2-8,16-64: each N, MIN-MAX "
+            "(tuned for MAX) or MIN-OPT-MAX, ascending, without overlap; the runner uses the profile that holds the "
+            "batch.",
+            rich_help_panel=PROFILE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    version_compatible: Annotated[
+        bool,
+        typer.Option(
+            "--version-compatible",
+            help="Build an engine that newer TensorRT releases also run (same major, or 10 -> 11); may be slower.",
+            rich_help_panel=PORTABLE_PANEL,
+        ),
+    ] = False,
+    hardware_compatibility: Annotated[
+        Optional[str],
+        typer.Option(
+            "--hardware-compatibility",
+            help="none, ampere+ (runs on any Ampere or newer GPU; built on one) or same-compute-capability (TensorRT "
+            "10.9+); may be slower.",
+            rich_help_panel=PORTABLE_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    timing_cache: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--timing-cache", help="Read and update this TensorRT timing cache (faster rebuilds).", show_default=False
+        ),
+    ] = None,
+    workspace: Annotated[
+        Optional[float],
+        typer.Option("--workspace", help="Builder workspace limit in GiB [default: TensorRT's].", show_default=False),
+    ] = None,
+    opt_level: Annotated[
+        int, typer.Option("--opt-level", "--optimization-level", help="Builder optimization level 0..5.")
+    ] = 3,
     verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorRT's own log.")] = False,
 ) -> None:
     """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
@@ -40,8 +126,11 @@ def build_engine(
     if len(chosen) > 1:
         raise typer.BadParameter("choose one of --fp16, --bf16, --int8 and --fp8", param_hint="--" + "/--".join(chosen))
     precision = chosen[0] if chosen else "fp32"
-    given = [flag for flag, value in (("--min-batch", min_batch), ("--opt-batch", opt_batch), ("--max-batch", max_batch))
-             if value is not None]
+    given = [
+        flag
+        for flag, value in (("--min-batch", min_batch), ("--opt-batch", opt_batch), ("--max-batch", max_batch))
+        if value is not None
+    ]
     if batch_profiles is not None and given:
         from vit5_infer.engines.errors import EngineBuildError
 

@@ -6,14 +6,20 @@ styles, never as markup in a string.
 """
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from rich.console import Console
-from rich.text import Text
-from rich.status import Status
 from rich.progress import (
-    BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
 )
+from rich.status import Status
+from rich.text import Text
 
 out = Console(highlight=False, soft_wrap=True, markup=False)  # long lines stay whole when piped
 if not out.is_terminal:

@@ -28,19 +28,40 @@ def _fmt(value: Optional[float], spec: str = ".2e") -> str:
 
 def print_blocks(result) -> None:
     first = result.first_failing
-    table = Table(title=f"per block: worst tensor (tolerance rel L2 <= {result.tolerance.rel_l2:g}, cosine >= {result.tolerance.cosine:g})",
-                  show_edge=False)
-    for column, justify in (("block", "left"), ("tensors", "right"), ("out", "right"), ("worst tensor", "left"),
-                            ("op", "left"), ("rel L2", "right"), ("cosine", "right"), ("max abs", "right"),
-                            ("max |ref|", "right"), ("first out of tolerance", "left")):
+    table = Table(
+        title=f"per block: worst tensor (tolerance rel L2 <= {result.tolerance.rel_l2:g}, cosine >= "
+        f"{result.tolerance.cosine:g})",
+        show_edge=False,
+    )
+    for column, justify in (
+        ("block", "left"),
+        ("tensors", "right"),
+        ("out", "right"),
+        ("worst tensor", "left"),
+        ("op", "left"),
+        ("rel L2", "right"),
+        ("cosine", "right"),
+        ("max abs", "right"),
+        ("max |ref|", "right"),
+        ("first out of tolerance", "left"),
+    ):
         table.add_column(column, justify=justify)
     for block in result.blocks:
         worst = block.worst
         style = "bold red" if first is not None and block.first_failing is first else ("red" if block.failing else None)
-        table.add_row(block.block, str(block.tensors), str(block.failing), worst.name, worst.op_type,
-                      _fmt(worst.rel_l2), f"{worst.cosine:.6f}", _fmt(worst.max_abs, ".3g"),
-                      _fmt(worst.reference_max_abs, ".3g"),
-                      block.first_failing.name if block.first_failing else "", style=style)
+        table.add_row(
+            block.block,
+            str(block.tensors),
+            str(block.failing),
+            worst.name,
+            worst.op_type,
+            _fmt(worst.rel_l2),
+            f"{worst.cosine:.6f}",
+            _fmt(worst.max_abs, ".3g"),
+            _fmt(worst.reference_max_abs, ".3g"),
+            block.first_failing.name if block.first_failing else "",
+            style=style,
+        )
     console.out.print(table)
 
 
@@ -51,9 +72,18 @@ def print_worst(result, count: int) -> None:
     for column in ("tensor", "block", "op", "shape", "rel L2", "cosine", "max abs", "max |ref|", "verdict"):
         table.add_column(column)
     for row in result.worst(count):
-        table.add_row(row.name, row.block, row.op_type, "x".join(map(str, row.shape)), _fmt(row.rel_l2),
-                      f"{row.cosine:.6f}", _fmt(row.max_abs, ".3g"), _fmt(row.reference_max_abs, ".3g"), row.verdict,
-                      style=None if row.passed else "red")
+        table.add_row(
+            row.name,
+            row.block,
+            row.op_type,
+            "x".join(map(str, row.shape)),
+            _fmt(row.rel_l2),
+            f"{row.cosine:.6f}",
+            _fmt(row.max_abs, ".3g"),
+            _fmt(row.reference_max_abs, ".3g"),
+            row.verdict,
+            style=None if row.passed else "red",
+        )
     console.out.print(table)
 
 
@@ -62,8 +92,10 @@ def print_norm_inputs(result) -> None:
 
     if not result.norm_inputs:
         return
-    table = Table(title=f"normalization inputs (candidate): largest |x| and sum of x^2 per row (FP16 max {FP16_MAX:g})",
-                  show_edge=False)
+    table = Table(
+        title=f"normalization inputs (candidate): largest |x| and sum of x^2 per row (FP16 max {FP16_MAX:g})",
+        show_edge=False,
+    )
     for column in ("block", "norms", "max |x|", "max sum x^2", "at tensor", "sums over FP16 max"):
         table.add_column(column)
     grouped: dict = {}
@@ -72,8 +104,15 @@ def print_norm_inputs(result) -> None:
     for block, rows in grouped.items():
         peak = max(rows, key=lambda r: r.max_sum_sq)
         over = sum(r.sum_sq_exceeds_fp16 for r in rows)
-        table.add_row(block, str(len(rows)), _fmt(max(r.max_abs for r in rows), ".4g"), _fmt(peak.max_sum_sq, ".4g"),
-                      peak.tensor, str(over), style="red" if over else None)
+        table.add_row(
+            block,
+            str(len(rows)),
+            _fmt(max(r.max_abs for r in rows), ".4g"),
+            _fmt(peak.max_sum_sq, ".4g"),
+            peak.tensor,
+            str(over),
+            style="red" if over else None,
+        )
     console.out.print(table)
 
 
@@ -82,30 +121,152 @@ def print_verdict(result) -> None:
     if first is None:
         console.out.print(f"all {len(result.rows)} compared tensors are within tolerance")
     else:
-        console.out.print(console.styled(
-            (f"{len(result.failing)} of {len(result.rows)} tensors leave tolerance", "red"),
-            f"; first: {first.name} ({first.op_type}) in {first.block}, rel L2 {first.rel_l2:.3g}, cosine {first.cosine:.6f}"))
+        console.out.print(
+            console.styled(
+                (f"{len(result.failing)} of {len(result.rows)} tensors leave tolerance", "red"),
+                f"; first: {first.name} ({first.op_type}) in {first.block}, rel L2 {first.rel_l2:.3g}, cosine "
+                f"{first.cosine:.6f}",
+            )
+        )
 
 
 @model_options
 def debug(
-    source: Annotated[Optional[str], typer.Argument(help="Preset or checkpoint: compared as FP32 graph vs --precision graph. Omit with --reference/--candidate.", show_default=False)] = None,
+    source: Annotated[
+        Optional[str],
+        typer.Argument(
+            help="Preset or checkpoint: compared as FP32 graph vs --precision graph. Omit with "
+            "--reference/--candidate.",
+            show_default=False,
+        ),
+    ] = None,
     model_opts: ModelOptions = None,
-    precision: Annotated[Precision, typer.Option("--precision", help="Precision of the candidate graph built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = Precision.fp16,
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="Reference ONNX file (normally FP32), instead of SOURCE.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
-    candidate: Annotated[Optional[Path], typer.Option("--candidate", help="Candidate ONNX file (FP16/BF16/...), with --reference.", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
-    target: Annotated[Optional[str], typer.Option("--target", help="Runtime the graphs built from SOURCE are for, as in 'vit5 export --target' (default: ort with --backend ort, the installed TensorRT with --backend trt).", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
-    opset: Annotated[Optional[int], typer.Option("--opset", help="ONNX opset of the graphs built from SOURCE (default: what --target needs).", rich_help_panel=GRAPHS_PANEL, show_default=False)] = None,
-    lowering: Annotated[str, typer.Option("--lowering", help="Hyena long-convolution lowering of the graphs built from SOURCE.", rich_help_panel=GRAPHS_PANEL)] = "auto",
-    backend: Annotated[Backend, typer.Option("--backend", help="Runs the candidate: ort (ONNX Runtime CPU) or trt (TensorRT engine, needs a GPU). The reference always runs on ONNX Runtime CPU.", rich_help_panel=GRAPHS_PANEL)] = Backend.ort,
-    batch: Annotated[int, typer.Option("--batch", help="Number of inputs (images or seeded samples).", rich_help_panel=INPUTS_PANEL)] = 2,
-    images: Annotated[Optional[Path], typer.Option("--images", help="Compare on the first --batch images of this folder (needs Pillow); default: seeded random inputs (--seed).", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="Normalization mean of --images: one value or R,G,B (default: the graph's metadata, else ImageNet).", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="Normalization std of --images: one value or R,G,B.", rich_help_panel=INPUTS_PANEL, show_default=False)] = None,
-    rel_l2: Annotated[Optional[float], typer.Option("--rel-l2", help="Tolerance on ||c - r|| / ||r|| per tensor (default: by the candidate's precision).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    cosine: Annotated[Optional[float], typer.Option("--cosine", help="Tolerance on the cosine similarity per tensor (default: by the candidate's precision).", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    top: Annotated[int, typer.Option("--top", help="Also list the N tensors with the largest relative error (0: none).", rich_help_panel=OUTPUT_PANEL)] = 10,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every tensor's row, the block summaries and the norm-input statistics as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            "--precision", help="Precision of the candidate graph built from SOURCE.", rich_help_panel=GRAPHS_PANEL
+        ),
+    ] = Precision.fp16,
+    reference: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--reference",
+            help="Reference ONNX file (normally FP32), instead of SOURCE.",
+            rich_help_panel=GRAPHS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    candidate: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--candidate",
+            help="Candidate ONNX file (FP16/BF16/...), with --reference.",
+            rich_help_panel=GRAPHS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        Optional[str],
+        typer.Option(
+            "--target",
+            help="Runtime the graphs built from SOURCE are for, as in 'vit5 export --target' (default: ort with "
+            "--backend ort, the installed TensorRT with --backend trt).",
+            rich_help_panel=GRAPHS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    opset: Annotated[
+        Optional[int],
+        typer.Option(
+            "--opset",
+            help="ONNX opset of the graphs built from SOURCE (default: what --target needs).",
+            rich_help_panel=GRAPHS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    lowering: Annotated[
+        str,
+        typer.Option(
+            "--lowering",
+            help="Hyena long-convolution lowering of the graphs built from SOURCE.",
+            rich_help_panel=GRAPHS_PANEL,
+        ),
+    ] = "auto",
+    backend: Annotated[
+        Backend,
+        typer.Option(
+            "--backend",
+            help="Runs the candidate: ort (ONNX Runtime CPU) or trt (TensorRT engine, needs a GPU). The reference "
+            "always runs on ONNX Runtime CPU.",
+            rich_help_panel=GRAPHS_PANEL,
+        ),
+    ] = Backend.ort,
+    batch: Annotated[
+        int, typer.Option("--batch", help="Number of inputs (images or seeded samples).", rich_help_panel=INPUTS_PANEL)
+    ] = 2,
+    images: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--images",
+            help="Compare on the first --batch images of this folder (needs Pillow); default: seeded random inputs "
+            "(--seed).",
+            rich_help_panel=INPUTS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    mean: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mean",
+            help="Normalization mean of --images: one value or R,G,B (default: the graph's metadata, else ImageNet).",
+            rich_help_panel=INPUTS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    std: Annotated[
+        Optional[str],
+        typer.Option(
+            "--std",
+            help="Normalization std of --images: one value or R,G,B.",
+            rich_help_panel=INPUTS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    rel_l2: Annotated[
+        Optional[float],
+        typer.Option(
+            "--rel-l2",
+            help="Tolerance on ||c - r|| / ||r|| per tensor (default: by the candidate's precision).",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    cosine: Annotated[
+        Optional[float],
+        typer.Option(
+            "--cosine",
+            help="Tolerance on the cosine similarity per tensor (default: by the candidate's precision).",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option(
+            "--top",
+            help="Also list the N tensors with the largest relative error (0: none).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = 10,
+    json_out: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--json",
+            help="Write every tensor's row, the block summaries and the norm-input statistics as JSON.",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compare a reduced-precision graph with its FP32 graph tensor by tensor and report, per block,
     the worst tensor and the first one that leaves tolerance (relative L2 error and cosine).
@@ -118,15 +279,30 @@ def debug(
     if batch < 1:
         raise typer.BadParameter(f"must be >= 1, got {batch}", param_hint="--batch")
     options = DebugOptions(
-        source=source, reference=reference, candidate=candidate, precision=precision.value, target=target,
-        opset=opset, lowering=lowering, backend=backend.value, batch=batch, images=images,
-        mean=parse_channels(mean, "--mean"), std=parse_channels(std, "--std"), rel_l2=rel_l2, cosine=cosine,
-        json_out=json_out, load=model_opts)
+        source=source,
+        reference=reference,
+        candidate=candidate,
+        precision=precision.value,
+        target=target,
+        opset=opset,
+        lowering=lowering,
+        backend=backend.value,
+        batch=batch,
+        images=images,
+        mean=parse_channels(mean, "--mean"),
+        std=parse_channels(std, "--std"),
+        rel_l2=rel_l2,
+        cosine=cosine,
+        json_out=json_out,
+        load=model_opts,
+    )
     with console.status("loading") as status:
         report = compare(options, progress=status.update)
     result = report.result
-    console.out.print(f"vit5 debug {report.name}: {result.precision} candidate on {backend.value} vs fp32 reference "
-                      f"on ort, batch {result.batch}, {report.inputs}")
+    console.out.print(
+        f"vit5 debug {report.name}: {result.precision} candidate on {backend.value} vs fp32 reference "
+        f"on ort, batch {result.batch}, {report.inputs}"
+    )
     print_blocks(result)
     print_worst(result, top)
     print_norm_inputs(result)

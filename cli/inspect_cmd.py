@@ -36,9 +36,14 @@ def _kv_table(title: str, items) -> Table:
 def print_info(info: dict) -> None:
     kind = info["kind"]
     if kind in ("preset", "checkpoint"):
-        console.out.print(f"{kind} {info['source']}" + (f" (sha256 {info['sha256'][:16]}...)" if info.get("sha256") else ""))
+        console.out.print(
+            f"{kind} {info['source']}" + (f" (sha256 {info['sha256'][:16]}...)" if info.get("sha256") else "")
+        )
         console.out.print(_kv_table("architecture", info["architecture"].items()))
-        console.out.print(f"parameters: {info['parameters']:,}   FLOPs per image: {info['gflops_per_image']:.3f} G   input: {info['input_shape']}")
+        console.out.print(
+            f"parameters: {info['parameters']:,}   FLOPs per image: {info['gflops_per_image']:.3f} G   input: "
+            f"{info['input_shape']}"
+        )
     elif kind == "onnx":
         console.out.print(f"ONNX {info['path']}   opset {info['opset']}")
         for role in ("inputs", "outputs"):
@@ -67,15 +72,26 @@ def print_info(info: dict) -> None:
 
 @model_options
 def inspect_file(
-    file: Annotated[str, typer.Argument(help="Checkpoint (.safetensors, .pt, .ckpt), preset name, ONNX file or TensorRT engine.", show_default=False)],
+    file: Annotated[
+        str,
+        typer.Argument(
+            help="Checkpoint (.safetensors, .pt, .ckpt), preset name, ONNX file or TensorRT engine.", show_default=False
+        ),
+    ],
     model_opts: ModelOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print everything as JSON.")] = False,
-    tensorrt: Annotated[Optional[str], typer.Option(
-        "--tensorrt", metavar="VERSION",
-        help="ONNX files: check the graph against the ONNX parser of this TensorRT release (e.g. 10.8, 11.0); "
-        "prints one line per issue and exits 1 if the parser would reject it.")] = None,
+    tensorrt: Annotated[
+        Optional[str],
+        typer.Option(
+            "--tensorrt",
+            metavar="VERSION",
+            help="ONNX files: check the graph against the ONNX parser of this TensorRT release (e.g. 10.8, 11.0); "
+            "prints one line per issue and exits 1 if the parser would reject it.",
+        ),
+    ] = None,
 ) -> None:
-    """Show what a file holds: checkpoint architecture and size; ONNX ops, fused ops and metadata; engine manifest and layers."""
+    """Show what a file holds: checkpoint architecture and size; ONNX ops, fused ops and metadata; engine
+    manifest and layers."""
     from vit5_infer.workflows.inspect import InspectOptions, inspect
 
     with console.status(f"reading {file}") as status:

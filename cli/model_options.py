@@ -51,37 +51,114 @@ def _opt(flag: str, help: str, panel: str = ARCH_PANEL, **kw):
 # (parameter name, annotation, default).  Override parameters carry the OVERRIDES key as their name
 # (lower-cased for L_cache) so that the mapping below stays mechanical.
 _SOURCE_PARAMS = [
-    ("config", Annotated[Optional[Path], _opt("--config", "Architecture JSON (the shape of tests/data/golden/*.json); default: inferred from the weights or the preset.", SOURCE_PANEL)], None),
-    ("weights", Annotated[Weights, typer.Option("--weights", help="Which weights of a training checkpoint: the EMA or the raw online ones.", rich_help_panel=SOURCE_PANEL)], Weights.ema),
-    ("trust_pickle", Annotated[bool, _opt("--trust-pickle", "Allow arbitrary unpickling of .pt/.ckpt files (runs code from the file; only for files you trust).", SOURCE_PANEL)], False),
-    ("seed", Annotated[int, typer.Option("--seed", help="Seed of a preset's random weights and of the example inputs.", rich_help_panel=SOURCE_PANEL)], 0),
+    (
+        "config",
+        Annotated[
+            Optional[Path],
+            _opt(
+                "--config",
+                "Architecture JSON (the shape of tests/data/golden/*.json); default: inferred from the weights or the "
+                "preset.",
+                SOURCE_PANEL,
+            ),
+        ],
+        None,
+    ),
+    (
+        "weights",
+        Annotated[
+            Weights,
+            typer.Option(
+                "--weights",
+                help="Which weights of a training checkpoint: the EMA or the raw online ones.",
+                rich_help_panel=SOURCE_PANEL,
+            ),
+        ],
+        Weights.ema,
+    ),
+    (
+        "trust_pickle",
+        Annotated[
+            bool,
+            _opt(
+                "--trust-pickle",
+                "Allow arbitrary unpickling of .pt/.ckpt files (runs code from the file; only for files you trust).",
+                SOURCE_PANEL,
+            ),
+        ],
+        False,
+    ),
+    (
+        "seed",
+        Annotated[
+            int,
+            typer.Option(
+                "--seed",
+                help="Seed of a preset's random weights and of the example inputs.",
+                rich_help_panel=SOURCE_PANEL,
+            ),
+        ],
+        0,
+    ),
 ]
 _OVERRIDE_PARAMS = [
     ("num_heads", Annotated[Optional[int], _opt("--num-heads", "Attention heads.")], None),
     ("rope_base", Annotated[Optional[float], _opt("--rope-base", "RoPE base of the patch grid.")], None),
     ("reg_rope_base", Annotated[Optional[float], _opt("--reg-rope-base", "RoPE base of the register grid.")], None),
-    ("attention_qk_norm", Annotated[Optional[str], _opt("--attention-qk-norm", "Attention QK-norm: rmsnorm or l2.")], None),
-    ("attention_scale", Annotated[Optional[float], _opt("--attention-scale", "Attention logit scale (default head_dim^-0.5).")], None),
+    (
+        "attention_qk_norm",
+        Annotated[Optional[str], _opt("--attention-qk-norm", "Attention QK-norm: rmsnorm or l2.")],
+        None,
+    ),
+    (
+        "attention_scale",
+        Annotated[Optional[float], _opt("--attention-scale", "Attention logit scale (default head_dim^-0.5).")],
+        None,
+    ),
     ("l_cache", Annotated[Optional[str], _opt("--l-cache", "Hyena SIREN coordinate extent: N or ROWS,COLS.")], None),
     ("gate", Annotated[Optional[str], _opt("--gate", "Hyena first gate (silu, sigmoid, gelu, relu, identity).")], None),
     ("gate_2", Annotated[Optional[str], _opt("--gate-2", "Hyena second gate.")], None),
     ("hyena_qk_norm", Annotated[Optional[str], _opt("--hyena-qk-norm", "Hyena QK-norm (l2).")], None),
-    ("mask_parametrization", Annotated[Optional[str], _opt("--mask-parametrization", "Gaussian mask: direct, log or softplus.")], None),
-    ("min_attenuation_at_step", Annotated[Optional[float], _opt("--min-attenuation-at-step", "Gaussian mask bound.")], None),
-    ("max_attenuation_at_limit", Annotated[Optional[float], _opt("--max-attenuation-at-limit", "Gaussian mask bound.")], None),
-    ("mlp_activation", Annotated[Optional[str], _opt("--mlp-activation", "MLP activation (gelu, gelu_exact, relu, silu, glu, swiglu).")], None),
+    (
+        "mask_parametrization",
+        Annotated[Optional[str], _opt("--mask-parametrization", "Gaussian mask: direct, log or softplus.")],
+        None,
+    ),
+    (
+        "min_attenuation_at_step",
+        Annotated[Optional[float], _opt("--min-attenuation-at-step", "Gaussian mask bound.")],
+        None,
+    ),
+    (
+        "max_attenuation_at_limit",
+        Annotated[Optional[float], _opt("--max-attenuation-at-limit", "Gaussian mask bound.")],
+        None,
+    ),
+    (
+        "mlp_activation",
+        Annotated[
+            Optional[str], _opt("--mlp-activation", "MLP activation (gelu, gelu_exact, relu, silu, glu, swiglu).")
+        ],
+        None,
+    ),
     ("norm_eps", Annotated[Optional[float], _opt("--norm-eps", "RMSNorm epsilon.")], None),
     ("num_classes", Annotated[Optional[int], _opt("--num-classes", "Classifier classes.")], None),
 ]
 _OVERRIDE_KEY = {name: ("L_cache" if name == "l_cache" else name) for name, _, _ in _OVERRIDE_PARAMS}
-assert set(_OVERRIDE_KEY.values()) == set(OVERRIDES), "CLI override flags out of sync with vit5_infer.inference.OVERRIDES"
+assert set(_OVERRIDE_KEY.values()) == set(OVERRIDES), (
+    "CLI override flags out of sync with vit5_infer.inference.OVERRIDES"
+)
 
 
 def model_options(func):
     """Give ``func`` the model-source and override flags; it receives them as ``model_opts: ModelOptions``."""
     signature = inspect.signature(func)
     hints = get_type_hints(func, include_extras=True)
-    own = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values() if p.name != "model_opts"]
+    own = [
+        p.replace(annotation=hints.get(p.name, p.annotation))
+        for p in signature.parameters.values()
+        if p.name != "model_opts"
+    ]
     added = [
         inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
         for name, annotation, default in _SOURCE_PARAMS + _OVERRIDE_PARAMS

@@ -1,6 +1,7 @@
 """Parsing of comma-separated option values (``--batch 1,8,32``, ``--backends torch,ort``)."""
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
+from typing import Optional
 
 import typer
 
@@ -20,7 +21,9 @@ def parse_int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(part) for part in split_list(text, option)]
     except ValueError:
-        raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option) from None
+        raise typer.BadParameter(
+            f"expected positive integers separated by commas, got {text!r}", param_hint=option
+        ) from None
     if not values or any(v < 1 for v in values):
         raise typer.BadParameter(f"expected positive integers separated by commas, got {text!r}", param_hint=option)
     return list(dict.fromkeys(values))

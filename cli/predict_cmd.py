@@ -41,32 +41,174 @@ class RowProgress:
 
 @model_options
 def predict(
-    source: Annotated[str, typer.Argument(help="Preset, checkpoint, ONNX file (.onnx) or TensorRT engine (.engine).", show_default=False)],
-    images: Annotated[Path, typer.Argument(help="A folder of images (recursive, sorted), an ImageFolder with --labels, or a manifest: .txt (one path per line), .csv or .parquet with a 'path' column.", show_default=False)],
+    source: Annotated[
+        str,
+        typer.Argument(help="Preset, checkpoint, ONNX file (.onnx) or TensorRT engine (.engine).", show_default=False),
+    ],
+    images: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder of images (recursive, sorted), an ImageFolder with --labels, or a manifest: .txt (one path "
+            "per line), .csv or .parquet with a 'path' column.",
+            show_default=False,
+        ),
+    ],
     model_opts: ModelOptions,
-    output: Annotated[Path, typer.Option("--output", "-o", help="The Parquet dataset (a folder); rerunning the same command resumes it.", rich_help_panel=OUTPUT_PANEL, show_default=False)],
-    backend: Annotated[Optional[str], typer.Option("--backend", "-b", help="torch, torch-compile, ort, ort-cuda, ort-trt or trt [default: ort; trt for an engine].", show_default=False)] = None,
-    precision: Annotated[str, typer.Option("--precision", help="Precision of a preset/checkpoint's export (fp32, fp16, bf16; int8 and fp8 with --calibration). A given ONNX file or engine keeps its own.")] = "fp32",
-    calibration: Annotated[Optional[Path], typer.Option("--calibration", help="Images an int8/fp8 export calibrates on.", show_default=False)] = None,
-    labels: Annotated[Optional[Path], typer.Option("--labels", help="Class index of each class folder of an ImageFolder (as in bench): adds a 'label' column and top-1/top-5 to the summary.", rich_help_panel=DATA_PANEL, show_default=False)] = None,
-    mean: Annotated[Optional[str], typer.Option("--mean", help="Preprocessing mean, one value or R,G,B [default: the graph's metadata, else ImageNet's].", rich_help_panel=DATA_PANEL, show_default=False)] = None,
-    std: Annotated[Optional[str], typer.Option("--std", help="Preprocessing std, one value or R,G,B.", rich_help_panel=DATA_PANEL, show_default=False)] = None,
-    crop_ratio: Annotated[Optional[float], typer.Option("--crop-ratio", help="Centre-crop ratio in (0, 1] (resize to size/ratio, then crop).", rich_help_panel=DATA_PANEL, show_default=False)] = None,
-    outputs: Annotated[Optional[str], typer.Option("--outputs", help=f"Extra columns, comma-separated: {', '.join(EXTRA_OUTPUTS)}. Vectors are float32 list columns; patch_tokens and register_tokens go to .npy shards referenced by file and row.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    topk: Annotated[int, typer.Option("--topk", help="Classes and scores per row, best first.", rich_help_panel=OUTPUT_PANEL)] = 5,
-    scores: Annotated[str, typer.Option("--scores", help="softmax (probabilities) or logits.", rich_help_panel=OUTPUT_PANEL)] = "softmax",
-    normalize: Annotated[bool, typer.Option("--normalize", help="L2-normalize the vector outputs (pre_logits, cls_token).", rich_help_panel=OUTPUT_PANEL)] = False,
-    rows_per_file: Annotated[int, typer.Option("--rows-per-file", help="Rows per Parquet part file (a killed run loses at most the part in flight).", rich_help_panel=OUTPUT_PANEL)] = 10_000,
-    shard: Annotated[Optional[str], typer.Option("--shard", help="i/N: this run's slice of the input list (0 <= i < N); N runs, anywhere, fill one dataset.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a dataset written by another model, options or input list (never use it on concurrent shards).", rich_help_panel=OUTPUT_PANEL)] = False,
-    summary: Annotated[Optional[Path], typer.Option("--summary", help="Also write the summary as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False)] = None,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="The Parquet dataset (a folder); rerunning the same command resumes it.",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ],
+    backend: Annotated[
+        Optional[str],
+        typer.Option(
+            "--backend",
+            "-b",
+            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt [default: ort; trt for an engine].",
+            show_default=False,
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="Precision of a preset/checkpoint's export (fp32, fp16, bf16; int8 and fp8 with --calibration). A "
+            "given ONNX file or engine keeps its own.",
+        ),
+    ] = "fp32",
+    calibration: Annotated[
+        Optional[Path],
+        typer.Option("--calibration", help="Images an int8/fp8 export calibrates on.", show_default=False),
+    ] = None,
+    labels: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--labels",
+            help="Class index of each class folder of an ImageFolder (as in bench): adds a 'label' column and "
+            "top-1/top-5 to the summary.",
+            rich_help_panel=DATA_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    mean: Annotated[
+        Optional[str],
+        typer.Option(
+            "--mean",
+            help="Preprocessing mean, one value or R,G,B [default: the graph's metadata, else ImageNet's].",
+            rich_help_panel=DATA_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    std: Annotated[
+        Optional[str],
+        typer.Option(
+            "--std", help="Preprocessing std, one value or R,G,B.", rich_help_panel=DATA_PANEL, show_default=False
+        ),
+    ] = None,
+    crop_ratio: Annotated[
+        Optional[float],
+        typer.Option(
+            "--crop-ratio",
+            help="Centre-crop ratio in (0, 1] (resize to size/ratio, then crop).",
+            rich_help_panel=DATA_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    outputs: Annotated[
+        Optional[str],
+        typer.Option(
+            "--outputs",
+            help=f"Extra columns, comma-separated: {', '.join(EXTRA_OUTPUTS)}. Vectors are float32 list columns; "
+            f"patch_tokens and register_tokens go to .npy shards referenced by file and row.",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    topk: Annotated[
+        int, typer.Option("--topk", help="Classes and scores per row, best first.", rich_help_panel=OUTPUT_PANEL)
+    ] = 5,
+    scores: Annotated[
+        str, typer.Option("--scores", help="softmax (probabilities) or logits.", rich_help_panel=OUTPUT_PANEL)
+    ] = "softmax",
+    normalize: Annotated[
+        bool,
+        typer.Option(
+            "--normalize", help="L2-normalize the vector outputs (pre_logits, cls_token).", rich_help_panel=OUTPUT_PANEL
+        ),
+    ] = False,
+    rows_per_file: Annotated[
+        int,
+        typer.Option(
+            "--rows-per-file",
+            help="Rows per Parquet part file (a killed run loses at most the part in flight).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = 10_000,
+    shard: Annotated[
+        Optional[str],
+        typer.Option(
+            "--shard",
+            help="i/N: this run's slice of the input list (0 <= i < N); N runs, anywhere, fill one dataset.",
+            rich_help_panel=OUTPUT_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace a dataset written by another model, options or input list (never use it on concurrent "
+            "shards).",
+            rich_help_panel=OUTPUT_PANEL,
+        ),
+    ] = False,
+    summary: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--summary", help="Also write the summary as JSON.", rich_help_panel=OUTPUT_PANEL, show_default=False
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option("--batch", help="Images per model call.", rich_help_panel=SPEED_PANEL)] = 32,
-    workers: Annotated[int, typer.Option("--workers", help="Decoding processes (0: decode in the main process).", rich_help_panel=SPEED_PANEL)] = 2,
-    threads: Annotated[Optional[int], typer.Option("--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=SPEED_PANEL, show_default=False)] = None,
-    ray: Annotated[bool, typer.Option("--ray", help="Run on Ray Data (needs vit5-infer[ray]): decoding as CPU tasks, the model in an actor pool.", rich_help_panel=RAY_PANEL)] = False,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="The Ray cluster to join (e.g. auto) [default: a local Ray instance].", rich_help_panel=RAY_PANEL, show_default=False)] = None,
-    ray_actors: Annotated[int, typer.Option("--ray-actors", help="Model actors (each loads the runner once).", rich_help_panel=RAY_PANEL)] = 1,
-    ray_gpus: Annotated[float, typer.Option("--ray-gpus", help="GPUs per model actor.", rich_help_panel=RAY_PANEL)] = 0.0,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", help="Decoding processes (0: decode in the main process).", rich_help_panel=SPEED_PANEL
+        ),
+    ] = 2,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=SPEED_PANEL, show_default=False
+        ),
+    ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on Ray Data (needs vit5-infer[ray]): decoding as CPU tasks, the model in an actor pool.",
+            rich_help_panel=RAY_PANEL,
+        ),
+    ] = False,
+    ray_address: Annotated[
+        Optional[str],
+        typer.Option(
+            "--ray-address",
+            help="The Ray cluster to join (e.g. auto) [default: a local Ray instance].",
+            rich_help_panel=RAY_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int, typer.Option("--ray-actors", help="Model actors (each loads the runner once).", rich_help_panel=RAY_PANEL)
+    ] = 1,
+    ray_gpus: Annotated[
+        float, typer.Option("--ray-gpus", help="GPUs per model actor.", rich_help_panel=RAY_PANEL)
+    ] = 0.0,
 ) -> None:
     """Run a model over an image collection into a Parquet dataset: top-k classes and scores, features,
     one row per image (a bad image is a row with its error).  Resumable, shardable, and on Ray Data with --ray.
@@ -75,22 +217,44 @@ def predict(
     from vit5_infer.workflows.predict import predict as run_predict
 
     options = PredictOptions(
-        source=source, images=images, output=output, backend=backend, precision=precision,
-        calibration=calibration, load=model_opts, labels=labels,
-        preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std"),
-                       "crop_ratio": crop_ratio},
+        source=source,
+        images=images,
+        output=output,
+        backend=backend,
+        precision=precision,
+        calibration=calibration,
+        load=model_opts,
+        labels=labels,
+        preprocessing={
+            "mean": parse_channels(mean, "--mean"),
+            "std": parse_channels(std, "--std"),
+            "crop_ratio": crop_ratio,
+        },
         outputs=tuple(parse_name_list(outputs, "--outputs", EXTRA_OUTPUTS)) if outputs else (),
-        topk=topk, scores=scores, normalize=normalize, batch=batch, workers=workers, threads=threads,
-        rows_per_file=rows_per_file, shard=Shard.parse(shard), overwrite=overwrite, summary=summary,
-        ray=ray, ray_address=ray_address, ray_actors=ray_actors, ray_gpus=ray_gpus,
+        topk=topk,
+        scores=scores,
+        normalize=normalize,
+        batch=batch,
+        workers=workers,
+        threads=threads,
+        rows_per_file=rows_per_file,
+        shard=Shard.parse(shard),
+        overwrite=overwrite,
+        summary=summary,
+        ray=ray,
+        ray_address=ray_address,
+        ray_actors=ray_actors,
+        ray_gpus=ray_gpus,
     )
     try:
         with console.make_progress(unit="images") as progress:
             result = run_predict(options, progress=RowProgress(progress))
     except KeyboardInterrupt:
         # Typer turns Ctrl-C into a silent exit 130: say what is left, once.
-        console.err.print(f"error: interrupted; the parts written so far stay in {output}: rerun the same command "
-                          f"to resume", markup=False)
+        console.err.print(
+            f"error: interrupted; the parts written so far stay in {output}: rerun the same command to resume",
+            markup=False,
+        )
         raise typer.Exit(130) from None
     console.out.print(format_summary(result), markup=False)
     if summary is not None:
@@ -98,12 +262,16 @@ def predict(
 
 
 def format_summary(result) -> str:
-    lines = [f"{result.output} (shard {result.shard}): {result.rows} rows written in {result.parts} part file(s), "
-             f"{result.errors} with errors, {result.skipped} already done"]
+    lines = [
+        f"{result.output} (shard {result.shard}): {result.rows} rows written in {result.parts} part file(s), "
+        f"{result.errors} with errors, {result.skipped} already done"
+    ]
     if result.rows:
-        lines.append(f"{result.images_per_s:.1f} images/s end to end over {result.wall_s:.2f} s "
-                     f"(decode {result.decode_s:.2f} s in workers, wait {result.wait_s:.2f} s, "
-                     f"compute {result.compute_s:.2f} s, write {result.write_s:.2f} s; setup {result.setup_s:.2f} s)")
+        lines.append(
+            f"{result.images_per_s:.1f} images/s end to end over {result.wall_s:.2f} s "
+            f"(decode {result.decode_s:.2f} s in workers, wait {result.wait_s:.2f} s, "
+            f"compute {result.compute_s:.2f} s, write {result.write_s:.2f} s; setup {result.setup_s:.2f} s)"
+        )
     if result.top1 is not None:
         lines.append(f"top-1 {result.top1:.2%}, top-5 {result.top5:.2%} on {result.labelled} labelled images")
     return "\n".join(lines)

@@ -40,11 +40,18 @@ def presets(
         return
     table = Table(title="ViT-5 presets (random weights from --seed; FLOPs per 224x224 image, inference)")
     for header in ("preset", "params", "GFLOPs", "width", "blocks", "description"):
-        table.add_column(header, justify="right" if header in ("params", "GFLOPs", "width", "blocks") else "left",
-                         no_wrap=header != "description")
+        table.add_column(
+            header,
+            justify="right" if header in ("params", "GFLOPs", "width", "blocks") else "left",
+            no_wrap=header != "description",
+        )
     for r in rows:
         table.add_row(
-            r["name"], f"{r['parameters'] / 1e6:.1f} M", f"{r['gflops']:.2f}", str(r["hidden_dim"]),
-            str(len(r["pattern"])), r["description"],
+            r["name"],
+            f"{r['parameters'] / 1e6:.1f} M",
+            f"{r['gflops']:.2f}",
+            str(r["hidden_dim"]),
+            str(len(r["pattern"])),
+            r["description"],
         )
     console.out.print(table)

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 #: Kernel-name tokens of fused attention, matched in TacticName only (lower-cased).
 _FUSED_KERNEL = re.compile(
@@ -46,15 +47,28 @@ _ATTENTION_OPS = {"Attention", "MultiHeadAttention", "GroupQueryAttention"}
 # Ops that may sit between the two MatMuls and the Softmax of an attention block: scaling, masking,
 # and the casts around an FP32 softmax in a reduced-precision graph.
 # QuantizeLinear/DequantizeLinear: TensorRT-target INT8/FP8 graphs quantize both products of attention.
-_PASS_THROUGH_OPS = {"Cast", "Mul", "Div", "Add", "Sub", "Where", "Identity", "Dropout", "Reshape", "QuantizeLinear",
-                     "DequantizeLinear"}
+_PASS_THROUGH_OPS = {
+    "Cast",
+    "Mul",
+    "Div",
+    "Add",
+    "Sub",
+    "Where",
+    "Identity",
+    "Dropout",
+    "Reshape",
+    "QuantizeLinear",
+    "DequantizeLinear",
+}
 _SEARCH_DEPTH = 4
 
 FUSED, PARTIAL, NOT_FUSED, UNKNOWN, NO_ATTENTION = "fused", "partly fused", "not fused", "unknown", "no attention"
 VERDICTS = (FUSED, PARTIAL, NOT_FUSED, UNKNOWN, NO_ATTENTION)
 #: Said of every report on a graph with ``Attention`` nodes until a GPU dump confirms the kernel names.
-IATTENTION_UNVERIFIED = ("the kernel names of IAttention engines (opset-23 Attention, TensorRT 10.14+) are not yet "
-                         "confirmed on a GPU: check the engine's .layers.json")
+IATTENTION_UNVERIFIED = (
+    "the kernel names of IAttention engines (opset-23 Attention, TensorRT 10.14+) are not yet "
+    "confirmed on a GPU: check the engine's .layers.json"
+)
 
 
 @dataclass(frozen=True)
@@ -123,8 +137,9 @@ def fused_attention_layers(layers: Iterable[Any]) -> list[str]:
 
 
 def _fused(layers: Iterable[Any]) -> list[dict]:
-    return [layer for layer in layers
-            if isinstance(layer, dict) and is_fused_attention_kernel(layer.get("TacticName", ""))]
+    return [
+        layer for layer in layers if isinstance(layer, dict) and is_fused_attention_kernel(layer.get("TacticName", ""))
+    ]
 
 
 def _carries(text: str, node: str) -> bool:
@@ -150,7 +165,10 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     if layers is None:
         evidence, reason = None, "the engine inspector gave no layer JSON"
     elif not any(isinstance(layer, dict) and str(layer.get("TacticName") or "").strip() for layer in layers):
-        evidence, reason = None, "the engine inspector lists no kernel (tactic) names; build with detailed profiling verbosity"
+        evidence, reason = (
+            None,
+            "the engine inspector lists no kernel (tactic) names; build with detailed profiling verbosity",
+        )
     else:
         evidence, reason = _fused(layers), ""
     names = tuple(str(layer.get("Name", "?")) for layer in evidence or ())
@@ -161,8 +179,9 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     kernels = f"{len(evidence)} fused attention kernel(s) for {count} attention block(s)"
     if not evidence:
         unfused = tuple(block.name for block in blocks) if blocks else ()
-        return FusionReport(NOT_FUSED, count, (), f"{kernels}: attention runs as separate gemm/softmax kernels",
-                            unfused, notes)
+        return FusionReport(
+            NOT_FUSED, count, (), f"{kernels}: attention runs as separate gemm/softmax kernels", unfused, notes
+        )
     if blocks is None:
         verdict = FUSED if len(evidence) >= count else PARTIAL
         return FusionReport(verdict, count, names, f"{kernels}, not attributed to blocks")
@@ -171,8 +190,14 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
         for i in _owners(layer, blocks):
             owned[i] += 1
     if not any(owned):
-        return FusionReport(UNKNOWN, count, names, f"{kernels}, but no fused kernel's layer names a node of an "
-                            "attention block; read the engine's .layers.json", notes=notes)
+        return FusionReport(
+            UNKNOWN,
+            count,
+            names,
+            f"{kernels}, but no fused kernel's layer names a node of an "
+            "attention block; read the engine's .layers.json",
+            notes=notes,
+        )
     unfused = [block for block, n in zip(blocks, owned) if n == 0]
     fused_count = count - len(unfused)
     detail = f"{fused_count} of {count} attention block(s) have a fused kernel ({len(evidence)} kernel(s))"
@@ -181,17 +206,26 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     missing = ", ".join(block.name for block in unfused)
     anonymous = sum(1 for layer in evidence if not _owners(layer, blocks))
     if anonymous and not all(block.single_query for block in unfused):
-        return FusionReport(UNKNOWN, count, names, f"{detail}; {anonymous} fused kernel(s) name no block, so whether "
-                            f"{missing} have one is unknown; read the engine's .layers.json",
-                            tuple(b.name for b in unfused), notes)
+        return FusionReport(
+            UNKNOWN,
+            count,
+            names,
+            f"{detail}; {anonymous} fused kernel(s) name no block, so whether "
+            f"{missing} have one is unknown; read the engine's .layers.json",
+            tuple(b.name for b in unfused),
+            notes,
+        )
     if all(block.single_query for block in unfused):
         # A cls readout's last block: one query row, a matrix-vector product that fused MHA kernels do not
         # take; TensorRT runs it as gemm kernels, which is the expected engine, not a missed fusion.
-        explained = (f"{missing} computes one query (cls readout: [B,h,1,d] x [B,h,d,T]), a matrix-vector "
-                     "product TensorRT runs as gemm kernels, not a fused attention kernel; expected")
+        explained = (
+            f"{missing} computes one query (cls readout: [B,h,1,d] x [B,h,d,T]), a matrix-vector "
+            "product TensorRT runs as gemm kernels, not a fused attention kernel; expected"
+        )
         return FusionReport(FUSED, count, names, detail, tuple(b.name for b in unfused), notes + (explained,))
-    return FusionReport(PARTIAL, count, names, f"{detail}; no fused kernel in {missing}",
-                        tuple(b.name for b in unfused), notes)
+    return FusionReport(
+        PARTIAL, count, names, f"{detail}; no fused kernel in {missing}", tuple(b.name for b in unfused), notes
+    )
 
 
 def count_attention_blocks(model: Any) -> int:
@@ -266,8 +300,14 @@ def _find_in_graph(graph: Any, shapes: dict, found: list) -> None:
     for node in graph.node:
         fallback = f"attention block {len(found)}"
         if node.op_type in _ATTENTION_OPS:
-            found.append(AttentionBlock(_scope(node.name, fallback), (node.name,), node.op_type,
-                                        bool(node.input) and one_query(node.input[0])))
+            found.append(
+                AttentionBlock(
+                    _scope(node.name, fallback),
+                    (node.name,),
+                    node.op_type,
+                    bool(node.input) and one_query(node.input[0]),
+                )
+            )
         elif node.op_type == "Softmax":
             before, after = matmul_before(node.input[0]), matmul_after(node.output[0])
             if before and after:

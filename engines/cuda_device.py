@@ -36,7 +36,7 @@ _ATTR_CC_MAJOR = 75
 _ATTR_CC_MINOR = 76
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _driver_devices() -> Optional[tuple[CudaDevice, ...]]:
     """Devices seen by the driver API; None when the driver library itself is missing."""
     lib = _open_driver()

@@ -17,8 +17,9 @@ import contextlib
 import ctypes
 import os
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional, Sequence
+from typing import Any, Optional
 
 #: CUDA major -> (the pip package that ships its libcudart, that library's folder under site-packages).
 #: Read from the wheels' file lists: nvidia-cuda-runtime 13.x has nvidia/cu13/lib/libcudart.so.13;
@@ -41,8 +42,7 @@ def runtime_package(cuda_major: Optional[int]) -> str:
 def cudart_hint(cuda_major: Optional[int]) -> str:
     """What to install when no CUDA runtime is found, for a TensorRT built for ``cuda_major`` (None: unknown)."""
     which = f"the CUDA {cuda_major} runtime" if cuda_major else "the CUDA runtime"
-    return (f"pip install {runtime_package(cuda_major)} ({which}), or put the CUDA toolkit's lib64 on "
-            "LD_LIBRARY_PATH")
+    return f"pip install {runtime_package(cuda_major)} ({which}), or put the CUDA toolkit's lib64 on LD_LIBRARY_PATH"
 
 
 def find_cudart(cuda_major: Optional[int], search_paths: Optional[Iterable[str]] = None) -> Optional[Path]:
@@ -146,8 +146,11 @@ class CudaCalls:
     def elapsed_ms(self, start: int, end: int) -> float:
         """Milliseconds of GPU time between two recorded events, once ``end`` has happened."""
         self.wrapper.check(self.lib.cudaEventSynchronize(ctypes.c_void_p(end)))
-        return float(self._out(self.lib.cudaEventElapsedTime, ctypes.c_void_p(start), ctypes.c_void_p(end),
-                               out_type=ctypes.c_float))
+        return float(
+            self._out(
+                self.lib.cudaEventElapsedTime, ctypes.c_void_p(start), ctypes.c_void_p(end), out_type=ctypes.c_float
+            )
+        )
 
     def destroy_event(self, event: int) -> None:
         self.wrapper.check(self.lib.cudaEventDestroy(ctypes.c_void_p(event)))
@@ -164,8 +167,9 @@ class CudaCalls:
     # same three arguments in CUDA 11.4 to 13.x, where cudaGraphInstantiate itself changed in 12.0 -,
     # cudaGraphLaunch(cudaGraphExec_t, cudaStream_t), cudaGraphExecDestroy, cudaGraphDestroy; cudaGetLastError(void)
     def begin_capture(self, stream: int) -> None:
-        self.wrapper.check(self.lib.cudaStreamBeginCapture(ctypes.c_void_p(stream),
-                                                           ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL)))
+        self.wrapper.check(
+            self.lib.cudaStreamBeginCapture(ctypes.c_void_p(stream), ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL))
+        )
 
     def end_capture(self, stream: int) -> int:
         """The graph captured on ``stream``; a failure raises, after destroying any graph it returned."""

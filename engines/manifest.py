@@ -91,30 +91,49 @@ class EngineManifest:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict, origin: str = "manifest") -> "EngineManifest":
+    def from_dict(cls, data: dict, origin: str = "manifest") -> EngineManifest:
         if not isinstance(data, dict):
             raise ManifestError(f"{origin}: not a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
-        required = [f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-                    and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+        required = [
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        ]  # type: ignore[misc]
         missing = [name for name in required if name not in data]
         if missing:
             raise ManifestError(f"{origin}: missing field(s) {', '.join(missing)}")
         for name, value in data.items():
             expected = _FIELD_TYPES.get(name)
-            if expected is not None and not (isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)):
+            if expected is not None and not (
+                isinstance(value, expected) and not (isinstance(value, bool) and bool not in expected)
+            ):
                 names = " or ".join("null" if t is type(None) else t.__name__ for t in expected)
-                raise ManifestError(f"{origin}: field {name!r} must be {names}, got {type(value).__name__} {value!r:.60}")
+                raise ManifestError(
+                    f"{origin}: field {name!r} must be {names}, got {type(value).__name__} {value!r:.60}"
+                )
         # Fields added by newer toolkits are ignored rather than rejected.
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
 # What each field must hold; a hand-edited manifest with other types is refused in one line, not met later.
 _FIELD_TYPES = {
-    "tensorrt_version": (str,), "gpu_name": (str,), "compute_capability": (str,), "onnx_path": (str,),
-    "onnx_sha256": (str,), "precision": (str,), "profiles": (dict,), "build_flags": (dict,), "engine_file": (str,),
-    "toolkit_version": (str,), "created_at": (str,), "source": (dict, type(None)), "attention_fused": (bool, type(None)),
-    "fused_attention_layers": (list,), "format": (int,), "optimization_profiles": (list,),
+    "tensorrt_version": (str,),
+    "gpu_name": (str,),
+    "compute_capability": (str,),
+    "onnx_path": (str,),
+    "onnx_sha256": (str,),
+    "precision": (str,),
+    "profiles": (dict,),
+    "build_flags": (dict,),
+    "engine_file": (str,),
+    "toolkit_version": (str,),
+    "created_at": (str,),
+    "source": (dict, type(None)),
+    "attention_fused": (bool, type(None)),
+    "fused_attention_layers": (list,),
+    "format": (int,),
+    "optimization_profiles": (list,),
     "attention_report": (dict, type(None)),
 }
 
@@ -248,7 +267,7 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     return " ".join(shlex.quote(w) for w in words)
 
 
-def batch_gaps(manifest: "EngineManifest") -> list[tuple[int, int]]:
+def batch_gaps(manifest: EngineManifest) -> list[tuple[int, int]]:
     """The batch ranges (first, last) that lie between the engine's optimization profiles: no profile takes
     them, so a batcher that may form any size up to the largest (Triton's, vit5 serve's) must not serve it."""
     ranges = sorted(
@@ -264,7 +283,7 @@ def batch_gaps(manifest: "EngineManifest") -> list[tuple[int, int]]:
     return gaps
 
 
-def gapless_profiles_text(manifest: "EngineManifest") -> str:
+def gapless_profiles_text(manifest: EngineManifest) -> str:
     """``--batch-profiles`` text that keeps each profile's largest batch and starts it right after the one
     before, so that every batch from the first up is taken."""
     highs = sorted(int(((profile.get(INPUT_NAME) or {}).get("max") or [0])[0]) for profile in manifest.profile_list())
@@ -340,8 +359,11 @@ def mismatches(manifest: EngineManifest, trt_version: str, gpu_name: str, comput
     found = []
     flags = manifest.build_flags or {}
     if not _tensorrt_loads(manifest.tensorrt_version, trt_version, bool(flags.get("version_compatible"))):
-        why = (" (a version-compatible engine runs on the same or a newer TensorRT)"
-               if flags.get("version_compatible") else "")
+        why = (
+            " (a version-compatible engine runs on the same or a newer TensorRT)"
+            if flags.get("version_compatible")
+            else ""
+        )
         found.append(f"TensorRT {manifest.tensorrt_version} vs {trt_version} here{why}")
     if not _gpu_runs(manifest, compute_capability):
         level = _hardware_level(manifest)
@@ -358,8 +380,10 @@ def tuned_elsewhere(manifest: EngineManifest, gpu_name: str) -> Optional[str]:
     A100-80GB, H100 PCIe vs SXM): TensorRT loads it, and its speed may not be this GPU's best."""
     if _same_gpu_name(manifest.gpu_name, gpu_name):
         return None
-    return (f"{manifest.engine_file or 'the engine'} was built on {manifest.gpu_name}; TensorRT timed its kernels "
-            f"there, not on this {gpu_name}: rebuild it here for this GPU's fastest tactics")
+    return (
+        f"{manifest.engine_file or 'the engine'} was built on {manifest.gpu_name}; TensorRT timed its kernels "
+        f"there, not on this {gpu_name}: rebuild it here for this GPU's fastest tactics"
+    )
 
 
 def check_compatible(

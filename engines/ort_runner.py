@@ -40,7 +40,9 @@ def provider_failure(ort_version: str, provider: str) -> str:
     from .ort_tensorrt import ort_cuda_version
 
     cuda = ort_cuda_version()
-    needs = f"the CUDA {cuda} and cuDNN 9 libraries" if cuda else "CUDA and cuDNN libraries of the version it was built for"
+    needs = (
+        f"the CUDA {cuda} and cuDNN 9 libraries" if cuda else "CUDA and cuDNN libraries of the version it was built for"
+    )
     if provider == "TensorrtExecutionProvider":
         needs = "TensorRT's libraries and " + needs
         page = "TensorRT-ExecutionProvider.html#requirements"
@@ -112,11 +114,17 @@ class OrtRunner(Runner):
             # leaving FP8 Transposes the provider has no kernel for.
             self.graph_optimization = "basic"
         providers = PROVIDERS[self.provider]
-        provider_options = [self.provider_options if i == 0 and self.provider != "cpu" else {} for i in range(len(providers))]
+        provider_options = [
+            self.provider_options if i == 0 and self.provider != "cpu" else {} for i in range(len(providers))
+        ]
         try:
             session = create_session(
-                self.onnx_path, providers=providers, provider_options=provider_options, threads=self.threads,
-                graph_optimization=self.graph_optimization, optimized_model_path=self.optimized_model_cache,
+                self.onnx_path,
+                providers=providers,
+                provider_options=provider_options,
+                threads=self.threads,
+                graph_optimization=self.graph_optimization,
+                optimized_model_path=self.optimized_model_cache,
             )
         except SessionOptionError as exc:
             raise BackendError(str(exc)) from None
@@ -177,7 +185,9 @@ class OrtRunner(Runner):
             return LOGITS
         if len(self._output_names) == 1 and self._output_names[0] not in OUTPUT_NAMES:  # a foreign classifier
             return self._output_names[0]
-        raise BackendError(f"{self.onnx_path} has no logits output (outputs: {', '.join(self._output_names)}); use run()")
+        raise BackendError(
+            f"{self.onnx_path} has no logits output (outputs: {', '.join(self._output_names)}); use run()"
+        )
 
     def _run(self, pixel_values: np.ndarray, names: list[str]) -> list[np.ndarray]:
         if not isinstance(pixel_values, np.ndarray) or pixel_values.ndim != 4:

@@ -97,7 +97,9 @@ def prepare_tensorrt(ort: Any) -> None:
         importlib.import_module("tensorrt")
     except Exception as exc:  # noqa: BLE001 - a native library that fails to load raises ImportError or OSError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BackendUnavailableError(f"onnxruntime's {PROVIDER} needs TensorRT, which does not import here ({reason})") from None
+        raise BackendUnavailableError(
+            f"onnxruntime's {PROVIDER} needs TensorRT, which does not import here ({reason})"
+        ) from None
 
 
 def precision_options(model: Any, library: Optional[Path]) -> dict:

@@ -7,9 +7,10 @@ plain records (the only TensorRT-facing code here); everything else is pure Pyth
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from vit5_infer.tensorrt_releases import parser_release_adding, parser_releases, tensorrt_version
 
@@ -36,7 +37,7 @@ class ParseError:
 
 
 def error_code_name(code: Any) -> str:
-    """"UNSUPPORTED_NODE" for ErrorCode.UNSUPPORTED_NODE (an enum member or its text)."""
+    """ "UNSUPPORTED_NODE" for ErrorCode.UNSUPPORTED_NODE (an enum member or its text)."""
     return str(getattr(code, "name", code)).rsplit(".", 1)[-1]
 
 

@@ -9,9 +9,10 @@ reads this table, so a new backend is one runner module plus one ``register_back
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from vit5_infer.vocabulary import Precision
 
@@ -116,8 +117,9 @@ def make_runner(
 
         if path.suffix.lower() not in ENGINE_SUFFIXES:
             hint = " (build one with 'vit5 build-engine')" if path.suffix.lower() == ".onnx" else ""
-            raise BackendError(f"backend {backend} runs a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), "
-                               f"not {path}{hint}")
+            raise BackendError(
+                f"backend {backend} runs a TensorRT engine ({', '.join(ENGINE_SUFFIXES)}), not {path}{hint}"
+            )
     return BACKENDS[backend].make(path, precision=precision, batch_hint=batch_hint, threads=threads, **options)
 
 
@@ -132,8 +134,9 @@ def _torch_runner(compile: bool) -> Callable[..., Runner]:
 
 
 def _ort_runner(provider: str) -> Callable[..., Runner]:
-    def make(path: Path, *, precision: str, batch_hint: Optional[int], threads: Optional[int],
-             **options: Any) -> Runner:
+    def make(
+        path: Path, *, precision: str, batch_hint: Optional[int], threads: Optional[int], **options: Any
+    ) -> Runner:
         from .ort_runner import OrtRunner
 
         if provider == "tensorrt" and path.is_file():
@@ -143,8 +146,9 @@ def _ort_runner(provider: str) -> Callable[..., Runner]:
     return make
 
 
-def _tensorrt_runner(path: Path, *, precision: str, batch_hint: Optional[int], threads: Optional[int],
-                     **options: Any) -> Runner:
+def _tensorrt_runner(
+    path: Path, *, precision: str, batch_hint: Optional[int], threads: Optional[int], **options: Any
+) -> Runner:
     from .tensorrt_runner import TensorRTRunner
 
     # An engine's precision was fixed when it was built (its manifest records it); ``precision`` is not used.
@@ -199,8 +203,15 @@ register_backend(Backend("torch", "model", _torch_runner(compile=False), _torch_
 register_backend(Backend("torch-compile", "model", _torch_runner(compile=True), _torch_compile_present))
 register_backend(Backend("ort", "onnx", _ort_runner("cpu"), _ort_provider_here(None)))
 register_backend(Backend("ort-cuda", "onnx", _ort_runner("cuda"), _ort_provider_here("CUDAExecutionProvider")))
-register_backend(Backend("ort-trt", "onnx", _ort_runner("tensorrt"), _ort_provider_here("TensorrtExecutionProvider"),
-                         graph_target="tensorrt"))
+register_backend(
+    Backend(
+        "ort-trt",
+        "onnx",
+        _ort_runner("tensorrt"),
+        _ort_provider_here("TensorrtExecutionProvider"),
+        graph_target="tensorrt",
+    )
+)
 register_backend(Backend("trt", "engine", _tensorrt_runner, _tensorrt_here))
 
 

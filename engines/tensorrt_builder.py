@@ -19,9 +19,10 @@ import math
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
 from vit5_infer.graph_metadata import graph_outputs, read_metadata_or_empty
@@ -86,8 +87,14 @@ class BuildResult:
 
 
 def check_build_options(
-    precision: str, min_batch: int, opt_batch: int, max_batch: int, workspace_gib: Optional[float],
-    optimization_level: int, batch_profiles: Any = None, hardware_compatibility: Optional[str] = None,
+    precision: str,
+    min_batch: int,
+    opt_batch: int,
+    max_batch: int,
+    workspace_gib: Optional[float],
+    optimization_level: int,
+    batch_profiles: Any = None,
+    hardware_compatibility: Optional[str] = None,
 ) -> list:
     """The engine's optimization profiles as (min, opt, max) batches, after checking every build option
     (one-line EngineBuildError each): ``batch_profiles`` (``--batch-profiles`` text or a list of
@@ -97,9 +104,13 @@ def check_build_options(
     if batch_profiles is not None:
         if (min_batch, opt_batch, max_batch) != (DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH):
             raise EngineBuildError(
-                "--batch-profiles replaces --min-batch, --opt-batch and --max-batch: give one or the other")
-        text = (batch_profiles if isinstance(batch_profiles, str)
-                else ",".join("-".join(map(str, p)) for p in batch_profiles))
+                "--batch-profiles replaces --min-batch, --opt-batch and --max-batch: give one or the other"
+            )
+        text = (
+            batch_profiles
+            if isinstance(batch_profiles, str)
+            else ",".join("-".join(map(str, p)) for p in batch_profiles)
+        )
         profiles = parse_batch_profiles(text)
     elif not (1 <= min_batch <= opt_batch <= max_batch <= MAX_PROFILE_BATCH):
         raise EngineBuildError(
@@ -163,8 +174,11 @@ def build_outputs(engine_path: PathLike, exported_onnx: Optional[PathLike] = Non
     """What a build writes, by what it is: the engine, its manifest, the inspector JSON and, for a preset or
     checkpoint source, the ONNX file kept beside the engine."""
     engine_path = Path(engine_path)
-    outputs = {"the engine": engine_path, "its manifest": manifest_path_for(engine_path),
-               "its layer JSON": layers_path_for(engine_path)}
+    outputs = {
+        "the engine": engine_path,
+        "its manifest": manifest_path_for(engine_path),
+        "its layer JSON": layers_path_for(engine_path),
+    }
     if exported_onnx is not None:
         outputs["the exported ONNX"] = Path(exported_onnx)
     return outputs
@@ -179,7 +193,8 @@ def check_timing_cache_path(timing_cache: Optional[PathLike], outputs: dict) -> 
     for what, path in outputs.items():
         if Path(path).resolve() == cache:
             raise EngineBuildError(
-                f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own")
+                f"--timing-cache: {timing_cache} is also {what} this build writes; give the cache a file of its own"
+            )
 
 
 def read_timing_cache(path: Optional[PathLike], source: Optional[PathLike] = None) -> Optional[bytes]:
@@ -300,23 +315,50 @@ def build_engine_from_onnx(
         cache_out = Path(work) / "timing.cache"
         with tensorrt_log(verbose) as errors, cuda_initialized(trt.__version__, "building an engine"):
             engine_bytes, shape, decomposable = _build(
-                trt, graph_path, origin.source_onnx, profiles, (timing_cache, timing_cache_bytes), cache_out,
-                workspace_gib, optimization_level, say, errors, (version_compatible, hardware_compatibility),
+                trt,
+                graph_path,
+                origin.source_onnx,
+                profiles,
+                (timing_cache, timing_cache_bytes),
+                cache_out,
+                workspace_gib,
+                optimization_level,
+                say,
+                errors,
+                (version_compatible, hardware_compatibility),
             )
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
         report = fusion_report(layer_json, summary.blocks)
-        build_flags = _build_flags(trt.__version__, optimization_level, workspace_gib, timing_cache, decomposable,
-                                   version_compatible, hardware_compatibility, origin)
-        manifest = _manifest(builder, engine_path, precision, batch_profiles_shapes(shape, profiles), build_flags,
-                             origin, report, summary)
+        build_flags = _build_flags(
+            trt.__version__,
+            optimization_level,
+            workspace_gib,
+            timing_cache,
+            decomposable,
+            version_compatible,
+            hardware_compatibility,
+            origin,
+        )
+        manifest = _manifest(
+            builder,
+            engine_path,
+            precision,
+            batch_profiles_shapes(shape, profiles),
+            build_flags,
+            origin,
+            report,
+            summary,
+        )
         _write_build(engine_path, engine_bytes, layer_json, manifest)
         if timing_cache and cache_out.is_file():
             write_bytes_atomic(timing_cache, cache_out.read_bytes())
     problems = _fusion_problems(engine_path, report, say)
     seconds = time.perf_counter() - started
-    say(f"wrote {engine_path}, {manifest_path_for(engine_path).name} and {layers_path_for(engine_path).name} "
-        f"in {seconds:.1f} s")
+    say(
+        f"wrote {engine_path}, {manifest_path_for(engine_path).name} and {layers_path_for(engine_path).name} "
+        f"in {seconds:.1f} s"
+    )
     return BuildResult(
         engine_path=engine_path,
         manifest_path=manifest_path_for(engine_path),
@@ -332,8 +374,16 @@ def build_engine_from_onnx(
     )
 
 
-def _manifest(builder: TensorRTBuilder, engine_path: Path, precision: str, optimization_profiles: list,
-              build_flags: dict, origin: GraphOrigin, report: FusionReport, summary: GraphSummary) -> Any:
+def _manifest(
+    builder: TensorRTBuilder,
+    engine_path: Path,
+    precision: str,
+    optimization_profiles: list,
+    build_flags: dict,
+    origin: GraphOrigin,
+    report: FusionReport,
+    summary: GraphSummary,
+) -> Any:
     return create_manifest(
         onnx_path=origin.onnx_path,
         engine_path=engine_path,
@@ -365,9 +415,16 @@ def _load_graph(graph_path: Path) -> Any:
         raise EngineBuildError(f"{graph_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
 
 
-def _build_flags(version: str, optimization_level: int, workspace_gib: Optional[float],
-                 timing_cache: Optional[PathLike], decomposable: bool, version_compatible: bool,
-                 hardware_compatibility: Optional[str], origin: GraphOrigin) -> dict:
+def _build_flags(
+    version: str,
+    optimization_level: int,
+    workspace_gib: Optional[float],
+    timing_cache: Optional[PathLike],
+    decomposable: bool,
+    version_compatible: bool,
+    hardware_compatibility: Optional[str],
+    origin: GraphOrigin,
+) -> dict:
     return {
         "strongly_typed": True,
         "tensorrt_major": tensorrt_major(version),
@@ -434,7 +491,9 @@ def _build(
 
     network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
     definition = network[1]
-    inputs = {tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))}
+    inputs = {
+        tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))
+    }
     shape = check_input_shape(inputs, source_onnx, profiles)
     # Without this the parser's IAttention layers must find a fused kernel or the build fails
     # (FP32, some shapes and GPUs; NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can.
@@ -479,8 +538,10 @@ def create_config(
 
     version_compatible, hardware_compatibility = portability
     return CreateConfig(
-        profiles=[Profile().add(INPUT_NAME, min=(low, *shape), opt=(opt, *shape), max=(high, *shape))
-                  for low, opt, high in profiles],
+        profiles=[
+            Profile().add(INPUT_NAME, min=(low, *shape), opt=(opt, *shape), max=(high, *shape))
+            for low, opt, high in profiles
+        ],
         memory_pool_limits={trt.MemoryPoolType.WORKSPACE: int(workspace_gib * (1 << 30))} if workspace_gib else None,
         builder_optimization_level=optimization_level,
         # DETAILED keeps kernel (tactic) names in the engine: the fusion report reads them.

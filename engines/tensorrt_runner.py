@@ -12,8 +12,9 @@ holds it, as the engine itself reports them (not the manifest).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -41,7 +42,9 @@ def check_batch(pixel_values: np.ndarray, batch_range: tuple[int, int], engine_n
     low, high = batch_range
     batch = int(pixel_values.shape[0])
     if not low <= batch <= high:
-        raise InputError(f"{engine_name} accepts batch {low}..{high}, got {batch}; rebuild it with --min-batch/--max-batch")
+        raise InputError(
+            f"{engine_name} accepts batch {low}..{high}, got {batch}; rebuild it with --min-batch/--max-batch"
+        )
 
 
 def batch_range(shape: Sequence[int], profile: Sequence[Sequence[int]], engine_name: str) -> tuple[int, int]:
@@ -51,8 +54,9 @@ def batch_range(shape: Sequence[int], profile: Sequence[Sequence[int]], engine_n
     return profile_batches(shape, [profile], engine_name)[0]
 
 
-def profile_batches(shape: Sequence[int], profiles: Sequence[Sequence[Sequence[int]]],
-                    engine_name: str) -> list[tuple[int, int]]:
+def profile_batches(
+    shape: Sequence[int], profiles: Sequence[Sequence[Sequence[int]]], engine_name: str
+) -> list[tuple[int, int]]:
     """The batch range (min, max) of each optimization profile, in profile order, from the engine's own
     ``get_tensor_profile_shape(name, index)`` ([min, opt, max] per profile); one range, the fixed batch, for
     an input whose batch is not dynamic."""
@@ -81,8 +85,10 @@ def pick_profile(batch: int, ranges: Sequence[tuple[int, int]], engine_name: str
     the first of equals.  A batch none holds is a BackendError naming the ranges."""
     holding = [(high - low, index) for index, (low, high) in enumerate(ranges) if low <= batch <= high]
     if not holding:
-        raise BackendError(f"{engine_name} has optimization profiles for batch {format_ranges(ranges)}; got {batch}: "
-                           "rebuild it with a profile that holds it (--batch-profiles)")
+        raise BackendError(
+            f"{engine_name} has optimization profiles for batch {format_ranges(ranges)}; got {batch}: "
+            "rebuild it with a profile that holds it (--batch-profiles)"
+        )
     return min(holding)[1]
 
 
@@ -189,24 +195,35 @@ class TensorRTRunner(Runner):
             inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             self.output_names = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
             if len(inputs) != 1 or not self.output_names:
-                raise BackendError(f"{self.engine_path}: expected one input and at least one output, found {inputs} -> {self.output_names}")
+                raise BackendError(
+                    f"{self.engine_path}: expected one input and at least one output, found {inputs} -> "
+                    f"{self.output_names}"
+                )
             self._input_name = inputs[0]
             shape = engine.get_tensor_shape(self._input_name)
             dynamic = len(shape) > 0 and int(shape[0]) < 0
             self.profile_ranges = profile_batches(
                 shape,
-                [engine.get_tensor_profile_shape(self._input_name, index)
-                 for index in range(engine.num_optimization_profiles if dynamic else 0)],
+                [
+                    engine.get_tensor_profile_shape(self._input_name, index)
+                    for index in range(engine.num_optimization_profiles if dynamic else 0)
+                ],
                 self.engine_path.name,
             )
-            self.batch_range = (min(low for low, _ in self.profile_ranges),
-                                max(high for _, high in self.profile_ranges))
+            self.batch_range = (
+                min(low for low, _ in self.profile_ranges),
+                max(high for _, high in self.profile_ranges),
+            )
             runner = TrtRunner(engine)
             try:
                 runner.activate()  # creates the execution context: fails when the GPU has too little memory free
             except PolygraphyException as exc:
-                reason = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
-                raise BackendError(f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})") from None
+                reason = reported_error(
+                    errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+                )
+                raise BackendError(
+                    f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})"
+                ) from None
             # Polygraphy DataTypes, not the NumPy dtypes get_input_metadata() still returns by default (which
             # torch cannot convert to, and which BF16 has none of).
             self._input_dtype = runner.get_input_metadata(use_numpy_dtypes=False)[self._input_name].dtype
@@ -227,7 +244,9 @@ class TensorRTRunner(Runner):
                 outputs = self._runner.infer(feed)
         except PolygraphyException as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
-            raise BackendError(f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})") from None
+            raise BackendError(
+                f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})"
+            ) from None
         return outputs_as_float32(outputs, self.output_names)
 
     def profile_for(self, pixel_values: np.ndarray) -> int:
@@ -249,8 +268,10 @@ class TensorRTRunner(Runner):
                 with _quiet():
                     self._runner.set_profile(index)
             except (PolygraphyException, RuntimeError) as exc:  # the bindings raise RuntimeError on failure
-                raise BackendError(f"TensorRT could not switch {self.engine_path.name} to optimization profile "
-                                   f"{index} ({_first_line(exc)})") from None
+                raise BackendError(
+                    f"TensorRT could not switch {self.engine_path.name} to optimization profile "
+                    f"{index} ({_first_line(exc)})"
+                ) from None
             self._profile = index
         return index
 
@@ -271,13 +292,21 @@ class TensorRTRunner(Runner):
         host = input_tensor(pixel_values, self._input_dtype)
         with tensorrt_log() as errors:
             try:
-                timer = EngineTimer(self._runner.engine, self._input_name, self.output_names,
-                                    host.view(-1).view(_uint8()).numpy(), tuple(pixel_values.shape), profile,
-                                    tensorrt_cuda_runtime(self.device_index), cuda_graph=cuda_graph,
-                                    name=self.engine_path.name)
+                timer = EngineTimer(
+                    self._runner.engine,
+                    self._input_name,
+                    self.output_names,
+                    host.view(-1).view(_uint8()).numpy(),
+                    tuple(pixel_values.shape),
+                    profile,
+                    tensorrt_cuda_runtime(self.device_index),
+                    cuda_graph=cuda_graph,
+                    name=self.engine_path.name,
+                )
             except (PolygraphyException, RuntimeError) as exc:
-                raise BackendError(f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
-                                   ) from None
+                raise BackendError(
+                    f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
+                ) from None
         try:
             yield timer
         except PolygraphyException as exc:

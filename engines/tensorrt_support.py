@@ -17,8 +17,9 @@ import contextlib
 import importlib.util
 import logging
 import re
+from collections.abc import Iterator
 from types import ModuleType
-from typing import Iterator, Optional, Union
+from typing import Optional, Union
 
 from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers re-exported for engines' users
     ALWAYS_STRONGLY_TYPED,
@@ -160,7 +161,9 @@ def import_tensorrt() -> ModuleType:
 def _import_failure(message: str) -> str:
     """The loader's own reason out of Polygraphy's multi-line import message."""
     found = re.search(r"Error was: (.*)", message)
-    return (found.group(1) if found else message.strip().splitlines()[0] if message.strip() else "import failed").strip()
+    return (
+        found.group(1) if found else message.strip().splitlines()[0] if message.strip() else "import failed"
+    ).strip()
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -293,8 +296,9 @@ def check_precision_supported(precision: Union[str, Precision], device: CudaDevi
         )
 
 
-def check_hardware_compatibility(level: Optional[str], version: Optional[str] = None,
-                                 device: Optional[CudaDevice] = None) -> Optional[str]:
+def check_hardware_compatibility(
+    level: Optional[str], version: Optional[str] = None, device: Optional[CudaDevice] = None
+) -> Optional[str]:
     """The ``--hardware-compatibility`` level, checked: known (one-line EngineBuildError naming the levels
     otherwise), present in TensorRT ``version`` and buildable on ``device`` when those are given.
     None and "none" are the default (an engine for the building GPU's compute capability)."""
@@ -303,16 +307,18 @@ def check_hardware_compatibility(level: Optional[str], version: Optional[str] = 
     name = str(level).strip().lower()
     if name not in HARDWARE_COMPATIBILITY_LEVELS:
         raise EngineBuildError(
-            f"--hardware-compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY_LEVELS)} (got {level!r})")
+            f"--hardware-compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY_LEVELS)} (got {level!r})"
+        )
     _, since, oldest_gpu = HARDWARE_COMPATIBILITY_LEVELS[name]
     if version is not None and tensorrt_version(version) < since:
         raise EngineBuildError(
-            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; "
-            f"this is TensorRT {version}")
+            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; this is TensorRT {version}"
+        )
     if device is not None and tensorrt_version(device.compute_capability) < oldest_gpu:
         raise EngineBuildError(
             f"--hardware-compatibility {name} engines are built on a GPU of compute capability "
-            f"{oldest_gpu[0]}.{oldest_gpu[1]} or newer; {device.name} is {device.compute_capability}")
+            f"{oldest_gpu[0]}.{oldest_gpu[1]} or newer; {device.name} is {device.compute_capability}"
+        )
     return name
 
 
@@ -352,15 +358,18 @@ def parse_batch_profiles(text: str) -> list:
         if not item.strip() or len(numbers) not in (1, 2, 3) or not canonical:
             raise EngineBuildError(
                 f"--batch-profiles takes comma-separated N, MIN-MAX or MIN-OPT-MAX batch sizes (e.g. 1,2-8,16-64), "
-                f"got {item.strip()!r} in {text!r}")
+                f"got {item.strip()!r} in {text!r}"
+            )
         low, high = numbers[0], numbers[-1]
         opt = numbers[1] if len(numbers) == 3 else default_opt_batch(low, high)
         if not 1 <= low <= opt <= high <= MAX_PROFILE_BATCH:
             raise EngineBuildError(
-                f"--batch-profiles: {item.strip()!r} must satisfy 1 <= MIN <= OPT <= MAX <= {MAX_PROFILE_BATCH}")
+                f"--batch-profiles: {item.strip()!r} must satisfy 1 <= MIN <= OPT <= MAX <= {MAX_PROFILE_BATCH}"
+            )
         if profiles and low <= profiles[-1][2]:
             raise EngineBuildError(
                 f"--batch-profiles: {item.strip()!r} overlaps or precedes {profiles[-1][0]}-{profiles[-1][2]}; give "
-                "the ranges in ascending order without overlap")
+                "the ranges in ascending order without overlap"
+            )
         profiles.append((low, opt, high))
     return profiles

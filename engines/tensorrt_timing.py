@@ -35,7 +35,8 @@ from __future__ import annotations
 
 import ctypes
 from collections import deque
-from typing import Any, NamedTuple, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
@@ -50,6 +51,7 @@ SEGMENTS = ("h2d", "compute", "d2h")
 
 class QueryTiming(NamedTuple):
     """Milliseconds of one host-latency query, each part between its own pair of CUDA events."""
+
     h2d: float
     compute: float
     d2h: float
@@ -60,8 +62,9 @@ class QueryTiming(NamedTuple):
 
 
 def capture_refused(name: str, detail: str) -> BackendError:
-    return BackendError(f"{name} has operations that are not allowed under CUDA-graph capture ({detail}); "
-                        "time it without --cuda-graph")
+    return BackendError(
+        f"{name} has operations that are not allowed under CUDA-graph capture ({detail}); time it without --cuda-graph"
+    )
 
 
 class EngineTimer:
@@ -70,8 +73,18 @@ class EngineTimer:
     ``host_latency_ms`` reports one query of a series that keeps ``PIPELINE_DEPTH`` queries in flight;
     ``close`` frees everything."""
 
-    def __init__(self, engine: Any, input_name: str, output_names: Sequence[str], host_input: np.ndarray,
-                 shape: Sequence[int], profile: int, wrapper: Any, cuda_graph: bool = False, name: str = "engine"):
+    def __init__(
+        self,
+        engine: Any,
+        input_name: str,
+        output_names: Sequence[str],
+        host_input: np.ndarray,
+        shape: Sequence[int],
+        profile: int,
+        wrapper: Any,
+        cuda_graph: bool = False,
+        name: str = "engine",
+    ):
         from polygraphy import cuda
         from polygraphy.datatype import DataType
 
@@ -92,8 +105,10 @@ class EngineTimer:
         try:
             self.context = engine.create_execution_context()
             if not self.context:
-                raise BackendError(f"TensorRT could not create a second execution context for {name} to time it "
-                                   "(too little GPU memory free?)")
+                raise BackendError(
+                    f"TensorRT could not create a second execution context for {name} to time it "
+                    "(too little GPU memory free?)"
+                )
             if profile != 0 and not self.context.set_optimization_profile_async(profile, self.stream.ptr):
                 raise BackendError(f"TensorRT could not set optimization profile {profile} of {name}")
             if not self.context.set_input_shape(input_name, tuple(int(d) for d in shape)):
@@ -107,8 +122,10 @@ class EngineTimer:
             for output in output_names:
                 dims = [int(d) for d in self.context.get_tensor_shape(output)]
                 if any(d < 0 for d in dims):
-                    raise BackendError(f"{name}: output {output!r} has a data-dependent shape {dims}, which fixed "
-                                       "buffers cannot hold; it cannot be timed this way")
+                    raise BackendError(
+                        f"{name}: output {output!r} has a data-dependent shape {dims}, which fixed "
+                        "buffers cannot hold; it cannot be timed this way"
+                    )
                 self.output_types.append(DataType.from_dtype(engine.get_tensor_dtype(output), "tensorrt"))
                 itemsize = self.output_types[-1].itemsize
                 self._copies_out.append(self._buffers(output, int(np.prod(dims)) * int(np.ceil(itemsize))))
@@ -212,8 +229,9 @@ class EngineTimer:
     def _retire(self) -> QueryTiming:
         """Wait for the oldest query in flight to finish; its parts in milliseconds (copies 0 when it had none)."""
         slot, copies = self._in_flight.popleft()
-        parts = [self.calls.elapsed_ms(*slot[segment]) if copies or segment == "compute" else 0.0
-                 for segment in SEGMENTS]
+        parts = [
+            self.calls.elapsed_ms(*slot[segment]) if copies or segment == "compute" else 0.0 for segment in SEGMENTS
+        ]
         return QueryTiming(*parts)
 
     def _drain(self) -> None:
@@ -266,7 +284,7 @@ class EngineTimer:
         self.stream.free()
         self.stream = None
 
-    def __enter__(self) -> "EngineTimer":
+    def __enter__(self) -> EngineTimer:
         return self
 
     def __exit__(self, *exc) -> None:

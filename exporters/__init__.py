@@ -12,11 +12,11 @@ from .export import (
     summarize,
     validate_graph,
 )
-from .targets import ExportTarget
 from .graph import iter_nodes
 from .long_conv import LOWERINGS
 from .metadata import config_from_metadata, graph_outputs, read_metadata
 from .precision import convert_precision, graph_precision
+from .targets import ExportTarget
 
 __all__ = [
     "ExportError",

@@ -7,9 +7,10 @@ import shutil
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -27,8 +28,8 @@ from vit5_infer.metrics import (
     outputs_within_tolerance,
 )
 from vit5_infer.network import ViT5ClassificationNet
-from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.outputs import OutputError, select_outputs
+from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
 from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes
@@ -49,7 +50,6 @@ LONG_CONV_DESCRIPTIONS = {
     "spectral": "spectral: DFT as matrix products, kernel spectrum baked or computed per sample",
     "scan": "scan: per-sample depthwise Conv in a Scan over the batch",
 }
-
 
 
 class ExportError(Vit5Error):
@@ -89,9 +89,16 @@ class Validation:
             passed, reason = comparison.within_tolerance(self.precision)
             per_output[name] = {**comparison.to_dict(), "passed": passed, "reason": reason}
         top = self.comparison.to_dict() if self.comparison is not None else {}
-        return {**top, "passed": self.passed, "reason": self.reason, "precision": self.precision,
-                "batches": list(self.batches), "tolerance": self.tolerance.__dict__, "method": self.method,
-                "outputs": per_output}
+        return {
+            **top,
+            "passed": self.passed,
+            "reason": self.reason,
+            "precision": self.precision,
+            "batches": list(self.batches),
+            "tolerance": self.tolerance.__dict__,
+            "method": self.method,
+            "outputs": per_output,
+        }
 
 
 @dataclass
@@ -117,8 +124,10 @@ def check_for_target(graph: onnx.ModelProto, target: ExportTarget):
 
     report = check_tensorrt_compat(graph, target.check_version())
     if not report.compatible:
-        raise ExportError(f"internal: the graph for {target} fails TensorRT {report.version}'s parser rules: "
-                          f"{report.errors[0].line()}")
+        raise ExportError(
+            f"internal: the graph for {target} fails TensorRT {report.version}'s parser rules: "
+            f"{report.errors[0].line()}"
+        )
     return report
 
 
@@ -148,9 +157,17 @@ def resolve_opset(target: ExportTarget, opset: int | None) -> int:
     return opset
 
 
-def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precision: str = "fp32",
-                batch: int | None = None, layout: str = "nchw", lowering: str = "auto", io_dtype: str = "fp32",
-                target: "ExportTarget | str | None" = None, outputs=None) -> tuple[onnx.ModelProto, dict]:
+def build_graph(
+    model: ViT5ClassificationNet,
+    opset: int | None = None,
+    precision: str = "fp32",
+    batch: int | None = None,
+    layout: str = "nchw",
+    lowering: str = "auto",
+    io_dtype: str = "fp32",
+    target: ExportTarget | str | None = None,
+    outputs=None,
+) -> tuple[onnx.ModelProto, dict]:
     """The ONNX graph of ``model`` (no metadata, not validated) and the lowerings used.
 
     ``outputs``: the graph outputs, any of vit5_infer.vocabulary.OUTPUT_NAMES (a sequence or a
@@ -173,13 +190,16 @@ def build_graph(model: ViT5ClassificationNet, opset: int | None = None, precisio
     if long_conv != "auto" and long_conv not in LOWERINGS:
         raise ExportError(f"lowering must be auto or one of {', '.join(LOWERINGS)}, got {lowering!r}")
     builder = GraphBuilder(opset, target)
-    emit_network(builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv,
-                                                 outputs=outputs))
+    emit_network(
+        builder, model, LoweringOptions(opset=opset, batch=batch, layout=layout, long_conv=long_conv, outputs=outputs)
+    )
     graph = builder.build("vit5")
-    used = {"target": str(target),
-            "attention": "Attention op" if builder.fused_attention else "MatMul-Softmax-MatMul",
-            "rope": "reversed Slice + Mul/Add, tables baked",
-            "norm": describe_norm(builder)}
+    used = {
+        "target": str(target),
+        "attention": "Attention op" if builder.fused_attention else "MatMul-Softmax-MatMul",
+        "rope": "reversed Slice + Mul/Add, tables baked",
+        "norm": describe_norm(builder),
+    }
     if "H" in model.config.network.layer_pattern:
         used["long_conv"] = LONG_CONV_DESCRIPTIONS[choose_long_conv(long_conv, model.config.film is not None)]
     if precision != "fp32":
@@ -196,8 +216,15 @@ def _ort_session(path: Path, threads: int | None = None, emulate: bool = False):
     return create_session(source, threads=threads, quiet=True)
 
 
-def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, layout: str, batches: tuple[int, ...],
-             io_dtype: str = "fp32", seed: int = 0) -> Validation:
+def validate_graph(
+    path: Path,
+    model: ViT5ClassificationNet,
+    precision: str,
+    layout: str,
+    batches: tuple[int, ...],
+    io_dtype: str = "fp32",
+    seed: int = 0,
+) -> Validation:
     """Run the saved graph on ONNX Runtime (CPU) against PyTorch on seeded inputs, every graph
     output against the same-named output of the model (cosine, relative and max abs error per
     output; top-1/top-5 for logits).
@@ -238,14 +265,25 @@ def validate_graph(path: Path, model: ViT5ClassificationNet, precision: str, lay
         try:
             results = session.run(names, {INPUT_NAME: feed})
         except Exception as exc:
-            raise ExportError(f"ONNX Runtime failed to run the exported graph: {str(exc).splitlines()[0][:300]}") from None
+            raise ExportError(
+                f"ONNX Runtime failed to run the exported graph: {str(exc).splitlines()[0][:300]}"
+            ) from None
         for name, value in zip(names, results):
             refs[name].append(reference[name].numpy())
             outs[name].append(np.asarray(value, dtype=np.float32))
-    comparisons = compare_outputs({n: np.concatenate(refs[n]) for n in names}, {n: np.concatenate(outs[n]) for n in names})
+    comparisons = compare_outputs(
+        {n: np.concatenate(refs[n]) for n in names}, {n: np.concatenate(outs[n]) for n in names}
+    )
     passed, reason = outputs_within_tolerance(comparisons, precision)
-    return Validation(comparisons, passed, reason, precision, tuple(batches), TOLERANCES[precision],
-                      "ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU")
+    return Validation(
+        comparisons,
+        passed,
+        reason,
+        precision,
+        tuple(batches),
+        TOLERANCES[precision],
+        "ORT CPU, BF16 rounding emulated in FP32" if emulate else "ORT CPU",
+    )
 
 
 STAGING_PREFIX = ".vit5-export-"
@@ -303,9 +341,12 @@ def references_external_file(path: Path, name: str) -> bool:
         graph = onnx.load(str(path), load_external_data=False)
     except Exception:  # noqa: BLE001 - onnx raises DecodeError, ValueError, ... for files that are not graphs
         return False
-    return any(entry.key == "location" and os.path.normpath(entry.value) == name
-               for tensor in _all_initializers(graph.graph) if tensor.data_location == onnx.TensorProto.EXTERNAL
-               for entry in tensor.external_data)
+    return any(
+        entry.key == "location" and os.path.normpath(entry.value) == name
+        for tensor in _all_initializers(graph.graph)
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+    )
 
 
 def _publish(staged: Path, path: Path, external: bool) -> int:
@@ -337,7 +378,7 @@ def remove_stale_staging(folder: Path) -> list[Path]:
     recorded process is gone.  A live export's folder (same PID prefix, process running) is kept."""
     removed = []
     for candidate in folder.glob(STAGING_PREFIX + "*"):
-        pid_text = candidate.name[len(STAGING_PREFIX):].split("-", 1)[0]
+        pid_text = candidate.name[len(STAGING_PREFIX) :].split("-", 1)[0]
         if not candidate.is_dir() or not pid_text.isdigit() or _process_alive(int(pid_text)):
             continue
         shutil.rmtree(candidate, ignore_errors=True)
@@ -364,9 +405,13 @@ def _remove_created(created: list[Path]) -> None:
             break
 
 
-def stage_and_publish(graph: onnx.ModelProto, path: Path, external_data: bool | None,
-                      validate: Callable[[Path], Optional[Validation]],
-                      timings: dict) -> tuple[int, Optional[Validation]]:
+def stage_and_publish(
+    graph: onnx.ModelProto,
+    path: Path,
+    external_data: bool | None,
+    validate: Callable[[Path], Optional[Validation]],
+    timings: dict,
+) -> tuple[int, Optional[Validation]]:
     """Write ``graph`` into a private staging folder beside ``path``, run ``validate`` on the staged file
     (it raises ExportError to refuse the graph) and only then move it to ``path``; returns the bytes
     written and what ``validate`` returned.  ``timings`` gains ``save`` and ``validate`` (seconds).
@@ -412,7 +457,7 @@ def export_onnx(
     validate: bool = True,
     io_dtype: str = "fp32",
     external_data: bool | None = None,
-    target: "ExportTarget | str | None" = None,
+    target: ExportTarget | str | None = None,
     outputs=None,
     preprocessing: Preprocessing | None = None,
     progress: Progress = None,
@@ -439,10 +484,20 @@ def export_onnx(
     target = ExportTarget.parse(target)
     opset = resolve_opset(target, opset)
     outputs = select_outputs(model.config, outputs)
-    graph, used = build_graph(model, opset=opset, precision=precision, batch=batch, layout=layout,
-                              lowering=lowering, io_dtype=io_dtype, target=target, outputs=outputs)
-    metadata = build_metadata(model.config, source, precision, opset, layout, used, io_dtype, batch, outputs,
-                              preprocessing=preprocessing)
+    graph, used = build_graph(
+        model,
+        opset=opset,
+        precision=precision,
+        batch=batch,
+        layout=layout,
+        lowering=lowering,
+        io_dtype=io_dtype,
+        target=target,
+        outputs=outputs,
+    )
+    metadata = build_metadata(
+        model.config, source, precision, opset, layout, used, io_dtype, batch, outputs, preprocessing=preprocessing
+    )
     metadata["target"] = str(target)
     write_metadata(graph, metadata)
     timings["build"] = time.perf_counter() - start

@@ -8,7 +8,8 @@ the long convolution, the SIREN sines) carry ``KEEP_FP32`` in their doc_string; 
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable, Optional, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -58,10 +59,10 @@ class GraphBuilder:
         return self.target.fused_rms_norm(self.opset)
 
     # ---- naming ---------------------------------------------------------------------------------
-    def scope(self, name: str) -> "_Scope":
+    def scope(self, name: str) -> _Scope:
         return _Scope(self, name)
 
-    def fp32_region(self) -> "_Fp32Region":
+    def fp32_region(self) -> _Fp32Region:
         return _Fp32Region(self)
 
     def unique(self, base: str, sep: str = "/") -> str:
@@ -100,8 +101,9 @@ class GraphBuilder:
         """One node with one output; returns the output's name."""
         return self.op_multi(op_type, inputs, 1, name, **attrs)[0]
 
-    def op_multi(self, op_type: str, inputs: Sequence[Optional[str]], num_outputs: int, name: str | None = None,
-                 **attrs) -> list[str]:
+    def op_multi(
+        self, op_type: str, inputs: Sequence[Optional[str]], num_outputs: int, name: str | None = None, **attrs
+    ) -> list[str]:
         """One node with ``num_outputs`` outputs; returns their names."""
         base = name or op_type
         outputs = [self.unique(f"{base}_out{i}" if num_outputs > 1 else f"{base}_out") for i in range(num_outputs)]
@@ -152,7 +154,7 @@ class GraphBuilder:
             bias = None if bias is None else bias * out_scale
         return self.linear(x, weight, bias, name)
 
-    def subgraph(self, name: str) -> "GraphBuilder":
+    def subgraph(self, name: str) -> GraphBuilder:
         """A builder for a nested graph (a Scan/Loop/If body) with its own nodes and initializers."""
         child = GraphBuilder(self.opset, self.target)
         child._scope = [name]
@@ -173,7 +175,9 @@ class GraphBuilder:
     def build(self, name: str, doc: str = "") -> onnx.ModelProto:
         graph = helper.make_graph(self.nodes, name, self.inputs, self.outputs, self.initializers, doc_string=doc)
         model = helper.make_model(
-            graph, opset_imports=[helper.make_opsetid("", self.opset)], ir_version=IR_VERSION,
+            graph,
+            opset_imports=[helper.make_opsetid("", self.opset)],
+            ir_version=IR_VERSION,
             producer_name=PRODUCER,
         )
         return model

@@ -34,7 +34,6 @@ def choose(lowering: str, has_film: bool) -> str:
     return lowering
 
 
-
 # ---- DFT matrices (float64, cast once) ---------------------------------------------------------------
 def rfft_matrix(n_in: int, n_fft: int) -> np.ndarray:
     """``[2*(n_fft//2+1), n_in]``: rows Re then Im of the rfft of a length-``n_in`` signal."""
@@ -46,9 +45,9 @@ def rfft_matrix(n_in: int, n_fft: int) -> np.ndarray:
 
 def dft_matrix(n_in: int, n_fft: int) -> np.ndarray:
     """``[2*n_fft, 2*n_in]``: complex DFT on (Re rows, Im rows) stacked inputs."""
-    l = np.arange(n_fft)[:, None]
+    k = np.arange(n_fft)[:, None]
     i = np.arange(n_in)[None, :]
-    c, s = np.cos(2 * np.pi * l * i / n_fft), np.sin(2 * np.pi * l * i / n_fft)
+    c, s = np.cos(2 * np.pi * k * i / n_fft), np.sin(2 * np.pi * k * i / n_fft)
     return np.block([[c, s], [-s, c]]).astype(np.float32)
 
 
@@ -66,8 +65,8 @@ def product_factor_matrix(n_in: int, n_fft: int) -> np.ndarray:
 def idft_rows_matrix(n_fft: int, first: int, count: int) -> np.ndarray:
     """``[2*count, 2*n_fft]``: inverse complex DFT, outputs ``first .. first+count-1`` only."""
     i = np.arange(first, first + count)[:, None]
-    l = np.arange(n_fft)[None, :]
-    c, s = np.cos(2 * np.pi * l * i / n_fft), np.sin(2 * np.pi * l * i / n_fft)
+    k = np.arange(n_fft)[None, :]
+    c, s = np.cos(2 * np.pi * k * i / n_fft), np.sin(2 * np.pi * k * i / n_fft)
     return (np.block([[c, -s], [s, c]]) / n_fft).astype(np.float32)
 
 
@@ -84,8 +83,9 @@ def irfft_matrix(n_fft: int, first: int, count: int) -> np.ndarray:
     return (np.concatenate([weight * np.cos(angle), -weight * np.sin(angle)], axis=1) / n_fft).astype(np.float32)
 
 
-def spectrum(b: GraphBuilder, x: str, rows: int, cols: int, channels: int, n_rows: int, n_cols: int,
-             factors: bool = False) -> str:
+def spectrum(
+    b: GraphBuilder, x: str, rows: int, cols: int, channels: int, n_rows: int, n_cols: int, factors: bool = False
+) -> str:
     """2-D real DFT of channels-last ``x [B, rows, cols, C]`` -> ``[B, 2, F]`` (Re, Im), with
     ``F = n_rows*(n_cols//2+1)*C``; with ``factors`` -> ``[B, 4, F]``: K1 then K2 (product_factor_matrix)."""
     bins = n_cols // 2 + 1
@@ -101,8 +101,7 @@ def kernel_product_factors(kernel: np.ndarray, n_rows: int, n_cols: int) -> tupl
     """K1, K2 (see product_factor_matrix) of a baked ``[C, Ky, Kx]`` kernel, each ``[1, 2, F]``."""
     f = np.fft.rfft2(kernel.astype(np.float64), s=(n_rows, n_cols))  # [C, n_rows, bins]
     re, im = (part.transpose(1, 2, 0).reshape(1, 1, -1) for part in (f.real, f.imag))  # [n_rows, bins, C]
-    return (np.concatenate([re, re], axis=1).astype(np.float32),
-            np.concatenate([-im, im], axis=1).astype(np.float32))
+    return (np.concatenate([re, re], axis=1).astype(np.float32), np.concatenate([-im, im], axis=1).astype(np.float32))
 
 
 def spectral_conv(b: GraphBuilder, z: str, k1: str, k2: str, rows: int, cols: int, channels: int) -> str:
@@ -154,8 +153,10 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
         hidden = b.linear_module(cond, gen.mlp[0], "mlp0")
         out = b.linear_module(gelu(b, hidden), gen.mlp[2], "mlp2")
         pieces = b.split(out, [hd] * (2 * gen.num_film_layers), axis=-1)
-        pairs = [(b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
-                 for i in range(gen.num_film_layers)]
+        pairs = [
+            (b.op("Unsqueeze", [pieces[2 * i], b.const([1])]), b.op("Unsqueeze", [pieces[2 * i + 1], b.const([1])]))
+            for i in range(gen.num_film_layers)
+        ]
 
         def modulate(h: str, pair) -> str:
             return b.op("Add", [b.op("Mul", [h, pair[0]]), pair[1]])
@@ -186,8 +187,9 @@ def film_kernel(b: GraphBuilder, conv, cond: str, flip: bool, with_shortcut: boo
         return b.op("Add", [k, b.weight("shortcut_tap", centre)])
 
 
-def _scan_depthwise_conv(b: GraphBuilder, z: str, kernel: str, channels: int, ksize: tuple[int, int],
-                         pads: list[int]) -> str:
+def _scan_depthwise_conv(
+    b: GraphBuilder, z: str, kernel: str, channels: int, ksize: tuple[int, int], pads: list[int]
+) -> str:
     """Per-sample depthwise convolution for a dynamic batch: Scan over the batch axis."""
     from onnx import helper
 

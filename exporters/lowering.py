@@ -18,8 +18,8 @@ rounding; the export validation checks the result against PyTorch):
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -41,7 +41,6 @@ from vit5_infer.vocabulary import INPUT_NAME, LOGITS
 from .graph import FLOAT, GraphBuilder, as_float32
 from .long_conv import long_conv
 from .ops import activation, l2_normalize, rms_norm, silu
-
 
 
 @dataclass
@@ -98,8 +97,9 @@ def rotate_halves(b: GraphBuilder, x: str, heads: int, hd: int) -> str:
     return b.reshape(b.reverse(view, axis=4), [0, 0, heads, hd])
 
 
-def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None,
-              query_rows: tuple[int, int] | None = None) -> str:
+def attention(
+    b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray | None, query_rows: tuple[int, int] | None = None
+) -> str:
     """Self-attention on ``x [B, T, D]``; with ``query_rows=(start, count)`` only those tokens are
     computed as queries (keys and values still cover all T), giving ``[B, count, D]``."""
     d, heads, hd = att.hidden_dim, att.num_heads, att.head_dim
@@ -155,8 +155,15 @@ def attention(b: GraphBuilder, att: ViT5Attention, x: str, out_scale: np.ndarray
 
 
 # ---- Hyena -----------------------------------------------------------------------------------------
-def hyena(b: GraphBuilder, adapter: ViT5HyenaAdapter, x: str, tokens: int, cond: str | None,
-          out_scale: np.ndarray | None, long_conv_lowering: str) -> str:
+def hyena(
+    b: GraphBuilder,
+    adapter: ViT5HyenaAdapter,
+    x: str,
+    tokens: int,
+    cond: str | None,
+    out_scale: np.ndarray | None,
+    long_conv_lowering: str,
+) -> str:
     inner = adapter.inner_mixer
     mixer: Hyena = inner.mixer
     d = inner.hidden_dim
@@ -195,7 +202,9 @@ def grn(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None = None) ->
         with b.fp32_region():
             g = b.op("Sqrt", [b.reduce("ReduceSumSquare", x, [1])])
             n = b.op("Div", [g, b.op("Add", [b.reduce("ReduceMean", g, [-1]), b.const(module.eps, np.float32)])])
-            s = b.op("Add", [b.op("Mul", [n, b.weight("gamma", as_float32(module.gamma) * scale)]), b.weight("one", scale)])
+            s = b.op(
+                "Add", [b.op("Mul", [n, b.weight("gamma", as_float32(module.gamma) * scale)]), b.weight("one", scale)]
+            )
         return b.op("Add", [b.op("Mul", [x, s]), b.weight("beta", as_float32(module.beta) * scale)])
 
 
@@ -238,8 +247,15 @@ EMITTERS: dict[str, Callable[[GraphBuilder, ViT5ResidualBlock, str, MixerContext
 }
 
 
-def block(b: GraphBuilder, blk: ViT5ResidualBlock, letter: str, x: str, tokens: int, long_conv_lowering: str,
-          query_rows: tuple[int, int] | None = None) -> str:
+def block(
+    b: GraphBuilder,
+    blk: ViT5ResidualBlock,
+    letter: str,
+    x: str,
+    tokens: int,
+    long_conv_lowering: str,
+    query_rows: tuple[int, int] | None = None,
+) -> str:
     """One residual block of kind ``letter``; ``query_rows`` (attention only) keeps just those output tokens."""
     ls_attn = None if blk.ls_attn is None else as_float32(blk.ls_attn.gamma)
     a = rms_norm(b, x, as_float32(blk.input_norm.weight), blk.input_norm.eps, "input_norm")
@@ -270,8 +286,12 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
         pixels = b.input(INPUT_NAME, FLOAT, [batch, net.in_channels, net.image_size, net.image_size])
 
     with b.scope("embed"):
-        x = b.op("Conv", [pixels, b.weight("patch_embed.weight", as_float32(model.patch_embed.weight))],
-                 strides=[net.patch_size] * 2, name="patch_embed")
+        x = b.op(
+            "Conv",
+            [pixels, b.weight("patch_embed.weight", as_float32(model.patch_embed.weight))],
+            strides=[net.patch_size] * 2,
+            name="patch_embed",
+        )
         x = b.transpose(b.reshape(x, [0, d, n]), [0, 2, 1])
         x = b.op("Add", [x, b.weight("pos_embed", as_float32(model.pos_embed))])
         pattern = net.layer_pattern
@@ -321,11 +341,14 @@ def emit_network(b: GraphBuilder, model: ViT5ClassificationNet, options: Lowerin
                 pooled = b.reduce("ReduceMean", b.slice(x, 0, n, axis=1), [1], keepdims=0)
             else:
                 regs = b.slice(x, first, first + net.num_registers, axis=1)
-                pooled = b.reshape(b.op("MatMul", [regs, b.weight("register_neck", as_float32(model.register_neck.weight).T)]),
-                                   [0, -1])
+                pooled = b.reshape(
+                    b.op("MatMul", [regs, b.weight("register_neck", as_float32(model.register_neck.weight).T)]), [0, -1]
+                )
             results[PRE_LOGITS] = rms_norm(b, pooled, as_float32(model.out_norm.weight), model.out_norm.eps, "out_norm")
             if LOGITS in options.outputs:
-                results[LOGITS] = b.op("MatMul", [results[PRE_LOGITS], b.weight("out_proj", as_float32(model.out_proj.weight).T)])
+                results[LOGITS] = b.op(
+                    "MatMul", [results[PRE_LOGITS], b.weight("out_proj", as_float32(model.out_proj.weight).T)]
+                )
     if wants_tokens:
         # x holds [patches | CLS | registers] here: the padding was dropped after the last Hyena block.
         with b.scope("features"):

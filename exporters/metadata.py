@@ -20,9 +20,18 @@ from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS
 
 
-def build_metadata(config: ViT5Config, source: ModelSource | None, precision: str, opset: int, layout: str,
-                   lowering: dict, io_dtype: str, batch, outputs=(LOGITS,),
-                   preprocessing: Preprocessing | None = None) -> dict:
+def build_metadata(
+    config: ViT5Config,
+    source: ModelSource | None,
+    precision: str,
+    opset: int,
+    layout: str,
+    lowering: dict,
+    io_dtype: str,
+    batch,
+    outputs=(LOGITS,),
+    preprocessing: Preprocessing | None = None,
+) -> dict:
     """``preprocessing``: what the graph's users must apply to images (default: SPEC 8.4 at the
     model's input size)."""
     pre = preprocessing or Preprocessing(image_size=config.network.image_size)

@@ -77,5 +77,3 @@ def activation(b: GraphBuilder, kind: str | None, x: str) -> str:
     if kind == "sigmoid":
         return b.op("Sigmoid", [x])
     raise ValueError(f"no ONNX lowering for activation {kind!r}")
-
-

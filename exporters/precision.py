@@ -22,8 +22,21 @@ from .graph import EXTERNAL_DATA_THRESHOLD, KEEP_FP32, PRODUCER
 
 REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 # Used for graphs not exported by this toolkit (no KEEP_FP32 tags to read).
-SENSITIVE_OPS = {"Softmax", "ReduceMean", "ReduceL2", "ReduceSum", "ReduceSumSquare", "Sqrt", "Reciprocal",
-                 "Pow", "Sin", "Cos", "Scan", "DFT", "Erf"}
+SENSITIVE_OPS = {
+    "Softmax",
+    "ReduceMean",
+    "ReduceL2",
+    "ReduceSum",
+    "ReduceSumSquare",
+    "Sqrt",
+    "Reciprocal",
+    "Pow",
+    "Sin",
+    "Cos",
+    "Scan",
+    "DFT",
+    "Erf",
+}
 # Ops whose outputs are not float whatever their inputs.
 NON_FLOAT_OUTPUT_OPS = {"Shape", "Size", "NonZero", "ArgMax", "ArgMin"}
 
@@ -158,8 +171,8 @@ def graph_precision(model: onnx.ModelProto, metadata: dict | None = None) -> str
 def check_build_precision(onnx_path, have: str, precision: str) -> None:
     """Refuse, in one line naming the flag or export that fits, an engine of ``precision`` from a graph of
     precision ``have``.  Buildable: the graph's own precision, no flag (``fp32``) on a quantized graph (its
-    metadata says what it is), and fp16/bf16 from an FP32 graph (converted).  Needs only the recorded precision, so a build can
-    check it before TensorRT is loaded."""
+    metadata says what it is), and fp16/bf16 from an FP32 graph (converted).  Needs only the recorded
+    precision, so a build can check it before TensorRT is loaded."""
     if have == precision:
         return
     if have in QUANTIZED_PRECISIONS:
@@ -173,8 +186,12 @@ def check_build_precision(onnx_path, have: str, precision: str) -> None:
             else f"{onnx_path} is an {have} graph; build it with --{have}"
         )
     if precision not in REDUCED:
-        quantize = (f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
-                    f"{precision} --target tensorrt --calibration DIR'" if precision in QUANTIZED_PRECISIONS else "")
+        quantize = (
+            f"; an {precision} engine is built from a quantized graph: 'vit5 export SOURCE --precision "
+            f"{precision} --target tensorrt --calibration DIR'"
+            if precision in QUANTIZED_PRECISIONS
+            else ""
+        )
         raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
 
 
@@ -224,8 +241,9 @@ def emulate_in_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
 
     def round_trip(source: str, target: str, tag: str) -> None:
         nodes.append(helper.make_node("Cast", [source], [f"{target}/{tag}"], to=low, name=f"{target}/{tag}"))
-        nodes.append(helper.make_node("Cast", [f"{target}/{tag}"], [target], to=TensorProto.FLOAT,
-                                      name=f"{target}/{tag}_back"))
+        nodes.append(
+            helper.make_node("Cast", [f"{target}/{tag}"], [target], to=TensorProto.FLOAT, name=f"{target}/{tag}_back")
+        )
 
     for inp in graph.input:
         if inp.type.tensor_type.elem_type in reduced:

@@ -40,7 +40,7 @@ class ExportTarget:
     version: Optional[tuple[int, int]] = None
 
     @classmethod
-    def parse(cls, text: "str | ExportTarget | None") -> "ExportTarget":
+    def parse(cls, text: str | ExportTarget | None) -> ExportTarget:
         """``ort`` / ``cpu`` / ``tensorrt`` / ``tensorrt=10.8`` (also ``tensorrt-10.8``, ``tensorrt10.8.0``)."""
         if isinstance(text, ExportTarget):
             return text
@@ -52,7 +52,9 @@ class ExportTarget:
         match = re.fullmatch(r"(?:tensorrt|trt)(?:\s*[=:\- ]?\s*(.+))?", spec)
         version = None if match is None or match.group(1) is None else parse_tensorrt_version(match.group(1))
         if match is None or (match.group(1) is not None and version is None):
-            raise TargetError(f"unknown export target {text!r}; use ort, tensorrt or tensorrt=MAJOR.MINOR (e.g. tensorrt=10.8)")
+            raise TargetError(
+                f"unknown export target {text!r}; use ort, tensorrt or tensorrt=MAJOR.MINOR (e.g. tensorrt=10.8)"
+            )
         if version is None:
             return cls("tensorrt")
         if not tensorrt_releases.is_supported(version):

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import functools
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Optional, Union
+from typing import Optional, Union
 
 import numpy as np
 import onnx
@@ -90,8 +91,20 @@ def parser_tables() -> ParserTables:
     return _tables(tensorrt_releases.releases())
 
 
-REDUCE_OPS = frozenset({"ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean",
-                        "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare"})
+REDUCE_OPS = frozenset(
+    {
+        "ReduceL1",
+        "ReduceL2",
+        "ReduceLogSum",
+        "ReduceLogSumExp",
+        "ReduceMax",
+        "ReduceMean",
+        "ReduceMin",
+        "ReduceProd",
+        "ReduceSum",
+        "ReduceSumSquare",
+    }
+)
 
 # QuantizeLinear and DequantizeLinear share one importer, QuantDequantLinearHelper in onnxOpImporters.cpp;
 # their checkers in onnxOpCheckers.cpp are empty (10.0 eb43908, dd0a3a9). Read at release/10.0 eb43908,
@@ -182,8 +195,13 @@ class CompatReport:
         return f"{_count(len(self.errors), 'error')} ({by_rule}): {REEXPORT.format(version=self.version)}"
 
     def to_dict(self) -> dict:
-        return {"version": self.version, "rules": self.rules, "opset": self.opset, "compatible": self.compatible,
-                "issues": [asdict(issue) for issue in self.issues]}
+        return {
+            "version": self.version,
+            "rules": self.rules,
+            "opset": self.opset,
+            "compatible": self.compatible,
+            "issues": [asdict(issue) for issue in self.issues],
+        }
 
 
 # ---- graph walk ---------------------------------------------------------------------------------------
@@ -297,14 +315,22 @@ class _Checker:
     def check_opset(self) -> None:
         highest = self.tables.max_documented_opset[self.release]
         if self.opset > highest:
-            self.add(None, "opset-above-documented",
-                     f"opset {self.opset} is above the range TensorRT {self.version} documents (9 .. {highest}); the "
-                     "parser imports it but newer op versions are not guaranteed to import correctly",
-                     f"export with opset <= {highest} or use a TensorRT release that documents opset {self.opset}",
-                     WARNING)
+            self.add(
+                None,
+                "opset-above-documented",
+                f"opset {self.opset} is above the range TensorRT {self.version} documents (9 .. {highest}); the "
+                "parser imports it but newer op versions are not guaranteed to import correctly",
+                f"export with opset <= {highest} or use a TensorRT release that documents opset {self.opset}",
+                WARNING,
+            )
         if self.opset < MIN_OPSET:
-            self.add(None, "opset-below-7", f"opset {self.opset}: the parser only guarantees opset >= {MIN_OPSET}",
-                     f"export with opset >= {MIN_OPSET}", WARNING)
+            self.add(
+                None,
+                "opset-below-7",
+                f"opset {self.opset}: the parser only guarantees opset >= {MIN_OPSET}",
+                f"export with opset >= {MIN_OPSET}",
+                WARNING,
+            )
 
     def check_value_types(self, graph: onnx.GraphProto) -> None:
         supported = self.tables.types[self.release]
@@ -319,11 +345,20 @@ class _Checker:
             return
         name = TensorProto.DataType.Name(elem_type)
         if elem_type not in supported:
-            self.add(node, "unsupported-type", f"{what} has type {name}, which TensorRT {self.version} cannot represent",
-                     "use FLOAT, FLOAT16, BFLOAT16, INT32, INT64 or BOOL")
+            self.add(
+                node,
+                "unsupported-type",
+                f"{what} has type {name}, which TensorRT {self.version} cannot represent",
+                "use FLOAT, FLOAT16, BFLOAT16, INT32, INT64 or BOOL",
+            )
         elif elem_type == TensorProto.DOUBLE:
-            self.add(node, "double-downcast", f"{what} is DOUBLE: the parser casts it to FLOAT, clamping to +-FLT_MAX",
-                     "store it as FLOAT", WARNING)
+            self.add(
+                node,
+                "double-downcast",
+                f"{what} is DOUBLE: the parser casts it to FLOAT, clamping to +-FLT_MAX",
+                "store it as FLOAT",
+                WARNING,
+            )
 
     # nodes --------------------------------------------------------------------------------------------
     def check_node(self, node: onnx.NodeProto, scope: _Scope) -> None:
@@ -331,21 +366,35 @@ class _Checker:
         if op not in self.tables.importers[self.release] and op not in self.local_functions:
             self._no_importer(node)
             return
-        for check in (self._attention, self._cast, self._constant, self._slice, self._reduce, self._unsqueeze,
-                      self._layer_norm, self._rotary_embedding, self._uint8_outputs, self._local_function,
-                      self._quantize_dequantize):
+        for check in (
+            self._attention,
+            self._cast,
+            self._constant,
+            self._slice,
+            self._reduce,
+            self._unsqueeze,
+            self._layer_norm,
+            self._rotary_embedding,
+            self._uint8_outputs,
+            self._local_function,
+            self._quantize_dequantize,
+        ):
             check(node, scope)
 
     def _no_importer(self, node: onnx.NodeProto) -> None:
         later = first_release_with(node.op_type)
-        message = (f"no importer for {node.op_type} in TensorRT {self.version}: the parser falls back to a plugin "
-                   f"of that name and fails with \"Plugin not found\"")
+        message = (
+            f"no importer for {node.op_type} in TensorRT {self.version}: the parser falls back to a plugin "
+            f'of that name and fails with "Plugin not found"'
+        )
         if later is not None:
             fix = _needs(later)
             if node.op_type in ("Attention", "RMSNormalization", "RotaryEmbedding"):
                 fix += f", or {self.reexport()}"
         else:
-            fix = f"replace {node.op_type} with ops TensorRT imports, or register a TensorRT plugin named {node.op_type}"
+            fix = (
+                f"replace {node.op_type} with ops TensorRT imports, or register a TensorRT plugin named {node.op_type}"
+            )
         self.add(node, "no-importer", message, fix)
 
     def _attention(self, node: onnx.NodeProto, scope: _Scope) -> None:
@@ -354,68 +403,102 @@ class _Checker:
         fix = self.reexport()
         # Checker (onnxOpCheckers.cpp, 10.14 c727277 and dd0a3a9): both attributes are refused outright.
         if _attr(node, "softmax_precision") is not None:
-            self.add(node, "attention-softmax-precision",
-                     "the Attention checker rejects any softmax_precision attribute (\"Setting softmax precision is "
-                     "not supported in TensorRT Attention\")", f"drop softmax_precision: {fix}")
+            self.add(
+                node,
+                "attention-softmax-precision",
+                'the Attention checker rejects any softmax_precision attribute ("Setting softmax precision is '
+                'not supported in TensorRT Attention")',
+                f"drop softmax_precision: {fix}",
+            )
         softcap = _attr(node, "softcap")
         if softcap not in (None, 0.0):
             self.add(node, "attention-softcap", "the Attention checker rejects softcap != 0", "remove softcap")
         # Importer (onnxOpImporters.cpp dd0a3a9): one output only; past_key / past_value refused.
         if len(node.output) != 1:
-            self.add(node, "attention-outputs",
-                     f"{len(node.output)} outputs listed: the importer accepts Attention nodes with exactly one output "
-                     "(present_key, present_value, qk_matmul_output are unsupported)", "keep only output Y")
+            self.add(
+                node,
+                "attention-outputs",
+                f"{len(node.output)} outputs listed: the importer accepts Attention nodes with exactly one output "
+                "(present_key, present_value, qk_matmul_output are unsupported)",
+                "keep only output Y",
+            )
         for index, name in ((4, "past_key"), (5, "past_value")):
             if _input(node, index):
-                self.add(node, f"attention-{name.replace('_', '-')}", f"{name} is set: the importer refuses it",
-                         f"remove {name} (no KV cache in this graph form)")
+                self.add(
+                    node,
+                    f"attention-{name.replace('_', '-')}",
+                    f"{name} is set: the importer refuses it",
+                    f"remove {name} (no KV cache in this graph form)",
+                )
         # docs/operators.md (c727277, fa5aa9f, 7c51a63): nonpad_kv_seqlen unsupported; the importer never
         # reads input 6, so it would be silently ignored.
         if _input(node, 6):
-            self.add(node, "attention-nonpad-kv-seqlen",
-                     "nonpad_kv_seqlen is unsupported (documented; the importer ignores it, which changes results)",
-                     "remove nonpad_kv_seqlen")
+            self.add(
+                node,
+                "attention-nonpad-kv-seqlen",
+                "nonpad_kv_seqlen is unsupported (documented; the importer ignores it, which changes results)",
+                "remove nonpad_kv_seqlen",
+            )
         for key in ("TRT_normalization_op",):
             value = _attr(node, key)
             if value is not None and value not in (b"softmax", b"none"):
-                self.add(node, "attention-normalization-op",
-                         f"{key}={value.decode(errors='replace')!r}: only 'softmax' or 'none' are accepted",
-                         f"set {key} to softmax or remove it")
+                self.add(
+                    node,
+                    "attention-normalization-op",
+                    f"{key}={value.decode(errors='replace')!r}: only 'softmax' or 'none' are accepted",
+                    f"set {key} to softmax or remove it",
+                )
         self._attention_ranks(node, scope, fix)
 
     def _attention_ranks(self, node: onnx.NodeProto, scope: _Scope, fix: str) -> None:
         ranks = [scope.ranks.get(_input(node, i)) for i in range(3)]
         known = [r for r in ranks if r is not None]
         if len(set(known)) > 1:
-            self.add(node, "attention-qkv-rank",
-                     f"Q, K, V ranks {ranks}: the importer needs the same number of dimensions", fix)
+            self.add(
+                node,
+                "attention-qkv-rank",
+                f"Q, K, V ranks {ranks}: the importer needs the same number of dimensions",
+                fix,
+            )
             return
         rank = known[0] if known else None
         if rank is not None and rank not in (3, 4):
-            self.add(node, "attention-qkv-rank", f"Q, K, V are {rank}-D: TensorRT attention takes 4-D (or 3-D) inputs",
-                     fix)
+            self.add(
+                node, "attention-qkv-rank", f"Q, K, V are {rank}-D: TensorRT attention takes 4-D (or 3-D) inputs", fix
+            )
         elif rank == 3 and not self.has(tensorrt_releases.ATTENTION_ANY_RANK):
             # 10.14 documents 4-D only (docs/operators.md c727277); the 3-D reshape with q_num_heads /
             # kv_num_heads is in the importer we could read (dd0a3a9, AttentionHelpers.cpp fa5aa9f), not
             # in a source we could read at the 10.14 pin.
-            self.add(node, "attention-3d",
-                     "3-D Q/K/V: TensorRT 10.14 documents 4-D inputs only (q_num_heads/kv_num_heads as dimension 1)",
-                     f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= "
-                     f"{tensorrt_releases.version_text(tensorrt_releases.since(tensorrt_releases.ATTENTION_ANY_RANK))}")
+            self.add(
+                node,
+                "attention-3d",
+                "3-D Q/K/V: TensorRT 10.14 documents 4-D inputs only (q_num_heads/kv_num_heads as dimension 1)",
+                f"use 4-D [batch, heads, tokens, head_dim] inputs: {fix}, or use TensorRT >= "
+                f"{tensorrt_releases.version_text(tensorrt_releases.since(tensorrt_releases.ATTENTION_ANY_RANK))}",
+            )
         elif rank == 3:
             for attr in ("q_num_heads", "kv_num_heads"):
                 if not _attr(node, attr):
-                    self.add(node, "attention-3d-heads",
-                             f"3-D Q/K/V without {attr}: the importer needs q_num_heads and kv_num_heads to reshape "
-                             "to 4-D", f"set {attr}")
+                    self.add(
+                        node,
+                        "attention-3d-heads",
+                        f"3-D Q/K/V without {attr}: the importer needs q_num_heads and kv_num_heads to reshape to 4-D",
+                        f"set {attr}",
+                    )
         mask = _input(node, 3)
         mask_rank = scope.ranks.get(mask) if mask else None
         four_d_only = not self.has(tensorrt_releases.ATTENTION_ANY_RANK)
         if mask_rank is not None and (mask_rank > 4 or (four_d_only and mask_rank != 4)):
-            self.add(node, "attention-mask-rank",
-                     f"attn_mask is {mask_rank}-D: " + (f"{self.release} documents a 4-D mask" if four_d_only
-                                                        else "the importer accepts masks of rank <= 4"),
-                     "give attn_mask shape [batch, heads, q_tokens, kv_tokens] (broadcastable)")
+            self.add(
+                node,
+                "attention-mask-rank",
+                f"attn_mask is {mask_rank}-D: "
+                + (
+                    f"{self.release} documents a 4-D mask" if four_d_only else "the importer accepts masks of rank <= 4"
+                ),
+                "give attn_mask shape [batch, heads, q_tokens, kv_tokens] (broadcastable)",
+            )
 
     def _cast(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Checker (onnxOpCheckers.cpp 10.0 eb43908 .. dd0a3a9): `to` must map through convertDtype.
@@ -428,8 +511,9 @@ class _Checker:
         # Checker (onnxOpCheckers.cpp, 10.0 .. dd0a3a9): sparse and string constants are unsupported.
         for name in ("sparse_value", "value_string", "value_strings"):
             if _attr(node, name) is not None:
-                self.add(node, "constant-attribute", f"Constant with {name} is unsupported",
-                         "use a dense numeric value")
+                self.add(
+                    node, "constant-attribute", f"Constant with {name} is unsupported", "use a dense numeric value"
+                )
         value = _attr(node, "value")
         if isinstance(value, onnx.TensorProto):
             self._check_type(node, "Constant value", value.data_type, self.tables.types[self.release])
@@ -437,16 +521,23 @@ class _Checker:
     def _slice(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Checker (onnxOpCheckers.cpp, 10.0 .. dd0a3a9): opset >= 10 Slice takes 3 to 5 inputs.
         if node.op_type == "Slice" and self.opset >= 10 and not 3 <= len(node.input) <= 5:
-            self.add(node, "slice-inputs", f"Slice with {len(node.input)} inputs: opset >= 10 Slice needs 3 to 5",
-                     "give data, starts, ends[, axes[, steps]]")
+            self.add(
+                node,
+                "slice-inputs",
+                f"Slice with {len(node.input)} inputs: opset >= 10 Slice needs 3 to 5",
+                "give data, starts, ends[, axes[, steps]]",
+            )
 
     def _reduce(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # importerUtils.cpp reduceTensor (10.0 eb43908, 10.15 fa5aa9f): "Axis input must be an initializer!"
         axes = _input(node, 1)
         if node.op_type in REDUCE_OPS and axes and axes not in scope.constants:
-            self.add(node, "reduce-axes-constant",
-                     f"{node.op_type} axes come from a computed tensor: the importer requires an initializer",
-                     "store axes as an initializer (or a Constant node)")
+            self.add(
+                node,
+                "reduce-axes-constant",
+                f"{node.op_type} axes come from a computed tensor: the importer requires an initializer",
+                "store axes as an initializer (or a Constant node)",
+            )
 
     def _unsqueeze(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Unsqueeze importer (10.0 eb43908): "Axes input ... should be a constant tensor" (ShapeTensor values
@@ -454,15 +545,23 @@ class _Checker:
         # constant. Shape arithmetic the parser folds is not modelled here, hence a warning.
         axes = _input(node, 1)
         if node.op_type in ("Squeeze", "Unsqueeze") and axes and axes not in scope.constants:
-            self.add(node, "axes-constant",
-                     f"{node.op_type} axes are computed: the parser needs them resolvable to a constant at parse time",
-                     "store axes as an initializer", WARNING)
+            self.add(
+                node,
+                "axes-constant",
+                f"{node.op_type} axes are computed: the parser needs them resolvable to a constant at parse time",
+                "store axes as an initializer",
+                WARNING,
+            )
 
     def _layer_norm(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # Checker (onnxOpCheckers.cpp, 10.14 c727277 / dd0a3a9): only output Y is supported.
         if node.op_type == "LayerNormalization" and any(node.output[1:]):
-            self.add(node, "layernorm-outputs", "LayerNormalization Mean/InvStdDev outputs are unsupported",
-                     "keep only output Y")
+            self.add(
+                node,
+                "layernorm-outputs",
+                "LayerNormalization Mean/InvStdDev outputs are unsupported",
+                "keep only output Y",
+            )
 
     def _rotary_embedding(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # docs/operators.md (fa5aa9f, 7c51a63): RotaryEmbedding `position_ids` must be INT64.
@@ -470,9 +569,12 @@ class _Checker:
         if node.op_type == "RotaryEmbedding" and position_ids:
             elem = scope.types.get(position_ids)
             if elem is not None and elem != TensorProto.INT64:
-                self.add(node, "rotary-position-ids",
-                         f"position_ids is {TensorProto.DataType.Name(elem)}: TensorRT documents INT64 only",
-                         "make position_ids INT64")
+                self.add(
+                    node,
+                    "rotary-position-ids",
+                    f"position_ids is {TensorProto.DataType.Name(elem)}: TensorRT documents INT64 only",
+                    "make position_ids INT64",
+                )
 
     def _uint8_outputs(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # ModelImporter.cpp (10.0 eb43908): "TensorRT does not support UINT8 types for intermediate tensors!"
@@ -482,18 +584,24 @@ class _Checker:
             return
         for out in node.output:
             if out and scope.types.get(out) == TensorProto.UINT8 and out not in scope.graph_outputs:
-                self.add(node, "uint8-intermediate", f"{out} is UINT8: UINT8 is allowed only on network inputs/outputs",
-                         "cast to INT32 or FLOAT before it leaves the producing node")
+                self.add(
+                    node,
+                    "uint8-intermediate",
+                    f"{out} is UINT8: UINT8 is allowed only on network inputs/outputs",
+                    "cast to INT32 or FLOAT before it leaves the producing node",
+                )
 
     def _local_function(self, node: onnx.NodeProto, scope: _Scope) -> None:
         # onnxOpCheckers.cpp LocalFunctionImporter: node inputs must match the function's inputs.
         function = self.local_functions.get(node.op_type)
         if function is not None and node.op_type not in self.tables.importers[self.release]:
             if len(node.input) != len(function.input):
-                self.add(node, "local-function-inputs",
-                         f"{len(node.input)} inputs for local function {node.op_type} of {len(function.input)}",
-                         "match the function signature")
-
+                self.add(
+                    node,
+                    "local-function-inputs",
+                    f"{len(node.input)} inputs for local function {node.op_type} of {len(function.input)}",
+                    "match the function signature",
+                )
 
     # QuantizeLinear / DequantizeLinear (QuantDequantLinearHelper, sources at QDQ_OPS) -------------------
     def _quantize_dequantize(self, node: onnx.NodeProto, scope: _Scope) -> None:
@@ -513,19 +621,32 @@ class _Checker:
         name = TensorProto.DataType.Name(elem)
         if node.op_type == "QuantizeLinear":
             if elem not in FLOAT_TYPES:
-                self.add(node, "qdq-input-type", f"QuantizeLinear of {name} data: TensorRT quantizes FP32, FP16 or "
-                         "BF16 tensors only (docs/operators.md)", "quantize a float tensor")
+                self.add(
+                    node,
+                    "qdq-input-type",
+                    f"QuantizeLinear of {name} data: TensorRT quantizes FP32, FP16 or "
+                    "BF16 tensors only (docs/operators.md)",
+                    "quantize a float tensor",
+                )
             return
         producer = scope.producers.get(data)
         if producer is not None and (producer.op_type == "QuantizeLinear" or elem == TensorProto.UINT8):
             return  # computed quantized data has the type TensorRT chose for it (INT8 for a UINT8 zero point)
         if elem not in self.tables.quantized_types[self.release]:
-            detail = ("UINT8 data is refused (\"Found unsupported input type of UINT8\"; UINT8 weights are read as "
-                      "INT32 before 10.10)" if elem == TensorProto.UINT8 else
-                      "TensorRT dequantizes " + ", ".join(TensorProto.DataType.Name(t) for t in
-                                                          sorted(self.tables.quantized_types[self.release])) + " only")
-            self.add(node, "qdq-input-type", f"DequantizeLinear of {name} data: {detail}",
-                     "store the weights as symmetric INT8 or FLOAT8E4M3FN: " + self.reexport())
+            detail = (
+                'UINT8 data is refused ("Found unsupported input type of UINT8"; UINT8 weights are read as '
+                "INT32 before 10.10)"
+                if elem == TensorProto.UINT8
+                else "TensorRT dequantizes "
+                + ", ".join(TensorProto.DataType.Name(t) for t in sorted(self.tables.quantized_types[self.release]))
+                + " only"
+            )
+            self.add(
+                node,
+                "qdq-input-type",
+                f"DequantizeLinear of {name} data: {detail}",
+                "store the weights as symmetric INT8 or FLOAT8E4M3FN: " + self.reexport(),
+            )
 
     def _qdq_scale_values(self, node: onnx.NodeProto, scope: _Scope, scale: str) -> None:
         # Scale weights are checked once, by the first node that turns them into a constant layer
@@ -536,22 +657,31 @@ class _Checker:
         self.checked_scales.add(scale)
         fix = f"{self.reexport()} (scales are stored as positive values of their storage type)"
         if tensor.data_type not in SCALE_TYPES:
-            self.add(node, "qdq-scale", f"scale {scale} is {TensorProto.DataType.Name(tensor.data_type)}: the "
-                     "importer verifies FLOAT, FLOAT16 or BFLOAT16 scales only and rejects the rest (\"Scale "
-                     "coefficients must all be positive\")", fix)
+            self.add(
+                node,
+                "qdq-scale",
+                f"scale {scale} is {TensorProto.DataType.Name(tensor.data_type)}: the "
+                'importer verifies FLOAT, FLOAT16 or BFLOAT16 scales only and rejects the rest ("Scale '
+                'coefficients must all be positive")',
+                fix,
+            )
             return
         values = _array(tensor)
         if values is None:
             return
         if values.size == 0:
-            self.add(node, "qdq-scale", f"scale {scale} is empty (\"Cannot have scale with no coefficients\")", fix)
+            self.add(node, "qdq-scale", f'scale {scale} is empty ("Cannot have scale with no coefficients")', fix)
             return
         bad = ~(values.astype(np.float64) > 0)
         if bad.any():
-            self.add(node, "qdq-scale",
-                     f"{_count(int(bad.sum()), 'value')} of scale {scale} not positive (smallest "
-                     f"{values.astype(np.float64).min():.3g}): the importer rejects it (\"Scale coefficients must "
-                     "all be positive\"); a scale below the smallest FLOAT16 is stored as 0", fix)
+            self.add(
+                node,
+                "qdq-scale",
+                f"{_count(int(bad.sum()), 'value')} of scale {scale} not positive (smallest "
+                f'{values.astype(np.float64).min():.3g}): the importer rejects it ("Scale coefficients must '
+                'all be positive"); a scale below the smallest FLOAT16 is stored as 0',
+                fix,
+            )
 
     def _qdq_zero_point(self, node: onnx.NodeProto, scope: _Scope, scale: str, zero_point: str) -> None:
         if not zero_point:
@@ -561,26 +691,42 @@ class _Checker:
         values = _array(_traced_constant(scope, zero_point))
         nonzero = values is not None and bool(values.astype(np.float64).any())
         if elem == TensorProto.UINT8 and not nonzero:
-            self.add(node, "qdq-uint8-zero-point",
-                     "UINT8 zero point: TensorRT quantizes to INT8 instead (\"TensorRT will use INT8 instead\"), "
-                     "so the quantized range is [-128, 127], not [0, 255]", fix, WARNING)
+            self.add(
+                node,
+                "qdq-uint8-zero-point",
+                'UINT8 zero point: TensorRT quantizes to INT8 instead ("TensorRT will use INT8 instead"), '
+                "so the quantized range is [-128, 127], not [0, 255]",
+                fix,
+                WARNING,
+            )
         if elem == TensorProto.FLOAT8E4M3FN:
             # The helper's zero-point branch runs only when the quantized type is not FP8: the values are
             # never read, so a non-zero FP8 zero point is dropped, not applied.
             if nonzero:
-                self.add(node, "qdq-fp8-zero-point",
-                         f"non-zero FLOAT8E4M3FN zero point {zero_point}: the importer ignores FP8 zero points, so "
-                         "TensorRT computes without it", fix)
+                self.add(
+                    node,
+                    "qdq-fp8-zero-point",
+                    f"non-zero FLOAT8E4M3FN zero point {zero_point}: the importer ignores FP8 zero points, so "
+                    "TensorRT computes without it",
+                    fix,
+                )
             return
         if nonzero:
-            self.add(node, "qdq-zero-point-nonzero",
-                     f"zero point {zero_point} is not all 0: TensorRT supports symmetric quantization only "
-                     "(\"Non-zero zero point is not supported\"; docs/operators.md: the zero point must be 0)", fix)
+            self.add(
+                node,
+                "qdq-zero-point-nonzero",
+                f"zero point {zero_point} is not all 0: TensorRT supports symmetric quantization only "
+                '("Non-zero zero point is not supported"; docs/operators.md: the zero point must be 0)',
+                fix,
+            )
         zero_size, scale_size = _volume(scope.shapes.get(zero_point)), _volume(scope.shapes.get(scale))
         if zero_size is not None and scale_size is not None and zero_size != scale_size:
-            self.add(node, "qdq-zero-point-shape",
-                     f"zero point has {zero_size} values and the scale {scale_size}: the importer needs the same volume",
-                     "give the zero point the shape of the scale")
+            self.add(
+                node,
+                "qdq-zero-point-shape",
+                f"zero point has {zero_size} values and the scale {scale_size}: the importer needs the same volume",
+                "give the zero point the shape of the scale",
+            )
 
     def _qdq_output_dtype(self, node: onnx.NodeProto, scope: _Scope, zero_point: str) -> None:
         output_dtype = _attr(node, "output_dtype")
@@ -590,18 +736,22 @@ class _Checker:
         is_dq = node.op_type == "DequantizeLinear"
         fix = "remove output_dtype (the zero point's type sets the quantized type, the scale's the dequantized one)"
         if output_dtype not in self.tables.types[self.release]:
-            self.add(node, "qdq-output-dtype", f"output_dtype {name} is a type TensorRT {self.version} cannot "
-                     "represent", fix)
+            self.add(
+                node, "qdq-output-dtype", f"output_dtype {name} is a type TensorRT {self.version} cannot represent", fix
+            )
             return
         zero_type = scope.types.get(zero_point) if zero_point else None
         if zero_point and zero_type is not None:
             # 11.0 (5ab48c5) stops comparing a DequantizeLinear output_dtype with the zero point's type.
             if output_dtype != zero_type and not (is_dq and self.has(tensorrt_releases.DEQUANTIZE_OUTPUT_DTYPE_FREE)):
-                self.add(node, "qdq-output-dtype",
-                         f"output_dtype {name} differs from the zero point's type "
-                         f"{TensorProto.DataType.Name(zero_type)}: the importer rejects the mismatch"
-                         + (" (a DequantizeLinear output_dtype is accepted from TensorRT 11.0 on)" if is_dq else ""),
-                         fix)
+                self.add(
+                    node,
+                    "qdq-output-dtype",
+                    f"output_dtype {name} differs from the zero point's type "
+                    f"{TensorProto.DataType.Name(zero_type)}: the importer rejects the mismatch"
+                    + (" (a DequantizeLinear output_dtype is accepted from TensorRT 11.0 on)" if is_dq else ""),
+                    fix,
+                )
             return
         if zero_point:
             return
@@ -625,8 +775,12 @@ class _Checker:
             if axis < 0:
                 axis += rank
             if not 0 <= axis <= rank:
-                self.add(node, "qdq-axis", f"axis {_attr(node, 'axis')} is outside [-{rank}, {rank}] for {rank}-D data",
-                         "give an axis of the data")
+                self.add(
+                    node,
+                    "qdq-axis",
+                    f"axis {_attr(node, 'axis')} is outside [-{rank}, {rank}] for {rank}-D data",
+                    "give an axis of the data",
+                )
                 return
         scale_size = _volume(scale_shape)
         if scale_size is None or scale_size == 1:
@@ -636,40 +790,64 @@ class _Checker:
             if self.release == "10.0":
                 # 10.0 defaults a missing axis to the rank and maps it to 0 for per-channel scales; ONNX's
                 # default is 1 (10.13 346bdca reads 1, as ONNX does from opset 13).
-                self.add(node, "qdq-axis-implicit",
-                         "per-channel scale without an axis attribute: TensorRT 10.0 .. 10.13 quantizes along axis 0 "
-                         "where ONNX means axis 1", "set axis explicitly: " + self.reexport())
+                self.add(
+                    node,
+                    "qdq-axis-implicit",
+                    "per-channel scale without an axis attribute: TensorRT 10.0 .. 10.13 quantizes along axis 0 "
+                    "where ONNX means axis 1",
+                    "set axis explicitly: " + self.reexport(),
+                )
                 return
             axis = 1 if self.opset >= 13 else 0
         if data_shape is None:
             return
         if len(scale_shape) == 1:
             if axis >= len(data_shape):
-                self.add(node, "qdq-scale-shape", f"per-channel axis {axis} is past the last dimension of "
-                         f"{len(data_shape)}-D data", fix)
+                self.add(
+                    node,
+                    "qdq-scale-shape",
+                    f"per-channel axis {axis} is past the last dimension of {len(data_shape)}-D data",
+                    fix,
+                )
                 return
             channels = data_shape[axis]
             if isinstance(channels, str):
-                self.add(node, "qdq-scale-shape",
-                         f"per-channel scale along dynamic dimension {axis} ({channels}): the importer compares the "
-                         "scale count with the dimension at parse time, where it is -1", fix)
+                self.add(
+                    node,
+                    "qdq-scale-shape",
+                    f"per-channel scale along dynamic dimension {axis} ({channels}): the importer compares the "
+                    "scale count with the dimension at parse time, where it is -1",
+                    fix,
+                )
             elif channels is not None and channels != scale_size:
-                self.add(node, "qdq-scale-shape",
-                         f"{scale_size} scales for {channels} channels along axis {axis}: the importer needs one scale "
-                         "per channel", fix)
+                self.add(
+                    node,
+                    "qdq-scale-shape",
+                    f"{scale_size} scales for {channels} channels along axis {axis}: the importer needs one scale "
+                    "per channel",
+                    fix,
+                )
         elif len(scale_shape) == len(data_shape):
             if all(isinstance(d, int) for d in (*data_shape, *scale_shape)) and all(scale_shape):
                 blocks = [d // s for d, s in zip(data_shape, scale_shape)]
                 volume = _volume(data_shape)
                 if sum(b == 1 for b in blocks) != len(blocks) - 1 or volume % scale_size:
-                    self.add(node, "qdq-scale-shape",
-                             f"blocked scale {list(scale_shape)} for data {list(data_shape)}: the importer allows "
-                             "exactly one blocked dimension (\"Only a single blocking dimension is allowed\")", fix)
+                    self.add(
+                        node,
+                        "qdq-scale-shape",
+                        f"blocked scale {list(scale_shape)} for data {list(data_shape)}: the importer allows "
+                        'exactly one blocked dimension ("Only a single blocking dimension is allowed")',
+                        fix,
+                    )
         else:
-            self.add(node, "qdq-scale-shape",
-                     f"{len(scale_shape)}-D scale of {scale_size} values for {len(data_shape)}-D data: the importer "
-                     "takes a 1-D per-channel scale or a blocked scale of the data's rank (\"Invalid rank for the "
-                     "scale tensor\")", fix)
+            self.add(
+                node,
+                "qdq-scale-shape",
+                f"{len(scale_shape)}-D scale of {scale_size} values for {len(data_shape)}-D data: the importer "
+                "takes a 1-D per-channel scale or a blocked scale of the data's rank (\"Invalid rank for the "
+                'scale tensor")',
+                fix,
+            )
 
 
 def _array(tensor: Optional[onnx.TensorProto]) -> Optional[np.ndarray]:

@@ -12,8 +12,12 @@ from golden import DIGITS, GOLDEN, load_golden_features, load_golden_io
 
 
 def pytest_addoption(parser):
-    parser.addoption("--slow", action="store_true", default=False,
-                     help="also run the slow tier (full-size presets); .ci/run runs it as its own step")
+    parser.addoption(
+        "--slow",
+        action="store_true",
+        default=False,
+        help="also run the slow tier (full-size presets); .ci/run runs it as its own step",
+    )
 
 
 def pytest_collection_modifyitems(config, items):

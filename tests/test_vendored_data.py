@@ -13,8 +13,13 @@ SETS = ("golden", "digits")
 
 
 def _files(root: Path) -> dict[str, Path]:
-    return {p.relative_to(root).as_posix(): p for name in SETS if (root / name).is_dir()
-            for p in sorted((root / name).rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p
+        for name in SETS
+        if (root / name).is_dir()
+        for p in sorted((root / name).rglob("*"))
+        if p.is_file()
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -32,8 +37,10 @@ def test_vendored_copy_matches_its_manifest():
     assert not changed, f"vendored files changed without refreshing MANIFEST.sha256: {changed[:5]}"
 
 
-@pytest.mark.skipif(not all((SHARED / name).is_dir() for name in SETS),
-                    reason="no shared data folder beside the checkout to compare the vendored copy with")
+@pytest.mark.skipif(
+    not all((SHARED / name).is_dir() for name in SETS),
+    reason="no shared data folder beside the checkout to compare the vendored copy with",
+)
 def test_vendored_copy_equals_shared_folder():
     vendored, shared = _files(DATA), _files(SHARED)
     assert sorted(vendored) == sorted(shared), (

@@ -97,8 +97,11 @@ def _first_line(exc: BaseException, torch_advice: bool = True) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not torch_advice:
         # torch's weights_only message is mostly advice about torch.load; keep the line naming the failure
-        lines = [line for line in lines if "torch.load" not in line and "weights_only" not in line
-                 and "torch.serialization" not in line] or lines
+        lines = [
+            line
+            for line in lines
+            if "torch.load" not in line and "weights_only" not in line and "torch.serialization" not in line
+        ] or lines
     detail = lines[-1][:200] if lines else ""
     return f"{type(exc).__name__}: {detail}" if detail and not torch_advice else (detail or type(exc).__name__)
 
@@ -106,12 +109,12 @@ def _first_line(exc: BaseException, torch_advice: bool = True) -> str:
 def normalize_keys(state_dict: dict) -> dict:
     """Strip ``network.`` / ``module.`` / ``_orig_mod.`` and remap legacy SIREN keys."""
     if any(k.startswith("network.") for k in state_dict):
-        state_dict = {k[len("network."):]: v for k, v in state_dict.items() if k.startswith("network.")}
+        state_dict = {k[len("network.") :]: v for k, v in state_dict.items() if k.startswith("network.")}
     out = {}
     for key, value in state_dict.items():
         key = key.replace("_orig_mod.", "")
         if key.startswith("module."):
-            key = key[len("module."):]
+            key = key[len("module.") :]
         legacy = _LEGACY_SIREN.match(key)
         if legacy:
             prefix, index, leaf = legacy.groups()

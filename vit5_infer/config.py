@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 from .blocks import block_kind, kind_hook, pads
 from .errors import ConfigError
@@ -118,7 +119,7 @@ class ViT5Config:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: dict) -> "ViT5Config":
+    def from_dict(cls, data: dict) -> ViT5Config:
         if not isinstance(data, dict) or "network" not in data:
             raise ConfigError("architecture config must be a JSON object with a 'network' section")
         data = dict(data)
@@ -142,7 +143,7 @@ class ViT5Config:
             raise ConfigError(f"config: {exc}") from None
 
     @classmethod
-    def from_json(cls, path: Union[str, Path]) -> "ViT5Config":
+    def from_json(cls, path: Union[str, Path]) -> ViT5Config:
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
@@ -165,7 +166,7 @@ class ViT5Config:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
-    def replace(self, **sections) -> "ViT5Config":
+    def replace(self, **sections) -> ViT5Config:
         return replace(self, **sections)
 
     # ---- derived geometry (SPEC section 0) -----------------------------------------------------
@@ -229,11 +230,17 @@ class ViT5Config:
         return int(self.network.hidden_dim * self.mlp_expansion_factor)
 
     # ---- validation (SPEC section 9) -----------------------------------------------------------
-    def check_types(self) -> "ViT5Config":
+    def check_types(self) -> ViT5Config:
         """ConfigError naming the field for a value of the wrong type or sign (a string where a number
         belongs, null, a list for a bool, a negative size, a NaN): before any of it reaches torch."""
-        sections: list[tuple[str, Any]] = [("", self), ("network", self.network), ("attention", self.attention), ("hyena", self.hyena),
-                    ("film", self.film), ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None)]
+        sections: list[tuple[str, Any]] = [
+            ("", self),
+            ("network", self.network),
+            ("attention", self.attention),
+            ("hyena", self.hyena),
+            ("film", self.film),
+            ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None),
+        ]
         for where, section in sections:
             if section is None:
                 continue
@@ -246,11 +253,12 @@ class ViT5Config:
                 # a string: this module's annotations are postponed (PEP 563)
                 _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), str(f.type))
         if not isinstance(self.mlp_bias, dict) or not all(
-                isinstance(k, str) and isinstance(v, bool) for k, v in self.mlp_bias.items()):
+            isinstance(k, str) and isinstance(v, bool) for k, v in self.mlp_bias.items()
+        ):
             raise ConfigError(f"mlp_bias must map block letters to true/false, got {self.mlp_bias!r}")
         return self
 
-    def validate(self) -> "ViT5Config":
+    def validate(self) -> ViT5Config:
         self.check_types()
         net = self.network
         for name in ("in_channels", "num_classes", "hidden_dim", "num_blocks", "patch_size", "image_size"):
@@ -280,9 +288,7 @@ class ViT5Config:
             if net.num_registers == 0:
                 raise ConfigError("readout 'register_concat' needs num_registers > 0")
             if net.hidden_dim % ratio:
-                raise ConfigError(
-                    f"hidden_dim {net.hidden_dim} is not divisible by neck_compression_ratio {ratio}"
-                )
+                raise ConfigError(f"hidden_dim {net.hidden_dim} is not divisible by neck_compression_ratio {ratio}")
         if self.mlp_activation not in MLP_ACTIVATIONS:
             raise ConfigError(
                 f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
@@ -327,19 +333,52 @@ class ViT5Config:
         return out
 
 
-_SECTION_TYPES: dict[str, Any] = {"network": NetworkConfig, "attention": AttentionConfig, "hyena": HyenaConfig, "film": FilmConfig,
-                  "hyena.mask": MaskConfig, "__nested__": ("network", "attention", "hyena", "film", "mask")}
+_SECTION_TYPES: dict[str, Any] = {
+    "network": NetworkConfig,
+    "attention": AttentionConfig,
+    "hyena": HyenaConfig,
+    "film": FilmConfig,
+    "hyena.mask": MaskConfig,
+    "__nested__": ("network", "attention", "hyena", "film", "mask"),
+}
 # Fields that are sizes or strictly positive settings (>= 0 where 0 means "none").
-_POSITIVE = {"kernel_hidden_dim", "kernel_num_layers", "kernel_embedding_dim", "short_conv_kernel_size",
-             "film_hidden_dim", "num_film_layers", "compressed_dim", "neck_compression_ratio", "norm_eps", "grn_eps",
-             "mlp_expansion_factor", "rope_base", "reg_rope_base", "scale", "omega_0", "hidden_omega_0", "init_extent",
-             "num_heads", "in_channels", "num_classes", "hidden_dim", "num_blocks", "patch_size", "image_size"}
+_POSITIVE = {
+    "kernel_hidden_dim",
+    "kernel_num_layers",
+    "kernel_embedding_dim",
+    "short_conv_kernel_size",
+    "film_hidden_dim",
+    "num_film_layers",
+    "compressed_dim",
+    "neck_compression_ratio",
+    "norm_eps",
+    "grn_eps",
+    "mlp_expansion_factor",
+    "rope_base",
+    "reg_rope_base",
+    "scale",
+    "omega_0",
+    "hidden_omega_0",
+    "init_extent",
+    "num_heads",
+    "in_channels",
+    "num_classes",
+    "hidden_dim",
+    "num_blocks",
+    "patch_size",
+    "image_size",
+}
 _NON_NEGATIVE = {"num_registers"}
 
 
 def _type_name(value: Any) -> str:
-    return "null" if value is None else {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
-        type(value), type(value).__name__)
+    return (
+        "null"
+        if value is None
+        else {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}.get(
+            type(value), type(value).__name__
+        )
+    )
 
 
 def _check_field(name: str, value: Any, annotation: str) -> None:
@@ -352,7 +391,11 @@ def _check_field(name: str, value: Any, annotation: str) -> None:
     base = annotation.replace("Optional[", "").rstrip("]")
     if base.startswith("Union[int, list"):  # L_cache: N or [rows, cols]
         items = value if isinstance(value, list) else [value]
-        if isinstance(value, list) and len(value) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+        if (
+            isinstance(value, list)
+            and len(value) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in items)
+        ):
             raise ConfigError(f"{name} must be an integer or two integers, got {value!r}")
         return
     if base == "bool":
@@ -398,6 +441,7 @@ def validate_attention(config: ViT5Config) -> None:
             f"num_registers={r} is not a perfect square: the attention RoPE register grid would have "
             f"{lo} rows and every forward pass would fail upstream; use {lo or 1} or {hi} registers"
         )
+
 
 def validate_hyena(config: ViT5Config) -> None:
     """The checks of Hyena ("H") blocks (SPEC 9.4, 9.8-9.10)."""

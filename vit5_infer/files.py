@@ -9,8 +9,9 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 from .vocabulary import PathLike
 
@@ -88,8 +89,9 @@ def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
         pure = Path(location)
         target = (folder / pure).resolve()
         if pure.is_absolute() or not location.strip() or not target.is_relative_to(folder):
-            raise InputError(f"{path}: external data location {location!r} lies outside the graph's folder; "
-                             "refusing to read it")
+            raise InputError(
+                f"{path}: external data location {location!r} lies outside the graph's folder; refusing to read it"
+            )
         found.append(path.parent / pure)
     return found
 
@@ -141,7 +143,9 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     # The length first: asking the filesystem about a name past its limit raises ENAMETOOLONG.
     limit = os.pathconf(_existing_ancestor(target.parent), "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
     if len(target.name.encode()) > limit:
-        raise InputError(f"{what}: the file name {target.name[:40]}... is longer than this filesystem allows ({limit} bytes)")
+        raise InputError(
+            f"{what}: the file name {target.name[:40]}... is longer than this filesystem allows ({limit} bytes)"
+        )
     if text.endswith(("/", os.sep)) or target.is_dir():
         raise InputError(f"{what}: {text} is a directory; give a file name")
     if suffixes and target.suffix.lower() not in suffixes:
@@ -160,7 +164,9 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
             raise InputError(f"{what}: {text} is also an input of this command; refusing to overwrite it")
         if source_path.is_dir() and source_path in resolved.parents:
             # A folder of inputs (images, calibration) is read whole: anything written inside it is read back.
-            raise InputError(f"{what}: {text} lies inside {source}, an input folder of this command; write it elsewhere")
+            raise InputError(
+                f"{what}: {text} lies inside {source}, an input folder of this command; write it elsewhere"
+            )
     return target
 
 
@@ -184,16 +190,20 @@ def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), e
         raise error(f"{what}: {text} is a file, not a folder")
     absolute = Path(os.path.abspath(text))
     ancestor = _existing_ancestor(absolute)
-    limit = os.pathconf(ancestor if ancestor.is_dir() else ancestor.parent, "PC_NAME_MAX") \
-        if hasattr(os, "pathconf") else 255
+    limit = (
+        os.pathconf(ancestor if ancestor.is_dir() else ancestor.parent, "PC_NAME_MAX")
+        if hasattr(os, "pathconf")
+        else 255
+    )
     for part in absolute.relative_to(ancestor).parts:
         if len(part.encode()) > limit:
             raise error(f"{what}: the folder name {part[:40]}... is longer than this filesystem allows ({limit} bytes)")
     if not ancestor.is_dir():
         raise error(f"{what}: cannot use {text}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise error(f"{what}: cannot write into {text}: {ancestor} is not writable "
-                    "(permissions or a read-only filesystem)")
+        raise error(
+            f"{what}: cannot write into {text}: {ancestor} is not writable (permissions or a read-only filesystem)"
+        )
     resolved = target.resolve()
     for source in inputs:
         if source is None or not Path(source).exists():
@@ -234,8 +244,12 @@ def require_file(path: PathLike, suffixes: tuple, what: str, error: Optional[typ
 # ---- writes that fail for want of room ---------------------------------------------------------
 #: Errors of the disk, not of the program: a full disk or quota, a file past the filesystem's size
 #: limit, a filesystem that turned read-only.  Every writer reports them as one line.
-DISK_ERRNOS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
-               errno.EFBIG: "file too large for the filesystem", errno.EROFS: "read-only filesystem"}
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the filesystem",
+    errno.EROFS: "read-only filesystem",
+}
 
 
 def disk_error(exc: BaseException, path: Optional[PathLike] = None):
@@ -309,8 +323,9 @@ def _unique_keys(pairs: list) -> dict:
     return seen
 
 
-def parse_json(text, what: str, expect: Optional[type] = None, error: Optional[type] = None,
-               max_depth: int = JSON_MAX_DEPTH):
+def parse_json(
+    text, what: str, expect: Optional[type] = None, error: Optional[type] = None, max_depth: int = JSON_MAX_DEPTH
+):
     """``text`` (str or bytes) as strict JSON, or one-line ``error`` (default InputError) naming ``what``.
 
     Refuses what Python's json module would take silently or fail on with a traceback: NaN and
@@ -332,8 +347,9 @@ def parse_json(text, what: str, expect: Optional[type] = None, error: Optional[t
     if _json_depth(text) > max_depth:
         raise error(f"{what}: JSON nested deeper than {max_depth} levels")
     try:
-        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float,
-                              object_pairs_hook=_unique_keys)
+        document = json.loads(
+            text, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
     except json.JSONDecodeError as exc:
         raise error(f"{what}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, duplicate keys, an integer past the digit limit
@@ -345,15 +361,19 @@ def parse_json(text, what: str, expect: Optional[type] = None, error: Optional[t
 
 
 def _json_kind(document) -> str:
-    for kind, name in ((dict, "an object"), (list, "a list"), (str, "a string"), (bool, "a boolean"),
-                       ((int, float), "a number")):
+    for kind, name in (
+        (dict, "an object"),
+        (list, "a list"),
+        (str, "a string"),
+        (bool, "a boolean"),
+        ((int, float), "a number"),
+    ):
         if isinstance(document, kind):
             return name
     return "null"
 
 
-def read_json(path: PathLike, what: Optional[str] = None, expect: Optional[type] = None,
-              error: Optional[type] = None):
+def read_json(path: PathLike, what: Optional[str] = None, expect: Optional[type] = None, error: Optional[type] = None):
     """The strict JSON document in the file ``path`` (see ``parse_json``); one-line ``error`` for a file that
     is missing, unreadable, too large, or not such a document."""
     from .errors import InputError

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple, Optional
 
 from .blocks import block_kinds, kind_hook
 from .config import AttentionConfig, FilmConfig, HyenaConfig, MaskConfig, NetworkConfig, ViT5Config
@@ -96,7 +97,12 @@ def _mlp_settings(sd: dict, prefix: str, hidden_dim: int) -> tuple[float, bool, 
 
 def _attention_settings(sd: dict, prefix: str, hidden_dim: int) -> dict:
     p = prefix + "sequence_mixer."
-    out: dict[str, Any] = {"qkv_bias": p + "qkv.bias" in sd, "out_proj_bias": p + "proj.bias" in sd, "qk_norm": None, "head_dim": None}
+    out: dict[str, Any] = {
+        "qkv_bias": p + "qkv.bias" in sd,
+        "out_proj_bias": p + "proj.bias" in sd,
+        "qk_norm": None,
+        "head_dim": None,
+    }
     if p + "q_norm.weight" in sd:
         out["qk_norm"] = "rmsnorm"
         out["head_dim"] = _shape(sd, p + "q_norm.weight", 1)[0]
@@ -105,7 +111,9 @@ def _attention_settings(sd: dict, prefix: str, hidden_dim: int) -> dict:
 
 def _hyena_settings(sd: dict, prefix: str) -> dict:
     k = prefix + KERNEL
-    hidden = sorted(int(m.group(1)) for key in sd if (m := re.match(re.escape(k) + r"hidden_linears\.(\d+)\.weight$", key)))
+    hidden = sorted(
+        int(m.group(1)) for key in sd if (m := re.match(re.escape(k) + r"hidden_linears\.(\d+)\.weight$", key))
+    )
     if not hidden:
         raise CheckpointError(f"{prefix}: Hyena block without a SIREN kernel (no hidden_linears); unsupported kernel")
     conv_w = _shape(sd, prefix + HYENA + "mixer.short_conv.weight")
@@ -163,8 +171,11 @@ def configure_attention(by_block: dict, hidden_dim: int, overrides: dict) -> dic
                 f"cannot infer the number of attention heads (no QK-norm weights and hidden_dim {hidden_dim} "
                 "is not a multiple of 64); pass num_heads (CLI: --num-heads)"
             )
-    return {"attention": AttentionConfig(num_heads=heads, qk_norm=a["qk_norm"], qkv_bias=a["qkv_bias"],
-                                         out_proj_bias=a["out_proj_bias"])}
+    return {
+        "attention": AttentionConfig(
+            num_heads=heads, qk_norm=a["qk_norm"], qkv_bias=a["qkv_bias"], out_proj_bias=a["out_proj_bias"]
+        )
+    }
 
 
 def detect_hyena(sd: dict, prefix: str):
@@ -236,8 +247,11 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
         if len(found) != 1:
             names = ", ".join(kind.name for kind in kinds.values())
             letters = ", ".join(letter for letter, _ in found)
-            raise CheckpointError(f"block {i}: unknown sequence mixer (keys of none of: {names})" if not found
-                                  else f"block {i}: keys of several block kinds ({letters})")
+            raise CheckpointError(
+                f"block {i}: unknown sequence mixer (keys of none of: {names})"
+                if not found
+                else f"block {i}: keys of several block kinds ({letters})"
+            )
         kind, value = found[0]
         settings.setdefault(kind, {})[i] = value
         _require(sd, [prefix + "mlp.layer1.weight", prefix + "mlp.layer2.weight", prefix + "input_norm.weight"])
@@ -254,7 +268,9 @@ def infer_config(sd: dict, **overrides) -> ViT5Config:
     activation = overrides.pop("mlp_activation", None)
     if activation is None:
         if gated:
-            raise CheckpointError("gated MLP (GLU or SwiGLU): the weights cannot tell which; pass mlp_activation (CLI: --mlp-activation)")
+            raise CheckpointError(
+                "gated MLP (GLU or SwiGLU): the weights cannot tell which; pass mlp_activation (CLI: --mlp-activation)"
+            )
         activation = "gelu_exact"
 
     sections = {}

@@ -7,7 +7,6 @@ checks then exercise each block instead of passing through near-identity LayerSc
 from __future__ import annotations
 
 import math
-
 from typing import TypeVar, cast
 
 import torch
@@ -23,7 +22,6 @@ from .layers import (
     RMSNorm,
     SIRENKernelND,
 )
-
 
 ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
@@ -91,4 +89,3 @@ def init_weights(model: ModuleT, seed: int = 0) -> ModuleT:
         if param is not None:
             normal(param, 0.5)
     return model
-

@@ -104,8 +104,14 @@ def load_source(
 ) -> tuple[ViT5ClassificationNet, ModelSource]:
     """``resolve_model`` with its options as one value (default options when None)."""
     options = options or LoadOptions()
-    return resolve_model(source, config=options.config, weights=options.weights, trust_pickle=options.trust_pickle,
-                         seed=options.seed, **dict(options.overrides))
+    return resolve_model(
+        source,
+        config=options.config,
+        weights=options.weights,
+        trust_pickle=options.trust_pickle,
+        seed=options.seed,
+        **dict(options.overrides),
+    )
 
 
 def load_model(

@@ -23,7 +23,7 @@ def batch_bytes(config, batch: int) -> int:
     widest = max(config.mlp_hidden_dim * 2, 3 * net.hidden_dim)
     per_image = pixels + tokens * (widest + 4 * net.hidden_dim)
     if config.attention is not None:
-        per_image += config.attention.num_heads * config.num_tokens ** 2 * 2
+        per_image += config.attention.num_heads * config.num_tokens**2 * 2
     return batch * (per_image + net.num_classes) * FLOAT_BYTES
 
 

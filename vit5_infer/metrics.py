@@ -3,8 +3,9 @@ tolerance each precision must meet."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Mapping, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -82,7 +83,9 @@ def compare_logits(reference: np.ndarray, output: np.ndarray) -> LogitComparison
     ref_order = _topk(ref, 2)
     matches = tuple(bool(m) for m in ref_order[:, 0] == _topk(out, 1)[:, 0])
     rows = np.arange(ref.shape[0])
-    margins = (ref[rows, ref_order[:, 0]] - ref[rows, ref_order[:, 1]]) if ref.shape[-1] > 1 else np.full(len(ref), np.inf)
+    margins = (
+        (ref[rows, ref_order[:, 0]] - ref[rows, ref_order[:, 1]]) if ref.shape[-1] > 1 else np.full(len(ref), np.inf)
+    )
     ref5, out5 = _topk(ref, 5), _topk(out, 5)
     top5 = float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ref5, out5)]))
     return LogitComparison(
@@ -161,7 +164,10 @@ class OutputComparison:
         elif not self.cosine >= tol.cosine:
             passed, reason = False, f"cosine {self.cosine:.6f} < {tol.cosine}"
         elif tol.max_abs is not None and not self.max_abs_err <= tol.max_abs * max(1.0, self.reference_max_abs):
-            passed, reason = False, f"max abs error {self.max_abs_err:.3g} > {tol.max_abs * max(1.0, self.reference_max_abs):.3g}"
+            passed, reason = (
+                False,
+                f"max abs error {self.max_abs_err:.3g} > {tol.max_abs * max(1.0, self.reference_max_abs):.3g}",
+            )
         else:
             passed, reason = True, "ok"
         return passed, reason if passed else f"{self.name}: {reason}"
@@ -197,7 +203,8 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray) -> O
         cosine=_cosine(ref, out) if finite else nan,
         min_vector_cosine=_min_vector_cosine(ref, out) if finite else nan,
         relative_error=(float(np.linalg.norm(out - ref) / ref_norm) if ref_norm > 0 else float(diff.max(initial=0.0)))
-        if finite else nan,
+        if finite
+        else nan,
         max_abs_err=float(diff.max(initial=0.0)) if finite else nan,
         mean_abs_err=(float(diff.mean()) if diff.size else 0.0) if finite else nan,
         reference_max_abs=float(np.abs(ref).max(initial=0.0)),
@@ -206,7 +213,9 @@ def compare_output(name: str, reference: np.ndarray, candidate: np.ndarray) -> O
     )
 
 
-def compare_outputs(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]) -> dict[str, OutputComparison]:
+def compare_outputs(
+    reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray]
+) -> dict[str, OutputComparison]:
     """Every output of ``reference`` compared with the same-named output of ``candidate``, in
     ``reference``'s order; ValueError when the candidate lacks one."""
     missing = [name for name in reference if name not in candidate]

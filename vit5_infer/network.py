@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import warnings
-from typing import Callable, cast
+from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -101,8 +102,13 @@ def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
     return ViT5HyenaAdapter(inner, grid_w=config.grid_size)
 
 
-def residual_block(config: ViT5Config, letter: str, mixer: nn.Module, register_pooling: nn.Module | None = None,
-                   grn: GlobalResponseNorm | None = None) -> ViT5ResidualBlock:
+def residual_block(
+    config: ViT5Config,
+    letter: str,
+    mixer: nn.Module,
+    register_pooling: nn.Module | None = None,
+    grn: GlobalResponseNorm | None = None,
+) -> ViT5ResidualBlock:
     """A pre-norm residual block around ``mixer`` with this config's MLP, norms and LayerScale."""
     net = config.network
     d = net.hidden_dim
@@ -194,8 +200,10 @@ class ViT5ClassificationNet(nn.Module):
         dtype = self.patch_embed.weight.dtype
         if not isinstance(pixel_values, torch.Tensor):
             hint = "; wrap it with torch.from_numpy(x)" if type(pixel_values).__module__ == "numpy" else ""
-            raise InputError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__module__}."
-                             f"{type(pixel_values).__name__}{hint}")
+            raise InputError(
+                f"pixel_values must be a torch.Tensor, got {type(pixel_values).__module__}."
+                f"{type(pixel_values).__name__}{hint}"
+            )
         if pixel_values.dtype != dtype:
             want, got = (str(t).replace("torch.", "") for t in (dtype, pixel_values.dtype))
             raise InputError(f"pixel_values must be {want}, got {got}")

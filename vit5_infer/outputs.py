@@ -14,7 +14,8 @@ Pure Python on a :class:`~vit5_infer.config.ViT5Config`; importing this pulls in
 
 from __future__ import annotations
 
-from typing import Iterable, Union
+from collections.abc import Iterable
+from typing import Union
 
 from .config import ViT5Config
 from .errors import Vit5Error
@@ -59,11 +60,14 @@ def select_outputs(config: ViT5Config, value: Union[str, Iterable[str], None]) -
     """The requested outputs, checked against what ``config``'s network has (one-line OutputError)."""
     names = parse_outputs(value)
     if CLS_TOKEN in names and not config.has_cls:
-        raise OutputError(f"cls_token: this network has no CLS token (readout {config.network.readout!r}); "
-                          f"its outputs are {', '.join(available_outputs(config))}")
+        raise OutputError(
+            f"cls_token: this network has no CLS token (readout {config.network.readout!r}); "
+            f"its outputs are {', '.join(available_outputs(config))}"
+        )
     if REGISTER_TOKENS in names and config.network.num_registers == 0:
-        raise OutputError(f"register_tokens: this network has no registers; "
-                          f"its outputs are {', '.join(available_outputs(config))}")
+        raise OutputError(
+            f"register_tokens: this network has no registers; its outputs are {', '.join(available_outputs(config))}"
+        )
     return names
 
 

@@ -49,10 +49,14 @@ def check_channels(name: str, values, what: Optional[str] = None) -> tuple:
     if name == "std":
         low, high = STD_RANGE
         if not all(low <= v <= high for v in values):
-            raise InputError(f"{what} values must lie in [{low:g}, {high:g}] (pixels are scaled to 0-1), got {list(values)}")
+            raise InputError(
+                f"{what} values must lie in [{low:g}, {high:g}] (pixels are scaled to 0-1), got {list(values)}"
+            )
     elif not all(abs(v) <= MEAN_LIMIT for v in values):
-        raise InputError(f"{what} values must lie in [-{MEAN_LIMIT:g}, {MEAN_LIMIT:g}] (pixels are scaled to 0-1), "
-                         f"got {list(values)}")
+        raise InputError(
+            f"{what} values must lie in [-{MEAN_LIMIT:g}, {MEAN_LIMIT:g}] (pixels are scaled to 0-1), "
+            f"got {list(values)}"
+        )
     return values
 
 
@@ -66,8 +70,10 @@ def check_crop_ratio(crop_ratio, image_size: Optional[int] = None, what: str = "
     if not 0.0 < ratio <= 1.0:
         raise InputError(f"{what} must lie in (0, 1], got {crop_ratio!r}")
     if image_size is not None and not image_size / ratio <= MAX_RESIZE_SIDE:
-        raise InputError(f"{what} {crop_ratio!r} resizes {image_size}-pixel images to a shorter side past "
-                         f"{MAX_RESIZE_SIDE} pixels; use at least {image_size / MAX_RESIZE_SIDE:.3g}")
+        raise InputError(
+            f"{what} {crop_ratio!r} resizes {image_size}-pixel images to a shorter side past "
+            f"{MAX_RESIZE_SIDE} pixels; use at least {image_size / MAX_RESIZE_SIDE:.3g}"
+        )
     return ratio
 
 
@@ -110,7 +116,7 @@ class Preprocessing:
         }
 
     @classmethod
-    def from_metadata(cls, metadata: Optional[dict], image_size: int) -> "Preprocessing":
+    def from_metadata(cls, metadata: Optional[dict], image_size: int) -> Preprocessing:
         """The graph's recorded preprocessing, else SPEC 8.4 at the model's input size."""
         pre = (metadata or {}).get("preprocessing") or {}
         if not isinstance(pre, dict):
@@ -130,12 +136,12 @@ class Preprocessing:
         except InputError as exc:
             raise Vit5Error(f"the graph's preprocessing metadata is invalid: {exc}") from None
 
-    def with_overrides(self, **fields) -> "Preprocessing":
+    def with_overrides(self, **fields) -> Preprocessing:
         """A copy with the fields the user set (those that are not None) replaced."""
         given = {name: value for name, value in fields.items() if value is not None}
         return replace(self, **given) if given else self
 
-    def with_image_size(self, image_size: int) -> "Preprocessing":
+    def with_image_size(self, image_size: int) -> Preprocessing:
         return replace(self, image_size=image_size)
 
 
@@ -151,8 +157,11 @@ def image_files(folder: PathLike, what: str = "--images") -> list[Path]:
     for exc in unreadable:
         if Path(exc.filename or folder) == folder:
             raise InputError(f"{what}: cannot read {folder} ({exc.strerror or type(exc).__name__})")
-        warnings.warn(f"{what}: cannot read folder {exc.filename} ({exc.strerror or type(exc).__name__}); "
-                      "its images are left out", stacklevel=2)
+        warnings.warn(
+            f"{what}: cannot read folder {exc.filename} ({exc.strerror or type(exc).__name__}); "
+            "its images are left out",
+            stacklevel=2,
+        )
     return sorted(p for p in found if p.is_file())
 
 
@@ -233,8 +242,9 @@ def _decoded(source, pre: Preprocessing) -> np.ndarray:
         img.load()
     except Image.DecompressionBombError as exc:
         _close(img)
-        raise DecodeError("too large to decode safely (a decompression bomb?); resize it below Pillow's "
-                          "MAX_IMAGE_PIXELS", exc) from None
+        raise DecodeError(
+            "too large to decode safely (a decompression bomb?); resize it below Pillow's MAX_IMAGE_PIXELS", exc
+        ) from None
     except (KeyboardInterrupt, MemoryError, RecursionError):
         _close(img)
         raise

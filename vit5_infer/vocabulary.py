@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import enum
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import Optional, Union
 
 PathLike = Union[str, "os.PathLike[str]", Path]
 
@@ -40,7 +41,7 @@ class Precision(str, enum.Enum):
         return self in QUANTIZED_PRECISIONS
 
     @classmethod
-    def parse(cls, value: Union[str, "Precision"], allowed: "tuple[Precision, ...] | None" = None) -> "Precision":
+    def parse(cls, value: Union[str, Precision], allowed: tuple[Precision, ...] | None = None) -> Precision:
         """``value`` as a Precision; ValueError naming the allowed ones otherwise."""
         allowed = allowed or tuple(cls)
         try:
@@ -75,6 +76,7 @@ def is_onnx_path(path: PathLike) -> bool:
 
 def is_engine_path(path: PathLike) -> bool:
     return Path(path).suffix.lower() in ENGINE_SUFFIXES
+
 
 #: Every output a graph or runner can give, by name: the classifier's ``logits`` and the backbone
 #: features (``pre_logits`` [B, F], ``patch_tokens`` [B, Hp, Wp, C], ``cls_token`` [B, C],

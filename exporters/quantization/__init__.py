@@ -1,11 +1,29 @@
 """INT8/FP8 graphs: calibration on images, Q/DQ placement per target, per-layer sensitivity,
 and the validated quantized export."""
 
-from .calibration import (DEFAULT_COUNT, DEFAULT_METHOD, METHODS, CalibrationData, CalibrationError, calibration_inputs,
-                          collect_stats, load_calibration_images, ranges_from_stats, seeded_calibration)
+from .calibration import (
+    DEFAULT_COUNT,
+    DEFAULT_METHOD,
+    METHODS,
+    CalibrationData,
+    CalibrationError,
+    calibration_inputs,
+    collect_stats,
+    load_calibration_images,
+    ranges_from_stats,
+    seeded_calibration,
+)
 from .export import DEFAULT_KEEP_FLOAT, export_quantized, resolve_scheme, validate_quantized
-from .qdq import (QuantizationError, QuantScheme, activation_tensors, attention_inputs, attention_products, insert_qdq,
-                  quantizable_nodes, quantize_graph)
+from .qdq import (
+    QuantizationError,
+    QuantScheme,
+    activation_tensors,
+    attention_inputs,
+    attention_products,
+    insert_qdq,
+    quantizable_nodes,
+    quantize_graph,
+)
 from .sensitivity import LayerSensitivity, layer_sensitivity, sensitive_layers
 
 __all__ = [

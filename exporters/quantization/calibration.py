@@ -13,8 +13,9 @@ lowering it uses.  Three ways to turn the observed values into a clipping thresh
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import onnx
@@ -52,20 +53,26 @@ class CalibrationData:
         return self.source == "seeded"
 
     def describe(self) -> dict:
-        return {"source": self.source, "calibration_inputs": int(len(self.calibration)),
-                "held_out_inputs": int(len(self.held_out))}
+        return {
+            "source": self.source,
+            "calibration_inputs": int(len(self.calibration)),
+            "held_out_inputs": int(len(self.held_out)),
+        }
 
 
 def _split(count_available: int, count: int) -> tuple[int, int]:
     """(calibration, held-out) sizes: held-out images are never used for calibration."""
     held = min(HELD_OUT_MAX, max(1, int(round(count_available * HELD_OUT_FRACTION))))
     if count_available < 2:
-        raise CalibrationError(f"calibration needs at least 2 images (one is held out for validation), found {count_available}")
+        raise CalibrationError(
+            f"calibration needs at least 2 images (one is held out for validation), found {count_available}"
+        )
     return min(count, count_available - held), held
 
 
-def load_calibration_images(folder: PathLike, pre: Preprocessing, in_channels: int,
-                            count: int = DEFAULT_COUNT, seed: int = 0) -> CalibrationData:
+def load_calibration_images(
+    folder: PathLike, pre: Preprocessing, in_channels: int, count: int = DEFAULT_COUNT, seed: int = 0
+) -> CalibrationData:
     """Images below ``folder`` (recursively), shuffled with ``seed`` and split into calibration and
     held-out sets; a one-line CalibrationError for an empty folder, an undecodable file or images
     the model cannot take."""
@@ -91,8 +98,9 @@ def load_calibration_images(folder: PathLike, pre: Preprocessing, in_channels: i
 def seeded_calibration(input_shape: tuple, count: int = 16, held_out: int = 8, seed: int = 0) -> CalibrationData:
     """Standard-normal inputs (the scale of normalized images); the accuracy this gives on real
     images is unknown, which the caller is warned about."""
-    warnings.warn("calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown",
-                  stacklevel=2)
+    warnings.warn(
+        "calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown", stacklevel=2
+    )
     rng = np.random.default_rng(seed)
     data = rng.standard_normal((count + held_out, *input_shape)).astype(np.float32)
     return CalibrationData(data[held_out:], data[:held_out], "seeded")
@@ -100,7 +108,7 @@ def seeded_calibration(input_shape: tuple, count: int = 16, held_out: int = 8, s
 
 def batches(inputs: np.ndarray, size: int = RUN_BATCH) -> Iterable[np.ndarray]:
     for start in range(0, len(inputs), size):
-        yield inputs[start:start + size]
+        yield inputs[start : start + size]
 
 
 def _session_with_outputs(model: onnx.ModelProto, tensors: list[str]):
@@ -195,9 +203,16 @@ def ranges_from_stats(stats: dict[str, TensorStats], method: str) -> dict[str, t
     return out
 
 
-def calibration_inputs(folder: Optional[PathLike], *, input_shape: tuple, preprocessing: Preprocessing,
-                       count: int = DEFAULT_COUNT, seeded: bool = False, seed: int = 0,
-                       precision: str = "int8") -> CalibrationData:
+def calibration_inputs(
+    folder: Optional[PathLike],
+    *,
+    input_shape: tuple,
+    preprocessing: Preprocessing,
+    count: int = DEFAULT_COUNT,
+    seeded: bool = False,
+    seed: int = 0,
+    precision: str = "int8",
+) -> CalibrationData:
     """What a quantized export calibrates on: the images below ``folder``, or seeded inputs only when
     asked for explicitly (``seeded``); a one-line CalibrationError otherwise."""
     if folder is not None and seeded:

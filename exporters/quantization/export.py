@@ -4,26 +4,42 @@ from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 import onnx
 import torch
 
+from vit5_infer.loading import ModelSource
 from vit5_infer.metrics import TOLERANCES, compare_outputs, outputs_within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
-from vit5_infer.loading import ModelSource
 from vit5_infer.preprocessing import Preprocessing, to_layout
 from vit5_infer.vocabulary import LOGITS, Progress
 
-from ..export import (ExportError, ExportResult, Validation, build_graph, check_for_target, resolve_opset,
-                      stage_and_publish, summarize)
+from ..export import (
+    ExportError,
+    ExportResult,
+    Validation,
+    build_graph,
+    check_for_target,
+    resolve_opset,
+    stage_and_publish,
+    summarize,
+)
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
 from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
-from .qdq import (FP16_QDQ_MIN_OPSET, QuantScheme, activation_tensors, attention_inputs, attention_products,
-                  quantizable_nodes, quantize_graph)
+from .qdq import (
+    FP16_QDQ_MIN_OPSET,
+    QuantScheme,
+    activation_tensors,
+    attention_inputs,
+    attention_products,
+    quantizable_nodes,
+    quantize_graph,
+)
 from .sensitivity import layer_sensitivity, run_logits, sensitive_layers
 
 #: Layers left in higher precision unless told otherwise, by measurement (benchmarks/quantization.py,
@@ -42,8 +58,9 @@ def unmatched_patterns(patterns: Sequence[str], names: Sequence[str]) -> list[st
     return [p for p in patterns if not any(_matches(name, (p,)) for name in names)]
 
 
-def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out: np.ndarray, layout: str,
-                       precision: str, seeded: bool) -> Validation:
+def validate_quantized(
+    graph_path: Path, model: ViT5ClassificationNet, held_out: np.ndarray, layout: str, precision: str, seeded: bool
+) -> Validation:
     """ORT CPU (FP8 Q/DQ runs there as emulation) against PyTorch FP32 on the held-out inputs."""
     with torch.no_grad():
         reference = model(torch.from_numpy(held_out)).numpy()
@@ -54,12 +71,20 @@ def validate_quantized(graph_path: Path, model: ViT5ClassificationNet, held_out:
     comparisons = compare_outputs({LOGITS: reference}, {LOGITS: outputs})
     passed, reason = outputs_within_tolerance(comparisons, precision)
     source = "seeded inputs" if seeded else "held-out calibration images"
-    return Validation(comparisons, passed, reason, precision, (int(len(held_out)),), TOLERANCES[precision],
-                      f"ORT CPU against PyTorch FP32 on {len(held_out)} {source}")
+    return Validation(
+        comparisons,
+        passed,
+        reason,
+        precision,
+        (int(len(held_out)),),
+        TOLERANCES[precision],
+        f"ORT CPU against PyTorch FP32 on {len(held_out)} {source}",
+    )
 
 
-def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
-                   opset: Optional[int] = None) -> QuantScheme:
+def resolve_scheme(
+    precision: str, target: str | ExportTarget | None = None, opset: Optional[int] = None
+) -> QuantScheme:
     """The quantization layout for ``precision`` on ``target`` (int8: ort by default; fp8: tensorrt)."""
     if target is None:
         target = "tensorrt" if precision == "fp8" else "ort"
@@ -73,11 +98,11 @@ def resolve_scheme(precision: str, target: "str | ExportTarget | None" = None,
 
 def export_quantized(
     model: ViT5ClassificationNet,
-    path: "str | Path",
+    path: str | Path,
     *,
     precision: str,
     calibration: CalibrationData,
-    target: "str | ExportTarget | None" = None,
+    target: str | ExportTarget | None = None,
     method: str = DEFAULT_METHOD,
     opset: Optional[int] = None,
     batch: Optional[int] = None,
@@ -112,8 +137,10 @@ def export_quantized(
     candidates = quantizable_nodes(graph)
     if keep_float is not None:
         for pattern in unmatched_patterns(keep_float, [n.name for n in candidates]):
-            warnings.warn(f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in "
-                          "higher precision", stacklevel=2)
+            warnings.warn(
+                f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision",
+                stacklevel=2,
+            )
     attention = [n for n in attention_products(graph) if not _matches(n.name, keep)]
     attention = attention if scheme.quantizes_attention else []
     calib_inputs = to_layout(calibration.calibration, layout)
@@ -150,8 +177,17 @@ def export_quantized(
     }
     if report is not None:
         quantization["sensitivity"] = [r.to_dict() for r in report]
-    metadata = build_metadata(model.config, source, precision, opset, layout, used, "fp32", batch,
-                              preprocessing=preprocessing or calibration.preprocessing)
+    metadata = build_metadata(
+        model.config,
+        source,
+        precision,
+        opset,
+        layout,
+        used,
+        "fp32",
+        batch,
+        preprocessing=preprocessing or calibration.preprocessing,
+    )
     metadata["target"] = str(scheme.target)
     metadata["quantization"] = quantization
     write_metadata(graph, metadata)
@@ -177,6 +213,18 @@ def export_quantized(
         return metrics
 
     size, metrics = stage_and_publish(graph, path, external_data, validate_staged, timings)
-    return ExportResult(path, opset, precision, {**used, "quantization": f"{scheme.describe()['activations']} / "
-                                                 f"{scheme.describe()['weights']}, {scheme.float_precision} elsewhere"},
-                        metrics, summarize(graph, size), metadata, timings, compat)
+    return ExportResult(
+        path,
+        opset,
+        precision,
+        {
+            **used,
+            "quantization": f"{scheme.describe()['activations']} / "
+            f"{scheme.describe()['weights']}, {scheme.float_precision} elsewhere",
+        },
+        metrics,
+        summarize(graph, size),
+        metadata,
+        timings,
+        compat,
+    )

@@ -21,8 +21,8 @@ sensitivity report says which to leave out).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import onnx
@@ -57,11 +57,15 @@ class QuantScheme:
         if self.precision not in ("int8", "fp8"):
             raise QuantizationError(f"quantized precision must be int8 or fp8, got {self.precision!r}")
         if self.precision == "fp8" and not self.target.is_tensorrt:
-            raise QuantizationError("fp8 graphs are for TensorRT only (ONNX Runtime's CPU provider has no FP8 GEMM); use --target tensorrt")
+            raise QuantizationError(
+                "fp8 graphs are for TensorRT only (ONNX Runtime's CPU provider has no FP8 GEMM); use --target tensorrt"
+            )
         if self.precision == "fp8" and self.opset < FP8_MIN_OPSET:
             raise QuantizationError(
                 f"fp8 needs opset {FP8_MIN_OPSET} or newer (FP8 QuantizeLinear/DequantizeLinear) and the {self.target} "
-                f"graph is opset {self.opset}: leave --opset out (opset {FP8_MIN_OPSET} for this target), or use --precision int8")
+                f"graph is opset {self.opset}: leave --opset out (opset {FP8_MIN_OPSET} for this target), or use "
+                f"--precision int8"
+            )
 
     @property
     def asymmetric_activations(self) -> bool:
@@ -92,11 +96,21 @@ class QuantScheme:
             act, weight = "uint8 asymmetric", "int8 symmetric"
         else:
             act = weight = "int8 symmetric"
-        return {"precision": self.precision, "target": str(self.target), "activations": f"{act} per tensor",
-                "weights": f"{weight} per output channel", "elsewhere": self.float_precision}
+        return {
+            "precision": self.precision,
+            "target": str(self.target),
+            "activations": f"{act} per tensor",
+            "weights": f"{weight} per output channel",
+            "elsewhere": self.float_precision,
+        }
 
 
-FLOAT8_TYPES = (TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E4M3FNUZ, TensorProto.FLOAT8E5M2, TensorProto.FLOAT8E5M2FNUZ)
+FLOAT8_TYPES = (
+    TensorProto.FLOAT8E4M3FN,
+    TensorProto.FLOAT8E4M3FNUZ,
+    TensorProto.FLOAT8E5M2,
+    TensorProto.FLOAT8E5M2FNUZ,
+)
 
 
 def has_float8(model: onnx.ModelProto) -> bool:
@@ -208,8 +222,9 @@ def _zero_point(zero: np.ndarray, scheme: QuantScheme, name: str) -> onnx.Tensor
     return numpy_helper.from_array(zero, name)
 
 
-def quantize_weight(weight: np.ndarray, axis: int, precision: str,
-                    scale_dtype: type = np.float32) -> tuple[np.ndarray, np.ndarray]:
+def quantize_weight(
+    weight: np.ndarray, axis: int, precision: str, scale_dtype: type = np.float32
+) -> tuple[np.ndarray, np.ndarray]:
     """(stored weight, per-channel scale): symmetric, zero point 0, scale from each channel's max,
     rounded to ``scale_dtype`` before quantizing so the stored scale is the one the weight used."""
     reduce = tuple(i for i in range(weight.ndim) if i != axis)
@@ -227,8 +242,13 @@ def quantize_weight(weight: np.ndarray, axis: int, precision: str,
     return q, scale
 
 
-def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
-               nodes: list[str], attention: Sequence[str] = ()) -> onnx.ModelProto:
+def insert_qdq(
+    model: onnx.ModelProto,
+    ranges: dict[str, tuple[float, float]],
+    scheme: QuantScheme,
+    nodes: list[str],
+    attention: Sequence[str] = (),
+) -> onnx.ModelProto:
     """A copy of FP32 ``model`` with Q/DQ on the activation and stored-quantized weights of ``nodes``, and
     on the activation inputs (``attention_inputs``) of the ``attention`` nodes."""
     opset = graph_opset(model)
@@ -256,12 +276,25 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
         if act not in dequantized:
             scale, zero = _activation_params(*ranges[act], scheme)
             base = f"{act}/quant"
-            new_inits.extend([numpy_helper.from_array(scale, f"{base}/scale"),
-                              _zero_point(zero, scheme, f"{base}/zero_point")])
-            new_nodes.append(helper.make_node("QuantizeLinear", [act, f"{base}/scale", f"{base}/zero_point"],
-                                              [f"{base}/q"], name=f"{base}/QuantizeLinear"))
-            new_nodes.append(helper.make_node("DequantizeLinear", [f"{base}/q", f"{base}/scale", f"{base}/zero_point"],
-                                              [f"{base}/dq"], name=f"{base}/DequantizeLinear"))
+            new_inits.extend(
+                [numpy_helper.from_array(scale, f"{base}/scale"), _zero_point(zero, scheme, f"{base}/zero_point")]
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "QuantizeLinear",
+                    [act, f"{base}/scale", f"{base}/zero_point"],
+                    [f"{base}/q"],
+                    name=f"{base}/QuantizeLinear",
+                )
+            )
+            new_nodes.append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    [f"{base}/q", f"{base}/scale", f"{base}/zero_point"],
+                    [f"{base}/dq"],
+                    name=f"{base}/DequantizeLinear",
+                )
+            )
             dequantized[act] = f"{base}/dq"
         return dequantized[act]
 
@@ -278,18 +311,29 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
         node.input[0] = dequantize(node.input[0], node)
 
         axis = _weight_axis(node)
-        stored, scale = quantize_weight(numpy_helper.to_array(inits[weight_name]).astype(np.float32), axis,
-                                        scheme.precision, scheme.scale_dtype)
+        stored, scale = quantize_weight(
+            numpy_helper.to_array(inits[weight_name]).astype(np.float32), axis, scheme.precision, scheme.scale_dtype
+        )
         wbase = f"{weight_name}/quant" if weight_uses[weight_name] == 1 else f"{node.name}/weight_quant"
         new_inits.append(numpy_helper.from_array(stored, f"{wbase}/stored"))
         new_inits.append(numpy_helper.from_array(scale, f"{wbase}/scale"))
         if scheme.precision == "fp8":
-            new_inits.append(helper.make_tensor(f"{wbase}/zero_point", TensorProto.FLOAT8E4M3FN, list(scale.shape),
-                                                [0.0] * scale.size))
+            new_inits.append(
+                helper.make_tensor(
+                    f"{wbase}/zero_point", TensorProto.FLOAT8E4M3FN, list(scale.shape), [0.0] * scale.size
+                )
+            )
         else:
             new_inits.append(numpy_helper.from_array(np.zeros(scale.shape, dtype=np.int8), f"{wbase}/zero_point"))
-        new_nodes.append(helper.make_node("DequantizeLinear", [f"{wbase}/stored", f"{wbase}/scale", f"{wbase}/zero_point"],
-                                          [f"{wbase}/dq"], name=f"{wbase}/DequantizeLinear", axis=axis))
+        new_nodes.append(
+            helper.make_node(
+                "DequantizeLinear",
+                [f"{wbase}/stored", f"{wbase}/scale", f"{wbase}/zero_point"],
+                [f"{wbase}/dq"],
+                name=f"{wbase}/DequantizeLinear",
+                axis=axis,
+            )
+        )
         node.input[1] = f"{wbase}/dq"
         weight_uses[weight_name] -= 1
         new_nodes.append(node)
@@ -302,8 +346,13 @@ def insert_qdq(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], s
     return model
 
 
-def quantize_graph(model: onnx.ModelProto, ranges: dict[str, tuple[float, float]], scheme: QuantScheme,
-                   nodes: list[str], attention: Sequence[str] = ()) -> onnx.ModelProto:
+def quantize_graph(
+    model: onnx.ModelProto,
+    ranges: dict[str, tuple[float, float]],
+    scheme: QuantScheme,
+    nodes: list[str],
+    attention: Sequence[str] = (),
+) -> onnx.ModelProto:
     """The deployable quantized graph: Q/DQ inserted, and for TensorRT the remainder in FP16."""
     quantized = insert_qdq(model, ranges, scheme, nodes, attention)
     if scheme.float_precision == "fp16":

@@ -43,12 +43,19 @@ def run_logits(model: onnx.ModelProto, inputs: np.ndarray) -> np.ndarray:
     from vit5_infer.ort_sessions import create_session
 
     session = create_session(model, quiet=True, graph_optimization="basic" if has_float8(model) else None)
-    return np.concatenate([np.asarray(session.run([LOGITS], {INPUT_NAME: b})[0], dtype=np.float32)
-                           for b in batches(inputs)])
+    return np.concatenate(
+        [np.asarray(session.run([LOGITS], {INPUT_NAME: b})[0], dtype=np.float32) for b in batches(inputs)]
+    )
 
 
-def layer_sensitivity(model: onnx.ModelProto, ranges: dict, scheme: QuantScheme, nodes: list[onnx.NodeProto],
-                      inputs: np.ndarray, reference: np.ndarray | None = None) -> list[LayerSensitivity]:
+def layer_sensitivity(
+    model: onnx.ModelProto,
+    ranges: dict,
+    scheme: QuantScheme,
+    nodes: list[onnx.NodeProto],
+    inputs: np.ndarray,
+    reference: np.ndarray | None = None,
+) -> list[LayerSensitivity]:
     """One entry per node of ``nodes``, most sensitive first."""
     if reference is None:
         reference = run_logits(model, inputs)
@@ -56,13 +63,13 @@ def layer_sensitivity(model: onnx.ModelProto, ranges: dict, scheme: QuantScheme,
     for node in nodes:
         logits = run_logits(quantize_graph(model, ranges, scheme, [node.name]), inputs)
         metrics = compare_logits(reference, logits)
-        report.append(LayerSensitivity(node.name, node.op_type, max(0.0, 1.0 - metrics.cosine),
-                                       metrics.top1_agreement))
+        report.append(LayerSensitivity(node.name, node.op_type, max(0.0, 1.0 - metrics.cosine), metrics.top1_agreement))
     return sorted(report, key=lambda r: -r.error)
 
 
-def sensitive_layers(report: list[LayerSensitivity], factor: float = OUTLIER_FACTOR,
-                     negligible: float = NEGLIGIBLE_ERROR) -> list[str]:
+def sensitive_layers(
+    report: list[LayerSensitivity], factor: float = OUTLIER_FACTOR, negligible: float = NEGLIGIBLE_ERROR
+) -> list[str]:
     """Layers to keep in higher precision: outliers of the report that matter at all."""
     if not report:
         return []

@@ -20,7 +20,11 @@ def vit5(*args, cwd=REPO, timeout=240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     return subprocess.run(
         [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -73,8 +77,22 @@ def test_export_inspect_bench(exported, tmp_path, golden_dir):
     assert ckpt["parameters"] == 113_216 and ckpt["architecture"]["heads"] == 4
 
     report_path, csv_path = tmp_path / "r.json", tmp_path / "r.csv"
-    proc = vit5("bench", exported, "--backends", "torch,ort", "--batch", "1,3", "--iters", "3", "--warmup", "1",
-                "--json", report_path, "--csv", csv_path)
+    proc = vit5(
+        "bench",
+        exported,
+        "--backends",
+        "torch,ort",
+        "--batch",
+        "1,3",
+        "--iters",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+        report_path,
+        "--csv",
+        csv_path,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(report_path.read_text())
     assert set(report) >= {"model", "environment", "results"}
@@ -92,8 +110,17 @@ def test_export_inspect_bench(exported, tmp_path, golden_dir):
 
 
 def test_bench_checkpoint_exports_for_ort_and_prints_markdown(golden_dir):
-    proc = vit5("bench", golden_dir / "hyena_gap.safetensors", "--backends", "ort", "--iters", "2", "--warmup", "0",
-                "--markdown")
+    proc = vit5(
+        "bench",
+        golden_dir / "hyena_gap.safetensors",
+        "--backends",
+        "ort",
+        "--iters",
+        "2",
+        "--warmup",
+        "0",
+        "--markdown",
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stdout.splitlines() if line.startswith("| ort")]
     assert len(lines) == 1 and lines[0].rstrip().endswith("| yes |")
@@ -135,11 +162,13 @@ def test_corrupt_checkpoint_and_wrong_architecture(tmp_path, golden_dir):
     bad.write_bytes(b"not a safetensors file at all")
     assert_one_line_error(vit5("inspect", bad), "corrupt.safetensors")
     # heads that do not divide the width: the architecture override is rejected before anything runs
-    assert_one_line_error(vit5("export", golden_dir / f"{CASE}.safetensors", "-o", tmp_path / "x.onnx",
-                               "--num-heads", "5"), "num_heads 5")
+    assert_one_line_error(
+        vit5("export", golden_dir / f"{CASE}.safetensors", "-o", tmp_path / "x.onnx", "--num-heads", "5"), "num_heads 5"
+    )
     # a config whose shapes do not fit the weights
-    assert_one_line_error(vit5("inspect", golden_dir / f"{CASE}.safetensors", "--config",
-                               golden_dir / "hyena_gap.json"), "do not fit")
+    assert_one_line_error(
+        vit5("inspect", golden_dir / f"{CASE}.safetensors", "--config", golden_dir / "hyena_gap.json"), "do not fit"
+    )
     not_onnx = tmp_path / "fake.onnx"
     not_onnx.write_text("hello")
     assert_one_line_error(vit5("inspect", not_onnx), "not a readable ONNX model")
@@ -171,13 +200,14 @@ def test_build_engine_takes_the_quantized_precisions(golden_dir, tmp_path, flag)
     graph = tmp_path / "q.onnx"
     with pytest.warns(UserWarning, match="accuracy on real images is unknown"):
         seeded = seeded_calibration(tuple(model.input_shape), count=8, held_out=4)
-    export_quantized(model, graph, precision=flag[2:], target="tensorrt", validate=False,
-                     calibration=seeded)
+    export_quantized(model, graph, precision=flag[2:], target="tensorrt", validate=False, calibration=seeded)
     assert_one_line_error(vit5("build-engine", graph, "-o", tmp_path / "m.engine", flag), "TensorRT is not installed")
     # the same graph under another precision flag was built as the quantized graph without a word
     other = "--fp16" if flag == "--int8" else "--int8"
-    assert_one_line_error(vit5("build-engine", graph, "-o", tmp_path / "m.engine", other),
-                          f"q.onnx is an {flag[2:]} graph; build it with {flag}")
+    assert_one_line_error(
+        vit5("build-engine", graph, "-o", tmp_path / "m.engine", other),
+        f"q.onnx is an {flag[2:]} graph; build it with {flag}",
+    )
 
 
 def test_build_engine_takes_one_precision(exported, tmp_path):
@@ -192,8 +222,17 @@ def test_export_fp16_io_with_external_data(golden_dir, tmp_path):
     import onnxruntime as ort
 
     out = tmp_path / "m16.onnx"
-    proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", out, "--precision", "fp16",
-                "--io-dtype", "fp16", "--external-data")
+    proc = vit5(
+        "export",
+        golden_dir / "attn_cls_r4.safetensors",
+        "-o",
+        out,
+        "--precision",
+        "fp16",
+        "--io-dtype",
+        "fp16",
+        "--external-data",
+    )
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "m16.onnx.data").is_file()
     graph = onnx.load(str(out), load_external_data=False)
@@ -207,15 +246,26 @@ def test_export_outputs_flag_and_inspect(golden_dir, tmp_path):
     import onnx
 
     out = tmp_path / "features.onnx"
-    proc = vit5("export", golden_dir / "hybrid_pool_film.safetensors", "-o", out, "--opset", "18",
-                "--outputs", "pre_logits,patch_tokens,register_tokens")
+    proc = vit5(
+        "export",
+        golden_dir / "hybrid_pool_film.safetensors",
+        "-o",
+        out,
+        "--opset",
+        "18",
+        "--outputs",
+        "pre_logits,patch_tokens,register_tokens",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "outputs: pre_logits ['batch', 64], patch_tokens ['batch', 4, 4, 64], register_tokens" in proc.stdout
     assert "validation against PyTorch FP32 (passed), per output:" in proc.stdout
     assert [o.name for o in onnx.load(str(out)).graph.output] == ["pre_logits", "patch_tokens", "register_tokens"]
     info = json.loads(vit5("inspect", out, "--json").stdout)
     assert [(o["name"], o["shape"]) for o in info["outputs"]] == [
-        ("pre_logits", ["batch", 64]), ("patch_tokens", ["batch", 4, 4, 64]), ("register_tokens", ["batch", 4, 64])]
+        ("pre_logits", ["batch", 64]),
+        ("patch_tokens", ["batch", 4, 4, 64]),
+        ("register_tokens", ["batch", 4, 64]),
+    ]
     assert list(info["metadata"]["outputs"]) == ["pre_logits", "patch_tokens", "register_tokens"]
     text = vit5("inspect", out).stdout
     assert "output: patch_tokens float32 ['batch', 4, 4, 64]" in text
@@ -230,14 +280,29 @@ def test_export_outputs_the_network_lacks(golden_dir, tmp_path):
 
 
 def test_export_unknown_output_is_a_usage_error(golden_dir, tmp_path):
-    proc = vit5("export", golden_dir / "hyena_gap.safetensors", "-o", tmp_path / "x.onnx", "--outputs", "logits,embedding")
+    proc = vit5(
+        "export", golden_dir / "hyena_gap.safetensors", "-o", tmp_path / "x.onnx", "--outputs", "logits,embedding"
+    )
     assert proc.returncode == 2 and "embedding" in proc.stderr and "pre_logits" in proc.stderr
 
 
 def test_bench_outputs_flag(golden_dir, tmp_path):
     report_path = tmp_path / "r.json"
-    proc = vit5("bench", golden_dir / "attn_cls_r4.safetensors", "--backends", "ort", "--iters", "1", "--warmup", "0",
-                "--outputs", "logits,register_tokens", "--markdown", "--json", report_path)
+    proc = vit5(
+        "bench",
+        golden_dir / "attn_cls_r4.safetensors",
+        "--backends",
+        "ort",
+        "--iters",
+        "1",
+        "--warmup",
+        "0",
+        "--outputs",
+        "logits,register_tokens",
+        "--markdown",
+        "--json",
+        report_path,
+    )
     assert proc.returncode == 0, proc.stderr
     header = next(line for line in proc.stdout.splitlines() if line.startswith("| backend"))
     assert "| cos register_tokens |" in header
@@ -247,8 +312,22 @@ def test_bench_outputs_flag(golden_dir, tmp_path):
 
 def test_export_int8_with_calibration_images_and_preprocessing(digits_dir, tmp_path):
     out = tmp_path / "int8.onnx"
-    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", out, "--precision", "int8",
-                "--calibration", digits_dir / "calibration", "--calibration-count", "8", "--mean", "0.5", "--std", "0.25")
+    proc = vit5(
+        "export",
+        digits_dir / "digits_attn.safetensors",
+        "-o",
+        out,
+        "--precision",
+        "int8",
+        "--calibration",
+        digits_dir / "calibration",
+        "--calibration-count",
+        "8",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "validation against PyTorch FP32 (passed)" in proc.stdout
     assert "quantization: uint8 asymmetric per tensor activations" in proc.stdout
@@ -278,8 +357,22 @@ def test_bench_labels_flag(digits_dir, tmp_path):
     labels = tmp_path / "classes.json"
     labels.write_text('{"one": 1, "two": 2}')
     report_path = tmp_path / "report.json"
-    common = ["bench", digits_dir / "digits_attn.safetensors", "--backends", "ort", "--batch", "2", "--iters", "1",
-              "--images", images, "--mean", "0.5", "--std", "0.25"]
+    common = [
+        "bench",
+        digits_dir / "digits_attn.safetensors",
+        "--backends",
+        "ort",
+        "--batch",
+        "2",
+        "--iters",
+        "1",
+        "--images",
+        images,
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+    ]
     proc = vit5(*common, "--labels", labels, "--json", report_path)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(report_path.read_text())["results"][0]["dataset"] == {"images": 4, "top1": 1.0, "top5": 1.0}
@@ -288,8 +381,14 @@ def test_bench_labels_flag(digits_dir, tmp_path):
 def test_export_quantization_flags_need_a_quantized_precision(digits_dir, tmp_path):
     """A float export given a calibration flag would ignore it: one line naming the flag and --precision
     (every flag: tests/workflows/test_export_entry.py)."""
-    proc = vit5("export", digits_dir / "digits_attn.safetensors", "-o", tmp_path / "f.onnx",
-                "--calibration", digits_dir / "calibration")
+    proc = vit5(
+        "export",
+        digits_dir / "digits_attn.safetensors",
+        "-o",
+        tmp_path / "f.onnx",
+        "--calibration",
+        digits_dir / "calibration",
+    )
     assert_one_line_error(proc, "--calibration", "--precision int8")
     assert list(tmp_path.iterdir()) == []
 
@@ -307,9 +406,18 @@ def test_build_engine_refuses_a_float_source_for_int8_before_tensorrt(exported, 
 
 def test_warnings_stay_on_one_line_when_piped(golden_dir, tmp_path):
     """stderr is not a terminal here: a warning must not be wrapped at 80 columns, mid-sentence."""
-    proc = vit5("export", golden_dir / "attn_cls_r4.safetensors", "-o", tmp_path / "q.onnx", "--precision", "int8",
-                "--calibrate-on-seeded-inputs", "--no-validate")
+    proc = vit5(
+        "export",
+        golden_dir / "attn_cls_r4.safetensors",
+        "-o",
+        tmp_path / "q.onnx",
+        "--precision",
+        "int8",
+        "--calibrate-on-seeded-inputs",
+        "--no-validate",
+    )
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
-    assert warnings == ["warning: calibrating on seeded random inputs: the quantized graph's accuracy on real images "
-                        "is unknown"], proc.stderr
+    assert warnings == [
+        "warning: calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown"
+    ], proc.stderr

@@ -21,8 +21,14 @@ CASE = "attn_cls_r4"  # tiny attention model: 32x32 images, 10 classes
 
 def vit5(*args, cwd=REPO, timeout=240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:
@@ -59,20 +65,24 @@ def test_config_of_the_wrong_type_and_encoding(golden_dir, checkpoint, tmp_path)
     config["attention"]["rope_base"] = "10000"
     wrong = tmp_path / "wrong.json"
     wrong.write_text(json.dumps(config))
-    assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--config", wrong),
-                          "attention.rope_base must be a number")
+    assert_one_line_error(
+        vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--config", wrong), "attention.rope_base must be a number"
+    )
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"network": "\xe9"}')
     assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--config", latin), "not UTF-8")
     assert not (tmp_path / "m.onnx").exists()
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("newdir/", "is a directory"),
-    ("", "not a file name"),
-    ("model.txt", "must end in .onnx"),
-    ("blocker/model.onnx", "is a file, not a folder"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("newdir/", "is a directory"),
+        ("", "not a file name"),
+        ("model.txt", "must end in .onnx"),
+        ("blocker/model.onnx", "is a file, not a folder"),
+    ],
+)
 def test_export_output_paths_are_checked_before_loading(checkpoint, tmp_path, name, fragment):
     (tmp_path / "blocker").write_text("a file where a folder would go")
     assert_one_line_error(vit5("export", checkpoint, "-o", name, cwd=tmp_path), fragment)
@@ -82,8 +92,9 @@ def test_export_output_paths_are_checked_before_loading(checkpoint, tmp_path, na
 @pytest.mark.slow  # several exports or bench runs in subprocesses
 def test_out_of_range_numbers(tmp_path):
     assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--seed", "9" * 23), "seed")
-    assert_one_line_error(vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--batch", "100000000"),
-                          "GiB", "smaller batch")
+    assert_one_line_error(
+        vit5("export", "vit5-small", "-o", tmp_path / "m.onnx", "--batch", "100000000"), "GiB", "smaller batch"
+    )
     assert not (tmp_path / "m.onnx").exists()
 
 
@@ -144,7 +155,9 @@ def test_export_never_overwrites_its_checkpoint(checkpoint, tmp_path):
     # the same file by relative paths, from another working directory
     sub = tmp_path / "sub"
     sub.mkdir()
-    assert_one_line_error(vit5("export", "../model.safetensors", "-o", "../sub/../alias.onnx", cwd=sub), "also an input")
+    assert_one_line_error(
+        vit5("export", "../model.safetensors", "-o", "../sub/../alias.onnx", cwd=sub), "also an input"
+    )
     assert checkpoint.read_bytes() == before
 
 
@@ -228,8 +241,9 @@ def test_non_finite_network_is_blamed_on_the_network_not_the_exporter(checkpoint
     save_file(state, str(nan))
     line = assert_one_line_error(vit5("export", nan, "-o", tmp_path / "m.onnx"), "PyTorch model itself")
     assert "does not match" not in line
-    assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--rope-base", "nan"),
-                          "rope_base must be finite")
+    assert_one_line_error(
+        vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--rope-base", "nan"), "rope_base must be finite"
+    )
 
 
 def test_non_weights_pickle_points_to_trust_pickle(tmp_path):
@@ -248,8 +262,9 @@ def test_inspect_foreign_onnx_with_a_sequence_input(tmp_path):
     out = helper.make_tensor_value_info("first", TensorProto.FLOAT, [2])
     zero = helper.make_node("Constant", [], ["zero"], value=helper.make_tensor("z", TensorProto.INT64, [], [0]))
     at = helper.make_node("SequenceAt", ["frames", "zero"], ["first"])
-    model = helper.make_model(helper.make_graph([zero, at], "foreign", [seq], [out]),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph([zero, at], "foreign", [seq], [out]), opset_imports=[helper.make_opsetid("", 17)]
+    )
     onnx.checker.check_model(model)
     path = tmp_path / "foreign.onnx"
     onnx.save_model(model, str(path))
@@ -276,15 +291,24 @@ def _in_process(script_body: str, tmp_path: Path):
     machine's state)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     script = script_body + "\nfrom vit5_infer.cli.main import main\nimport sys\nmain(sys.argv[1:])\n"
-    return lambda *args: subprocess.run([sys.executable, "-c", script, *map(str, args)], cwd=tmp_path, env=env,
-                                        capture_output=True, text=True, timeout=240)
+    return lambda *args: subprocess.run(
+        [sys.executable, "-c", script, *map(str, args)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def test_no_output_lands_inside_an_input_folder(checkpoint, tmp_path):
     images = _images(tmp_path / "images")
     before = sorted(p.name for p in images.iterdir())
-    assert_one_line_error(vit5("export", checkpoint, "--precision", "int8", "--calibration", images,
-                               "-o", images / "sub" / "m.onnx"), "output", "an input folder")
+    assert_one_line_error(
+        vit5("export", checkpoint, "--precision", "int8", "--calibration", images, "-o", images / "sub" / "m.onnx"),
+        "output",
+        "an input folder",
+    )
     assert sorted(p.name for p in images.iterdir()) == before
 
 
@@ -308,21 +332,21 @@ def _broken_chunk_png() -> bytes:
     Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)
     data = buffer.getvalue()
     second = data.index(b"IDAT", data.index(b"IDAT") + 4)
-    return data[:second] + b"I\x00AT" + data[second + 4:]
+    return data[:second] + b"I\x00AT" + data[second + 4 :]
 
 
 def test_a_png_with_a_broken_chunk_is_one_line(checkpoint, tmp_path):
     images = _images(tmp_path / "images", 1)
     (images / "broken.png").write_bytes(_broken_chunk_png())
-    assert_one_line_error(vit5("debug", checkpoint, "--images", images, "--top", "0"), "cannot decode",
-                          "broken.png")
+    assert_one_line_error(vit5("debug", checkpoint, "--images", images, "--top", "0"), "cannot decode", "broken.png")
 
 
 def test_preprocessing_and_calibration_values_are_one_line(checkpoint, tmp_path):
     """The crop ratio's resize bound, checked once the model is loaded; --mean/--std (tests/cli/
     test_option_checks.py) and --calibration-count (tests/workflows/test_export_entry.py) are checked in process."""
-    assert_one_line_error(vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--crop-ratio", "5e-324"),
-                          "crop_ratio", "4096 pixels")
+    assert_one_line_error(
+        vit5("export", checkpoint, "-o", tmp_path / "m.onnx", "--crop-ratio", "5e-324"), "crop_ratio", "4096 pixels"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
 
 
@@ -332,7 +356,9 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(checkpoint, tmp_path):
         "import errno, onnx\n"
         "def full(*args, **kwargs):\n"
         "    raise OSError(errno.ENOSPC, 'No space left on device')\n"
-        "onnx.save_model = full\n", tmp_path)
+        "onnx.save_model = full\n",
+        tmp_path,
+    )
     proc = full("export", checkpoint, "-o", tmp_path / "out" / "m.onnx", "--no-validate")
     assert_one_line_error(proc, "cannot write", "m.onnx", "no space left")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.safetensors"]
@@ -342,18 +368,25 @@ def test_hand_edited_metadata_is_one_line(tmp_path):
     import onnx
     from onnx import TensorProto, helper
 
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])]))
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+        )
+    )
     entry = model.metadata_props.add()
     entry.key, entry.value = "vit5.preprocessing", "[" * 100_000 + "]" * 100_000
     onnx.save(model, str(tmp_path / "nested.onnx"))
     assert_one_line_error(vit5("inspect", tmp_path / "nested.onnx"), "vit5.preprocessing", "nested deeper")
     entry.value = '"a string"'
     onnx.save(model, str(tmp_path / "string.onnx"))
-    assert_one_line_error(vit5("debug", "--reference", tmp_path / "string.onnx", "--candidate",
-                               tmp_path / "string.onnx"), "vit5.preprocessing", "expected a JSON object")
+    assert_one_line_error(
+        vit5("debug", "--reference", tmp_path / "string.onnx", "--candidate", tmp_path / "string.onnx"),
+        "vit5.preprocessing",
+        "expected a JSON object",
+    )
 
 
 def test_debug_on_a_graph_without_inputs_is_one_line(tmp_path):
@@ -363,16 +396,21 @@ def test_debug_on_a_graph_without_inputs_is_one_line(tmp_path):
 
     zeros = numpy_helper.from_array(np.zeros((1, 3, 8, 8), np.float32))
     constant = helper.make_node("Constant", [], ["y"], value=zeros)
-    model = helper.make_model(helper.make_graph(
-        [constant], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])]))
+    model = helper.make_model(
+        helper.make_graph([constant], "g", [], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])])
+    )
     onnx.save(model, str(tmp_path / "none.onnx"))
-    assert_one_line_error(vit5("debug", "--reference", tmp_path / "none.onnx", "--candidate", tmp_path / "none.onnx"),
-                          "has 0 inputs")
+    assert_one_line_error(
+        vit5("debug", "--reference", tmp_path / "none.onnx", "--candidate", tmp_path / "none.onnx"), "has 0 inputs"
+    )
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (("debug", "vit5-small", "--rel-l2", "nan"), "--rel-l2 must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (("debug", "vit5-small", "--rel-l2", "nan"), "--rel-l2 must be a finite number"),
+    ],
+)
 def test_unbounded_or_meaningless_numbers_are_refused_before_work(args, fragment):
     assert_one_line_error(vit5(*args), fragment)
 
@@ -386,8 +424,18 @@ def test_a_bench_error_is_the_only_line_on_stderr(checkpoint, tmp_path):
 
 @pytest.mark.slow  # an int8 export
 def test_a_keep_float_pattern_that_matches_nothing_is_named(checkpoint, tmp_path):
-    proc = vit5("export", checkpoint, "-o", tmp_path / "q.onnx", "--precision", "int8", "--calibrate-on-seeded-inputs",
-                "--keep-float", "embed/,no_such_layer", "--no-validate")
+    proc = vit5(
+        "export",
+        checkpoint,
+        "-o",
+        tmp_path / "q.onnx",
+        "--precision",
+        "int8",
+        "--calibrate-on-seeded-inputs",
+        "--keep-float",
+        "embed/,no_such_layer",
+        "--no-validate",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: --keep-float pattern 'no_such_layer' matches no quantizable layer" in proc.stderr
     assert "'embed/'" not in proc.stderr
@@ -404,7 +452,9 @@ def test_an_unreadable_image_folder_is_named(checkpoint, tmp_path):
         "    if os.fspath(path).endswith('locked'):\n"
         "        raise PermissionError(13, 'Permission denied', os.fspath(path))\n"
         "    return real(path)\n"
-        "os.scandir = scandir\n", tmp_path)
+        "os.scandir = scandir\n",
+        tmp_path,
+    )
     proc = locked("debug", checkpoint, "--images", images, "--top", "0")
     assert proc.returncode == 0, proc.stderr
     assert f"warning: --images: cannot read folder {images / 'locked'} (Permission denied)" in proc.stderr

@@ -13,8 +13,8 @@ from vit5_infer.cli.parsing import parse_channels, parse_int_list, parse_name_li
 from vit5_infer.errors import BenchError, InputError
 from vit5_infer.exporters.quantization.export import unmatched_patterns
 from vit5_infer.memory import check_inputs_fit, physical_memory_bytes
-from vit5_infer.workflows.debug.layer_compare import LayerTolerance, check_tolerance
 from vit5_infer.workflows.benchmark.timing import MAX_SECONDS, TimingPlan
+from vit5_infer.workflows.debug.layer_compare import LayerTolerance, check_tolerance
 
 
 @pytest.mark.parametrize("text", ["1,,2", "1,", ",1", " , ", "", "1, ,8"])
@@ -22,8 +22,9 @@ def test_an_empty_item_in_a_list_is_refused(text):
     with pytest.raises(typer.BadParameter, match="empty value"):
         parse_int_list(text, "--batch")
     with pytest.raises(typer.BadParameter, match="empty value"):
-        parse_name_list(text.replace("1", "torch").replace("2", "ort").replace("8", "ort"), "--backends",
-                        ["torch", "ort"])
+        parse_name_list(
+            text.replace("1", "torch").replace("2", "ort").replace("8", "ort"), "--backends", ["torch", "ort"]
+        )
 
 
 def test_lists_without_empty_items_parse_as_before():
@@ -31,13 +32,23 @@ def test_lists_without_empty_items_parse_as_before():
     assert parse_name_list("torch , ort", "--backends", ["torch", "ort"]) == ["torch", "ort"]
 
 
-@pytest.mark.parametrize("option, text, fragment", [
-    ("--mean", "nan", "finite"), ("--mean", "inf", "finite"), ("--mean", "-inf", "finite"),
-    ("--mean", "1e300", "must lie in"), ("--mean", "0.5,nan,0.5", "finite"),
-    ("--std", "1e-300", "must lie in"), ("--std", "0", "must lie in"), ("--std", "inf", "finite"),
-    ("--std", "nan", "finite"), ("--std", "-1", "must lie in"),
-    ("--mean", "0.5,", "one value or three"), ("--mean", "0.5,0.5", "one value or three"),
-])
+@pytest.mark.parametrize(
+    "option, text, fragment",
+    [
+        ("--mean", "nan", "finite"),
+        ("--mean", "inf", "finite"),
+        ("--mean", "-inf", "finite"),
+        ("--mean", "1e300", "must lie in"),
+        ("--mean", "0.5,nan,0.5", "finite"),
+        ("--std", "1e-300", "must lie in"),
+        ("--std", "0", "must lie in"),
+        ("--std", "inf", "finite"),
+        ("--std", "nan", "finite"),
+        ("--std", "-1", "must lie in"),
+        ("--mean", "0.5,", "one value or three"),
+        ("--mean", "0.5,0.5", "one value or three"),
+    ],
+)
 def test_mean_and_std_are_checked_where_they_are_parsed(option, text, fragment):
     with pytest.raises(InputError, match=fragment) as info:
         parse_channels(text, option)
@@ -55,10 +66,17 @@ def test_bench_seconds_must_be_a_finite_budget(seconds):
         TimingPlan(iters=None, seconds=seconds)
 
 
-@pytest.mark.parametrize("rel_l2, cosine, fragment", [
-    (math.nan, None, "--rel-l2"), (-1.0, None, "--rel-l2"), (math.inf, None, "--rel-l2"),
-    (None, math.nan, "--cosine"), (None, 2.0, "--cosine"), (None, -1.5, "--cosine"),
-])
+@pytest.mark.parametrize(
+    "rel_l2, cosine, fragment",
+    [
+        (math.nan, None, "--rel-l2"),
+        (-1.0, None, "--rel-l2"),
+        (math.inf, None, "--rel-l2"),
+        (None, math.nan, "--cosine"),
+        (None, 2.0, "--cosine"),
+        (None, -1.5, "--cosine"),
+    ],
+)
 def test_debug_tolerances_are_checked(rel_l2, cosine, fragment):
     with pytest.raises(InputError, match=fragment):
         check_tolerance(rel_l2, cosine)
@@ -98,18 +116,23 @@ def test_library_warnings_print_as_one_warning_line(capsys):
     with warnings.catch_warnings():  # restores Python's own showwarning afterwards
         warnings.simplefilter("always")
         console.show_warnings_as_lines()
-        warnings.warn("--images: cannot read folder x/locked (Permission denied); its images are left out",
-                      stacklevel=1)
-    assert capsys.readouterr().err == ("warning: --images: cannot read folder x/locked (Permission denied); "
-                                       "its images are left out\n")
+        warnings.warn(
+            "--images: cannot read folder x/locked (Permission denied); its images are left out", stacklevel=1
+        )
+    assert capsys.readouterr().err == (
+        "warning: --images: cannot read folder x/locked (Permission denied); its images are left out\n"
+    )
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("[" * 100_000 + "]" * 100_000, "nested deeper than"),
-    ('{"engine": 1, "engine": 2}', "duplicate key 'engine'"),
-    ("[1, 2]", "expected a JSON object, got a list"),
-    ('{"x": NaN}', "NaN is not a JSON number"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than"),
+        ('{"engine": 1, "engine": 2}', "duplicate key 'engine'"),
+        ("[1, 2]", "expected a JSON object, got a list"),
+        ('{"x": NaN}', "NaN is not a JSON number"),
+    ],
+)
 def test_an_engine_manifest_is_read_by_the_strict_reader(tmp_path, text, fragment):
     from vit5_infer.engines.errors import ManifestError
     from vit5_infer.engines.manifest import manifest_path_for, read_manifest

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from golden import GOLDEN
-
 from vit5_infer import load_model
+
+from golden import GOLDEN
 
 
 def golden_model(name: str):

@@ -7,8 +7,8 @@ import json
 
 import onnx
 import pytest
-from golden_exports import golden_model
 from onnx import TensorProto, helper
+
 from vit5_infer.engines.attention_report import (
     FUSED,
     IATTENTION_UNVERIFIED,
@@ -24,6 +24,8 @@ from vit5_infer.engines.attention_report import (
     inspector_layers,
     is_fused_attention_kernel,
 )
+
+from golden_exports import golden_model
 
 
 def _info(layers) -> str:
@@ -50,33 +52,57 @@ def _layer(name, layer_type, tactic, metadata="", trt11=False):
 
 
 def _block(i, fused, scope="attn"):
-    qkv = _layer(f"/blocks.{i}/{scope}/qkv/MatMul_myl0_{10 * i}", "gemm",
-                 "sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off",
-                 f"[ONNX Layer: /blocks.{i}/{scope}/qkv/MatMul]")
+    qkv = _layer(
+        f"/blocks.{i}/{scope}/qkv/MatMul_myl0_{10 * i}",
+        "gemm",
+        "sm90_xmma_gemm_f16f16_f16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_execute_segment_k_off",
+        f"[ONNX Layer: /blocks.{i}/{scope}/qkv/MatMul]",
+    )
     if fused:
-        return [qkv, _layer(f"_gemm_mha_v2_myl0_{10 * i + 1}", "kgen", "_gemm_mha_v2_0x957a2fe2b6cf4f3d8a3a0e35b5f0a1c2",
-                            f"[ONNX Layer: /blocks.{i}/{scope}/qk_matmul][ONNX Layer: /blocks.{i}/{scope}/Softmax]"
-                            f"[ONNX Layer: /blocks.{i}/{scope}/pv_matmul]")]
+        return [
+            qkv,
+            _layer(
+                f"_gemm_mha_v2_myl0_{10 * i + 1}",
+                "kgen",
+                "_gemm_mha_v2_0x957a2fe2b6cf4f3d8a3a0e35b5f0a1c2",
+                f"[ONNX Layer: /blocks.{i}/{scope}/qk_matmul][ONNX Layer: /blocks.{i}/{scope}/Softmax]"
+                f"[ONNX Layer: /blocks.{i}/{scope}/pv_matmul]",
+            ),
+        ]
     return [
         qkv,
-        _layer(f"/blocks.{i}/{scope}/qk_matmul_myl0_{10 * i + 1}", "gemm",
-               "sm80_xmma_gemm_f16f16_f16f16_f16_nn_n_tilesize32x32x64_stage6_warpsize2x2x1_tensor16x8x16",
-               f"[ONNX Layer: /blocks.{i}/{scope}/qk_matmul]"),
-        _layer(f"__myl_CastMulMaxSubExpSumDivCast_myl0_{10 * i + 2}", "kgen",
-               "__myl_CastMulMaxSubExpSumDivCast_0xf2543c36ff9f104bbb1655b0183afb47",
-               f"[ONNX Layer: /blocks.{i}/{scope}/Softmax]"),
-        _layer(f"/blocks.{i}/{scope}/pv_matmul_myl0_{10 * i + 3}", "gemm",
-               "sm80_xmma_gemm_f16f16_f16f16_f16_nn_n_tilesize64x32x64_stage4_warpsize2x2x1_tensor16x8x16",
-               f"[ONNX Layer: /blocks.{i}/{scope}/pv_matmul]"),
+        _layer(
+            f"/blocks.{i}/{scope}/qk_matmul_myl0_{10 * i + 1}",
+            "gemm",
+            "sm80_xmma_gemm_f16f16_f16f16_f16_nn_n_tilesize32x32x64_stage6_warpsize2x2x1_tensor16x8x16",
+            f"[ONNX Layer: /blocks.{i}/{scope}/qk_matmul]",
+        ),
+        _layer(
+            f"__myl_CastMulMaxSubExpSumDivCast_myl0_{10 * i + 2}",
+            "kgen",
+            "__myl_CastMulMaxSubExpSumDivCast_0xf2543c36ff9f104bbb1655b0183afb47",
+            f"[ONNX Layer: /blocks.{i}/{scope}/Softmax]",
+        ),
+        _layer(
+            f"/blocks.{i}/{scope}/pv_matmul_myl0_{10 * i + 3}",
+            "gemm",
+            "sm80_xmma_gemm_f16f16_f16f16_f16_nn_n_tilesize64x32x64_stage4_warpsize2x2x1_tensor16x8x16",
+            f"[ONNX Layer: /blocks.{i}/{scope}/pv_matmul]",
+        ),
     ]
 
 
 def _blocks(count, scope="attn", single_query_last=False, op="Softmax"):
     """The AttentionBlocks attention_blocks() finds for the graph _block's layers were built from."""
-    return [AttentionBlock(f"/blocks.{i}/{scope}", (f"/blocks.{i}/{scope}/Softmax", f"/blocks.{i}/{scope}/qk_matmul",
-                                                   f"/blocks.{i}/{scope}/pv_matmul"),
-                           op, single_query_last and i == count - 1)
-            for i in range(count)]
+    return [
+        AttentionBlock(
+            f"/blocks.{i}/{scope}",
+            (f"/blocks.{i}/{scope}/Softmax", f"/blocks.{i}/{scope}/qk_matmul", f"/blocks.{i}/{scope}/pv_matmul"),
+            op,
+            single_query_last and i == count - 1,
+        )
+        for i in range(count)
+    ]
 
 
 def _sync_layers():
@@ -105,8 +131,10 @@ def test_some_blocks_fused():
 
 def test_unfused_attention_in_nodes_named_mha_is_not_fused():
     # A user's attention scope called "mha": layer names and metadata say mha, the kernels do not.
-    report = fusion_report(_info(_block(0, False, scope="mha") + _block(1, False, scope="fused_mha")),
-                           attention_blocks=_blocks(1, "mha") + _blocks(2, "fused_mha")[1:])
+    report = fusion_report(
+        _info(_block(0, False, scope="mha") + _block(1, False, scope="fused_mha")),
+        attention_blocks=_blocks(1, "mha") + _blocks(2, "fused_mha")[1:],
+    )
     assert report.verdict == NOT_FUSED and report.fused is False
     assert report.fused_layers == ()
     assert "0 fused attention kernel(s) for 2" in report.detail
@@ -167,10 +195,14 @@ def test_inspector_layers():
 
 def test_report_round_trips_to_json():
     data = fusion_report(_info(_block(0, True)), _blocks(1)).to_dict()
-    assert json.loads(json.dumps(data)) == {"verdict": FUSED, "attention_blocks": 1,
-                                            "fused_layers": ["_gemm_mha_v2_myl0_1"],
-                                            "detail": "1 of 1 attention block(s) have a fused kernel (1 kernel(s))",
-                                            "unfused_blocks": [], "notes": []}
+    assert json.loads(json.dumps(data)) == {
+        "verdict": FUSED,
+        "attention_blocks": 1,
+        "fused_layers": ["_gemm_mha_v2_myl0_1"],
+        "detail": "1 of 1 attention block(s) have a fused kernel (1 kernel(s))",
+        "unfused_blocks": [],
+        "notes": [],
+    }
 
 
 def test_a_bare_block_count_says_kernels_were_not_attributed():
@@ -192,8 +224,9 @@ def test_one_block_split_into_two_kernels_does_not_make_up_for_an_unfused_one():
     assert len(report.fused_layers) == 2
     assert report.verdict == PARTIAL and report.fused is False
     assert report.unfused_blocks == ("/blocks.1/attn",)
-    assert report.detail == ("1 of 2 attention block(s) have a fused kernel (2 kernel(s)); "
-                             "no fused kernel in /blocks.1/attn")
+    assert report.detail == (
+        "1 of 2 attention block(s) have a fused kernel (2 kernel(s)); no fused kernel in /blocks.1/attn"
+    )
 
 
 def test_every_unfused_block_is_named():
@@ -229,8 +262,9 @@ def test_a_single_query_block_does_not_excuse_other_unfused_blocks():
 
 
 def test_fused_kernels_that_name_no_block_are_unknown():
-    layers = [dict(layer, Metadata="", Name=f"__myl_fused_{n}")
-              for n, layer in enumerate(_block(0, True) + _block(1, True))]
+    layers = [
+        dict(layer, Metadata="", Name=f"__myl_fused_{n}") for n, layer in enumerate(_block(0, True) + _block(1, True))
+    ]
     report = fusion_report(_info(layers), _blocks(2))
     assert report.verdict == UNKNOWN and report.fused is None and len(report.fused_layers) == 2
 
@@ -267,8 +301,12 @@ def _chain(ops):
         nodes.append(helper.make_node(op, inputs, [f"t{i}"], **({"to": TensorProto.FLOAT} if op == "Cast" else {})))
         current = f"t{i}"
     value = helper.make_tensor_value_info
-    graph = helper.make_graph(nodes, "g", [value("x", TensorProto.FLOAT, None), value("w", TensorProto.FLOAT, None)],
-                              [value(current, TensorProto.FLOAT, None)])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [value("x", TensorProto.FLOAT, None), value("w", TensorProto.FLOAT, None)],
+        [value(current, TensorProto.FLOAT, None)],
+    )
     return helper.make_model(graph)
 
 
@@ -321,7 +359,9 @@ def test_attention_blocks_of_a_cls_export(tmp_path, opset, op):
     export_onnx(golden_model("attn_cls_r4"), path, opset=opset, validate=False)
     blocks = attention_blocks(onnx.load(str(path)))
     assert [(b.name, b.op, b.single_query) for b in blocks] == [
-        ("blocks.0/sequence_mixer", op, False), ("blocks.1/sequence_mixer", op, True)]
+        ("blocks.0/sequence_mixer", op, False),
+        ("blocks.1/sequence_mixer", op, True),
+    ]
     assert f"blocks.1/sequence_mixer/{op}" in blocks[1].nodes
 
 
@@ -330,19 +370,32 @@ def test_attention_blocks_of_a_quantized_tensorrt_export(precision):
     """The opset-19 TensorRT form quantizes both products (Q/DQ between Softmax and the second MatMul):
     the blocks are still found, so the fusion verdict of an INT8/FP8 engine is not 'no attention'."""
     from vit5_infer.exporters import build_graph
-    from vit5_infer.exporters.quantization import (QuantScheme, activation_tensors, attention_inputs,
-                                                   attention_products, quantizable_nodes, quantize_graph)
+    from vit5_infer.exporters.quantization import (
+        QuantScheme,
+        activation_tensors,
+        attention_inputs,
+        attention_products,
+        quantizable_nodes,
+        quantize_graph,
+    )
     from vit5_infer.exporters.targets import ExportTarget
 
     graph = build_graph(golden_model("attn_cls_r4"), 19, target="tensorrt=10.8")[0]
     products = attention_products(graph)
     tensors = activation_tensors(quantizable_nodes(graph)) + [t for n in products for t in attention_inputs(n)]
     scheme = QuantScheme(precision, ExportTarget.parse("tensorrt=10.8"), 19)
-    quantized = quantize_graph(graph, {t: (-2.0, 3.0) for t in tensors}, scheme,
-                               [n.name for n in quantizable_nodes(graph)], [n.name for n in products])
+    quantized = quantize_graph(
+        graph,
+        {t: (-2.0, 3.0) for t in tensors},
+        scheme,
+        [n.name for n in quantizable_nodes(graph)],
+        [n.name for n in products],
+    )
     dequantized = {n.output[0] for n in quantized.graph.node if n.op_type == "DequantizeLinear"}
     pv = [n for n in quantized.graph.node if n.name == "blocks.0/sequence_mixer/pv_matmul"]
     assert len(pv) == 1 and set(pv[0].input) <= dequantized
     blocks = attention_blocks(quantized)
-    assert [(b.name, b.single_query) for b in blocks] == [("blocks.0/sequence_mixer", False),
-                                                          ("blocks.1/sequence_mixer", True)]
+    assert [(b.name, b.single_query) for b in blocks] == [
+        ("blocks.0/sequence_mixer", False),
+        ("blocks.1/sequence_mixer", True),
+    ]

@@ -63,21 +63,36 @@ def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_g
     references = {1: _reference(inputs[1], 0), 4: _reference(inputs[4], 1)}
     plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
     shown = []
-    rows = run_backend(plan, inputs, references, TimingPlan(warmup=1, iters=3), cuda_graph=cuda_graph,
-                       iteration_progress=lambda label, phase, done, total: shown.append(label))
+    rows = run_backend(
+        plan,
+        inputs,
+        references,
+        TimingPlan(warmup=1, iters=3),
+        cuda_graph=cuda_graph,
+        iteration_progress=lambda label, phase, done, total: shown.append(label),
+    )
     assert [(r.batch, r.timing, r.cuda_graph) for r in rows] == [
-        (1, "gpu_compute", cuda_graph), (1, "host_latency", cuda_graph),
-        (4, "gpu_compute", cuda_graph), (4, "host_latency", cuda_graph)]
+        (1, "gpu_compute", cuda_graph),
+        (1, "host_latency", cuda_graph),
+        (4, "gpu_compute", cuda_graph),
+        (4, "host_latency", cuda_graph),
+    ]
     assert all(r.passed for r in rows), [r.failure for r in rows]
     assert [r.latency_ms["mean"] for r in rows] == [5.0, 7.0, 5.0, 7.0]  # copies only in host latency
     assert [r.iterations for r in rows] == [3] * 4
     assert rows[2].throughput_per_s == pytest.approx(4 / 5e-3)
-    assert set(shown) == {"trt [fp32] batch 1 gpu compute", "trt [fp32] batch 1 host latency",
-                          "trt [fp32] batch 4 gpu compute", "trt [fp32] batch 4 host latency"}
+    assert set(shown) == {
+        "trt [fp32] batch 1 gpu compute",
+        "trt [fp32] batch 1 host latency",
+        "trt [fp32] batch 4 gpu compute",
+        "trt [fp32] batch 4 host latency",
+    }
 
     document = json.loads(json.dumps(report.report_dict({"name": "m"}, {}, rows, {"cuda_graph": cuda_graph})))
-    assert document["timings"] == {"gpu_compute": TIMING_FIGURES["gpu_compute"],
-                                   "host_latency": TIMING_FIGURES["host_latency"]}
+    assert document["timings"] == {
+        "gpu_compute": TIMING_FIGURES["gpu_compute"],
+        "host_latency": TIMING_FIGURES["host_latency"],
+    }
     assert [row["timing"] for row in document["results"]] == ["gpu_compute", "host_latency"] * 2
     headers, table = report.table_rows(rows)
     labels = [line[headers.index("timing")] for line in table]
@@ -100,10 +115,17 @@ def test_trt_figures_keep_the_enqueue_host_time_out_as_trtexec_does(monkeypatch,
     path.write_bytes(b"m")
     trt_standins.ENGINES[b"m"] = engine
     x = _pixels(4)
-    rows = run_backend(BackendPlan("trt", "fp32", lambda: TensorRTRunner(path)), {4: x}, {4: _reference(x, 0)},
-                       TimingPlan(warmup=0, iters=4), cuda_graph=cuda_graph)
+    rows = run_backend(
+        BackendPlan("trt", "fp32", lambda: TensorRTRunner(path)),
+        {4: x},
+        {4: _reference(x, 0)},
+        TimingPlan(warmup=0, iters=4),
+        cuda_graph=cuda_graph,
+    )
     assert [(r.timing, r.latency_ms["min"], r.latency_ms["max"]) for r in rows] == [
-        ("gpu_compute", 5.0, 5.0), ("host_latency", 7.0, 7.0)]
+        ("gpu_compute", 5.0, 5.0),
+        ("host_latency", 7.0, 7.0),
+    ]
     assert all(r.passed for r in rows), [r.failure for r in rows]
 
 
@@ -152,8 +174,13 @@ def test_other_backends_keep_one_end_to_end_row():
             return False
 
     x = np.zeros((2, 3, 4, 4), np.float32)
-    rows = run_backend(BackendPlan("ort", "fp32", Runner), {2: x}, {2: {"logits": np.ones((2, 2), np.float32)}},
-                       TimingPlan(warmup=0, iters=2), cuda_graph=True)
+    rows = run_backend(
+        BackendPlan("ort", "fp32", Runner),
+        {2: x},
+        {2: {"logits": np.ones((2, 2), np.float32)}},
+        TimingPlan(warmup=0, iters=2),
+        cuda_graph=True,
+    )
     assert [(r.timing, r.cuda_graph) for r in rows] == [("end_to_end", False)]
     assert report.table_rows(rows)[1][0][3] == "end to end"
 
@@ -161,8 +188,10 @@ def test_other_backends_keep_one_end_to_end_row():
 def test_cuda_graph_needs_trt():
     with pytest.raises(BenchError) as info:
         BenchSettings(backends=["ort", "torch"], cuda_graph=True).check()
-    assert str(info.value) == ("--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
-                               "(ort, torch) run no engine: add -b trt, or leave --cuda-graph out")
+    assert str(info.value) == (
+        "--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
+        "(ort, torch) run no engine: add -b trt, or leave --cuda-graph out"
+    )
     BenchSettings(backends=["trt", "ort"], cuda_graph=True).check()
     check_cuda_graph(False, ["ort"])
     with pytest.raises(BenchError, match="add -b trt"):
@@ -179,9 +208,25 @@ def test_unknown_timing_figure_is_refused():
 
 def test_cli_cuda_graph_on_a_non_trt_backend_is_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", "bench", "vit5-small", "-b", "ort",
-                           "--cuda-graph", "--json", str(tmp_path / "r.json")],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vit5_infer.cli.main",
+            "bench",
+            "vit5-small",
+            "-b",
+            "ort",
+            "--cuda-graph",
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode in (1, 2), proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --cuda-graph replays"), proc.stderr

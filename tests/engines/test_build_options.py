@@ -24,36 +24,42 @@ from vit5_infer.engines.manifest import (
     write_manifest,
 )
 from vit5_infer.engines.tensorrt_builder import check_build_options, check_input_shape
-from vit5_infer.workflows.build_engine import build_engine
 from vit5_infer.engines.tensorrt_support import MAX_PROFILE_BATCH, parse_batch_profiles
+from vit5_infer.workflows.build_engine import build_engine
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("text, profiles", [
-    ("1,2-8,16-64", [(1, 1, 1), (2, 8, 8), (16, 64, 64)]),
-    ("4", [(4, 4, 4)]),
-    ("1-64", [(1, 64, 64)]),
-    ("1, 2-4-8 ,9-9", [(1, 1, 1), (2, 4, 8), (9, 9, 9)]),
-])
+@pytest.mark.parametrize(
+    "text, profiles",
+    [
+        ("1,2-8,16-64", [(1, 1, 1), (2, 8, 8), (16, 64, 64)]),
+        ("4", [(4, 4, 4)]),
+        ("1-64", [(1, 64, 64)]),
+        ("1, 2-4-8 ,9-9", [(1, 1, 1), (2, 4, 8), (9, 9, 9)]),
+    ],
+)
 def test_batch_profiles(text, profiles):
     assert parse_batch_profiles(text) == profiles
 
 
-@pytest.mark.parametrize("text, match", [
-    ("", "takes comma-separated N, MIN-MAX or MIN-OPT-MAX"),
-    ("1,,2", "got '' in '1,,2'"),
-    ("1-x", "got '1-x'"),
-    ("1-2-3-4", "got '1-2-3-4'"),
-    ("-3", "got '-3'"),
-    ("0-4", "'0-4' must satisfy 1 <= MIN <= OPT <= MAX"),
-    ("8-2", "'8-2' must satisfy"),
-    ("2-9-8", "'2-9-8' must satisfy"),
-    (f"1-{MAX_PROFILE_BATCH + 1}", "must satisfy 1 <= MIN <= OPT <= MAX <= 2147483647"),
-    ("1,2-8,4-64", "'4-64' overlaps or precedes 2-8"),
-    ("16-64,1", "'1' overlaps or precedes 16-64"),
-    ("2-8,8-16", "'8-16' overlaps"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", "takes comma-separated N, MIN-MAX or MIN-OPT-MAX"),
+        ("1,,2", "got '' in '1,,2'"),
+        ("1-x", "got '1-x'"),
+        ("1-2-3-4", "got '1-2-3-4'"),
+        ("-3", "got '-3'"),
+        ("0-4", "'0-4' must satisfy 1 <= MIN <= OPT <= MAX"),
+        ("8-2", "'8-2' must satisfy"),
+        ("2-9-8", "'2-9-8' must satisfy"),
+        (f"1-{MAX_PROFILE_BATCH + 1}", "must satisfy 1 <= MIN <= OPT <= MAX <= 2147483647"),
+        ("1,2-8,4-64", "'4-64' overlaps or precedes 2-8"),
+        ("16-64,1", "'1' overlaps or precedes 16-64"),
+        ("2-8,8-16", "'8-16' overlaps"),
+    ],
+)
 def test_bad_batch_profiles_are_one_line(text, match):
     with pytest.raises(EngineBuildError, match=match) as info:
         parse_batch_profiles(text)
@@ -118,9 +124,17 @@ def _several_profile_manifest(tmp_path, onnx_path=None, batch_profiles="1,2-8,16
         onnx_path = tmp_path / "model.onnx"
         onnx_path.write_bytes(b"hashed only")
     profiles = batch_profiles_shapes((3, 32, 32), parse_batch_profiles(batch_profiles))
-    manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
-                               gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0", precision="fp16",
-                               profiles=profile_envelope(profiles), optimization_profiles=profiles, build_flags={})
+    manifest = create_manifest(
+        onnx_path=onnx_path,
+        engine_path=tmp_path / "model.plan",
+        tensorrt_version="10.16.1.11",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+        precision="fp16",
+        profiles=profile_envelope(profiles),
+        optimization_profiles=profiles,
+        build_flags={},
+    )
     write_manifest(manifest, tmp_path / "model.plan")
     return manifest
 
@@ -129,8 +143,9 @@ def test_the_manifest_records_every_profile(tmp_path):
     _several_profile_manifest(tmp_path)
     manifest = read_manifest(tmp_path / "model.plan")
     assert [p["pixel_values"]["max"][0] for p in manifest.profile_list()] == [1, 8, 64]
-    assert manifest.optimization_profiles[1] == {"pixel_values": {"min": [2, 3, 32, 32], "opt": [8, 3, 32, 32],
-                                                                  "max": [8, 3, 32, 32]}}
+    assert manifest.optimization_profiles[1] == {
+        "pixel_values": {"min": [2, 3, 32, 32], "opt": [8, 3, 32, 32], "max": [8, 3, 32, 32]}
+    }
     # the batch range of the whole engine, where one-profile readers look
     assert manifest.profiles == {"pixel_values": {"min": [1, 3, 32, 32], "opt": [1, 3, 32, 32], "max": [64, 3, 32, 32]}}
     assert rebuild_command(manifest, "m.plan").endswith(" -o m.plan --fp16 --batch-profiles 1,2-8,16-64")
@@ -176,9 +191,16 @@ def test_a_one_profile_plan_names_no_profile(tmp_path, golden_dir):
     from golden_exports import golden_model
 
     onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "model.onnx", validate=False).path
-    manifest = create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.plan", tensorrt_version="10.16.1.11",
-                               gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
-                               profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags={})
+    manifest = create_manifest(
+        onnx_path=onnx_path,
+        engine_path=tmp_path / "model.plan",
+        tensorrt_version="10.16.1.11",
+        gpu_name="NVIDIA H100",
+        compute_capability="9.0",
+        precision="fp32",
+        profiles=profile_shapes((3, 32, 32), 1, 4, 16),
+        build_flags={},
+    )
     write_manifest(manifest, tmp_path / "model.plan")
     (tmp_path / "model.plan").write_bytes(b"engine")
     assert "profile:" not in write_model_repository(tmp_path / "model.plan", tmp_path / "repo").config_path.read_text()
@@ -191,8 +213,11 @@ def test_set_decomposable_attentions_is_imported_only_under_the_attention_check(
     build on an older Polygraphy, including TensorRT < 10.14 builds that never use it."""
     tree = ast.parse((REPO / module).read_text())
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-    imports = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               and any(alias.name == "set_decomposable_attentions" for alias in node.names)]
+    imports = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and any(alias.name == "set_decomposable_attentions" for alias in node.names)
+    ]
     assert imports
     for node in imports:
         guard = parents[node]
@@ -206,8 +231,14 @@ def test_set_decomposable_attentions_is_imported_only_under_the_attention_check(
 # ---- the CLI: one line each ---------------------------------------------------------------------------
 def _vit5(*args):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _one_line(proc, fragment):
@@ -225,14 +256,17 @@ def exported(tmp_path_factory, golden_dir):
     return export_onnx(golden_model("attn_cls_r4"), tmp_path_factory.mktemp("cli") / "m.onnx", validate=False).path
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--workspace", "nan"], "--workspace must be a positive number of GiB (got nan)"),
-    (["--timing-cache", "{out}"], "is also the engine this build writes"),
-    (["--batch-profiles", "1,2-8,4-64"], "'4-64' overlaps or precedes 2-8"),
-    (["--batch-profiles", "1,2-8", "--max-batch", "4"], "--batch-profiles replaces --max-batch"),
-    (["--hardware-compatibility", "turing+"], "--hardware-compatibility must be one of"),
-    (["--config", "tests/data/golden/attn_cls_r4.json"], "apply to a preset or checkpoint"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--workspace", "nan"], "--workspace must be a positive number of GiB (got nan)"),
+        (["--timing-cache", "{out}"], "is also the engine this build writes"),
+        (["--batch-profiles", "1,2-8,4-64"], "'4-64' overlaps or precedes 2-8"),
+        (["--batch-profiles", "1,2-8", "--max-batch", "4"], "--batch-profiles replaces --max-batch"),
+        (["--hardware-compatibility", "turing+"], "--hardware-compatibility must be one of"),
+        (["--config", "tests/data/golden/attn_cls_r4.json"], "apply to a preset or checkpoint"),
+    ],
+)
 def test_build_engine_refuses_in_one_line_before_tensorrt(exported, tmp_path, args, fragment):
     out = tmp_path / "new" / "m.engine"
     _one_line(_vit5("build-engine", exported, "-o", out, *[a.format(out=out) for a in args]), fragment)
@@ -245,8 +279,23 @@ def test_build_engine_takes_the_model_source_options(tmp_path, golden_dir):
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
-    proc = _vit5("build-engine", golden_dir / "attn_cls_r4.safetensors", "-o", tmp_path / "m.engine",
-                 "--config", golden_dir / "attn_cls_r4.json", "--num-heads", "4", "--weights", "raw", "--trust-pickle",
-                 "--batch-profiles", "1,2-8", "--version-compatible", "--hardware-compatibility", "ampere+")
+    proc = _vit5(
+        "build-engine",
+        golden_dir / "attn_cls_r4.safetensors",
+        "-o",
+        tmp_path / "m.engine",
+        "--config",
+        golden_dir / "attn_cls_r4.json",
+        "--num-heads",
+        "4",
+        "--weights",
+        "raw",
+        "--trust-pickle",
+        "--batch-profiles",
+        "1,2-8",
+        "--version-compatible",
+        "--hardware-compatibility",
+        "ampere+",
+    )
     _one_line(proc, "TensorRT is not installed")
     assert list(tmp_path.iterdir()) == []

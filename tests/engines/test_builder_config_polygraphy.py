@@ -33,11 +33,19 @@ def _tensorrt(version):
     module.__version__ = version
     flags = ["TF32", "VERSION_COMPATIBLE", "EXCLUDE_LEAN_RUNTIME", "REFIT", "STRIP_PLAN", "SPARSE_WEIGHTS"]
     if version.startswith("10."):  # removed in 11.x
-        flags += ["FP16", "BF16", "INT8", "FP8", "PREFER_PRECISION_CONSTRAINTS", "OBEY_PRECISION_CONSTRAINTS",
-                  "DIRECT_IO"]
+        flags += [
+            "FP16",
+            "BF16",
+            "INT8",
+            "FP8",
+            "PREFER_PRECISION_CONSTRAINTS",
+            "OBEY_PRECISION_CONSTRAINTS",
+            "DIRECT_IO",
+        ]
     module.BuilderFlag = _enum("BuilderFlag", *flags)
-    module.HardwareCompatibilityLevel = _enum("HardwareCompatibilityLevel", "NONE", "AMPERE_PLUS",
-                                              "SAME_COMPUTE_CAPABILITY")
+    module.HardwareCompatibilityLevel = _enum(
+        "HardwareCompatibilityLevel", "NONE", "AMPERE_PLUS", "SAME_COMPUTE_CAPABILITY"
+    )
     module.ProfilingVerbosity = _enum("ProfilingVerbosity", "LAYER_NAMES_ONLY", "DETAILED", "NONE")
     module.MemoryPoolType = _enum("MemoryPoolType", "WORKSPACE", "TACTIC_SHARED_MEMORY")
     module.LayerType = _enum("LayerType", "SHAPE", "QUANTIZE", "DEQUANTIZE")
@@ -162,8 +170,15 @@ def test_every_batch_profile_becomes_an_optimization_profile(trt):
     assert config.hardware_compatibility_level == "HardwareCompatibilityLevel.NONE"
 
 
-@pytest.mark.parametrize("level, member", [("ampere+", "AMPERE_PLUS"), ("none", "NONE"), (None, "NONE"),
-                                           ("same-compute-capability", "SAME_COMPUTE_CAPABILITY")])
+@pytest.mark.parametrize(
+    "level, member",
+    [
+        ("ampere+", "AMPERE_PLUS"),
+        ("none", "NONE"),
+        (None, "NONE"),
+        ("same-compute-capability", "SAME_COMPUTE_CAPABILITY"),
+    ],
+)
 def test_portable_engines_set_the_flag_and_the_level(trt, level, member):
     config = create_config(trt, [(1, 1, 8)], (3, 32, 32), None, 3, (True, level))(Builder(trt), Network())
     assert "BuilderFlag.VERSION_COMPATIBLE" in config.flags

@@ -88,8 +88,9 @@ def test_an_unknown_major_keeps_polygraphys_own_order(tmp_path, monkeypatch, fre
     assert fresh_polygraphy_wrapper == [str(site / "toolkit/lib64/libcudart.so.12")]
 
 
-def test_an_unknown_major_falls_back_to_a_wheel_only_when_polygraphy_finds_none(tmp_path, monkeypatch,
-                                                                               fresh_polygraphy_wrapper):
+def test_an_unknown_major_falls_back_to_a_wheel_only_when_polygraphy_finds_none(
+    tmp_path, monkeypatch, fresh_polygraphy_wrapper
+):
     """With no runtime where Polygraphy looks, the newest wheel runtime is offered to it.  The file system is
     seen as on a machine without a CUDA toolkit: a libcudart outside tmp_path is not listed (this one may have
     /usr/local/cuda/lib64)."""

@@ -53,7 +53,9 @@ def test_create_records_the_build(built):
     assert manifest.onnx_sha256 == hashlib.sha256(onnx_path.read_bytes()).hexdigest()
     assert manifest.toolkit_version == vit5_infer.__version__
     assert manifest.engine_file == "model.engine"
-    assert manifest.profiles == {"pixel_values": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}}
+    assert manifest.profiles == {
+        "pixel_values": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}
+    }
     assert manifest.created_at.endswith("+00:00")
 
 
@@ -62,8 +64,17 @@ def test_write_then_read_round_trips(built):
     path = write_manifest(manifest, engine_path)
     assert path == manifest_path_for(engine_path)
     data = json.loads(path.read_text())
-    for field in ("tensorrt_version", "gpu_name", "compute_capability", "onnx_sha256", "precision", "profiles",
-                  "build_flags", "toolkit_version", "created_at"):
+    for field in (
+        "tensorrt_version",
+        "gpu_name",
+        "compute_capability",
+        "onnx_sha256",
+        "precision",
+        "profiles",
+        "build_flags",
+        "toolkit_version",
+        "created_at",
+    ):
         assert field in data
     assert read_manifest(engine_path) == manifest
     assert read_manifest(path) == manifest  # the JSON path itself works too
@@ -85,8 +96,14 @@ def test_missing_manifest(tmp_path):
     assert find_manifest(tmp_path / "model.engine") is None
 
 
-@pytest.mark.parametrize("content, match", [("{not json", "not a readable JSON"), ("[1, 2]", "expected a JSON object"),
-                                            ('{"precision": "fp16"}', "missing field")])
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ("{not json", "not a readable JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"precision": "fp16"}', "missing field"),
+    ],
+)
 def test_broken_manifest_is_one_line(tmp_path, content, match):
     manifest_path_for(tmp_path / "m.engine").write_text(content)
     with pytest.raises(ManifestError, match=match) as info:
@@ -119,11 +136,14 @@ def test_other_gpu_architecture(built):
         check_compatible(manifest, "10.14.1", "NVIDIA A100-SXM4-40GB", "8.0")
 
 
-@pytest.mark.parametrize("built_on, here, capability", [
-    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL", "9.0"),
-    ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "9.0"),
-    ("NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-80GB", "8.0"),
-])
+@pytest.mark.parametrize(
+    "built_on, here, capability",
+    [
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 NVL", "9.0"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 PCIe", "9.0"),
+        ("NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-80GB", "8.0"),
+    ],
+)
 def test_other_gpu_of_the_same_compute_capability_loads_with_a_warning(built, built_on, here, capability):
     """TensorRT loads a plan on any GPU of the compute capability it was built for; only its tactics were
     timed on the other model, which is a warning, not a refusal."""
@@ -132,8 +152,9 @@ def test_other_gpu_of_the_same_compute_capability_loads_with_a_warning(built, bu
     _, _, manifest = built
     manifest.gpu_name, manifest.compute_capability = built_on, capability
     assert mismatches(manifest, "10.14.1", here, capability) == []
-    with pytest.warns(EngineTunedElsewhereWarning, match=f"built on {built_on}; TensorRT timed its kernels there, "
-                                                          f"not on this {here}"):
+    with pytest.warns(
+        EngineTunedElsewhereWarning, match=f"built on {built_on}; TensorRT timed its kernels there, not on this {here}"
+    ):
         notes = check_compatible(manifest, "10.14.1", here, capability)
     assert len(notes) == 1 and "\n" not in notes[0]
 
@@ -144,7 +165,8 @@ def test_a_post_release_of_the_same_build_is_the_same_tensorrt(built):
     manifest.tensorrt_version = "10.14.1.48"
     assert mismatches(manifest, "10.14.1.48.post1", manifest.gpu_name, manifest.compute_capability) == []
     assert mismatches(manifest, "10.14.1.49", manifest.gpu_name, manifest.compute_capability) == [
-        "TensorRT 10.14.1.48 vs 10.14.1.49 here"]
+        "TensorRT 10.14.1.48 vs 10.14.1.49 here"
+    ]
 
 
 def test_both_differ_lists_both(built):
@@ -168,10 +190,10 @@ def test_rebuild_command_spells_only_non_default_flags(built):
 
 def test_records_the_graph_outputs(tmp_path):
     """The builder passes exporters.graph_outputs(graph): name -> shape, in graph order."""
-    from golden import GOLDEN
-
     from vit5_infer import load_model
     from vit5_infer.exporters import build_graph, graph_outputs
+
+    from golden import GOLDEN
 
     model = load_model(GOLDEN / "attn_cls_r4.safetensors", config=GOLDEN / "attn_cls_r4.json")
     graph, _ = build_graph(model, outputs="pre_logits,patch_tokens")
@@ -181,13 +203,21 @@ def test_records_the_graph_outputs(tmp_path):
     onnx_path.write_bytes(graph.SerializeToString())
     engine_path = tmp_path / "model.engine"
     manifest = create_manifest(
-        onnx_path=onnx_path, engine_path=engine_path, tensorrt_version="10.14.1", gpu_name="NVIDIA H100 80GB HBM3",
-        compute_capability="9.0", precision="fp32", profiles=profile_shapes((3, 32, 32), 1, 1, 8), build_flags={},
+        onnx_path=onnx_path,
+        engine_path=engine_path,
+        tensorrt_version="10.14.1",
+        gpu_name="NVIDIA H100 80GB HBM3",
+        compute_capability="9.0",
+        precision="fp32",
+        profiles=profile_shapes((3, 32, 32), 1, 1, 8),
+        build_flags={},
         outputs=outputs,
     )
     write_manifest(manifest, engine_path)
-    assert read_manifest(engine_path).outputs == [{"name": "pre_logits", "shape": ["batch", 64]},
-                                                  {"name": "patch_tokens", "shape": ["batch", 4, 4, 64]}]
+    assert read_manifest(engine_path).outputs == [
+        {"name": "pre_logits", "shape": ["batch", 64]},
+        {"name": "patch_tokens", "shape": ["batch", 4, 4, 64]},
+    ]
 
 
 def test_manifest_without_outputs_still_reads(built):
@@ -199,10 +229,19 @@ def test_manifest_without_outputs_still_reads(built):
     assert read_manifest(engine_path).outputs == []
 
 
-@pytest.mark.parametrize("field, value", [
-    ("precision", 16), ("profiles", [1, 8, 32]), ("build_flags", "fast"), ("onnx_path", None),
-    ("attention_fused", "yes"), ("fused_attention_layers", "all"), ("format", True), ("source", "preset"),
-])
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("precision", 16),
+        ("profiles", [1, 8, 32]),
+        ("build_flags", "fast"),
+        ("onnx_path", None),
+        ("attention_fused", "yes"),
+        ("fused_attention_layers", "all"),
+        ("format", True),
+        ("source", "preset"),
+    ],
+)
 def test_manifest_fields_of_the_wrong_type_are_one_line(built, field, value):
     _, engine_path, manifest = built
     data = manifest.to_dict()

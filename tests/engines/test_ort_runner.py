@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from golden import GOLDEN_CASES, load_golden_io
-from golden_exports import export_golden, golden_model
 
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, BackendUnavailableError
-from vit5_infer.exporters.precision import graph_at_precision
 from vit5_infer.engines.ort_runner import OrtRunner
 from vit5_infer.errors import InputError, Vit5Error
+from vit5_infer.exporters.precision import graph_at_precision
 from vit5_infer.metrics import compare_logits
+
+from golden import GOLDEN_CASES, load_golden_io
+from golden_exports import export_golden, golden_model
 
 pytest.importorskip("vit5_infer.exporters", reason="the ONNX exporter is not in this checkout")
 
@@ -115,8 +116,9 @@ def feature_export(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("feature_onnx")
     model = golden_model("hybrid_pool_film")
-    every = export_onnx(model, folder / "all.onnx", outputs="logits,pre_logits,patch_tokens,cls_token,register_tokens",
-                        validate=False).path
+    every = export_onnx(
+        model, folder / "all.onnx", outputs="logits,pre_logits,patch_tokens,cls_token,register_tokens", validate=False
+    ).path
     features = export_onnx(model, folder / "features.onnx", outputs="patch_tokens,pre_logits", validate=False).path
     return every, features
 
@@ -184,8 +186,13 @@ def _graph_with_external_data(folder, location):
     tensor.data_location = TensorProto.EXTERNAL
     tensor.external_data.add(key="location", value=location)
     node = helper.make_node("Add", ["x", "w"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])], [tensor])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [tensor],
+    )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "g.onnx"
     onnx.save(helper.make_model(graph), str(path))

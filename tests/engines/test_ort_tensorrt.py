@@ -6,7 +6,6 @@ from __future__ import annotations
 import onnx
 import onnxruntime as ort
 import pytest
-from golden_exports import golden_model
 from onnx import TensorProto, helper
 
 from vit5_infer.engines import ort_tensorrt
@@ -22,8 +21,12 @@ from vit5_infer.engines.ort_tensorrt import (
 )
 from vit5_infer.engines.registry import make_runner
 
+from golden_exports import golden_model
+
 LIBRARY = provider_library(ort)
-needs_library = pytest.mark.skipif(LIBRARY is None, reason=f"onnxruntime {ort.__version__} has no TensorRT provider library")
+needs_library = pytest.mark.skipif(
+    LIBRARY is None, reason=f"onnxruntime {ort.__version__} has no TensorRT provider library"
+)
 
 
 @needs_library
@@ -40,8 +43,14 @@ def test_the_provider_links_tensorrt_10():
 
 @needs_library
 def test_the_provider_parses_the_options_we_pass():
-    for name in ("trt_fp16_enable", "trt_int8_enable", "trt_layer_norm_fp32_fallback",
-                 "trt_profile_min_shapes", "trt_profile_opt_shapes", "trt_profile_max_shapes"):
+    for name in (
+        "trt_fp16_enable",
+        "trt_int8_enable",
+        "trt_layer_norm_fp32_fallback",
+        "trt_profile_min_shapes",
+        "trt_profile_opt_shapes",
+        "trt_profile_max_shapes",
+    ):
         assert knows_option(LIBRARY, name), name
     assert not knows_option(LIBRARY, "trt_strongly_typed_enable_nonexistent")
 
@@ -76,7 +85,9 @@ def test_prepare_without_tensorrt():
 def test_provider_failure_names_what_the_provider_needs():
     cuda = ort_tensorrt.ort_cuda_version()
     message = provider_failure("1.31.1", "TensorrtExecutionProvider")
-    assert message.startswith("onnxruntime 1.31.1 could not start TensorrtExecutionProvider: it needs TensorRT's libraries")
+    assert message.startswith(
+        "onnxruntime 1.31.1 could not start TensorrtExecutionProvider: it needs TensorRT's libraries"
+    )
     assert message.endswith("TensorRT-ExecutionProvider.html#requirements") and "\n" not in message
     assert (f"CUDA {cuda} and cuDNN 9" in message) == bool(cuda)
     assert "CUDA-ExecutionProvider.html" in provider_failure("1.31.1", "CUDAExecutionProvider")
@@ -101,8 +112,10 @@ def _qdq_graph() -> onnx.ModelProto:
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 4])
     scale = helper.make_tensor("scale", TensorProto.FLOAT, [], [0.1])
     zero = helper.make_tensor("zero", TensorProto.INT8, [], [0])
-    nodes = [helper.make_node("QuantizeLinear", ["pixel_values", "scale", "zero"], ["q"]),
-             helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["logits"])]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["pixel_values", "scale", "zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["logits"]),
+    ]
     return helper.make_model(helper.make_graph(nodes, "qdq", [x], [y], [scale, zero]))
 
 
@@ -115,7 +128,9 @@ def test_precision_options_follow_the_graph(graphs):
     if LIBRARY is not None:
         assert fp16["trt_layer_norm_fp32_fallback"] == "True"
         # bf16 only where this provider build parses the option (ONNX Runtime refuses unknown ones)
-        assert ("trt_bf16_enable" in precision_options(load("bf16"), LIBRARY)) == knows_option(LIBRARY, "trt_bf16_enable")
+        assert ("trt_bf16_enable" in precision_options(load("bf16"), LIBRARY)) == knows_option(
+            LIBRARY, "trt_bf16_enable"
+        )
 
 
 def test_ort_trt_runner_gets_the_profile_and_the_precision(graphs):
@@ -127,4 +142,5 @@ def test_ort_trt_runner_gets_the_profile_and_the_precision(graphs):
     assert make_runner("ort-trt", graphs["fp32"]).provider_options == {}
     # what the caller passes is kept as it is
     assert make_runner("ort-trt", graphs["fp16"], provider_options={"trt_fp16_enable": "False"}).provider_options == {
-        "trt_fp16_enable": "False"}
+        "trt_fp16_enable": "False"
+    }

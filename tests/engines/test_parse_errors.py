@@ -19,7 +19,9 @@ PLUGIN_NOT_FOUND = (
 
 
 def _attention(code="UNSUPPORTED_NODE", desc=PLUGIN_NOT_FOUND):
-    return ParseError(code=code, description=desc, node=41, node_name="/blocks.0/attn/Attention", node_operator="Attention")
+    return ParseError(
+        code=code, description=desc, node=41, node_name="/blocks.0/attn/Attention", node_operator="Attention"
+    )
 
 
 def test_op_importer_releases():
@@ -31,7 +33,9 @@ def test_op_importer_releases():
 
 def test_an_op_this_release_cannot_import_names_the_release_that_can():
     message = parse_failure_message("m.onnx", [_attention()], "10.8.0.43")
-    assert message.startswith("TensorRT 10.8.0.43 could not parse m.onnx: node 41 '/blocks.0/attn/Attention' (Attention): ")
+    assert message.startswith(
+        "TensorRT 10.8.0.43 could not parse m.onnx: node 41 '/blocks.0/attn/Attention' (Attention): "
+    )
     assert "has no importer for Attention (TensorRT 10.14+ has)" in message
     assert "--target tensorrt=10.8" in message
     assert "\n" not in message

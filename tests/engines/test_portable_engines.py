@@ -11,6 +11,7 @@ import types
 import warnings
 
 import pytest
+
 from vit5_infer.engines.cuda_device import CudaDevice
 from vit5_infer.engines.errors import EngineBuildError, EngineMismatchError
 from vit5_infer.engines.manifest import (
@@ -29,23 +30,44 @@ H100 = ("NVIDIA H100 80GB HBM3", "9.0")
 def _manifest(tmp_path, version="10.14.1.48", gpu=H100, **flags):
     onnx_path = tmp_path / "model.onnx"
     onnx_path.write_bytes(b"hashed only")
-    return create_manifest(onnx_path=onnx_path, engine_path=tmp_path / "model.engine", tensorrt_version=version,
-                           gpu_name=gpu[0], compute_capability=gpu[1], precision="fp16",
-                           profiles=profile_shapes((3, 32, 32), 1, 1, 8), build_flags=dict(flags))
+    return create_manifest(
+        onnx_path=onnx_path,
+        engine_path=tmp_path / "model.engine",
+        tensorrt_version=version,
+        gpu_name=gpu[0],
+        compute_capability=gpu[1],
+        precision="fp16",
+        profiles=profile_shapes((3, 32, 32), 1, 1, 8),
+        build_flags=dict(flags),
+    )
 
 
-@pytest.mark.parametrize("here, loads", [
-    ("10.14.1.48", True), ("10.14.1.48.post1", True),
-    ("10.14.1.49", False), ("10.16.1.11", False), ("10.13.3.9", False), ("11.1.0.12", False),
-])
+@pytest.mark.parametrize(
+    "here, loads",
+    [
+        ("10.14.1.48", True),
+        ("10.14.1.48.post1", True),
+        ("10.14.1.49", False),
+        ("10.16.1.11", False),
+        ("10.13.3.9", False),
+        ("11.1.0.12", False),
+    ],
+)
 def test_a_plain_engine_loads_on_its_own_tensorrt_build_only(tmp_path, here, loads):
     assert (mismatches(_manifest(tmp_path), here, *H100) == []) is loads
 
 
-@pytest.mark.parametrize("here, loads", [
-    ("10.14.1.48", True), ("10.14.1.49", True), ("10.16.1.11", True), ("11.1.0.12", True),  # same or newer; 10 -> 11
-    ("10.13.3.9", False), ("10.14.0.1", False),  # older
-])
+@pytest.mark.parametrize(
+    "here, loads",
+    [
+        ("10.14.1.48", True),
+        ("10.14.1.49", True),
+        ("10.16.1.11", True),
+        ("11.1.0.12", True),  # same or newer; 10 -> 11
+        ("10.13.3.9", False),
+        ("10.14.0.1", False),  # older
+    ],
+)
 def test_a_version_compatible_engine_loads_on_newer_tensorrt(tmp_path, here, loads):
     manifest = _manifest(tmp_path, version_compatible=True)
     found = mismatches(manifest, here, *H100)
@@ -60,15 +82,18 @@ def test_version_compatibility_does_not_cross_from_11_to_a_later_major(tmp_path)
     assert mismatches(manifest, "12.0.0.1", *H100) != []
 
 
-@pytest.mark.parametrize("level, gpu, loads", [
-    ("none", ("NVIDIA A100-SXM4-80GB", "8.0"), False),
-    ("ampere+", ("NVIDIA A100-SXM4-80GB", "8.0"), True),
-    ("ampere+", ("NVIDIA L4", "8.9"), True),
-    ("ampere+", ("NVIDIA B200", "10.0"), True),
-    ("ampere+", ("Tesla T4", "7.5"), False),
-    ("same-compute-capability", ("NVIDIA H100 PCIe", "9.0"), True),
-    ("same-compute-capability", ("NVIDIA L4", "8.9"), False),
-])
+@pytest.mark.parametrize(
+    "level, gpu, loads",
+    [
+        ("none", ("NVIDIA A100-SXM4-80GB", "8.0"), False),
+        ("ampere+", ("NVIDIA A100-SXM4-80GB", "8.0"), True),
+        ("ampere+", ("NVIDIA L4", "8.9"), True),
+        ("ampere+", ("NVIDIA B200", "10.0"), True),
+        ("ampere+", ("Tesla T4", "7.5"), False),
+        ("same-compute-capability", ("NVIDIA H100 PCIe", "9.0"), True),
+        ("same-compute-capability", ("NVIDIA L4", "8.9"), False),
+    ],
+)
 def test_hardware_compatibility_levels_decide_the_gpus(tmp_path, level, gpu, loads):
     manifest = _manifest(tmp_path, hardware_compatibility=level)
     with warnings.catch_warnings():
@@ -104,19 +129,24 @@ A100 = CudaDevice(0, "NVIDIA A100", "8.0")
 def test_levels_are_known_names():
     assert check_hardware_compatibility(None) is None
     assert check_hardware_compatibility("Ampere+") == "ampere+"
-    with pytest.raises(EngineBuildError, match="--hardware-compatibility must be one of none, ampere\\+, "
-                                               "same-compute-capability \\(got 'turing\\+'\\)"):
+    with pytest.raises(
+        EngineBuildError,
+        match="--hardware-compatibility must be one of none, ampere\\+, same-compute-capability \\(got 'turing\\+'\\)",
+    ):
         check_hardware_compatibility("turing+")
 
 
-@pytest.mark.parametrize("level, version, device, problem", [
-    ("ampere+", "10.0.1.6", A100, None),
-    ("ampere+", "11.1.0.12", T4, "built on a GPU of compute capability 8.0 or newer; Tesla T4 is 7.5"),
-    ("same-compute-capability", "10.9.0.34", T4, None),
-    ("same-compute-capability", "10.8.0.43", A100, "needs TensorRT 10.9 or newer; this is TensorRT 10.8.0.43"),
-    ("same-compute-capability", "10.4.0.26", V100, "needs TensorRT 10.9 or newer"),
-    ("none", "10.0.1.6", V100, None),
-])
+@pytest.mark.parametrize(
+    "level, version, device, problem",
+    [
+        ("ampere+", "10.0.1.6", A100, None),
+        ("ampere+", "11.1.0.12", T4, "built on a GPU of compute capability 8.0 or newer; Tesla T4 is 7.5"),
+        ("same-compute-capability", "10.9.0.34", T4, None),
+        ("same-compute-capability", "10.8.0.43", A100, "needs TensorRT 10.9 or newer; this is TensorRT 10.8.0.43"),
+        ("same-compute-capability", "10.4.0.26", V100, "needs TensorRT 10.9 or newer"),
+        ("none", "10.0.1.6", V100, None),
+    ],
+)
 def test_levels_per_release_and_building_gpu(level, version, device, problem):
     if problem is None:
         assert check_hardware_compatibility(level, version, device) == level

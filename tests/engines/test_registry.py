@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from golden_exports import golden_model
 
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError
@@ -12,6 +11,8 @@ from vit5_infer.engines.registry import BACKENDS, available_backends, make_runne
 from vit5_infer.engines.tensorrt_support import tensorrt_installed
 from vit5_infer.engines.torch_runner import TorchRunner
 from vit5_infer.errors import Vit5Error
+
+from golden_exports import golden_model
 
 
 def test_available_backends_here():

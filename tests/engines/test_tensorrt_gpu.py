@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-from golden_exports import export_golden
 
 from vit5_infer.engines.attention_report import VERDICTS
 from vit5_infer.engines.cuda_device import has_cuda_driver
@@ -14,6 +13,8 @@ from vit5_infer.engines.errors import EngineMismatchError
 from vit5_infer.engines.manifest import manifest_path_for
 from vit5_infer.engines.registry import available_backends, make_runner
 from vit5_infer.metrics import compare_logits
+
+from golden_exports import export_golden
 
 pytestmark = [
     pytest.mark.gpu,
@@ -84,15 +85,19 @@ def test_mismatched_manifest_says_how_to_rebuild(onnx_path, tmp_path):
 def test_engine_with_backbone_outputs(tmp_path, golden_features, golden_io, precision, cosine):
     """A graph with token outputs builds (the last block computes every token), the manifest records
     its outputs and the runner returns each of them, close to upstream's features."""
-    from golden_exports import golden_model
-
-    from vit5_infer.workflows.build_engine import build_engine
     from vit5_infer.exporters import export_onnx
     from vit5_infer.metrics import compare_outputs
+    from vit5_infer.workflows.build_engine import build_engine
+
+    from golden_exports import golden_model
 
     name = "hybrid_pool_film"  # CLS, registers and a padded Hyena grid
-    onnx_file = export_onnx(golden_model(name), tmp_path / f"{name}.onnx", target="tensorrt",
-                            outputs="patch_tokens,cls_token,register_tokens,pre_logits").path
+    onnx_file = export_onnx(
+        golden_model(name),
+        tmp_path / f"{name}.onnx",
+        target="tensorrt",
+        outputs="patch_tokens,cls_token,register_tokens,pre_logits",
+    ).path
     result = build_engine(onnx_file, tmp_path / f"{name}.engine", precision=precision, max_batch=4)
     manifest = json.loads(result.manifest_path.read_text())
     assert [o["name"] for o in manifest["outputs"]] == ["patch_tokens", "cls_token", "register_tokens", "pre_logits"]

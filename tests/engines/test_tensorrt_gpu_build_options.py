@@ -7,10 +7,11 @@ import json
 
 import numpy as np
 import pytest
-from golden_exports import export_golden
 
 from vit5_infer.engines.cuda_device import cuda_device, has_cuda_driver
 from vit5_infer.engines.tensorrt_support import tensorrt_version
+
+from golden_exports import export_golden
 
 pytestmark = [
     pytest.mark.gpu,
@@ -59,8 +60,13 @@ def test_portable_engines_build_and_load(onnx_path, tmp_path, version_compatible
     device = cuda_device(0)
     if level == "ampere+" and tensorrt_version(device.compute_capability) < (8, 0):
         pytest.skip(f"ampere+ engines are built on Ampere or newer; {device.name} is {device.compute_capability}")
-    result = build_engine(onnx_path, tmp_path / "m.engine", max_batch=2, version_compatible=version_compatible,
-                          hardware_compatibility=level)
+    result = build_engine(
+        onnx_path,
+        tmp_path / "m.engine",
+        max_batch=2,
+        version_compatible=version_compatible,
+        hardware_compatibility=level,
+    )
     flags = json.loads(result.manifest_path.read_text())["build_flags"]
     assert flags["version_compatible"] is version_compatible and flags["hardware_compatibility"] == (level or "none")
     with make_runner("trt", result.engine_path) as runner:

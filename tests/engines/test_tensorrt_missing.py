@@ -7,7 +7,6 @@ import pytest
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, EngineBuildError, NoGPUError, TensorRTUnavailableError
 from vit5_infer.engines.manifest import manifest_path_for
-from vit5_infer.workflows.build_engine import build_engine
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.engines.tensorrt_support import (
     import_tensorrt,
@@ -16,6 +15,7 @@ from vit5_infer.engines.tensorrt_support import (
     tensorrt_major,
 )
 from vit5_infer.errors import Vit5Error
+from vit5_infer.workflows.build_engine import build_engine
 
 no_tensorrt = pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed here")
 EXPECTED = "TensorRT is not installed: pip install 'vit5-infer[tensorrt]' (needs an NVIDIA GPU and driver)"

@@ -70,12 +70,14 @@ def test_installed_versions_make_export_targets_and_parser_checks(version):
 def test_a_post_release_checks_the_graph_it_builds(tmp_path):
     """build_engine's parser check on TensorRT 10.14.1.48.post1 (its tensorrt.__version__) checks the graph
     against the 10.14 rules instead of refusing the version string."""
-    from vit5_infer.workflows.build_engine import check_parses
     from vit5_infer.exporters import export_onnx
+    from vit5_infer.workflows.build_engine import check_parses
 
     from golden_exports import golden_model
 
-    onnx_path = export_onnx(golden_model("attn_cls_r4"), tmp_path / "m.onnx", validate=False, target="tensorrt=10.14").path
+    onnx_path = export_onnx(
+        golden_model("attn_cls_r4"), tmp_path / "m.onnx", validate=False, target="tensorrt=10.14"
+    ).path
     check_parses(onnx_path, "10.14.1.48.post1")
     with pytest.raises(EngineBuildError, match=r"does not parse on TensorRT 10\.8\.0\.43: .*--target tensorrt=10\.8'"):
         check_parses(onnx_path, "10.8.0.43")
@@ -104,10 +106,15 @@ def test_version_dependent_features():
 @pytest.mark.parametrize(
     "precision, device, refused",
     [
-        ("fp32", V100, False), ("fp16", V100, False),
-        ("bf16", T4, True), ("bf16", A100, False),
-        ("fp8", A100, True), ("fp8", L4, False), ("fp8", H100, False),
-        ("int8", V100, True), ("int8", T4, False),
+        ("fp32", V100, False),
+        ("fp16", V100, False),
+        ("bf16", T4, True),
+        ("bf16", A100, False),
+        ("fp8", A100, True),
+        ("fp8", L4, False),
+        ("fp8", H100, False),
+        ("int8", V100, True),
+        ("int8", T4, False),
     ],
 )
 def test_precision_needs_compute_capability(precision, device, refused):
@@ -124,9 +131,16 @@ def test_precision_needs_compute_capability(precision, device, refused):
 
 @pytest.mark.parametrize(
     "version, device, runs",
-    [("10.4.0", V100, True), ("10.5.0", V100, False), ("10.14.1.48.post1", V100, False), ("11.4.0.106", V100, False),
-     ("10.5.0", T4, True), ("11.0.0.114", T4, True), ("11.4.0.106", H100, True),
-     ("10.0.1", CudaDevice(0, "Tesla P100-PCIE-16GB", "6.0"), False)],
+    [
+        ("10.4.0", V100, True),
+        ("10.5.0", V100, False),
+        ("10.14.1.48.post1", V100, False),
+        ("11.4.0.106", V100, False),
+        ("10.5.0", T4, True),
+        ("11.0.0.114", T4, True),
+        ("11.4.0.106", H100, True),
+        ("10.0.1", CudaDevice(0, "Tesla P100-PCIE-16GB", "6.0"), False),
+    ],
 )
 def test_tensorrt_runs_on_turing_and_newer_from_10_5(version, device, runs):
     from vit5_infer.engines.errors import BackendUnavailableError
@@ -173,7 +187,8 @@ def test_tensorrt_log_hides_the_log_and_keeps_what_tensorrt_reported(capsys):
             G_LOGGER.critical("Invalid Engine. Please ensure the engine was built correctly")
     assert capsys.readouterr() == ("", "")
     assert reported_error(errors, "fallback") == (
-        "IBuilder::buildSerializedNetwork: Error Code 4: Internal Error (not enough workspace)")
+        "IBuilder::buildSerializedNetwork: Error Code 4: Internal Error (not enough workspace)"
+    )
     assert reported_error([], "fallback") == "fallback"
     assert (G_LOGGER.use_python_logging_system, G_LOGGER.colors, G_LOGGER.module_severity.get()) == before
     with tensorrt_log(verbose=True):
@@ -189,8 +204,13 @@ def test_bf16_on_turing_suggests_fp16():
 @pytest.mark.parametrize(
     "recorded, requested, built",
     [
-        (None, "fp16", "fp16"), ("fp32", "bf16", "bf16"), ("fp16", "fp32", "fp16"),
-        ("bf16", "bf16", "bf16"), ("int8", "fp32", "int8"), ("fp8", "fp16", "fp8"), ("nonsense", "fp16", "fp16"),
+        (None, "fp16", "fp16"),
+        ("fp32", "bf16", "bf16"),
+        ("fp16", "fp32", "fp16"),
+        ("bf16", "bf16", "bf16"),
+        ("int8", "fp32", "int8"),
+        ("fp8", "fp16", "fp8"),
+        ("nonsense", "fp16", "fp16"),
     ],
 )
 def test_precision_to_build_prefers_the_exporters_record(recorded, requested, built):
@@ -250,7 +270,9 @@ def test_batch_range_from_the_profile_or_a_fixed_batch():
         batch_range((-1, 768), [(1, 768), (1, 768), (8, 768)], "m.engine")
 
 
-@pytest.mark.parametrize("dtype, torch_dtype", [("FLOAT32", torch.float32), ("FLOAT16", torch.float16), ("BFLOAT16", torch.bfloat16)])
+@pytest.mark.parametrize(
+    "dtype, torch_dtype", [("FLOAT32", torch.float32), ("FLOAT16", torch.float16), ("BFLOAT16", torch.bfloat16)]
+)
 def test_input_tensor_has_the_engine_input_type(dtype, torch_dtype):
     from polygraphy.datatype import DataType
 
@@ -264,8 +286,9 @@ def test_outputs_as_float32_returns_every_output_by_name_and_owns_its_memory():
     logits = torch.arange(6, dtype=torch.float32).reshape(2, 3)
     features = torch.ones(2, 5, dtype=torch.bfloat16)
     patches = np.ones((2, 2, 2, 4), np.float16)
-    out = outputs_as_float32({"logits": logits, "pre_logits": features, "patch_tokens": patches},
-                             ["logits", "pre_logits", "patch_tokens"])
+    out = outputs_as_float32(
+        {"logits": logits, "pre_logits": features, "patch_tokens": patches}, ["logits", "pre_logits", "patch_tokens"]
+    )
     assert list(out) == ["logits", "pre_logits", "patch_tokens"]
     assert all(v.dtype == np.float32 for v in out.values())
     logits += 100  # the runner reuses its host buffers between batches

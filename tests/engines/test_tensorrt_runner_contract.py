@@ -23,9 +23,9 @@ from trt_standins import (
     install,
     standin_members,
 )
+
 from vit5_infer.engines.errors import BackendError
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
-
 from vit5_infer.errors import InputError
 
 VERSIONS = ["10.8.0", "11.1.0"]
@@ -49,8 +49,21 @@ def test_the_tensorrt_module_offers_only_listed_names():
     module = trt_standins.tensorrt_module("10.8.0")
     classes = {key.partition(".")[0] for key in [*TENSORRT_SIGNATURES, *TENSORRT_CALLBACKS]}
     public = {name for name in vars(module) if not name.startswith("_")}
-    enums_and_aliases = {"DataType", "TensorIOMode", "TensorFormat", "ExecutionContextAllocationStrategy", "Dims",
-                         "IDebugListener", "ILogger", "Logger", "float32", "float16", "bfloat16", "int8", "int32"}
+    enums_and_aliases = {
+        "DataType",
+        "TensorIOMode",
+        "TensorFormat",
+        "ExecutionContextAllocationStrategy",
+        "Dims",
+        "IDebugListener",
+        "ILogger",
+        "Logger",
+        "float32",
+        "float16",
+        "bfloat16",
+        "int8",
+        "int32",
+    }
     assert public <= classes | enums_and_aliases
 
 
@@ -78,7 +91,7 @@ def test_fake_cudart_refuses_a_malformed_call():
     with pytest.raises(TypeError, match="argument 1 is int"):
         cudart.cudaEventElapsedTime(ctypes.byref(ctypes.c_float()), 1, 2)
     with pytest.raises(AttributeError, match="no cudaGraphInstantiate "):
-        cudart.cudaGraphInstantiate
+        _ = cudart.cudaGraphInstantiate
     assert set(CUDART_SIGNATURES) >= {"cudaMalloc", "cudaMemcpyAsync", "cudaStreamCreate"}
 
 
@@ -140,8 +153,10 @@ def test_runner_picks_the_profile_that_holds_the_batch(monkeypatch, tmp_path, ve
         assert all(stream in cudart.streams for _, stream in context.profile_calls)
         with pytest.raises(BackendError) as info:
             runner.run(_pixels(12))
-        assert str(info.value) == ("multi.engine has optimization profiles for batch 1, 2..8, 16..64; got 12: "
-                                   "rebuild it with a profile that holds it (--batch-profiles)")
+        assert str(info.value) == (
+            "multi.engine has optimization profiles for batch 1, 2..8, 16..64; got 12: "
+            "rebuild it with a profile that holds it (--batch-profiles)"
+        )
 
 
 def test_overlapping_profiles_pick_the_narrowest(monkeypatch, tmp_path):
@@ -234,8 +249,10 @@ def test_a_failed_capture_is_one_line_and_frees_what_it_took(monkeypatch, tmp_pa
             with runner.timer(_pixels(2), cuda_graph=True):
                 pass
         message = str(info.value)
-        assert message == ("nograph.engine has operations that are not allowed under CUDA-graph capture (ending the "
-                           "capture failed: CUDA Error: 901); time it without --cuda-graph")
+        assert message == (
+            "nograph.engine has operations that are not allowed under CUDA-graph capture (ending the "
+            "capture failed: CUDA Error: 901); time it without --cuda-graph"
+        )
         assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1  # the runner's own stream
         with runner.timer(_pixels(2)) as timer:  # without a graph it still times
             assert timer.gpu_compute_ms() == 5.0
@@ -255,7 +272,8 @@ def test_an_enqueue_refused_under_capture_says_so_and_leaves_no_graph(monkeypatc
                 pass
         assert str(info.value) == (
             "capture.engine has operations that are not allowed under CUDA-graph capture (execute_async_v3 "
-            "returned False while the stream was capturing); time it without --cuda-graph")
+            "returned False while the stream was capturing); time it without --cuda-graph"
+        )
         assert cudart.calls.count("cudaStreamEndCapture") == 1 and not cudart.capturing
         assert not cudart.graphs and not cudart.execs and cudart.last_error == 0
         assert not cudart.pinned and not cudart.events and len(cudart.streams) == 1
@@ -268,8 +286,11 @@ def test_a_failed_instantiation_destroys_the_captured_graph(monkeypatch, tmp_pat
     cudart.instantiate_error = 2  # cudaErrorMemoryAllocation
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
     with TensorRTRunner(_engine_file(tmp_path, "noexec", engine)) as runner:
-        with pytest.raises(BackendError, match=r"^TensorRT could not time noexec.engine at batch 2 in a CUDA graph "
-                                               r"\(CUDA Error: 2"):
+        with pytest.raises(
+            BackendError,
+            match=r"^TensorRT could not time noexec.engine at batch 2 in a CUDA graph "
+            r"\(CUDA Error: 2",
+        ):
             with runner.timer(_pixels(2), cuda_graph=True):
                 pass
         assert "cudaGraphDestroy" in cudart.calls and not cudart.graphs and not cudart.execs

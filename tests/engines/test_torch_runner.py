@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from golden import load_golden_io
-from golden_exports import golden_model
 
 from vit5_infer.engines.errors import BackendError, NoGPUError
 from vit5_infer.engines.torch_runner import TorchRunner
 from vit5_infer.errors import InputError
+
+from golden import load_golden_io
+from golden_exports import golden_model
 
 CASE = "attn_cls_r4"
 

@@ -29,7 +29,8 @@ import enum
 import importlib.machinery
 import inspect
 import types
-from typing import Callable, List, Optional
+from collections.abc import Callable
+from typing import Optional
 
 import numpy as np
 
@@ -43,17 +44,29 @@ TENSORRT_SIGNATURES = {
     "ICudaEngine.get_tensor_mode": (("name",), "TensorIOMode", "def getTensorIOMode, name_a"),
     "ICudaEngine.get_tensor_shape": (("name",), "Dims", "def getTensorShape, name_a"),
     "ICudaEngine.get_tensor_dtype": (("name",), "DataType", "def getTensorDataType, name_a"),
-    "ICudaEngine.get_tensor_format": (("name", "profile_index"), "TensorFormat",
-                                      "lambda (name, profileIndex) -> TensorFormat (overload with name only too)"),
+    "ICudaEngine.get_tensor_format": (
+        ("name", "profile_index"),
+        "TensorFormat",
+        "lambda (name, profileIndex) -> TensorFormat (overload with name only too)",
+    ),
     "ICudaEngine.is_shape_inference_io": (("name",), "bool", "def isShapeInferenceIO, name_a"),
-    "ICudaEngine.get_tensor_profile_shape": (("name", "profile_index"), "List[Dims]",
-                                             "lambdas::get_tensor_profile_shape -> std::vector<Dims>{min, opt, max}"),
-    "ICudaEngine.create_execution_context": (("strategy",), "IExecutionContext",
-                                             "overload_cast<ExecutionContextAllocationStrategy>, strategy=kSTATIC"),
+    "ICudaEngine.get_tensor_profile_shape": (
+        ("name", "profile_index"),
+        "List[Dims]",
+        "lambdas::get_tensor_profile_shape -> std::vector<Dims>{min, opt, max}",
+    ),
+    "ICudaEngine.create_execution_context": (
+        ("strategy",),
+        "IExecutionContext",
+        "overload_cast<ExecutionContextAllocationStrategy>, strategy=kSTATIC",
+    ),
     # pyCore.cpp IExecutionContext (release/10.0 L1026-1091, v11.1 L1290-1355)
     "IExecutionContext.engine": ("property", "ICudaEngine", "def_property_readonly getEngine"),
-    "IExecutionContext.active_optimization_profile": ("property", "int",
-                                                      "def_property_readonly getOptimizationProfile"),
+    "IExecutionContext.active_optimization_profile": (
+        "property",
+        "int",
+        "def_property_readonly getOptimizationProfile",
+    ),
     "IExecutionContext.set_input_shape": (("name", "shape"), "bool", "lambdas::setInputShape<py::tuple|py::list>"),
     "IExecutionContext.get_tensor_shape": (("name",), "Dims", "def getTensorShape, name_a"),
     "IExecutionContext.set_tensor_address": (("name", "memory"), "bool", "lambdas::set_tensor_address(size_t memory)"),
@@ -61,14 +74,19 @@ TENSORRT_SIGNATURES = {
     "IExecutionContext.set_output_allocator": (("name", "output_allocator"), "bool", "def setOutputAllocator"),
     "IExecutionContext.execute_async_v3": (("stream_handle",), "bool", "lambdas::execute_async_v3 -> enqueueV3"),
     "IExecutionContext.set_optimization_profile_async": (
-        ("profile_index", "stream_handle"), "bool",
-        "lambdas::context_set_optimization_profile_async: RuntimeError on failure, else True"),
+        ("profile_index", "stream_handle"),
+        "bool",
+        "lambdas::context_set_optimization_profile_async: RuntimeError on failure, else True",
+    ),
     "IExecutionContext.set_debug_listener": (("listener",), "bool", "def setDebugListener, listener_a"),
     "IExecutionContext.set_all_tensors_debug_state": (("flag",), "bool", "def setAllTensorsDebugState, flag_a"),
     # pyCore.cpp IRuntime, bound as "Runtime" (release/10.0 L1489-1509, v11.1 L1833-1856)
     "Runtime.__init__": (("logger",), "None", "py::init(createInferRuntime), logger_a"),
-    "Runtime.deserialize_cuda_engine": (("serialized_engine",), "ICudaEngine",
-                                        "lambdas::runtime_deserialize_cuda_engine(py::buffer)"),
+    "Runtime.deserialize_cuda_engine": (
+        ("serialized_engine",),
+        "ICudaEngine",
+        "lambdas::runtime_deserialize_cuda_engine(py::buffer)",
+    ),
     "Runtime.engine_host_code_allowed": ("property", "bool", "def_property get/setEngineHostCodeAllowed"),
     # pyPlugin.cpp (release/10.0 L2628, v11.1 L3933)
     "init_libnvinfer_plugins": (("logger", "namespace"), "bool", "m.def initLibNvInferPlugins"),
@@ -91,10 +109,15 @@ CUDART_SIGNATURES = {
     "cudaFree": (("ptr",), "cudaError_t cudaFree(void* devPtr)"),
     "cudaMallocHost": (("out", "size"), "cudaError_t cudaMallocHost(void** ptr, size_t size)"),
     "cudaFreeHost": (("ptr",), "cudaError_t cudaFreeHost(void* ptr)"),
-    "cudaMemcpy": (("ptr", "ptr", "size", "int"),
-                   "cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind)"),
-    "cudaMemcpyAsync": (("ptr", "ptr", "size", "int", "ptr"), "cudaError_t cudaMemcpyAsync(void* dst, const void* "
-                        "src, size_t count, cudaMemcpyKind kind, cudaStream_t stream = 0)"),
+    "cudaMemcpy": (
+        ("ptr", "ptr", "size", "int"),
+        "cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind kind)",
+    ),
+    "cudaMemcpyAsync": (
+        ("ptr", "ptr", "size", "int", "ptr"),
+        "cudaError_t cudaMemcpyAsync(void* dst, const void* "
+        "src, size_t count, cudaMemcpyKind kind, cudaStream_t stream = 0)",
+    ),
     "cudaStreamCreate": (("out",), "cudaError_t cudaStreamCreate(cudaStream_t* pStream)"),
     "cudaStreamDestroy": (("ptr",), "cudaError_t cudaStreamDestroy(cudaStream_t stream)"),
     "cudaStreamSynchronize": (("ptr",), "cudaError_t cudaStreamSynchronize(cudaStream_t stream)"),
@@ -102,14 +125,23 @@ CUDART_SIGNATURES = {
     "cudaEventDestroy": (("ptr",), "cudaError_t cudaEventDestroy(cudaEvent_t event)"),
     "cudaEventRecord": (("ptr", "ptr"), "cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream = 0)"),
     "cudaEventSynchronize": (("ptr",), "cudaError_t cudaEventSynchronize(cudaEvent_t event)"),
-    "cudaEventElapsedTime": (("out", "ptr", "ptr"),
-                             "cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end)"),
-    "cudaStreamBeginCapture": (("ptr", "int"),
-                               "cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode)"),
-    "cudaStreamEndCapture": (("ptr", "out"), "cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* "
-                             "pGraph)"),
-    "cudaGraphInstantiateWithFlags": (("out", "ptr", "ull"), "cudaError_t cudaGraphInstantiateWithFlags("
-                                      "cudaGraphExec_t* pGraphExec, cudaGraph_t graph, unsigned long long flags)"),
+    "cudaEventElapsedTime": (
+        ("out", "ptr", "ptr"),
+        "cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end)",
+    ),
+    "cudaStreamBeginCapture": (
+        ("ptr", "int"),
+        "cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode)",
+    ),
+    "cudaStreamEndCapture": (
+        ("ptr", "out"),
+        "cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* pGraph)",
+    ),
+    "cudaGraphInstantiateWithFlags": (
+        ("out", "ptr", "ull"),
+        "cudaError_t cudaGraphInstantiateWithFlags("
+        "cudaGraphExec_t* pGraphExec, cudaGraph_t graph, unsigned long long flags)",
+    ),
     "cudaGraphLaunch": (("ptr", "ptr"), "cudaError_t cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream)"),
     "cudaGraphExecDestroy": (("ptr",), "cudaError_t cudaGraphExecDestroy(cudaGraphExec_t graphExec)"),
     "cudaGraphDestroy": (("ptr",), "cudaError_t cudaGraphDestroy(cudaGraph_t graph)"),
@@ -185,6 +217,7 @@ class FakeCudart:
     def enqueue(self, stream: int, work: Callable[[], None], cost_ms: float = 0.0, kind: str = "engine") -> None:
         """Run ``work`` as if on ``stream`` (taking ``cost_ms`` of GPU time): now, or into the graph being
         captured there."""
+
         def run():
             self.gpu_free = max(self.gpu_free, self.host_now)
             work()
@@ -331,6 +364,7 @@ class FakeCudart:
 # ---- the tensorrt module ----------------------------------------------------------------------------------
 class DataType(enum.Enum):
     """tensorrt.DataType (pyFoundationalTypes.cpp), the members the runner's engines use."""
+
     FLOAT = 0
     HALF = 1
     INT8 = 2
@@ -371,8 +405,11 @@ def _read(address: int, dtype: DataType, count: int) -> np.ndarray:
     if dtype == DataType.BF16:
         raw = np.ctypeslib.as_array((ctypes.c_uint16 * count).from_address(address)).astype(np.uint32)
         return (raw << 16).view(np.float32).copy()
-    return np.ctypeslib.as_array((ctypes.c_byte * (count * np.dtype(_NUMPY[dtype]).itemsize)).from_address(address)
-                                 ).view(_NUMPY[dtype]).astype(np.float32)
+    return (
+        np.ctypeslib.as_array((ctypes.c_byte * (count * np.dtype(_NUMPY[dtype]).itemsize)).from_address(address))
+        .view(_NUMPY[dtype])
+        .astype(np.float32)
+    )
 
 
 def _write(address: int, values: np.ndarray, dtype: DataType) -> None:
@@ -422,9 +459,18 @@ class FakeEngine(ICudaEngine):
     invalidates the capture, and enqueueV3 returns False) or "refuses" (returns False with the capture intact,
     which then yields a graph not to be used)."""
 
-    def __init__(self, cudart: FakeCudart, profiles=((1, 1, 8),), input_dtype=DataType.FLOAT,
-                 output_dtype=DataType.FLOAT, image=(3, 4, 4), fixed_batch: Optional[int] = None,
-                 compute_ms: float = 5.0, enqueue_host_ms: float = 0.0, under_capture: str = "ok"):
+    def __init__(
+        self,
+        cudart: FakeCudart,
+        profiles=((1, 1, 8),),
+        input_dtype=DataType.FLOAT,
+        output_dtype=DataType.FLOAT,
+        image=(3, 4, 4),
+        fixed_batch: Optional[int] = None,
+        compute_ms: float = 5.0,
+        enqueue_host_ms: float = 0.0,
+        under_capture: str = "ok",
+    ):
         self.cudart = cudart
         self.profiles = [tuple(p) for p in profiles]  # (min, opt, max) batch of each
         self.input_dtype, self.output_dtype = input_dtype, output_dtype
@@ -462,7 +508,7 @@ class FakeEngine(ICudaEngine):
     def is_shape_inference_io(self, name) -> bool:
         return False
 
-    def get_tensor_profile_shape(self, name, profile_index) -> List[Dims]:
+    def get_tensor_profile_shape(self, name, profile_index) -> list[Dims]:
         if name != "pixel_values" or not 0 <= profile_index < len(self.profiles):
             raise RuntimeError("invalid profile")
         return [Dims((batch, *self.image)) for batch in self.profiles[profile_index]]
@@ -545,8 +591,9 @@ class FakeContext(IExecutionContext):
         out_bytes = batch * 2 * (2 if self._engine.output_dtype in (DataType.HALF, DataType.BF16) else 4)
         allocator = self.allocators.get("logits")
         if allocator is not None:  # TensorRT calls the allocator during enqueueV3
-            address = allocator.reallocate_output_async("logits", self.addresses.get("logits", 0), out_bytes, 256,
-                                                        stream_handle)
+            address = allocator.reallocate_output_async(
+                "logits", self.addresses.get("logits", 0), out_bytes, 256, stream_handle
+            )
             allocator.notify_shape("logits", Dims((batch, 2)))
             self.addresses["logits"] = int(address)
         elif "logits" not in self.addresses:
@@ -556,8 +603,11 @@ class FakeContext(IExecutionContext):
 
         def compute():
             images = _read(source, engine.input_dtype, count).reshape(batch, -1)
-            _write(target, np.stack([images.mean(axis=1), np.full(batch, profile, np.float32)], axis=1),
-                   engine.output_dtype)
+            _write(
+                target,
+                np.stack([images.mean(axis=1), np.full(batch, profile, np.float32)], axis=1),
+                engine.output_dtype,
+            )
 
         self.enqueues += 1
         self._engine.cudart.enqueue(int(stream_handle), compute, self._engine.compute_ms)
@@ -595,12 +645,23 @@ def tensorrt_module(version: str) -> types.ModuleType:
     module.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)
     module.__version__ = version
     for name, value in {
-        "ICudaEngine": ICudaEngine, "IExecutionContext": IExecutionContext, "IOutputAllocator": IOutputAllocator,
-        "IDebugListener": IDebugListener, "ILogger": ILogger, "Logger": Logger, "Runtime": Runtime,
-        "DataType": DataType, "TensorIOMode": TensorIOMode, "TensorFormat": TensorFormat,
-        "ExecutionContextAllocationStrategy": ExecutionContextAllocationStrategy, "Dims": Dims,
+        "ICudaEngine": ICudaEngine,
+        "IExecutionContext": IExecutionContext,
+        "IOutputAllocator": IOutputAllocator,
+        "IDebugListener": IDebugListener,
+        "ILogger": ILogger,
+        "Logger": Logger,
+        "Runtime": Runtime,
+        "DataType": DataType,
+        "TensorIOMode": TensorIOMode,
+        "TensorFormat": TensorFormat,
+        "ExecutionContextAllocationStrategy": ExecutionContextAllocationStrategy,
+        "Dims": Dims,
         "init_libnvinfer_plugins": init_libnvinfer_plugins,
-        "float32": DataType.FLOAT, "float16": DataType.HALF, "bfloat16": DataType.BF16, "int8": DataType.INT8,
+        "float32": DataType.FLOAT,
+        "float16": DataType.HALF,
+        "bfloat16": DataType.BF16,
+        "int8": DataType.INT8,
         "int32": DataType.INT32,
     }.items():
         setattr(module, name, value)
@@ -626,6 +687,7 @@ def install(monkeypatch, version: str = "10.8.0", copy_ms: float = 1.0) -> FakeC
 
     from polygraphy.backend.trt import util as trt_util
     from polygraphy.cuda import cuda as polygraphy_cuda
+
     from vit5_infer.engines import tensorrt_runner
     from vit5_infer.engines.cuda_device import CudaDevice
 

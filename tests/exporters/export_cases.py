@@ -11,10 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from golden import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the test modules
 
 from vit5_infer import resolve_model
 from vit5_infer.exporters import iter_nodes
+
+from golden import GOLDEN, GOLDEN_CASES, load_golden_io  # noqa: F401 - re-exported for the test modules
 
 # Which golden cases have which block types (from their JSON; checked in test_graph_structure).
 FILM_CASES = ["hybrid_pool_film", "hybrid_compress_concat"]

@@ -126,8 +126,9 @@ def test_bf16_features_validated_per_output(golden_exports):
     assert all(c.cosine >= 0.999 for c in v.outputs.values()), v.to_dict()["outputs"]
 
 
-@pytest.mark.parametrize("name, outputs", [("attn_gap_r0_bias", "pre_logits,cls_token"),
-                                           ("hyena_gap", "register_tokens")])
+@pytest.mark.parametrize(
+    "name, outputs", [("attn_gap_r0_bias", "pre_logits,cls_token"), ("hyena_gap", "register_tokens")]
+)
 def test_missing_token_output_is_refused_before_writing(golden_exports, tmp_path, name, outputs):
     target = tmp_path / "m.onnx"
     with pytest.raises(OutputError) as info:

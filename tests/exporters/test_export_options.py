@@ -10,8 +10,8 @@ import torch
 from export_cases import GOLDEN, GOLDEN_CASES, load_golden_io
 
 from vit5_infer import resolve_model
-from vit5_infer.exporters import ExportError, export_onnx, read_metadata
 from vit5_infer.errors import Vit5Error
+from vit5_infer.exporters import ExportError, export_onnx, read_metadata
 
 
 def _dims(info):
@@ -61,7 +61,10 @@ def test_nhwc_layout(golden_exports, name, opset):
     out_nchw = golden_exports.run(golden_exports.export(name, opset=opset).path, pixels)
     np.testing.assert_allclose(out_nhwc, out_nchw, rtol=0, atol=1e-5)
     assert np.abs(out_nhwc - logits).max() <= 1e-4
-    assert np.abs(golden_exports.run(result.path, np.ascontiguousarray(data["input_nhwc"][1:2])) - logits[1:2]).max() <= 1e-4
+    assert (
+        np.abs(golden_exports.run(result.path, np.ascontiguousarray(data["input_nhwc"][1:2])) - logits[1:2]).max()
+        <= 1e-4
+    )
     assert result.validation.passed is True
 
 
@@ -169,12 +172,15 @@ def _snapshot(model):
     return state, buffers, model.training, [p.requires_grad for p in model.parameters()]
 
 
-@pytest.mark.parametrize("name,options", [
-    ("hybrid_pool_film", dict(opset=23, precision="fp16")),
-    ("hybrid_compress_concat", dict(opset=18)),
-    ("hyena_gap", dict(opset=17, layout="nhwc")),
-    ("attn_cls_r4", dict(opset=23, precision="bf16")),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("hybrid_pool_film", dict(opset=23, precision="fp16")),
+        ("hybrid_compress_concat", dict(opset=18)),
+        ("hyena_gap", dict(opset=17, layout="nhwc")),
+        ("attn_cls_r4", dict(opset=23, precision="bf16")),
+    ],
+)
 def test_export_leaves_model_unchanged(tmp_path, name, options):
     model, source = _fresh(name)
     state, buffers, training, grads = _snapshot(model)
@@ -232,10 +238,16 @@ def test_stale_staging_of_dead_exports_is_removed_live_ones_kept(tmp_path):
     assert live.exists()  # this process is alive: its (other) export might still be running
 
 
-@pytest.mark.parametrize("name, words", [
-    ("", "not a file name"), (".", "not a file name"), ("sub/", "is a directory"),
-    ("model.pt", "must end in .onnx"), ("x" * 300 + ".onnx", "longer than this filesystem allows"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("", "not a file name"),
+        (".", "not a file name"),
+        ("sub/", "is a directory"),
+        ("model.pt", "must end in .onnx"),
+        ("x" * 300 + ".onnx", "longer than this filesystem allows"),
+    ],
+)
 def test_bad_output_names_write_nothing(tmp_path, monkeypatch, name, words):
     monkeypatch.chdir(tmp_path)
     model, source = _fresh("attn_cls_r4")
@@ -339,4 +351,6 @@ def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatc
     assert errors == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.onnx.data"]
     x = load_golden_io("attn_cls_r4")[0]
-    np.testing.assert_allclose(golden_exports.run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        golden_exports.run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4
+    )

@@ -12,11 +12,9 @@ import pytest
 import torch
 from export_cases import cleanup, op_counts
 
-from vit5_infer.exporters import iter_nodes
-
 import vit5_infer
 from vit5_infer import example_inputs, resolve_model
-from vit5_infer.exporters import config_from_metadata, export_onnx, read_metadata
+from vit5_infer.exporters import config_from_metadata, export_onnx, iter_nodes, read_metadata
 
 SMALL = ["vit5-small", "vit5-small-hyena", "vit5-small-hybrid"]
 BIG = ["vit5-base", "vit5-large"]
@@ -27,8 +25,12 @@ def test_preset_lists_are_complete():
     assert sorted(SMALL + BIG) == sorted(vit5_infer.preset_names())
 
 
-PARAMS = [pytest.param((name, opset), id=f"{name}-opset{opset}", marks=[pytest.mark.slow] if name in BIG else [])
-          for name in SMALL + BIG for opset in (23, 18)]
+PARAMS = [
+    pytest.param((name, opset), id=f"{name}-opset{opset}", marks=[pytest.mark.slow] if name in BIG else [])
+    for name in SMALL + BIG
+    for opset in (23, 18)
+]
+
 
 class PresetModels:
     """The preset under test and its PyTorch references; at most one (large) preset in memory."""

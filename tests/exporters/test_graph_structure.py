@@ -51,8 +51,15 @@ def test_pre23_graphs_have_no_fused_opset23_ops(golden_exports, name, opset):
 
 @pytest.mark.parametrize(
     "options",
-    [dict(opset=23), dict(opset=18), dict(opset=17), dict(opset=23, precision="fp16"), dict(opset=18, precision="fp16"),
-     dict(opset=23, precision="bf16"), dict(opset=23, layout="nhwc")],
+    [
+        dict(opset=23),
+        dict(opset=18),
+        dict(opset=17),
+        dict(opset=23, precision="fp16"),
+        dict(opset=18, precision="fp16"),
+        dict(opset=23, precision="bf16"),
+        dict(opset=23, layout="nhwc"),
+    ],
     ids=lambda o: "-".join(str(v) for v in o.values()),
 )
 @pytest.mark.parametrize("name", GOLDEN_CASES)
@@ -77,8 +84,13 @@ def test_film_scan_body_has_conv_and_no_dft(golden_exports, name, lowering, opse
         assert "Conv" in body_ops and "DFT" not in body_ops
 
 
-LOWERING_VARIANTS = [dict(opset=23), dict(opset=18), dict(opset=23, lowering="direct"),
-                     dict(opset=23, lowering="spectral"), dict(opset=23, lowering="scan")]
+LOWERING_VARIANTS = [
+    dict(opset=23),
+    dict(opset=18),
+    dict(opset=23, lowering="direct"),
+    dict(opset=23, lowering="spectral"),
+    dict(opset=23, lowering="scan"),
+]
 
 
 @pytest.mark.parametrize("options", LOWERING_VARIANTS, ids=lambda o: "-".join(str(v) for v in o.values()))
@@ -120,11 +132,18 @@ def test_plain_hyena_default_long_conv_is_spectral_matmuls(golden_exports, name)
 
 
 CHECKED_VARIANTS = [
-    dict(opset=23), dict(opset=18), dict(opset=17),
-    dict(opset=23, precision="fp16"), dict(opset=18, precision="fp16"), dict(opset=17, precision="fp16"),
+    dict(opset=23),
+    dict(opset=18),
+    dict(opset=17),
+    dict(opset=23, precision="fp16"),
+    dict(opset=18, precision="fp16"),
+    dict(opset=17, precision="fp16"),
     dict(opset=23, precision="bf16"),
-    dict(opset=23, layout="nhwc"), dict(opset=18, layout="nhwc"), dict(opset=17, layout="nhwc", precision="fp16"),
-    dict(opset=23, batch=2), dict(opset=23, precision="fp16", io_dtype="fp16"),
+    dict(opset=23, layout="nhwc"),
+    dict(opset=18, layout="nhwc"),
+    dict(opset=17, layout="nhwc", precision="fp16"),
+    dict(opset=23, batch=2),
+    dict(opset=23, precision="fp16", io_dtype="fp16"),
     dict(opset=23, precision="bf16", io_dtype="bf16"),
 ]
 
@@ -197,8 +216,9 @@ def test_tensorrt_rms_normalization_runs_in_the_graph_precision_without_casts(go
     assert norms and not any(n.doc_string == KEEP_FP32 for n in norms)
     assert all(next(a.i for a in n.attribute if a.name == "stash_type") == 1 for n in norms)
     pairs = _casts_beside(model, "RMSNormalization")
-    assert all(other is not None and other.doc_string == KEEP_FP32 for _, other in pairs), \
-        [(c.name, getattr(o, "name", None)) for c, o in pairs]
+    assert all(other is not None and other.doc_string == KEEP_FP32 for _, other in pairs), [
+        (c.name, getattr(o, "name", None)) for c, o in pairs
+    ]
     if "H" not in _pattern(name):
         assert pairs == []
     # The ONNX Runtime form keeps its measured FP32 island (one Cast in, one out per norm at least).

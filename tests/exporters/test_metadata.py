@@ -52,9 +52,17 @@ def test_golden_metadata(golden_exports, name, opset):
     assert ("long_conv" in lowering) == ("H" in model.config.network.layer_pattern)
 
 
-@pytest.mark.parametrize("options", [dict(precision="fp16"), dict(precision="bf16"), dict(layout="nhwc"),
-                                     dict(batch=2), dict(precision="fp16", io_dtype="fp16")],
-                         ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(precision="fp16"),
+        dict(precision="bf16"),
+        dict(layout="nhwc"),
+        dict(batch=2),
+        dict(precision="fp16", io_dtype="fp16"),
+    ],
+    ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()),
+)
 def test_metadata_follows_export_options(golden_exports, options):
     result = golden_exports.export("hybrid_pool_film", opset=23, **options)
     meta = read_metadata(result.path)
@@ -97,9 +105,12 @@ def test_preset_metadata_records_name_and_seed(tmp_path):
 def test_foreign_graph_has_no_metadata(tmp_path):
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph)
     model.metadata_props.add(key="author", value="someone")
     path = tmp_path / "foreign.onnx"
@@ -126,11 +137,14 @@ def test_empty_and_graphless_files_are_not_onnx_models(tmp_path):
         read_metadata(graphless)
 
 
-@pytest.mark.parametrize("edit", [
-    lambda c: c["network"].__setitem__("hidden_dim", "wide"),
-    lambda c: c["attention"].__setitem__("num_heads", None),
-    lambda c: c.__setitem__("norm_eps", -1),
-])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda c: c["network"].__setitem__("hidden_dim", "wide"),
+        lambda c: c["attention"].__setitem__("num_heads", None),
+        lambda c: c.__setitem__("norm_eps", -1),
+    ],
+)
 def test_hand_edited_config_metadata_is_one_line(golden_exports, edit):
     metadata = read_metadata(golden_exports.export("attn_cls_r4").path)
     edit(metadata["config"])

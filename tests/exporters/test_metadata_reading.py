@@ -16,27 +16,34 @@ from vit5_infer.exporters.metadata import read_metadata
 
 
 def _graph(**metadata_text) -> onnx.ModelProto:
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])]))
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 8, 8])],
+        )
+    )
     for key, value in metadata_text.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = f"vit5.{key}", value
     return model
 
 
-@pytest.mark.parametrize("key, text, fragment", [
-    ("preprocessing", '"a string"', "expected a JSON object, got a string"),
-    ("preprocessing", "[1, 2]", "expected a JSON object, got a list"),
-    ("preprocessing", "{not json", "not valid JSON"),
-    ("config", "3", "expected a JSON object, got a number"),
-    ("outputs", "null", "expected a JSON object, got null"),
-    ("preprocessing", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
-    ("precision", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
-    ("preprocessing", '{"mean": [NaN, 0, 0]}', "NaN is not a JSON number"),
-    ("preprocessing", '{"mean": [0, 0, 0], "mean": [1, 1, 1]}', "duplicate key 'mean'"),
-])
+@pytest.mark.parametrize(
+    "key, text, fragment",
+    [
+        ("preprocessing", '"a string"', "expected a JSON object, got a string"),
+        ("preprocessing", "[1, 2]", "expected a JSON object, got a list"),
+        ("preprocessing", "{not json", "not valid JSON"),
+        ("config", "3", "expected a JSON object, got a number"),
+        ("outputs", "null", "expected a JSON object, got null"),
+        ("preprocessing", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
+        ("precision", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
+        ("preprocessing", '{"mean": [NaN, 0, 0]}', "NaN is not a JSON number"),
+        ("preprocessing", '{"mean": [0, 0, 0], "mean": [1, 1, 1]}', "duplicate key 'mean'"),
+    ],
+)
 def test_metadata_of_the_wrong_shape_is_one_line(tmp_path, key, text, fragment):
     path = tmp_path / "hand_edited.onnx"
     onnx.save(_graph(**{key: text}), str(path))
@@ -54,10 +61,15 @@ def test_written_metadata_reads_back():
 # ---- publishing: only the previous graph's own weights file is removed --------------------------------
 def _with_external_weights(folder, name: str, location: str) -> None:
     weights = numpy_helper.from_array(np.ones((32, 32), np.float32), "w")
-    model = helper.make_model(helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, 32])], [weights]))
+    model = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [32, 32])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [32, 32])],
+            [weights],
+        )
+    )
     onnx.save(model, str(folder / name), save_as_external_data=True, location=location, size_threshold=0)
 
 

@@ -87,8 +87,9 @@ def _check_keep_fp32(model, name, opset, lowering):
     for node in tagged:
         for name_in in node.input:
             if name_in and types.get(name_in) in FLOAT_TYPES:
-                assert types[name_in] == TensorProto.FLOAT, f"{node.op_type} {node.name} reads {name_in} as " \
-                                                           f"{TensorProto.DataType.Name(types[name_in])}"
+                assert types[name_in] == TensorProto.FLOAT, (
+                    f"{node.op_type} {node.name} reads {name_in} as {TensorProto.DataType.Name(types[name_in])}"
+                )
         for out in node.output:
             if types.get(out) in FLOAT_TYPES:
                 assert types[out] == TensorProto.FLOAT, f"{node.name} writes {out}"
@@ -210,7 +211,8 @@ def _structure(model: onnx.ModelProto) -> dict:
 
     attention = sorted(
         tuple(sorted((a.name, a.i) for a in n.attribute if a.type == onnx.AttributeProto.INT))
-        for n in model.graph.node if n.op_type == "Attention"
+        for n in model.graph.node
+        if n.op_type == "Attention"
     )
     casts = Counter(next(a.i for a in n.attribute if a.name == "to") for n in model.graph.node if n.op_type == "Cast")
     return {
@@ -223,9 +225,7 @@ def _structure(model: onnx.ModelProto) -> dict:
     }
 
 
-@pytest.mark.parametrize(
-    "opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")]
-)
+@pytest.mark.parametrize("opset,precision", [(23, "fp16"), (18, "fp16"), (17, "fp16"), (23, "bf16")])
 @pytest.mark.parametrize("name", GOLDEN_CASES)
 def test_convert_precision_equals_direct_export(golden_exports, name, opset, precision):
     fp32 = _load(golden_exports, name, opset=opset)
@@ -240,8 +240,12 @@ def test_convert_precision_equals_direct_export(golden_exports, name, opset, pre
 
         session = ort.InferenceSession(converted.SerializeToString(), providers=["CPUExecutionProvider"])
         out = session.run(["logits"], {"pixel_values": pixels})[0]
-        np.testing.assert_allclose(out, golden_exports.run(golden_exports.export(name, opset=opset, precision=precision).path,
-                                            pixels), rtol=0, atol=1e-6)
+        np.testing.assert_allclose(
+            out,
+            golden_exports.run(golden_exports.export(name, opset=opset, precision=precision).path, pixels),
+            rtol=0,
+            atol=1e-6,
+        )
 
 
 def test_convert_precision_does_not_modify_its_input(golden_exports):
@@ -276,20 +280,25 @@ def test_graph_at_precision_converts_float_and_keeps_quantized_graphs(golden_exp
     fp32 = golden_exports.export("attn_cls_r4").path
     path, precision, _ = graph_at_precision(fp32, "fp16", tmp_path)
     assert precision == "fp16" and path != fp32 and path.is_file()
-    with pytest.raises(PrecisionError, match="cannot convert .* to int8; .*'vit5 export SOURCE --precision int8 --target"):
+    with pytest.raises(
+        PrecisionError, match="cannot convert .* to int8; .*'vit5 export SOURCE --precision int8 --target"
+    ):
         graph_at_precision(fp32, "int8", tmp_path)  # quantizing needs calibration: vit5 export --precision int8
     fp16 = golden_exports.export("attn_cls_r4", precision="fp16").path
     with pytest.raises(PrecisionError, match="already an fp16 graph; build it with --fp16"):
         graph_at_precision(fp16, "bf16", tmp_path)
 
 
-@pytest.mark.parametrize("have, asked, fragment", [
-    ("fp32", "int8", "cannot convert m.onnx to int8"),
-    ("fp16", "bf16", "already an fp16 graph; build it with --fp16"),
-    ("int8", "fp16", "m.onnx is an int8 graph; build it with --int8"),
-    ("int8", "fp8", "m.onnx is an int8 graph; build it with --int8"),
-    ("fp16", "fp32", "m.onnx is an fp16 graph; build it with --fp16"),
-])
+@pytest.mark.parametrize(
+    "have, asked, fragment",
+    [
+        ("fp32", "int8", "cannot convert m.onnx to int8"),
+        ("fp16", "bf16", "already an fp16 graph; build it with --fp16"),
+        ("int8", "fp16", "m.onnx is an int8 graph; build it with --int8"),
+        ("int8", "fp8", "m.onnx is an int8 graph; build it with --int8"),
+        ("fp16", "fp32", "m.onnx is an fp16 graph; build it with --fp16"),
+    ],
+)
 def test_check_build_precision_names_the_flag_that_fits(have, asked, fragment):
     """Decided from the recorded precision alone, so build-engine can say it before TensorRT is loaded;
     a quantized graph given --fp16 was built as the quantized graph without a word."""
@@ -300,8 +309,18 @@ def test_check_build_precision_names_the_flag_that_fits(have, asked, fragment):
     assert fragment in str(caught.value)
 
 
-@pytest.mark.parametrize("have, asked", [("fp32", "fp32"), ("fp32", "fp16"), ("fp32", "bf16"), ("fp16", "fp16"),
-                                         ("int8", "int8"), ("int8", "fp32"), ("fp8", "fp8")])
+@pytest.mark.parametrize(
+    "have, asked",
+    [
+        ("fp32", "fp32"),
+        ("fp32", "fp16"),
+        ("fp32", "bf16"),
+        ("fp16", "fp16"),
+        ("int8", "int8"),
+        ("int8", "fp32"),
+        ("fp8", "fp8"),
+    ],
+)
 def test_check_build_precision_lets_buildable_pairs_through(have, asked):
     from vit5_infer.exporters.precision import check_build_precision
 

@@ -25,8 +25,9 @@ F = TensorProto.FLOAT
 
 def model(nodes, inputs, outputs, initializers=(), opset=23, functions=()):
     graph = helper.make_graph(list(nodes), "g", list(inputs), list(outputs), list(initializers))
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10,
-                             functions=list(functions))
+    return helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=10, functions=list(functions)
+    )
 
 
 def value(name, shape, elem=F):
@@ -42,8 +43,9 @@ def rules(report: CompatReport, severity: str = "error") -> set[str]:
 
 
 def unary(op, opset=23, **attrs):
-    return model([helper.make_node(op, ["x"], ["y"], name="n", **attrs)], [value("x", [2, 4])], [value("y", [2, 4])],
-                 opset=opset)
+    return model(
+        [helper.make_node(op, ["x"], ["y"], name="n", **attrs)], [value("x", [2, 4])], [value("y", [2, 4])], opset=opset
+    )
 
 
 def attention(q_shape=(1, 2, 5, 4), kv_shape=None, extra_inputs=(), outputs=("y",), inputs=None, **attrs):
@@ -56,11 +58,23 @@ def attention(q_shape=(1, 2, 5, 4), kv_shape=None, extra_inputs=(), outputs=("y"
 
 
 # ---- versions ---------------------------------------------------------------------------------------
-@pytest.mark.parametrize("version, release", [
-    ("10.0", "10.0"), ("10.8", "10.0"), ("10.13.3", "10.0"), ("10.14", "10.14"), ("10.14.1.48", "10.14"),
-    ("10.15", "10.15"), ("10.16", "10.15"), ("11", "11"), ("11.0", "11"), ("11.1.0", "11"),
-    ("10.14.1.48.post1", "10.14"), ("10.6.0.post2", "10.0"),  # pip post releases, as tensorrt.__version__ says
-])
+@pytest.mark.parametrize(
+    "version, release",
+    [
+        ("10.0", "10.0"),
+        ("10.8", "10.0"),
+        ("10.13.3", "10.0"),
+        ("10.14", "10.14"),
+        ("10.14.1.48", "10.14"),
+        ("10.15", "10.15"),
+        ("10.16", "10.15"),
+        ("11", "11"),
+        ("11.0", "11"),
+        ("11.1.0", "11"),
+        ("10.14.1.48.post1", "10.14"),
+        ("10.6.0.post2", "10.0"),  # pip post releases, as tensorrt.__version__ says
+    ],
+)
 def test_versions_map_to_the_nearest_encoded_release(version, release):
     assert rule_release(version) == release
 
@@ -82,9 +96,18 @@ def test_files_that_are_not_onnx_are_user_errors(tmp_path):
 
 
 # ---- importers per release --------------------------------------------------------------------------
-@pytest.mark.parametrize("op, first", [("Attention", "10.14"), ("RMSNormalization", "10.15"),
-                                       ("RotaryEmbedding", "10.15"), ("Swish", "11"), ("Gelu", "10.0"),
-                                       ("Scan", "10.0"), ("DFT", None)])
+@pytest.mark.parametrize(
+    "op, first",
+    [
+        ("Attention", "10.14"),
+        ("RMSNormalization", "10.15"),
+        ("RotaryEmbedding", "10.15"),
+        ("Swish", "11"),
+        ("Gelu", "10.0"),
+        ("Scan", "10.0"),
+        ("DFT", None),
+    ],
+)
 def test_first_release_with_an_importer(op, first):
     assert first_release_with(op) == first
 
@@ -95,8 +118,12 @@ def test_importer_sets_only_grow():
 
 
 def test_rms_normalization_needs_10_15():
-    graph = model([helper.make_node("RMSNormalization", ["x", "w"], ["y"], name="norm", axis=-1, stash_type=1)],
-                  [value("x", [2, 3, 4])], [value("y", [2, 3, 4])], [init("w", np.ones(4, np.float32))])
+    graph = model(
+        [helper.make_node("RMSNormalization", ["x", "w"], ["y"], name="norm", axis=-1, stash_type=1)],
+        [value("x", [2, 3, 4])],
+        [value("y", [2, 3, 4])],
+        [init("w", np.ones(4, np.float32))],
+    )
     rejected = check_tensorrt_compat(graph, "10.14")
     assert not rejected.compatible and rules(rejected) == {"no-importer"}
     issue = rejected.errors[0]
@@ -108,9 +135,12 @@ def test_rms_normalization_needs_10_15():
 
 
 def test_rotary_embedding_needs_10_15():
-    graph = model([helper.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], name="rope")],
-                  [value("x", [1, 2, 3, 4]), value("pos", [1, 3], TensorProto.INT64)], [value("y", [1, 2, 3, 4])],
-                  [init("cos", np.ones((8, 2), np.float32)), init("sin", np.zeros((8, 2), np.float32))])
+    graph = model(
+        [helper.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], name="rope")],
+        [value("x", [1, 2, 3, 4]), value("pos", [1, 3], TensorProto.INT64)],
+        [value("y", [1, 2, 3, 4])],
+        [init("cos", np.ones((8, 2), np.float32)), init("sin", np.zeros((8, 2), np.float32))],
+    )
     assert rules(check_tensorrt_compat(graph, "10.14")) == {"no-importer"}
     assert check_tensorrt_compat(graph, "10.15").compatible
 
@@ -153,8 +183,9 @@ def test_attention_takes_one_output():
     assert rules(report) == {"attention-outputs"}
 
 
-@pytest.mark.parametrize("index, rule", [(4, "attention-past-key"), (5, "attention-past-value"),
-                                         (6, "attention-nonpad-kv-seqlen")])
+@pytest.mark.parametrize(
+    "index, rule", [(4, "attention-past-key"), (5, "attention-past-value"), (6, "attention-nonpad-kv-seqlen")]
+)
 def test_attention_kv_cache_inputs_are_rejected(index, rule):
     extra = [""] * (index - 3) + ["cache"]
     graph = attention(extra_inputs=extra, inputs=[value("cache", [1, 2, 5, 4])])
@@ -162,8 +193,9 @@ def test_attention_kv_cache_inputs_are_rejected(index, rule):
 
 
 def test_attention_normalization_op_must_be_softmax_or_none():
-    assert rules(check_tensorrt_compat(attention(TRT_normalization_op="sigmoid"), "10.15")) == \
-        {"attention-normalization-op"}
+    assert rules(check_tensorrt_compat(attention(TRT_normalization_op="sigmoid"), "10.15")) == {
+        "attention-normalization-op"
+    }
     assert check_tensorrt_compat(attention(TRT_normalization_op="none"), "10.15").compatible
 
 
@@ -208,18 +240,30 @@ def test_fp4_arrives_after_10_0():
 
 
 def test_graph_input_and_initializer_types():
-    graph = model([helper.make_node("Add", ["x", "b"], ["y"], name="add")], [value("x", [2], TensorProto.UINT16)],
-                  [value("y", [2], TensorProto.UINT16)], [init("b", np.ones(2, np.uint16))])
+    graph = model(
+        [helper.make_node("Add", ["x", "b"], ["y"], name="add")],
+        [value("x", [2], TensorProto.UINT16)],
+        [value("y", [2], TensorProto.UINT16)],
+        [init("b", np.ones(2, np.uint16))],
+    )
     report = check_tensorrt_compat(graph, "10.15")
     assert rules(report) == {"unsupported-type"} and len(report.errors) == 3  # input, output, initializer
-    graph = model([helper.make_node("Add", ["x", "b"], ["y"], name="add")], [value("x", [2], TensorProto.INT32)],
-                  [value("y", [2], TensorProto.INT32)], [init("b", np.ones(2, np.int32))])
+    graph = model(
+        [helper.make_node("Add", ["x", "b"], ["y"], name="add")],
+        [value("x", [2], TensorProto.INT32)],
+        [value("y", [2], TensorProto.INT32)],
+        [init("b", np.ones(2, np.int32))],
+    )
     assert check_tensorrt_compat(graph, "10.15").compatible
 
 
 def test_double_is_accepted_with_a_warning():
-    graph = model([helper.make_node("Add", ["x", "b"], ["y"], name="add")], [value("x", [2])], [value("y", [2])],
-                  [init("b", np.ones(2, np.float64))])
+    graph = model(
+        [helper.make_node("Add", ["x", "b"], ["y"], name="add")],
+        [value("x", [2])],
+        [value("y", [2])],
+        [init("b", np.ones(2, np.float64))],
+    )
     report = check_tensorrt_compat(graph, "10.15")
     assert report.compatible and rules(report, "warning") == {"double-downcast"}
 
@@ -239,12 +283,12 @@ def test_uint8_only_on_network_inputs_and_outputs():
 
 def test_constant_with_string_or_sparse_value_is_rejected():
     strings = helper.make_node("Constant", [], ["c"], name="c", value_strings=["a", "b"])
-    graph = model([strings, helper.make_node("Identity", ["x"], ["y"], name="id")], [value("x", [2])],
-                  [value("y", [2])])
+    graph = model(
+        [strings, helper.make_node("Identity", ["x"], ["y"], name="id")], [value("x", [2])], [value("y", [2])]
+    )
     assert rules(check_tensorrt_compat(graph, "10.15")) == {"constant-attribute"}
     dense = helper.make_node("Constant", [], ["c"], name="c", value=init("v", np.ones(2, np.float32)))
-    graph = model([dense, helper.make_node("Add", ["x", "c"], ["y"], name="add")], [value("x", [2])],
-                  [value("y", [2])])
+    graph = model([dense, helper.make_node("Add", ["x", "c"], ["y"], name="add")], [value("x", [2])], [value("y", [2])])
     assert check_tensorrt_compat(graph, "10.15").compatible
 
 
@@ -252,9 +296,12 @@ def test_constant_with_string_or_sparse_value_is_rejected():
 def test_slice_takes_three_to_five_inputs():
     def sliced(n_inputs):
         extra = ["starts", "ends", "axes", "steps", "steps"][: n_inputs - 1]
-        return model([helper.make_node("Slice", ["x", *extra], ["y"], name="slice")], [value("x", [4])],
-                     [value("y", None)], [init("starts", [0]), init("ends", [2]), init("axes", [0]),
-                                          init("steps", [1])])
+        return model(
+            [helper.make_node("Slice", ["x", *extra], ["y"], name="slice")],
+            [value("x", [4])],
+            [value("y", None)],
+            [init("starts", [0]), init("ends", [2]), init("axes", [0]), init("steps", [1])],
+        )
 
     assert rules(check_tensorrt_compat(sliced(2), "10.15")) == {"slice-inputs"}
     assert rules(check_tensorrt_compat(sliced(6), "10.15")) == {"slice-inputs"}
@@ -263,28 +310,48 @@ def test_slice_takes_three_to_five_inputs():
 
 
 def test_reduce_axes_must_be_an_initializer():
-    computed = model([helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean")],
-                     [value("x", [2, 4]), value("axes", [1], TensorProto.INT64)], [value("y", None)], opset=18)
+    computed = model(
+        [helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean")],
+        [value("x", [2, 4]), value("axes", [1], TensorProto.INT64)],
+        [value("y", None)],
+        opset=18,
+    )
     assert rules(check_tensorrt_compat(computed, "10.8")) == {"reduce-axes-constant"}
-    stored = model([helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean")], [value("x", [2, 4])],
-                   [value("y", None)], [init("axes", [1])], opset=18)
+    stored = model(
+        [helper.make_node("ReduceMean", ["x", "axes"], ["y"], name="mean")],
+        [value("x", [2, 4])],
+        [value("y", None)],
+        [init("axes", [1])],
+        opset=18,
+    )
     assert check_tensorrt_compat(stored, "10.8").compatible
 
 
 def test_unsqueeze_axes_from_a_computed_tensor_is_a_warning():
-    computed = model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")],
-                     [value("x", [2]), value("axes", [1], TensorProto.INT64)], [value("y", None)])
+    computed = model(
+        [helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")],
+        [value("x", [2]), value("axes", [1], TensorProto.INT64)],
+        [value("y", None)],
+    )
     report = check_tensorrt_compat(computed, "10.15")
     assert report.compatible and rules(report, "warning") == {"axes-constant"}
-    stored = model([helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")], [value("x", [2])],
-                   [value("y", None)], [init("axes", [0])])
+    stored = model(
+        [helper.make_node("Unsqueeze", ["x", "axes"], ["y"], name="unsq")],
+        [value("x", [2])],
+        [value("y", None)],
+        [init("axes", [0])],
+    )
     assert not check_tensorrt_compat(stored, "10.15").issues
 
 
 def test_layer_normalization_keeps_only_y():
     def layer_norm(outputs):
-        return model([helper.make_node("LayerNormalization", ["x", "s"], outputs, name="ln", axis=-1)],
-                     [value("x", [2, 4])], [value(o, None) for o in outputs if o], [init("s", np.ones(4, np.float32))])
+        return model(
+            [helper.make_node("LayerNormalization", ["x", "s"], outputs, name="ln", axis=-1)],
+            [value("x", [2, 4])],
+            [value(o, None) for o in outputs if o],
+            [init("s", np.ones(4, np.float32))],
+        )
 
     assert rules(check_tensorrt_compat(layer_norm(["y", "mean", "inv_std"]), "10.15")) == {"layernorm-outputs"}
     assert check_tensorrt_compat(layer_norm(["y"]), "10.15").compatible
@@ -292,9 +359,12 @@ def test_layer_normalization_keeps_only_y():
 
 def test_rotary_embedding_position_ids_must_be_int64():
     def rope(pos_type):
-        return model([helper.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], name="rope")],
-                     [value("x", [1, 2, 3, 4]), value("pos", [1, 3], pos_type)], [value("y", [1, 2, 3, 4])],
-                     [init("cos", np.ones((8, 2), np.float32)), init("sin", np.zeros((8, 2), np.float32))])
+        return model(
+            [helper.make_node("RotaryEmbedding", ["x", "cos", "sin", "pos"], ["y"], name="rope")],
+            [value("x", [1, 2, 3, 4]), value("pos", [1, 3], pos_type)],
+            [value("y", [1, 2, 3, 4])],
+            [init("cos", np.ones((8, 2), np.float32)), init("sin", np.zeros((8, 2), np.float32))],
+        )
 
     assert rules(check_tensorrt_compat(rope(TensorProto.INT32), "10.15")) == {"rotary-position-ids"}
     assert check_tensorrt_compat(rope(TensorProto.INT64), "10.15").compatible
@@ -313,20 +383,34 @@ def weight_dq(weight, scale, zero=None, opset=23, **attrs):
         inputs.append("w_zero")
         inits.append(init("w_zero", zero))
     x_type = TensorProto.FLOAT16 if scale.dtype == np.float16 else F
-    nodes = [helper.make_node("DequantizeLinear", inputs, ["w_dq"], name="dq", **attrs),
-             helper.make_node("MatMul", ["x", "w_dq"], ["y"], name="mm")]
+    nodes = [
+        helper.make_node("DequantizeLinear", inputs, ["w_dq"], name="dq", **attrs),
+        helper.make_node("MatMul", ["x", "w_dq"], ["y"], name="mm"),
+    ]
     return model(nodes, [value("x", [2, weight.shape[0]], x_type)], [value("y", None, x_type)], inits, opset=opset)
 
 
-def activation_qdq(scale=np.float32(0.5), zero=np.int8(0), x=("x", [2, 4], F), opset=23, q_attrs=None,
-                   dq_attrs=None, computed_zero=False):
+def activation_qdq(
+    scale=np.float32(0.5),
+    zero=np.int8(0),
+    x=("x", [2, 4], F),
+    opset=23,
+    q_attrs=None,
+    dq_attrs=None,
+    computed_zero=False,
+):
     """x -> QuantizeLinear -> DequantizeLinear -> y, both sharing one scale and zero point."""
     zero_inputs = ["zero"] if zero is not None else []
     inits = [init("scale", scale)] + ([init("zero", zero)] if zero is not None and not computed_zero else [])
-    inputs = [value(*x)] + ([value("zero", list(np.shape(zero)), helper.np_dtype_to_tensor_dtype(np.asarray(zero).dtype))]
-                            if computed_zero else [])
-    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", *zero_inputs], ["q"], name="q", **(q_attrs or {})),
-             helper.make_node("DequantizeLinear", ["q", "scale", *zero_inputs], ["y"], name="dq", **(dq_attrs or {}))]
+    inputs = [value(*x)] + (
+        [value("zero", list(np.shape(zero)), helper.np_dtype_to_tensor_dtype(np.asarray(zero).dtype))]
+        if computed_zero
+        else []
+    )
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "scale", *zero_inputs], ["q"], name="q", **(q_attrs or {})),
+        helper.make_node("DequantizeLinear", ["q", "scale", *zero_inputs], ["y"], name="dq", **(dq_attrs or {})),
+    ]
     return model(nodes, inputs, [value("y", None, x[2])], inits, opset=opset)
 
 
@@ -413,8 +497,9 @@ def test_qdq_data_types(version):
     assert rules(uint8_weight) == {"qdq-input-type"} and "UINT8" in uint8_weight.errors[0].message
     int32_weight = check_tensorrt_compat(weight_dq(INT8_WEIGHT.astype(np.int32), FOUR_SCALES, axis=1), version)
     assert rules(int32_weight) == {"qdq-input-type"}
-    integer_data = check_tensorrt_compat(activation_qdq(x=("x", [2, 4], TensorProto.INT32), scale=np.float32(1)),
-                                         version)
+    integer_data = check_tensorrt_compat(
+        activation_qdq(x=("x", [2, 4], TensorProto.INT32), scale=np.float32(1)), version
+    )
     assert rules(integer_data) == {"qdq-input-type"} and integer_data.errors[0].node == "q"
     assert check_tensorrt_compat(activation_qdq(x=("x", [2, 4], F16), scale=np.float16(0.5)), version).compatible
 
@@ -436,8 +521,9 @@ def test_qdq_output_dtype_of_dequantize_per_release():
     without_zero = activation_qdq(zero=None, dq_attrs={"output_dtype": TensorProto.FLOAT}, opset=23)
     assert check_tensorrt_compat(without_zero, "10.14").compatible
     assert "output_dtype" in check_tensorrt_compat(without_zero, "10.8").errors[0].message
-    assert rules(check_tensorrt_compat(activation_qdq(zero=None, dq_attrs={"output_dtype": I8}), "10.15")) == \
-        {"qdq-output-dtype"}
+    assert rules(check_tensorrt_compat(activation_qdq(zero=None, dq_attrs={"output_dtype": I8}), "10.15")) == {
+        "qdq-output-dtype"
+    }
 
 
 @pytest.mark.parametrize("version", QDQ_VERSIONS)
@@ -491,9 +577,19 @@ def test_opset_outside_the_documented_range_is_a_warning():
 
 def _scan_with(op_type: str, **attrs) -> onnx.ModelProto:
     body = helper.make_graph(
-        [helper.make_node(op_type, ["xi", "w"] if op_type == "RMSNormalization" else ["xi"], ["yi"],
-                          name=f"body_{op_type}", **attrs)],
-        "body", [value("xi", [4])], [value("yi", [4])])
+        [
+            helper.make_node(
+                op_type,
+                ["xi", "w"] if op_type == "RMSNormalization" else ["xi"],
+                ["yi"],
+                name=f"body_{op_type}",
+                **attrs,
+            )
+        ],
+        "body",
+        [value("xi", [4])],
+        [value("yi", [4])],
+    )
     scan = helper.make_node("Scan", ["x"], ["y"], name="scan", num_scan_inputs=1, body=body)
     return model([scan], [value("x", [3, 4])], [value("y", [3, 4])], [init("w", np.ones(4, np.float32))])
 
@@ -508,8 +604,9 @@ def test_subgraph_nodes_are_checked():
 
 def test_if_branches_are_checked():
     def branch(op):
-        return helper.make_graph([helper.make_node(op, ["x"], ["out"], name=f"branch_{op}")], op, [],
-                                 [value("out", [2])])
+        return helper.make_graph(
+            [helper.make_node(op, ["x"], ["out"], name=f"branch_{op}")], op, [], [value("out", [2])]
+        )
 
     node = helper.make_node("If", ["cond"], ["y"], name="if", then_branch=branch("Relu"), else_branch=branch("DFT"))
     graph = model([node], [value("cond", [], TensorProto.BOOL), value("x", [2])], [value("y", [2])])
@@ -519,8 +616,14 @@ def test_if_branches_are_checked():
 
 def test_local_functions_import_without_a_builtin_importer():
     def function(op):
-        return helper.make_function("local", "MyBlock", ["a"], ["b"], [helper.make_node(op, ["a"], ["b"], name="f")],
-                                    [helper.make_opsetid("", 23)])
+        return helper.make_function(
+            "local",
+            "MyBlock",
+            ["a"],
+            ["b"],
+            [helper.make_node(op, ["a"], ["b"], name="f")],
+            [helper.make_opsetid("", 23)],
+        )
 
     call = helper.make_node("MyBlock", ["x"], ["y"], name="call", domain="local")
     ok = model([call], [value("x", [2])], [value("y", [2])], functions=[function("Relu")])
@@ -598,7 +701,8 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     good = tmp_path / "good.onnx"
     onnx.save(attention(), str(good))
     code, _, err = _vit5(capsys, "inspect", good, "--tensorrt", "9.2")
-    assert code == 1 and err.strip().splitlines() == ["error: TensorRT 9.2 is not covered: the check knows the "
-                                                      "10.x and 11.x parsers"]
+    assert code == 1 and err.strip().splitlines() == [
+        "error: TensorRT 9.2 is not covered: the check knows the 10.x and 11.x parsers"
+    ]
     code, _, err = _vit5(capsys, "inspect", tmp_path / "model.engine", "--tensorrt", "10.8")
     assert code == 1 and err.startswith("error: --tensorrt checks ONNX files")

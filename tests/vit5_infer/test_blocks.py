@@ -5,14 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 from torch import nn
+from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ConfigError, ViT5ClassificationNet
 from vit5_infer.blocks import BlockKind, block_kind, block_kinds, register_block_kind, unregister_block_kind
 from vit5_infer.config import BLOCK_VALIDATORS
 from vit5_infer.inference import BLOCK_DETECTORS, BlockDetector, infer_config
 from vit5_infer.network import BLOCK_BUILDERS, residual_block
-
-from vit5_tiny import randomize, tiny_config
 
 
 class GatedMixer(nn.Module):
@@ -53,7 +52,9 @@ def toy_kind(monkeypatch):
 
     register_block_kind(TOY)
     monkeypatch.setitem(BLOCK_VALIDATORS, "G", lambda config: None)
-    monkeypatch.setitem(BLOCK_BUILDERS, "G", lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim)))
+    monkeypatch.setitem(
+        BLOCK_BUILDERS, "G", lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim))
+    )
     monkeypatch.setitem(BLOCK_DETECTORS, "G", BlockDetector(_detect_gated, lambda by_block, hidden_dim, overrides: {}))
     monkeypatch.setitem(EMITTERS, "G", _emit_gated)
     yield TOY

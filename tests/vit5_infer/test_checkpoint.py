@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from golden import load_golden_io
 from safetensors.torch import load_file, save_file
 
 from vit5_infer import CheckpointError, load_model
 from vit5_infer.checkpoint import normalize_keys, read_state_dict
+
+from golden import load_golden_io
 
 
 class NotATensor:
@@ -228,13 +229,16 @@ def test_ckpt_ema_and_raw(golden_dir):
 # ---- hostile files -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("content", [
-    b"hello\n",  # the unpickler reads 'h' (BINGET) and fails with a KeyError
-    b"\x80\x02K",  # truncated pickle: struct.error / EOF
-    b"\x80\x02h\x05.",  # memo lookup of nothing: KeyError
-    b"]q\x00(e" + b"\x00" * 10,  # IndexError / unknown opcode
-    bytes((i * 7919 + 13) % 256 for i in range(1000)),
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"hello\n",  # the unpickler reads 'h' (BINGET) and fails with a KeyError
+        b"\x80\x02K",  # truncated pickle: struct.error / EOF
+        b"\x80\x02h\x05.",  # memo lookup of nothing: KeyError
+        b"]q\x00(e" + b"\x00" * 10,  # IndexError / unknown opcode
+        bytes((i * 7919 + 13) % 256 for i in range(1000)),
+    ],
+)
 @pytest.mark.parametrize("suffix", [".pt", ".ckpt", ".pth", ".bin"])
 def test_any_unreadable_bytes_are_a_checkpoint_error(tmp_path, content, suffix):
     path = tmp_path / f"model{suffix}"
@@ -290,7 +294,9 @@ def test_an_unreadable_checkpoint_says_permission_denied(tmp_path, monkeypatch, 
     path = tmp_path / f"model{suffix}"
     path.write_bytes(b"weights")
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if str(p) == str(path) else real_access(p, mode, **kw))
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: False if str(p) == str(path) else real_access(p, mode, **kw)
+    )
     with pytest.raises(CheckpointError, match="permission denied") as info:
         read_state_dict(path)
     assert "No such file" not in str(info.value)

@@ -79,7 +79,9 @@ def test_centre_tap_alone_is_identity_times_tap():
     x, _ = _inputs(1, 2, 3, 5, 1)
     kernel = torch.zeros(1, 2, 5, 9)
     kernel[0, :, 2, 4] = torch.tensor([2.0, -1.0])  # centre tap [X-1, Y-1]
-    torch.testing.assert_close(fftconv2d(x, kernel), x * torch.tensor([2.0, -1.0])[None, :, None, None], atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        fftconv2d(x, kernel), x * torch.tensor([2.0, -1.0])[None, :, None, None], atol=1e-6, rtol=0
+    )
 
 
 def test_offset_tap_is_a_convolution_not_a_correlation():

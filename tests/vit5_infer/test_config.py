@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from golden import GOLDEN_CASES
 from vit5_tiny import tiny_config
 
 from vit5_infer import ConfigError, FilmConfig, ViT5Config
+
+from golden import GOLDEN_CASES
 
 
 @pytest.mark.parametrize("name", GOLDEN_CASES)
@@ -222,23 +223,26 @@ def test_config_errors_are_value_errors():
 # ---- hostile values: the wrong type or sign anywhere in the JSON -----------------------
 
 
-@pytest.mark.parametrize("section, field, value, fragment", [
-    ("network", "hidden_dim", "64", "network.hidden_dim must be an integer"),
-    ("network", "num_classes", None, "network.num_classes must not be null"),
-    ("network", "num_registers", -4, "network.num_registers must be >= 0"),
-    ("network", "patch_size", 4.0, "network.patch_size must be an integer"),
-    ("network", "layer_pattern", ["A", "A"], "network.layer_pattern must be a string"),
-    ("attention", "qkv_bias", [1], "attention.qkv_bias must be true or false"),
-    ("attention", "num_heads", True, "attention.num_heads must be an integer"),
-    ("attention", "rope_base", "x", "attention.rope_base must be a number"),
-    ("attention", "rope_base", -1.0, "attention.rope_base must be > 0"),
-    ("attention", "scale", 0, "attention.scale must be > 0"),
-    ("", "norm_eps", None, "norm_eps must not be null"),
-    ("", "norm_eps", -1e-6, "norm_eps must be > 0"),
-    ("", "mlp_expansion_factor", "4", "mlp_expansion_factor must be a number"),
-    ("", "layer_scale", "yes", "layer_scale must be true or false"),
-    ("", "mlp_bias", [], "mlp_bias must map"),
-])
+@pytest.mark.parametrize(
+    "section, field, value, fragment",
+    [
+        ("network", "hidden_dim", "64", "network.hidden_dim must be an integer"),
+        ("network", "num_classes", None, "network.num_classes must not be null"),
+        ("network", "num_registers", -4, "network.num_registers must be >= 0"),
+        ("network", "patch_size", 4.0, "network.patch_size must be an integer"),
+        ("network", "layer_pattern", ["A", "A"], "network.layer_pattern must be a string"),
+        ("attention", "qkv_bias", [1], "attention.qkv_bias must be true or false"),
+        ("attention", "num_heads", True, "attention.num_heads must be an integer"),
+        ("attention", "rope_base", "x", "attention.rope_base must be a number"),
+        ("attention", "rope_base", -1.0, "attention.rope_base must be > 0"),
+        ("attention", "scale", 0, "attention.scale must be > 0"),
+        ("", "norm_eps", None, "norm_eps must not be null"),
+        ("", "norm_eps", -1e-6, "norm_eps must be > 0"),
+        ("", "mlp_expansion_factor", "4", "mlp_expansion_factor must be a number"),
+        ("", "layer_scale", "yes", "layer_scale must be true or false"),
+        ("", "mlp_bias", [], "mlp_bias must map"),
+    ],
+)
 def test_wrong_types_and_signs_are_config_errors(golden_dir, tmp_path, section, field, value, fragment):
     data = json.loads((golden_dir / "attn_cls_r4.json").read_text())
     (data[section] if section else data)[field] = value
@@ -250,13 +254,16 @@ def test_wrong_types_and_signs_are_config_errors(golden_dir, tmp_path, section, 
         ViT5Config.from_dict(data).validate()
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("kernel_hidden_dim", -32, "hyena.kernel_hidden_dim must be > 0"),
-    ("L_cache", [1, 2, 3], "hyena.L_cache must be an integer or two integers"),
-    ("L_cache", "14", "hyena.L_cache must be an integer or two integers"),
-    ("grn", None, "hyena.grn must not be null"),
-    ("mask", "gaussian", "config section 'hyena.mask' must be an object"),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("kernel_hidden_dim", -32, "hyena.kernel_hidden_dim must be > 0"),
+        ("L_cache", [1, 2, 3], "hyena.L_cache must be an integer or two integers"),
+        ("L_cache", "14", "hyena.L_cache must be an integer or two integers"),
+        ("grn", None, "hyena.grn must not be null"),
+        ("mask", "gaussian", "config section 'hyena.mask' must be an object"),
+    ],
+)
 def test_wrong_hyena_values_are_config_errors(golden_dir, field, value, fragment):
     data = json.loads((golden_dir / "hyena_gap.json").read_text())
     data["hyena"][field] = value

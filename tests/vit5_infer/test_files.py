@@ -27,5 +27,3 @@ def test_write_json_atomic_leaves_nothing_when_the_document_cannot_be_written(tm
         write_json_atomic(target, {"a": object()})  # not JSON: the old file stays whole
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["report.json"]
-
-

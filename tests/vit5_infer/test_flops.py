@@ -104,8 +104,16 @@ def test_tiny_hyena_network_flops_exact():
 def test_tiny_hybrid_film_grn_register_concat_flops_exact():
     film = FilmConfig(num_film_layers=3, film_after_pos_embed=True, film_hidden_dim=64)
     cfg = tiny_config(
-        pattern="HA", readout="register_concat", ratio=4, registers=4, hidden=16, heads=2, classes=5,
-        mask=True, grn=True, film=film,
+        pattern="HA",
+        readout="register_concat",
+        ratio=4,
+        registers=4,
+        hidden=16,
+        heads=2,
+        classes=5,
+        mask=True,
+        grn=True,
+        film=film,
     )
     model = ViT5ClassificationNet(cfg)
     d, r, hm = 16, 4, 64
@@ -124,8 +132,13 @@ def test_tiny_hybrid_film_grn_register_concat_flops_exact():
 
 
 def test_compress_concat_conditioning_flops():
-    film = FilmConfig(conditioning="register_compress_concat", compressed_dim=2, num_film_layers=2,
-                      film_after_pos_embed=False, film_hidden_dim=8)
+    film = FilmConfig(
+        conditioning="register_compress_concat",
+        compressed_dim=2,
+        num_film_layers=2,
+        film_after_pos_embed=False,
+        film_hidden_dim=8,
+    )
     cfg = tiny_config(pattern="H", readout="cls", registers=4, hidden=8, film=film)
     model = ViT5ClassificationNet(cfg)
     blk = model.blocks[0]

@@ -103,10 +103,12 @@ def test_hyena_flop_count_formula():
         return (
             2 * 1 * (3 * c) * s * 3 * 3  # depthwise short conv
             + 3 * c * s  # q L2-norm
-            + c * s + c * s  # q * silu(k)
+            + c * s
+            + c * s  # q * silu(k)
             + 3 * c * s  # pixel norm
             + conv_flops
-            + c * s + c * s  # * sigmoid(v)
+            + c * s
+            + c * s  # * sigmoid(v)
             + 3 * c * s  # output norm
         )
 

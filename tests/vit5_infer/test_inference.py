@@ -6,11 +6,12 @@ import dataclasses
 
 import pytest
 import torch
-from golden import BARE_OVERRIDES, GOLDEN_CASES
 
 from vit5_infer import CheckpointError, ConfigError, ViT5Config
 from vit5_infer.checkpoint import read_state_dict
 from vit5_infer.inference import apply_overrides, infer_config
+
+from golden import BARE_OVERRIDES, GOLDEN_CASES
 
 WEIGHT_DETERMINED_HYENA = (
     "kernel_hidden_dim",
@@ -136,14 +137,17 @@ def _golden_state(golden_dir, name):
     return load_file(str(golden_dir / f"{name}.safetensors"))
 
 
-@pytest.mark.parametrize("key, change, fragment", [
-    ("pos_embed", lambda t: t.flatten(), "pos_embed has shape .* 3-D"),
-    ("patch_embed.weight", lambda t: t.flatten(), "patch_embed.weight has shape .* 4-D"),
-    ("blocks.0.sequence_mixer.q_norm.weight", lambda t: t[0], "q_norm.weight has shape \\[\\]; .* 1-D"),
-    ("reg_token", lambda t: t[0, 0], "reg_token has shape .* 3-D"),
-    ("out_proj.weight", lambda t: t[0], "out_proj.weight has shape .* 2-D"),
-    ("blocks.1.mlp.layer1.weight", lambda t: t[None], "mlp.layer1.weight has shape .* 2-D"),
-])
+@pytest.mark.parametrize(
+    "key, change, fragment",
+    [
+        ("pos_embed", lambda t: t.flatten(), "pos_embed has shape .* 3-D"),
+        ("patch_embed.weight", lambda t: t.flatten(), "patch_embed.weight has shape .* 4-D"),
+        ("blocks.0.sequence_mixer.q_norm.weight", lambda t: t[0], "q_norm.weight has shape \\[\\]; .* 1-D"),
+        ("reg_token", lambda t: t[0, 0], "reg_token has shape .* 3-D"),
+        ("out_proj.weight", lambda t: t[0], "out_proj.weight has shape .* 2-D"),
+        ("blocks.1.mlp.layer1.weight", lambda t: t[None], "mlp.layer1.weight has shape .* 2-D"),
+    ],
+)
 def test_tensors_of_an_unexpected_rank_are_checkpoint_errors(golden_dir, key, change, fragment):
     state = _golden_state(golden_dir, "attn_cls_r4")
     state[key] = change(state[key])
@@ -151,12 +155,15 @@ def test_tensors_of_an_unexpected_rank_are_checkpoint_errors(golden_dir, key, ch
         infer_config(state)
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("hyena_gap", "positional_embedding.linear.weight"),
-    ("hyena_gap", "mixer.short_conv.weight"),
-    ("hybrid_pool_film", "film_generator.mlp.2.weight"),
-    ("hybrid_compress_concat", "register_pooling.compress.weight"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("hyena_gap", "positional_embedding.linear.weight"),
+        ("hyena_gap", "mixer.short_conv.weight"),
+        ("hybrid_pool_film", "film_generator.mlp.2.weight"),
+        ("hybrid_compress_concat", "register_pooling.compress.weight"),
+    ],
+)
 def test_missing_hyena_and_film_keys_are_checkpoint_errors(golden_dir, name, fragment):
     state = _golden_state(golden_dir, name)
     dropped = [k for k in state if k.endswith(fragment)]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from golden import BARE_OVERRIDES, GOLDEN_CASES, load_golden_io
 from vit5_tiny import tiny_config
 
 from vit5_infer import CheckpointError, ViT5ClassificationNet, ViT5Config, example_inputs, load_model, resolve_model
 from vit5_infer.errors import ConfigError, InputError
+
+from golden import BARE_OVERRIDES, GOLDEN_CASES, load_golden_io
 
 
 def _logits(model, name):
@@ -111,13 +112,16 @@ def test_example_inputs_shape_and_seed(golden_dir):
 
 
 # ---- hostile Python API calls ----------------------------------------------------------
-@pytest.mark.parametrize("override, fragment", [
-    ({"num_heads": "x"}, "num_heads must be an integer"),
-    ({"num_heads": 2.5}, "num_heads must be an integer"),
-    ({"rope_base": float("nan")}, "rope_base must be finite"),
-    ({"norm_eps": -1.0}, "norm_eps must be > 0"),
-    ({"num_classes": -3}, "num_classes must be > 0"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ({"num_heads": "x"}, "num_heads must be an integer"),
+        ({"num_heads": 2.5}, "num_heads must be an integer"),
+        ({"rope_base": float("nan")}, "rope_base must be finite"),
+        ({"norm_eps": -1.0}, "norm_eps must be > 0"),
+        ({"num_classes": -3}, "num_classes must be > 0"),
+    ],
+)
 def test_overrides_of_the_wrong_type_are_config_errors(override, fragment):
     with pytest.raises(ConfigError, match=fragment):
         load_model("vit5-small", **override)

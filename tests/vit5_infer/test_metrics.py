@@ -33,7 +33,10 @@ def test_identical_outputs():
 
 def test_metrics_agree_with_their_definitions():
     ref = _features()
-    out = {k: v + np.float32(0.01) * np.random.default_rng(1).normal(size=v.shape).astype(np.float32) for k, v in ref.items()}
+    out = {
+        k: v + np.float32(0.01) * np.random.default_rng(1).normal(size=v.shape).astype(np.float32)
+        for k, v in ref.items()
+    }
     got = compare_outputs(ref, out)
     for name in ref:
         r, o = ref[name].astype(np.float64), out[name].astype(np.float64)
@@ -62,7 +65,10 @@ def test_one_bad_token_fails_fp32_and_is_named():
 
 def test_low_cosine_fails_reduced_precision():
     ref = _features()
-    out = {"logits": ref["logits"], "patch_tokens": ref["patch_tokens"] + 5 * np.random.default_rng(2).normal(size=ref["patch_tokens"].shape)}
+    out = {
+        "logits": ref["logits"],
+        "patch_tokens": ref["patch_tokens"] + 5 * np.random.default_rng(2).normal(size=ref["patch_tokens"].shape),
+    }
     passed, reason = outputs_within_tolerance(compare_outputs(ref, out), "fp16")
     assert not passed and reason.startswith("patch_tokens: cosine")
 

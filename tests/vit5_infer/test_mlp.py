@@ -51,7 +51,10 @@ def test_swiglu_silu_on_first_half():
 def test_bias_keys_only_when_requested():
     assert set(MLP(4, "gelu", 4.0).state_dict()) == {"layer1.weight", "layer2.weight"}
     assert set(MLP(4, "gelu", 4.0, bias=True).state_dict()) == {
-        "layer1.weight", "layer1.bias", "layer2.weight", "layer2.bias"
+        "layer1.weight",
+        "layer1.bias",
+        "layer2.weight",
+        "layer2.bias",
     }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from golden import load_golden_io
 from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ConfigError, FilmConfig, InputError, ViT5ClassificationNet, get_preset, load_model
+
+from golden import load_golden_io
 
 
 def _golden(golden_dir, name):

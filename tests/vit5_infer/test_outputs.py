@@ -6,12 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from golden import GOLDEN_CASES
 
 from vit5_infer import load_model
 from vit5_infer.errors import Vit5Error
 from vit5_infer.outputs import OutputError, available_outputs, output_shapes, parse_outputs, select_outputs
 from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
+
+from golden import GOLDEN_CASES
 
 # float32 agreement with upstream, relative to each output's scale (the tokens carry no final norm
 # and reach |x| ~ 34 in hybrid_pool_film, where one float32 ulp is ~4e-6).
@@ -94,12 +95,15 @@ def test_available_outputs(golden_dir, golden_features, name, outputs):
     assert set(outputs) - {LOGITS} == set(golden_features(name))
 
 
-@pytest.mark.parametrize("name, wanted, fragment", [
-    ("attn_gap_r0_bias", "cls_token", "no CLS token"),
-    ("hybrid_compress_concat", "cls_token", "no CLS token"),
-    ("attn_gap_r0_bias", "register_tokens", "no registers"),
-    ("hyena_gap", "register_tokens", "no registers"),
-])
+@pytest.mark.parametrize(
+    "name, wanted, fragment",
+    [
+        ("attn_gap_r0_bias", "cls_token", "no CLS token"),
+        ("hybrid_compress_concat", "cls_token", "no CLS token"),
+        ("attn_gap_r0_bias", "register_tokens", "no registers"),
+        ("hyena_gap", "register_tokens", "no registers"),
+    ],
+)
 def test_missing_token_output_is_a_one_line_error(golden_dir, golden_io, name, wanted, fragment):
     model = _model(golden_dir, name)
     with pytest.raises(OutputError) as info:

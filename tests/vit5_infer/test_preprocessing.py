@@ -42,11 +42,14 @@ def test_float_tiff_in_0_1_is_read_as_is(tmp_path):
     np.testing.assert_allclose(x, _eight_bit(tmp_path / "narrow.png"), atol=1.5 / 255)
 
 
-@pytest.mark.parametrize("name, array, fragment", [
-    ("int32.tif", _ramp(np.int32, 2**20), "32-bit integer images"),
-    ("float_big.tif", _ramp(np.float32, 1000.0), "values in 0..1"),
-    ("float_nan.tif", np.full((16, 16), np.nan, dtype=np.float32), "no NaN"),
-])
+@pytest.mark.parametrize(
+    "name, array, fragment",
+    [
+        ("int32.tif", _ramp(np.int32, 2**20), "32-bit integer images"),
+        ("float_big.tif", _ramp(np.float32, 1000.0), "values in 0..1"),
+        ("float_nan.tif", np.full((16, 16), np.nan, dtype=np.float32), "no NaN"),
+    ],
+)
 def test_images_without_a_defined_range_are_refused(tmp_path, name, array, fragment):
     Image.fromarray(array).save(tmp_path / name)
     with pytest.raises(InputError, match=fragment) as info:
@@ -65,8 +68,14 @@ def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
 def test_hand_edited_preprocessing_metadata_is_one_line():
     from vit5_infer.errors import Vit5Error
 
-    for bad in ({"mean": ["a", 0, 0]}, {"std": [0, 1, 1]}, {"crop_ratio": 7}, {"interpolation": "magic"},
-                {"image_size": "32"}, {"mean": 5}):
+    for bad in (
+        {"mean": ["a", 0, 0]},
+        {"std": [0, 1, 1]},
+        {"crop_ratio": 7},
+        {"interpolation": "magic"},
+        {"image_size": "32"},
+        {"mean": 5},
+    ):
         with pytest.raises(Vit5Error, match="preprocessing"):
             Preprocessing.from_metadata({"preprocessing": bad}, 32)
     with pytest.raises(Vit5Error, match="not an object"):
@@ -81,7 +90,7 @@ def broken_chunk_png() -> bytes:
     Image.fromarray(pixels).save(buffer, "PNG", compress_level=0)  # uncompressed: several IDAT chunks
     data = buffer.getvalue()
     second = data.index(b"IDAT", data.index(b"IDAT") + 4)
-    return data[:second] + b"I\x00AT" + data[second + 4:]
+    return data[:second] + b"I\x00AT" + data[second + 4 :]
 
 
 def _png() -> bytes:
@@ -90,13 +99,16 @@ def _png() -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("name, data", [
-    ("broken_chunk.png", broken_chunk_png()),
-    ("truncated.png", _png()[:50]),
-    ("random.png", bytes((i * 7919 + 13) % 256 for i in range(500))),
-    ("empty.png", b""),
-    ("text.jpg", b"not an image\n"),
-])
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("broken_chunk.png", broken_chunk_png()),
+        ("truncated.png", _png()[:50]),
+        ("random.png", bytes((i * 7919 + 13) % 256 for i in range(500))),
+        ("empty.png", b""),
+        ("text.jpg", b"not an image\n"),
+    ],
+)
 def test_damaged_files_are_one_line(tmp_path, name, data):
     path = tmp_path / name
     path.write_bytes(data)
@@ -107,11 +119,20 @@ def test_damaged_files_are_one_line(tmp_path, name, data):
         decode_image(data, PRE)
 
 
-@pytest.mark.parametrize("failure", [
-    SyntaxError("broken PNG file"), struct.error("unpack requires a buffer of 4 bytes"), EOFError(),
-    IndexError("tuple index out of range"), KeyError("mode"), TypeError("bad tile"), ZeroDivisionError(),
-    OSError("image file is truncated"), ValueError("tile cannot extend outside image"),
-])
+@pytest.mark.parametrize(
+    "failure",
+    [
+        SyntaxError("broken PNG file"),
+        struct.error("unpack requires a buffer of 4 bytes"),
+        EOFError(),
+        IndexError("tuple index out of range"),
+        KeyError("mode"),
+        TypeError("bad tile"),
+        ZeroDivisionError(),
+        OSError("image file is truncated"),
+        ValueError("tile cannot extend outside image"),
+    ],
+)
 def test_whatever_a_decoder_raises_is_one_line(tmp_path, monkeypatch, failure):
     """Pillow's decoders raise what their parser hits; the class is covered by raising each from load()."""
     path, data = tmp_path / "image.png", _png()
@@ -130,19 +151,22 @@ def test_whatever_a_decoder_raises_is_one_line(tmp_path, monkeypatch, failure):
 
 
 # ---- preprocessing values: finite and in range, wherever they come from ---------------------------
-@pytest.mark.parametrize("field, values, fragment", [
-    ("mean", (math.nan, 0.5, 0.5), "finite"),
-    ("mean", (math.inf, 0.5, 0.5), "finite"),
-    ("mean", (1e300, 0.5, 0.5), "must lie in"),
-    ("mean", (123.675, 116.28, 103.53), "scaled to 0-1"),  # a 0-255 mean
-    ("std", (1e-300, 1.0, 1.0), "must lie in"),
-    ("std", (0.0, 1.0, 1.0), "must lie in"),
-    ("std", (-0.2, 0.2, 0.2), "must lie in"),
-    ("std", (math.inf, 1.0, 1.0), "finite"),
-    ("std", (math.nan, 1.0, 1.0), "finite"),
-    ("std", (1e300, 1.0, 1.0), "must lie in"),
-    ("mean", (0.5, 0.5), "needs 3 values"),
-])
+@pytest.mark.parametrize(
+    "field, values, fragment",
+    [
+        ("mean", (math.nan, 0.5, 0.5), "finite"),
+        ("mean", (math.inf, 0.5, 0.5), "finite"),
+        ("mean", (1e300, 0.5, 0.5), "must lie in"),
+        ("mean", (123.675, 116.28, 103.53), "scaled to 0-1"),  # a 0-255 mean
+        ("std", (1e-300, 1.0, 1.0), "must lie in"),
+        ("std", (0.0, 1.0, 1.0), "must lie in"),
+        ("std", (-0.2, 0.2, 0.2), "must lie in"),
+        ("std", (math.inf, 1.0, 1.0), "finite"),
+        ("std", (math.nan, 1.0, 1.0), "finite"),
+        ("std", (1e300, 1.0, 1.0), "must lie in"),
+        ("mean", (0.5, 0.5), "needs 3 values"),
+    ],
+)
 def test_non_finite_and_absurd_mean_or_std_are_refused(field, values, fragment):
     with pytest.raises(InputError, match=fragment):
         Preprocessing(image_size=32, **{field: values})
@@ -152,10 +176,19 @@ def test_non_finite_and_absurd_mean_or_std_are_refused(field, values, fragment):
         Preprocessing.from_metadata({"preprocessing": {field: list(values)}}, 32)
 
 
-@pytest.mark.parametrize("ratio, fragment", [
-    (5e-324, "past 4096 pixels"), (1e-300, "past 4096 pixels"), (1e-4, "past 4096 pixels"),
-    (0.0, r"\(0, 1\]"), (-0.5, r"\(0, 1\]"), (math.nan, r"\(0, 1\]"), (math.inf, r"\(0, 1\]"), (1.5, r"\(0, 1\]"),
-])
+@pytest.mark.parametrize(
+    "ratio, fragment",
+    [
+        (5e-324, "past 4096 pixels"),
+        (1e-300, "past 4096 pixels"),
+        (1e-4, "past 4096 pixels"),
+        (0.0, r"\(0, 1\]"),
+        (-0.5, r"\(0, 1\]"),
+        (math.nan, r"\(0, 1\]"),
+        (math.inf, r"\(0, 1\]"),
+        (1.5, r"\(0, 1\]"),
+    ],
+)
 def test_crop_ratio_is_bounded_so_the_resize_stays_small(ratio, fragment):
     with pytest.raises(InputError, match=fragment):
         Preprocessing(image_size=32, crop_ratio=ratio)
@@ -185,8 +218,9 @@ def test_an_unreadable_folder_below_the_images_is_warned_about(tmp_path, monkeyp
     with pytest.warns(UserWarning, match=r"--images: cannot read folder .*locked \(Permission denied\)"):
         files = list_images(tmp_path)
     assert [p.name for p in files] == ["x.png"]
-    monkeypatch.setattr(os, "scandir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied",
-                                                                                              os.fspath(path))))
+    monkeypatch.setattr(
+        os, "scandir", lambda path=".": (_ for _ in ()).throw(PermissionError(13, "Permission denied", os.fspath(path)))
+    )
     with pytest.raises(InputError, match="cannot read"):
         list_images(tmp_path)
 

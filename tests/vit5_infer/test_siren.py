@@ -108,7 +108,10 @@ def _spec_film_pairs(gen: KernelFiLMGenerator, cond):
     a = 0.5 * a * (1.0 + torch.erf(a / 2**0.5))  # exact GELU
     out = a @ l2.weight.double().T + l2.bias.double()
     hd = gen.kernel_hidden_dim
-    return [(out[:, 2 * i * hd : 2 * i * hd + hd], out[:, 2 * i * hd + hd : 2 * (i + 1) * hd]) for i in range(gen.num_film_layers)]
+    return [
+        (out[:, 2 * i * hd : 2 * i * hd + hd], out[:, 2 * i * hd + hd : 2 * (i + 1) * hd])
+        for i in range(gen.num_film_layers)
+    ]
 
 
 def test_siren_kernel_without_film_matches_spec():

@@ -65,9 +65,13 @@ def test_bench_rows_carry_dataset_accuracy(digits_dir, tmp_path):
         (tmp_path / str(digit)).mkdir()
         first = sorted((digits_dir / "test" / str(digit)).glob("*.png"))[0]
         shutil.copy(first, tmp_path / str(digit) / first.name)
-    settings = BenchSettings(backends=["torch", "ort"], batches=[4], images=tmp_path,
-                             timing=TimingPlan(warmup=0, iters=1),
-                             preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3})
+    settings = BenchSettings(
+        backends=["torch", "ort"],
+        batches=[4],
+        images=tmp_path,
+        timing=TimingPlan(warmup=0, iters=1),
+        preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3},
+    )
     report = run_benchmark(digits_dir / "digits_attn.safetensors", settings)
     assert [r.backend for r in report.results] == ["torch", "ort"]
     for row in report.results:
@@ -103,22 +107,25 @@ def test_one_class_folder_is_a_dataset_with_a_labels_file(small_digits, tmp_path
     assert LabelledImages.find(one, {"7": 7}).labels.tolist() == [7, 7, 7]
 
 
-@pytest.mark.parametrize("name, text, message", [
-    ("missing.txt", None, "labels file not found"),
-    ("labels.csv", "3\n", "expected an labels file"),
-    ("bad.json", "[1, 2", "not valid JSON"),
-    ("numbers.json", "[3, 7]", "expected a JSON list of class folder names"),
-    ("bools.json", '{"3": true}', "expected a JSON list of class folder names"),
-    ("empty.txt", "\n \n", "names no class"),
-    ("twice.txt", "3\n7\n3\n", "class '3' is listed twice"),
-    ("negative.json", '{"3": -1}', "index -1, outside 0.."),
-    ("past_int64.json", '{"3": 9223372036854775808}', "index 9223372036854775808, outside 0.."),
-    ("huge.json", '{"3": 1' + "0" * 5000 + "}", "not valid JSON"),
-    ("nested.json", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
-    ("duplicate.json", '{"3": 0, "7": 1, "3": 2}', "duplicate key '3'"),
-    ("nan.json", '{"3": NaN}', "NaN is not a JSON number"),
-    ("latin1.json", b'["\xe9"]', "not UTF-8"),
-])
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("missing.txt", None, "labels file not found"),
+        ("labels.csv", "3\n", "expected an labels file"),
+        ("bad.json", "[1, 2", "not valid JSON"),
+        ("numbers.json", "[3, 7]", "expected a JSON list of class folder names"),
+        ("bools.json", '{"3": true}', "expected a JSON list of class folder names"),
+        ("empty.txt", "\n \n", "names no class"),
+        ("twice.txt", "3\n7\n3\n", "class '3' is listed twice"),
+        ("negative.json", '{"3": -1}', "index -1, outside 0.."),
+        ("past_int64.json", '{"3": 9223372036854775808}', "index 9223372036854775808, outside 0.."),
+        ("huge.json", '{"3": 1' + "0" * 5000 + "}", "not valid JSON"),
+        ("nested.json", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
+        ("duplicate.json", '{"3": 0, "7": 1, "3": 2}', "duplicate key '3'"),
+        ("nan.json", '{"3": NaN}', "NaN is not a JSON number"),
+        ("latin1.json", b'["\xe9"]', "not UTF-8"),
+    ],
+)
 def test_bad_labels_file_is_one_line_error(tmp_path, name, text, message):
     path = tmp_path / name
     if isinstance(text, bytes):
@@ -162,21 +169,30 @@ def test_bench_uses_the_labels_file(digits_dir, tmp_path):
         first = sorted((digits_dir / "test" / str(digit)).glob("*.png"))[0]
         shutil.copy(first, images / word / first.name)
     (tmp_path / "classes.txt").write_text("\n".join(words) + "\n")
-    common = dict(backends=["ort"], batches=[4], images=images, timing=TimingPlan(warmup=0, iters=1),
-                  preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3})
+    common = dict(
+        backends=["ort"],
+        batches=[4],
+        images=images,
+        timing=TimingPlan(warmup=0, iters=1),
+        preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3},
+    )
     sorted_order = run_benchmark(digits_dir / "digits_attn.safetensors", BenchSettings(**common))
-    with_labels = run_benchmark(digits_dir / "digits_attn.safetensors",
-                                BenchSettings(**common, labels=tmp_path / "classes.txt"))
+    with_labels = run_benchmark(
+        digits_dir / "digits_attn.safetensors", BenchSettings(**common, labels=tmp_path / "classes.txt")
+    )
     assert sorted_order.results[0].dataset["top1"] < 0.5
     assert with_labels.results[0].dataset == {"images": 10, "top1": 1.0, "top5": 1.0}
     assert with_labels.to_dict()["settings"]["labels"] == str(tmp_path / "classes.txt")
 
 
-@pytest.mark.parametrize("name, text", [
-    ("bom.txt", "\ufeff3\n7\n"),
-    ("bom.json", '\ufeff["3", "7"]'),
-    ("bom_object.json", '\ufeff{"3": 0, "7": 1}'),
-])
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("bom.txt", "\ufeff3\n7\n"),
+        ("bom.json", '\ufeff["3", "7"]'),
+        ("bom_object.json", '\ufeff{"3": 0, "7": 1}'),
+    ],
+)
 def test_a_byte_order_mark_is_not_part_of_the_first_class(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")

@@ -50,9 +50,15 @@ STOPPED_RUN = ("--batch", "1", "--rows-per-file", "4", "--workers", "1", "--outp
 
 
 def _start(graph, images, out) -> subprocess.Popen:
-    return subprocess.Popen(_command(graph, images, "-o", out, *STOPPED_RUN),
-                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_default_interrupt)
+    return subprocess.Popen(
+        _command(graph, images, "-o", out, *STOPPED_RUN),
+        cwd=REPO,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_interrupt,
+    )
 
 
 def _default_interrupt() -> None:

@@ -32,19 +32,22 @@ def test_shards_split_the_list_without_overlap():
             assert covered == list(range(total))
 
 
-@pytest.mark.parametrize("changes, fragment", [
-    ({"batch": 0}, "--batch"),
-    ({"topk": 0}, "--topk"),
-    ({"workers": -1}, "--workers"),
-    ({"rows_per_file": 0}, "--rows-per-file"),
-    ({"scores": "probits"}, "--scores"),
-    ({"outputs": ("logits",)}, "unknown output"),
-    ({"outputs": ("embedding",)}, "unknown output"),
-    ({"normalize": True}, "--normalize"),
-    ({"ray_address": "auto"}, "add --ray"),
-    ({"precision": "fp64"}, "unknown precision"),
-    ({"calibration": "cal"}, "--calibration"),
-])
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"batch": 0}, "--batch"),
+        ({"topk": 0}, "--topk"),
+        ({"workers": -1}, "--workers"),
+        ({"rows_per_file": 0}, "--rows-per-file"),
+        ({"scores": "probits"}, "--scores"),
+        ({"outputs": ("logits",)}, "unknown output"),
+        ({"outputs": ("embedding",)}, "unknown output"),
+        ({"normalize": True}, "--normalize"),
+        ({"ray_address": "auto"}, "add --ray"),
+        ({"precision": "fp64"}, "unknown precision"),
+        ({"calibration": "cal"}, "--calibration"),
+    ],
+)
 def test_option_checks(tmp_path, changes, fragment):
     options = PredictOptions(source="m.onnx", images=tmp_path, output=tmp_path / "out", **changes)
     with pytest.raises(PredictError, match=fragment):
@@ -119,10 +122,14 @@ def test_resume_ranges_come_from_part_names(tmp_path):
 def test_staging_of_a_killed_run_is_removed_once_its_range_is_done(tmp_path):
     (tmp_path / "_arrays").mkdir()
     (tmp_path / part_name(0, 10)).write_bytes(b"")
-    stale = [tmp_path / ".part-0000000000-0000000010-aaaaaaaaaaaa.parquet.x1.tmp",
-             tmp_path / "_arrays" / ".part-0000000000-0000000010-aaaaaaaaaaaa.patch_tokens.npy.x2.tmp"]
-    live = [tmp_path / ".part-0000000010-0000000020-bbbbbbbbbbbb.parquet.x3.tmp",  # another shard, still writing
-            tmp_path / "_arrays" / ".part-0000000005-0000000015-cccccccccccc.patch_tokens.npy.x4.tmp"]
+    stale = [
+        tmp_path / ".part-0000000000-0000000010-aaaaaaaaaaaa.parquet.x1.tmp",
+        tmp_path / "_arrays" / ".part-0000000000-0000000010-aaaaaaaaaaaa.patch_tokens.npy.x2.tmp",
+    ]
+    live = [
+        tmp_path / ".part-0000000010-0000000020-bbbbbbbbbbbb.parquet.x3.tmp",  # another shard, still writing
+        tmp_path / "_arrays" / ".part-0000000005-0000000015-cccccccccccc.patch_tokens.npy.x4.tmp",
+    ]
     for path in stale + live:
         path.write_bytes(b"")
     assert remove_stale_staging(tmp_path) == 2

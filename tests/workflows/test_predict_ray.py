@@ -27,8 +27,14 @@ def _drop_array_files(rows):
 def test_ray_rows_equal_the_local_rows(predict_graph, tmp_path, local_ray):
     images = tmp_path / "images"
     write_images(images, 11, bad=("bad.png",))
-    common = dict(source=str(predict_graph), images=images, batch=4, rows_per_file=5,
-                  outputs=("pre_logits", "register_tokens"), normalize=True)
+    common = dict(
+        source=str(predict_graph),
+        images=images,
+        batch=4,
+        rows_per_file=5,
+        outputs=("pre_logits", "register_tokens"),
+        normalize=True,
+    )
     predict(PredictOptions(output=tmp_path / "local", workers=0, **common))
     summary = predict(PredictOptions(output=tmp_path / "ray", ray=True, workers=1, **common))
     assert (summary.rows, summary.errors, summary.parts) == (12, 1, 3)
@@ -56,10 +62,17 @@ def test_vit5_predictor_in_a_pipeline_of_ones_own(predict_graph, tmp_path, local
     pre = Preprocessing(image_size=32)
     spec = RunnerSpec("ort", "fp32", str(predict_graph), batch=3)
     ds = ray.data.from_items([{"index": i, "path": str(p)} for i, p in enumerate(files)])
-    ds = ds.map_batches(decode_batch, fn_kwargs={"preprocessing": pre.to_metadata()}, batch_format="numpy",
-                        batch_size=3)
-    ds = ds.map_batches(Vit5Predictor, fn_constructor_kwargs={"spec": spec, "topk": 2, "scores": "logits"},
-                        compute=ActorPoolStrategy(size=1), num_gpus=0, batch_size=3, batch_format="numpy")
+    ds = ds.map_batches(
+        decode_batch, fn_kwargs={"preprocessing": pre.to_metadata()}, batch_format="numpy", batch_size=3
+    )
+    ds = ds.map_batches(
+        Vit5Predictor,
+        fn_constructor_kwargs={"spec": spec, "topk": 2, "scores": "logits"},
+        compute=ActorPoolStrategy(size=1),
+        num_gpus=0,
+        batch_size=3,
+        batch_format="numpy",
+    )
     rows = sorted(ds.take_all(), key=lambda r: r["index"])
     with make_runner("ort", predict_graph) as runner:
         logits = runner.run(load_images(files, pre, len(files)))["logits"]

@@ -27,8 +27,18 @@ def test_rows_match_the_runner_and_bad_images_are_rows(predict_graph, tmp_path):
     images = tmp_path / "images"
     files = write_images(images, 9, bad=("bad.png",))
     out = tmp_path / "out"
-    summary = predict(_options(predict_graph, images, out, outputs=("pre_logits", "patch_tokens", "register_tokens"),
-                               normalize=True, topk=3, workers=2, summary=tmp_path / "s.json"))
+    summary = predict(
+        _options(
+            predict_graph,
+            images,
+            out,
+            outputs=("pre_logits", "patch_tokens", "register_tokens"),
+            normalize=True,
+            topk=3,
+            workers=2,
+            summary=tmp_path / "s.json",
+        )
+    )
     assert (summary.rows, summary.errors, summary.skipped, summary.parts) == (10, 1, 0, 2)
     assert json.loads((tmp_path / "s.json").read_text())["rows"] == 10
     rows = read_rows(out)
@@ -102,8 +112,10 @@ def test_shards_running_at_the_same_time_fill_one_dataset(predict_graph, tmp_pat
     write_images(images, 17)
     predict(_options(predict_graph, images, tmp_path / "one"))
     with ThreadPoolExecutor(3) as pool:
-        runs = [pool.submit(predict, _options(predict_graph, images, tmp_path / "many", shard=Shard(i, 3)))
-                for i in range(3)]
+        runs = [
+            pool.submit(predict, _options(predict_graph, images, tmp_path / "many", shard=Shard(i, 3)))
+            for i in range(3)
+        ]
         assert sum(run.result().rows for run in runs) == 17
     assert _without_names(read_rows(tmp_path / "many")) == _without_names(read_rows(tmp_path / "one"))
 

@@ -78,9 +78,7 @@ class ViT5Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
         q, k, v = self.project_qkv(x)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=self.scale
-        )
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), scale=self.scale)
         return self.proj(out.transpose(1, 2).reshape(b, t, d))
 
     def flop_count(self, num_tokens: int, inference: bool = False) -> int:

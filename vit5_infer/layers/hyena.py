@@ -44,7 +44,11 @@ class Hyena(nn.Module):
         self.hidden_dim = d
         self.global_conv = global_conv
         self.short_conv = nn.Conv2d(
-            3 * d, 3 * d, short_conv_kernel_size, padding=short_conv_kernel_size // 2, groups=3 * d,
+            3 * d,
+            3 * d,
+            short_conv_kernel_size,
+            padding=short_conv_kernel_size // 2,
+            groups=3 * d,
             bias=short_conv_bias,
         )
         self.gate = gate if gate != "identity" else None

@@ -38,7 +38,9 @@ class PositionalEmbedding(nn.Module):
 
     def forward(self, grid: torch.Tensor) -> torch.Tensor:
         w = self.linear.weight
-        out = nn.functional.linear(grid.float(), w.float(), None if self.linear.bias is None else self.linear.bias.float())
+        out = nn.functional.linear(
+            grid.float(), w.float(), None if self.linear.bias is None else self.linear.bias.float()
+        )
         return out.to(w.dtype)
 
 

@@ -35,8 +35,19 @@ def unrunnable_reason(backend: str, precision: str, kind: str) -> Optional[str]:
 
 
 class Artifacts:
-    def __init__(self, source: str, kind: str, model, origin, workdir: Path, max_batch: int,
-                 progress: Progress = None, calibration=None, preprocessing=None, outputs: tuple = (LOGITS,)):
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        model,
+        origin,
+        workdir: Path,
+        max_batch: int,
+        progress: Progress = None,
+        calibration=None,
+        preprocessing=None,
+        outputs: tuple = (LOGITS,),
+    ):
         self.source, self.kind, self.model, self.origin = source, kind, model, origin
         self.outputs = tuple(outputs)  # of the exports made here (a given file keeps its own)
         self.workdir, self.max_batch = Path(workdir), max_batch
@@ -86,12 +97,20 @@ class Artifacts:
         if quantized and self.calibration is None:
             raise BenchError(f"--precision {precision} needs calibration images: --calibration DIR")
         if not quantized:
-            export_model(self.model, self.origin, path,
-                         ExportOptions(precision=precision, target=target, validate=False, outputs=self.outputs))
+            export_model(
+                self.model,
+                self.origin,
+                path,
+                ExportOptions(precision=precision, target=target, validate=False, outputs=self.outputs),
+            )
             return
         pre = PreprocessingOverrides.of(self.preprocessing) if self.preprocessing else PreprocessingOverrides()
-        options = ExportOptions(precision=precision, target="cpu" if target == "ort" else target, preprocessing=pre,
-                                quantization=QuantizationOptions(self.calibration))
+        options = ExportOptions(
+            precision=precision,
+            target="cpu" if target == "ort" else target,
+            preprocessing=pre,
+            quantization=QuantizationOptions(self.calibration),
+        )
         export_model(self.model, self.origin, path, options, progress=self.progress)
 
     def engine_for(self, precision: str) -> Path:
@@ -103,8 +122,9 @@ class Artifacts:
             graph = precision if precision in QUANTIZED_PRECISIONS else "fp32"  # quantized graphs are built as they are
             onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
             self.progress(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
-            build_engine(onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch,
-                         max_batch=self.max_batch)
+            build_engine(
+                onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch, max_batch=self.max_batch
+            )
             self.engines[precision] = path
         return self.engines[precision]
 

@@ -71,7 +71,6 @@ def metadata_architecture(metadata: dict) -> dict:
 
 def checkpoint_info(source: str, load: LoadOptions) -> dict:
     from vit5_infer.config import config_summary
-
     from vit5_infer.loading import load_source  # torch: imported when a model is loaded
 
     model, origin = load_source(source, load)

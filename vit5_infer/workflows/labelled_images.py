@@ -9,9 +9,10 @@ The class index of a folder is its place in sorted folder order, or what a label
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -41,8 +42,9 @@ def read_class_index(path: PathLike) -> dict[str, int]:
         try:
             text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first name
         except (OSError, UnicodeDecodeError) as exc:
-            raise BenchError(f"{path}: cannot read the labels file ({getattr(exc, 'strerror', None) or type(exc).__name__})"
-                             ) from None
+            raise BenchError(
+                f"{path}: cannot read the labels file ({getattr(exc, 'strerror', None) or type(exc).__name__})"
+            ) from None
         names = [line.split()[0] for line in text.splitlines() if line.strip()]
         pairs = [(name, index) for index, name in enumerate(names)]
     if not pairs:
@@ -65,7 +67,7 @@ class LabelledImages:
     class_ids: tuple  # the class index of each folder in ``classes``
 
     @classmethod
-    def find(cls, folder: PathLike, class_index: Optional[dict[str, int]] = None) -> Optional["LabelledImages"]:
+    def find(cls, folder: PathLike, class_index: Optional[dict[str, int]] = None) -> Optional[LabelledImages]:
         """The folder as a labelled dataset, or None when it is not one (images outside class folders,
         or fewer than two classes).  With ``class_index`` (``read_class_index``) the folder must be one,
         every class folder must be named there, and one class folder is enough."""
@@ -82,7 +84,11 @@ class LabelledImages:
             found = image_files(folder / name, "--images")
             files += found
             labels += [label] * len(found)
-        loose = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES] if folder.is_dir() else []
+        loose = (
+            [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            if folder.is_dir()
+            else []
+        )
         if class_index is not None and (loose or not files):
             why = "it has images outside class folders" if loose else "no class folder holds an image"
             raise BenchError(f"{folder}: --labels needs one subfolder of images per class, but {why}")
@@ -94,20 +100,21 @@ class LabelledImages:
         """Every label must be a class of the network."""
         for name, label in zip(self.classes, self.class_ids):
             if label >= num_classes:
-                raise BenchError(f"class folder {name!r} has class index {label}, but the network has {num_classes} classes")
+                raise BenchError(
+                    f"class folder {name!r} has class index {label}, but the network has {num_classes} classes"
+                )
 
 
-def dataset_accuracy(run: Callable[[np.ndarray], dict], data: LabelledImages, pre: Preprocessing,
-                     batch: int) -> dict:
+def dataset_accuracy(run: Callable[[np.ndarray], dict], data: LabelledImages, pre: Preprocessing, batch: int) -> dict:
     """``{"images", "top1", "top5"}`` of a runner over every labelled image, in batches of ``batch``."""
     correct1 = correct5 = 0
     for start in range(0, len(data.files), batch):
-        chunk = data.files[start:start + batch]
+        chunk = data.files[start : start + batch]
         x = load_images(chunk, pre, len(chunk))
         if len(chunk) < batch:  # the last chunk is padded: engines and static graphs take fixed batches
             x = np.concatenate([x, np.repeat(x[-1:], batch - len(chunk), axis=0)])
         logits = np.asarray(run(x)[LOGITS], dtype=np.float64)[: len(chunk)]
-        labels = data.labels[start:start + len(chunk)]
+        labels = data.labels[start : start + len(chunk)]
         order = np.argsort(-logits, axis=-1, kind="stable")
         correct1 += int((order[:, 0] == labels).sum())
         correct5 += int((order[:, :5] == labels[:, None]).any(axis=1).sum())

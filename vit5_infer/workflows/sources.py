@@ -3,8 +3,9 @@ outputs compared for it, its input layout and its static batch.  Shared by the b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from vit5_infer.errors import BenchError
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS, PathLike, is_engine_path, is_onnx_path
@@ -38,9 +39,12 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
     missing = [name for name in names if name not in have]
     if missing:
         precision = recorded_precision(graph)
-        way_out = (f"{precision} graphs output logits only: bench the float graph or the checkpoint with --outputs "
-                   f"{','.join(names)}" if precision in QUANTIZED_PRECISIONS
-                   else f"export it with --outputs {','.join(names)}")
+        way_out = (
+            f"{precision} graphs output logits only: bench the float graph or the checkpoint with --outputs "
+            f"{','.join(names)}"
+            if precision in QUANTIZED_PRECISIONS
+            else f"export it with --outputs {','.join(names)}"
+        )
         raise BenchError(f"{graph.name} has no output {', '.join(missing)} (its outputs: {', '.join(have)}); {way_out}")
     return select_outputs(model.config, names)
 
@@ -58,5 +62,7 @@ def check_graph_batches(source: str, metadata: dict, batches: Sequence[int]) -> 
     """A graph exported with a static batch runs only at that batch: say so before any work."""
     static = metadata.get("batch")
     if isinstance(static, int) and not isinstance(static, bool) and list(batches) != [static]:
-        raise BenchError(f"{source} was exported with a static batch of {static}; run it with --batch {static} "
-                         f"(asked: {','.join(map(str, batches))})")
+        raise BenchError(
+            f"{source} was exported with a static batch of {static}; run it with --batch {static} "
+            f"(asked: {','.join(map(str, batches))})"
+        )

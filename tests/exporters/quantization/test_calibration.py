@@ -26,8 +26,7 @@ def test_images_split_into_calibration_and_held_out(digits_dir):
 
 
 def test_preprocessing_takes_the_model_input_size(digits_dir):
-    data = calibration_inputs(digits_dir / "calibration", input_shape=(3, 16, 16),
-                              preprocessing=DIGITS_PRE, count=2)
+    data = calibration_inputs(digits_dir / "calibration", input_shape=(3, 16, 16), preprocessing=DIGITS_PRE, count=2)
     assert data.calibration.shape[1:] == (3, 16, 16) and data.preprocessing.image_size == 16
 
 
@@ -46,12 +45,15 @@ def _write_png(path, mode="RGB", size=(8, 8)):
     Image.new(mode, size, color=0).save(path)
 
 
-@pytest.mark.parametrize("setup,fragment", [
-    ("empty", "no image files"),
-    ("unreadable", "cannot decode"),
-    ("missing", "is not a directory"),
-    ("one", "at least 2 images"),
-])
+@pytest.mark.parametrize(
+    "setup,fragment",
+    [
+        ("empty", "no image files"),
+        ("unreadable", "cannot decode"),
+        ("missing", "is not a directory"),
+        ("one", "at least 2 images"),
+    ],
+)
 def test_bad_calibration_folders_are_one_line_errors(tmp_path, setup, fragment):
     folder = tmp_path / "images"
     if setup != "missing":
@@ -102,8 +104,9 @@ def test_ranges_never_exceed_what_was_seen():
 def test_collect_stats_sees_every_batch():
     x = helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, [None, 2])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [None, 2])
-    graph = helper.make_graph([helper.make_node("Relu", ["pixel_values"], ["h"]),
-                               helper.make_node("Neg", ["h"], ["logits"])], "g", [x], [y])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["pixel_values"], ["h"]), helper.make_node("Neg", ["h"], ["logits"])], "g", [x], [y]
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9)
     inputs = np.zeros((40, 2), dtype=np.float32)
     inputs[33, 1] = 5.0  # in the third batch of 16

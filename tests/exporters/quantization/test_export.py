@@ -12,8 +12,7 @@ import pytest
 
 from vit5_infer import load_model
 from vit5_infer.exporters import ExportError, read_metadata
-from vit5_infer.exporters.quantization import (QuantizationError, calibration_inputs, export_quantized,
-                                               resolve_scheme)
+from vit5_infer.exporters.quantization import QuantizationError, calibration_inputs, export_quantized, resolve_scheme
 from vit5_infer.exporters.quantization.sensitivity import run_logits
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 from vit5_infer.metrics import TOLERANCES, Tolerance
@@ -60,17 +59,28 @@ def fp32_accuracy(digits_dir, test_set):
 
 
 SLOW = pytest.mark.slow
-CASES = [("attn", "int8", "cpu"), pytest.param("hyena", "int8", "cpu", marks=SLOW),
-         pytest.param("attn", "int8", "tensorrt", marks=SLOW), pytest.param("hyena", "int8", "tensorrt", marks=SLOW),
-         pytest.param("attn", "fp8", "tensorrt", marks=SLOW), pytest.param("hyena", "fp8", "tensorrt", marks=SLOW)]
+CASES = [
+    ("attn", "int8", "cpu"),
+    pytest.param("hyena", "int8", "cpu", marks=SLOW),
+    pytest.param("attn", "int8", "tensorrt", marks=SLOW),
+    pytest.param("hyena", "int8", "tensorrt", marks=SLOW),
+    pytest.param("attn", "fp8", "tensorrt", marks=SLOW),
+    pytest.param("hyena", "fp8", "tensorrt", marks=SLOW),
+]
 
 
 @pytest.mark.parametrize("name,precision,target", CASES)
-def test_digits_accuracy_within_one_point(digits_dir, calibration, test_set, fp32_accuracy, tmp_path,
-                                          name, precision, target):
+def test_digits_accuracy_within_one_point(
+    digits_dir, calibration, test_set, fp32_accuracy, tmp_path, name, precision, target
+):
     out = tmp_path / "q.onnx"
-    result = export_quantized(load_model(digits_dir / f"digits_{name}.safetensors"), out, precision=precision,
-                              target=target, calibration=calibration)
+    result = export_quantized(
+        load_model(digits_dir / f"digits_{name}.safetensors"),
+        out,
+        precision=precision,
+        target=target,
+        calibration=calibration,
+    )
     assert result.validation.passed and f"on {len(calibration.held_out)} held-out" in result.validation.method
     accuracy = _accuracy(onnx.load(str(out)), test_set)
     assert accuracy >= fp32_accuracy(name) - 0.01, (accuracy, fp32_accuracy(name))
@@ -92,8 +102,12 @@ def _leftovers(folder: Path) -> list[str]:
 def test_failed_validation_writes_nothing(digits_dir, small_calibration, tmp_path, monkeypatch):
     monkeypatch.setitem(TOLERANCES, "int8", Tolerance(cosine=1.0, max_abs=None, top1=1.0))
     with pytest.raises(ExportError, match="nothing written") as info:
-        export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="int8",
-                         calibration=small_calibration)
+        export_quantized(
+            load_model(digits_dir / "digits_attn.safetensors"),
+            tmp_path / "q.onnx",
+            precision="int8",
+            calibration=small_calibration,
+        )
     assert "\n" not in str(info.value)
     assert _leftovers(tmp_path) == []
 
@@ -102,16 +116,21 @@ def test_seeded_calibration_is_recorded(digits_dir, tmp_path):
     with pytest.warns(UserWarning, match="unknown"):
         seeded = calibration_inputs(None, input_shape=(3, 32, 32), preprocessing=DIGITS_PRE, count=8, seeded=True)
     seeded = dataclasses.replace(seeded, held_out=seeded.held_out[:4])
-    result = export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx",
-                              precision="int8", calibration=seeded)
+    result = export_quantized(
+        load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="int8", calibration=seeded
+    )
     assert result.validation.passed and "seeded" in result.validation.method
     assert read_metadata(tmp_path / "q.onnx")["quantization"]["calibration"]["source"] == "seeded"
 
 
 def test_fp8_tensorrt_graph_validates_on_cpu(digits_dir, small_calibration, tmp_path):
     """FP8 Q/DQ in an FP16 graph runs on ONNX Runtime's CPU provider (emulated) and validates."""
-    result = export_quantized(load_model(digits_dir / "digits_hyena.safetensors"), tmp_path / "q.onnx",
-                              precision="fp8", calibration=small_calibration)
+    result = export_quantized(
+        load_model(digits_dir / "digits_hyena.safetensors"),
+        tmp_path / "q.onnx",
+        precision="fp8",
+        calibration=small_calibration,
+    )
     assert result.validation.passed and result.validation.comparison.cosine > 0.999
     assert result.metadata["quantization"]["elsewhere"] == "fp16"
     assert any("short_conv" in name for name in result.metadata["quantization"]["float_layers"])
@@ -120,29 +139,41 @@ def test_fp8_tensorrt_graph_validates_on_cpu(digits_dir, small_calibration, tmp_
 @SLOW
 def test_keep_float_and_sensitivity(digits_dir, calibration, tmp_path):
     model = load_model(digits_dir / "digits_attn.safetensors")
-    everything = export_quantized(model, tmp_path / "all.onnx", precision="int8", calibration=calibration,
-                                  keep_float=[], validate=False)
+    everything = export_quantized(
+        model, tmp_path / "all.onnx", precision="int8", calibration=calibration, keep_float=[], validate=False
+    )
     assert everything.metadata["quantization"]["float_layers"] == []
     assert everything.metadata["quantization"]["quantized_layers"] == 26  # 6 blocks x 4 GEMMs + embed + head
-    measured = export_quantized(model, tmp_path / "m.onnx", precision="int8", calibration=calibration,
-                                keep_float=[], sensitivity=True, validate=False)
+    measured = export_quantized(
+        model,
+        tmp_path / "m.onnx",
+        precision="int8",
+        calibration=calibration,
+        keep_float=[],
+        sensitivity=True,
+        validate=False,
+    )
     report = measured.metadata["quantization"]["sensitivity"]
     assert len(report) == 26 and report == sorted(report, key=lambda r: -r["error"])
-
 
 
 def test_nothing_left_to_quantize(digits_dir, small_calibration, tmp_path):
     model = load_model(digits_dir / "digits_attn.safetensors")
     with pytest.raises(ExportError, match="no layer left"):
-        export_quantized(model, tmp_path / "none.onnx", precision="int8", calibration=small_calibration,
-                         keep_float=["/"])
+        export_quantized(
+            model, tmp_path / "none.onnx", precision="int8", calibration=small_calibration, keep_float=["/"]
+        )
     assert _leftovers(tmp_path) == []
 
 
 # Each TensorRT graph form and the parser releases it must parse on: the form a target names, and for the
 # newest form (`tensorrt`) every encoded release that has its ops.
-PARSER_PINS = {"tensorrt=10.8": ("10.8",), "tensorrt=10.14": ("10.14",), "tensorrt=10.15": ("10.15", "11.0"),
-               "tensorrt": ("10.15", "11.0")}
+PARSER_PINS = {
+    "tensorrt=10.8": ("10.8",),
+    "tensorrt=10.14": ("10.14",),
+    "tensorrt=10.15": ("10.15", "11.0"),
+    "tensorrt": ("10.15", "11.0"),
+}
 TENSORRT_FORMS = [(precision, target) for precision in ("int8", "fp8") for target in PARSER_PINS]
 
 
@@ -158,8 +189,14 @@ def _assert_parses_at_its_pins(path: Path, target: str) -> None:
 @pytest.mark.parametrize("precision,target", TENSORRT_FORMS)
 def test_digits_tensorrt_graphs_parse_at_every_pin(digits_dir, small_calibration, tmp_path, name, precision, target):
     """Both digits networks have near-dead weight channels: their FP16 scales once underflowed to 0."""
-    result = export_quantized(load_model(digits_dir / f"digits_{name}.safetensors"), tmp_path / "q.onnx",
-                              precision=precision, target=target, calibration=small_calibration, validate=False)
+    result = export_quantized(
+        load_model(digits_dir / f"digits_{name}.safetensors"),
+        tmp_path / "q.onnx",
+        precision=precision,
+        target=target,
+        calibration=small_calibration,
+        validate=False,
+    )
     assert result.tensorrt_check is not None and result.tensorrt_check.compatible
     assert read_metadata(tmp_path / "q.onnx")["target"] == target
     _assert_parses_at_its_pins(tmp_path / "q.onnx", target)
@@ -173,25 +210,39 @@ def test_golden_tensorrt_graphs_parse_at_every_pin(golden_dir, tmp_path, name, p
     pre = Preprocessing(image_size=model.input_shape[-1])
     with pytest.warns(UserWarning, match="unknown"):
         seeded = calibration_inputs(None, input_shape=model.input_shape, preprocessing=pre, count=4, seeded=True)
-    export_quantized(model, tmp_path / "q.onnx", precision=precision, target=target, validate=False,
-                     calibration=dataclasses.replace(seeded, held_out=seeded.held_out[:2]))
+    export_quantized(
+        model,
+        tmp_path / "q.onnx",
+        precision=precision,
+        target=target,
+        validate=False,
+        calibration=dataclasses.replace(seeded, held_out=seeded.held_out[:2]),
+    )
     _assert_parses_at_its_pins(tmp_path / "q.onnx", target)
 
 
-def test_quantized_tensorrt_graphs_before_10_14_are_opset_19_with_fp16_elsewhere(digits_dir, small_calibration,
-                                                                                 tmp_path):
+def test_quantized_tensorrt_graphs_before_10_14_are_opset_19_with_fp16_elsewhere(
+    digits_dir, small_calibration, tmp_path
+):
     """TensorRT 10.0-10.13's float form is opset 18; quantized it is opset 19 (FP16 and FP8 Q/DQ), so that a
     strongly typed engine runs the remainder in FP16.  FP8 Q/DQ runs there too, emulated on ORT CPU."""
     for precision in ("int8", "fp8"):
         scheme = resolve_scheme(precision, "tensorrt=10.8")
         assert scheme.opset == 19 and scheme.float_precision == "fp16"
-        result = export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / f"{precision}.onnx",
-                                  precision=precision, target="tensorrt=10.8", calibration=small_calibration)
+        result = export_quantized(
+            load_model(digits_dir / "digits_attn.safetensors"),
+            tmp_path / f"{precision}.onnx",
+            precision=precision,
+            target="tensorrt=10.8",
+            calibration=small_calibration,
+        )
         assert result.opset == 19 and result.validation.passed
         graph = onnx.load(str(tmp_path / f"{precision}.onnx"))
         softmax = next(n for n in graph.graph.node if n.op_type == "Softmax")  # MatMul-Softmax-MatMul, FP16
-        assert any(v.name == softmax.output[0] and v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
-                   for v in onnx.shape_inference.infer_shapes(graph).graph.value_info)
+        assert any(
+            v.name == softmax.output[0] and v.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+            for v in onnx.shape_inference.infer_shapes(graph).graph.value_info
+        )
     assert resolve_scheme("int8", "tensorrt=10.8", opset=18).float_precision == "fp32"  # asked for: FP32 remainder
 
 
@@ -199,15 +250,27 @@ def test_fp8_is_refused_for_an_explicit_opset_18_before_calibration(digits_dir, 
     with pytest.raises(QuantizationError, match="tensorrt=10.8 graph is opset 18"):
         resolve_scheme("fp8", "tensorrt=10.8", opset=18)
     with pytest.raises(QuantizationError, match="opset 19"):
-        export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="fp8",
-                         target="tensorrt=10.8", opset=18, calibration=None)  # never reached: the scheme comes first
+        export_quantized(
+            load_model(digits_dir / "digits_attn.safetensors"),
+            tmp_path / "q.onnx",
+            precision="fp8",
+            target="tensorrt=10.8",
+            opset=18,
+            calibration=None,
+        )  # never reached: the scheme comes first
     assert _leftovers(tmp_path) == []
 
 
 def test_cpu_layout_is_not_for_tensorrt(digits_dir, small_calibration, tmp_path):
     """Asymmetric UINT8 activations: the check names the zero points and the re-export."""
-    export_quantized(load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="int8",
-                     target="cpu", calibration=small_calibration, validate=False)
+    export_quantized(
+        load_model(digits_dir / "digits_attn.safetensors"),
+        tmp_path / "q.onnx",
+        precision="int8",
+        target="cpu",
+        calibration=small_calibration,
+        validate=False,
+    )
     report = check_tensorrt_compat(tmp_path / "q.onnx", "10.15")
     assert not report.compatible and {i.rule for i in report.errors} == {"qdq-zero-point-nonzero"}
     assert "--target tensorrt=10.15" in report.errors[0].fix
@@ -240,8 +303,9 @@ def test_killed_quantized_export_staging_is_removed_by_the_next_export(digits_di
     from vit5_infer.exporters.export import STAGING_PREFIX
 
     weights = digits_dir / "digits_attn.safetensors"
-    child = subprocess.Popen([sys.executable, "-c", KILLED_EXPORT, str(weights), str(tmp_path / "q.onnx")],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLED_EXPORT, str(weights), str(tmp_path / "q.onnx")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert child.stdout.readline().strip() == "staged"
     finally:

@@ -11,8 +11,15 @@ from onnx import TensorProto, numpy_helper
 from vit5_infer import load_model, resolve_model
 from vit5_infer.exporters import build_graph
 from vit5_infer.exporters.graph import KEEP_FP32
-from vit5_infer.exporters.quantization import (QuantizationError, QuantScheme, activation_tensors, attention_inputs,
-                                               attention_products, quantizable_nodes, quantize_graph)
+from vit5_infer.exporters.quantization import (
+    QuantizationError,
+    QuantScheme,
+    activation_tensors,
+    attention_inputs,
+    attention_products,
+    quantizable_nodes,
+    quantize_graph,
+)
 from vit5_infer.exporters.quantization.qdq import quantize_weight, storable_scale
 from vit5_infer.exporters.targets import ExportTarget
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
@@ -129,15 +136,17 @@ def test_scales_are_positive_values_of_their_storage_type(dtype):
     assert np.array_equal(stored.astype(dtype).astype(np.float32), stored)  # exact in the storage type
     finite = scale <= np.finfo(dtype).max
     assert np.all(stored[finite] >= scale[finite])  # rounded up: no value leaves the quantized range
-    assert np.all(stored[finite] <= np.maximum(scale[finite] * (1 + 2 * np.finfo(dtype).eps),
-                                               scale[finite] + np.finfo(dtype).smallest_subnormal))
+    assert np.all(
+        stored[finite]
+        <= np.maximum(scale[finite] * (1 + 2 * np.finfo(dtype).eps), scale[finite] + np.finfo(dtype).smallest_subnormal)
+    )
     assert storable_scale(np.float32(0.5), dtype).shape == ()  # activation scales are scalars
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp8"])
 def test_near_dead_weight_channels_keep_a_positive_fp16_scale(precision):
-    """Channels with max |w| ~ 1e-6 (the digits networks have some) would store an FP16 scale of 0 if rounded to nearest,
-    which TensorRT's parser rejects; quantized against the FP16 scale, they still restore."""
+    """Channels with max |w| ~ 1e-6 (the digits networks have some) would store an FP16 scale of 0 if rounded to
+    nearest, which TensorRT's parser rejects; quantized against the FP16 scale, they still restore."""
     rng = np.random.default_rng(1)
     weight = rng.standard_normal((16, 4)).astype(np.float32) * np.array([1e-9, 3e-6, 1e-3, 1.0], np.float32)
     stored, scale = quantize_weight(weight, axis=1, precision=precision, scale_dtype=np.float16)
@@ -155,8 +164,11 @@ def test_tensorrt_graph_with_a_dead_channel_parses(attn_graph):
     weight.CopyFrom(numpy_helper.from_array(array, weight.name))
     quantized = quantize_graph(model, _ranges(model), _scheme("int8", "tensorrt"), [node.name])
     assert check_tensorrt_compat(quantized, "11.0").compatible
-    scales = [numpy_helper.to_array(_init(quantized, n.input[1])) for n in quantized.graph.node
-              if n.op_type == "DequantizeLinear"]
+    scales = [
+        numpy_helper.to_array(_init(quantized, n.input[1]))
+        for n in quantized.graph.node
+        if n.op_type == "DequantizeLinear"
+    ]
     assert all(s.dtype == np.float16 and (s > 0).all() for s in scales)
 
 
@@ -177,13 +189,18 @@ def test_quantize_does_not_modify_its_input(attn_graph):
 
 
 # The TensorRT forms of attention: (target, opset) -> the op computing Q x K^T.
-ATTENTION_FORMS = [("tensorrt=10.8", 19, "MatMul"), ("tensorrt=10.14", 23, "Attention"),
-                   ("tensorrt=10.15", 23, "Attention"), ("tensorrt", 23, "Attention")]
+ATTENTION_FORMS = [
+    ("tensorrt=10.8", 19, "MatMul"),
+    ("tensorrt=10.14", 23, "Attention"),
+    ("tensorrt=10.15", 23, "Attention"),
+    ("tensorrt", 23, "Attention"),
+]
 
 
 def _attention_ranges(graph):
-    tensors = activation_tensors(quantizable_nodes(graph)) + [t for n in attention_products(graph)
-                                                              for t in attention_inputs(n)]
+    tensors = activation_tensors(quantizable_nodes(graph)) + [
+        t for n in attention_products(graph) for t in attention_inputs(n)
+    ]
     return {name: (-2.0, 3.0) for name in tensors}
 
 
@@ -209,13 +226,17 @@ def test_tensorrt_quantizes_both_attention_products(golden_dir, target, opset, o
     assert all(n.name.startswith("blocks.0/") for n in products)  # blocks.1 computes only the cls query
     assert len(products) == (2 if op == "MatMul" else 1)
     scheme = _scheme(precision, target, opset)
-    quantized = quantize_graph(graph, _attention_ranges(graph), scheme, [n.name for n in quantizable_nodes(graph)],
-                               [n.name for n in products])
+    quantized = quantize_graph(
+        graph, _attention_ranges(graph), scheme, [n.name for n in quantizable_nodes(graph)], [n.name for n in products]
+    )
     onnx.checker.check_model(quantized)
     producers = _producers(quantized)
     zero_type = TensorProto.FLOAT8E4M3FN if precision == "fp8" else TensorProto.INT8
-    attention_nodes = [n for n in quantized.graph.node if n.op_type == "Attention"
-                       or (n.op_type == "MatMul" and n.name.split("/")[-1] in ("qk_matmul", "pv_matmul"))]
+    attention_nodes = [
+        n
+        for n in quantized.graph.node
+        if n.op_type == "Attention" or (n.op_type == "MatMul" and n.name.split("/")[-1] in ("qk_matmul", "pv_matmul"))
+    ]
     assert len(attention_nodes) == 2 * (2 if op == "MatMul" else 1)
     for node in attention_nodes:
         pairs = [_quantized_input(quantized, producers, name) for name in attention_inputs(node)]
@@ -223,7 +244,7 @@ def test_tensorrt_quantizes_both_attention_products(golden_dir, target, opset, o
             assert pairs == [None] * len(pairs), node.name  # matrix-vector: left in FP16
             continue
         assert None not in pairs, node.name
-        for q, dq in pairs:
+        for _q, dq in pairs:
             assert list(_init(quantized, dq.input[1]).dims) == []  # per tensor
             zero = _init(quantized, dq.input[2])
             assert zero.data_type == zero_type and not numpy_helper.to_array(zero).astype(np.float32).any()
@@ -238,6 +259,7 @@ def test_tensorrt_quantizes_both_attention_products(golden_dir, target, opset, o
 
 def test_register_readout_queries_are_quantized(golden_dir):
     """register_concat reads 4 tokens: its last block is a matrix-matrix product and is quantized."""
+
     def golden(name):
         return resolve_model(golden_dir / f"{name}.safetensors", config=golden_dir / f"{name}.json")[0]
 

@@ -29,8 +29,11 @@ def refused(options: BenchOptions, *fragments: str, before_work: bool = False) -
     """The one-line error ``benchmark`` raises for ``options``, before any report (and, ``before_work``,
     before the first step)."""
     with pytest.raises(Vit5Error) as info:
-        benchmark(options, progress=no_work if before_work else None,
-                  on_report=lambda report: pytest.fail("a report was made"))
+        benchmark(
+            options,
+            progress=no_work if before_work else None,
+            on_report=lambda report: pytest.fail("a report was made"),
+        )
     line = str(info.value)
     assert "\n" not in line
     for fragment in fragments:
@@ -75,19 +78,23 @@ def test_no_report_lands_inside_an_input_folder(checkpoint, tmp_path):
     images = _images(tmp_path / "images")
     before = sorted(p.name for p in images.iterdir())
     settings = BenchSettings(backends=["torch"], images=images)
-    refused(BenchOptions(str(checkpoint), settings, plot=images / "0.png"), "--plot", "an input folder",
-            before_work=True)
+    refused(
+        BenchOptions(str(checkpoint), settings, plot=images / "0.png"), "--plot", "an input folder", before_work=True
+    )
     assert sorted(p.name for p in images.iterdir()) == before
 
 
 def test_report_suffixes_are_checked_before_any_work(checkpoint, tmp_path):
-    refused(BenchOptions(str(checkpoint), BenchSettings(backends=["torch"]), csv=tmp_path / "r.json"), "--csv", before_work=True)
+    refused(
+        BenchOptions(str(checkpoint), BenchSettings(backends=["torch"]), csv=tmp_path / "r.json"),
+        "--csv",
+        before_work=True,
+    )
 
 
 def test_numbers_out_of_range(checkpoint):
     refused(BenchOptions("vit5-small", BenchSettings(backends=["torch"], batches=[100_000_000])), "GiB")
-    refused(BenchOptions(str(checkpoint), BenchSettings(backends=["torch"], threads=-3)), "threads",
-            before_work=True)
+    refused(BenchOptions(str(checkpoint), BenchSettings(backends=["torch"], threads=-3)), "threads", before_work=True)
 
 
 @pytest.mark.parametrize("iters, seconds", [(None, float("inf")), (3, float("nan"))])
@@ -113,8 +120,14 @@ def test_labels_need_images_and_must_name_every_class_folder(digits_dir, tmp_pat
     labels.write_text('{"one": 1}')
     source = str(digits_dir / "digits_attn.safetensors")
     refused(BenchOptions(source, BenchSettings(labels=labels)), "give --images DIR too", before_work=True)
-    settings = BenchSettings(backends=["ort"], batches=[2], images=images, labels=labels, timing=QUICK,
-                             preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3})
+    settings = BenchSettings(
+        backends=["ort"],
+        batches=[2],
+        images=images,
+        labels=labels,
+        timing=QUICK,
+        preprocessing={"mean": (0.5,) * 3, "std": (0.25,) * 3},
+    )
     with pytest.raises(Vit5Error, match="class folder 'two'.*not in the labels file"):
         benchmark(BenchOptions(source, settings))
 
@@ -136,8 +149,12 @@ def test_a_given_graph_is_not_quantized_and_nothing_is_printed(golden_dir, digit
     graph = tmp_path / "model.onnx"
     export_onnx(vit5_infer.load_model(golden_dir / f"{CASE}.safetensors"), graph, validate=False)
     settings = BenchSettings(backends=["ort"], precisions=["int8"], calibration=digits_dir / "calibration")
-    refused(BenchOptions(str(graph), settings), "is an fp32 graph and runs at its own precision",
-            "--precision int8 --calibration DIR", before_work=True)
+    refused(
+        BenchOptions(str(graph), settings),
+        "is an fp32 graph and runs at its own precision",
+        "--precision int8 --calibration DIR",
+        before_work=True,
+    )
 
 
 def test_the_accuracy_failure_names_each_row():

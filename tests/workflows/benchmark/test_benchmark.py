@@ -1,4 +1,5 @@
-"""The benchmark pipeline's pieces: statistics, timing loop, results and their verdicts, report writers, preprocessing."""
+"""The benchmark pipeline's pieces: statistics, timing loop, results and their verdicts, report writers,
+preprocessing."""
 
 from __future__ import annotations
 
@@ -49,7 +50,10 @@ def test_time_runner_fixed_iterations_after_warmup():
     clock = FakeClock(0.004)
     calls = []
     samples, out = timing.time_runner(
-        clock.infer, np.ones((1, 3)), timing.TimingPlan(warmup=3, iters=7), clock=clock,
+        clock.infer,
+        np.ones((1, 3)),
+        timing.TimingPlan(warmup=3, iters=7),
+        clock=clock,
         progress=lambda phase, done, total: calls.append((phase, done, total)),
     )
     assert len(samples) == 7
@@ -61,9 +65,13 @@ def test_time_runner_fixed_iterations_after_warmup():
 
 def test_time_runner_time_budget_stops_early():
     clock = FakeClock(0.1)
-    samples, _ = timing.time_runner(clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=None, seconds=0.45), clock=clock)
+    samples, _ = timing.time_runner(
+        clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=None, seconds=0.45), clock=clock
+    )
     assert len(samples) == 5  # 0.1 s each: the fifth crosses 0.45 s
-    samples, _ = timing.time_runner(clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=2, seconds=10.0), clock=clock)
+    samples, _ = timing.time_runner(
+        clock.infer, np.zeros(1), timing.TimingPlan(warmup=0, iters=2, seconds=10.0), clock=clock
+    )
     assert len(samples) == 2  # whichever limit comes first
 
 
@@ -76,8 +84,17 @@ def test_timing_plan_rejects_bad_values(kwargs):
 def _result(backend="ort", batch=8, precision="fp32", cand_noise=0.0):
     rng = np.random.default_rng(batch)
     ref = rng.normal(size=(batch, 10))
-    return results.make_result(backend, precision, batch, "cpu", [10.0, 12.0, 14.0], ref, ref + cand_noise,
-                             flops_per_image=2_000_000_000, peak_memory_bytes=3 * 2**20)
+    return results.make_result(
+        backend,
+        precision,
+        batch,
+        "cpu",
+        [10.0, 12.0, 14.0],
+        ref,
+        ref + cand_noise,
+        flops_per_image=2_000_000_000,
+        peak_memory_bytes=3 * 2**20,
+    )
 
 
 def test_make_result_throughput_flops_and_verdict():
@@ -212,6 +229,7 @@ def test_report_json_writes_null_for_non_finite_numbers(tmp_path):
     path = tmp_path / "r.json"
     report.write_json(report.report_dict({"name": "m"}, {}, [bad]), path)
     text = path.read_text()
+
     def reject(token):
         raise AssertionError(f"non-JSON token {token} in the report")
 
@@ -260,24 +278,39 @@ def test_pairs_that_cannot_run_are_named_before_any_work(digits_dir):
     beside others that can are warnings."""
     from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark
 
-    settings = BenchSettings(backends=["ort"], precisions=["fp8"], calibration=digits_dir / "calibration",
-                             timing=TimingPlan(warmup=0, iters=1))
-    with pytest.raises(BenchError, match=r"nothing to benchmark: ort \[fp8\] cannot run; FP8 graphs run on TensorRT only"):
+    settings = BenchSettings(
+        backends=["ort"],
+        precisions=["fp8"],
+        calibration=digits_dir / "calibration",
+        timing=TimingPlan(warmup=0, iters=1),
+    )
+    with pytest.raises(
+        BenchError, match=r"nothing to benchmark: ort \[fp8\] cannot run; FP8 graphs run on TensorRT only"
+    ):
         run_benchmark(digits_dir / "digits_attn.safetensors", settings, warn=pytest.fail)
     warned = []
-    settings = BenchSettings(backends=["torch", "ort"], precisions=["fp32", "fp8"], calibration=digits_dir / "calibration",
-                             timing=TimingPlan(warmup=0, iters=1))
+    settings = BenchSettings(
+        backends=["torch", "ort"],
+        precisions=["fp32", "fp8"],
+        calibration=digits_dir / "calibration",
+        timing=TimingPlan(warmup=0, iters=1),
+    )
     report = run_benchmark(digits_dir / "digits_attn.safetensors", settings, warn=warned.append)
     assert [(r.backend, r.precision) for r in report.results] == [("torch", "fp32"), ("ort", "fp32")]
-    assert warned == ["torch [fp8] skipped: PyTorch runs no quantized graph",
-                      "ort [fp8] skipped: FP8 graphs run on TensorRT only (use -b trt)"]
+    assert warned == [
+        "torch [fp8] skipped: PyTorch runs no quantized graph",
+        "ort [fp8] skipped: FP8 graphs run on TensorRT only (use -b trt)",
+    ]
 
 
-@pytest.mark.parametrize("kwargs, fragments", [
-    ({"calibration": "CAL"}, ["--calibration", "--precision int8"]),
-    ({"preprocessing": {"mean": [0.5] * 3, "std": None}}, ["--mean", "--images DIR"]),
-    ({"preprocessing": {"mean": None, "std": [0.25] * 3}}, ["--std", "--images DIR"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragments",
+    [
+        ({"calibration": "CAL"}, ["--calibration", "--precision int8"]),
+        ({"preprocessing": {"mean": [0.5] * 3, "std": None}}, ["--mean", "--images DIR"]),
+        ({"preprocessing": {"mean": None, "std": [0.25] * 3}}, ["--std", "--images DIR"]),
+    ],
+)
 def test_flags_nothing_would_read_are_refused(digits_dir, kwargs, fragments):
     """--calibration without int8/fp8, --mean/--std without images to preprocess: said, not ignored."""
     from vit5_infer.workflows.benchmark import BenchSettings
@@ -299,11 +332,17 @@ def fp32_graph(golden_dir, tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("kwargs, fragments", [
-    ({"precisions": ["int8"]}, ["m.onnx is an fp32 graph", "its own precision", "--precision int8", "--calibration"]),
-    ({"precisions": ["fp32", "int8"], "calibration": "CAL"}, ["m.onnx is an fp32 graph", "--precision int8"]),
-    ({"calibration": "CAL", "precisions": ["fp32", "fp8"], "backends": ["trt"]}, ["fp8"]),
-])
+@pytest.mark.parametrize(
+    "kwargs, fragments",
+    [
+        (
+            {"precisions": ["int8"]},
+            ["m.onnx is an fp32 graph", "its own precision", "--precision int8", "--calibration"],
+        ),
+        ({"precisions": ["fp32", "int8"], "calibration": "CAL"}, ["m.onnx is an fp32 graph", "--precision int8"]),
+        ({"calibration": "CAL", "precisions": ["fp32", "fp8"], "backends": ["trt"]}, ["fp8"]),
+    ],
+)
 def test_a_given_graph_is_not_quantized_by_bench(fp32_graph, digits_dir, kwargs, fragments):
     """An ONNX file runs at its own precision: asking it for int8 is refused, never answered with an fp32 row."""
     from vit5_infer.workflows.benchmark import BenchSettings, TimingPlan, run_benchmark

@@ -47,8 +47,9 @@ def test_a_feature_that_misses_fails_the_row_and_is_named():
 
 def test_features_only_accuracy_is_the_worst_output():
     ref, out = _outputs(0), _outputs(0, tokens_noise=0.01)
-    r = make_result("ort", "fp32", 2, "cpu", [1.0], {"patch_tokens": ref["patch_tokens"]},
-                    {"patch_tokens": out["patch_tokens"]})
+    r = make_result(
+        "ort", "fp32", 2, "cpu", [1.0], {"patch_tokens": ref["patch_tokens"]}, {"patch_tokens": out["patch_tokens"]}
+    )
     assert r.accuracy["top1_agreement"] is None and r.accuracy["cosine"] == r.outputs["patch_tokens"]["cosine"]
     headers, rows = report.table_rows([r])
     assert rows[0][headers.index("top1")] == "-"
@@ -72,8 +73,13 @@ def load(golden_dir):
 
 
 def test_checkpoint_bench_with_features(golden_dir, load):
-    settings = BenchSettings(backends=["torch", "ort"], batches=[1, 2], outputs=["patch_tokens", "logits", "cls_token"],
-                             timing=TimingPlan(warmup=0, iters=1), load=load)
+    settings = BenchSettings(
+        backends=["torch", "ort"],
+        batches=[1, 2],
+        outputs=["patch_tokens", "logits", "cls_token"],
+        timing=TimingPlan(warmup=0, iters=1),
+        load=load,
+    )
     bench = run_benchmark(golden_dir / f"{CASE}.safetensors", settings)
     assert bench.settings["outputs"] == ["patch_tokens", "logits", "cls_token"]
     assert {(r.backend, r.batch) for r in bench.results} == {("torch", 1), ("torch", 2), ("ort", 1), ("ort", 2)}
@@ -112,8 +118,7 @@ def test_asking_a_quantized_graph_for_features_names_a_way_that_exists(golden_di
     graph = tmp_path / "q.onnx"
     with pytest.warns(UserWarning, match="accuracy on real images is unknown"):
         seeded = seeded_calibration(tuple(model.input_shape), count=8, held_out=4)
-    export_quantized(model, graph, precision="int8", validate=False,
-                     calibration=seeded)
+    export_quantized(model, graph, precision="int8", validate=False, calibration=seeded)
     with pytest.raises(BenchError) as caught:
         compared_outputs(model, ["pre_logits"], graph)
     message = str(caught.value)

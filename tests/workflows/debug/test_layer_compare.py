@@ -76,15 +76,27 @@ def test_block_of_reads_exporter_and_torch_scopes():
 def test_compare_outputs_verdicts_and_unmatched():
     b = helper
     graph = b.make_graph(
-        [b.make_node("Relu", ["x"], ["blocks.0/a"], name="blocks.0/relu"),
-         b.make_node("Neg", ["blocks.0/a"], ["blocks.1/b"], name="blocks.1/neg"),
-         b.make_node("Abs", ["blocks.1/b"], ["blocks.2/c"], name="blocks.2/abs")],
-        "g", [b.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
-        [b.make_tensor_value_info("blocks.2/c", TensorProto.FLOAT, [4])])
+        [
+            b.make_node("Relu", ["x"], ["blocks.0/a"], name="blocks.0/relu"),
+            b.make_node("Neg", ["blocks.0/a"], ["blocks.1/b"], name="blocks.1/neg"),
+            b.make_node("Abs", ["blocks.1/b"], ["blocks.2/c"], name="blocks.2/abs"),
+        ],
+        "g",
+        [b.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [b.make_tensor_value_info("blocks.2/c", TensorProto.FLOAT, [4])],
+    )
     model = b.make_model(graph)
-    ref = {"blocks.0/a": np.ones(4, np.float32), "blocks.1/b": np.ones(4, np.float32), "blocks.2/c": np.ones(4, np.float32)}
-    cand = {"blocks.0/a": np.ones(4, np.float16), "blocks.1/b": np.array([1, 1, 1, 2], np.float32),
-            "blocks.2/c": np.array([1, 1, np.inf, 1], np.float32), "blocks.0/a/cast_fp32": np.ones(4, np.float32)}
+    ref = {
+        "blocks.0/a": np.ones(4, np.float32),
+        "blocks.1/b": np.ones(4, np.float32),
+        "blocks.2/c": np.ones(4, np.float32),
+    }
+    cand = {
+        "blocks.0/a": np.ones(4, np.float16),
+        "blocks.1/b": np.array([1, 1, 1, 2], np.float32),
+        "blocks.2/c": np.array([1, 1, np.inf, 1], np.float32),
+        "blocks.0/a/cast_fp32": np.ones(4, np.float32),
+    }
     rows, unmatched = compare_outputs(model, ref, cand, LAYER_TOLERANCES[Precision.FP16])
     assert [(r.name, r.block, r.op_type, r.verdict) for r in rows] == [
         ("blocks.0/a", "blocks.0", "Relu", "ok"),
@@ -195,7 +207,9 @@ def test_files_and_errors(golden, tmp_path):
         compare_precisions(model, "int4", pixels)
 
 
-@pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is installed here: the missing-package message cannot be seen")
+@pytest.mark.skipif(
+    tensorrt_installed(), reason="TensorRT is installed here: the missing-package message cannot be seen"
+)
 def test_tensorrt_backend_without_tensorrt_says_so(golden):
     model, pixels = golden("attn_cls_r4")
     with pytest.raises(Vit5Error, match="TensorRT is not installed"):
@@ -210,13 +224,22 @@ def test_tensorrt_path_uses_only_existing_polygraphy_and_documented_tensorrt_nam
     from vit5_infer.workflows.debug import marked_runners
 
     tree = ast.parse(Path(marked_runners.__file__).read_text())
-    imports = [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
-               and (node.module or "").startswith("polygraphy") for alias in node.names]
+    imports = [
+        (node.module, alias.name)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("polygraphy")
+        for alias in node.names
+    ]
     for module, attribute in imports:
         assert hasattr(importlib.import_module(module), attribute), f"{module}.{attribute} not in Polygraphy"
-    assert {"create_network", "set_decomposable_attentions", "modify_network_outputs", "TrtRunner"} <= {a for _, a in imports}
-    used = {node.attr for node in ast.walk(tree)
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "trt"}
+    assert {"create_network", "set_decomposable_attentions", "modify_network_outputs", "TrtRunner"} <= {
+        a for _, a in imports
+    }
+    used = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "trt"
+    }
     # all in the TensorRT 10.x and 11.x Python API; LayerType.ATTENTION_INPUT from 10.14 (read with getattr)
     assert used <= {"__version__", "OnnxParser", "LayerType"}
     top_level = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
@@ -242,9 +265,17 @@ def test_tensorrt_candidate_against_ort(golden):
 # ---- normalization inputs ------------------------------------------------------------------------------
 def test_norm_input_stats_sum_of_squares():
     # an FP16 tensor cast up to FP32 before the norm, as the precision pass writes it
-    nodes = [helper.make_node("Cast", ["blocks.2/x"], ["blocks.2/x/cast_fp32"], to=TensorProto.FLOAT),
-             helper.make_node("RMSNormalization", ["blocks.2/x/cast_fp32", "w"], ["blocks.2/y"],
-                              name="blocks.2/RMSNormalization", axis=-1, stash_type=1)]
+    nodes = [
+        helper.make_node("Cast", ["blocks.2/x"], ["blocks.2/x/cast_fp32"], to=TensorProto.FLOAT),
+        helper.make_node(
+            "RMSNormalization",
+            ["blocks.2/x/cast_fp32", "w"],
+            ["blocks.2/y"],
+            name="blocks.2/RMSNormalization",
+            axis=-1,
+            stash_type=1,
+        ),
+    ]
     model = helper.make_model(helper.make_graph(nodes, "g", [], []))
     x = np.full((1, 3, 384), 1.0, np.float16)
     x[0, 1] = 400.0  # one token at |x| = 400 over 384 channels: sum 6.1e7
@@ -278,8 +309,20 @@ def run_cli(*args) -> int:
 
 def test_cli_on_golden_checkpoint_writes_json(golden_dir, tmp_path, capsys):
     out = tmp_path / "report.json"
-    code = run_cli("debug", golden_dir / "hyena_gap.safetensors", "--config", golden_dir / "hyena_gap.json",
-                   "--precision", "fp16", "--batch", "2", "--top", "3", "--json", out)
+    code = run_cli(
+        "debug",
+        golden_dir / "hyena_gap.safetensors",
+        "--config",
+        golden_dir / "hyena_gap.json",
+        "--precision",
+        "fp16",
+        "--batch",
+        "2",
+        "--top",
+        "3",
+        "--json",
+        out,
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "per block" in captured.out and "blocks.1" in captured.out
@@ -294,8 +337,19 @@ def test_cli_out_of_tolerance_still_exits_0(golden_dir, tmp_path, capsys):
     model, _ = resolve_model(golden_dir / "attn_cls_r4.safetensors")
     onnx.save(build_graph(model)[0], str(tmp_path / "ref.onnx"))
     onnx.save(build_graph(model, precision="fp16")[0], str(tmp_path / "cand.onnx"))
-    code = run_cli("debug", "--reference", tmp_path / "ref.onnx", "--candidate", tmp_path / "cand.onnx",
-                   "--rel-l2", "1e-5", "--top", "0", "--json", tmp_path / "r.json")
+    code = run_cli(
+        "debug",
+        "--reference",
+        tmp_path / "ref.onnx",
+        "--candidate",
+        tmp_path / "cand.onnx",
+        "--rel-l2",
+        "1e-5",
+        "--top",
+        "0",
+        "--json",
+        tmp_path / "r.json",
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "leave tolerance; first:" in captured.out
@@ -305,20 +359,37 @@ def test_cli_out_of_tolerance_still_exits_0(golden_dir, tmp_path, capsys):
 
 
 def test_cli_real_images(digits_dir, tmp_path, capsys):
-    code = run_cli("debug", digits_dir / "digits_attn.safetensors", "--images", digits_dir / "calibration",
-                   "--mean", "0.5", "--std", "0.25", "--batch", "3", "--top", "0", "--json", tmp_path / "d.json")
+    code = run_cli(
+        "debug",
+        digits_dir / "digits_attn.safetensors",
+        "--images",
+        digits_dir / "calibration",
+        "--mean",
+        "0.5",
+        "--std",
+        "0.25",
+        "--batch",
+        "3",
+        "--top",
+        "0",
+        "--json",
+        tmp_path / "d.json",
+    )
     assert code == 0, capsys.readouterr().err
     report = json.loads((tmp_path / "d.json").read_text())
     assert report["batch"] == 3 and report["inputs"] == str(digits_dir / "calibration")
     assert report["passed"] is True
 
 
-@pytest.mark.parametrize("make_args, fragment", [
-    (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx"], "not found"),
-    (lambda src, tmp: [src, "--std", "0,1"], "one value or three"),
-    # one option check through the command; every check: tests/workflows/debug/test_run.py
-    (lambda src, tmp: ["--reference", tmp / "a.onnx"], "--reference and --candidate go together"),
-])
+@pytest.mark.parametrize(
+    "make_args, fragment",
+    [
+        (lambda src, tmp: ["--reference", tmp / "a.onnx", "--candidate", tmp / "b.onnx"], "not found"),
+        (lambda src, tmp: [src, "--std", "0,1"], "one value or three"),
+        # one option check through the command; every check: tests/workflows/debug/test_run.py
+        (lambda src, tmp: ["--reference", tmp / "a.onnx"], "--reference and --candidate go together"),
+    ],
+)
 def test_cli_errors_are_one_line(golden_dir, tmp_path, capsys, make_args, fragment):
     code = run_cli("debug", *make_args(golden_dir / "attn_cls_r4.safetensors", tmp_path))
     err = capsys.readouterr().err.strip().splitlines()
@@ -354,10 +425,15 @@ def test_a_graph_whose_external_data_is_missing_is_one_line(tmp_path):
     from vit5_infer.workflows.debug.layer_compare import load_graph
 
     weights = numpy_helper.from_array(np.ones((64, 64), np.float32), "w")
-    graph = helper.make_model(helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])], "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])], [weights]))
+    graph = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "w"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [64, 64])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [64, 64])],
+            [weights],
+        )
+    )
     convert_model_to_external_data(graph, location="ref.onnx.data", size_threshold=0)
     onnx.save(graph, str(tmp_path / "ref.onnx"))
     (tmp_path / "ref.onnx.data").unlink()

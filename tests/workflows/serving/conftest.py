@@ -23,7 +23,10 @@ def missing_serve_extra() -> str | None:
         except (ImportError, ValueError):
             found = False
         if not found:
-            return f"{module.split('.')[0]} is not installed (pip install 'vit5-infer[serve]'; PyTriton needs numpy<2, see .ci/run)"
+            return (
+                f"{module.split('.')[0]} is not installed (pip install 'vit5-infer[serve]'; PyTriton needs "
+                "numpy<2, see .ci/run)"
+            )
     try:
         import pytriton.triton  # noqa: F401 - fails where its wheels do not fit the platform or numpy
     except Exception as exc:  # noqa: BLE001

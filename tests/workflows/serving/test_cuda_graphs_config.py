@@ -13,9 +13,19 @@ def _engine(digits_onnx, tmp_path):
 
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"serialized engine bytes are copied, never read")
-    write_manifest(create_manifest(onnx_path=digits_onnx, engine_path=engine, tensorrt_version="10.13.0",
-                                   gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp16",
-                                   profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags={}), engine)
+    write_manifest(
+        create_manifest(
+            onnx_path=digits_onnx,
+            engine_path=engine,
+            tensorrt_version="10.13.0",
+            gpu_name="NVIDIA H100",
+            compute_capability="9.0",
+            precision="fp16",
+            profiles=profile_shapes((3, 32, 32), 1, 4, 16),
+            build_flags={},
+        ),
+        engine,
+    )
     return engine
 
 

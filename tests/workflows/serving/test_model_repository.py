@@ -4,7 +4,6 @@ ModelConfig message (tritonclient) where it is installed."""
 from __future__ import annotations
 
 import importlib.util
-
 import warnings
 
 import pytest
@@ -25,7 +24,8 @@ def read_config(result):
 @needs_tritonclient
 def test_onnx_model_config_parses_and_says_what_the_graph_says(digits_onnx, tmp_path):
     result = write_model_repository(
-        digits_onnx, tmp_path / "repo", options=RepositoryOptions(instances=2, preferred_batch_sizes=(4, 8)))
+        digits_onnx, tmp_path / "repo", options=RepositoryOptions(instances=2, preferred_batch_sizes=(4, 8))
+    )
     assert result.validated
     assert result.model_dir == tmp_path / "repo" / "digits"
     assert (result.model_dir / "1" / "model.onnx").read_bytes() == digits_onnx.read_bytes()
@@ -63,9 +63,19 @@ def test_engine_model_config(digits_onnx, tmp_path):
 
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"serialized engine bytes are copied, never read")
-    write_manifest(create_manifest(onnx_path=digits_onnx, engine_path=engine, tensorrt_version="10.13.0",
-                                   gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
-                                   profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags={}), engine)
+    write_manifest(
+        create_manifest(
+            onnx_path=digits_onnx,
+            engine_path=engine,
+            tensorrt_version="10.13.0",
+            gpu_name="NVIDIA H100",
+            compute_capability="9.0",
+            precision="fp32",
+            profiles=profile_shapes((3, 32, 32), 1, 4, 16),
+            build_flags={},
+        ),
+        engine,
+    )
     result = write_model_repository(engine, tmp_path / "repo")
     config = read_config(result)
     assert config.platform == "tensorrt_plan" and config.max_batch_size == 16
@@ -84,9 +94,19 @@ def test_a_version_compatible_plan_says_how_triton_must_start(digits_onnx, tmp_p
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"not read")
     for flags, warns in [({"version_compatible": True}, True), ({}, False)]:
-        write_manifest(create_manifest(onnx_path=digits_onnx, engine_path=engine, tensorrt_version="10.13.0",
-                                       gpu_name="NVIDIA H100", compute_capability="9.0", precision="fp32",
-                                       profiles=profile_shapes((3, 32, 32), 1, 4, 16), build_flags=flags), engine)
+        write_manifest(
+            create_manifest(
+                onnx_path=digits_onnx,
+                engine_path=engine,
+                tensorrt_version="10.13.0",
+                gpu_name="NVIDIA H100",
+                compute_capability="9.0",
+                precision="fp32",
+                profiles=profile_shapes((3, 32, 32), 1, 4, 16),
+                build_flags=flags,
+            ),
+            engine,
+        )
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             write_model_repository(engine, tmp_path / f"repo{warns}")
@@ -185,8 +205,19 @@ def test_export_options_with_a_given_graph_are_refused(digits_onnx, tmp_path, kw
 
 
 def test_pbtxt_writer():
-    text = to_pbtxt({"name": 'a "b"', "n": 3, "flag": True, "kind": Enum("KIND_GPU"), "dims": [1, -1],
-                     "empty": [], "none": None, "msg": {"x": 1}, "rep": [{"y": 2}, {"y": 3}]})
+    text = to_pbtxt(
+        {
+            "name": 'a "b"',
+            "n": 3,
+            "flag": True,
+            "kind": Enum("KIND_GPU"),
+            "dims": [1, -1],
+            "empty": [],
+            "none": None,
+            "msg": {"x": 1},
+            "rep": [{"y": 2}, {"y": 3}],
+        }
+    )
     assert text == (
         'name: "a \\"b\\""\nn: 3\nflag: true\nkind: KIND_GPU\ndims: [ 1, -1 ]\nmsg {\n  x: 1\n}\n'
         "rep [\n  {\n    y: 2\n  },\n  {\n    y: 3\n  }\n]\n"
@@ -204,13 +235,27 @@ def vit5(*args, cwd):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_vit5_triton_repo_writes_the_model_and_says_how_to_serve_it(digits_onnx, tmp_path):
-    proc = vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", "--preferred-batch", "4,8", "--instances", "2",
-                cwd=tmp_path)
+    proc = vit5(
+        "triton-repo",
+        digits_onnx,
+        "-o",
+        tmp_path / "repo",
+        "--preferred-batch",
+        "4,8",
+        "--instances",
+        "2",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     assert f"wrote {tmp_path / 'repo' / 'digits'} (onnxruntime_onnx, max_batch_size 8)" in proc.stdout
     assert "tritonserver --model-repository=/models" in proc.stdout

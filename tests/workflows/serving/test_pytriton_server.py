@@ -56,8 +56,9 @@ def reference(digits_onnx):
 def client(server, protocol="http"):
     from vit5_infer.workflows.serving.client import TritonModelClient
 
-    return TritonModelClient(server.http_url if protocol == "http" else server.grpc_url, server.name, protocol,
-                             timeout_s=60)
+    return TritonModelClient(
+        server.http_url if protocol == "http" else server.grpc_url, server.name, protocol, timeout_s=60
+    )
 
 
 def pixels(batch: int, seed: int = 0) -> np.ndarray:
@@ -93,8 +94,11 @@ def test_encoded_images_are_classified_as_in_process(server, reference, digits_o
 def _raw_infer(server, tensor: dict) -> tuple[int, str]:
     """One HTTP/JSON inference request by hand: (status, body)."""
     body = json.dumps({"inputs": [tensor]}).encode()
-    request = urllib.request.Request(f"http://{server.http_url}/v2/models/{server.name}/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/{server.name}/infer",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()
@@ -106,12 +110,18 @@ def _raw_infer(server, tensor: dict) -> tuple[int, str]:
 @pytest.mark.parametrize(
     "tensor, message",
     [
-        ({"name": "pixel_values", "shape": [1, 3, 16, 32], "datatype": "FP32", "data": [0.0] * 1536},
-         "unexpected shape for input 'pixel_values'"),
-        ({"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "INT32", "data": [0] * 3072},
-         "data-type is 'INT32', but model 'digits' expects 'FP32'"),
-        ({"name": "images", "shape": [1, 1], "datatype": "BYTES", "data": ["not a png"]},
-         "images[0]: cannot decode 9 bytes as an image"),
+        (
+            {"name": "pixel_values", "shape": [1, 3, 16, 32], "datatype": "FP32", "data": [0.0] * 1536},
+            "unexpected shape for input 'pixel_values'",
+        ),
+        (
+            {"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "INT32", "data": [0] * 3072},
+            "data-type is 'INT32', but model 'digits' expects 'FP32'",
+        ),
+        (
+            {"name": "images", "shape": [1, 1], "datatype": "BYTES", "data": ["not a png"]},
+            "images[0]: cannot decode 9 bytes as an image",
+        ),
         ({"name": "nonsense", "shape": [1], "datatype": "FP32", "data": [0.0]}, "unexpected inference input"),
     ],
 )
@@ -125,10 +135,13 @@ def test_malformed_requests_get_an_error_and_the_server_keeps_serving(server, re
 
 def _half_request(server, body_bytes: int) -> None:
     """A client that announces a request body, sends part of it (or all of it) and hangs up."""
-    body = json.dumps({"inputs": [{"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                                   "data": [0.0] * 3072}]}).encode()
-    head = (f"POST /v2/models/{server.name}/infer HTTP/1.1\r\nHost: {server.http_url}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    body = json.dumps(
+        {"inputs": [{"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072}]}
+    ).encode()
+    head = (
+        f"POST /v2/models/{server.name}/infer HTTP/1.1\r\nHost: {server.http_url}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
     host, port = server.http_url.split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(head + body[:body_bytes])
@@ -228,8 +241,8 @@ def _children(pid: int) -> dict[int, str]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
         if int(fields[1]) == pid and fields[0] != "Z":
             found[int(entry.name)] = name
     return found
@@ -240,7 +253,7 @@ def _alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
-    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+    return stat[stat.rindex(")") + 2 :].split()[0] != "Z"
 
 
 @pytest.mark.slow
@@ -249,9 +262,25 @@ def test_vit5_serve_answers_and_stops_cleanly(serve_extra, digits_onnx, free_por
     http, grpc, metrics = free_ports(3)
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as stdout, open(err, "w") as stderr:
-        proc = subprocess.Popen(_vit5("serve", digits_onnx, "--name", "digits-cli", "--http-port", http,
-                                      "--grpc-port", grpc, "--metrics-port", metrics, "--threads", "1"),
-                                stdout=stdout, stderr=stderr, cwd=tmp_path)
+        proc = subprocess.Popen(
+            _vit5(
+                "serve",
+                digits_onnx,
+                "--name",
+                "digits-cli",
+                "--http-port",
+                http,
+                "--grpc-port",
+                grpc,
+                "--metrics-port",
+                metrics,
+                "--threads",
+                "1",
+            ),
+            stdout=stdout,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
     try:
         deadline = time.monotonic() + 120
         while "metrics" not in out.read_text() and proc.poll() is None and time.monotonic() < deadline:
@@ -280,11 +309,16 @@ def test_vit5_serve_port_taken_is_one_line(serve_extra, digits_onnx, free_ports,
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", http))
         squatter.listen()
-        proc = subprocess.run(_vit5("serve", digits_onnx, "--http-port", http, "--grpc-port", grpc,
-                                    "--metrics-port", metrics), capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(
+            _vit5("serve", digits_onnx, "--http-port", http, "--grpc-port", grpc, "--metrics-port", metrics),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: HTTP port {http} on 127.0.0.1 is already in use; choose another with --http-port")
+        f"error: HTTP port {http} on 127.0.0.1 is already in use; choose another with --http-port"
+    )
     assert "Traceback" not in proc.stderr
 
 

@@ -23,9 +23,14 @@ def vit5(*args, cwd, umask: int | None = None) -> subprocess.CompletedProcess:
     def set_umask():
         os.umask(umask)
 
-    return subprocess.run([sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          preexec_fn=set_umask if umask is not None else None)
+    return subprocess.run(
+        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=set_umask if umask is not None else None,
+    )
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -76,9 +81,11 @@ def test_external_data_outside_the_graph_folder_is_refused(digits_onnx, tmp_path
     elif kind == "absolute":
         graph = graph_with_location(digits_onnx, tmp_path / "a" / "b", lambda w: (str(outside), outside))
     else:
+
         def via_link(weights):
             (weights.parent / "link").symlink_to(outside.parent, target_is_directory=True)
             return "link/escape.bin", outside
+
         graph = graph_with_location(digits_onnx, tmp_path / "a" / "b", via_link)
     before = tree(tmp_path)
     line = one_error_line(vit5("triton-repo", graph, "-o", tmp_path / "a" / "repo", cwd=tmp_path))
@@ -143,8 +150,12 @@ def test_scratch_of_a_killed_run_is_removed_by_the_next(digits_onnx, tmp_path):
     """SIGKILL left .vit5-export-* folders that no later run removed and that stock tritonserver tried to load."""
     repo = tmp_path / "repo"
     dead = _dead_pid()
-    for name in (f".vit5-export-{dead}-abc", f".m.staging-{dead}-xyz", f".m.old-{dead}",
-                 f".vit5-export-{os.getpid()}-live"):  # the last: a run still going on
+    for name in (
+        f".vit5-export-{dead}-abc",
+        f".m.staging-{dead}-xyz",
+        f".m.old-{dead}",
+        f".vit5-export-{os.getpid()}-live",
+    ):  # the last: a run still going on
         (repo / name).mkdir(parents=True)
         (repo / name / "big.bin").write_bytes(b"0" * 1024)
     proc = vit5("triton-repo", digits_onnx, "-o", repo, cwd=tmp_path)
@@ -200,8 +211,10 @@ def test_a_failed_write_is_one_line_and_leaves_nothing(digits_onnx, tmp_path, mo
 
 
 # ---- names, batch bound, GPUs -------------------------------------------------------------------------
-@pytest.mark.parametrize("name, message", [("m\n", "may hold only"), ("a" * 300, "characters long"),
-                                           (".hidden", "may hold only"), ("a/b", "may hold only")])
+@pytest.mark.parametrize(
+    "name, message",
+    [("m\n", "may hold only"), ("a" * 300, "characters long"), (".hidden", "may hold only"), ("a/b", "may hold only")],
+)
 def test_bad_model_names_are_one_line(digits_onnx, tmp_path, name, message):
     line = one_error_line(vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", "--name", name, cwd=tmp_path))
     assert message in line and "Traceback" not in line
@@ -210,8 +223,9 @@ def test_bad_model_names_are_one_line(digits_onnx, tmp_path, name, message):
 
 def test_a_max_batch_past_memory_is_refused(digits_onnx, tmp_path):
     """--max-batch 100000000 wrote a config whose warm-up allocates about 1.2 TB in the server."""
-    line = one_error_line(vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", "--max-batch", "100000000",
-                               cwd=tmp_path))
+    line = one_error_line(
+        vit5("triton-repo", digits_onnx, "-o", tmp_path / "repo", "--max-batch", "100000000", cwd=tmp_path)
+    )
     assert "max batch 100000000 needs about" in line and "use a smaller max batch" in line
     assert not (tmp_path / "repo").exists()
 
@@ -232,9 +246,26 @@ def test_gpu_zero_is_a_gpu(digits_onnx, tmp_path):
 # ---- concurrent runs ----------------------------------------------------------------------------------
 def test_two_concurrent_runs_publish_once(digits_onnx, tmp_path):
     """Both runs exited 0 and the second silently replaced the first."""
-    procs = [subprocess.Popen([sys.executable, "-m", "vit5_infer.cli.main", "triton-repo", str(digits_onnx), "-o",
-                               str(tmp_path / "repo"), "--instances", str(n)], cwd=tmp_path, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for n in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vit5_infer.cli.main",
+                "triton-repo",
+                str(digits_onnx),
+                "-o",
+                str(tmp_path / "repo"),
+                "--instances",
+                str(n),
+            ],
+            cwd=tmp_path,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for n in (1, 2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
     codes = sorted(code for code, _ in results)
     assert codes == [0, 1], results

@@ -101,7 +101,8 @@ def test_the_request_errors_model_answers_a_refused_request_with_its_own_code(tm
     (package / "pytriton_model.py").write_text(
         "class TritonPythonModel:\n    pass\n\n\n"
         "def _wrap_response(response, requested_output_names, model_outputs):\n"
-        "    return ('outputs', sorted(response.data))\n")
+        "    return ('outputs', sorted(response.data))\n"
+    )
     (package / "model.py").write_text(REQUEST_ERRORS_MODEL)
     utils = _FakeBackendUtils("triton_python_backend_utils")
     monkeypatch.setitem(sys.modules, "triton_python_backend_utils", utils)
@@ -133,9 +134,13 @@ def test_pytritons_proxy_model_is_shipped_under_another_name_beside_ours(serve_e
     pytriton_model = (Path(importlib.util.find_spec("pytriton").origin).parent / "proxy" / "model.py").read_bytes()
     triton = Triton(config=TritonConfig(http_port=1, grpc_port=2, metrics_port=3), workspace=str(tmp_path / "ws"))
     try:
-        triton.bind(model_name="digits", infer_func=lambda requests: [],
-                    inputs=[Tensor(name="x", dtype=np.float32, shape=(1,))],
-                    outputs=[Tensor(name="y", dtype=np.float32, shape=(1,))], config=ModelConfig(max_batch_size=4))
+        triton.bind(
+            model_name="digits",
+            infer_func=lambda requests: [],
+            inputs=[Tensor(name="x", dtype=np.float32, shape=(1,))],
+            outputs=[Tensor(name="y", dtype=np.float32, shape=(1,))],
+            config=ModelConfig(max_batch_size=4),
+        )
         assert install_request_errors(triton, "digits") is True
         assert install_request_errors(triton, "digits") is False  # once only
         assert install_request_errors(triton, "another") is False
@@ -188,8 +193,15 @@ def server(serve_extra, digits_onnx, free_ports, tmp_path_factory):
     http, grpc, metrics = free_ports(3)
     # The batcher runs a batch once BATCH items are queued, and holds fewer for up to 20 s: the
     # requests sent together below meet in one batch.  Two instances: each loads the model.py.
-    options = ServeOptions(host="127.0.0.1", http_port=http, grpc_port=grpc, metrics_port=metrics, instances=2,
-                           max_queue_delay_us=20_000_000, preferred_batch_sizes=(BATCH,))
+    options = ServeOptions(
+        host="127.0.0.1",
+        http_port=http,
+        grpc_port=grpc,
+        metrics_port=metrics,
+        instances=2,
+        max_queue_delay_us=20_000_000,
+        preferred_batch_sizes=(BATCH,),
+    )
     with ModelServer(served, options) as running:
         yield running
 
@@ -202,8 +214,11 @@ def reference(digits_onnx):
 
 def _http(server, inputs: list) -> tuple:
     body = json.dumps({"inputs": inputs}).encode()
-    request = urllib.request.Request(f"http://{server.http_url}/v2/models/{server.name}/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/{server.name}/infer",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, json.loads(response.read().decode())
@@ -234,13 +249,17 @@ def _grpc(server, tensors: dict) -> tuple:
 def _metric(server, name: str) -> float:
     with urllib.request.urlopen(server.metrics_url, timeout=10) as response:
         text = response.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(name + "{") and f'model="{server.name}"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") and f'model="{server.name}"' in line
+    )
 
 
 @pytest.mark.slow
 def test_bad_requests_get_400_and_invalid_argument_and_their_batch_still_answers(
-        server, reference, digits_onnx, digits_images, caplog):
+    server, reference, digits_onnx, digits_images, caplog
+):
     """Undecodable images came back as HTTP 500 / INTERNAL with a traceback, and every request
     batched with them failed too.  Four ``images`` requests (two bad, over HTTP and gRPC; two good)
     run as one batch here: Triton batches only requests with the same inputs."""
@@ -260,8 +279,12 @@ def test_bad_requests_get_400_and_invalid_argument_and_their_batch_still_answers
     with caplog.at_level(logging.WARNING), ThreadPoolExecutor(max_workers=4) as pool:
         futures = [
             # HTTP/JSON carries BYTES as text: the bad image that goes that way is text.
-            pool.submit(together, _http, server, [{"name": "images", "shape": [1, 1], "datatype": "BYTES",
-                                                   "data": ["not a png"]}]),
+            pool.submit(
+                together,
+                _http,
+                server,
+                [{"name": "images", "shape": [1, 1], "datatype": "BYTES", "data": ["not a png"]}],
+            ),
             pool.submit(together, _grpc, server, images(truncated)),
             pool.submit(together, _grpc, server, images(pngs[0].read_bytes())),
             pool.submit(together, _grpc, server, images(pngs[1].read_bytes())),
@@ -295,8 +318,9 @@ def test_a_request_with_both_inputs_is_invalid_argument(server):
 @pytest.mark.slow
 def test_a_bad_request_alone_is_400_and_the_server_keeps_serving(server, reference):
     """A full batch of undecodable images: one 400 with one line, then a good batch answers."""
-    status, body = _http(server, [{"name": "images", "shape": [BATCH, 1], "datatype": "BYTES",
-                                   "data": ["not a png"] * BATCH}])
+    status, body = _http(
+        server, [{"name": "images", "shape": [BATCH, 1], "datatype": "BYTES", "data": ["not a png"] * BATCH}]
+    )
     assert status == 400 and json.loads(body) == {"error": UNDECODABLE}, body
     x = np.random.default_rng(6).standard_normal((BATCH, 3, 32, 32)).astype(np.float32)
     code, logits = _grpc(server, {"pixel_values": x})
@@ -308,8 +332,10 @@ def test_a_bad_request_alone_is_400_and_the_server_keeps_serving(server, referen
 def test_a_runner_failure_is_500_with_one_line_and_the_server_keeps_serving(server, reference, caplog):
     x = np.full((BATCH, 3, 32, 32), MARK, np.float32)
     with caplog.at_level(logging.WARNING):
-        status, body = _http(server, [{"name": "pixel_values", "shape": list(x.shape), "datatype": "FP32",
-                                       "data": x.reshape(-1).tolist()}])
+        status, body = _http(
+            server,
+            [{"name": "pixel_values", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()}],
+        )
     assert status == 500 and json.loads(body) == {"error": "inference failed: RuntimeError: device lost"}, body
     assert [r.exc_info is not None for r in caplog.records if "inference failed" in r.getMessage()] == [True]
     x = np.random.default_rng(8).standard_normal((BATCH, 3, 32, 32)).astype(np.float32)

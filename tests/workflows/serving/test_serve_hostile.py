@@ -41,16 +41,19 @@ def _vit5(*args) -> list[str]:
 
 
 # ---- --host -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("host, message", [
-    ("", "--host is empty"),
-    ("  ", "--host is empty"),
-    ("999.1.1.1", "is not a valid IP address"),
-    ("1.2.3", "is not a valid IP address"),
-    ("abc.invalid", "neither an IP address nor a host name that resolves here"),
-    ("8.8.8.8", "cannot listen on 8.8.8.8 here"),
-    ("::1", "IPv6 addresses cannot be served through PyTriton"),
-    ("[::1]", "IPv6 addresses cannot be served through PyTriton"),
-])
+@pytest.mark.parametrize(
+    "host, message",
+    [
+        ("", "--host is empty"),
+        ("  ", "--host is empty"),
+        ("999.1.1.1", "is not a valid IP address"),
+        ("1.2.3", "is not a valid IP address"),
+        ("abc.invalid", "neither an IP address nor a host name that resolves here"),
+        ("8.8.8.8", "cannot listen on 8.8.8.8 here"),
+        ("::1", "IPv6 addresses cannot be served through PyTriton"),
+        ("[::1]", "IPv6 addresses cannot be served through PyTriton"),
+    ],
+)
 def test_a_bad_host_is_named_not_taken_for_a_busy_port(host, message):
     """abc, 999.1.1.1 and 8.8.8.8 were reported as "port already in use"; "" failed after 120 s;
     ::1 gave "Invalid url http://::1:PORT" from PyTriton."""
@@ -58,8 +61,9 @@ def test_a_bad_host_is_named_not_taken_for_a_busy_port(host, message):
         listen_address(host)
 
 
-@pytest.mark.parametrize("host, address", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"),
-                                           ("localhost", "127.0.0.1")])
+@pytest.mark.parametrize(
+    "host, address", [("127.0.0.1", "127.0.0.1"), ("0.0.0.0", "0.0.0.0"), ("localhost", "127.0.0.1")]
+)
 def test_a_good_host_gives_its_address(host, address):
     assert listen_address(host) == address
 
@@ -70,9 +74,12 @@ def test_the_log_file_is_checked_as_an_output(digits_onnx, tmp_path):
     path under a file was accepted and no log was kept."""
     (tmp_path / "file").write_text("x")
     inputs = (digits_onnx,)
-    for log_file, message in ((digits_onnx, "is also an input"), (tmp_path, "is a directory"),
-                              (tmp_path / "file" / "x.log", "is a file, not a folder"),
-                              (tmp_path / ("l" * 300), "longer than this filesystem allows")):
+    for log_file, message in (
+        (digits_onnx, "is also an input"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "file" / "x.log", "is a file, not a folder"),
+        (tmp_path / ("l" * 300), "longer than this filesystem allows"),
+    ):
         with pytest.raises(InputError, match=message):
             ServeOptions(log_file=str(log_file)).check(onnx_signature(digits_onnx), inputs=inputs)
     ServeOptions(log_file=str(tmp_path / "new" / "triton.log")).check(inputs=inputs)  # created at start
@@ -86,8 +93,15 @@ def test_the_served_model_names_what_it_reads(digits_onnx, tmp_path):
 
 
 # ---- model names -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("name, message", [("digits\n", "may hold only"), ("a" * 300, "300 characters long"),
-                                           ("a b", "may hold only"), ("../x", "may hold only")])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("digits\n", "may hold only"),
+        ("a" * 300, "300 characters long"),
+        ("a b", "may hold only"),
+        ("../x", "may hold only"),
+    ],
+)
 def test_bad_model_names(name, message):
     """A trailing newline passed ('$' matches before it); 300 characters reached Triton."""
     with pytest.raises(RepositoryError, match=message):
@@ -116,11 +130,19 @@ def _formatted(exc: BaseException) -> str:
     return "".join(traceback.format_exception(None, exc, exc.__traceback__))
 
 
-@pytest.mark.parametrize("request_, reason", [
-    ({"images": np.array([[b"not a png"]], dtype=object)}, "request 0: images[0]: cannot decode 9 bytes as an image"),
-    ({"images": np.array([[b"x"]], dtype=object), "pixel_values": np.zeros((1, 3, 32, 32), np.float32)},
-     "request 0: send exactly one of pixel_values and images"),
-])
+@pytest.mark.parametrize(
+    "request_, reason",
+    [
+        (
+            {"images": np.array([[b"not a png"]], dtype=object)},
+            "request 0: images[0]: cannot decode 9 bytes as an image",
+        ),
+        (
+            {"images": np.array([[b"x"]], dtype=object), "pixel_values": np.zeros((1, 3, 32, 32), np.float32)},
+            "request 0: send exactly one of pixel_values and images",
+        ),
+    ],
+)
 def test_a_bad_request_is_one_line_for_the_client_and_the_log(digits_onnx, caplog, request_, reason):
     """Client errors came back with the full server traceback (package, venv and model store paths),
     and each wrote about 25 traceback lines to the server's stderr.  Here the callable as it runs
@@ -144,19 +166,35 @@ def test_a_runner_failure_is_one_line_for_the_client(digits_onnx, caplog):
 
 def test_pytritons_multi_line_records_are_dropped():
     keep = logging.LogRecord("pytriton.proxy.inference", logging.WARNING, "", 0, "something else %s", ("x",), None)
-    drop = logging.LogRecord("pytriton.proxy.inference", logging.WARNING, "", 0,
-                             "Exception while performing inference on requests=%s: %s", ("1", "Traceback..."), None)
-    gone = logging.LogRecord("pytriton.server.triton_server", logging.WARNING, "", 0,
-                             "Triton Inference Server exited with failure. Please wait.", (), None)
+    drop = logging.LogRecord(
+        "pytriton.proxy.inference",
+        logging.WARNING,
+        "",
+        0,
+        "Exception while performing inference on requests=%s: %s",
+        ("1", "Traceback..."),
+        None,
+    )
+    gone = logging.LogRecord(
+        "pytriton.server.triton_server",
+        logging.WARNING,
+        "",
+        0,
+        "Triton Inference Server exited with failure. Please wait.",
+        (),
+        None,
+    )
     noise = _PyTritonNoise()
     assert noise.filter(keep) and not noise.filter(drop) and not noise.filter(gone)
 
 
 # ---- why tritonserver died, and what it left ---------------------------------------------------------
 def test_the_exit_reason_is_read_from_tritonservers_output():
-    output = ("I1206 model_lifecycle.cc:839] successfully loaded 'digits'\n"
-              "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
-              "Signal (6) received.\n 0# 0x000055 in tritonserver\n")
+    output = (
+        "I1206 model_lifecycle.cc:839] successfully loaded 'digits'\n"
+        "terminate called after throwing an instance of 'std::bad_alloc'\n  what():  std::bad_alloc\n"
+        "Signal (6) received.\n 0# 0x000055 in tritonserver\n"
+    )
     assert describe_exit(output) == "uncaught std::bad_alloc, signal 6"
     assert describe_exit("Signal (11) received.\n") == "signal 11"
     assert describe_exit("all fine\n") == ""
@@ -167,29 +205,38 @@ def test_only_this_servers_model_copy_is_removed(tmp_path):
     ours, theirs = tmp_path / "folderAAAAAA", tmp_path / "folderBBBBBB"
     for folder, workspace in ((ours, "/tmp/vit5-serve-1/pytriton-1"), (theirs, "/tmp/vit5-serve-2/pytriton-1")):
         (folder / "1").mkdir(parents=True)
-        (folder / "config.pbtxt").write_text(f'parameters {{\n  key: "workspace-path"\n  value {{\n'
-                                             f'    string_value: "{workspace}"\n  }}\n}}\n')
+        (folder / "config.pbtxt").write_text(
+            f'parameters {{\n  key: "workspace-path"\n  value {{\n    string_value: "{workspace}"\n  }}\n}}\n'
+        )
     removed = remove_model_copies(Path("/tmp/vit5-serve-1/pytriton-1"), folders=[ours, theirs])
     assert removed == [ours] and not ours.exists() and theirs.is_dir()
     assert remove_model_copies(Path("/tmp/vit5-serve-1/pytriton-10"), folders=[theirs]) == []
 
 
 # ---- the command -------------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, message", [
-    (("--host", "abc.invalid"), "neither an IP address nor a host name"),
-    (("--host", "8.8.8.8"), "cannot listen on 8.8.8.8"),
-    (("--host", ""), "--host is empty"),
-    (("--host", "::1"), "IPv6 addresses"),
-    (("--log-file", "{graph}"), "is also an input of this command"),
-    (("--log-file", "{tmp}"), "is a directory"),
-    (("--name", "digits\n"), "may hold only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--host", "abc.invalid"), "neither an IP address nor a host name"),
+        (("--host", "8.8.8.8"), "cannot listen on 8.8.8.8"),
+        (("--host", ""), "--host is empty"),
+        (("--host", "::1"), "IPv6 addresses"),
+        (("--log-file", "{graph}"), "is also an input of this command"),
+        (("--log-file", "{tmp}"), "is a directory"),
+        (("--name", "digits\n"), "may hold only"),
+    ],
+)
 def test_vit5_serve_refuses_in_one_line(serve_extra, digits_onnx, free_ports, tmp_path, args, message):
     http, grpc, metrics = free_ports(3)
     args = [a.format(graph=digits_onnx, tmp=tmp_path) for a in args]
     start = time.monotonic()
-    proc = subprocess.run(_vit5("serve", digits_onnx, "--http-port", http, "--grpc-port", grpc, "--metrics-port",
-                                metrics, *args), capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    proc = subprocess.run(
+        _vit5("serve", digits_onnx, "--http-port", http, "--grpc-port", grpc, "--metrics-port", metrics, *args),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
@@ -211,8 +258,9 @@ def _model_copies(name: str) -> list[Path]:
 
 def _post(http: int, name: str, tensor: dict, timeout: float = 60) -> tuple:
     body = json.dumps({"inputs": [tensor]}).encode()
-    request = urllib.request.Request(f"http://127.0.0.1:{http}/v2/models/{name}/infer", data=body,
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{http}/v2/models/{name}/infer", data=body, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode()
@@ -246,10 +294,29 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
     out, err = tmp_path / "out.txt", tmp_path / "err.txt"
     with open(out, "w") as stdout, open(err, "w") as stderr:
         # A long queue delay keeps a single-item request queued; a full batch (8) runs at once.
-        proc = subprocess.Popen(_vit5("serve", digits_onnx, "--name", name, "--http-port", http, "--grpc-port", grpc,
-                                      "--metrics-port", metrics, "--threads", "1", "--max-queue-delay", 30_000_000,
-                                      "--log-file", tmp_path / "logs" / "triton.log"),
-                                stdout=stdout, stderr=stderr, cwd=tmp_path)
+        proc = subprocess.Popen(
+            _vit5(
+                "serve",
+                digits_onnx,
+                "--name",
+                name,
+                "--http-port",
+                http,
+                "--grpc-port",
+                grpc,
+                "--metrics-port",
+                metrics,
+                "--threads",
+                "1",
+                "--max-queue-delay",
+                30_000_000,
+                "--log-file",
+                tmp_path / "logs" / "triton.log",
+            ),
+            stdout=stdout,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
     try:
         assert _ready(http, name, 120), err.read_text()
         deadline = time.monotonic() + 30
@@ -259,29 +326,45 @@ def test_vit5_serve_survives_hostile_requests_and_leaves_nothing(serve_extra, di
         assert "successfully loaded" in (tmp_path / "logs" / "triton.log").read_text()  # its folder was made
         assert "[bold]" not in err.read_text() and "[/]" not in err.read_text()
 
-        status, body = _post(http, name, {"name": "images", "shape": [8, 1], "datatype": "BYTES",
-                                          "data": ["not a png"] * 8})
+        status, body = _post(
+            http, name, {"name": "images", "shape": [8, 1], "datatype": "BYTES", "data": ["not a png"] * 8}
+        )
         assert status == 400, (status, body)
         assert json.loads(body) == {"error": "images[0]: cannot decode 9 bytes as an image (UnidentifiedImageError)"}
         assert "vit5_infer" not in body and "site-packages" not in body and ".venv" not in body, body
         refused = [line for line in err.read_text().splitlines() if "refused a request" in line]
         assert len(refused) == 1, err.read_text()
 
-        status, body = _post(http, name, {"name": "pixel_values", "shape": [1099511627776, 3, 32, 32],
-                                          "datatype": "FP32", "data": [0.0]}, timeout=30)
+        status, body = _post(
+            http,
+            name,
+            {"name": "pixel_values", "shape": [1099511627776, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
+            timeout=30,
+        )
         assert status is None or status >= 400, (status, body)
         assert _ready(http, name, 120), err.read_text()
         died = [line for line in err.read_text().splitlines() if "tritonserver died" in line]
-        assert died == ["warning: tritonserver died (uncaught std::bad_alloc, signal 6); restarting it"], \
+        assert died == ["warning: tritonserver died (uncaught std::bad_alloc, signal 6); restarting it"], (
             err.read_text()
+        )
 
         x = np.zeros((8, 3, 32, 32), np.float32)
-        status, body = _post(http, name, {"name": "pixel_values", "shape": list(x.shape), "datatype": "FP32",
-                                          "data": x.reshape(-1).tolist()})
+        status, body = _post(
+            http,
+            name,
+            {"name": "pixel_values", "shape": list(x.shape), "datatype": "FP32", "data": x.reshape(-1).tolist()},
+        )
         assert status == 200 and json.loads(body)["outputs"][0]["shape"] == [8, 10], body
 
-        queued = threading.Thread(target=_post, args=(http, name, {
-            "name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072}, 60))
+        queued = threading.Thread(
+            target=_post,
+            args=(
+                http,
+                name,
+                {"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": [0.0] * 3072},
+                60,
+            ),
+        )
         queued.start()
         time.sleep(1.0)
         proc.send_signal(signal.SIGTERM)
@@ -304,8 +387,12 @@ def _binary_request(port: int, name: str, header: dict, payload: bytes) -> tuple
     head = json.dumps(header).encode()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        connection.request("POST", f"/v2/models/{name}/infer", body=head + payload,
-                           headers={"Inference-Header-Content-Length": str(len(head))})
+        connection.request(
+            "POST",
+            f"/v2/models/{name}/infer",
+            body=head + payload,
+            headers={"Inference-Header-Content-Length": str(len(head))},
+        )
         response = connection.getresponse()
         return response.status, response.read().decode(errors="replace")
     except (ConnectionError, OSError) as exc:
@@ -320,7 +407,8 @@ _PNG_LENGTH = 4  # the binary BYTES element: a 4-byte little-endian length, then
 
 @pytest.mark.slow
 def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_the_server(
-        serve_extra, digits_onnx, digits_images, free_ports, tmp_path):
+    serve_extra, digits_onnx, digits_images, free_ports, tmp_path
+):
     """Every way found for a request to declare more data than it carries: JSON data shorter than the
     shape, a shape past int64 when multiplied out, negative dims, a binary size larger than the body, a
     huge declared batch of encoded images (Triton let [1099511627776, 1] with one element through to the
@@ -331,9 +419,25 @@ def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_th
     name = f"claims-{os.getpid()}"
     err = tmp_path / "err.txt"
     with open(err, "w") as stderr:
-        proc = subprocess.Popen(_vit5("serve", digits_onnx, "--name", name, "--http-port", http, "--grpc-port", grpc,
-                                      "--metrics-port", metrics, "--threads", "1"),
-                                stdout=subprocess.DEVNULL, stderr=stderr, cwd=tmp_path)
+        proc = subprocess.Popen(
+            _vit5(
+                "serve",
+                digits_onnx,
+                "--name",
+                name,
+                "--http-port",
+                http,
+                "--grpc-port",
+                grpc,
+                "--metrics-port",
+                metrics,
+                "--threads",
+                "1",
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=tmp_path,
+        )
     json_cases = [
         {"name": "pixel_values", "shape": [HUGE, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
         {"name": "pixel_values", "shape": [2**62, 3, 32, 32], "datatype": "FP32", "data": [0.0]},
@@ -342,14 +446,58 @@ def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_th
         {"name": "images", "shape": [HUGE, 1], "datatype": "BYTES", "data": ["x"]},
     ]
     binary_cases = [
-        ({"inputs": [{"name": "pixel_values", "shape": [HUGE, 3, 32, 32], "datatype": "FP32",
-                      "parameters": {"binary_data_size": HUGE * 3 * 32 * 32 * 4}}]}, b"\0" * 16),
-        ({"inputs": [{"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                      "parameters": {"binary_data_size": 12288}}]}, b"\0" * 16),
-        ({"inputs": [{"name": "images", "shape": [HUGE, 1], "datatype": "BYTES",
-                      "parameters": {"binary_data_size": len(element)}}]}, element),
-        ({"inputs": [{"name": "images", "shape": [2, 1], "datatype": "BYTES",
-                      "parameters": {"binary_data_size": len(element)}}]}, element),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "pixel_values",
+                        "shape": [HUGE, 3, 32, 32],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": HUGE * 3 * 32 * 32 * 4},
+                    }
+                ]
+            },
+            b"\0" * 16,
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "pixel_values",
+                        "shape": [1, 3, 32, 32],
+                        "datatype": "FP32",
+                        "parameters": {"binary_data_size": 12288},
+                    }
+                ]
+            },
+            b"\0" * 16,
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [HUGE, 1],
+                        "datatype": "BYTES",
+                        "parameters": {"binary_data_size": len(element)},
+                    }
+                ]
+            },
+            element,
+        ),
+        (
+            {
+                "inputs": [
+                    {
+                        "name": "images",
+                        "shape": [2, 1],
+                        "datatype": "BYTES",
+                        "parameters": {"binary_data_size": len(element)},
+                    }
+                ]
+            },
+            element,
+        ),
     ]
     try:
         assert _ready(http, name, 120), err.read_text()
@@ -365,8 +513,11 @@ def test_requests_that_claim_more_than_they_carry_never_get_an_answer_or_stop_th
             assert status != 200, body
         assert any(status == 400 and "images must be [batch, 1], got [1]" in body for status, body in answers), answers
         x = np.zeros((1, 3, 32, 32), np.float32)
-        status, body = _post(http, name, {"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32",
-                                          "data": x.reshape(-1).tolist()})
+        status, body = _post(
+            http,
+            name,
+            {"name": "pixel_values", "shape": [1, 3, 32, 32], "datatype": "FP32", "data": x.reshape(-1).tolist()},
+        )
         assert status == 200, body
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0, err.read_text()

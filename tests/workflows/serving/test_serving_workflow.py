@@ -22,8 +22,11 @@ from vit5_infer.workflows.serving import workflow as serving_workflow
 @pytest.fixture
 def no_export(monkeypatch):
     """Any export or runner resolution fails the test: the checks must come first."""
-    monkeypatch.setattr(serving_workflow, "resolve_served_model",
-                        lambda *args, **kwargs: pytest.fail("the source was resolved before the checks"))
+    monkeypatch.setattr(
+        serving_workflow,
+        "resolve_served_model",
+        lambda *args, **kwargs: pytest.fail("the source was resolved before the checks"),
+    )
 
 
 def test_a_missing_serve_extra_is_said_first(monkeypatch, no_export):
@@ -36,11 +39,14 @@ def test_a_missing_serve_extra_is_said_first(monkeypatch, no_export):
         serve(ServingOptions("vit5-small", clashing, precision="bf16"))
 
 
-@pytest.mark.parametrize("options, message", [
-    (ServingOptions("vit5-small", ServeOptions(http_port=8000, grpc_port=8000, metrics_port=8002)), "must differ"),
-    (ServingOptions("vit5-small", ServeOptions(instances=0)), "--instances must be >= 1"),
-    (ServingOptions("vit5-small", precision="bf16"), "exported for serving at fp32 or fp16, not 'bf16'"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (ServingOptions("vit5-small", ServeOptions(http_port=8000, grpc_port=8000, metrics_port=8002)), "must differ"),
+        (ServingOptions("vit5-small", ServeOptions(instances=0)), "--instances must be >= 1"),
+        (ServingOptions("vit5-small", precision="bf16"), "exported for serving at fp32 or fp16, not 'bf16'"),
+    ],
+)
 def test_serve_options_are_refused_before_any_export(monkeypatch, no_export, options, message):
     monkeypatch.setattr(serving_workflow, "import_pytriton", lambda: None)
     with pytest.raises(ServeError, match=message):

@@ -41,7 +41,11 @@ def _nvidia_smi() -> dict:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return {}
-    gpus = [dict(zip(("name", "driver", "memory"), (p.strip() for p in line.split(",")))) for line in out.splitlines() if line.strip()]
+    gpus = [
+        dict(zip(("name", "driver", "memory"), (p.strip() for p in line.split(","))))
+        for line in out.splitlines()
+        if line.strip()
+    ]
     if not gpus:
         return {}
     return {"gpus": [g["name"] for g in gpus], "driver": gpus[0].get("driver"), "gpu_memory": gpus[0].get("memory")}
@@ -86,5 +90,3 @@ def capture_environment() -> dict:
     else:
         env["driver"] = None
     return env
-
-

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, Union
+from typing import Union
 
 from vit5_infer.preprocessing import Preprocessing, load_images, seeded_pixels
 
@@ -27,5 +28,10 @@ def reference_outputs(model, inputs: dict, outputs=None) -> dict:
     import torch
 
     with torch.inference_mode():
-        return {b: {name: value.float().numpy() for name, value in model.forward_outputs(torch.from_numpy(x), outputs).items()}
-                for b, x in inputs.items()}
+        return {
+            b: {
+                name: value.float().numpy()
+                for name, value in model.forward_outputs(torch.from_numpy(x), outputs).items()
+            }
+            for b, x in inputs.items()
+        }

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence, Union
+from typing import Optional, Union
 
 from vit5_infer.errors import BenchError
 from vit5_infer.files import write_bytes_atomic, write_json_atomic, write_text_atomic
@@ -22,7 +23,9 @@ from .timing import END_TO_END, LATENCY_KEYS, TIMING_FIGURES
 FEATURE_CSV_KEYS = ("cosine", "relative_error", "max_abs_err")
 
 
-def report_dict(model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None) -> dict:
+def report_dict(
+    model: dict, environment: dict, results: Iterable[BenchResult], settings: Optional[dict] = None
+) -> dict:
     """The JSON document of ``vit5 bench --json`` (other tools read it; keep the keys stable)."""
     results = list(results)
     out: dict[str, object] = {"model": model, "environment": environment}
@@ -82,8 +85,14 @@ def _flat_row(r: BenchResult) -> dict:
     }
     row.update({f"latency_{k}_ms": r.latency_ms[k] for k in LATENCY_KEYS})
     row.update({k: r.accuracy[k] for k in ACCURACY_KEYS})
-    row.update({f"{name}_{key}": figures[key] for name, figures in r.outputs.items() if name != LOGITS
-                for key in FEATURE_CSV_KEYS})
+    row.update(
+        {
+            f"{name}_{key}": figures[key]
+            for name, figures in r.outputs.items()
+            if name != LOGITS
+            for key in FEATURE_CSV_KEYS
+        }
+    )
     if r.dataset:
         row.update({f"dataset_{key}": r.dataset[key] for key in DATASET_KEYS})
     return row
@@ -144,8 +153,8 @@ TABLE_COLUMNS: list[tuple[str, Callable[[BenchResult], str]]] = [
     ("max abs", lambda r: f"{r.accuracy['max_abs_err']:.2e}"),
     ("mean abs", lambda r: f"{r.accuracy['mean_abs_err']:.2e}"),
     ("cosine", lambda r: f"{r.accuracy['cosine']:.6f}"),
-    ("top1", lambda r: _number(r.accuracy['top1_agreement'], ".3f")),
-    ("top5", lambda r: _number(r.accuracy['top5_agreement'], ".3f")),
+    ("top1", lambda r: _number(r.accuracy["top1_agreement"], ".3f")),
+    ("top5", lambda r: _number(r.accuracy["top5_agreement"], ".3f")),
     ("ok", lambda r: "yes" if r.passed else "FAIL"),
 ]
 
@@ -167,8 +176,9 @@ def _dataset_column(key: str) -> tuple[str, Callable[[BenchResult], str]]:
 def table_rows(results: Iterable[BenchResult]) -> tuple[list[str], list[list[str]]]:
     """TABLE_COLUMNS, with a ``cos NAME`` column per backbone output compared before ``ok``."""
     results = list(results)
-    columns: list[tuple[str, Callable[[BenchResult], str]]] = (
-        TABLE_COLUMNS[:-1] + [_feature_column(name) for name in feature_outputs(results)])
+    columns: list[tuple[str, Callable[[BenchResult], str]]] = TABLE_COLUMNS[:-1] + [
+        _feature_column(name) for name in feature_outputs(results)
+    ]
     if any(r.dataset for r in results):
         columns += [_dataset_column(key) for key in ("top1", "top5")]
     columns += TABLE_COLUMNS[-1:]
@@ -191,7 +201,9 @@ def plot_latency(results: Sequence[BenchResult], path: Union[str, Path], title: 
         matplotlib.use("Agg")  # files only; never needs a display
         import matplotlib.pyplot as plt
     except ImportError:
-        raise BenchError("--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)") from None
+        raise BenchError(
+            "--plot needs matplotlib: pip install 'vit5-infer[plot]' (or pip install matplotlib)"
+        ) from None
     batches = sorted({r.batch for r in results})
     labels = list(dict.fromkeys(row_label(r) for r in results))
     width = 0.8 / max(1, len(labels))
@@ -218,5 +230,3 @@ def plot_latency(results: Sequence[BenchResult], path: Union[str, Path], title: 
     fig.savefig(buffer, format="png", dpi=120)
     plt.close(fig)
     write_bytes_atomic(path, buffer.getvalue())
-
-

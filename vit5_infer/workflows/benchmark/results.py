@@ -4,8 +4,9 @@ for every output compared (logits and backbone features)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Mapping, Optional, Sequence, Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -85,8 +86,13 @@ def make_result(
         accuracy = {k: getattr(comparisons[LOGITS].logits, k) for k in ACCURACY_KEYS}
     else:
         values = list(comparisons.values())
-        accuracy = {"max_abs_err": max(c.max_abs_err for c in values), "mean_abs_err": max(c.mean_abs_err for c in values),
-                    "cosine": min(c.cosine for c in values), "top1_agreement": None, "top5_agreement": None}
+        accuracy = {
+            "max_abs_err": max(c.max_abs_err for c in values),
+            "mean_abs_err": max(c.mean_abs_err for c in values),
+            "cosine": min(c.cosine for c in values),
+            "top1_agreement": None,
+            "top5_agreement": None,
+        }
     seconds = latency["mean"] / 1e3
     throughput = batch / seconds if seconds > 0 else math.inf
     gflops = flops_per_image * batch / seconds / 1e9 if flops_per_image and seconds > 0 else None
@@ -107,5 +113,3 @@ def make_result(
         timing=timing,
         cuda_graph=cuda_graph,
     )
-
-

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import copy
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
@@ -65,8 +66,13 @@ class BenchReport:
         return report_dict(self.model, self.environment, self.results, self.settings)
 
 
-def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = False,
-                 iteration_progress: Optional[Callable[[str], Optional[Callable]]] = None) -> tuple[dict, Any]:
+def time_figures(
+    runner,
+    x: np.ndarray,
+    timing: TimingPlan,
+    cuda_graph: bool = False,
+    iteration_progress: Optional[Callable[[str], Optional[Callable]]] = None,
+) -> tuple[dict, Any]:
     """The timing figures of one runner at one batch, and its outputs (by name) for the accuracy check.
 
     A runner with a ``timer`` (TensorRT) is timed as trtexec times an engine: ``gpu_compute`` and
@@ -80,14 +86,24 @@ def time_figures(runner, x: np.ndarray, timing: TimingPlan, cuda_graph: bool = F
         return {END_TO_END: samples}, out
     out = runner.run(x)
     with timer(x, cuda_graph=cuda_graph) as engine:
-        figures = {GPU_COMPUTE: time_measured(engine.gpu_compute_ms, timing, step(GPU_COMPUTE)),
-                   HOST_LATENCY: time_measured(engine.host_latency_ms, timing, step(HOST_LATENCY))}
+        figures = {
+            GPU_COMPUTE: time_measured(engine.gpu_compute_ms, timing, step(GPU_COMPUTE)),
+            HOST_LATENCY: time_measured(engine.host_latency_ms, timing, step(HOST_LATENCY)),
+        }
     return figures, out
 
 
-def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: TimingPlan,
-                flops_per_image: Optional[int] = None, iteration_progress: Optional[BenchProgress] = None,
-                progress: Progress = None, dataset=None, cuda_graph: bool = False) -> list[BenchResult]:
+def run_backend(
+    plan: BackendPlan,
+    inputs: dict,
+    references: dict,
+    timing: TimingPlan,
+    flops_per_image: Optional[int] = None,
+    iteration_progress: Optional[BenchProgress] = None,
+    progress: Progress = None,
+    dataset=None,
+    cuda_graph: bool = False,
+) -> list[BenchResult]:
     """Load the backend once, then time it at every batch size of ``inputs``; ``references``:
     batch size -> {output name: array}, every one of them compared.  ``cuda_graph``: TensorRT runners
     replay a CUDA graph of their enqueue."""
@@ -105,6 +121,7 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 progress(f"warming up {label}")
             if plan.layout == "nhwc":
                 x = to_layout(x, plan.layout)
+
             def step(figure, _label=label):
                 if not iteration_progress:
                     return None
@@ -117,26 +134,41 @@ def run_backend(plan: BackendPlan, inputs: dict, references: dict, timing: Timin
                 raise BenchError(f"{plan.backend} [{plan.precision}] gives {', '.join(out)}, not {', '.join(missing)}")
             peak = runner.peak_memory_bytes() or (peak_rss_bytes() if host_peak else None)
             for figure, samples in figures.items():
-                results.append(make_result(
-                    plan.backend, plan.precision, batch, runner.device, samples, references[batch],
-                    {name: out[name] for name in references[batch]},
-                    flops_per_image=flops_per_image, peak_memory_bytes=peak, timing=figure,
-                    cuda_graph=cuda_graph and figure != END_TO_END,
-                ))
+                results.append(
+                    make_result(
+                        plan.backend,
+                        plan.precision,
+                        batch,
+                        runner.device,
+                        samples,
+                        references[batch],
+                        {name: out[name] for name in references[batch]},
+                        flops_per_image=flops_per_image,
+                        peak_memory_bytes=peak,
+                        timing=figure,
+                        cuda_graph=cuda_graph and figure != END_TO_END,
+                    )
+                )
         if dataset is not None:
             # Once per backend, after the timing: the accuracy does not depend on the batch size.
             data, pre = dataset
             if progress:
                 progress(f"{plan.backend} [{plan.precision}] on {len(data.files)} labelled images")
-            run = runner.run if plan.layout == "nchw" else (
-                lambda x: runner.run(to_layout(x, plan.layout)))
+            run = runner.run if plan.layout == "nchw" else (lambda x: runner.run(to_layout(x, plan.layout)))
             measured = dataset_accuracy(run, data, pre, max(inputs))
             results = [replace(r, dataset=measured) for r in results]
     return results
 
 
-def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts: Artifacts, threads: Optional[int],
-                  device: str, outputs: Sequence[str] = (LOGITS,), layout: str = "nchw") -> list[BackendPlan]:
+def backend_plans(
+    backends: Sequence[str],
+    precisions: Sequence[str],
+    artifacts: Artifacts,
+    threads: Optional[int],
+    device: str,
+    outputs: Sequence[str] = (LOGITS,),
+    layout: str = "nchw",
+) -> list[BackendPlan]:
     from vit5_infer.engines.registry import make_runner, runs
 
     plans = []
@@ -145,14 +177,26 @@ def backend_plans(backends: Sequence[str], precisions: Sequence[str], artifacts:
             if runs(backend) == "model":
                 # A copy: runners move and compile their module, the reference must stay as it is.
                 def make(backend=backend, precision=precision):
-                    return make_runner(backend, copy.deepcopy(artifacts.model), precision=precision,
-                                       threads=threads, device=device, outputs=tuple(outputs))
+                    return make_runner(
+                        backend,
+                        copy.deepcopy(artifacts.model),
+                        precision=precision,
+                        threads=threads,
+                        device=device,
+                        outputs=tuple(outputs),
+                    )
             else:
+
                 def make(backend=backend, precision=precision):
-                    return make_runner(backend, artifacts.runner_source(backend, precision), precision=precision,
-                                       batch_hint=artifacts.max_batch, threads=threads)
-            plans.append(BackendPlan(backend, precision, make,
-                                     layout="nchw" if runs(backend) == "model" else layout))
+                    return make_runner(
+                        backend,
+                        artifacts.runner_source(backend, precision),
+                        precision=precision,
+                        batch_hint=artifacts.max_batch,
+                        threads=threads,
+                    )
+
+            plans.append(BackendPlan(backend, precision, make, layout="nchw" if runs(backend) == "model" else layout))
     return plans
 
 
@@ -163,13 +207,15 @@ def check_combinations(backends: Sequence[str], precisions: Sequence[str], kind:
     dropped = [(b, p, why) for b in backends for p in precisions if (why := unrunnable_reason(b, p, kind))]
     if len(dropped) == len(backends) * len(precisions):
         pairs = ", ".join(f"{b} [{p}]" for b, p, _ in dropped)
-        raise BenchError(f"nothing to benchmark: {pairs} cannot run; {'; '.join(dict.fromkeys(w for *_, w in dropped))}")
+        raise BenchError(
+            f"nothing to benchmark: {pairs} cannot run; {'; '.join(dict.fromkeys(w for *_, w in dropped))}"
+        )
     for backend, precision, why in dropped:
         if warn:
             warn(f"{backend} [{precision}] skipped: {why}")
 
 
-def check_given_precisions(source: PathLike, kind: str, settings: "BenchSettings") -> None:
+def check_given_precisions(source: PathLike, kind: str, settings: BenchSettings) -> None:
     """A given ONNX file or engine runs at its own precision: bench quantizes only what it exports itself, so
     an int8/fp8 it would not run, or calibration images it would not read, are refused before any work."""
     quantized = [p for p in settings.precisions if Precision.parse(p).is_quantized]
@@ -186,14 +232,18 @@ def check_given_precisions(source: PathLike, kind: str, settings: "BenchSettings
             f"{Path(source).name} is an {'/'.join(sorted(own))} graph and runs at its own precision; "
             f"--precision {missing[0]} quantizes a preset or checkpoint: bench that with --precision {missing[0]} "
             f"--calibration DIR, or bench a graph from 'vit5 export SOURCE -o q.onnx --precision {missing[0]} "
-            f"--calibration DIR'")
+            f"--calibration DIR'"
+        )
     if settings.calibration is not None:
-        raise BenchError(f"--calibration calibrates the int8/fp8 exports of a preset or checkpoint; {source} runs "
-                         f"as it is: leave --calibration out")
+        raise BenchError(
+            f"--calibration calibrates the int8/fp8 exports of a preset or checkpoint; {source} runs "
+            f"as it is: leave --calibration out"
+        )
 
 
-def engine_backends(source: PathLike, asked: Optional[Sequence[str]], here: Sequence[str],
-                    warn: Progress = None) -> list[str]:
+def engine_backends(
+    source: PathLike, asked: Optional[Sequence[str]], here: Sequence[str], warn: Progress = None
+) -> list[str]:
     """The backends that run a given engine: ``trt`` itself unless others are asked for by name, and then
     the note that they run the engine's source ONNX, not the engine."""
     if not Path(source).is_file():
@@ -263,14 +313,17 @@ class BenchSettings:
         if self.labels is not None and self.images is None:
             raise BenchError("--labels names the classes of --images: give --images DIR too")
         if self.calibration is not None and not quantized:
-            raise BenchError("--calibration calibrates int8/fp8 exports: add --precision int8 (or fp8), "
-                             "or leave --calibration out")
+            raise BenchError(
+                "--calibration calibrates int8/fp8 exports: add --precision int8 (or fp8), or leave --calibration out"
+            )
         set_here = [f"--{name}" for name in ("mean", "std") if (self.preprocessing or {}).get(name) is not None]
         if set_here and self.images is None and self.calibration is None:
             flags = "/".join(set_here)
-            raise BenchError(f"{flags} only preprocess{'es' if len(set_here) == 1 else ''} images (--images DIR, or "
-                             f"--calibration DIR with int8/fp8) and the inputs here are seeded: give --images DIR, "
-                             f"or leave {flags} out")
+            raise BenchError(
+                f"{flags} only preprocess{'es' if len(set_here) == 1 else ''} images (--images DIR, or "
+                f"--calibration DIR with int8/fp8) and the inputs here are seeded: give --images DIR, "
+                f"or leave {flags} out"
+            )
         if quantized and self.calibration is None and kind == "model":
             raise BenchError(f"--precision {quantized[0]} needs calibration images: --calibration DIR")
         bad = [b for b in (self.backends or []) if b not in BACKENDS]
@@ -285,14 +338,24 @@ class BenchSettings:
 def check_cuda_graph(cuda_graph: bool, backends: Sequence[str]) -> None:
     """--cuda-graph replays TensorRT engines: a one-line error when no backend asked for is ``trt``."""
     if cuda_graph and "trt" not in backends:
-        raise BenchError(f"--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
-                         f"({', '.join(backends) or 'none'}) run no engine: add -b trt, or leave --cuda-graph out")
+        raise BenchError(
+            f"--cuda-graph replays a CUDA graph of a TensorRT engine's enqueue; the backends here "
+            f"({', '.join(backends) or 'none'}) run no engine: add -b trt, or leave --cuda-graph out"
+        )
 
 
-def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *, workdir: Optional[PathLike] = None,
-                  progress: Progress = None, iteration_progress: Optional[BenchProgress] = None,
-                  warn: Progress = None) -> BenchReport:
-    """Benchmark ``source`` (a preset, checkpoint, ONNX file or engine) on the chosen backends."""
+def run_benchmark(
+    source: PathLike,
+    settings: Optional[BenchSettings] = None,
+    *,
+    workdir: Optional[PathLike] = None,
+    progress: Progress = None,
+    iteration_progress: Optional[BenchProgress] = None,
+    warn: Progress = None,
+) -> BenchReport:
+    """Benchmark ``source`` (a preset, checkpoint, ONNX file or engine) on the chosen backends (``settings``:
+    BenchSettings' defaults when None; a fresh value each call, as the settings are mutable)."""
+    settings = settings if settings is not None else BenchSettings()
     import torch
 
     from vit5_infer.engines.registry import available_backends
@@ -331,7 +394,8 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     layout = graph_layout(metadata)
     dataset = None
     pre = Preprocessing.from_metadata(metadata, model.config.network.image_size).with_overrides(
-        **(settings.preprocessing or {}))
+        **(settings.preprocessing or {})
+    )
     if settings.images is not None:
         inputs = image_inputs(Path(settings.images), pre, batches)
         labelled = LabelledImages.find(settings.images, class_index)
@@ -348,22 +412,55 @@ def run_benchmark(source: PathLike, settings: BenchSettings = BenchSettings(), *
     flops = model.flop_count(inference=True)
     results: list[BenchResult] = []
     with tempfile.TemporaryDirectory(prefix="vit5-bench-", dir=workdir) as work:
-        artifacts = Artifacts(str(source), kind, model, origin, Path(work), max(batches), progress=progress,
-                              outputs=outputs, calibration=settings.calibration, preprocessing=pre)
+        artifacts = Artifacts(
+            str(source),
+            kind,
+            model,
+            origin,
+            Path(work),
+            max(batches),
+            progress=progress,
+            outputs=outputs,
+            calibration=settings.calibration,
+            preprocessing=pre,
+        )
         for plan in backend_plans(chosen, settings.precisions, artifacts, settings.threads, device, outputs, layout):
             if plan.backend not in here and warn:
                 warn(f"{plan.backend} does not look available here ({', '.join(here)} are); trying anyway")
-            results += run_backend(plan, inputs, references, settings.timing, flops,
-                                   iteration_progress=iteration_progress, progress=progress, dataset=dataset,
-                                   cuda_graph=settings.cuda_graph)
+            results += run_backend(
+                plan,
+                inputs,
+                references,
+                settings.timing,
+                flops,
+                iteration_progress=iteration_progress,
+                progress=progress,
+                dataset=dataset,
+                cuda_graph=settings.cuda_graph,
+            )
 
     inputs_text = f"images from {settings.images}" if settings.images else f"seeded ({settings.load.seed})"
-    info = model_info(model, name, origin.kind if kind == "model" and origin is not None else kind,
-                      sha256=getattr(origin, "sha256", None), seed=getattr(origin, "seed", None))
+    info = model_info(
+        model,
+        name,
+        origin.kind if kind == "model" and origin is not None else kind,
+        sha256=getattr(origin, "sha256", None),
+        seed=getattr(origin, "seed", None),
+    )
     timing = settings.timing
-    recorded = {"batches": batches, "backends": chosen, "precisions": list(settings.precisions), "warmup": timing.warmup,
-                "iters": timing.iters, "seconds": timing.seconds, "threads": settings.threads, "device": device,
-                "inputs": inputs_text, "outputs": list(outputs), "cuda_graph": settings.cuda_graph}
+    recorded = {
+        "batches": batches,
+        "backends": chosen,
+        "precisions": list(settings.precisions),
+        "warmup": timing.warmup,
+        "iters": timing.iters,
+        "seconds": timing.seconds,
+        "threads": settings.threads,
+        "device": device,
+        "inputs": inputs_text,
+        "outputs": list(outputs),
+        "cuda_graph": settings.cuda_graph,
+    }
     if settings.labels is not None:
         recorded["labels"] = str(settings.labels)
     title = f"vit5 bench {name}: {inputs_text}, {flops / 1e9:.2f} GFLOPs/image"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -16,9 +17,9 @@ LATENCY_KEYS = ("mean", "p50", "p90", "p99", "min", "max", "std")
 TIMING_FIGURES = {
     "end_to_end": "one Runner.run call on host arrays, host wall clock: copies, synchronization and Python included",
     "gpu_compute": "the TensorRT enqueue alone between CUDA events, input and output resident on the GPU, the next "
-                   "query enqueued before the host waits (trtexec's GPU Compute Time)",
+    "query enqueued before the host waits (trtexec's GPU Compute Time)",
     "host_latency": "the sum of the H2D copy from pinned host memory, the enqueue and the D2H copies, each between "
-                    "its own CUDA events (trtexec's Latency)",
+    "its own CUDA events (trtexec's Latency)",
 }
 END_TO_END, GPU_COMPUTE, HOST_LATENCY = TIMING_FIGURES
 
@@ -78,10 +79,11 @@ class TimingPlan:
             raise BenchError(f"--seconds must be > 0 and at most {MAX_SECONDS:g} (a day), got {self.seconds}")
 
     @classmethod
-    def from_flags(cls, warmup: int, iters: Optional[int], seconds: Optional[float]) -> "TimingPlan":
+    def from_flags(cls, warmup: int, iters: Optional[int], seconds: Optional[float]) -> TimingPlan:
         """``--warmup/--iters/--seconds``: 20 timed iterations when neither bound is given."""
-        return cls(warmup=warmup, iters=iters if iters is not None or seconds is not None else DEFAULT_ITERS,
-                   seconds=seconds)
+        return cls(
+            warmup=warmup, iters=iters if iters is not None or seconds is not None else DEFAULT_ITERS, seconds=seconds
+        )
 
     @property
     def total(self) -> Optional[int]:
@@ -92,8 +94,9 @@ class TimingPlan:
 ProgressFn = Callable[[str, int, Optional[int]], None]  # (phase "warmup"/"timed", done, total)
 
 
-def _timed_loop(step: Callable[[], float], plan: TimingPlan, progress: Optional[ProgressFn],
-                clock: Callable[[], float]) -> list[float]:
+def _timed_loop(
+    step: Callable[[], float], plan: TimingPlan, progress: Optional[ProgressFn], clock: Callable[[], float]
+) -> list[float]:
     """Warm up, then collect ``step()`` (one sample in ms) until ``plan.iters`` samples or ``plan.seconds`` of
     host time, whichever comes first (at least one sample always)."""
     for i in range(plan.warmup):
@@ -124,8 +127,8 @@ def time_runner(
     """Warm up, then time ``infer(inputs)`` once per iteration (``Runner.infer``, or ``Runner.run``
     for every output by name): the ``end_to_end`` figure.
 
-    Returns (latencies in ms, the result of the last call: an array, or a dict of them as is).  The loop stops after ``plan.iters``
-    iterations, or once ``plan.seconds`` of timed work have passed, whichever comes first (at least
+    Returns (latencies in ms, the result of the last call: an array, or a dict of them as is).  The loop stops
+    after ``plan.iters`` iterations, or once ``plan.seconds`` of timed work have passed, whichever comes first (at least
     one timed iteration always runs).
     """
     last: list = [None]

@@ -9,9 +9,10 @@ the reports, and raises BenchError when a backend's accuracy misses its toleranc
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from vit5_infer.errors import BenchError
 from vit5_infer.files import check_output_path
@@ -57,15 +58,22 @@ def accuracy_failure(report: BenchReport) -> Optional[BenchError]:
     return BenchError(f"accuracy outside tolerance: {worst}")
 
 
-def benchmark(options: BenchOptions, progress: Progress = None, *, iteration_progress: Optional[BenchProgress] = None,
-              warn: Progress = None, on_report: Optional[Callable[[BenchReport], None]] = None,
-              on_written: Optional[Callable[[Path], None]] = None) -> BenchReport:
+def benchmark(
+    options: BenchOptions,
+    progress: Progress = None,
+    *,
+    iteration_progress: Optional[BenchProgress] = None,
+    warn: Progress = None,
+    on_report: Optional[Callable[[BenchReport], None]] = None,
+    on_written: Optional[Callable[[Path], None]] = None,
+) -> BenchReport:
     """Benchmark ``options.source``; ``progress`` gets one message per step, ``iteration_progress`` the
     warm-up and timed iterations, ``on_report`` the report before its files are written and ``on_written``
     each file written.  BenchError when a backend misses its accuracy tolerance (after the reports)."""
     reports = options.check()
-    report = run_benchmark(options.source, options.settings, progress=progress,
-                           iteration_progress=iteration_progress, warn=warn)
+    report = run_benchmark(
+        options.source, options.settings, progress=progress, iteration_progress=iteration_progress, warn=warn
+    )
     if on_report:
         on_report(report)
     results = list(report.results)

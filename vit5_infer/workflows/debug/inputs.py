@@ -51,8 +51,9 @@ def graph_input_spec(model: onnx.ModelProto) -> tuple[tuple[int, ...], str]:
     sample = dims[1:]
     if len(sample) != 3 or any(d is None for d in sample):
         shown = "x".join("?" if d is None else str(d) for d in dims)
-        raise InputError(f"the graph's input {value.name} ({shown}) is not a static image shape [N, C, H, W] "
-                         "or [N, H, W, C]")
+        raise InputError(
+            f"the graph's input {value.name} ({shown}) is not a static image shape [N, C, H, W] or [N, H, W, C]"
+        )
     shape = tuple(int(d) for d in sample if d is not None)
     layout = (read_metadata(model).get("preprocessing") or {}).get("layout")
     if layout not in ("nchw", "nhwc"):

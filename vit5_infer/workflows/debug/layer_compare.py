@@ -93,8 +93,13 @@ class BlockSummary:
     first_failing: Optional[TensorComparison]
 
     def to_dict(self) -> dict:
-        return {"block": self.block, "tensors": self.tensors, "failing": self.failing, "worst": self.worst.name,
-                "first_failing": self.first_failing.name if self.first_failing else None}
+        return {
+            "block": self.block,
+            "tensors": self.tensors,
+            "failing": self.failing,
+            "worst": self.worst.name,
+            "first_failing": self.first_failing.name if self.first_failing else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -159,8 +164,13 @@ def summarize_blocks(rows: tuple[TensorComparison, ...]) -> tuple[BlockSummary, 
     for row in rows:
         grouped.setdefault(row.block, []).append(row)
     return tuple(
-        BlockSummary(block, len(members), sum(not r.passed for r in members), max(members, key=_badness),
-                     next((r for r in members if not r.passed), None))
+        BlockSummary(
+            block,
+            len(members),
+            sum(not r.passed for r in members),
+            max(members, key=_badness),
+            next((r for r in members if not r.passed), None),
+        )
         for block, members in grouped.items()
     )
 
@@ -184,8 +194,12 @@ def tensor_metrics(reference: np.ndarray, candidate: np.ndarray) -> tuple[float,
     return rel, cosine, float(np.abs(diff).max()), float(np.abs(r).max())
 
 
-def compare_outputs(reference_graph: onnx.ModelProto, reference: Mapping[str, np.ndarray],
-                    candidate: Mapping[str, np.ndarray], tolerance: LayerTolerance) -> tuple[tuple[TensorComparison, ...], tuple[str, ...]]:
+def compare_outputs(
+    reference_graph: onnx.ModelProto,
+    reference: Mapping[str, np.ndarray],
+    candidate: Mapping[str, np.ndarray],
+    tolerance: LayerTolerance,
+) -> tuple[tuple[TensorComparison, ...], tuple[str, ...]]:
     """Rows for every tensor both runs produced (reference graph order), and the candidate-only names."""
     rows = []
     for name, node in producers(reference_graph).items():
@@ -196,8 +210,19 @@ def compare_outputs(reference_graph: onnx.ModelProto, reference: Mapping[str, np
             continue
         block = block_of(node.name)
         if r.shape != c.shape:
-            rows.append(TensorComparison(name, block, node.op_type, tuple(r.shape), float("inf"), 0.0, float("inf"),
-                                         float(np.abs(r).max(initial=0.0)), SHAPE_MISMATCH))
+            rows.append(
+                TensorComparison(
+                    name,
+                    block,
+                    node.op_type,
+                    tuple(r.shape),
+                    float("inf"),
+                    0.0,
+                    float("inf"),
+                    float(np.abs(r).max(initial=0.0)),
+                    SHAPE_MISMATCH,
+                )
+            )
             continue
         rel, cosine, max_abs, ref_max = tensor_metrics(r, c)
         if not np.isfinite(c).all():
@@ -226,8 +251,9 @@ def load_graph(graph: Union[PathLike, onnx.ModelProto], what: str) -> tuple[onnx
         return onnx.load(str(path)), str(path)
     except Exception as exc:  # onnx raises DecodeError, ValueError, OSError, ValidationError (external data) ...
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise LayerCompareError(f"{path}: not a readable ONNX model ({type(exc).__name__}"
-                                f"{': ' + detail if detail else ''})") from None
+        raise LayerCompareError(
+            f"{path}: not a readable ONNX model ({type(exc).__name__}{': ' + detail if detail else ''})"
+        ) from None
 
 
 def graph_precision_of(model: onnx.ModelProto) -> Precision:
@@ -302,8 +328,17 @@ def compare_layers(
     if not rows:
         raise LayerCompareError("the two graphs share no tensor names: was the candidate converted from the reference?")
     norms = norm_input_stats(candidate, cand_out, ref_out)
-    return LayerComparison(reference_label, candidate_label, backend, precision.value, tolerance, int(inputs.shape[0]),
-                           rows, unmatched, norms)
+    return LayerComparison(
+        reference_label,
+        candidate_label,
+        backend,
+        precision.value,
+        tolerance,
+        int(inputs.shape[0]),
+        rows,
+        unmatched,
+        norms,
+    )
 
 
 def default_target(backend: str) -> str:
@@ -316,9 +351,19 @@ def default_target(backend: str) -> str:
     return f"tensorrt={tensorrt_release(import_tensorrt().__version__)}"
 
 
-def compare_precisions(model, precision: Union[str, Precision], inputs: np.ndarray, *, opset: Optional[int] = None,
-                       target: Optional[str] = None, lowering: str = "auto", tolerance: Optional[LayerTolerance] = None,
-                       backend: str = "ort", name: str = "model", progress: Progress = None) -> LayerComparison:
+def compare_precisions(
+    model,
+    precision: Union[str, Precision],
+    inputs: np.ndarray,
+    *,
+    opset: Optional[int] = None,
+    target: Optional[str] = None,
+    lowering: str = "auto",
+    tolerance: Optional[LayerTolerance] = None,
+    backend: str = "ort",
+    name: str = "model",
+    progress: Progress = None,
+) -> LayerComparison:
     """``compare_layers`` on the FP32 graph of a ViT5ClassificationNet and its ``precision`` graph,
     built in memory as ``vit5 export --target`` builds them (``target`` defaults to ``default_target``)."""
     from vit5_infer.exporters.export import build_graph
@@ -334,7 +379,9 @@ def compare_precisions(model, precision: Union[str, Precision], inputs: np.ndarr
     note(f"building the fp32 and {precision} graphs (target {target})")
     options = dict(opset=opset, lowering=lowering, target=target)
     reference, _ = build_graph(model, **options)
-    candidate = reference if precision == Precision.FP32 else build_graph(model, precision=precision.value, **options)[0]
+    candidate = (
+        reference if precision == Precision.FP32 else build_graph(model, precision=precision.value, **options)[0]
+    )
     result = compare_layers(reference, candidate, inputs, tolerance, backend, progress)
     form = f"target {target}, opset {reference.opset_import[0].version}"
     return replace(result, reference=f"{name} fp32 ({form})", candidate=f"{name} {precision} ({form})")

@@ -20,6 +20,7 @@ from vit5_infer.errors import Vit5Error
 if TYPE_CHECKING:
     import onnx  # imported where used: the CLI imports this package before it parses its flags
 
+
 class LayerCompareError(Vit5Error):
     """A graph that cannot be marked, loaded or run for a per-layer comparison."""
 
@@ -39,10 +40,13 @@ def mark_all_tensors(model: onnx.ModelProto) -> onnx.ModelProto:
     compared = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE}
 
     inferred = onnx.shape_inference.infer_shapes(model)
-    types = {v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)}
+    types = {
+        v.name: v.type.tensor_type.elem_type for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+    }
     produced = {out for node in inferred.graph.node for out in node.output if out}
-    skipped = sorted(name for name in produced
-                     if types.get(name, TensorProto.UNDEFINED) not in compared | {TensorProto.UNDEFINED})
+    skipped = sorted(
+        name for name in produced if types.get(name, TensorProto.UNDEFINED) not in compared | {TensorProto.UNDEFINED}
+    )
     # Polygraphy reads the names as fnmatch patterns.
     exclude = [glob.escape(name) for name in skipped] or None
     return modify_outputs(inferred, outputs=constants.MARK_ALL, exclude_outputs=exclude, copy=True)
@@ -92,7 +96,9 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
         builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
     parser = trt.OnnxParser(network, trt_util.get_trt_logger())
     if not parser.parse(model.SerializeToString()) or parser.num_errors:
-        raise EngineBuildError(parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__))
+        raise EngineBuildError(
+            parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__)
+        )
     parsed = (builder, network, parser)
     if has_attention_layers(trt.__version__):
         # The IAttention loader only matters from TensorRT 10.14 on; imported only where it is used.
@@ -101,10 +107,15 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
         parsed = set_decomposable_attentions(parsed)
     # The tensor between an IAttention's input and output layers lives inside the attention subgraph (no
     # ONNX tensor to compare it with); it is left unmarked rather than asked of TensorRT as an output.
-    inside = [layer.get_output(i).name for layer in network if layer.type == getattr(trt.LayerType, "ATTENTION_INPUT", None)
-              for i in range(layer.num_outputs)]
-    parsed = modify_network_outputs(parsed, outputs=constants.MARK_ALL,
-                                    exclude_outputs=[glob.escape(name) for name in inside] or None)
+    inside = [
+        layer.get_output(i).name
+        for layer in network
+        if layer.type == getattr(trt.LayerType, "ATTENTION_INPUT", None)
+        for i in range(layer.num_outputs)
+    ]
+    parsed = modify_network_outputs(
+        parsed, outputs=constants.MARK_ALL, exclude_outputs=[glob.escape(name) for name in inside] or None
+    )
     shape = tuple(int(d) for d in input_shape)
     profile = Profile().add(model.graph.input[0].name, min=shape, opt=shape, max=shape)
     config = CreateConfig(profiles=[profile], tf32=True)  # TensorRT's default; Polygraphy's is off
@@ -119,12 +130,17 @@ def run_runners(runners: Sequence, feed: dict[str, np.ndarray]) -> list[dict[str
     from polygraphy.logger import G_LOGGER
 
     # ONNX Runtime's errors are not RuntimeErrors; these are the ones a session load or run raises.
-    failures = (PolygraphyException, ort_state.Fail, ort_state.InvalidGraph, ort_state.InvalidArgument,
-                ort_state.NotImplemented, ort_state.RuntimeException)
+    failures = (
+        PolygraphyException,
+        ort_state.Fail,
+        ort_state.InvalidGraph,
+        ort_state.InvalidArgument,
+        ort_state.NotImplemented,
+        ort_state.RuntimeException,
+    )
     try:
         with G_LOGGER.verbosity(G_LOGGER.CRITICAL + 1):
             results = Comparator.run(list(runners), data_loader=[feed])
     except failures as exc:
         raise LayerCompareError(f"cannot run the marked graphs: {_first_line(exc)}") from None
     return [dict(results[runner.name][0]) for runner in runners]
-

@@ -68,8 +68,11 @@ def _before_casts(name: str, casts: Mapping[str, str]) -> str:
     return name
 
 
-def norm_input_stats(model: onnx.ModelProto, outputs: Mapping[str, np.ndarray],
-                     reference_outputs: Optional[Mapping[str, np.ndarray]] = None) -> tuple[NormInputStats, ...]:
+def norm_input_stats(
+    model: onnx.ModelProto,
+    outputs: Mapping[str, np.ndarray],
+    reference_outputs: Optional[Mapping[str, np.ndarray]] = None,
+) -> tuple[NormInputStats, ...]:
     """One row per normalization node of ``model`` whose input is in ``outputs`` (graph order).
 
     The reference columns come from ``reference_outputs`` under the input's name, or, where the
@@ -90,6 +93,18 @@ def norm_input_stats(model: onnx.ModelProto, outputs: Mapping[str, np.ndarray],
         ref_abs = ref_sum = None
         if ref is not None and np.shape(ref) == fed.shape:
             _, ref_abs, ref_sum = _stats(ref, axis)
-        rows.append(NormInputStats(node.name, node.op_type, block_of(node.name), name, channels, str(fed.dtype),
-                                   max_abs, max_sum_sq, ref_abs, ref_sum))
+        rows.append(
+            NormInputStats(
+                node.name,
+                node.op_type,
+                block_of(node.name),
+                name,
+                channels,
+                str(fed.dtype),
+                max_abs,
+                max_sum_sq,
+                ref_abs,
+                ref_sum,
+            )
+        )
     return tuple(rows)

@@ -4,7 +4,8 @@ same rows."""
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -31,8 +32,9 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norm, 1e-12)).astype(np.float32)
 
 
-def output_columns(outputs: dict, names: Sequence[str], topk: int, scores: str, normalize: bool,
-                   rows: Optional[int] = None) -> dict:
+def output_columns(
+    outputs: dict, names: Sequence[str], topk: int, scores: str, normalize: bool, rows: Optional[int] = None
+) -> dict:
     """Column name -> float/int array with one row per image (the first ``rows`` of a padded batch):
     ``classes``, ``scores``, then every asked vector and array output."""
     rows = len(outputs[LOGITS]) if rows is None else rows

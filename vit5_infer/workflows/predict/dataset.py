@@ -21,8 +21,9 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -65,8 +66,9 @@ def finished_ranges(folder: Path) -> list[tuple[int, int]]:
     return merged
 
 
-def pending_parts(bounds: tuple[int, int], done: Sequence[tuple[int, int]], rows_per_file: int
-                  ) -> Iterator[tuple[int, int]]:
+def pending_parts(
+    bounds: tuple[int, int], done: Sequence[tuple[int, int]], rows_per_file: int
+) -> Iterator[tuple[int, int]]:
     """The parts still to write inside ``bounds``: the gaps between ``done``, cut at multiples of
     ``rows_per_file`` (so a resumed run cuts where a fresh one would)."""
     cursor, end = bounds
@@ -108,8 +110,13 @@ def _covered(span: tuple[int, int], done: Sequence[tuple[int, int]]) -> bool:
 def dataset_metadata(fingerprint: dict, columns: dict, inputs: dict) -> dict:
     from vit5_infer import __version__
 
-    return {"format": FORMAT, "toolkit": f"vit5-infer {__version__}", "fingerprint": fingerprint,
-            "columns": columns, "inputs": inputs}
+    return {
+        "format": FORMAT,
+        "toolkit": f"vit5-infer {__version__}",
+        "fingerprint": fingerprint,
+        "columns": columns,
+        "inputs": inputs,
+    }
 
 
 def _differences(have: dict, want: dict) -> list[str]:
@@ -135,8 +142,10 @@ def open_dataset(folder: Path, metadata: dict, overwrite: bool = False) -> None:
     have = read_metadata(folder)
     differences = _differences(have, metadata)
     if differences:
-        raise PredictError(f"-o {folder} was written by another model or input list ({'; '.join(differences[:3])}); "
-                           f"resume with the same options, write a new folder, or add --overwrite to replace it")
+        raise PredictError(
+            f"-o {folder} was written by another model or input list ({'; '.join(differences[:3])}); "
+            f"resume with the same options, write a new folder, or add --overwrite to replace it"
+        )
 
 
 def check_dataset_folder(folder: Path) -> None:
@@ -147,8 +156,10 @@ def check_dataset_folder(folder: Path) -> None:
     ours = (WORK_PREFIX, f".{METADATA_NAME}.")
     foreign = next((p.name for p in folder.iterdir() if not p.name.startswith(ours)), None)
     if foreign is not None:
-        raise PredictError(f"-o {folder}: the folder holds files ({foreign}, ...) but no {METADATA_NAME}, so it is "
-                           f"not a dataset written by vit5 predict; give a new or empty folder")
+        raise PredictError(
+            f"-o {folder}: the folder holds files ({foreign}, ...) but no {METADATA_NAME}, so it is "
+            f"not a dataset written by vit5 predict; give a new or empty folder"
+        )
 
 
 def read_metadata(folder: Path) -> dict:
@@ -189,7 +200,10 @@ def schema(columns: dict):
 def column_spec(topk: int, scores: str, normalize: bool, labels: bool, shapes: dict) -> dict:
     """The ``columns`` section: what each column holds (``shapes``: output name -> per-image shape)."""
     return {
-        "topk": topk, "scores": scores, "normalize": normalize, "label": labels,
+        "topk": topk,
+        "scores": scores,
+        "normalize": normalize,
+        "label": labels,
         "vectors": {n: int(np.prod(s)) for n, s in shapes.items() if n in VECTOR_OUTPUTS},
         "arrays": {n: list(s) for n, s in shapes.items() if n in ARRAY_OUTPUTS},
     }
@@ -198,8 +212,16 @@ def column_spec(topk: int, scores: str, normalize: bool, labels: bool, shapes: d
 class PartWriter:
     """The rows of one part ``[start, end)``, added chunk by chunk, committed by ``close()``."""
 
-    def __init__(self, folder: Path, start: int, end: int, columns: dict, paths: Sequence[str],
-                 labels: Optional[np.ndarray], metadata: Optional[dict] = None):
+    def __init__(
+        self,
+        folder: Path,
+        start: int,
+        end: int,
+        columns: dict,
+        paths: Sequence[str],
+        labels: Optional[np.ndarray],
+        metadata: Optional[dict] = None,
+    ):
         self.folder, self.start, self.end, self.columns = folder, start, end, columns
         self.metadata = metadata
         self.name = part_name(start, end)
@@ -211,10 +233,12 @@ class PartWriter:
         self._stack = contextlib.ExitStack()
         self._arrays: dict = {}
         for name, shape in columns.get("arrays", {}).items():
-            final = folder / ARRAYS_DIR / f"{self.name[:-len('.parquet')]}.{name}.npy"
+            final = folder / ARRAYS_DIR / f"{self.name[: -len('.parquet')]}.{name}.npy"
             tmp = self._stack.enter_context(staged_file(final))
-            self._arrays[name] = (final.name, np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32,
-                                                                        shape=(self.rows, *shape)))
+            self._arrays[name] = (
+                final.name,
+                np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(self.rows, *shape)),
+            )
 
     def add(self, values: dict, errors: Sequence[Optional[str]]) -> None:
         """The next ``len(errors)`` rows: ``values`` from ``output_columns`` (rows with an error hold anything)."""
@@ -222,7 +246,7 @@ class PartWriter:
         for name in self._data:
             self._data[name].append(values[name][:n])
         for name, (_, array) in self._arrays.items():
-            array[self.filled:self.filled + n] = values[name][:n]
+            array[self.filled : self.filled + n] = values[name][:n]
         self._errors += list(errors)
         self.filled += n
 
@@ -234,19 +258,24 @@ class PartWriter:
         if self.filled != self.rows:
             raise AssertionError(f"part {self.name}: {self.filled} rows of {self.rows}")
         failed = np.array([e is not None for e in self._errors], dtype=bool)
-        arrays = {"path": pa.array(self.paths[self.start:self.end], pa.string()),
-                  "index": pa.array(np.arange(self.start, self.end, dtype=np.int64))}
+        arrays = {
+            "path": pa.array(self.paths[self.start : self.end], pa.string()),
+            "index": pa.array(np.arange(self.start, self.end, dtype=np.int64)),
+        }
         if self.columns.get("label") and self.labels is not None:
-            arrays["label"] = pa.array(self.labels[self.start:self.end], pa.int64())
+            arrays["label"] = pa.array(self.labels[self.start : self.end], pa.int64())
         for name, chunks in self._data.items():
             values = np.concatenate(chunks).reshape(self.rows, -1)
-            arrays[name] = pa.FixedSizeListArray.from_arrays(pa.array(values.ravel()), values.shape[1],
-                                                             mask=pa.array(failed))
+            arrays[name] = pa.FixedSizeListArray.from_arrays(
+                pa.array(values.ravel()), values.shape[1], mask=pa.array(failed)
+            )
         for name, (file_name, array) in self._arrays.items():
             array.flush()
             refs = pa.StructArray.from_arrays(
                 [pa.array([file_name] * self.rows, pa.string()), pa.array(np.arange(self.rows, dtype=np.int64))],
-                names=["file", "row"], mask=pa.array(failed))
+                names=["file", "row"],
+                mask=pa.array(failed),
+            )
             arrays[name] = refs
         arrays["error"] = pa.array(self._errors, pa.string())
         table = pa.table(arrays, schema=schema(self.columns))
@@ -266,8 +295,15 @@ class PartWriter:
 class DatasetWriter:
     """Rows in input order, split into the pending parts: each part is committed once its last row arrives."""
 
-    def __init__(self, folder: Path, parts: Sequence[tuple[int, int]], columns: dict, paths: Sequence[str],
-                 labels: Optional[np.ndarray] = None, metadata: Optional[dict] = None):
+    def __init__(
+        self,
+        folder: Path,
+        parts: Sequence[tuple[int, int]],
+        columns: dict,
+        paths: Sequence[str],
+        labels: Optional[np.ndarray] = None,
+        metadata: Optional[dict] = None,
+    ):
         self.folder, self.columns, self.paths, self.labels, self.metadata = folder, columns, paths, labels, metadata
         self._parts = iter(parts)
         self._current: Optional[PartWriter] = None
@@ -279,14 +315,15 @@ class DatasetWriter:
         while offset < len(indices):
             if self._current is None:
                 start, end = next(self._parts)
-                self._current = PartWriter(self.folder, start, end, self.columns, self.paths, self.labels,
-                                           self.metadata)
+                self._current = PartWriter(
+                    self.folder, start, end, self.columns, self.paths, self.labels, self.metadata
+                )
             part = self._current
             expected = part.start + part.filled
             if int(indices[offset]) != expected:
                 raise AssertionError(f"row {int(indices[offset])} arrived where row {expected} was expected")
             take = min(len(indices) - offset, part.end - expected)
-            part.add({name: v[offset:offset + take] for name, v in values.items()}, errors[offset:offset + take])
+            part.add({name: v[offset : offset + take] for name, v in values.items()}, errors[offset : offset + take])
             offset += take
             if part.filled == part.rows:
                 part.close()

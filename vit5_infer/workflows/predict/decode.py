@@ -13,9 +13,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -77,11 +78,15 @@ class DecodePool:
         self.depth = depth or max(2, 2 * workers)
         self._pool: Optional[ProcessPoolExecutor] = None
 
-    def __enter__(self) -> "DecodePool":
+    def __enter__(self) -> DecodePool:
         if self.workers > 0:
             # spawn: the parent holds ONNX Runtime / TensorRT threads that a fork would copy mid-state
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_init_worker, initargs=(os.getpid(),))
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
+            )
         return self
 
     def __exit__(self, *exc) -> None:

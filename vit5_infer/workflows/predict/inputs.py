@@ -78,8 +78,10 @@ def read_manifest(path: Path) -> list[str]:
             with path.open(newline="", encoding="utf-8") as handle:
                 reader = csv.DictReader(handle)
                 if "path" not in (reader.fieldnames or []):
-                    raise PredictError(f"IMAGES: {path} has no 'path' column (its columns: "
-                                       f"{', '.join(reader.fieldnames or []) or 'none'})")
+                    raise PredictError(
+                        f"IMAGES: {path} has no 'path' column (its columns: "
+                        f"{', '.join(reader.fieldnames or []) or 'none'})"
+                    )
                 entries = [row["path"].strip() for row in reader if (row["path"] or "").strip()]
         else:
             import pyarrow.parquet as pq

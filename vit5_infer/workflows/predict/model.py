@@ -61,10 +61,10 @@ class RunnerSpec:
         from vit5_infer.engines.registry import make_runner
 
         if self.path is None:
-            return make_runner(self.backend, copy.deepcopy(self.module), precision=self.precision,
-                               threads=self.threads)
-        return make_runner(self.backend, self.path, precision=self.precision, batch_hint=self.batch,
-                           threads=self.threads)
+            return make_runner(self.backend, copy.deepcopy(self.module), precision=self.precision, threads=self.threads)
+        return make_runner(
+            self.backend, self.path, precision=self.precision, batch_hint=self.batch, threads=self.threads
+        )
 
 
 @dataclass
@@ -92,15 +92,20 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
     if kind != "model" and not Path(source).is_file():
         raise PredictError(f"SOURCE: {source} not found")
     if kind != "model" and (options.precision != "fp32" or options.calibration is not None):
-        raise PredictError(f"--precision/--calibration shape a preset or checkpoint exported here; {source} runs at "
-                           f"its own precision: leave them out")
+        raise PredictError(
+            f"--precision/--calibration shape a preset or checkpoint exported here; {source} runs at "
+            f"its own precision: leave them out"
+        )
     if kind == "engine" and runs(backend) != "engine":
         engine_backends = " or ".join(backends_running("engine"))
         raise PredictError(f"{source} is a TensorRT engine; run it with --backend {engine_backends}")
     if kind == "onnx" and runs(backend) != "onnx":
         *first, last = backends_running("onnx")
-        raise PredictError(f"an ONNX file runs on {', '.join(first)} or {last}, not {backend}" if first
-                           else f"an ONNX file runs on {last}, not {backend}")
+        raise PredictError(
+            f"an ONNX file runs on {', '.join(first)} or {last}, not {backend}"
+            if first
+            else f"an ONNX file runs on {last}, not {backend}"
+        )
     why = unrunnable_reason(backend, options.precision, kind)
     if why:
         raise PredictError(f"{backend} cannot run --precision {options.precision}: {why}")
@@ -118,11 +123,24 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         outputs = compared_outputs(model, options.model_outputs)
         pre = Preprocessing.from_metadata({}, config.network.image_size).with_overrides(**overrides)
         weights = origin.sha256 or tensors_sha256(model)
-        artifacts = Artifacts(source, kind, model, origin, Path(workdir), options.batch, progress=progress,
-                              calibration=options.calibration, preprocessing=pre, outputs=outputs)
+        artifacts = Artifacts(
+            source,
+            kind,
+            model,
+            origin,
+            Path(workdir),
+            options.batch,
+            progress=progress,
+            calibration=options.calibration,
+            preprocessing=pre,
+            outputs=outputs,
+        )
         path = artifacts.runner_source(backend, options.precision)
-        identity = {"source": f"{origin.kind} {origin.name}", "weights_sha256": weights,
-                    "architecture_sha256": hashlib.sha256(repr(sorted(config.to_dict().items())).encode()).hexdigest()}
+        identity = {
+            "source": f"{origin.kind} {origin.name}",
+            "weights_sha256": weights,
+            "architecture_sha256": hashlib.sha256(repr(sorted(config.to_dict().items())).encode()).hexdigest(),
+        }
         module = model if runs(backend) == "model" else None
         precision = options.precision
     else:
@@ -148,9 +166,20 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         path, module = Path(source), None
 
     shapes = {name: list(shape[1:]) for name, shape in output_shapes(config, 1).items() if name in outputs}
-    spec = RunnerSpec(backend, precision, None if path is None else str(path), options.threads, options.batch,
-                      graph_layout(metadata), module)
-    fingerprint = {**identity, "precision": precision, "backend": backend, "outputs": list(outputs),
-                   "preprocessing": pre.to_metadata(spec.layout)}
+    spec = RunnerSpec(
+        backend,
+        precision,
+        None if path is None else str(path),
+        options.threads,
+        options.batch,
+        graph_layout(metadata),
+        module,
+    )
+    fingerprint = {
+        **identity,
+        "precision": precision,
+        "backend": backend,
+        "outputs": list(outputs),
+        "preprocessing": pre.to_metadata(spec.layout),
+    }
     return ResolvedModel(spec, pre, config.network.num_classes, shapes, fingerprint)
-

@@ -28,7 +28,7 @@ class Shard:
     count: int = 1
 
     @classmethod
-    def parse(cls, text: Optional[str]) -> "Shard":
+    def parse(cls, text: Optional[str]) -> Shard:
         """``i/N`` with 0 <= i < N; PredictError otherwise."""
         if text is None:
             return cls()
@@ -80,10 +80,16 @@ class PredictOptions:
     def check(self) -> None:
         """One-line errors for values that cannot run, before any file is read."""
         if self.precision not in [p.value for p in Precision]:
-            raise PredictError(f"unknown precision {self.precision!r}; use one of "
-                               f"{', '.join(p.value for p in Precision)}")
-        for name, value, low in (("--batch", self.batch, 1), ("--topk", self.topk, 1), ("--workers", self.workers, 0),
-                                 ("--rows-per-file", self.rows_per_file, 1), ("--ray-actors", self.ray_actors, 1)):
+            raise PredictError(
+                f"unknown precision {self.precision!r}; use one of {', '.join(p.value for p in Precision)}"
+            )
+        for name, value, low in (
+            ("--batch", self.batch, 1),
+            ("--topk", self.topk, 1),
+            ("--workers", self.workers, 0),
+            ("--rows-per-file", self.rows_per_file, 1),
+            ("--ray-actors", self.ray_actors, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise PredictError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.threads is not None and self.threads < 1:
@@ -93,8 +99,10 @@ class PredictOptions:
         bad = [name for name in self.outputs if name not in OUTPUT_NAMES or name == LOGITS]
         if bad:
             choices = ", ".join(n for n in OUTPUT_NAMES if n != LOGITS)
-            raise PredictError(f"--outputs: unknown output(s) {', '.join(bad)}; choose from {choices} "
-                               f"(classes and scores come from the logits)")
+            raise PredictError(
+                f"--outputs: unknown output(s) {', '.join(bad)}; choose from {choices} "
+                f"(classes and scores come from the logits)"
+            )
         if self.normalize and not any(name in VECTOR_OUTPUTS for name in self.outputs):
             raise PredictError(f"--normalize L2-normalizes {' or '.join(VECTOR_OUTPUTS)}: add --outputs pre_logits")
         if self.ray_address is not None and not self.ray:
@@ -102,8 +110,9 @@ class PredictOptions:
         if self.ray_gpus < 0:
             raise PredictError(f"--ray-gpus must be >= 0, got {self.ray_gpus}")
         if self.calibration is not None and not Precision.parse(self.precision).is_quantized:
-            raise PredictError("--calibration calibrates int8/fp8 exports: add --precision int8 (or fp8), "
-                               "or leave --calibration out")
+            raise PredictError(
+                "--calibration calibrates int8/fp8 exports: add --precision int8 (or fp8), or leave --calibration out"
+            )
         if Path(str(self.output)).name == "":
             raise PredictError("-o/--output must name a folder")
 

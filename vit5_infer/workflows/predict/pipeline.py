@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -79,8 +80,9 @@ def plan(options: PredictOptions) -> Plan:
     """Every option, input and output checked, in one line each, before any work."""
     options.check()
     inputs = read_inputs(options.images, options.labels)
-    output = check_output_dir(options.output, "-o", (inputs.root, options.labels, options.calibration,
-                                                     _source_path(options.source)))
+    output = check_output_dir(
+        options.output, "-o", (inputs.root, options.labels, options.calibration, _source_path(options.source))
+    )
     check_dataset_folder(output)
     summary = None
     if options.summary is not None:
@@ -121,11 +123,13 @@ def predict(options: PredictOptions, progress: PredictProgress = None) -> Predic
             raise PredictError(f"--topk {options.topk} exceeds the network's {model.num_classes} classes")
         labels = checked.inputs.labels
         if labels is not None and len(labels) and int(labels.max()) >= model.num_classes:
-            raise PredictError(f"--labels gives class index {int(labels.max())}, but the network has "
-                               f"{model.num_classes} classes")
+            raise PredictError(
+                f"--labels gives class index {int(labels.max())}, but the network has {model.num_classes} classes"
+            )
         columns = column_spec(options.topk, options.scores, options.normalize, labels is not None, model.shapes)
-        metadata = dataset_metadata(model.fingerprint, columns,
-                                    {"count": len(checked.inputs), "sha256": checked.inputs.digest()})
+        metadata = dataset_metadata(
+            model.fingerprint, columns, {"count": len(checked.inputs), "sha256": checked.inputs.digest()}
+        )
         open_dataset(checked.output, metadata, options.overwrite)
         parts = list(pending_parts(checked.bounds, finished_ranges(checked.output), options.rows_per_file))
         todo = sum(end - start for start, end in parts)
@@ -142,8 +146,13 @@ def predict(options: PredictOptions, progress: PredictProgress = None) -> Predic
             stats = run_local(options, model, checked.inputs, parts, writer, progress, setup_start)
         remove_stale_staging(checked.output)
     summary = PredictSummary(
-        output=str(checked.output), shard=str(options.shard), skipped=skipped, parts=writer.parts_written,
-        backend=model.spec.backend, **stats.finish(labels is not None))
+        output=str(checked.output),
+        shard=str(options.shard),
+        skipped=skipped,
+        parts=writer.parts_written,
+        backend=model.spec.backend,
+        **stats.finish(labels is not None),
+    )
     if checked.summary is not None:
         write_json_atomic(checked.summary, summary.to_dict())
     return summary
@@ -176,11 +185,17 @@ class RunStats:
 
     def finish(self, labelled: bool) -> dict:
         wall = time.perf_counter() - self.start if self.start else 0.0
-        fields = dict(rows=self.rows, errors=self.errors, wall_s=round(wall, 4),
-                      images_per_s=round(self.rows / wall, 3) if wall > 0 else 0.0,
-                      decode_s=round(self.decode_s, 4), wait_s=round(self.wait_s, 4),
-                      compute_s=round(self.compute_s, 4), write_s=round(self.write_s, 4),
-                      setup_s=round(self.setup_s, 4))
+        fields = dict(
+            rows=self.rows,
+            errors=self.errors,
+            wall_s=round(wall, 4),
+            images_per_s=round(self.rows / wall, 3) if wall > 0 else 0.0,
+            decode_s=round(self.decode_s, 4),
+            wait_s=round(self.wait_s, 4),
+            compute_s=round(self.compute_s, 4),
+            write_s=round(self.write_s, 4),
+            setup_s=round(self.setup_s, 4),
+        )
         if labelled:
             fields["labelled"] = self.labelled
             if self.labelled:
@@ -196,8 +211,15 @@ def chunks(parts, batch: int, paths) -> Iterator[tuple[range, list]]:
             yield positions, [paths[i] for i in positions]
 
 
-def run_local(options: PredictOptions, model: ResolvedModel, inputs: InputList, parts, writer: DatasetWriter,
-              progress: PredictProgress, setup_start: float) -> RunStats:
+def run_local(
+    options: PredictOptions,
+    model: ResolvedModel,
+    inputs: InputList,
+    parts,
+    writer: DatasetWriter,
+    progress: PredictProgress,
+    setup_start: float,
+) -> RunStats:
     stats = RunStats(setup_start)
     todo = sum(end - start for start, end in parts)
     if progress:
@@ -224,8 +246,14 @@ def run_local(options: PredictOptions, model: ResolvedModel, inputs: InputList, 
                 began = time.perf_counter()
                 outputs = runner.run(x)
                 stats.compute_s += time.perf_counter() - began
-                columns = output_columns(outputs, [name for name in model.shapes if name != LOGITS], options.topk,
-                                         options.scores, options.normalize, rows=n)
+                columns = output_columns(
+                    outputs,
+                    [name for name in model.shapes if name != LOGITS],
+                    options.topk,
+                    options.scores,
+                    options.normalize,
+                    rows=n,
+                )
                 began = time.perf_counter()
                 writer.add(chunk.indices, columns, chunk.errors)
                 stats.write_s += time.perf_counter() - began

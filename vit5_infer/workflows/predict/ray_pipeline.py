@@ -13,7 +13,8 @@ driver, which writes the same part files as a local run (so resume and sharding 
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 
@@ -31,8 +32,13 @@ ACTOR_BASE_BYTES = 512 << 20
 def _preprocessing(value) -> Preprocessing:
     if isinstance(value, Preprocessing):
         return value
-    return Preprocessing(image_size=int(value["image_size"]), crop_ratio=float(value["crop_ratio"]),
-                         mean=tuple(value["mean"]), std=tuple(value["std"]), interpolation=value["interpolation"])
+    return Preprocessing(
+        image_size=int(value["image_size"]),
+        crop_ratio=float(value["crop_ratio"]),
+        mean=tuple(value["mean"]),
+        std=tuple(value["std"]),
+        interpolation=value["interpolation"],
+    )
 
 
 def decode_batch(batch: dict, preprocessing) -> dict:
@@ -40,16 +46,26 @@ def decode_batch(batch: dict, preprocessing) -> dict:
     usable image: a bad file is a row with its reason, the rest of the batch is decoded as usual)."""
     paths = [str(p) for p in batch["path"]]
     chunk = decode_chunk(batch["index"], paths, _preprocessing(preprocessing))
-    return {"index": chunk.indices, "path": np.asarray(paths, dtype=object), "pixels": chunk.pixels,
-            "error": np.asarray([e or "" for e in chunk.errors], dtype=object),
-            "decode_s": np.full(len(paths), chunk.seconds / max(len(paths), 1))}
+    return {
+        "index": chunk.indices,
+        "path": np.asarray(paths, dtype=object),
+        "pixels": chunk.pixels,
+        "error": np.asarray([e or "" for e in chunk.errors], dtype=object),
+        "decode_s": np.full(len(paths), chunk.seconds / max(len(paths), 1)),
+    }
 
 
 class Vit5Predictor:
     """A Ray Data actor: loads the runner of ``spec`` once, then turns decoded batches into rows."""
 
-    def __init__(self, spec: RunnerSpec, topk: int = 5, scores: str = "softmax", normalize: bool = False,
-                 outputs: Sequence[str] = ()):
+    def __init__(
+        self,
+        spec: RunnerSpec,
+        topk: int = 5,
+        scores: str = "softmax",
+        normalize: bool = False,
+        outputs: Sequence[str] = (),
+    ):
         self.spec, self.topk, self.scores, self.normalize = spec, topk, scores, normalize
         self.outputs = [name for name in outputs if name != LOGITS]
         self.runner = spec.make()
@@ -65,8 +81,14 @@ class Vit5Predictor:
         outputs = self.runner.run(x)
         seconds = time.perf_counter() - began
         columns = output_columns(outputs, self.outputs, self.topk, self.scores, self.normalize, rows=n)
-        return {"index": batch["index"], "path": batch["path"], "error": batch["error"],
-                "decode_s": batch["decode_s"], "compute_s": np.full(n, seconds / max(n, 1)), **columns}
+        return {
+            "index": batch["index"],
+            "path": batch["path"],
+            "error": batch["error"],
+            "decode_s": batch["decode_s"],
+            "compute_s": np.full(n, seconds / max(n, 1)),
+            **columns,
+        }
 
     def __del__(self):
         runner = getattr(self, "runner", None)
@@ -99,32 +121,50 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
     if progress:
         progress(f"starting Ray ({options.ray_address or 'local'})", 0, None)
     if not ray.is_initialized():
-        ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            address=options.ray_address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING
+        )
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # the bar and summary are this command's
     context = DataContext.get_current()
     context.execution_options.preserve_order = True  # rows arrive in input order: parts close as they fill
     context.enable_progress_bars = False
-    positions = np.concatenate([np.arange(start, end, dtype=np.int64) for start, end in parts]) if parts else \
-        np.zeros(0, np.int64)
+    positions = (
+        np.concatenate([np.arange(start, end, dtype=np.int64) for start, end in parts])
+        if parts
+        else np.zeros(0, np.int64)
+    )
     table = pa.table({"index": positions, "path": pa.array([inputs.paths[i] for i in positions], pa.string())})
     names = [name for name in model.shapes if name != LOGITS]
     workers = max(1, options.workers)
     dataset = (
         ray.data.from_arrow(table)
-        .map_batches(decode_batch, fn_kwargs={"preprocessing": model.preprocessing.to_metadata()},
-                     batch_size=options.batch, batch_format="numpy", compute=TaskPoolStrategy(size=workers),
-                     num_cpus=1)
+        .map_batches(
+            decode_batch,
+            fn_kwargs={"preprocessing": model.preprocessing.to_metadata()},
+            batch_size=options.batch,
+            batch_format="numpy",
+            compute=TaskPoolStrategy(size=workers),
+            num_cpus=1,
+        )
         # Each actor reserves the memory it holds: a Python process with the runtime, and about twice
         # the graph or engine.  Its resources
         # then differ from the decode stage's, so Ray keeps decoding a separate CPU stage that runs in
         # parallel instead of fusing it into the actors, where it would run between model calls.
-        .map_batches(Vit5Predictor, fn_constructor_kwargs={
-                         "spec": model.spec, "topk": options.topk, "scores": options.scores,
-                         "normalize": options.normalize, "outputs": names},
-                     compute=ActorPoolStrategy(size=options.ray_actors), num_gpus=options.ray_gpus or None,
-                     memory=ACTOR_BASE_BYTES + 2 * runner_bytes(model.spec), batch_size=options.batch,
-                     batch_format="numpy")
+        .map_batches(
+            Vit5Predictor,
+            fn_constructor_kwargs={
+                "spec": model.spec,
+                "topk": options.topk,
+                "scores": options.scores,
+                "normalize": options.normalize,
+                "outputs": names,
+            },
+            compute=ActorPoolStrategy(size=options.ray_actors),
+            num_gpus=options.ray_gpus or None,
+            memory=ACTOR_BASE_BYTES + 2 * runner_bytes(model.spec),
+            batch_size=options.batch,
+            batch_format="numpy",
+        )
     )
     if progress:
         progress("predicting", 0, todo)
@@ -152,4 +192,3 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
         writer.abort()
         raise
     return stats
-

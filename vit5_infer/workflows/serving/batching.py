@@ -10,7 +10,7 @@ so it is tested without a server.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class BatchedModel:
         outputs = self.run(np.concatenate(items) if len(items) > 1 else items[0])
         responses, start = [], 0
         for size in sizes:
-            responses.append({name: value[start:start + size] for name, value in outputs.items()})
+            responses.append({name: value[start : start + size] for name, value in outputs.items()})
             start += size
         return responses
 
@@ -89,7 +89,8 @@ class BatchedModel:
             x = np.asarray(request[self._pixel_name])
             if x.ndim != len(self._pixel_dims) + 1 or tuple(x.shape[1:]) != self._pixel_dims:
                 raise InputError(
-                    f"{where}{self._pixel_name} must be [batch, {', '.join(map(str, self._pixel_dims))}], got {list(x.shape)}"
+                    f"{where}{self._pixel_name} must be [batch, {', '.join(map(str, self._pixel_dims))}], got "
+                    f"{list(x.shape)}"
                 )
             if x.dtype != self._pixel_dtype:
                 raise InputError(f"{where}{self._pixel_name} must be {self._pixel_dtype}, got {x.dtype}")
@@ -119,7 +120,7 @@ class BatchedModel:
         limit = self.signature.static_batch or self.signature.max_batch
         parts: dict[str, list[np.ndarray]] = {}
         for start in range(0, len(pixels), limit):
-            chunk = pixels[start:start + limit]
+            chunk = pixels[start : start + limit]
             count = len(chunk)
             if self.signature.static_batch and count < self.signature.static_batch:
                 pad = np.zeros((self.signature.static_batch - count, *chunk.shape[1:]), dtype=chunk.dtype)

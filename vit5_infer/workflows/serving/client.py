@@ -6,7 +6,8 @@ Used by the tests and the load benchmark; a user's client needs nothing beyond w
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Sequence
+from collections.abc import Sequence
+from typing import Literal, Optional
 
 import numpy as np
 
@@ -28,7 +29,9 @@ def _module(protocol: str):
         else:
             import tritonclient.grpc as module
     except ImportError as exc:
-        raise ServeUnavailableError(f"the Triton client needs tritonclient ({exc.name}): {SERVE_INSTALL_HINT}") from None
+        raise ServeUnavailableError(
+            f"the Triton client needs tritonclient ({exc.name}): {SERVE_INSTALL_HINT}"
+        ) from None
     return module
 
 
@@ -42,14 +45,15 @@ class TritonModelClient:
         self._module = _module(protocol)
         if protocol == "http":
             self._client = self._module.InferenceServerClient(
-                url, connection_timeout=timeout_s, network_timeout=timeout_s)
+                url, connection_timeout=timeout_s, network_timeout=timeout_s
+            )
         else:
             self._client = self._module.InferenceServerClient(url)
 
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "TritonModelClient":
+    def __enter__(self) -> TritonModelClient:
         return self
 
     def __exit__(self, *exc) -> Literal[False]:
@@ -67,8 +71,12 @@ class TritonModelClient:
         outputs = meta["outputs"] if isinstance(meta, dict) else meta.outputs
         return [o["name"] if isinstance(o, dict) else o.name for o in outputs]
 
-    def infer(self, pixel_values: Optional[np.ndarray] = None, images: Optional[Sequence[bytes]] = None,
-              outputs: Optional[Sequence[str]] = None) -> dict[str, np.ndarray]:
+    def infer(
+        self,
+        pixel_values: Optional[np.ndarray] = None,
+        images: Optional[Sequence[bytes]] = None,
+        outputs: Optional[Sequence[str]] = None,
+    ) -> dict[str, np.ndarray]:
         """Every output (or those named) for a batch of ``pixel_values`` ``[B, C, H, W]`` or of
         encoded ``images``; raises tritonclient's InferenceServerException on an error response."""
         if (pixel_values is None) == (images is None):

@@ -40,8 +40,16 @@ from .source import model_name
 VERSION = "1"
 ONNX_PLATFORM = "onnxruntime_onnx"
 TENSORRT_PLATFORM = "tensorrt_plan"
-TRITON_DTYPES = {"float32": "TYPE_FP32", "float16": "TYPE_FP16", "bfloat16": "TYPE_BF16", "float64": "TYPE_FP64",
-                 "int32": "TYPE_INT32", "int64": "TYPE_INT64", "bool": "TYPE_BOOL", "bytes": "TYPE_STRING"}
+TRITON_DTYPES = {
+    "float32": "TYPE_FP32",
+    "float16": "TYPE_FP16",
+    "bfloat16": "TYPE_BF16",
+    "float64": "TYPE_FP64",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "bool": "TYPE_BOOL",
+    "bytes": "TYPE_STRING",
+}
 
 
 @dataclass
@@ -116,8 +124,9 @@ def _tensor(spec: TensorSpec, batch_dim: Optional[int]) -> dict:
     return {"name": spec.name, "data_type": Enum(TRITON_DTYPES[spec.dtype]), "dims": dims}
 
 
-def model_config(name: str, platform: str, signature: ModelSignature, options: RepositoryOptions,
-                 engine_profiles: int = 1) -> dict:
+def model_config(
+    name: str, platform: str, signature: ModelSignature, options: RepositoryOptions, engine_profiles: int = 1
+) -> dict:
     """The config.pbtxt message of one model; ``engine_profiles``: optimization profiles of a TensorRT plan."""
     kind = options.kind
     # A graph with a static batch is a non-batching model to Triton: dims carry the batch and no
@@ -144,10 +153,16 @@ def model_config(name: str, platform: str, signature: ModelSignature, options: R
         group["profile"] = [str(index) for index in range(engine_profiles)]
     config["instance_group"] = [group]
     if options.tensorrt_accelerator:
-        config["optimization"] = {"execution_accelerators": {"gpu_execution_accelerator": [{
-            "name": "tensorrt",
-            "parameters": [{"key": "precision_mode", "value": options.tensorrt_accelerator.upper()}],
-        }]}}
+        config["optimization"] = {
+            "execution_accelerators": {
+                "gpu_execution_accelerator": [
+                    {
+                        "name": "tensorrt",
+                        "parameters": [{"key": "precision_mode", "value": options.tensorrt_accelerator.upper()}],
+                    }
+                ]
+            }
+        }
     if platform == TENSORRT_PLATFORM:
         # Triton's TensorRT backend then replays CUDA graphs of the enqueue, as trtexec (11.0+) times it by
         # default and `vit5 bench -b trt --cuda-graph` measures it.
@@ -166,8 +181,12 @@ def _warmups(signature: ModelSignature, batching: bool) -> list:
         inputs = []
         for spec in signature.inputs:
             dims = [int(d) for d in spec.dims] if batching else [signature.static_batch, *map(int, spec.dims)]
-            inputs.append({"key": spec.name, "value": {
-                "data_type": Enum(TRITON_DTYPES[spec.dtype]), "dims": dims, "zero_data": True}})
+            inputs.append(
+                {
+                    "key": spec.name,
+                    "value": {"data_type": Enum(TRITON_DTYPES[spec.dtype]), "dims": dims, "zero_data": True},
+                }
+            )
         warmups.append({"name": f"zeros_batch_{size}", "batch_size": size, "inputs": inputs})
     return warmups
 
@@ -179,7 +198,9 @@ def parse_model_config(text: str):
         from google.protobuf import text_format
         from tritonclient.grpc import model_config_pb2
     except ImportError as exc:
-        raise ServeUnavailableError(f"checking config.pbtxt needs tritonclient ({exc.name}): {SERVE_INSTALL_HINT}") from None
+        raise ServeUnavailableError(
+            f"checking config.pbtxt needs tritonclient ({exc.name}): {SERVE_INSTALL_HINT}"
+        ) from None
     message = model_config_pb2.ModelConfig()
     try:
         text_format.Parse(text, message)
@@ -200,9 +221,13 @@ def _check_options(options: RepositoryOptions, platform: str, signature: ModelSi
         raise RepositoryError(f"max queue delay must be >= 0 microseconds, got {options.max_queue_delay_us}")
     if options.tensorrt_accelerator is not None:
         if platform != ONNX_PLATFORM or kind != "gpu":
-            raise RepositoryError("the TensorRT execution accelerator applies to an ONNX model on GPU instances (--kind gpu)")
+            raise RepositoryError(
+                "the TensorRT execution accelerator applies to an ONNX model on GPU instances (--kind gpu)"
+            )
         if options.tensorrt_accelerator not in ACCELERATOR_PRECISIONS:
-            raise RepositoryError(f"TensorRT accelerator precision must be fp32 or fp16, got {options.tensorrt_accelerator!r}")
+            raise RepositoryError(
+                f"TensorRT accelerator precision must be fp32 or fp16, got {options.tensorrt_accelerator!r}"
+            )
     bad = [b for b in options.preferred_batch_sizes if not 1 <= b <= signature.max_batch]
     if bad and signature.static_batch is None:
         raise RepositoryError(f"preferred batch sizes {bad} lie outside 1..{signature.max_batch} (the max batch)")
@@ -261,19 +286,23 @@ def write_model_repository(
         raise RepositoryError(f"{final} already exists; pass --force to replace it")
     _check_not_inside(final, _inputs(source, load_options))
     given = is_engine_path(str(source)) or is_onnx_path(str(source))
-    asked = [f"--{flag} {value}" for flag, value, default in (("precision", precision, "fp32"), ("opset", opset, 23))
-             if value != default]
+    asked = [
+        f"--{flag} {value}"
+        for flag, value, default in (("precision", precision, "fp32"), ("opset", opset, 23))
+        if value != default
+    ]
     if given and asked:
-        raise RepositoryError(f"{', '.join(asked)} only shape{'s' if len(asked) == 1 else ''} a preset or checkpoint "
-                              f"exported here; {source} is used as it is: leave {'it' if len(asked) == 1 else 'them'} "
-                              f"out, or give the preset or checkpoint")
+        raise RepositoryError(
+            f"{', '.join(asked)} only shape{'s' if len(asked) == 1 else ''} a preset or checkpoint "
+            f"exported here; {source} is used as it is: leave {'it' if len(asked) == 1 else 'them'} "
+            f"out, or give the preset or checkpoint"
+        )
     # Folders made here are removed again when the model cannot be written (nothing is left half-way).
     created = [folder for folder in (repository, *repository.parents) if not folder.exists()]
     try:
         repository.mkdir(parents=True, exist_ok=True)
         _remove_stale_scratch(repository)
-        return _write_model(source, repository, name, final, options, precision, opset, load_options, progress,
-                            force)
+        return _write_model(source, repository, name, final, options, precision, opset, load_options, progress, force)
     except BaseException as exc:
         for folder in created:  # innermost first; rmdir keeps anything another process put there
             with contextlib.suppress(OSError):
@@ -311,8 +340,10 @@ def _check_not_inside(final: Path, inputs: list[Path]) -> None:
     for path in inputs:
         resolved = path.resolve()
         if resolved == target or resolved.is_relative_to(target):
-            raise RepositoryError(f"{path} lies inside {final}, which this run replaces; "
-                                  "copy it elsewhere or choose another --name or --output")
+            raise RepositoryError(
+                f"{path} lies inside {final}, which this run replaces; "
+                "copy it elsewhere or choose another --name or --output"
+            )
 
 
 #: Scratch and staging folders carry the pid of the run that made them, so a later run can tell
@@ -340,9 +371,18 @@ def _remove_stale_scratch(repository: Path) -> None:
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _write_model(source, repository: Path, name: str, final: Path, options: RepositoryOptions, precision: str,
-                 opset: int, load_options: Optional[LoadOptions], progress: Progress,
-                 force: bool) -> RepositoryResult:
+def _write_model(
+    source,
+    repository: Path,
+    name: str,
+    final: Path,
+    options: RepositoryOptions,
+    precision: str,
+    opset: int,
+    load_options: Optional[LoadOptions],
+    progress: Progress,
+    force: bool,
+) -> RepositoryResult:
     with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=repository) as scratch:
         text = str(source)
         if is_engine_path(text):
@@ -367,8 +407,11 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
             profiles = len(manifest.profile_list())
             if (manifest.build_flags or {}).get("version_compatible"):
                 # Triton's TensorRT backend allows an engine's embedded host code only in that mode.
-                warnings.warn(f"{path.name} is version-compatible: start tritonserver with "
-                              "--backend-config=tensorrt,version-compatible=true or it will not load", stacklevel=2)
+                warnings.warn(
+                    f"{path.name} is version-compatible: start tritonserver with "
+                    "--backend-config=tensorrt,version-compatible=true or it will not load",
+                    stacklevel=2,
+                )
         config_text = to_pbtxt(model_config(name, platform, signature, options, profiles))
         validated = True
         try:
@@ -376,7 +419,9 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
         except ServeUnavailableError:
             validated = False  # written all the same; the caller says it was not checked
         else:
-            if parsed.name != name or parsed.max_batch_size != (signature.max_batch if signature.static_batch is None else 0):
+            if parsed.name != name or parsed.max_batch_size != (
+                signature.max_batch if signature.static_batch is None else 0
+            ):
                 raise RepositoryError("internal: config.pbtxt does not read back as written")
 
         stage = Path(tempfile.mkdtemp(prefix=f".{name}.staging-{os.getpid()}-", dir=repository))
@@ -391,19 +436,23 @@ def _write_model(source, repository: Path, name: str, final: Path, options: Repo
             shutil.rmtree(stage, ignore_errors=True)
             raise
     files = [final / "config.pbtxt"] + [final / p.relative_to(stage) for p in copied]
-    return RepositoryResult(final, final / "config.pbtxt", final / model_file.relative_to(stage), platform, signature,
-                            validated, files)
+    return RepositoryResult(
+        final, final / "config.pbtxt", final / model_file.relative_to(stage), platform, signature, validated, files
+    )
 
 
-def _export(source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions],
-            progress: Progress) -> Path:
+def _export(
+    source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions], progress: Progress
+) -> Path:
     from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
     from vit5_infer.loading import load_source
 
     model, origin = load_source(source, load_options)
     if progress:
         progress(f"exporting {origin.name} to ONNX ({precision})")
-    result = export_onnx(model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress)
+    result = export_onnx(
+        model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress
+    )
     return Path(result.path)
 
 

@@ -47,9 +47,10 @@ import sysconfig
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -120,22 +121,28 @@ def listen_address(host: str) -> str:
         try:
             found = socket.getaddrinfo(literal, None, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as exc:
-            raise ServeError(f"--host {host!r} is neither an IP address nor a host name that resolves here "
-                             f"({exc.strerror if isinstance(exc, socket.gaierror) else exc})") from None
+            raise ServeError(
+                f"--host {host!r} is neither an IP address nor a host name that resolves here "
+                f"({exc.strerror if isinstance(exc, socket.gaierror) else exc})"
+            ) from None
         ipv4 = [entry for entry in found if entry[0] == socket.AF_INET]
         address = (ipv4 or found)[0][4][0]
     if ":" in address:
         # PyTriton reaches its own server through a URL built from this address: "http://::1:PORT" is
         # invalid, and "[::1]:PORT" fails in its client with "Port could not be cast to integer value
         # as ':1:PORT'" (PyTriton 0.7.0).
-        raise ServeError(f"--host {host}: IPv6 addresses cannot be served through PyTriton (its client cannot "
-                         "reach them); use an IPv4 address such as 127.0.0.1 or 0.0.0.0")
+        raise ServeError(
+            f"--host {host}: IPv6 addresses cannot be served through PyTriton (its client cannot "
+            "reach them); use an IPv4 address such as 127.0.0.1 or 0.0.0.0"
+        )
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind((address, 0))
         except OSError as exc:
-            raise ServeError(f"--host {host}: cannot listen on {address} here ({exc.strerror}); "
-                             "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
+            raise ServeError(
+                f"--host {host}: cannot listen on {address} here ({exc.strerror}); "
+                "give an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+            ) from None
     return address
 
 
@@ -179,8 +186,11 @@ def check_ports_free(options: ServeOptions, wait_s: float = 0.0) -> None:
     (a server that just died)."""
     address = listen_address(options.host)
     deadline = time.monotonic() + wait_s
-    for label, port, flag in (("HTTP", options.http_port, "--http-port"), ("gRPC", options.grpc_port, "--grpc-port"),
-                              ("metrics", options.metrics_port, "--metrics-port")):
+    for label, port, flag in (
+        ("HTTP", options.http_port, "--http-port"),
+        ("gRPC", options.grpc_port, "--grpc-port"),
+        ("metrics", options.metrics_port, "--metrics-port"),
+    ):
         while port_in_use(address, port):
             if time.monotonic() >= deadline:
                 raise ServeError(f"{label} port {port} on {options.host} is already in use; choose another with {flag}")
@@ -366,7 +376,7 @@ class ModelServer:
         return f"http://{self._client_host()}:{self.options.metrics_port}/metrics"
 
     # ---- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> "ModelServer":
+    def start(self) -> ModelServer:
         import_pytriton()
         self.options.check(self.signature, inputs=self.served.inputs)
         self._address = listen_address(self.options.host)
@@ -401,11 +411,16 @@ class ModelServer:
         opts = self.options
         address = _url_host(self._address)  # tritonserver joins address and port with ':'
         config = TritonConfig(
-            http_address=address, http_port=opts.http_port,
-            grpc_address=address, grpc_port=opts.grpc_port,
-            metrics_address=address, metrics_port=opts.metrics_port,
-            allow_metrics=True, allow_gpu_metrics=False,
-            exit_timeout_secs=opts.exit_timeout_s, log_verbose=opts.log_verbose,
+            http_address=address,
+            http_port=opts.http_port,
+            grpc_address=address,
+            grpc_port=opts.grpc_port,
+            metrics_address=address,
+            metrics_port=opts.metrics_port,
+            allow_metrics=True,
+            allow_gpu_metrics=False,
+            exit_timeout_secs=opts.exit_timeout_s,
+            log_verbose=opts.log_verbose,
             # tritonserver logs to this file, not to our terminal
             log_file=self.log_path,
             **opts.extra,
@@ -512,7 +527,7 @@ class ModelServer:
         while self.is_alive() and not stop.wait(poll_s):
             pass
 
-    def __enter__(self) -> "ModelServer":
+    def __enter__(self) -> ModelServer:
         return self.start()
 
     def __exit__(self, *exc) -> bool:
@@ -632,8 +647,13 @@ MAX_RESTARTS = 5
 RESTART_WINDOW_S = 60.0
 
 
-def serve(served: ServedModel, options: Optional[ServeOptions] = None, progress: Progress = None,
-          on_ready=None, warn: Optional[Callable[[str], None]] = None) -> None:
+def serve(
+    served: ServedModel,
+    options: Optional[ServeOptions] = None,
+    progress: Progress = None,
+    on_ready=None,
+    warn: Optional[Callable[[str], None]] = None,
+) -> None:
     """Start the server, call ``on_ready(server)``, serve until Ctrl-C/SIGTERM, then stop it
     (tritonserver included).  A tritonserver that dies is started again, with one ``warn`` line
     naming the reason; one that keeps dying ends ``serve`` with a ServeError giving it."""
@@ -651,7 +671,8 @@ def serve(served: ServedModel, options: Optional[ServeOptions] = None, progress:
                 now = time.monotonic()
                 restarts = [t for t in restarts if now - t < RESTART_WINDOW_S] + [now]
                 if len(restarts) > MAX_RESTARTS:
-                    raise ServeError(f"tritonserver died {len(restarts)} times within {RESTART_WINDOW_S:.0f} s; "
-                                     f"last: {reason}")
+                    raise ServeError(
+                        f"tritonserver died {len(restarts)} times within {RESTART_WINDOW_S:.0f} s; last: {reason}"
+                    )
                 warn(f"tritonserver died ({reason}); restarting it")
                 server.restart()

@@ -59,7 +59,7 @@ class ModelSignature:
     def output_names(self) -> list[str]:
         return [t.name for t in self.outputs]
 
-    def with_max_batch(self, max_batch: Optional[int]) -> "ModelSignature":
+    def with_max_batch(self, max_batch: Optional[int]) -> ModelSignature:
         """The same model served with at most ``max_batch`` items per run (never past what the
         graph or engine accepts)."""
         if max_batch is None:
@@ -67,7 +67,9 @@ class ModelSignature:
         if max_batch < 1:
             raise RepositoryError(f"max batch must be >= 1, got {max_batch}")
         if self.static_batch is not None and max_batch != self.static_batch:
-            raise RepositoryError(f"the graph has a static batch of {self.static_batch}; it cannot serve max batch {max_batch}")
+            raise RepositoryError(
+                f"the graph has a static batch of {self.static_batch}; it cannot serve max batch {max_batch}"
+            )
         self._check_batch_fits(max_batch)
         return replace(self, max_batch=max_batch)
 
@@ -86,9 +88,11 @@ class ModelSignature:
 
         total, need = physical_memory_bytes(), max_batch * self.item_bytes()
         if total is not None and need > total:
-            raise RepositoryError(f"max batch {max_batch} needs about {need / 2**30:.1f} GiB for one batch's inputs "
-                                  f"and outputs, more than this machine's {total / 2**30:.1f} GiB of memory; "
-                                  "use a smaller max batch")
+            raise RepositoryError(
+                f"max batch {max_batch} needs about {need / 2**30:.1f} GiB for one batch's inputs "
+                f"and outputs, more than this machine's {total / 2**30:.1f} GiB of memory; "
+                "use a smaller max batch"
+            )
 
 
 def _dims(value_info) -> tuple:
@@ -122,7 +126,9 @@ def onnx_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSign
     (image,) = graph_inputs
     in_dims = _dims(image)
     if len(in_dims) != 4 or any(d < 1 for d in in_dims[1:]):
-        raise RepositoryError(f"{path}: input {image.name} must be [batch, C, H, W] with fixed C, H, W, got {list(in_dims)}")
+        raise RepositoryError(
+            f"{path}: input {image.name} must be [batch, C, H, W] with fixed C, H, W, got {list(in_dims)}"
+        )
     batch = in_dims[0] if in_dims[0] > 0 else None
     outputs = []
     for out in model.graph.output:
@@ -166,7 +172,9 @@ def engine_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSi
     engine_max = int((profile.get("max") or [graph.max_batch])[0])
     engine_min = int((profile.get("min") or [1])[0])
     if engine_min > 1:
-        raise RepositoryError(f"{path}: its profile starts at batch {engine_min}; Triton sends batches from 1, rebuild with --min-batch 1")
+        raise RepositoryError(
+            f"{path}: its profile starts at batch {engine_min}; Triton sends batches from 1, rebuild with --min-batch 1"
+        )
     gaps = batch_gaps(manifest)
     if gaps:
         missing = ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in gaps)
@@ -176,7 +184,9 @@ def engine_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSi
         )
     signature = replace(graph, max_batch=engine_max, static_batch=None)
     if max_batch is not None and max_batch > engine_max:
-        raise RepositoryError(f"{path}: the engine takes at most batch {engine_max} (its profile); rebuild with --max-batch {max_batch}")
+        raise RepositoryError(
+            f"{path}: the engine takes at most batch {engine_max} (its profile); rebuild with --max-batch {max_batch}"
+        )
     return signature.with_max_batch(max_batch)
 
 
@@ -206,4 +216,3 @@ def config_signature(config, max_batch: Optional[int] = None) -> ModelSignature:
         max_batch=max_batch or DEFAULT_MAX_BATCH,
         preprocessing=Preprocessing(image_size=network.image_size),
     )
-

@@ -9,9 +9,10 @@ per Triton model instance.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from vit5_infer.files import external_data_paths
 from vit5_infer.load_options import LoadOptions
@@ -29,8 +30,9 @@ def model_name(source: PathLike, name: Optional[str] = None) -> str:
     """The name Triton serves the model under: ``name``, else the preset name or the file's stem."""
     if name is not None:
         if len(name) > MAX_NAME_LENGTH:
-            raise RepositoryError(f"model name {name[:40]}... is {len(name)} characters long; "
-                                  f"the limit is {MAX_NAME_LENGTH}")
+            raise RepositoryError(
+                f"model name {name[:40]}... is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}"
+            )
         if not _NAME.fullmatch(name) or name.startswith("."):
             raise RepositoryError(f"model name {name!r} may hold only letters, digits, '_', '.' and '-'")
         return name
@@ -86,8 +88,10 @@ def resolve_served_model(
     text = str(source)
     served_name = model_name(source, name)
     if (is_engine_path(text) or is_onnx_path(text)) and precision != "fp32":
-        raise ServeError(f"--precision {precision} only shapes a preset or checkpoint exported here; {text} is served "
-                         f"as it is: leave it out, or give the preset or checkpoint")
+        raise ServeError(
+            f"--precision {precision} only shapes a preset or checkpoint exported here; {text} is served "
+            f"as it is: leave it out, or give the preset or checkpoint"
+        )
 
     if is_engine_path(text):
         backend = backend or "trt"
@@ -98,8 +102,14 @@ def resolve_served_model(
         if not path.is_file():
             raise ServeError(f"{path}: TensorRT engine not found")
         signature = engine_signature(path, max_batch)
-        return ServedModel(served_name, backend, signature, path, lambda: make_runner(backend, path),
-                           inputs=(path, Path(text + ".json")))
+        return ServedModel(
+            served_name,
+            backend,
+            signature,
+            path,
+            lambda: make_runner(backend, path),
+            inputs=(path, Path(text + ".json")),
+        )
 
     if is_onnx_path(text):
         return _onnx_model(Path(text), served_name, backend or "ort", max_batch, threads)
@@ -111,12 +121,20 @@ def resolve_served_model(
     read = (Path(text),) if Path(text).exists() else ()
     if backend in backends_running("model"):
         signature = config_signature(model.config, max_batch)
-        return ServedModel(served_name, backend, signature, None,
-                           lambda: make_runner(backend, model, precision=precision, threads=threads), inputs=read)
+        return ServedModel(
+            served_name,
+            backend,
+            signature,
+            None,
+            lambda: make_runner(backend, model, precision=precision, threads=threads),
+            inputs=read,
+        )
     if backend not in backends_running("onnx"):
         served_on = backends_running("model") + backends_running("onnx")
-        raise ServeError(f"a preset or checkpoint is served on {', '.join(served_on)}; "
-                         f"for trt build an engine first ('vit5 build-engine') and serve that")
+        raise ServeError(
+            f"a preset or checkpoint is served on {', '.join(served_on)}; "
+            f"for trt build an engine first ('vit5 build-engine') and serve that"
+        )
     path = _export(model, origin, Path(workdir), served_name, precision, progress)
     served = _onnx_model(path, served_name, backend, max_batch, threads)
     return replace(served, inputs=served.inputs + read)
@@ -131,7 +149,10 @@ def _onnx_model(path: Path, name: str, backend: str, max_batch: Optional[int], t
         raise ServeError(f"{path}: ONNX file not found")
     signature = onnx_signature(path, max_batch)
     return ServedModel(
-        name, backend, signature, path,
+        name,
+        backend,
+        signature,
+        path,
         lambda: make_runner(backend, path, threads=threads, batch_hint=signature.max_batch),
         inputs=(path, *external_data_paths(path)),
     )

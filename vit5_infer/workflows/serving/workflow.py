@@ -5,9 +5,10 @@ checking it before any export."""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Optional
 
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PathLike, Progress
@@ -22,8 +23,9 @@ from .source import resolve_served_model
 
 def _check_export_precision(precision: str) -> None:
     if precision not in EXPORT_PRECISIONS:
-        raise ServeError(f"a preset or checkpoint is exported for serving at {' or '.join(EXPORT_PRECISIONS)}, "
-                         f"not {precision!r}")
+        raise ServeError(
+            f"a preset or checkpoint is exported for serving at {' or '.join(EXPORT_PRECISIONS)}, not {precision!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -47,14 +49,26 @@ class ServingOptions:
         self.server.check(inputs=(Path(self.source),) if Path(self.source).exists() else ())
 
 
-def serve(options: ServingOptions, progress: Progress = None, *,
-          on_ready: Optional[Callable[[ModelServer], None]] = None, warn: Progress = None) -> None:
+def serve(
+    options: ServingOptions,
+    progress: Progress = None,
+    *,
+    on_ready: Optional[Callable[[ModelServer], None]] = None,
+    warn: Progress = None,
+) -> None:
     """Serve ``options.source`` on Triton until Ctrl-C or SIGTERM; ``on_ready(server)`` once it listens."""
     options.check()
     with tempfile.TemporaryDirectory(prefix="vit5-serve-") as workdir:
         served = resolve_served_model(
-            options.source, workdir, backend=options.backend, precision=options.precision, name=options.name,
-            max_batch=options.max_batch, threads=options.threads, load_options=options.load, progress=progress,
+            options.source,
+            workdir,
+            backend=options.backend,
+            precision=options.precision,
+            name=options.name,
+            max_batch=options.max_batch,
+            threads=options.threads,
+            load_options=options.load,
+            progress=progress,
         )
         if progress:
             progress(f"starting Triton for {served.name}")
@@ -83,6 +97,13 @@ def write_repository(options: RepositoryWriteOptions, progress: Progress = None)
     """Write ``options.output/NAME`` for the stock Triton server."""
     options.check()
     return write_model_repository(
-        options.source, options.output, name=options.name, options=options.repository, precision=options.precision,
-        opset=options.opset, load_options=options.load, force=options.force, progress=progress,
+        options.source,
+        options.output,
+        name=options.name,
+        options=options.repository,
+        precision=options.precision,
+        opset=options.opset,
+        load_options=options.load,
+        force=options.force,
+        progress=progress,
     )
