@@ -12,8 +12,8 @@ from typing import Annotated, Optional, Union, get_type_hints
 
 import typer
 
+from vit5_infer.architecture import OVERRIDES
 from vit5_infer.errors import ConfigError
-from vit5_infer.inference import OVERRIDES
 from vit5_infer.load_options import LoadOptions
 
 SOURCE_PANEL = "Model source"
@@ -146,7 +146,7 @@ _OVERRIDE_PARAMS = [
 ]
 _OVERRIDE_KEY = {name: ("L_cache" if name == "l_cache" else name) for name, _, _ in _OVERRIDE_PARAMS}
 assert set(_OVERRIDE_KEY.values()) == set(OVERRIDES), (
-    "CLI override flags out of sync with vit5_infer.inference.OVERRIDES"
+    "CLI override flags out of sync with vit5_infer.architecture.OVERRIDES"
 )
 
 

@@ -10,7 +10,7 @@ DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden"
 DIGITS = DATA / "digits"
 GOLDEN_CASES = ["attn_cls_r4", "attn_gap_r0_bias", "hyena_gap", "hybrid_pool_film", "hybrid_compress_concat"]
-# What the weights of a bare state_dict cannot tell (see vit5_infer.inference.OVERRIDES).
+# What the weights of a bare state_dict cannot tell (see vit5_infer.architecture.OVERRIDES).
 BARE_OVERRIDES = {"attn_gap_r0_bias": {"num_heads": 2, "rope_base": 1000.0}}
 
 

@@ -29,7 +29,7 @@ class LoadOptions:
     weights: str = "ema"
     trust_pickle: bool = False
     seed: int = 0
-    overrides: tuple = ()  # (name, value) pairs; see vit5_infer.inference.OVERRIDES
+    overrides: tuple = ()  # (name, value) pairs; see vit5_infer.architecture.OVERRIDES
 
     def __post_init__(self):
         check_seed(self.seed)

@@ -9,13 +9,13 @@ from typing import Optional, Union
 
 import torch
 
+from .architecture import apply_overrides, infer_config
 from .checkpoint import file_sha256, read_state_dict
 from .config import ViT5Config
 from .errors import BenchError, CheckpointError, ConfigError
-from .inference import apply_overrides, infer_config
-from .init import init_weights
 from .load_options import LoadOptions, check_seed
 from .network import ViT5ClassificationNet
+from .preset_weights import init_weights
 from .presets import PRESETS, get_preset
 
 ConfigLike = Union[None, str, Path, dict, ViT5Config]
@@ -128,7 +128,7 @@ def load_model(
     upstream training checkpoint (``.ckpt``; ``weights='ema'`` by default, ``'raw'`` for the online
     weights).  The architecture is inferred from the weights unless ``config`` (a ViT5Config, a dict
     or a JSON path) is given; ``overrides`` set what weights cannot tell (``num_heads``, ``rope_base``,
-    ``L_cache``, ...; see ``vit5_infer.inference.OVERRIDES``).
+    ``L_cache``, ...; see ``vit5_infer.architecture.OVERRIDES``).
     """
     model, _ = resolve_model(source, config, weights, trust_pickle, seed, **overrides)
     return model

@@ -8,9 +8,9 @@ from torch import nn
 from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ConfigError, ViT5ClassificationNet
+from vit5_infer.architecture import BLOCK_DETECTORS, BlockDetector, infer_config
 from vit5_infer.blocks import BlockKind, block_kind, block_kinds, register_block_kind, unregister_block_kind
 from vit5_infer.config import BLOCK_VALIDATORS
-from vit5_infer.inference import BLOCK_DETECTORS, BlockDetector, infer_config
 from vit5_infer.network import BLOCK_BUILDERS, residual_block
 
 

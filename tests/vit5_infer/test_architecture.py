@@ -1,4 +1,4 @@
-"""Architecture inference from bare weights (vit5_infer.inference)."""
+"""Architecture inference from bare weights (vit5_infer.architecture)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from vit5_infer import CheckpointError, ConfigError, ViT5Config
+from vit5_infer.architecture import apply_overrides, infer_config
 from vit5_infer.checkpoint import read_state_dict
-from vit5_infer.inference import apply_overrides, infer_config
 
 from golden import BARE_OVERRIDES, GOLDEN_CASES
 
