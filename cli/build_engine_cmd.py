@@ -119,39 +119,21 @@ def build_engine(
     verbose: Annotated[bool, typer.Option("--verbose", help="Show TensorRT's own log.")] = False,
 ) -> None:
     """Build a TensorRT engine (needs an NVIDIA GPU and the tensorrt package) and report attention fusion."""
-    from vit5_infer.engines.manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
+    from vit5_infer.workflows.build_engine import batches_from_flags, check_build_outputs
     from vit5_infer.workflows.build_engine import build_engine as build
 
     chosen = [name for name, flag in (("fp16", fp16), ("bf16", bf16), ("int8", int8), ("fp8", fp8)) if flag]
     if len(chosen) > 1:
         raise typer.BadParameter("choose one of --fp16, --bf16, --int8 and --fp8", param_hint="--" + "/--".join(chosen))
     precision = chosen[0] if chosen else "fp32"
-    given = [
-        flag
-        for flag, value in (("--min-batch", min_batch), ("--opt-batch", opt_batch), ("--max-batch", max_batch))
-        if value is not None
-    ]
-    if batch_profiles is not None and given:
-        from vit5_infer.engines.errors import EngineBuildError
-
-        raise EngineBuildError(f"--batch-profiles replaces {', '.join(given)}: give one or the other")
-    from vit5_infer.files import check_output_path
-    from vit5_infer.vocabulary import ENGINE_SUFFIXES
-
-    # Before any work (and before TensorRT is imported): the engine, its manifest and the ONNX kept
-    # beside it are outputs, and none may be the source or the timing cache.
-    inputs = (source, timing_cache, model_opts.config)
-    output = check_output_path(output, "output", inputs, tuple(ENGINE_SUFFIXES))
-    check_output_path(output.with_name(output.name + ".json"), "output manifest", inputs)
+    batches = batches_from_flags(min_batch, opt_batch, max_batch, batch_profiles)
+    output = check_build_outputs(source, output, timing_cache, model_opts.config)
     with console.status(f"building {output} ({precision})") as status:
         result = build(
             source,
             output,
             precision=precision,
-            min_batch=DEFAULT_MIN_BATCH if min_batch is None else min_batch,
-            opt_batch=DEFAULT_OPT_BATCH if opt_batch is None else opt_batch,
-            max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
-            batch_profiles=batch_profiles,
+            **batches,
             version_compatible=version_compatible,
             hardware_compatibility=hardware_compatibility,
             timing_cache=timing_cache,

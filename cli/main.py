@@ -19,7 +19,7 @@ try:
     import typer
 
     import vit5_infer
-    from vit5_infer.errors import Vit5Error
+    from vit5_infer.errors import Vit5Error, disk_error
 
     from . import bench_cmd, build_engine_cmd, debug_cmd, export_cmd, inspect_cmd, predict_cmd, presets_cmd, serve_cmd
 except KeyboardInterrupt:
@@ -71,8 +71,6 @@ def one_line(message: str) -> str:
 
 
 def main(argv: Optional[list] = None) -> None:
-    from vit5_infer.files import disk_error
-
     from .console import show_warnings_as_lines
 
     show_warnings_as_lines()

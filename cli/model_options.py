@@ -12,9 +12,8 @@ from typing import Annotated, Optional, Union, get_type_hints
 
 import typer
 
-from vit5_infer.architecture import OVERRIDES
 from vit5_infer.errors import ConfigError
-from vit5_infer.load_options import LoadOptions
+from vit5_infer.workflows.options import OVERRIDES, LoadOptions
 
 SOURCE_PANEL = "Model source"
 ARCH_PANEL = "Architecture overrides (what a checkpoint's weights cannot tell)"

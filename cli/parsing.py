@@ -43,7 +43,7 @@ def parse_name_list(text: str, option: str, choices: Iterable[str]) -> list[str]
 def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
     """``0.5`` or ``0.485,0.456,0.406`` -> three floats (one value applies to every channel), checked as
     the preprocessing checks them (finite, within range) before any work; ``option`` is --mean or --std."""
-    from vit5_infer.preprocessing import check_channels
+    from vit5_infer.workflows.options import check_channels
 
     if text is None:
         return None

@@ -9,31 +9,12 @@ from rich.table import Table
 from . import console
 
 
-def preset_rows() -> list[dict]:
-    from vit5_infer.presets import PRESET_DESCRIPTIONS, PRESET_SIZES, PRESETS
-
-    rows = []
-    for name, config in PRESETS.items():
-        net = config.network
-        parameters, flops = PRESET_SIZES[name]
-        rows.append(
-            {
-                "name": name,
-                "description": PRESET_DESCRIPTIONS.get(name, ""),
-                "pattern": net.layer_pattern,
-                "hidden_dim": net.hidden_dim,
-                "image_size": net.image_size,
-                "parameters": parameters,
-                "gflops": flops / 1e9,
-            }
-        )
-    return rows
-
-
 def presets(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
     """List the built-in presets with their parameter counts and FLOPs per image."""
+    from vit5_infer.workflows.presets import preset_rows
+
     rows = preset_rows()
     if as_json:
         console.out.print_json(json.dumps(rows))

@@ -3,6 +3,9 @@
 The CLI prints these as one line and exits non-zero; anything else is a bug and keeps its traceback.
 """
 
+import errno
+from typing import Optional
+
 
 class Vit5Error(Exception):
     """Base class for every user-facing error of the toolkit."""
@@ -30,3 +33,21 @@ class PredictError(Vit5Error):
 
 class OutputError(Vit5Error):
     """An output the disk cannot take (full, over quota, read-only): the run's result is not written."""
+
+
+#: errno values that say the disk cannot take a write: the machine's state, reported in one line, not a bug.
+DISK_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for the filesystem",
+    errno.EROFS: "read-only filesystem",
+}
+
+
+def disk_error(exc: BaseException, path=None) -> Optional["OutputError"]:
+    """The one-line Vit5Error for an OSError that says the disk cannot take the write; None for any other error."""
+    reason = DISK_ERRNOS.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
+    if reason is None:
+        return None
+    where = path if path is not None else exc.filename
+    return OutputError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")

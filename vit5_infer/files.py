@@ -4,7 +4,6 @@ output paths before any work starts.  Every writer of the toolkit goes through h
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import math
 import os
@@ -244,31 +243,14 @@ def require_file(path: PathLike, suffixes: tuple, what: str, error: Optional[typ
 # ---- writes that fail for want of room ---------------------------------------------------------
 #: Errors of the disk, not of the program: a full disk or quota, a file past the filesystem's size
 #: limit, a filesystem that turned read-only.  Every writer reports them as one line.
-DISK_ERRNOS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EFBIG: "file too large for the filesystem",
-    errno.EROFS: "read-only filesystem",
-}
-
-
-def disk_error(exc: BaseException, path: Optional[PathLike] = None):
-    """The one-line Vit5Error for an OSError that says the disk cannot take the write; None for any other error."""
-    from .errors import OutputError
-
-    reason = DISK_ERRNOS.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
-    if reason is None:
-        return None
-    where = path if path is not None else exc.filename
-    return OutputError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")
-
-
 @contextlib.contextmanager
 def disk_errors(path: Optional[PathLike] = None) -> Iterator[None]:
     """Turns a full disk (or quota, size limit, read-only filesystem) while writing ``path`` into one line."""
     try:
         yield
     except OSError as exc:
+        from .errors import disk_error
+
         error = disk_error(exc, path)
         if error is None:
             raise

@@ -120,6 +120,42 @@ def build_engine(
     return result
 
 
+def batches_from_flags(
+    min_batch: Optional[int], opt_batch: Optional[int], max_batch: Optional[int], batch_profiles: Optional[str]
+) -> dict:
+    """``--min/--opt/--max-batch`` (None: not given) or ``--batch-profiles`` as build_engine's keywords, the
+    engine's defaults filling what is not given; giving both ways is one line."""
+    from vit5_infer.engines.manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
+
+    given = [
+        flag
+        for flag, value in (("--min-batch", min_batch), ("--opt-batch", opt_batch), ("--max-batch", max_batch))
+        if value is not None
+    ]
+    if batch_profiles is not None and given:
+        raise EngineBuildError(f"--batch-profiles replaces {', '.join(given)}: give one or the other")
+    return {
+        "min_batch": DEFAULT_MIN_BATCH if min_batch is None else min_batch,
+        "opt_batch": DEFAULT_OPT_BATCH if opt_batch is None else opt_batch,
+        "max_batch": DEFAULT_MAX_BATCH if max_batch is None else max_batch,
+        "batch_profiles": batch_profiles,
+    }
+
+
+def check_build_outputs(
+    source: PathLike, output: PathLike, timing_cache: Optional[PathLike], config: Optional[PathLike]
+) -> Path:
+    """Before any work (and before TensorRT is imported): the engine, its manifest and the ONNX kept beside it
+    are outputs, and none may be the source, the timing cache or the architecture config."""
+    from vit5_infer.files import check_output_path
+    from vit5_infer.vocabulary import ENGINE_SUFFIXES
+
+    inputs = (source, timing_cache, config)
+    engine = check_output_path(output, "output", inputs, tuple(ENGINE_SUFFIXES))
+    check_output_path(engine.with_name(engine.name + ".json"), "output manifest", inputs)
+    return engine
+
+
 def check_source(
     source: PathLike, engine_path: Path, precision: str, timing_cache: Optional[PathLike], load: Optional[LoadOptions]
 ) -> tuple[PathLike, Optional[Path], Optional[str]]:
