@@ -24,6 +24,7 @@ from vit5_infer.vocabulary import LOGITS
 from .columns import output_columns
 from .decode import decode_chunk
 from .model import RunnerSpec
+from .run_stats import RunStats
 
 #: what a model actor holds beside its graph: the interpreter, NumPy, the runtime (measured ~250 MiB on ORT CPU)
 ACTOR_BASE_BYTES = 512 << 20
@@ -113,8 +114,6 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
     import pyarrow as pa
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
-
-    from .pipeline import RunStats
 
     stats = RunStats(setup_start)
     todo = sum(end - start for start, end in parts)
