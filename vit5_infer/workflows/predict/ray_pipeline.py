@@ -138,7 +138,8 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
     dataset = (
         ray.data.from_arrow(table)
         .map_batches(
-            decode_batch,
+            # Ray types a batch function as taking the batch alone; fn_kwargs passes decode_batch the rest
+            decode_batch,  # type: ignore[arg-type]
             fn_kwargs={"preprocessing": model.preprocessing.to_metadata()},
             batch_size=options.batch,
             batch_format="numpy",
