@@ -17,13 +17,13 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import vit5_infer
 from vit5_infer.checkpoint import file_sha256
 from vit5_infer.files import write_text_atomic
 from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
-from vit5_infer.vocabulary import INPUT_NAME
+from vit5_infer.vocabulary import INPUT_NAME, PathLike
 
 from .errors import EngineMismatchError, ManifestError
 from .tensorrt_support import (
@@ -40,8 +40,6 @@ LAYERS_SUFFIX = ".layers.json"
 # Builder defaults; the rebuild command only spells out the flags that differ from them.
 DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH, DEFAULT_MAX_BATCH = 1, 1, 8
 DEFAULT_OPTIMIZATION_LEVEL = 3
-
-PathLike = Union[str, Path]
 
 
 class EngineTunedElsewhereWarning(UserWarning):

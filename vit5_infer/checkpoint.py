@@ -14,6 +14,7 @@ from typing import Any, Union
 import torch
 
 from .errors import CheckpointError
+from .vocabulary import PathLike
 
 STATE_DICT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 _LEGACY_SIREN = re.compile(r"(.*kernel\.)kernel_network\.(\d+)\.(weight|bias)$")
@@ -23,7 +24,7 @@ _UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def file_sha256(path: Union[str, Path], chunk: int = 1 << 20) -> str:
+def file_sha256(path: PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(chunk), b""):

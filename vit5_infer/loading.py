@@ -17,6 +17,7 @@ from .load_options import LoadOptions, check_seed
 from .network import ViT5ClassificationNet
 from .preset_weights import init_weights
 from .presets import PRESETS, get_preset
+from .vocabulary import PathLike
 
 ConfigLike = Union[None, str, Path, dict, ViT5Config]
 
@@ -62,7 +63,7 @@ def _strict_load(model: ViT5ClassificationNet, state_dict: dict, origin: str) ->
 
 
 def resolve_model(
-    source: Union[str, Path],
+    source: PathLike,
     config: ConfigLike = None,
     weights: str = "ema",
     trust_pickle: bool = False,
@@ -99,9 +100,7 @@ def resolve_model(
     return model.eval(), ModelSource("checkpoint", str(path.resolve()), sha256=file_sha256(path), weights=weights)
 
 
-def load_source(
-    source: Union[str, Path], options: Optional[LoadOptions] = None
-) -> tuple[ViT5ClassificationNet, ModelSource]:
+def load_source(source: PathLike, options: Optional[LoadOptions] = None) -> tuple[ViT5ClassificationNet, ModelSource]:
     """``resolve_model`` with its options as one value (default options when None)."""
     options = options or LoadOptions()
     return resolve_model(
@@ -115,7 +114,7 @@ def load_source(
 
 
 def load_model(
-    source: Union[str, Path],
+    source: PathLike,
     config: ConfigLike = None,
     weights: str = "ema",
     trust_pickle: bool = False,

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import LOGITS, Precision, Progress
+from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress
 
 if TYPE_CHECKING:
     from vit5_infer.exporters.export import ExportResult
@@ -151,7 +151,7 @@ def check_export_options(options: ExportOptions) -> None:
         )
 
 
-def check_output(source: str, output: Union[str, Path], options: ExportOptions) -> Path:
+def check_output(source: PathLike, output: Union[str, Path], options: ExportOptions) -> Path:
     """``output`` as a file the export may write, never one of its inputs; InputError otherwise."""
     from vit5_infer.exporters.export import check_export_path
 
@@ -159,7 +159,7 @@ def check_output(source: str, output: Union[str, Path], options: ExportOptions) 
 
 
 def export(
-    source: str,
+    source: PathLike,
     output: Union[str, Path],
     options: ExportOptions,
     progress: Progress = None,
@@ -177,7 +177,9 @@ def export(
     from vit5_infer.loading import load_source  # torch: imported when a model is loaded
 
     model, origin = load_source(source, options.load)
-    return ExportedGraph(export_model(model, origin, path, options, progress=progress, warn=warn, name=source), origin)
+    return ExportedGraph(
+        export_model(model, origin, path, options, progress=progress, warn=warn, name=str(source)), origin
+    )
 
 
 def export_model(
