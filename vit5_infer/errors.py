@@ -46,8 +46,8 @@ DISK_ERRNOS = {
 
 def disk_error(exc: BaseException, path=None) -> Optional["OutputError"]:
     """The one-line Vit5Error for an OSError that says the disk cannot take the write; None for any other error."""
-    reason = DISK_ERRNOS.get(getattr(exc, "errno", None)) if isinstance(exc, OSError) else None
-    if reason is None:
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
         return None
+    reason = DISK_ERRNOS[exc.errno]
     where = path if path is not None else exc.filename
     return OutputError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")

@@ -169,7 +169,7 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     return target
 
 
-def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), error: type = None) -> Path:
+def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), error: Optional[type] = None) -> Path:
     """``path`` as a folder this run may create or add to, checked before any work starts (``error``, default
     InputError, otherwise).
 
@@ -337,7 +337,8 @@ def parse_json(
     except (ValueError, RecursionError) as exc:  # NaN/Infinity, duplicate keys, an integer past the digit limit
         raise error(f"{what}: not valid JSON ({str(exc).splitlines()[0]})") from None
     if expect is not None and not isinstance(document, expect):
-        wanted = {dict: "object", list: "list"}.get(expect, expect.__name__)
+        names: dict[type, str] = {dict: "object", list: "list"}
+        wanted = names.get(expect, expect.__name__)
         raise error(f"{what}: expected a JSON {wanted}, got {_json_kind(document)}")
     return document
 

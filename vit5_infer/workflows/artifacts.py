@@ -120,7 +120,11 @@ class Artifacts:
             path = self.workdir / f"model.{precision}.engine"
             # build_engine converts an FP32 graph to the asked precision itself
             graph = precision if precision in QUANTIZED_PRECISIONS else "fp32"  # quantized graphs are built as they are
-            onnx_path = self.onnx_for(graph, installed_tensorrt_target()) if self.kind == "model" else self._given_onnx
+            if self.kind == "model":
+                onnx_path = self.onnx_for(graph, installed_tensorrt_target())
+            else:
+                assert self._given_onnx is not None  # a given ONNX file, or the one a given engine was built from
+                onnx_path = self._given_onnx
             self.progress(f"building a TensorRT engine ({precision}, batch 1..{self.max_batch})")
             build_engine(
                 onnx_path, path, precision=precision, min_batch=1, opt_batch=self.max_batch, max_batch=self.max_batch

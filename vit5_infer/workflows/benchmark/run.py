@@ -377,7 +377,8 @@ def run_benchmark(
     check_cuda_graph(settings.cuda_graph, chosen)
     if kind == "model":
         model, origin = load_source(source, settings.load)
-        metadata, name = {}, f"{origin.kind} {origin.name}"
+        metadata: dict = {}
+        name = f"{origin.kind} {origin.name}"
         outputs = compared_outputs(model, settings.outputs)
     else:
         from vit5_infer.engines.manifest import source_onnx

@@ -377,10 +377,11 @@ def compare_precisions(
     target = target or default_target(backend)
     note = progress or (lambda message: None)
     note(f"building the fp32 and {precision} graphs (target {target})")
-    options = dict(opset=opset, lowering=lowering, target=target)
-    reference, _ = build_graph(model, **options)
+    reference, _ = build_graph(model, opset=opset, lowering=lowering, target=target)
     candidate = (
-        reference if precision == Precision.FP32 else build_graph(model, precision=precision.value, **options)[0]
+        reference
+        if precision == Precision.FP32
+        else build_graph(model, opset=opset, precision=precision.value, lowering=lowering, target=target)[0]
     )
     result = compare_layers(reference, candidate, inputs, tolerance, backend, progress)
     form = f"target {target}, opset {reference.opset_import[0].version}"

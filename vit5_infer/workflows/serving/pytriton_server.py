@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -92,9 +92,12 @@ class ServeOptions:
             raise ServeError(f"--instances must be >= 1, got {self.instances}")
         if self.max_queue_delay_us < 0:
             raise ServeError(f"--max-queue-delay must be >= 0 microseconds, got {self.max_queue_delay_us}")
-        too_big = [b for b in self.preferred_batch_sizes if signature and not 1 <= b <= signature.max_batch]
-        if too_big:
-            raise ServeError(f"preferred batch sizes {too_big} lie outside 1..{signature.max_batch} (the max batch)")
+        if signature is not None:
+            too_big = [b for b in self.preferred_batch_sizes if not 1 <= b <= signature.max_batch]
+            if too_big:
+                raise ServeError(
+                    f"preferred batch sizes {too_big} lie outside 1..{signature.max_batch} (the max batch)"
+                )
         ports = {"HTTP": self.http_port, "gRPC": self.grpc_port, "metrics": self.metrics_port}
         if len(set(ports.values())) != len(ports):
             raise ServeError(f"the HTTP, gRPC and metrics ports must differ, got {ports}")
@@ -126,7 +129,8 @@ def listen_address(host: str) -> str:
                 f"({exc.strerror if isinstance(exc, socket.gaierror) else exc})"
             ) from None
         ipv4 = [entry for entry in found if entry[0] == socket.AF_INET]
-        address = (ipv4 or found)[0][4][0]
+        # sockaddr[0] of an AF_INET or AF_INET6 entry is the address text
+        address = str((ipv4 or found)[0][4][0])
     if ":" in address:
         # PyTriton reaches its own server through a URL built from this address: "http://::1:PORT" is
         # invalid, and "[::1]:PORT" fails in its client with "Port could not be cast to integer value
@@ -343,7 +347,7 @@ class ModelServer:
         self.signature: ModelSignature = served.signature
         self._progress = progress or (lambda message: None)
         self._runners: list = []
-        self._triton = None
+        self._triton: Optional[Any] = None  # PyTriton's Triton while tritonserver runs
         self._triton_workspace: Optional[Path] = None
         self._starts = 0
         self._workspace: Optional[tempfile.TemporaryDirectory] = None
@@ -425,9 +429,10 @@ class ModelServer:
             log_file=self.log_path,
             **opts.extra,
         )
+        assert self._workspace is not None  # start() made it before any start of tritonserver
         self._starts += 1
         self._triton_workspace = Path(self._workspace.name) / f"pytriton-{self._starts}"
-        self._triton = Triton(config=config, workspace=str(self._triton_workspace))
+        self._triton = triton = Triton(config=config, workspace=str(self._triton_workspace))
         pixel = self.signature.pixel_input
         inputs = [
             Tensor(name=pixel.name, dtype=_triton_dtype(pixel), shape=tuple(pixel.dims), optional=True),
@@ -441,7 +446,7 @@ class ModelServer:
         models = [BatchedModel(runner, self.signature) for runner in self._runners]
         per_request = [False]  # set once the model is bound, before tritonserver sends any request
         callables = [_triton_callable(model, per_request) for model in models]
-        self._triton.bind(
+        triton.bind(
             model_name=self.name,
             infer_func=callables if len(callables) > 1 else callables[0],
             inputs=inputs,
@@ -450,12 +455,12 @@ class ModelServer:
             strict=False,
         )
         output_names = {t.name for t in self.signature.outputs}
-        per_request[0] = ERROR_OUTPUT not in output_names and install_request_errors(self._triton, self.name)
+        per_request[0] = ERROR_OUTPUT not in output_names and install_request_errors(triton, self.name)
         if not per_request[0]:
             LOGGER.warning("this PyTriton cannot refuse one request alone: a bad request fails its whole batch")
         with python_library_first():
-            self._triton.run()
-        if not self._triton.is_alive():
+            triton.run()
+        if not triton.is_alive():
             raise ServeError(f"tritonserver exited during start-up{self._log_tail()}")
 
     def restart(self) -> None:
@@ -530,9 +535,8 @@ class ModelServer:
     def __enter__(self) -> ModelServer:
         return self.start()
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> None:
         self.stop()
-        return False
 
 
 def describe_exit(output: str) -> str:

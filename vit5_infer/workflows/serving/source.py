@@ -94,8 +94,8 @@ def resolve_served_model(
         )
 
     if is_engine_path(text):
-        backend = backend or "trt"
-        if backend not in backends_running("engine"):
+        engine_backend = backend or "trt"
+        if engine_backend not in backends_running("engine"):
             engine_backends = " or ".join(backends_running("engine"))
             raise ServeError(f"{text} is a TensorRT engine; serve it with --backend {engine_backends}")
         path = Path(text)
@@ -104,10 +104,10 @@ def resolve_served_model(
         signature = engine_signature(path, max_batch)
         return ServedModel(
             served_name,
-            backend,
+            engine_backend,
             signature,
             path,
-            lambda: make_runner(backend, path),
+            lambda: make_runner(engine_backend, path),
             inputs=(path, Path(text + ".json")),
         )
 
