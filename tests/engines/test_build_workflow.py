@@ -17,6 +17,8 @@ from vit5_infer.engines.errors import EngineBuildError
 from vit5_infer.engines.tensorrt_builder import TensorRTBuilder
 from vit5_infer.workflows import build_engine as workflow
 
+from onnx_graphs import graph_with_external_data
+
 LAYERS = json.dumps({"Layers": []})
 
 
@@ -97,34 +99,12 @@ def test_a_preset_is_exported_for_the_installed_tensorrt_and_kept(tmp_path, fake
     assert manifest["onnx_sha256"] and manifest["build_flags"]["graph"] == "as-exported"
 
 
-def _graph_with_external_data(folder, location):
-    import onnx
-    from onnx import TensorProto, helper
-
-    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    tensor.external_data.add(key="location", value=location)
-    node = helper.make_node("Add", ["x", "w"], ["y"])
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        [tensor],
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "g.onnx"
-    onnx.save(helper.make_model(graph), str(path))
-    return path
-
-
 def test_a_given_graph_whose_external_data_leaves_its_folder_is_refused(tmp_path):
     """TensorRT's parser reads external data itself: a location outside the graph's folder is refused first."""
     from vit5_infer.errors import InputError
     from vit5_infer.workflows.build_engine import require_onnx_source
 
     (tmp_path / "outside.bin").write_bytes(b"\0" * 4)
-    path = _graph_with_external_data(tmp_path / "model", "../outside.bin")
+    path = graph_with_external_data(tmp_path / "model", "../outside.bin")
     with pytest.raises(InputError, match="outside the graph's folder"):
         require_onnx_source(path, "fp16", None)

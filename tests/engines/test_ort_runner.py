@@ -14,6 +14,7 @@ from vit5_infer.metrics import compare_logits
 
 from golden import GOLDEN_CASES, load_golden_io
 from golden_exports import export_golden, golden_model
+from onnx_graphs import graph_with_external_data
 
 pytest.importorskip("vit5_infer.exporters", reason="the ONNX exporter is not in this checkout")
 
@@ -177,31 +178,9 @@ def test_fp8_graph_of_the_opset_19_form_runs_as_emulation(digits_dir, tmp_path):
     assert compare_logits(reference, logits).cosine > 0.999
 
 
-def _graph_with_external_data(folder, location):
-    import onnx
-    from onnx import TensorProto, helper
-
-    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    tensor.external_data.add(key="location", value=location)
-    node = helper.make_node("Add", ["x", "w"], ["y"])
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        [tensor],
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "g.onnx"
-    onnx.save(helper.make_model(graph), str(path))
-    return path
-
-
 @pytest.mark.parametrize("location", ["../outside.bin", "/etc/hostname"])
 def test_external_data_outside_the_graph_folder_is_refused_before_onnxruntime_reads_it(tmp_path, location):
     (tmp_path / "outside.bin").write_bytes(b"\0" * 4)
-    path = _graph_with_external_data(tmp_path / "model", location)
+    path = graph_with_external_data(tmp_path / "model", location)
     with pytest.raises(InputError, match="outside the graph's folder"):
         OrtRunner(path).load()

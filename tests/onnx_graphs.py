@@ -1,0 +1,26 @@
+"""Small ONNX graphs that tests in several folders build."""
+
+from __future__ import annotations
+
+
+def graph_with_external_data(folder, location: str):
+    """A one-Add graph in ``folder`` whose weight is external data at ``location`` (as written, unchecked)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value=location)
+    node = helper.make_node("Add", ["x", "w"], ["y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [tensor],
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    return path
