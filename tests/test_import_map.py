@@ -61,3 +61,10 @@ def test_string_references_count_as_imports(tmp_path):
         "vit5_infer.hooks", source, {"vit5_infer", "vit5_infer.errors", "vit5_infer.exporters.lowering"}
     )
     assert found == {"vit5_infer.exporters.lowering": "string", "vit5_infer.errors": "import"}
+
+
+def test_the_layers_hold_everywhere():
+    """No cycle, no upward or sideways import, and the CLI reaches the library only through the workflows, the
+    vocabulary and the errors: the whole map, as `python scripts/import_map.py` prints it."""
+    lines, findings = _import_map().report()
+    assert findings == 0, "\n".join(lines)
