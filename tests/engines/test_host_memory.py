@@ -19,6 +19,8 @@ def test_peak_rss_follows_an_allocation_after_reset():
 
 
 def test_reset_lowers_the_peak_back_to_current_use():
+    # reset first: the peak is then this block's, not whatever an earlier test in the same worker reached
+    assert reset_peak_rss()
     block = np.ones(64 * 1024 * 1024 // 8)
     del block
     high = peak_rss_bytes()
