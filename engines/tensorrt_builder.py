@@ -489,21 +489,15 @@ def _build(
     from polygraphy.backend.trt import PostprocessConfig, engine_bytes_from_network
     from polygraphy.exception import PolygraphyException
 
-    network = _parse(trt, graph_path, source_onnx, say)  # (builder, network, parser), as Polygraphy passes it on
+    say(f"parsing {graph_path.name}")
+    network = parse_network(trt, graph_path, source_onnx)  # (builder, network, parser), as Polygraphy passes it on
     definition = network[1]
     inputs = {
         tensor.name: tuple(tensor.shape) for tensor in (definition.get_input(i) for i in range(definition.num_inputs))
     }
     shape = check_input_shape(inputs, source_onnx, profiles)
-    # Without this the parser's IAttention layers must find a fused kernel or the build fails
-    # (FP32, some shapes and GPUs; NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can.
-    decomposable = has_attention_layers(trt.__version__)
     try:
-        if decomposable:
-            # The IAttention loader only matters from TensorRT 10.14 on; imported only here.
-            from polygraphy.backend.trt import set_decomposable_attentions
-
-            network = set_decomposable_attentions(network)
+        network, decomposable = with_decomposable_attentions(trt, network)
         config = PostprocessConfig(
             create_config(trt, profiles, shape, workspace_gib, optimization_level, portability),
             lambda builder, net, config: _attach_timing_cache(config, *timing_cache, say),
@@ -554,8 +548,10 @@ def create_config(
     )
 
 
-def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], None]) -> tuple:
-    """(builder, network, parser) of a parsed graph; the parser's errors become one EngineBuildError.
+def parse_network(trt: Any, graph: Union[Path, bytes], what: PathLike) -> tuple:
+    """(builder, network, parser) of an ONNX graph in the network kind every vit5 engine is (strongly typed;
+    the flag where the release needs it): from a file, whose external weights TensorRT resolves beside it, or
+    from serialized bytes.  The parser's errors become one EngineBuildError naming ``what``.
 
     Parsed here rather than with Polygraphy's network_from_onnx_path, which logs the IParserErrors as
     text and drops the parser: the node, its op and the error code are read from the parser itself.
@@ -565,12 +561,23 @@ def _parse(trt: Any, graph_path: Path, source_onnx: Path, say: Callable[[str], N
 
     builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
     parser = trt.OnnxParser(network, trt_util.get_trt_logger())
-    say(f"parsing {graph_path.name}")
-    # parse_from_file resolves external weight files relative to the ONNX file.
-    parsed = parser.parse_from_file(str(graph_path))
+    parsed = parser.parse_from_file(str(graph)) if isinstance(graph, Path) else parser.parse(graph)
     if not parsed or parser.num_errors:
-        raise EngineBuildError(parse_failure_message(source_onnx, read_parser_errors(parser), trt.__version__))
+        raise EngineBuildError(parse_failure_message(what, read_parser_errors(parser), trt.__version__))
     return builder, network, parser
+
+
+def with_decomposable_attentions(trt: Any, parsed: tuple) -> tuple[tuple, bool]:
+    """(the parsed network, whether its IAttention layers were made decomposable).  Without this the parser's
+    IAttention layers must find a fused kernel or the build fails (FP32, some shapes and GPUs;
+    NVIDIA/TensorRT#4705); decomposable, TensorRT still fuses where it can."""
+    decomposable = has_attention_layers(trt.__version__)
+    if decomposable:
+        # The IAttention loader only matters from TensorRT 10.14 on; imported only here.
+        from polygraphy.backend.trt import set_decomposable_attentions
+
+        parsed = set_decomposable_attentions(parsed)
+    return parsed, decomposable
 
 
 def _attach_timing_cache(

@@ -232,16 +232,14 @@ def test_tensorrt_path_uses_only_existing_polygraphy_and_documented_tensorrt_nam
     ]
     for module, attribute in imports:
         assert hasattr(importlib.import_module(module), attribute), f"{module}.{attribute} not in Polygraphy"
-    assert {"create_network", "set_decomposable_attentions", "modify_network_outputs", "TrtRunner"} <= {
-        a for _, a in imports
-    }
+    assert {"modify_network_outputs", "TrtRunner"} <= {a for _, a in imports}
     used = {
         node.attr
         for node in ast.walk(tree)
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "trt"
     }
     # all in the TensorRT 10.x and 11.x Python API; LayerType.ATTENTION_INPUT from 10.14 (read with getattr)
-    assert used <= {"__version__", "OnnxParser", "LayerType"}
+    assert used <= {"__version__", "LayerType"}
     top_level = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
     assert "tensorrt" not in top_level
 
@@ -459,3 +457,16 @@ def test_debug_batch_that_cannot_fit_is_refused_before_running(golden):
     with pytest.raises(InputError, match=f"--batch {batch} needs about .* inputs and activations"):
         check_batch((3, 32, 32), batch, model.config)
     check_batch((3, 32, 32), 2, model.config)
+
+
+def test_the_tensorrt_comparison_parses_as_the_builder_does():
+    """One network-parse function (engines.tensorrt_builder.parse_network, with decomposable attention) serves
+    `vit5 build-engine` and `vit5 debug --backend trt`, so the graph debug checks is the one engines build."""
+    import ast
+
+    from vit5_infer.workflows.debug import marked_runners
+
+    tree = ast.parse(Path(marked_runners.__file__).read_text())
+    called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+    assert {"parse_network", "with_decomposable_attentions"} <= called
+    assert not any(isinstance(node, ast.Attribute) and node.attr == "OnnxParser" for node in ast.walk(tree))

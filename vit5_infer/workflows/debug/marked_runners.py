@@ -64,14 +64,11 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     """TensorRT runner on an engine built from ``model`` (strongly typed: the graph's own types) with
     every layer output marked, for a fixed input shape; built as ``vit5 build-engine`` builds
     (decomposable attention where TensorRT has IAttention, TF32 allowed), parse errors as its one line."""
-    from vit5_infer.engines.errors import EngineBuildError
-    from vit5_infer.engines.parse_errors import parse_failure_message, read_parser_errors
+    from vit5_infer.engines.tensorrt_builder import parse_network, with_decomposable_attentions
     from vit5_infer.engines.tensorrt_support import (
         check_gpu_supported,
         cuda_initialized,
-        has_attention_layers,
         import_tensorrt,
-        needs_strongly_typed_flag,
         require_gpu,
         tensorrt_cuda_runtime,
     )
@@ -82,29 +79,12 @@ def tensorrt_runner(model: onnx.ModelProto, input_shape: Sequence[int], name: st
     # libcudart it can find: the runtime that matches TensorRT is loaded first.
     tensorrt_cuda_runtime()
     from polygraphy import constants
-    from polygraphy.backend.trt import (
-        CreateConfig,
-        EngineFromNetwork,
-        Profile,
-        TrtRunner,
-        create_network,
-        modify_network_outputs,
-    )
-    from polygraphy.backend.trt import util as trt_util
+    from polygraphy.backend.trt import CreateConfig, EngineFromNetwork, Profile, TrtRunner, modify_network_outputs
 
     with cuda_initialized(trt.__version__, "a per-layer comparison"):
-        builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
-    parser = trt.OnnxParser(network, trt_util.get_trt_logger())
-    if not parser.parse(model.SerializeToString()) or parser.num_errors:
-        raise EngineBuildError(
-            parse_failure_message("the candidate graph", read_parser_errors(parser), trt.__version__)
-        )
-    parsed = (builder, network, parser)
-    if has_attention_layers(trt.__version__):
-        # The IAttention loader only matters from TensorRT 10.14 on; imported only where it is used.
-        from polygraphy.backend.trt import set_decomposable_attentions
-
-        parsed = set_decomposable_attentions(parsed)
+        parsed = parse_network(trt, model.SerializeToString(), "the candidate graph")
+    network = parsed[1]
+    parsed, _ = with_decomposable_attentions(trt, parsed)
     # The tensor between an IAttention's input and output layers lives inside the attention subgraph (no
     # ONNX tensor to compare it with); it is left unmarked rather than asked of TensorRT as an output.
     inside = [
