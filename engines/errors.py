@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from vit5_infer.errors import Vit5Error
+# the engine manifest's errors are the core's (vit5_infer.engine_manifest); engines' users find them here too
+from vit5_infer.errors import EngineMismatchError, ManifestError, Vit5Error  # noqa: F401
 
 TENSORRT_INSTALL_HINT = "pip install 'vit5-infer[tensorrt]'"
 
@@ -38,11 +39,3 @@ class NoGPUError(BackendUnavailableError):
 
 class EngineBuildError(Vit5Error, RuntimeError):
     """TensorRT rejected the network (parse or build failure) or a build option is invalid."""
-
-
-class EngineMismatchError(Vit5Error, RuntimeError):
-    """An engine built for another TensorRT version or GPU; the message says how to rebuild it."""
-
-
-class ManifestError(Vit5Error, ValueError):
-    """An engine manifest that is missing required fields or is not valid JSON."""

@@ -24,14 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
-from vit5_infer.graph_metadata import graph_outputs, read_metadata_or_empty
-from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
-
-from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
-from .cuda_device import CudaDevice
-from .errors import EngineBuildError
-from .manifest import (
+from vit5_infer.engine_manifest import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MIN_BATCH,
     DEFAULT_OPT_BATCH,
@@ -42,6 +35,13 @@ from .manifest import (
     profile_envelope,
     write_manifest,
 )
+from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
+from vit5_infer.graph_metadata import graph_outputs, read_metadata_or_empty
+from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
+
+from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
+from .cuda_device import CudaDevice
+from .errors import EngineBuildError
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
     MAX_PROFILE_BATCH,
@@ -308,6 +308,10 @@ def build_engine_from_onnx(
     started = time.perf_counter() if started is None else started
     graph_path, engine_path = Path(graph_path), Path(engine_path)
     origin = origin or GraphOrigin(graph_path, graph_path)
+    # a caller that passes only the cache's path gets it read (and checked) here: the build writes it back
+    if timing_cache is not None and timing_cache_bytes is None:
+        timing_cache_bytes = read_timing_cache(timing_cache, graph_path)
+    hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
     builder = builder or open_builder(precision, hardware_compatibility)
     summary = summary or GraphSummary.of(_load_graph(graph_path))
     trt = builder.trt
@@ -548,7 +552,7 @@ def create_config(
     )
 
 
-def parse_network(trt: Any, graph: Union[Path, bytes], what: PathLike) -> tuple:
+def parse_network(trt: Any, graph: Union[PathLike, bytes], what: PathLike) -> tuple:
     """(builder, network, parser) of an ONNX graph in the network kind every vit5 engine is (strongly typed;
     the flag where the release needs it): from a file, whose external weights TensorRT resolves beside it, or
     from serialized bytes.  The parser's errors become one EngineBuildError naming ``what``.
@@ -561,7 +565,8 @@ def parse_network(trt: Any, graph: Union[Path, bytes], what: PathLike) -> tuple:
 
     builder, network = create_network(strongly_typed=needs_strongly_typed_flag(trt.__version__))
     parser = trt.OnnxParser(network, trt_util.get_trt_logger())
-    parsed = parser.parse_from_file(str(graph)) if isinstance(graph, Path) else parser.parse(graph)
+    from_bytes = isinstance(graph, (bytes, bytearray, memoryview))
+    parsed = parser.parse(bytes(graph)) if from_bytes else parser.parse_from_file(str(graph))
     if not parsed or parser.num_errors:
         raise EngineBuildError(parse_failure_message(what, read_parser_errors(parser), trt.__version__))
     return builder, network, parser

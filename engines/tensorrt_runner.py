@@ -18,12 +18,12 @@ from typing import Any, Optional
 
 import numpy as np
 
+from vit5_infer.engine_manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
 from .errors import BackendError, EngineMismatchError
-from .manifest import EngineManifest, check_compatible, find_manifest, rebuild_command
 from .tensorrt_support import (
     check_gpu_supported,
     cuda_initialized,

@@ -21,11 +21,14 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Optional, Union
 
+from vit5_infer.engine_manifest import default_opt_batch
 from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers re-exported for engines' users
     ALWAYS_STRONGLY_TYPED,
     ATTENTION_LAYER,
+    HARDWARE_COMPATIBILITY_LEVELS,
     NO_VOLTA,
     SAME_COMPUTE_CAPABILITY_LEVEL,
+    VERSION_COMPATIBLE_ACROSS_MAJORS,
     has,
     is_supported,
     oldest,
@@ -40,22 +43,6 @@ from vit5_infer.vocabulary import Precision
 
 from .cuda_device import CudaDevice, cuda_device
 from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError
-
-#: ``--hardware-compatibility`` level -> (trt.HardwareCompatibilityLevel member, first TensorRT release that has
-#: it, oldest compute capability the building GPU may have).  From the bindings (python/src/infer/pyCore.cpp):
-#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from the release table's
-#: SAME_COMPUTE_CAPABILITY_LEVEL release; NvInfer.h: AMPERE_PLUS engines are built on Ampere or newer,
-#: SAME_COMPUTE_CAPABILITY ones on Turing or newer.
-HARDWARE_COMPATIBILITY_LEVELS = {
-    "none": ("NONE", oldest(), (0, 0)),
-    "ampere+": ("AMPERE_PLUS", oldest(), (8, 0)),
-    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", since(SAME_COMPUTE_CAPABILITY_LEVEL), (7, 5)),
-}
-#: Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) run on the TensorRT that built them and on newer
-#: releases of the same major; across majors only 10 -> 11 (and 8 -> 10, outside our range), per the 11.x
-#: support matrix's engine portability notes.
-VERSION_COMPATIBLE_ACROSS_MAJORS = {(10, 11)}
-
 
 #: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
 #: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
@@ -334,13 +321,6 @@ def hardware_compatibility_member(trt: ModuleType, level: Optional[str]):
 
 #: The largest batch an engine profile may name: TensorRT's dimensions are int32 in its shape tensors.
 MAX_PROFILE_BATCH = 2**31 - 1
-
-
-def default_opt_batch(low: int, high: int) -> int:
-    """The batch a ``MIN-MAX`` profile is tuned for: its upper end.  A range is asked for to serve the
-    larger batches a dynamic batcher forms, where the time goes; batch sizes that need kernels tuned
-    for themselves get a profile of their own (``1,2-8``) or an explicit ``MIN-OPT-MAX``."""
-    return high
 
 
 def parse_batch_profiles(text: str) -> list:

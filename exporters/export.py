@@ -17,7 +17,7 @@ import onnx
 import torch
 
 from vit5_infer.errors import Vit5Error
-from vit5_infer.files import disk_errors
+from vit5_infer.files import disk_errors, graph_tensors
 from vit5_infer.loading import ModelSource, example_inputs
 from vit5_infer.metrics import (
     TOLERANCES,
@@ -343,7 +343,7 @@ def references_external_file(path: Path, name: str) -> bool:
         return False
     return any(
         entry.key == "location" and os.path.normpath(entry.value) == name
-        for tensor in _all_initializers(graph.graph)
+        for tensor in graph_tensors(graph.graph)
         if tensor.data_location == onnx.TensorProto.EXTERNAL
         for entry in tensor.external_data
     )

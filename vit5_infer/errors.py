@@ -31,6 +31,14 @@ class PredictError(Vit5Error):
     """A ``vit5 predict`` run that cannot start or go on as asked (bad option, input list or output dataset)."""
 
 
+class EngineMismatchError(Vit5Error, RuntimeError):
+    """An engine built for another TensorRT version or GPU; the message says how to rebuild it."""
+
+
+class ManifestError(Vit5Error, ValueError):
+    """An engine manifest that is missing required fields or is not valid JSON."""
+
+
 class OutputError(Vit5Error):
     """An output the disk cannot take (full, over quota, read-only): the run's result is not written."""
 

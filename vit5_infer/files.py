@@ -53,6 +53,19 @@ def make_public_dir(path: PathLike) -> None:
     os.chmod(path, 0o777 & ~current_umask())
 
 
+def graph_tensors(graph):
+    """Every tensor an ONNX graph holds: its initializers, the tensors of node attributes (Constant nodes), and
+    those of every subgraph (If, Loop, Scan bodies), at any depth."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+                yield from graph_tensors(sub)
+
+
 def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
     """The external-data files an ONNX graph names, each checked to lie inside the graph's folder.
 
@@ -73,13 +86,7 @@ def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
             raise InputError(f"{path}: not a readable ONNX graph ({type(exc).__name__})") from None
     folder = path.parent.resolve()
     locations = set()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:  # Constant nodes and subgraphs may hold external tensors too
-        for attr in node.attribute:
-            if attr.HasField("t"):
-                tensors.append(attr.t)
-            tensors.extend(attr.tensors)
-    for tensor in tensors:
+    for tensor in graph_tensors(model.graph):
         for entry in tensor.external_data:
             if entry.key == "location":
                 locations.add(entry.value)

@@ -254,3 +254,19 @@ def parser_release_adding(op_type: str) -> Optional[TensorRTRelease]:
         ),
         None,
     )
+
+
+#: ``--hardware-compatibility`` level -> (trt.HardwareCompatibilityLevel member, first TensorRT release that has
+#: it, oldest compute capability the building GPU may have).  From the bindings (python/src/infer/pyCore.cpp):
+#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from the release table's
+#: SAME_COMPUTE_CAPABILITY_LEVEL release; NvInfer.h: AMPERE_PLUS engines are built on Ampere or newer,
+#: SAME_COMPUTE_CAPABILITY ones on Turing or newer.
+HARDWARE_COMPATIBILITY_LEVELS = {
+    "none": ("NONE", oldest(), (0, 0)),
+    "ampere+": ("AMPERE_PLUS", oldest(), (8, 0)),
+    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", since(SAME_COMPUTE_CAPABILITY_LEVEL), (7, 5)),
+}
+#: Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) run on the TensorRT that built them and on newer
+#: releases of the same major; across majors only 10 -> 11 (and 8 -> 10, outside our range), per the 11.x
+#: support matrix's engine portability notes.
+VERSION_COMPATIBLE_ACROSS_MAJORS = {(10, 11)}

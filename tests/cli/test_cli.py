@@ -421,3 +421,20 @@ def test_warnings_stay_on_one_line_when_piped(golden_dir, tmp_path):
     assert warnings == [
         "warning: calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown"
     ], proc.stderr
+
+
+def test_help_imports_neither_torch_nor_numpy():
+    """`vit5 --help` and each command's help stay fast: the CLI reaches heavy modules only when a command runs."""
+    code = (
+        "import sys\n"
+        "from vit5_infer.cli.main import main\n"
+        "for args in (['--help'], ['export', '--help'], ['bench', '--help'], ['predict', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'onnx', 'onnxruntime') if m in sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

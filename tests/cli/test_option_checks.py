@@ -134,8 +134,8 @@ def test_library_warnings_print_as_one_warning_line(capsys):
     ],
 )
 def test_an_engine_manifest_is_read_by_the_strict_reader(tmp_path, text, fragment):
+    from vit5_infer.engine_manifest import manifest_path_for, read_manifest
     from vit5_infer.engines.errors import ManifestError
-    from vit5_infer.engines.manifest import manifest_path_for, read_manifest
 
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"serialized engine")

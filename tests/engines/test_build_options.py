@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from vit5_infer.engines.errors import EngineBuildError
-from vit5_infer.engines.manifest import (
+from vit5_infer.engine_manifest import (
     batch_profiles_shapes,
     create_manifest,
     profile_envelope,
@@ -23,6 +22,7 @@ from vit5_infer.engines.manifest import (
     rebuild_command,
     write_manifest,
 )
+from vit5_infer.engines.errors import EngineBuildError
 from vit5_infer.engines.tensorrt_builder import check_build_options, check_input_shape
 from vit5_infer.engines.tensorrt_support import MAX_PROFILE_BATCH, parse_batch_profiles
 from vit5_infer.workflows.build_engine import build_engine

@@ -12,9 +12,7 @@ import warnings
 
 import pytest
 
-from vit5_infer.engines.cuda_device import CudaDevice
-from vit5_infer.engines.errors import EngineBuildError, EngineMismatchError
-from vit5_infer.engines.manifest import (
+from vit5_infer.engine_manifest import (
     EngineTunedElsewhereWarning,
     check_compatible,
     create_manifest,
@@ -22,6 +20,8 @@ from vit5_infer.engines.manifest import (
     profile_shapes,
     rebuild_command,
 )
+from vit5_infer.engines.cuda_device import CudaDevice
+from vit5_infer.engines.errors import EngineBuildError, EngineMismatchError
 from vit5_infer.engines.tensorrt_support import check_hardware_compatibility, hardware_compatibility_member
 
 H100 = ("NVIDIA H100 80GB HBM3", "9.0")

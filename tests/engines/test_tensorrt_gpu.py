@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from vit5_infer.engine_manifest import manifest_path_for
 from vit5_infer.engines.attention_report import VERDICTS
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import EngineMismatchError
-from vit5_infer.engines.manifest import manifest_path_for
 from vit5_infer.engines.registry import available_backends, make_runner
 from vit5_infer.metrics import compare_logits
 

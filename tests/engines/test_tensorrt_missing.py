@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from vit5_infer.engine_manifest import manifest_path_for
 from vit5_infer.engines.cuda_device import has_cuda_driver
 from vit5_infer.engines.errors import BackendError, EngineBuildError, NoGPUError, TensorRTUnavailableError
-from vit5_infer.engines.manifest import manifest_path_for
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.engines.tensorrt_support import (
     import_tensorrt,

@@ -230,3 +230,35 @@ def test_external_data_locations_are_kept_inside_the_graph_folder(tmp_path):
     for bad in ("../w.bin", "/etc/passwd", str(tmp_path / "m" / "w.bin"), "sub/../../w.bin", ""):
         with pytest.raises(InputError, match="outside the graph's folder"):
             external_data_paths(graph(bad))
+
+
+def test_external_data_inside_a_subgraph_is_checked_too(tmp_path):
+    """An If branch's initializer with a location outside the graph's folder is refused like a top-level one."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vit5_infer.files import external_data_paths
+
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    tensor.ClearField("float_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="../escape.bin")
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["w"], ["y"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [tensor],
+    )
+    node = helper.make_node("If", ["c"], ["y"], then_branch=branch, else_branch=branch)
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    (tmp_path / "m").mkdir()
+    path = tmp_path / "m" / "g.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(InputError, match="outside the graph's folder"):
+        external_data_paths(path)

@@ -20,7 +20,7 @@ def installed_tensorrt_target() -> str:
 
 
 def recorded_precision(onnx_path: Path) -> str:
-    from vit5_infer.exporters import read_metadata
+    from vit5_infer.graph_metadata import read_metadata
 
     return str(read_metadata(onnx_path).get("precision") or "fp32")
 
@@ -60,7 +60,7 @@ class Artifacts:
         if kind == "onnx":
             self._given_onnx = Path(source)
         elif kind == "engine":
-            from vit5_infer.engines.manifest import read_manifest, source_onnx
+            from vit5_infer.engine_manifest import read_manifest, source_onnx
 
             self.engines[read_manifest(source).precision] = Path(source)
             self._given_onnx = source_onnx(source)

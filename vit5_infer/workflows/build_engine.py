@@ -125,7 +125,7 @@ def batches_from_flags(
 ) -> dict:
     """``--min/--opt/--max-batch`` (None: not given) or ``--batch-profiles`` as build_engine's keywords, the
     engine's defaults filling what is not given; giving both ways is one line."""
-    from vit5_infer.engines.manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
+    from vit5_infer.engine_manifest import DEFAULT_MAX_BATCH, DEFAULT_MIN_BATCH, DEFAULT_OPT_BATCH
 
     given = [
         flag
@@ -145,14 +145,19 @@ def batches_from_flags(
 def check_build_outputs(
     source: PathLike, output: PathLike, timing_cache: Optional[PathLike], config: Optional[PathLike]
 ) -> Path:
-    """Before any work (and before TensorRT is imported): the engine, its manifest and the ONNX kept beside it
-    are outputs, and none may be the source, the timing cache or the architecture config."""
+    """Before any work (and before TensorRT is imported): everything the build writes (the engine, its
+    manifest, its layer JSON and the ONNX kept beside it) is an output, and none may be the source, the timing
+    cache or the architecture config."""
+    from vit5_infer.engines.tensorrt_builder import build_outputs
     from vit5_infer.files import check_output_path
     from vit5_infer.vocabulary import ENGINE_SUFFIXES
 
     inputs = (source, timing_cache, config)
     engine = check_output_path(output, "output", inputs, tuple(ENGINE_SUFFIXES))
-    check_output_path(engine.with_name(engine.name + ".json"), "output manifest", inputs)
+    exported_onnx = None if is_onnx_path(source) else engine.with_suffix(".onnx")
+    for what, path in build_outputs(engine, exported_onnx).items():
+        if path != engine:
+            check_output_path(path, f"output ({what})", inputs)
     return engine
 
 

@@ -64,7 +64,7 @@ def inspect(file: str, options: InspectOptions, progress: Progress = None) -> In
 def metadata_architecture(metadata: dict) -> dict:
     """The architecture summary of the config an exported graph's metadata records."""
     from vit5_infer.config import config_summary
-    from vit5_infer.exporters.metadata import config_from_metadata
+    from vit5_infer.graph_metadata import config_from_metadata
 
     return config_summary(config_from_metadata(metadata))
 
@@ -137,7 +137,7 @@ def onnx_info(path: Path) -> dict:
 
 
 def engine_info(path: Path) -> dict:
-    from vit5_infer.engines.manifest import read_manifest
+    from vit5_infer.engine_manifest import read_manifest
 
     if not path.name.endswith(".json") and not path.is_file():
         only_manifest = path.with_name(path.name + ".json").is_file()
@@ -148,8 +148,8 @@ def engine_info(path: Path) -> dict:
 
 def engine_layers(path: Path):
     """Layer names from the engine inspector JSON saved at build time, or a note on why there are none."""
+    from vit5_infer.engine_manifest import layers_path_for
     from vit5_infer.engines.attention_report import inspector_layers
-    from vit5_infer.engines.manifest import layers_path_for
 
     saved = layers_path_for(path)
     if not saved.is_file():

@@ -32,7 +32,7 @@ def compared_outputs(model, asked: Optional[Sequence[str]], graph: Optional[Path
         return select_outputs(model.config, asked)
     import onnx
 
-    from vit5_infer.exporters import graph_outputs
+    from vit5_infer.graph_metadata import graph_outputs
 
     have = tuple(graph_outputs(onnx.load(str(graph), load_external_data=False)))
     names = have if asked is None else select_outputs(model.config, asked)

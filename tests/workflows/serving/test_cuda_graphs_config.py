@@ -9,7 +9,7 @@ from vit5_infer.workflows.serving import parse_model_config, write_model_reposit
 
 
 def _engine(digits_onnx, tmp_path):
-    from vit5_infer.engines.manifest import create_manifest, profile_shapes, write_manifest
+    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
 
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"serialized engine bytes are copied, never read")

@@ -59,7 +59,7 @@ def test_gpu_onnx_model_with_the_tensorrt_accelerator(digits_onnx, tmp_path):
 
 @needs_tritonclient
 def test_engine_model_config(digits_onnx, tmp_path):
-    from vit5_infer.engines.manifest import create_manifest, profile_shapes, write_manifest
+    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
 
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"serialized engine bytes are copied, never read")
@@ -89,7 +89,7 @@ def test_engine_model_config(digits_onnx, tmp_path):
 def test_a_version_compatible_plan_says_how_triton_must_start(digits_onnx, tmp_path):
     """Triton's TensorRT backend lets an engine run its embedded host code only with
     --backend-config=tensorrt,version-compatible=true."""
-    from vit5_infer.engines.manifest import create_manifest, profile_shapes, write_manifest
+    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
 
     engine = tmp_path / "digits.plan"
     engine.write_bytes(b"not read")

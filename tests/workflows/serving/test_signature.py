@@ -33,7 +33,7 @@ def test_fp16_io_graph_declares_fp16(digits_dir, tmp_path):
 
 
 def test_engine_signature_takes_the_batch_range_from_the_manifest(digits_onnx, tmp_path):
-    from vit5_infer.engines.manifest import create_manifest, profile_shapes, write_manifest
+    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
 
     # The engine's bytes are never read to describe it: the manifest and its graph say everything.
     engine = tmp_path / "digits.plan"
@@ -110,7 +110,7 @@ def test_unservable_sources_say_why_in_one_line(source, backend, message, digits
 def test_an_engine_whose_profiles_leave_a_gap_is_not_served(digits_onnx, tmp_path):
     """A dynamic batcher (Triton's, vit5 serve's) forms any batch up to the largest: a batch between two
     profiles would run on none (Triton falls back to profile 0 and fails every request in it)."""
-    from vit5_infer.engines.manifest import (
+    from vit5_infer.engine_manifest import (
         batch_gaps,
         batch_profiles_shapes,
         create_manifest,
@@ -142,7 +142,7 @@ def test_an_engine_whose_profiles_leave_a_gap_is_not_served(digits_onnx, tmp_pat
 
     assert engine_signature(engine_with("1,2-8,9-64")).max_batch == 64
     gapped = engine_with("1,2-8,16-64")
-    from vit5_infer.engines.manifest import read_manifest
+    from vit5_infer.engine_manifest import read_manifest
 
     assert batch_gaps(read_manifest(gapped)) == [(9, 15)]
     assert gapless_profiles_text(read_manifest(gapped)) == "1,2-8,9-64"

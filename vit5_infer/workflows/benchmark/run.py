@@ -221,7 +221,7 @@ def check_given_precisions(source: PathLike, kind: str, settings: BenchSettings)
     quantized = [p for p in settings.precisions if Precision.parse(p).is_quantized]
     own: set = set()
     if quantized and kind == "engine":
-        from vit5_infer.engines.manifest import read_manifest, source_onnx
+        from vit5_infer.engine_manifest import read_manifest, source_onnx
 
         own = {str(read_manifest(source).precision), recorded_precision(source_onnx(source))}
     elif quantized:
@@ -381,7 +381,7 @@ def run_benchmark(
         name = f"{origin.kind} {origin.name}"
         outputs = compared_outputs(model, settings.outputs)
     else:
-        from vit5_infer.engines.manifest import source_onnx
+        from vit5_infer.engine_manifest import source_onnx
 
         onnx_path = Path(source) if kind == "onnx" else source_onnx(source)
         model, metadata = model_from_onnx(onnx_path, trust_pickle=settings.load.trust_pickle)

@@ -44,7 +44,7 @@ def graph_input_spec(model: onnx.ModelProto) -> tuple[tuple[int, ...], str]:
     The layout is the exporter's metadata where present, else read from the shape (the channel
     axis is the short one).
     """
-    from vit5_infer.exporters.metadata import read_metadata
+    from vit5_infer.graph_metadata import read_metadata
 
     value = image_input(model)
     dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim)

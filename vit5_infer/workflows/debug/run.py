@@ -97,7 +97,7 @@ def check_debug_options(options: DebugOptions) -> None:
 
 def debug(options: DebugOptions, progress: Progress = None) -> DebugReport:
     """Compare the graphs ``options`` names; the report is the result, whether or not tensors leave tolerance."""
-    from vit5_infer.exporters.metadata import read_metadata
+    from vit5_infer.graph_metadata import read_metadata
     from vit5_infer.preprocessing import Preprocessing
 
     from .inputs import check_batch, graph_input_spec

@@ -144,19 +144,25 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         module = model if runs(backend) == "model" else None
         precision = options.precision
     else:
-        from vit5_infer.exporters.metadata import config_from_metadata, read_metadata
+        from vit5_infer.graph_metadata import config_from_metadata, read_metadata
 
         if kind == "engine":
-            from vit5_infer.engines.manifest import read_manifest, source_onnx
+            from vit5_infer.engine_manifest import read_manifest, source_onnx
 
             graph, precision = source_onnx(source), str(read_manifest(source).precision)
+            metadata = read_metadata(graph)
             hashed = [Path(source)]
         else:
+            import onnx
+
+            from vit5_infer.files import external_data_paths
+
             graph = Path(source)
-            precision = str(read_metadata(graph).get("precision") or "fp32")
-            data = graph.with_name(graph.name + ".data")
-            hashed = [graph] + ([data] if data.is_file() else [])
-        metadata = read_metadata(graph)
+            model = onnx.load(str(graph), load_external_data=False)
+            metadata = read_metadata(model)
+            precision = str(metadata.get("precision") or "fp32")
+            # the weights are part of the model: every external-data file the graph names, whatever its name
+            hashed = [graph, *external_data_paths(graph, model)]
         config = config_from_metadata(metadata)
         check_graph_batches(source, metadata, [options.batch])
         # compared_outputs reads only the model's config: a given graph needs no PyTorch model

@@ -401,7 +401,7 @@ def _write_model(
         options = _check_options(options, platform, signature)
         profiles = 1
         if platform == TENSORRT_PLATFORM:
-            from vit5_infer.engines.manifest import read_manifest
+            from vit5_infer.engine_manifest import read_manifest
 
             manifest = read_manifest(path)
             profiles = len(manifest.profile_list())

@@ -111,8 +111,8 @@ def onnx_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSign
     """The signature of an exported (or foreign) ONNX graph with one image input."""
     import onnx
 
-    from vit5_infer.exporters import read_metadata
     from vit5_infer.files import external_data_paths
+    from vit5_infer.graph_metadata import read_metadata
 
     path = Path(path)
     metadata = read_metadata(path)  # Vit5Error for a missing or unreadable file
@@ -155,7 +155,7 @@ def engine_signature(path: PathLike, max_batch: Optional[int] = None) -> ModelSi
     """The signature of a TensorRT engine built by ``vit5 build-engine``: the batch range from its
     manifest's optimization profile, tensors from the ONNX graph it was built from (TensorRT
     itself is not needed to read either)."""
-    from vit5_infer.engines.manifest import batch_gaps, gapless_profiles_text, read_manifest
+    from vit5_infer.engine_manifest import batch_gaps, gapless_profiles_text, read_manifest
 
     path = Path(path)
     manifest = read_manifest(path)

@@ -20,18 +20,21 @@ from pathlib import Path
 from typing import Any, Optional
 
 import vit5_infer
-from vit5_infer.checkpoint import file_sha256
-from vit5_infer.files import write_text_atomic
-from vit5_infer.vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
-from vit5_infer.vocabulary import INPUT_NAME, PathLike
 
+from .checkpoint import file_sha256
 from .errors import EngineMismatchError, ManifestError
-from .tensorrt_support import (
-    HARDWARE_COMPATIBILITY_LEVELS,
-    VERSION_COMPATIBLE_ACROSS_MAJORS,
-    default_opt_batch,
-    tensorrt_version,
-)
+from .files import write_text_atomic
+from .tensorrt_releases import HARDWARE_COMPATIBILITY_LEVELS, VERSION_COMPATIBLE_ACROSS_MAJORS, tensorrt_version
+from .vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
+from .vocabulary import INPUT_NAME, PathLike
+
+
+def default_opt_batch(low: int, high: int) -> int:
+    """The batch a ``MIN-MAX`` profile is tuned for: its upper end.  A range is asked for to serve the
+    larger batches a dynamic batcher forms, where the time goes; batch sizes that need kernels tuned
+    for themselves get a profile of their own (``1,2-8``) or an explicit ``MIN-OPT-MAX``."""
+    return high
+
 
 MANIFEST_FORMAT = 1
 #: The engine inspector's raw layer JSON, saved beside the engine: ``model.engine`` -> ``model.engine.layers.json``.
@@ -221,7 +224,7 @@ def read_manifest(engine_path: PathLike) -> EngineManifest:
     path = engine_path if engine_path.name.endswith(".engine" + MANIFEST_SUFFIX) else manifest_path_for(engine_path)
     if not path.is_file():
         raise ManifestError(f"{path}: engine manifest not found (engines built by 'vit5 build-engine' have one)")
-    from vit5_infer.files import read_json
+    from .files import read_json
 
     data = read_json(path, f"{path}: not a readable JSON manifest", dict, ManifestError)
     return EngineManifest.from_dict(data, origin=str(path))

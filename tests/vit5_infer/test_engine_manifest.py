@@ -7,8 +7,7 @@ import json
 import pytest
 
 import vit5_infer
-from vit5_infer.engines.errors import EngineMismatchError, ManifestError
-from vit5_infer.engines.manifest import (
+from vit5_infer.engine_manifest import (
     check_compatible,
     create_manifest,
     find_manifest,
@@ -19,6 +18,7 @@ from vit5_infer.engines.manifest import (
     rebuild_command,
     write_manifest,
 )
+from vit5_infer.engines.errors import EngineMismatchError, ManifestError
 from vit5_infer.errors import Vit5Error
 
 
@@ -147,7 +147,7 @@ def test_other_gpu_architecture(built):
 def test_other_gpu_of_the_same_compute_capability_loads_with_a_warning(built, built_on, here, capability):
     """TensorRT loads a plan on any GPU of the compute capability it was built for; only its tactics were
     timed on the other model, which is a warning, not a refusal."""
-    from vit5_infer.engines.manifest import EngineTunedElsewhereWarning
+    from vit5_infer.engine_manifest import EngineTunedElsewhereWarning
 
     _, _, manifest = built
     manifest.gpu_name, manifest.compute_capability = built_on, capability
