@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES, QUANTIZED_PRECISIONS, Precision
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES, PRECISION_NAMES, QUANTIZED_PRECISIONS
 from vit5_infer.workflows.backends import backend_names
 
 from . import console
@@ -199,7 +199,7 @@ def bench(
     settings = BenchSettings(
         backends=parse_name_list(backends, "--backends", backend_names()) if backends else None,
         batches=parse_int_list(batch, "--batch"),
-        precisions=parse_name_list(precision, "--precision", [p.value for p in Precision]),
+        precisions=parse_name_list(precision, "--precision", PRECISION_NAMES),
         calibration=calibration,
         images=images,
         labels=labels,

@@ -7,27 +7,28 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES
+from vit5_infer.vocabulary import (
+    CALIBRATION_METHODS,
+    DEFAULT_CALIBRATION_COUNT,
+    FLOAT_PRECISIONS,
+    INTERPOLATIONS,
+    LOGITS,
+    OUTPUT_NAMES,
+)
 from vit5_infer.vocabulary import Precision as GraphPrecision
-from vit5_infer.workflows.export import DEFAULT_CALIBRATION_COUNT
 
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_channels, parse_name_list
 
-
-class Precision(str, enum.Enum):
-    """The float precisions (--io-dtype, and `vit5 debug`'s candidate graph)."""
-
-    fp32 = "fp32"
-    fp16 = "fp16"
-    bf16 = "bf16"
+# the float precisions (--io-dtype, and `vit5 debug`'s candidate graph)
+Precision = enum.Enum("Precision", {p.value: p.value for p in FLOAT_PRECISIONS}, type=str)  # type: ignore[misc]
 
 
 QUANT_PANEL = "Quantization (--precision int8 / fp8)"
 PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
-Interpolation = enum.Enum("Interpolation", {name: name for name in ("bicubic", "bilinear", "nearest")}, type=str)
-CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in ("max", "percentile", "entropy")}, type=str)
+Interpolation = enum.Enum("Interpolation", {name: name for name in INTERPOLATIONS}, type=str)
+CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in CALIBRATION_METHODS}, type=str)
 
 
 class Layout(str, enum.Enum):

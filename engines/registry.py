@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from vit5_infer.vocabulary import Precision
+from vit5_infer.vocabulary import PRECISION_NAMES
 
 from .base import Runner
 from .errors import BackendError
 
-PRECISIONS = tuple(p.value for p in Precision)
+PRECISIONS = PRECISION_NAMES
 #: what a backend runs: a loaded ViT5ClassificationNet, an .onnx file or a TensorRT engine
 SOURCE_KINDS = ("model", "onnx", "engine")
 
@@ -113,7 +113,7 @@ def make_runner(
     if kind == "onnx" and path.suffix.lower() != ".onnx":
         raise BackendError(f"backend {backend} runs an .onnx file, not {path}")
     if kind == "engine":
-        from .tensorrt_runner import ENGINE_SUFFIXES
+        from vit5_infer.vocabulary import ENGINE_SUFFIXES
 
         if path.suffix.lower() not in ENGINE_SUFFIXES:
             hint = " (build one with 'vit5 build-engine')" if path.suffix.lower() == ".onnx" else ""

@@ -37,7 +37,7 @@ from vit5_infer.engine_manifest import (
 )
 from vit5_infer.files import staged_file, write_bytes_atomic, write_text_atomic
 from vit5_infer.graph_metadata import graph_outputs, read_metadata_or_empty
-from vit5_infer.vocabulary import INPUT_NAME, PathLike, Precision, Progress
+from vit5_infer.vocabulary import INPUT_NAME, PRECISION_NAMES, PathLike, Precision, Progress
 
 from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
 from .cuda_device import CudaDevice
@@ -61,7 +61,7 @@ from .tensorrt_support import (
 )
 
 log = logging.getLogger("vit5_infer.engines")
-BUILD_PRECISIONS = tuple(p.value for p in Precision)  # int8/fp8: a quantized graph, built as it is
+BUILD_PRECISIONS = PRECISION_NAMES  # int8/fp8: a quantized graph, built as it is
 
 
 class AttentionNotFusedWarning(UserWarning):

@@ -100,7 +100,7 @@ class EngineManifest:
             f.name
             for f in dataclasses.fields(cls)
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        ]  # type: ignore[misc]
+        ]
         missing = [name for name in required if name not in data]
         if missing:
             raise ManifestError(f"{origin}: missing field(s) {', '.join(missing)}")

@@ -19,11 +19,10 @@ from typing import Optional
 import numpy as np
 
 from .errors import InputError, Vit5Error
-from .vocabulary import PathLike
+from .vocabulary import INTERPOLATIONS, PathLike
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 #: Pixels are scaled to 0-1 before normalization, so a mean outside this range or a std outside
 #: STD_RANGE is a mistake (a 0-255 mean, a typo); the bounds also keep normalized values finite in FP32.

@@ -56,6 +56,16 @@ class Precision(str, enum.Enum):
 FLOAT_PRECISIONS = (Precision.FP32, Precision.FP16, Precision.BF16)
 REDUCED_FLOAT_PRECISIONS = (Precision.FP16, Precision.BF16)
 QUANTIZED_PRECISIONS = (Precision.INT8, Precision.FP8)
+#: every precision by name, as flags and metadata spell them
+PRECISION_NAMES = tuple(p.value for p in Precision)
+
+#: calibration of INT8/FP8 graphs: the range estimators, and the defaults measured on the digits networks and
+#: vit5-small (benchmarks/quantization.py)
+CALIBRATION_METHODS = ("max", "percentile", "entropy")
+DEFAULT_CALIBRATION_METHOD = "max"
+DEFAULT_CALIBRATION_COUNT = 128
+#: image resize filters of the preprocessing
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
 #: The one graph input: float pixels ``[B, C, H, W]`` (or ``[B, H, W, C]`` for an nhwc export).
 INPUT_NAME = "pixel_values"

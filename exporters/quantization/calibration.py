@@ -22,14 +22,13 @@ import onnx
 
 from vit5_infer.errors import Vit5Error
 from vit5_infer.preprocessing import Preprocessing, list_images, load_image
+from vit5_infer.vocabulary import CALIBRATION_METHODS as METHODS
+from vit5_infer.vocabulary import DEFAULT_CALIBRATION_COUNT as DEFAULT_COUNT
+from vit5_infer.vocabulary import DEFAULT_CALIBRATION_METHOD as DEFAULT_METHOD  # noqa: F401 - the package exports it
 from vit5_infer.vocabulary import INPUT_NAME, PathLike
 
-METHODS = ("max", "percentile", "entropy")
-#: measured on the digits networks and vit5-small (benchmarks/quantization.py)
-DEFAULT_METHOD = "max"
 PERCENTILE = 99.99
 HISTOGRAM_BINS = 2048
-DEFAULT_COUNT = 128
 #: images kept back from calibration to validate the quantized graph on
 HELD_OUT_FRACTION, HELD_OUT_MAX = 0.2, 64
 RUN_BATCH = 16

@@ -32,7 +32,7 @@ from vit5_infer.engines.tensorrt_support import check_hardware_compatibility, te
 from vit5_infer.files import require_file
 from vit5_infer.graph_metadata import read_metadata_or_empty
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import PathLike, Precision, Progress, is_onnx_path
+from vit5_infer.vocabulary import PRECISION_NAMES, PathLike, Precision, Progress, is_onnx_path
 
 
 def build_engine(
@@ -190,7 +190,7 @@ def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[Load
     path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
     _check_external_data(path)
     recorded = read_metadata_or_empty(path).get("precision")
-    if recorded in [p.value for p in Precision]:  # before TensorRT: a flag the graph cannot take
+    if recorded in PRECISION_NAMES:  # before TensorRT: a flag the graph cannot take
         check_build_precision(path, recorded, precision)
     return path
 

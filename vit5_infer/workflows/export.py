@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import LOGITS, PathLike, Precision, Progress
+from vit5_infer.vocabulary import (
+    DEFAULT_CALIBRATION_COUNT,
+    DEFAULT_CALIBRATION_METHOD,
+    LOGITS,
+    PathLike,
+    Precision,
+    Progress,
+)
 
 if TYPE_CHECKING:
     from vit5_infer.exporters.export import ExportResult
@@ -26,8 +33,6 @@ if TYPE_CHECKING:
     from vit5_infer.preprocessing import Preprocessing
 
 #: what a quantized export calibrates on when not told (exporters.quantization.calibration reads the same)
-DEFAULT_CALIBRATION_COUNT = 128
-DEFAULT_CALIBRATION_METHOD = "max"
 
 
 @dataclass(frozen=True)

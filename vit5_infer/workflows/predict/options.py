@@ -9,7 +9,7 @@ from typing import Optional
 
 from vit5_infer.errors import PredictError
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES, PathLike, Precision
+from vit5_infer.vocabulary import LOGITS, OUTPUT_NAMES, PRECISION_NAMES, PathLike, Precision
 
 SCORES = ("softmax", "logits")
 #: outputs written as a fixed-size float32 list column in the Parquet files
@@ -79,7 +79,7 @@ class PredictOptions:
 
     def check(self) -> None:
         """One-line errors for values that cannot run, before any file is read."""
-        if self.precision not in [p.value for p in Precision]:
+        if self.precision not in PRECISION_NAMES:
             raise PredictError(
                 f"unknown precision {self.precision!r}; use one of {', '.join(p.value for p in Precision)}"
             )
