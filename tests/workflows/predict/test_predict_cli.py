@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from predict_data import read_rows, write_images
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _command(*args) -> list:
