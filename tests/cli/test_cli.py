@@ -1,31 +1,24 @@
-"""The ``vit5`` command driven as a user drives it: subprocesses from the repository root."""
+"""The ``vit5`` command driven as a user drives it, through its entry function (cli_runner); the smoke tests of the
+console start-up, a usage error and a one-line error run it as a process of its own."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from cli_runner import run_vit5
+
 REPO = Path(__file__).resolve().parents[2]
 CASE = "attn_cls_r4"  # tiny attention model: 32x32 images, 10 classes
 
 
-def vit5(*args, cwd=REPO, timeout=240) -> subprocess.CompletedProcess:
-    # PYTHONPATH: the checkout imports as vit5_infer from any working directory, installed or not
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(
-        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def vit5(*args, cwd=REPO, timeout=240, process: bool = False) -> subprocess.CompletedProcess:
+    return run_vit5(*args, cwd=cwd, timeout=timeout, process=process)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
@@ -48,11 +41,12 @@ def exported(golden_dir, tmp_path_factory) -> Path:
 
 
 def test_help_and_version():
-    proc = vit5("--help")
+    """Through the console entry in a process of its own, as a user starts it."""
+    proc = vit5("--help", process=True)
     assert proc.returncode == 0
     for command in ("export", "build-engine", "bench", "inspect", "presets", "predict"):
         assert command in proc.stdout
-    version = vit5("--version")
+    version = vit5("--version", process=True)
     assert version.returncode == 0 and version.stdout.startswith("vit5-infer ")
     for command in ("export", "build-engine", "bench", "inspect"):
         assert vit5(command, "--help").returncode == 0
@@ -176,14 +170,14 @@ def test_corrupt_checkpoint_and_wrong_architecture(tmp_path, golden_dir):
 
 def test_usage_errors_keep_typer_messages(tmp_path):
     """bench's usage-error class through the real entry point (the values: test_bench_options.py)."""
-    proc = vit5("bench", "vit5-small", "--backends", "torch,tpu")
+    proc = vit5("bench", "vit5-small", "--backends", "torch,tpu", process=True)
     assert proc.returncode == 2 and "tpu" in proc.stderr
 
 
 def test_build_engine_without_tensorrt_is_one_line(exported, tmp_path):
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
-    proc = vit5("build-engine", exported, "-o", tmp_path / "m.engine", "--fp16")
+    proc = vit5("build-engine", exported, "-o", tmp_path / "m.engine", "--fp16", process=True)
     assert_one_line_error(proc, "TensorRT is not installed")
     assert not (tmp_path / "m.engine").exists()
 
