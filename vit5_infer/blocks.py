@@ -2,7 +2,7 @@
 
 What a stage does with a kind lives with the stage, in a table keyed by the kind's letter and filled by
 value where the stage's code is: the config's checks (``config.BLOCK_VALIDATORS``), architecture
-inference (``inference.BLOCK_DETECTORS``), the network (``network.BLOCK_BUILDERS``) and the ONNX exporter
+inference (``architecture.BLOCK_DETECTORS``), the network (``network.BLOCK_BUILDERS``) and the ONNX exporter
 (``exporters.lowering.EMITTERS``).  So this module imports no stage, and no stage imports one above it.
 
 Adding a block kind is one layer module, one ``register_block_kind`` call and one entry in each stage's
