@@ -137,10 +137,10 @@ def onnx_info(path: Path) -> dict:
 
 
 def engine_info(path: Path) -> dict:
-    from vit5_infer.engine_manifest import read_manifest
+    from vit5_infer.engine_manifest import MANIFEST_SUFFIX, manifest_path_for, read_manifest
 
-    if not path.name.endswith(".json") and not path.is_file():
-        only_manifest = path.with_name(path.name + ".json").is_file()
+    if not path.name.endswith(MANIFEST_SUFFIX) and not path.is_file():
+        only_manifest = manifest_path_for(path).is_file()
         raise InputError(f"engine not found: {path}" + (" (only its manifest is there)" if only_manifest else ""))
     manifest = read_manifest(path)
     return {"kind": "engine", "path": str(path), "manifest": manifest.to_dict(), "layers": engine_layers(path)}

@@ -242,10 +242,12 @@ def _stage_model_files(source: Path, version_dir: Path) -> tuple[Path, list[Path
         target = version_dir / "model.plan"
         shutil.copyfile(source, target)
         copied = [target]
-        manifest = source.with_name(source.name + ".json")
+        from vit5_infer.engine_manifest import manifest_path_for
+
+        manifest = manifest_path_for(source)
         if manifest.is_file():  # provenance; Triton ignores it
-            shutil.copyfile(manifest, version_dir / "model.plan.json")
-            copied.append(version_dir / "model.plan.json")
+            shutil.copyfile(manifest, manifest_path_for(target))
+            copied.append(manifest_path_for(target))
         return target, copied
     target = version_dir / "model.onnx"
     shutil.copyfile(source, target)
@@ -325,7 +327,9 @@ def _inputs(source, load_options: Optional[LoadOptions]) -> list[Path]:
     if Path(text).exists():
         paths.append(Path(text))
         if is_engine_path(text):
-            paths.append(Path(text + ".json"))
+            from vit5_infer.engine_manifest import manifest_path_for
+
+            paths.append(manifest_path_for(text))
         elif is_onnx_path(text) and Path(text).is_file():
             paths.extend(external_data_paths(text))
     config = getattr(load_options, "config", None)
