@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vit5_infer.blocks import kind_hook, pads
+from vit5_infer.blocks import block_kind, pads
+from vit5_infer.errors import ConfigError
 from vit5_infer.layers import (
     Hyena,
     RegisterCompressConcat,
@@ -240,11 +241,23 @@ def emit_hyena(b: GraphBuilder, blk: ViT5ResidualBlock, a: str, ctx: MixerContex
     return hyena(b, blk.sequence_mixer, a, ctx.tokens, ctx.conditioning, ctx.out_scale, ctx.long_conv)
 
 
-#: block kind letter -> the ONNX of that kind's sequence mixer (vit5_infer.blocks)
-EMITTERS: dict[str, Callable[[GraphBuilder, ViT5ResidualBlock, str, MixerContext], str]] = {
+Emitter = Callable[[GraphBuilder, ViT5ResidualBlock, str, MixerContext], str]
+
+#: block kind letter (vit5_infer.blocks) -> the ONNX of that kind's sequence mixer: ``(builder, block, input,
+#: context) -> output``; a new kind adds its emitter here, or sets it from its own module
+EMITTERS: dict[str, Emitter] = {
     "A": emit_attention,
     "H": emit_hyena,
 }
+
+
+def emitter(letter: str) -> Emitter:
+    """The ONNX emitter of block kind ``letter``; ConfigError for an unknown kind or one the exporter lacks."""
+    kind = block_kind(letter)
+    emit = EMITTERS.get(letter)
+    if emit is None:
+        raise ConfigError(f"block kind {letter!r} ({kind.name}) has no ONNX emitter (exporters.lowering.EMITTERS)")
+    return emit
 
 
 def block(
@@ -263,7 +276,7 @@ def block(
     if blk.register_pooling is not None:
         cond = register_conditioning(b, blk.register_pooling, a, blk.register_start_idx, blk.num_registers)
     context = MixerContext(tokens, ls_attn if blk.grn is None else None, long_conv_lowering, query_rows, cond)
-    m = kind_hook(EMITTERS, letter, "ONNX emitter")(b, blk, a, context)
+    m = emitter(letter)(b, blk, a, context)
     if query_rows is not None:
         x = b.slice(x, query_rows[0], sum(query_rows), axis=1)
     if blk.grn is not None:

@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from .blocks import block_kind, kind_hook, pads
+from .blocks import block_kind, pads
 from .errors import ConfigError
+from .vocabulary import MLP_ACTIVATIONS
 
 READOUTS = ("cls", "gap", "register_concat")
-MLP_ACTIVATIONS = ("gelu", "gelu_exact", "relu", "silu", "glu", "swiglu")
-GATED_ACTIVATIONS = ("glu", "swiglu")
-GATES = ("silu", "sigmoid", "gelu", "relu", "identity")
 
 
 def _from_dict(cls, data: dict, where: str):
@@ -104,6 +102,29 @@ class NetworkConfig:
     neck_compression_ratio: Optional[int] = None
 
 
+#: the config's sections, by name: the network's own numbers and the settings shared by blocks of a kind
+SECTIONS: dict[str, type] = {
+    "network": NetworkConfig,
+    "attention": AttentionConfig,
+    "hyena": HyenaConfig,
+    "film": FilmConfig,
+}
+
+
+def section_from_dict(name: str, data: Any) -> Any:
+    """The section ``name`` from its JSON object (None stays None); ConfigError for a bad one."""
+    if name not in SECTIONS:
+        raise ConfigError(f"unknown config section {name!r}; known: {', '.join(SECTIONS)}")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config section '{name}' must be an object or null")
+    try:
+        return _from_dict(SECTIONS[name], data, name)
+    except TypeError as exc:
+        raise ConfigError(f"config section '{name}': {exc}") from None
+
+
 @dataclass
 class ViT5Config:
     network: NetworkConfig
@@ -123,20 +144,8 @@ class ViT5Config:
         if not isinstance(data, dict) or "network" not in data:
             raise ConfigError("architecture config must be a JSON object with a 'network' section")
         data = dict(data)
-        sections = {
-            "network": NetworkConfig,
-            "attention": AttentionConfig,
-            "hyena": HyenaConfig,
-            "film": FilmConfig,
-        }
-        for name, section_cls in sections.items():
-            if data.get(name) is not None:
-                if not isinstance(data[name], dict):
-                    raise ConfigError(f"config section '{name}' must be an object or null")
-                try:
-                    data[name] = _from_dict(section_cls, data[name], name)
-                except TypeError as exc:
-                    raise ConfigError(f"config section '{name}': {exc}") from None
+        for name in SECTIONS:
+            data[name] = section_from_dict(name, data.get(name))
         try:
             return _from_dict(cls, data, "config")
         except TypeError as exc:
@@ -294,7 +303,7 @@ class ViT5Config:
                 f"mlp_activation must be one of {', '.join(MLP_ACTIVATIONS)}, got {self.mlp_activation!r}"
             )
         for kind in kinds:
-            kind_hook(BLOCK_VALIDATORS, kind.letter, "config check")(self)
+            kind.validate(self)
         if self.film is not None and "H" not in pattern:
             raise ConfigError("a 'film' section needs Hyena ('H') blocks to condition")
         return self
@@ -418,92 +427,6 @@ def _check_field(name: str, value: Any, annotation: str) -> None:
             raise ConfigError(f"{name} must be > 0, got {value!r}")
         if leaf in _NON_NEGATIVE and value < 0:
             raise ConfigError(f"{name} must be >= 0, got {value!r}")
-
-
-def validate_attention(config: ViT5Config) -> None:
-    """The checks of attention ("A") blocks (SPEC 9.1)."""
-    net, att = config.network, config.attention
-    if att is None:
-        raise ConfigError("layer_pattern has attention blocks but the config has no 'attention' section")
-    if att.num_heads <= 0 or net.hidden_dim % att.num_heads:
-        raise ConfigError(f"hidden_dim {net.hidden_dim} is not divisible by num_heads {att.num_heads}")
-    if config.head_dim % 4:
-        raise ConfigError(
-            f"head_dim {config.head_dim} must be a multiple of 4 for the 2-D RoPE (two axes, paired halves)"
-        )
-    if att.qk_norm not in (None, "rmsnorm", "l2"):
-        raise ConfigError(f"attention.qk_norm must be 'rmsnorm', 'l2' or null, got {att.qk_norm!r}")
-    r = net.num_registers
-    if r > 0 and math.isqrt(r) ** 2 != r:
-        # 9.1: the register RoPE grid has floor(sqrt(R))^2 rows, so every forward would fail.
-        lo, hi = math.isqrt(r) ** 2, (math.isqrt(r) + 1) ** 2
-        raise ConfigError(
-            f"num_registers={r} is not a perfect square: the attention RoPE register grid would have "
-            f"{lo} rows and every forward pass would fail upstream; use {lo or 1} or {hi} registers"
-        )
-
-
-def validate_hyena(config: ViT5Config) -> None:
-    """The checks of Hyena ("H") blocks (SPEC 9.4, 9.8-9.10)."""
-    net, hy = config.network, config.hyena
-    if hy is None:
-        raise ConfigError("layer_pattern has Hyena blocks but the config has no 'hyena' section")
-    if hy.kernel != "siren":
-        raise ConfigError(f"hyena.kernel {hy.kernel!r} is not supported (only 'siren')")
-    if hy.grid_type != "double" or hy.fft_padding != "zero":
-        raise ConfigError(
-            f"hyena grid_type={hy.grid_type!r}, fft_padding={hy.fft_padding!r} is not supported; "
-            "every ViT-5 preset uses grid_type='double', fft_padding='zero'"
-        )
-    if hy.kernel_num_layers < 2:
-        raise ConfigError("hyena.kernel_num_layers must be >= 2")
-    for name in ("gate", "gate_2"):
-        value = getattr(hy, name)
-        if value is not None and value not in GATES:
-            raise ConfigError(f"hyena.{name} must be one of {', '.join(GATES)}, got {value!r}")
-    if hy.qk_norm not in (None, "l2"):
-        raise ConfigError(f"hyena.qk_norm must be 'l2' or null, got {hy.qk_norm!r}")
-    for name in ("pixelhyena_norm", "output_norm"):
-        if getattr(hy, name) not in (None, "rmsnorm"):
-            raise ConfigError(f"hyena.{name} must be 'rmsnorm' or null")
-    if hy.short_conv_kernel_size % 2 == 0:
-        raise ConfigError("hyena.short_conv_kernel_size must be odd ('same' padding)")
-    if config.num_padded_tokens % config.grid_size:
-        raise ConfigError("internal: padded token count is not a multiple of the grid width")  # 9.4
-    l_cache = config.l_cache()
-    if min(l_cache) < 2:
-        raise ConfigError(f"hyena.L_cache must be >= 2 on every axis, got {l_cache}")
-    if hy.mask is not None:
-        if hy.mask.type != "gaussian":
-            raise ConfigError(f"hyena.mask.type {hy.mask.type!r} is not supported (only 'gaussian')")
-        if hy.mask.parametrization not in ("direct", "log", "softplus"):
-            raise ConfigError(f"hyena.mask.parametrization {hy.mask.parametrization!r} is not supported")
-        for name in ("min_attenuation_at_step", "max_attenuation_at_limit"):
-            value = getattr(hy.mask, name)
-            if not 0.0 < value < 1.0:
-                raise ConfigError(f"hyena.mask.{name} must lie in (0, 1), got {value}")
-    film = config.film
-    if film is not None:
-        # 9.8: a FiLM generator without register conditioning is silently unused upstream.
-        if net.num_registers == 0:
-            raise ConfigError("FiLM conditioning reads the register tokens, but num_registers is 0")
-        if film.conditioning not in ("register_pooling", "register_compress_concat"):
-            raise ConfigError(f"film.conditioning {film.conditioning!r} is not supported")
-        if film.conditioning == "register_compress_concat" and not film.compressed_dim:
-            raise ConfigError("film.conditioning 'register_compress_concat' needs film.compressed_dim")
-        expected = hy.kernel_num_layers - 1 + int(film.film_after_pos_embed)
-        if film.num_film_layers != expected:
-            raise ConfigError(
-                f"film.num_film_layers={film.num_film_layers} but the SIREN has "
-                f"{hy.kernel_num_layers - 1} hidden layers"
-                f"{' plus the positional embedding' if film.film_after_pos_embed else ''}: expected {expected}"
-            )
-        if film.film_after_pos_embed and hy.kernel_embedding_dim != hy.kernel_hidden_dim:
-            raise ConfigError("film_after_pos_embed needs kernel_embedding_dim == kernel_hidden_dim")
-
-
-#: block kind letter -> the config checks of blocks of that kind (blocks.py)
-BLOCK_VALIDATORS: dict[str, Callable[[ViT5Config], None]] = {"A": validate_attention, "H": validate_hyena}
 
 
 def config_summary(config: ViT5Config) -> dict[str, Any]:

@@ -3,156 +3,24 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import cast
 
 import torch
 from torch import nn
 
-from .blocks import kind_hook, pads
+from .blocks import block_kind, pads
 from .config import ViT5Config
 from .errors import InputError
 from .layers import (
-    MLP,
-    CKConvND,
-    GaussianModulationND,
-    GlobalResponseNorm,
-    Hyena,
-    KernelFiLMGenerator,
-    QKVSequenceMixer,
-    RegisterCompressConcat,
-    RegisterPooling,
     RMSNorm,
-    SIRENKernelND,
-    ViT5Attention,
-    ViT5HyenaAdapter,
     ViT5ResidualBlock,
 )
 from .outputs import CLS_TOKEN, PATCH_TOKENS, PRE_LOGITS, REGISTER_TOKENS, select_outputs
 from .vocabulary import LOGITS
 
 
-def build_attention(config: ViT5Config) -> ViT5Attention:
-    att, net = config.attention, config.network
-    assert att is not None, "validate() requires the attention section for 'A' blocks"
-    return ViT5Attention(
-        hidden_dim=net.hidden_dim,
-        num_heads=att.num_heads,
-        num_patches_h=config.grid_size,
-        num_patches_w=config.grid_size,
-        num_registers=net.num_registers,
-        has_cls=config.has_cls,  # SPEC 9.2: always derived from the readout
-        qk_norm=att.qk_norm,
-        rope_base=att.rope_base,
-        reg_rope_base=att.reg_rope_base,
-        qkv_bias=att.qkv_bias,
-        out_proj_bias=att.out_proj_bias,
-        scale=att.scale,
-        norm_eps=config.norm_eps,
-    )
-
-
-def build_hyena(config: ViT5Config) -> ViT5HyenaAdapter:
-    hy, net, film = config.hyena, config.network, config.film
-    assert hy is not None, "validate() requires the hyena section for 'H' blocks"
-    d = net.hidden_dim
-    l_cache = config.l_cache()
-    seq_lens = (config.hyena_rows, config.grid_size)
-    generator = None
-    if film is not None:
-        generator = KernelFiLMGenerator(
-            config.film_cond_dim(), hy.kernel_hidden_dim, film.num_film_layers, film.film_hidden_dim
-        )
-    kernel = SIRENKernelND(
-        out_dim=d,
-        mlp_hidden_dim=hy.kernel_hidden_dim,
-        num_layers=hy.kernel_num_layers,
-        embedding_dim=hy.kernel_embedding_dim,
-        l_cache=l_cache,
-        seq_lens=seq_lens,
-        use_bias=hy.kernel_bias,
-        film_generator=generator,
-        film_after_pos_embed=bool(film and film.film_after_pos_embed),
-    )
-    mask = None
-    if hy.mask is not None:
-        m = hy.mask
-        mask = GaussianModulationND(
-            2,
-            d,
-            grid_size=2 * max(l_cache) - 1,  # SPEC 9.10: bounds derive from the cache, not the input
-            min_attenuation_at_step=m.min_attenuation_at_step,
-            max_attenuation_at_limit=m.max_attenuation_at_limit,
-            init_extent=m.init_extent,
-            parametrization=m.parametrization,
-        )
-    mixer = Hyena(
-        d,
-        CKConvND(d, kernel, mask),
-        short_conv_kernel_size=hy.short_conv_kernel_size,
-        short_conv_bias=hy.short_conv_bias,
-        gate=hy.gate,
-        gate_2=hy.gate_2,
-        qk_norm=hy.qk_norm,
-        pixelhyena_norm=hy.pixelhyena_norm,
-        output_norm=hy.output_norm,
-        norm_eps=config.norm_eps,
-    )
-    inner = QKVSequenceMixer(d, mixer, qkv_bias=hy.qkv_bias, out_proj_bias=hy.out_proj_bias)
-    return ViT5HyenaAdapter(inner, grid_w=config.grid_size)
-
-
-def residual_block(
-    config: ViT5Config,
-    letter: str,
-    mixer: nn.Module,
-    register_pooling: nn.Module | None = None,
-    grn: GlobalResponseNorm | None = None,
-) -> ViT5ResidualBlock:
-    """A pre-norm residual block around ``mixer`` with this config's MLP, norms and LayerScale."""
-    net = config.network
-    d = net.hidden_dim
-    mlp = MLP(d, config.mlp_activation, config.mlp_expansion_factor, bias=config.mlp_has_bias(letter))
-    return ViT5ResidualBlock(
-        mixer,
-        mlp,
-        d,
-        norm_eps=config.norm_eps,
-        layer_scale=config.layer_scale,
-        register_pooling=register_pooling,
-        num_registers=net.num_registers,
-        register_start_idx=config.num_patches + int(config.has_cls),  # SPEC 9.8: injected, never guessed
-        grn=grn,
-    )
-
-
-def build_attention_block(config: ViT5Config) -> ViT5ResidualBlock:
-    return residual_block(config, "A", build_attention(config))
-
-
-def build_hyena_block(config: ViT5Config) -> ViT5ResidualBlock:
-    net, film, hy = config.network, config.film, config.hyena
-    assert hy is not None, "validate() requires the hyena section for 'H' blocks"
-    pooling: nn.Module | None = None
-    if film is not None:
-        if film.conditioning == "register_pooling":
-            pooling = RegisterPooling(net.num_registers)
-        else:
-            assert film.compressed_dim is not None, "validate() requires it for register_compress_concat"
-            pooling = RegisterCompressConcat(net.num_registers, net.hidden_dim, film.compressed_dim)
-    grn = GlobalResponseNorm(net.hidden_dim, config.grn_eps) if hy.grn else None
-    return residual_block(config, "H", build_hyena(config), pooling, grn)
-
-
-#: block kind letter -> the residual block of that kind (blocks.py)
-BLOCK_BUILDERS: dict[str, Callable[[ViT5Config], ViT5ResidualBlock]] = {
-    "A": build_attention_block,
-    "H": build_hyena_block,
-}
-
-
 def build_block(config: ViT5Config, letter: str) -> ViT5ResidualBlock:
-    return kind_hook(BLOCK_BUILDERS, letter, "network builder")(config)
+    return block_kind(letter).build(config)
 
 
 class ViT5ClassificationNet(nn.Module):

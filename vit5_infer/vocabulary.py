@@ -67,6 +67,10 @@ DEFAULT_CALIBRATION_COUNT = 128
 #: image resize filters of the preprocessing
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
+#: the MLP activations of upstream's blocks; the gated ones (GLU, SwiGLU) split a doubled first layer in two
+MLP_ACTIVATIONS = ("gelu", "gelu_exact", "relu", "silu", "glu", "swiglu")
+GATED_ACTIVATIONS = ("glu", "swiglu")
+
 #: The one graph input: float pixels ``[B, C, H, W]`` (or ``[B, H, W, C]`` for an nhwc export).
 INPUT_NAME = "pixel_values"
 #: The default graph output.

@@ -1,6 +1,8 @@
-"""The block-kind registry: a new kind is one layer module, one registration and one hook per stage."""
+"""The block-kind registry: a new kind is one layer module, one registration and one emitter."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
@@ -8,10 +10,9 @@ from torch import nn
 from vit5_tiny import randomize, tiny_config
 
 from vit5_infer import ConfigError, ViT5ClassificationNet
-from vit5_infer.architecture import BLOCK_DETECTORS, BlockDetector, infer_config
+from vit5_infer.architecture import infer_config
 from vit5_infer.blocks import BlockKind, block_kind, block_kinds, register_block_kind, unregister_block_kind
-from vit5_infer.config import BLOCK_VALIDATORS
-from vit5_infer.network import BLOCK_BUILDERS, residual_block
+from vit5_infer.layers import residual_block
 
 
 class GatedMixer(nn.Module):
@@ -43,7 +44,20 @@ def _detect_gated(sd, prefix):
     return {"dim": tuple(sd[key].shape)} if key in sd else None
 
 
-TOY = BlockKind("G", "gated toy")
+def _validate_gated(config):
+    if config.network.hidden_dim % 2:
+        raise ConfigError("the gated toy needs an even hidden_dim")
+
+
+# The whole core side of a new kind: one value, registered once.
+TOY = BlockKind(
+    "G",
+    "gated toy",
+    validate=_validate_gated,
+    detect=_detect_gated,
+    configure=lambda by_block, hidden_dim, overrides: {},
+    build=lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim)),
+)
 
 
 @pytest.fixture
@@ -51,26 +65,34 @@ def toy_kind(monkeypatch):
     from vit5_infer.exporters.lowering import EMITTERS
 
     register_block_kind(TOY)
-    monkeypatch.setitem(BLOCK_VALIDATORS, "G", lambda config: None)
-    monkeypatch.setitem(
-        BLOCK_BUILDERS, "G", lambda config: residual_block(config, "G", GatedMixer(config.network.hidden_dim))
-    )
-    monkeypatch.setitem(BLOCK_DETECTORS, "G", BlockDetector(_detect_gated, lambda by_block, hidden_dim, overrides: {}))
-    monkeypatch.setitem(EMITTERS, "G", _emit_gated)
+    monkeypatch.setitem(EMITTERS, "G", _emit_gated)  # the exporter's side: one emitter
     yield TOY
     unregister_block_kind("G")
 
 
-def test_every_kind_has_a_hook_in_every_core_stage():
-    for table in (BLOCK_VALIDATORS, BLOCK_BUILDERS, BLOCK_DETECTORS):
-        assert set(table) == set(block_kinds())
+def test_a_kind_is_complete_or_refused():
+    hooks = {"validate": _validate_gated, "detect": _detect_gated, "configure": TOY.configure, "build": TOY.build}
+    with pytest.raises(TypeError):
+        BlockKind("G", "no hooks")  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match="block kind 'G' \\(gated toy\\): build must be callable"):
+        register_block_kind(BlockKind("G", "gated toy", **dict(hooks, build=None)))
+    assert "G" not in block_kinds()
 
 
-def test_a_kind_without_a_stage_hook_is_a_config_error():
+def test_the_kinds_own_config_check_runs(toy_kind):
+    with pytest.raises(ConfigError, match="even hidden_dim"):
+        tiny_config(pattern="G", hidden=15).validate()
+
+
+def test_a_kind_without_an_emitter_is_a_config_error_at_export(tmp_path):
     register_block_kind(TOY)
     try:
-        with pytest.raises(ConfigError, match="block kind 'G' \\(gated toy\\) has no config check"):
-            tiny_config(pattern="GA").validate()
+        model = ViT5ClassificationNet(tiny_config(pattern="GA")).eval()
+        from vit5_infer.exporters import export_onnx
+
+        with pytest.raises(ConfigError, match="block kind 'G' \\(gated toy\\) has no ONNX emitter"):
+            export_onnx(model, tmp_path / "toy.onnx")
+        assert not (tmp_path / "toy.onnx").exists()
     finally:
         unregister_block_kind("G")
 
@@ -84,12 +106,12 @@ def test_builtin_kinds_and_unknown_letter():
 
 def test_letter_is_checked_and_not_registered_twice():
     with pytest.raises(ConfigError, match="one upper-case letter"):
-        register_block_kind(BlockKind("ab", "bad"))
+        register_block_kind(dataclasses.replace(TOY, letter="ab"))
     with pytest.raises(ConfigError, match="already registered"):
-        register_block_kind(BlockKind("A", "again"))
+        register_block_kind(dataclasses.replace(TOY, letter="A"))
 
 
-def test_a_new_kind_needs_only_its_registration_and_hooks(toy_kind, tmp_path):
+def test_a_new_kind_needs_only_its_layer_registration_and_emitter(toy_kind, tmp_path):
     config = tiny_config(pattern="GA")  # the toy block, then attention
     model = randomize(ViT5ClassificationNet(config)).eval()
     x = torch.randn(2, *model.input_shape)

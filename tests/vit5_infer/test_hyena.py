@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from vit5_tiny import randomize, tiny_config
 
-from vit5_infer.network import build_hyena
+from vit5_infer.blocks.hyena import build_hyena
 
 
 def _rms(x, w, eps=1e-6):  # over the last axis

@@ -1,7 +1,7 @@
 """Building blocks of the ViT-5 family, one job per module (in the spirit of timm's layers/)."""
 
 from .attention import ViT5Attention
-from .block import ViT5ResidualBlock
+from .block import ViT5ResidualBlock, residual_block
 from .ckconv import CKConvND, direct_conv2d, fftconv2d
 from .film import KernelFiLMGenerator, RegisterCompressConcat, RegisterPooling
 from .hyena import Hyena, QKVSequenceMixer, ViT5HyenaAdapter
@@ -32,6 +32,7 @@ __all__ = [
     "coordinate_grid",
     "direct_conv2d",
     "fftconv2d",
+    "residual_block",
     "rope_tables",
     "rotate_pairs",
 ]

@@ -68,3 +68,28 @@ class ViT5ResidualBlock(nn.Module):
             total += self.grn.flop_count(t)
         total += t * d * ((self.ls_attn is not None) + (self.ls_mlp is not None))
         return total + self.mlp_norm.flop_count(t) + self.mlp.flop_count(t)
+
+
+def residual_block(
+    config: Any,
+    letter: str,
+    mixer: nn.Module,
+    register_pooling: nn.Module | None = None,
+    grn: GlobalResponseNorm | None = None,
+) -> ViT5ResidualBlock:
+    """A pre-norm residual block around ``mixer`` with the MLP, norms and LayerScale of ``config`` (a
+    ViT5Config) for blocks of kind ``letter``."""
+    net = config.network
+    d = net.hidden_dim
+    mlp = MLP(d, config.mlp_activation, config.mlp_expansion_factor, bias=config.mlp_has_bias(letter))
+    return ViT5ResidualBlock(
+        mixer,
+        mlp,
+        d,
+        norm_eps=config.norm_eps,
+        layer_scale=config.layer_scale,
+        register_pooling=register_pooling,
+        num_registers=net.num_registers,
+        register_start_idx=config.num_patches + int(config.has_cls),  # SPEC 9.8: injected, never guessed
+        grn=grn,
+    )

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import GATED_ACTIVATIONS
+from ..vocabulary import GATED_ACTIVATIONS
 
 
 def _swiglu(x: torch.Tensor) -> torch.Tensor:
