@@ -65,8 +65,8 @@ def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
 
 def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare_ort: bool = False) -> dict:
     from vit5_infer import load_model
-    from vit5_infer.exporters import export_onnx
-    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.exporters import GraphForm, export_onnx
+    from vit5_infer.exporters.quantization import QuantizationSettings, calibration_inputs, export_quantized
     from vit5_infer.metrics import compare_logits
     from vit5_infer.preprocessing import Preprocessing
 
@@ -78,7 +78,7 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
         calib = calibration_inputs(
             None, input_shape=model.input_shape, preprocessing=Preprocessing(), count=calibration_count, seeded=True
         )
-    result = export_quantized(model, int8, precision="int8", target="cpu", calibration=calib)
+    result = export_quantized(model, int8, QuantizationSettings("int8"), calib, GraphForm(target="cpu"))
     load_before = os.getloadavg()[0]
     sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
     if compare_ort:
@@ -125,8 +125,8 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
     import onnx
 
     from vit5_infer import load_model
-    from vit5_infer.exporters import build_graph
-    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.exporters import GraphForm, build_graph
+    from vit5_infer.exporters.quantization import QuantizationSettings, calibration_inputs, export_quantized
     from vit5_infer.exporters.quantization.sensitivity import run_logits
     from vit5_infer.preprocessing import Preprocessing, load_image
 
@@ -148,7 +148,7 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
             for precision, target in VARIANTS:
                 path = work / f"digits-{name}-{precision}-{target}-{method}.onnx"
                 result = export_quantized(
-                    model, path, precision=precision, target=target, calibration=calib, method=method
+                    model, path, QuantizationSettings(precision, method), calib, GraphForm(target=target)
                 )
                 rows[f"{precision}/{target}/{method}"] = {
                     "accuracy": accuracy(onnx.load(str(path))),

@@ -12,6 +12,7 @@ from .export import (
     summarize,
     validate_graph,
 )
+from .form import GraphForm
 from .graph import iter_nodes
 from .long_conv import LOWERINGS
 from .metadata import config_from_metadata, graph_outputs, read_metadata
@@ -22,6 +23,7 @@ __all__ = [
     "ExportError",
     "ExportResult",
     "ExportTarget",
+    "GraphForm",
     "LOWERINGS",
     "OPSETS",
     "PRECISIONS",

@@ -13,7 +13,7 @@ from .calibration import (
     ranges_from_stats,
     seeded_calibration,
 )
-from .export import DEFAULT_KEEP_FLOAT, export_quantized, resolve_scheme, validate_quantized
+from .export import export_quantized, resolve_scheme, validate_quantized
 from .qdq import (
     QuantizationError,
     QuantScheme,
@@ -25,6 +25,7 @@ from .qdq import (
     quantize_graph,
 )
 from .sensitivity import LayerSensitivity, layer_sensitivity, sensitive_layers
+from .settings import DEFAULT_KEEP_FLOAT, QuantizationSettings
 
 __all__ = [
     "CalibrationData",
@@ -35,6 +36,7 @@ __all__ = [
     "LayerSensitivity",
     "METHODS",
     "QuantScheme",
+    "QuantizationSettings",
     "QuantizationError",
     "activation_tensors",
     "attention_inputs",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -28,9 +30,10 @@ from ..export import (
     stage_and_publish,
     summarize,
 )
+from ..form import GraphForm
 from ..metadata import build_metadata, write_metadata
 from ..targets import ExportTarget
-from .calibration import DEFAULT_METHOD, CalibrationData, collect_stats, ranges_from_stats
+from .calibration import CalibrationData, collect_stats, ranges_from_stats
 from .qdq import (
     FP16_QDQ_MIN_OPSET,
     QuantScheme,
@@ -40,13 +43,8 @@ from .qdq import (
     quantizable_nodes,
     quantize_graph,
 )
-from .sensitivity import layer_sensitivity, run_logits, sensitive_layers
-
-#: Layers left in higher precision unless told otherwise, by measurement (benchmarks/quantization.py,
-#: README): the patch embedding (it sees raw pixels), the classifier and Hyena's depthwise short
-#: convolution are the most sensitive layers of both digits networks at INT8 and FP8, and together
-#: hold well under 1% of the GEMM work.
-DEFAULT_KEEP_FLOAT = ("embed/", "head/", "short_conv")
+from .sensitivity import LayerSensitivity, layer_sensitivity, run_logits, sensitive_layers
+from .settings import QuantizationSettings
 
 
 def _matches(name: str, patterns: Sequence[str]) -> bool:
@@ -99,111 +97,191 @@ def resolve_scheme(
 def export_quantized(
     model: ViT5ClassificationNet,
     path: str | Path,
-    *,
-    precision: str,
+    settings: QuantizationSettings,
     calibration: CalibrationData,
-    target: str | ExportTarget | None = None,
-    method: str = DEFAULT_METHOD,
-    opset: Optional[int] = None,
-    batch: Optional[int] = None,
-    layout: str = "nchw",
-    lowering: str = "auto",
-    keep_float: Optional[Sequence[str]] = None,
-    sensitivity: bool = False,
+    form: Optional[GraphForm] = None,
+    *,
     source: Optional[ModelSource] = None,
     preprocessing: Optional[Preprocessing] = None,
-    validate: bool = True,
-    external_data: Optional[bool] = None,
     progress: Progress = None,
 ) -> ExportResult:
-    """Export ``model`` as an INT8/FP8 graph calibrated on ``calibration``.
+    """Export ``model`` as an INT8/FP8 graph (``settings``) calibrated on ``calibration``.
 
-    ``target``: ``ort``/``cpu`` (default for int8) or ``tensorrt`` (required for fp8).
-    ``keep_float``: node-name patterns left unquantized (default ``DEFAULT_KEEP_FLOAT``), GEMMs and, for
-    TensorRT, attention products alike.
-    ``sensitivity``: also measure each layer alone and keep the outliers in higher precision.
-    Nothing is written unless the graph meets the precision's tolerance on the held-out inputs.
+    ``form``: the graph's form (default ``GraphForm()``); its ``target`` is ``ort``/``cpu`` (default for int8)
+    or ``tensorrt`` (required for fp8).  ``source`` and ``preprocessing`` are recorded in the graph's metadata
+    (``preprocessing`` defaults to the calibration's).  Nothing is written unless the graph meets the
+    precision's tolerance on the held-out inputs.
     """
     path = Path(path)
     note = progress or (lambda message: None)
-    scheme = resolve_scheme(precision, target, opset)
-    opset = scheme.opset
-    keep = tuple(DEFAULT_KEEP_FLOAT if keep_float is None else keep_float)
+    form = form or GraphForm()
+    scheme = resolve_scheme(settings.precision, form.target, form.opset)
     timings: dict = {}
+    with _timed(timings, "build"):
+        note("building the FP32 graph")
+        graph, used = _float_graph(model, form, scheme)
+        layers = _candidate_layers(graph, settings, scheme)
+        inputs = to_layout(calibration.calibration, form.layout)
+    with _timed(timings, "calibrate"):
+        note(f"calibrating on {len(inputs)} inputs ({settings.method})")
+        ranges = _ranges(graph, layers, inputs, settings.method)
+    if settings.sensitivity:
+        with _timed(timings, "sensitivity"):
+            note("measuring per-layer sensitivity")
+            layers.report = layer_sensitivity(graph, ranges, scheme, layers.candidates, inputs)
+    layers.choose_float(settings.kept)
+    with _timed(timings, "quantize"):
+        note("inserting Q/DQ")
+        graph = quantize_graph(graph, ranges, scheme, layers.quantized, [n.name for n in layers.attention])
+        metadata = _metadata(model, form, scheme, used, source, preprocessing or calibration.preprocessing)
+        metadata["quantization"] = _describe(scheme, calibration, settings.method, layers)
+        compat = _write_and_check(graph, metadata, scheme.target)
+    validate = _validator(model, calibration, form, settings.precision, note)
+    size, metrics = stage_and_publish(graph, path, form.external_data, validate, timings)
+    return ExportResult(
+        path,
+        scheme.opset,
+        settings.precision,
+        {**used, "quantization": _quantization_text(scheme)},
+        metrics,
+        summarize(graph, size),
+        metadata,
+        timings,
+        compat,
+    )
 
+
+@contextmanager
+def _timed(timings: dict, step: str) -> Iterator[None]:
+    """``timings[step]``: the seconds the block took (left out when it raises)."""
     start = time.perf_counter()
-    note("building the FP32 graph")
-    graph, used = build_graph(model, opset=opset, batch=batch, layout=layout, lowering=lowering, target=scheme.target)
+    yield
+    timings[step] = time.perf_counter() - start
+
+
+@dataclass
+class _Layers:
+    """The layers of one quantized export: ``candidates`` (quantizable GEMM nodes), the ``attention`` products
+    the scheme quantizes, the sensitivity ``report`` when measured, and the names left in higher precision."""
+
+    candidates: list[onnx.NodeProto]
+    attention: list[onnx.NodeProto]
+    report: Optional[list[LayerSensitivity]] = None
+    float_layers: list[str] = field(default_factory=list)
+
+    @property
+    def quantized(self) -> list[str]:
+        return [n.name for n in self.candidates if n.name not in self.float_layers]
+
+    def choose_float(self, keep: Sequence[str]) -> None:
+        """Keep the candidates ``keep`` names, then the sensitivity report's outliers, in higher precision;
+        ExportError when no layer is left to quantize."""
+        self.float_layers = [n.name for n in self.candidates if _matches(n.name, keep)]
+        if self.report is not None:
+            self.float_layers += [name for name in sensitive_layers(self.report) if name not in self.float_layers]
+        if not self.quantized:
+            raise ExportError("no layer left to quantize (every candidate is kept in higher precision)")
+
+
+def _float_graph(model: ViT5ClassificationNet, form: GraphForm, scheme: QuantScheme) -> tuple[onnx.ModelProto, dict]:
+    """The FP32 graph of ``model`` in ``form`` for ``scheme``'s target and opset, and the lowerings used."""
+    return build_graph(
+        model, opset=scheme.opset, batch=form.batch, layout=form.layout, lowering=form.lowering, target=scheme.target
+    )
+
+
+def _candidate_layers(graph: onnx.ModelProto, settings: QuantizationSettings, scheme: QuantScheme) -> _Layers:
+    """The quantizable layers of ``graph``; warns (at ``export_quantized``'s caller) of each ``keep_float``
+    pattern that names none of them."""
     candidates = quantizable_nodes(graph)
-    if keep_float is not None:
-        for pattern in unmatched_patterns(keep_float, [n.name for n in candidates]):
+    if settings.keep_float is not None:
+        for pattern in unmatched_patterns(settings.keep_float, [n.name for n in candidates]):
             warnings.warn(
                 f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision",
-                stacklevel=2,
+                stacklevel=3,
             )
-    attention = [n for n in attention_products(graph) if not _matches(n.name, keep)]
-    attention = attention if scheme.quantizes_attention else []
-    calib_inputs = to_layout(calibration.calibration, layout)
-    timings["build"] = time.perf_counter() - start
+    attention = [n for n in attention_products(graph) if not _matches(n.name, settings.kept)]
+    return _Layers(candidates, attention if scheme.quantizes_attention else [])
 
-    start = time.perf_counter()
-    note(f"calibrating on {len(calib_inputs)} inputs ({method})")
-    tensors = activation_tensors(candidates) + [t for n in attention for t in attention_inputs(n)]
-    stats = collect_stats(graph, list(dict.fromkeys(tensors)), calib_inputs)
-    ranges = ranges_from_stats(stats, method)
-    timings["calibrate"] = time.perf_counter() - start
 
-    report = None
-    float_layers = [n.name for n in candidates if _matches(n.name, keep)]
-    if sensitivity:
-        start = time.perf_counter()
-        note("measuring per-layer sensitivity")
-        report = layer_sensitivity(graph, ranges, scheme, candidates, calib_inputs)
-        float_layers += [name for name in sensitive_layers(report) if name not in float_layers]
-        timings["sensitivity"] = time.perf_counter() - start
-    quantized = [n.name for n in candidates if n.name not in float_layers]
-    if not quantized:
-        raise ExportError("no layer left to quantize (every candidate is kept in higher precision)")
+def _ranges(graph: onnx.ModelProto, layers: _Layers, inputs: np.ndarray, method: str) -> dict:
+    """The clipping range of each activation the Q/DQ will quantize, calibrated on ``inputs``."""
+    tensors = activation_tensors(layers.candidates) + [t for n in layers.attention for t in attention_inputs(n)]
+    stats = collect_stats(graph, list(dict.fromkeys(tensors)), inputs)
+    return ranges_from_stats(stats, method)
 
-    start = time.perf_counter()
-    note("inserting Q/DQ")
-    graph = quantize_graph(graph, ranges, scheme, quantized, [n.name for n in attention])
+
+def _describe(scheme: QuantScheme, calibration: CalibrationData, method: str, layers: _Layers) -> dict:
+    """The graph metadata's ``quantization`` entry."""
     quantization = {
         **scheme.describe(),
         "calibration": {**calibration.describe(), "method": method},
-        "quantized_layers": len(quantized),
-        "quantized_attention_products": len(attention),
-        "float_layers": float_layers,
+        "quantized_layers": len(layers.quantized),
+        "quantized_attention_products": len(layers.attention),
+        "float_layers": layers.float_layers,
     }
-    if report is not None:
-        quantization["sensitivity"] = [r.to_dict() for r in report]
+    if layers.report is not None:
+        quantization["sensitivity"] = [r.to_dict() for r in layers.report]
+    return quantization
+
+
+def _metadata(
+    model: ViT5ClassificationNet,
+    form: GraphForm,
+    scheme: QuantScheme,
+    used: dict,
+    source: Optional[ModelSource],
+    preprocessing: Optional[Preprocessing],
+) -> dict:
+    """The graph's metadata but its ``quantization`` entry."""
     metadata = build_metadata(
         model.config,
         source,
-        precision,
-        opset,
-        layout,
+        scheme.precision,
+        scheme.opset,
+        form.layout,
         used,
         "fp32",
-        batch,
-        preprocessing=preprocessing or calibration.preprocessing,
+        form.batch,
+        preprocessing=preprocessing,
     )
     metadata["target"] = str(scheme.target)
-    metadata["quantization"] = quantization
+    return metadata
+
+
+def _quantization_text(scheme: QuantScheme) -> str:
+    """The result's ``lowering["quantization"]``, e.g. ``int8 symmetric per tensor / int8 symmetric per output
+    channel, fp16 elsewhere``."""
+    description = scheme.describe()
+    return f"{description['activations']} / {description['weights']}, {scheme.float_precision} elsewhere"
+
+
+def _write_and_check(graph: onnx.ModelProto, metadata: dict, target: ExportTarget):
+    """Write ``metadata`` into ``graph``, hold it to the ONNX checker and return its check for ``target``."""
     write_metadata(graph, metadata)
     try:
         onnx.checker.check_model(graph)
         onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise ExportError(f"internal: quantized graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
-    compat = check_for_target(graph, scheme.target)
-    timings["quantize"] = time.perf_counter() - start
+    return check_for_target(graph, target)
+
+
+def _validator(
+    model: ViT5ClassificationNet,
+    calibration: CalibrationData,
+    form: GraphForm,
+    precision: str,
+    note: Callable[[str], None],
+) -> Callable[[Path], Optional[Validation]]:
+    """What ``stage_and_publish`` runs on the staged graph: ``validate_quantized`` on the held-out inputs,
+    refusing a graph outside the precision's tolerance (nothing when ``form.validate`` is off)."""
 
     def validate_staged(staged: Path) -> Optional[Validation]:
-        if not validate:
+        if not form.validate:
             return None
         note("validating against PyTorch FP32 on held-out inputs (ONNX Runtime CPU)")
-        metrics = validate_quantized(staged, model, calibration.held_out, layout, precision, calibration.seeded)
+        metrics = validate_quantized(staged, model, calibration.held_out, form.layout, precision, calibration.seeded)
         if not metrics.passed:
             raise ExportError(
                 f"quantized graph is not within the {precision} tolerance of PyTorch FP32: {metrics.reason} "
@@ -212,19 +290,4 @@ def export_quantized(
             )
         return metrics
 
-    size, metrics = stage_and_publish(graph, path, external_data, validate_staged, timings)
-    return ExportResult(
-        path,
-        opset,
-        precision,
-        {
-            **used,
-            "quantization": f"{scheme.describe()['activations']} / "
-            f"{scheme.describe()['weights']}, {scheme.float_precision} elsewhere",
-        },
-        metrics,
-        summarize(graph, size),
-        metadata,
-        timings,
-        compat,
-    )
+    return validate_staged

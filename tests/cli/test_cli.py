@@ -188,13 +188,14 @@ def test_build_engine_takes_the_quantized_precisions(golden_dir, tmp_path, flag)
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
     import vit5_infer
-    from vit5_infer.exporters.quantization import export_quantized, seeded_calibration
+    from vit5_infer.exporters import GraphForm
+    from vit5_infer.exporters.quantization import QuantizationSettings, export_quantized, seeded_calibration
 
     model = vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors")
     graph = tmp_path / "q.onnx"
     with pytest.warns(UserWarning, match="accuracy on real images is unknown"):
         seeded = seeded_calibration(tuple(model.input_shape), count=8, held_out=4)
-    export_quantized(model, graph, precision=flag[2:], target="tensorrt", validate=False, calibration=seeded)
+    export_quantized(model, graph, QuantizationSettings(flag[2:]), seeded, GraphForm(target="tensorrt", validate=False))
     assert_one_line_error(vit5("build-engine", graph, "-o", tmp_path / "m.engine", flag), "TensorRT is not installed")
     # the same graph under another precision flag was built as the quantized graph without a word
     other = "--fp16" if flag == "--int8" else "--int8"

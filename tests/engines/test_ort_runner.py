@@ -160,14 +160,17 @@ def test_fp8_graph_of_the_opset_19_form_runs_as_emulation(digits_dir, tmp_path):
     """FP8 Q/DQ around MatMul-Softmax-MatMul (quantized tensorrt=10.8): the runner drops to ORT's basic
     optimizations, where the emulation runs, and says so in describe()."""
     from vit5_infer import load_model
-    from vit5_infer.exporters.quantization import calibration_inputs, export_quantized
+    from vit5_infer.exporters import GraphForm
+    from vit5_infer.exporters.quantization import QuantizationSettings, calibration_inputs, export_quantized
     from vit5_infer.preprocessing import Preprocessing
 
     model = load_model(digits_dir / "digits_attn.safetensors")
     pre = Preprocessing(image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
     calibration = calibration_inputs(digits_dir / "calibration", input_shape=(3, 32, 32), preprocessing=pre, count=16)
     path = tmp_path / "fp8.onnx"
-    export_quantized(model, path, precision="fp8", target="tensorrt=10.8", calibration=calibration, validate=False)
+    export_quantized(
+        model, path, QuantizationSettings("fp8"), calibration, GraphForm(target="tensorrt=10.8", validate=False)
+    )
     runner = OrtRunner(path)
     logits = runner.infer(calibration.held_out)
     assert runner.precision == "fp8" and runner.describe()["graph_optimization"] == "basic"

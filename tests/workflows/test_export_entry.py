@@ -152,3 +152,35 @@ def test_export_reports_progress_and_calibration_warnings(golden_dir, tmp_path):
     assert heard[0].startswith("loading ") and any(h.startswith("loading calibration inputs") for h in heard)
     assert any(": inserting Q/DQ" in h for h in heard)
     assert warned and "seeded random inputs" in warned[0]
+
+
+def test_export_model_hands_every_option_to_the_quantized_exporter(golden_dir, tmp_path, monkeypatch):
+    """The options become one QuantizationSettings and one GraphForm: no field is dropped on the way."""
+    from vit5_infer import load_model
+    from vit5_infer.exporters import GraphForm, quantization
+    from vit5_infer.exporters.quantization import QuantizationSettings
+    from vit5_infer.workflows.export import export_model
+
+    calls = []
+    monkeypatch.setattr(quantization, "export_quantized", lambda *args, **kwargs: calls.append((args, kwargs)))
+    options = ExportOptions(
+        precision="fp8",
+        target="tensorrt=10.15",
+        opset=19,
+        batch=2,
+        layout="nhwc",
+        lowering="scan",
+        validate=False,
+        external_data=True,
+        quantization=QuantizationOptions(
+            seeded=True, count=4, method="entropy", keep_float=("head/",), sensitivity=True
+        ),
+    )
+    export_model(load_model(golden_dir / "attn_cls_r4.safetensors"), None, tmp_path / "q.onnx", options, warn=print)
+    [(args, kwargs)] = calls
+    assert args[2] == QuantizationSettings("fp8", method="entropy", keep_float=("head/",), sensitivity=True)
+    assert args[3].seeded and len(args[3].calibration) == 4
+    assert args[4] == GraphForm(
+        target="tensorrt=10.15", opset=19, batch=2, layout="nhwc", lowering="scan", external_data=True, validate=False
+    )
+    assert not (tmp_path / "q.onnx").exists()

@@ -28,11 +28,11 @@ from vit5_infer.vocabulary import (
 
 if TYPE_CHECKING:
     from vit5_infer.exporters.export import ExportResult
+    from vit5_infer.exporters.form import GraphForm
+    from vit5_infer.exporters.quantization import QuantizationSettings
     from vit5_infer.loading import ModelSource
     from vit5_infer.network import ViT5ClassificationNet
     from vit5_infer.preprocessing import Preprocessing
-
-#: what a quantized export calibrates on when not told (exporters.quantization.calibration reads the same)
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,13 @@ class QuantizationOptions:
         default = QuantizationOptions()
         return [flag for name, flag in self.FLAGS.items() if getattr(self, name) != getattr(default, name)]
 
+    def settings(self, precision: str) -> QuantizationSettings:
+        """What the quantized exporter takes of these options, at ``precision`` (the calibration inputs'
+        options are this workflow's: it loads them)."""
+        from vit5_infer.exporters.quantization import QuantizationSettings
+
+        return QuantizationSettings(precision, self.method, self.keep_float, self.sensitivity)
+
 
 @dataclass(frozen=True)
 class ExportOptions:
@@ -112,6 +119,20 @@ class ExportOptions:
     @property
     def quantized(self) -> bool:
         return Precision.parse(self.precision).is_quantized
+
+    def graph_form(self) -> GraphForm:
+        """The form of the graph these options export (the exporters' value)."""
+        from vit5_infer.exporters.form import GraphForm
+
+        return GraphForm(
+            target=self.target,
+            opset=self.opset,
+            batch=self.batch,
+            layout=self.layout,
+            lowering=self.lowering,
+            external_data=self.external_data,
+            validate=self.validate,
+        )
 
 
 @dataclass(frozen=True)
@@ -211,24 +232,14 @@ def export_model(
         from vit5_infer.exporters.quantization import export_quantized
 
         say(f"exporting {name}")
-        q = options.quantization
         return export_quantized(
             model,
             output,
-            precision=options.precision,
-            calibration=calibration,
-            target=options.target,
-            method=q.method,
-            opset=options.opset,
-            batch=options.batch,
-            layout=options.layout,
-            lowering=options.lowering,
-            keep_float=q.keep_float,
-            sensitivity=q.sensitivity,
+            options.quantization.settings(options.precision),
+            calibration,
+            options.graph_form(),
             source=origin,
             preprocessing=calibration.preprocessing or pre,
-            validate=options.validate,
-            external_data=options.external_data,
             progress=step,
         )
     from vit5_infer.exporters import export_onnx

@@ -11,8 +11,15 @@ import onnx
 import pytest
 
 from vit5_infer import load_model
-from vit5_infer.exporters import ExportError, read_metadata
-from vit5_infer.exporters.quantization import QuantizationError, calibration_inputs, export_quantized, resolve_scheme
+from vit5_infer.exporters import ExportError, GraphForm, read_metadata
+from vit5_infer.exporters.quantization import (
+    DEFAULT_KEEP_FLOAT,
+    QuantizationError,
+    QuantizationSettings,
+    calibration_inputs,
+    export_quantized,
+    resolve_scheme,
+)
 from vit5_infer.exporters.quantization.sensitivity import run_logits
 from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 from vit5_infer.metrics import TOLERANCES, Tolerance
@@ -77,9 +84,9 @@ def test_digits_accuracy_within_one_point(
     result = export_quantized(
         load_model(digits_dir / f"digits_{name}.safetensors"),
         out,
-        precision=precision,
-        target=target,
-        calibration=calibration,
+        QuantizationSettings(precision),
+        calibration,
+        GraphForm(target=target),
     )
     assert result.validation.passed and f"on {len(calibration.held_out)} held-out" in result.validation.method
     accuracy = _accuracy(onnx.load(str(out)), test_set)
@@ -95,6 +102,27 @@ def test_digits_accuracy_within_one_point(
     assert quant["quantized_attention_products"] == (0 if target == "cpu" or name != "attn" else 5)
 
 
+def test_settings_keep_the_default_layers_in_float_unless_told():
+    assert QuantizationSettings("int8").kept == DEFAULT_KEEP_FLOAT
+    told = QuantizationSettings("int8", keep_float=["head/"])
+    assert told.keep_float == told.kept == ("head/",)  # a list is frozen into a tuple: the value stays hashable
+    assert hash(told) == hash(QuantizationSettings("int8", keep_float=("head/",)))
+    assert QuantizationSettings("int8", keep_float=[]).kept == ()
+
+
+def test_an_unmatched_keep_float_pattern_is_warned_of_at_the_caller(digits_dir, small_calibration, tmp_path):
+    with pytest.warns(UserWarning, match="'no_such_layer' matches no quantizable layer") as caught:
+        export_quantized(
+            load_model(digits_dir / "digits_attn.safetensors"),
+            tmp_path / "q.onnx",
+            QuantizationSettings("int8", keep_float=["embed/", "no_such_layer"]),
+            small_calibration,
+            GraphForm(validate=False),
+        )
+    [warning] = [w for w in caught if "keep-float" in str(w.message)]
+    assert warning.filename == __file__
+
+
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -105,8 +133,8 @@ def test_failed_validation_writes_nothing(digits_dir, small_calibration, tmp_pat
         export_quantized(
             load_model(digits_dir / "digits_attn.safetensors"),
             tmp_path / "q.onnx",
-            precision="int8",
-            calibration=small_calibration,
+            QuantizationSettings("int8"),
+            small_calibration,
         )
     assert "\n" not in str(info.value)
     assert _leftovers(tmp_path) == []
@@ -117,7 +145,7 @@ def test_seeded_calibration_is_recorded(digits_dir, tmp_path):
         seeded = calibration_inputs(None, input_shape=(3, 32, 32), preprocessing=DIGITS_PRE, count=8, seeded=True)
     seeded = dataclasses.replace(seeded, held_out=seeded.held_out[:4])
     result = export_quantized(
-        load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", precision="int8", calibration=seeded
+        load_model(digits_dir / "digits_attn.safetensors"), tmp_path / "q.onnx", QuantizationSettings("int8"), seeded
     )
     assert result.validation.passed and "seeded" in result.validation.method
     assert read_metadata(tmp_path / "q.onnx")["quantization"]["calibration"]["source"] == "seeded"
@@ -128,8 +156,8 @@ def test_fp8_tensorrt_graph_validates_on_cpu(digits_dir, small_calibration, tmp_
     result = export_quantized(
         load_model(digits_dir / "digits_hyena.safetensors"),
         tmp_path / "q.onnx",
-        precision="fp8",
-        calibration=small_calibration,
+        QuantizationSettings("fp8"),
+        small_calibration,
     )
     assert result.validation.passed and result.validation.comparison.cosine > 0.999
     assert result.metadata["quantization"]["elsewhere"] == "fp16"
@@ -140,18 +168,20 @@ def test_fp8_tensorrt_graph_validates_on_cpu(digits_dir, small_calibration, tmp_
 def test_keep_float_and_sensitivity(digits_dir, calibration, tmp_path):
     model = load_model(digits_dir / "digits_attn.safetensors")
     everything = export_quantized(
-        model, tmp_path / "all.onnx", precision="int8", calibration=calibration, keep_float=[], validate=False
+        model,
+        tmp_path / "all.onnx",
+        QuantizationSettings("int8", keep_float=[]),
+        calibration,
+        GraphForm(validate=False),
     )
     assert everything.metadata["quantization"]["float_layers"] == []
     assert everything.metadata["quantization"]["quantized_layers"] == 26  # 6 blocks x 4 GEMMs + embed + head
     measured = export_quantized(
         model,
         tmp_path / "m.onnx",
-        precision="int8",
-        calibration=calibration,
-        keep_float=[],
-        sensitivity=True,
-        validate=False,
+        QuantizationSettings("int8", keep_float=[], sensitivity=True),
+        calibration,
+        GraphForm(validate=False),
     )
     report = measured.metadata["quantization"]["sensitivity"]
     assert len(report) == 26 and report == sorted(report, key=lambda r: -r["error"])
@@ -161,7 +191,7 @@ def test_nothing_left_to_quantize(digits_dir, small_calibration, tmp_path):
     model = load_model(digits_dir / "digits_attn.safetensors")
     with pytest.raises(ExportError, match="no layer left"):
         export_quantized(
-            model, tmp_path / "none.onnx", precision="int8", calibration=small_calibration, keep_float=["/"]
+            model, tmp_path / "none.onnx", QuantizationSettings("int8", keep_float=["/"]), small_calibration
         )
     assert _leftovers(tmp_path) == []
 
@@ -192,10 +222,9 @@ def test_digits_tensorrt_graphs_parse_at_every_pin(digits_dir, small_calibration
     result = export_quantized(
         load_model(digits_dir / f"digits_{name}.safetensors"),
         tmp_path / "q.onnx",
-        precision=precision,
-        target=target,
-        calibration=small_calibration,
-        validate=False,
+        QuantizationSettings(precision),
+        small_calibration,
+        GraphForm(target=target, validate=False),
     )
     assert result.tensorrt_check is not None and result.tensorrt_check.compatible
     assert read_metadata(tmp_path / "q.onnx")["target"] == target
@@ -213,10 +242,9 @@ def test_golden_tensorrt_graphs_parse_at_every_pin(golden_dir, tmp_path, name, p
     export_quantized(
         model,
         tmp_path / "q.onnx",
-        precision=precision,
-        target=target,
-        validate=False,
-        calibration=dataclasses.replace(seeded, held_out=seeded.held_out[:2]),
+        QuantizationSettings(precision),
+        dataclasses.replace(seeded, held_out=seeded.held_out[:2]),
+        GraphForm(target=target, validate=False),
     )
     _assert_parses_at_its_pins(tmp_path / "q.onnx", target)
 
@@ -232,9 +260,9 @@ def test_quantized_tensorrt_graphs_before_10_14_are_opset_19_with_fp16_elsewhere
         result = export_quantized(
             load_model(digits_dir / "digits_attn.safetensors"),
             tmp_path / f"{precision}.onnx",
-            precision=precision,
-            target="tensorrt=10.8",
-            calibration=small_calibration,
+            QuantizationSettings(precision),
+            small_calibration,
+            GraphForm(target="tensorrt=10.8"),
         )
         assert result.opset == 19 and result.validation.passed
         graph = onnx.load(str(tmp_path / f"{precision}.onnx"))
@@ -253,10 +281,9 @@ def test_fp8_is_refused_for_an_explicit_opset_18_before_calibration(digits_dir, 
         export_quantized(
             load_model(digits_dir / "digits_attn.safetensors"),
             tmp_path / "q.onnx",
-            precision="fp8",
-            target="tensorrt=10.8",
-            opset=18,
-            calibration=None,
+            QuantizationSettings("fp8"),
+            None,
+            GraphForm(target="tensorrt=10.8", opset=18),
         )  # never reached: the scheme comes first
     assert _leftovers(tmp_path) == []
 
@@ -266,10 +293,9 @@ def test_cpu_layout_is_not_for_tensorrt(digits_dir, small_calibration, tmp_path)
     export_quantized(
         load_model(digits_dir / "digits_attn.safetensors"),
         tmp_path / "q.onnx",
-        precision="int8",
-        target="cpu",
-        calibration=small_calibration,
-        validate=False,
+        QuantizationSettings("int8"),
+        small_calibration,
+        GraphForm(target="cpu", validate=False),
     )
     report = check_tensorrt_compat(tmp_path / "q.onnx", "10.15")
     assert not report.compatible and {i.rule for i in report.errors} == {"qdq-zero-point-nonzero"}
@@ -280,7 +306,7 @@ KILLED_EXPORT = """
 import sys, time
 from pathlib import Path
 from vit5_infer import load_model
-from vit5_infer.exporters.quantization import export, seeded_calibration
+from vit5_infer.exporters.quantization import QuantizationSettings, export, seeded_calibration
 
 def stall(*args, **kwargs):
     print("staged", flush=True)
@@ -289,7 +315,7 @@ def stall(*args, **kwargs):
 export.validate_quantized = stall
 model = load_model(sys.argv[1])
 calibration = seeded_calibration(tuple(model.input_shape), count=4, held_out=2)
-export.export_quantized(model, Path(sys.argv[2]), precision="int8", calibration=calibration)
+export.export_quantized(model, Path(sys.argv[2]), QuantizationSettings("int8"), calibration)
 """
 
 

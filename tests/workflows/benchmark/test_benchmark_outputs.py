@@ -111,14 +111,15 @@ def test_asking_a_quantized_graph_for_features_names_a_way_that_exists(golden_di
     """'export it with --outputs pre_logits' was the advice, but quantized exports output logits only."""
     import vit5_infer
     from vit5_infer.errors import BenchError
-    from vit5_infer.exporters.quantization import export_quantized, seeded_calibration
+    from vit5_infer.exporters import GraphForm
+    from vit5_infer.exporters.quantization import QuantizationSettings, export_quantized, seeded_calibration
     from vit5_infer.workflows.sources import compared_outputs
 
     model = vit5_infer.load_model(golden_dir / "attn_cls_r4.safetensors")
     graph = tmp_path / "q.onnx"
     with pytest.warns(UserWarning, match="accuracy on real images is unknown"):
         seeded = seeded_calibration(tuple(model.input_shape), count=8, held_out=4)
-    export_quantized(model, graph, precision="int8", validate=False, calibration=seeded)
+    export_quantized(model, graph, QuantizationSettings("int8"), seeded, GraphForm(validate=False))
     with pytest.raises(BenchError) as caught:
         compared_outputs(model, ["pre_logits"], graph)
     message = str(caught.value)
