@@ -98,7 +98,7 @@ def bench(
         Optional[int],
         typer.Option(
             "--iters",
-            help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].",
+            help="Timed iterations per backend and batch (default: 20, or unlimited with --seconds).",
             rich_help_panel=TIMING_PANEL,
             show_default=False,
         ),
@@ -125,7 +125,7 @@ def bench(
         Optional[str],
         typer.Option(
             "--device",
-            help="Device of the torch backends: cpu or cuda [default: cuda when available].",
+            help="Device of the torch backends: cpu or cuda (default: cuda when available).",
             rich_help_panel=TIMING_PANEL,
             show_default=False,
         ),

@@ -123,8 +123,8 @@ def export(
         Optional[int],
         typer.Option(
             "--opset",
-            help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18/19 (portable) [default: 23, or what "
-            "--target needs; 19 for a quantized graph below TensorRT 10.14].",
+            help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18/19 (portable). Default: 23, or what "
+            "--target needs; 19 for a quantized graph below TensorRT 10.14.",
             show_default=False,
         ),
     ] = None,

@@ -70,7 +70,7 @@ def predict(
         typer.Option(
             "--backend",
             "-b",
-            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt [default: ort; trt for an engine].",
+            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt (default: ort; trt for an engine).",
             show_default=False,
         ),
     ] = None,
@@ -164,7 +164,7 @@ def predict(
         bool,
         typer.Option(
             "--ray",
-            help="Run on Ray Data (needs vit5-infer[ray]): decoding as CPU tasks, the model in an actor pool.",
+            help="Run on Ray Data (needs the ray extra): decoding as CPU tasks, the model in an actor pool.",
             rich_help_panel=RAY_PANEL,
         ),
     ] = False,
@@ -172,7 +172,7 @@ def predict(
         Optional[str],
         typer.Option(
             "--ray-address",
-            help="The Ray cluster to join (e.g. auto) [default: a local Ray instance].",
+            help="The Ray cluster to join (e.g. auto; default: a local Ray instance).",
             rich_help_panel=RAY_PANEL,
             show_default=False,
         ),
