@@ -14,66 +14,53 @@ BATCH_PANEL = "Batching and instances"
 FROM_GRAPH = "the graph's metadata, else ImageNet's"
 
 
+def _flag(flag: str, help: str, panel: Optional[str], show_default: bool = False) -> Any:
+    return typer.Option(flag, help=help, rich_help_panel=panel, show_default=show_default)
+
+
 def channel_option(flag: str, panel: Optional[str] = None, default: str = FROM_GRAPH) -> Any:
     """``--mean`` or ``--std`` (a string; ``parsing.parse_mean_std`` checks it); ``default`` says where the
     value comes from when the flag is not given."""
     statistic = flag.lstrip("-")
-    return typer.Option(
-        flag,
-        help=f"Per-channel {statistic} of the image preprocessing: one value or R,G,B (default: {default}).",
-        rich_help_panel=panel,
-        show_default=False,
+    return _flag(
+        flag, f"Per-channel {statistic} of the image preprocessing: one value or R,G,B (default: {default}).", panel
     )
 
 
 def labels_option(panel: Optional[str] = None) -> Any:
-    return typer.Option(
+    return _flag(
         "--labels",
-        help="Class index of each class folder of an ImageFolder: a .txt file with one folder name per line (index = "
-        "line), or a .json list of names or {folder: index}; adds top-1/top-5 accuracy.",
-        rich_help_panel=panel,
-        show_default=False,
+        "Class index of each class folder of an ImageFolder: a .txt file with one folder name per line (index = line), "
+        "or a .json list of names or {folder: index}; adds top-1/top-5 accuracy.",
+        panel,
     )
 
 
 def threads_option(panel: Optional[str] = None) -> Any:
-    return typer.Option(
-        "--threads",
-        help="CPU threads of torch and ONNX Runtime, per runner (default: the runtime's).",
-        rich_help_panel=panel,
-        show_default=False,
-    )
+    return _flag("--threads", "CPU threads of torch and ONNX Runtime, per runner (default: the runtime's).", panel)
 
 
 MaxBatchOption = Annotated[
     Optional[int],
-    typer.Option(
+    _flag(
         "--max-batch",
-        help="Largest batch the dynamic batcher forms, Triton's max_batch_size (default: the engine's profile, or 8).",
-        show_default=False,
-        rich_help_panel=BATCH_PANEL,
+        "Largest batch the dynamic batcher forms, Triton's max_batch_size (default: the engine's profile, or 8).",
+        BATCH_PANEL,
     ),
 ]
 PreferredBatchOption = Annotated[
-    Optional[str],
-    typer.Option(
-        "--preferred-batch",
-        help="Batch sizes the dynamic batcher aims for, e.g. 4,8.",
-        show_default=False,
-        rich_help_panel=BATCH_PANEL,
-    ),
+    Optional[str], _flag("--preferred-batch", "Batch sizes the dynamic batcher aims for, e.g. 4,8.", BATCH_PANEL)
 ]
 MaxQueueDelayOption = Annotated[
     int,
-    typer.Option(
-        "--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL
-    ),
+    _flag("--max-queue-delay", "Microseconds a request may wait for a fuller batch.", BATCH_PANEL, show_default=True),
 ]
 InstancesOption = Annotated[
     int,
-    typer.Option(
+    _flag(
         "--instances",
-        help="Model instances: copies of the model that serve requests in parallel.",
-        rich_help_panel=BATCH_PANEL,
+        "Model instances: copies of the model that serve requests in parallel.",
+        BATCH_PANEL,
+        show_default=True,
     ),
 ]
