@@ -11,7 +11,8 @@ from vit5_infer.workflows.backends import backend_names
 
 from . import console
 from .model_options import ModelOptions, model_options
-from .parsing import parse_channels, parse_int_list, parse_name_list
+from .parsing import parse_int_list, parse_mean_std, parse_name_list
+from .shared_options import channel_option, labels_option, threads_option
 
 OUTPUT_PANEL = "Reports"
 TIMING_PANEL = "Timing"
@@ -81,15 +82,7 @@ def bench(
             show_default=False,
         ),
     ] = None,
-    labels: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--labels",
-            help="Class index of each class folder of --images: a .txt file with one folder name per line (index = "
-            "line), or a .json list of names or {folder: index}.",
-            show_default=False,
-        ),
-    ] = None,
+    labels: Annotated[Optional[Path], labels_option()] = None,
     calibration: Annotated[
         Optional[Path],
         typer.Option(
@@ -99,24 +92,13 @@ def bench(
             show_default=False,
         ),
     ] = None,
-    mean: Annotated[
-        Optional[str],
-        typer.Option(
-            "--mean",
-            help="Preprocessing mean for --images, one value or R,G,B [default: the graph's metadata, else "
-            "ImageNet's].",
-            show_default=False,
-        ),
-    ] = None,
-    std: Annotated[
-        Optional[str],
-        typer.Option("--std", help="Preprocessing std for --images, one value or R,G,B.", show_default=False),
-    ] = None,
+    mean: Annotated[Optional[str], channel_option("--mean")] = None,
+    std: Annotated[Optional[str], channel_option("--std")] = None,
     iters: Annotated[
         Optional[int],
         typer.Option(
             "--iters",
-            help="Timed iterations per backend and batch [default: 20, or unlimited with --seconds].",
+            help="Timed iterations per backend and batch (default: 20, or unlimited with --seconds).",
             rich_help_panel=TIMING_PANEL,
             show_default=False,
         ),
@@ -138,20 +120,12 @@ def bench(
             rich_help_panel=TIMING_PANEL,
         ),
     ] = 3,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            "--threads",
-            help="CPU threads for torch and ONNX Runtime.",
-            rich_help_panel=TIMING_PANEL,
-            show_default=False,
-        ),
-    ] = None,
+    threads: Annotated[Optional[int], threads_option(TIMING_PANEL)] = None,
     device: Annotated[
         Optional[str],
         typer.Option(
             "--device",
-            help="Device of the torch backends: cpu or cuda [default: cuda when available].",
+            help="Device of the torch backends: cpu or cuda (default: cuda when available).",
             rich_help_panel=TIMING_PANEL,
             show_default=False,
         ),
@@ -207,7 +181,7 @@ def bench(
         threads=threads,
         device=device,
         load=model_opts,
-        preprocessing={"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std")},
+        preprocessing=parse_mean_std(mean, std),
         outputs=parse_name_list(outputs, "--outputs", OUTPUT_NAMES) if outputs else None,
         cuda_graph=cuda_graph,
     )

@@ -111,7 +111,7 @@ def build_engine(
     ] = None,
     workspace: Annotated[
         Optional[float],
-        typer.Option("--workspace", help="Builder workspace limit in GiB [default: TensorRT's].", show_default=False),
+        typer.Option("--workspace", help="Builder workspace limit in GiB (default: TensorRT's).", show_default=False),
     ] = None,
     opt_level: Annotated[
         int, typer.Option("--opt-level", "--optimization-level", help="Builder optimization level 0..5.")

@@ -10,7 +10,8 @@ from rich.table import Table
 from . import console
 from .export_cmd import Precision
 from .model_options import ModelOptions, model_options
-from .parsing import parse_channels
+from .parsing import parse_mean_std
+from .shared_options import channel_option
 
 GRAPHS_PANEL = "Graphs to compare"
 INPUTS_PANEL = "Inputs"
@@ -214,24 +215,8 @@ def debug(
             show_default=False,
         ),
     ] = None,
-    mean: Annotated[
-        Optional[str],
-        typer.Option(
-            "--mean",
-            help="Normalization mean of --images: one value or R,G,B (default: the graph's metadata, else ImageNet).",
-            rich_help_panel=INPUTS_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    std: Annotated[
-        Optional[str],
-        typer.Option(
-            "--std",
-            help="Normalization std of --images: one value or R,G,B.",
-            rich_help_panel=INPUTS_PANEL,
-            show_default=False,
-        ),
-    ] = None,
+    mean: Annotated[Optional[str], channel_option("--mean", INPUTS_PANEL)] = None,
+    std: Annotated[Optional[str], channel_option("--std", INPUTS_PANEL)] = None,
     rel_l2: Annotated[
         Optional[float],
         typer.Option(
@@ -289,8 +274,7 @@ def debug(
         backend=backend.value,
         batch=batch,
         images=images,
-        mean=parse_channels(mean, "--mean"),
-        std=parse_channels(std, "--std"),
+        **parse_mean_std(mean, std),
         rel_l2=rel_l2,
         cosine=cosine,
         json_out=json_out,

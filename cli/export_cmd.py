@@ -19,7 +19,8 @@ from vit5_infer.vocabulary import Precision as GraphPrecision
 
 from . import console
 from .model_options import ModelOptions, model_options
-from .parsing import parse_channels, parse_name_list
+from .parsing import parse_mean_std, parse_name_list
+from .shared_options import channel_option
 
 # the float precisions (--io-dtype, and `vit5 debug`'s candidate graph)
 Precision = enum.Enum("Precision", {p.value: p.value for p in FLOAT_PRECISIONS}, type=str)  # type: ignore[misc]
@@ -122,8 +123,8 @@ def export(
         Optional[int],
         typer.Option(
             "--opset",
-            help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18/19 (portable) [default: 23, or what "
-            "--target needs; 19 for a quantized graph below TensorRT 10.14].",
+            help="ONNX opset: 23 (fused Attention/RMSNormalization) or 17/18/19 (portable). Default: 23, or what "
+            "--target needs; 19 for a quantized graph below TensorRT 10.14.",
             show_default=False,
         ),
     ] = None,
@@ -225,25 +226,8 @@ def export(
             rich_help_panel=QUANT_PANEL,
         ),
     ] = False,
-    mean: Annotated[
-        Optional[str],
-        typer.Option(
-            "--mean",
-            help="Per-channel mean of the preprocessing, one value or R,G,B (default ImageNet); stored in the graph "
-            "metadata.",
-            rich_help_panel=PRE_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    std: Annotated[
-        Optional[str],
-        typer.Option(
-            "--std",
-            help="Per-channel std of the preprocessing, one value or R,G,B (default ImageNet).",
-            rich_help_panel=PRE_PANEL,
-            show_default=False,
-        ),
-    ] = None,
+    mean: Annotated[Optional[str], channel_option("--mean", PRE_PANEL, default="ImageNet's")] = None,
+    std: Annotated[Optional[str], channel_option("--std", PRE_PANEL, default="ImageNet's")] = None,
     crop_ratio: Annotated[
         Optional[float],
         typer.Option(
@@ -280,8 +264,7 @@ def export(
         validate=validate,
         external_data=external_data,
         preprocessing=PreprocessingOverrides(
-            mean=parse_channels(mean, "--mean"),
-            std=parse_channels(std, "--std"),
+            **parse_mean_std(mean, std),
             crop_ratio=crop_ratio,
             interpolation=interpolation.value if interpolation else None,
         ),

@@ -56,3 +56,8 @@ def parse_channels(text: Optional[str], option: str) -> Optional[tuple]:
     if len(values) != 3:
         raise InputError(f"{option} takes one value or three (R, G, B) separated by commas, got {text!r}")
     return check_channels(option.lstrip("-"), values, option)
+
+
+def parse_mean_std(mean: Optional[str], std: Optional[str]) -> dict[str, Optional[tuple]]:
+    """``--mean`` and ``--std`` parsed and checked, as ``{"mean": ..., "std": ...}`` (None where not given)."""
+    return {"mean": parse_channels(mean, "--mean"), "std": parse_channels(std, "--std")}

@@ -10,7 +10,8 @@ from vit5_infer.vocabulary import OUTPUT_NAMES
 
 from . import console
 from .model_options import ModelOptions, model_options
-from .parsing import parse_channels, parse_name_list
+from .parsing import parse_mean_std, parse_name_list
+from .shared_options import channel_option, labels_option, threads_option
 
 DATA_PANEL = "Inputs and preprocessing"
 OUTPUT_PANEL = "Output dataset"
@@ -69,7 +70,7 @@ def predict(
         typer.Option(
             "--backend",
             "-b",
-            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt [default: ort; trt for an engine].",
+            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt (default: ort; trt for an engine).",
             show_default=False,
         ),
     ] = None,
@@ -85,31 +86,9 @@ def predict(
         Optional[Path],
         typer.Option("--calibration", help="Images an int8/fp8 export calibrates on.", show_default=False),
     ] = None,
-    labels: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--labels",
-            help="Class index of each class folder of an ImageFolder (as in bench): adds a 'label' column and "
-            "top-1/top-5 to the summary.",
-            rich_help_panel=DATA_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    mean: Annotated[
-        Optional[str],
-        typer.Option(
-            "--mean",
-            help="Preprocessing mean, one value or R,G,B [default: the graph's metadata, else ImageNet's].",
-            rich_help_panel=DATA_PANEL,
-            show_default=False,
-        ),
-    ] = None,
-    std: Annotated[
-        Optional[str],
-        typer.Option(
-            "--std", help="Preprocessing std, one value or R,G,B.", rich_help_panel=DATA_PANEL, show_default=False
-        ),
-    ] = None,
+    labels: Annotated[Optional[Path], labels_option(DATA_PANEL)] = None,
+    mean: Annotated[Optional[str], channel_option("--mean", DATA_PANEL)] = None,
+    std: Annotated[Optional[str], channel_option("--std", DATA_PANEL)] = None,
     crop_ratio: Annotated[
         Optional[float],
         typer.Option(
@@ -180,17 +159,12 @@ def predict(
             "--workers", help="Decoding processes (0: decode in the main process).", rich_help_panel=SPEED_PANEL
         ),
     ] = 2,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            "--threads", help="CPU threads for torch and ONNX Runtime.", rich_help_panel=SPEED_PANEL, show_default=False
-        ),
-    ] = None,
+    threads: Annotated[Optional[int], threads_option(SPEED_PANEL)] = None,
     ray: Annotated[
         bool,
         typer.Option(
             "--ray",
-            help="Run on Ray Data (needs vit5-infer[ray]): decoding as CPU tasks, the model in an actor pool.",
+            help="Run on Ray Data (needs the ray extra): decoding as CPU tasks, the model in an actor pool.",
             rich_help_panel=RAY_PANEL,
         ),
     ] = False,
@@ -198,7 +172,7 @@ def predict(
         Optional[str],
         typer.Option(
             "--ray-address",
-            help="The Ray cluster to join (e.g. auto) [default: a local Ray instance].",
+            help="The Ray cluster to join (e.g. auto; default: a local Ray instance).",
             rich_help_panel=RAY_PANEL,
             show_default=False,
         ),
@@ -225,11 +199,7 @@ def predict(
         calibration=calibration,
         load=model_opts,
         labels=labels,
-        preprocessing={
-            "mean": parse_channels(mean, "--mean"),
-            "std": parse_channels(std, "--std"),
-            "crop_ratio": crop_ratio,
-        },
+        preprocessing={**parse_mean_std(mean, std), "crop_ratio": crop_ratio},
         outputs=tuple(parse_name_list(outputs, "--outputs", EXTRA_OUTPUTS)) if outputs else (),
         topk=topk,
         scores=scores,

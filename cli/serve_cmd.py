@@ -16,8 +16,15 @@ from vit5_infer.workflows.serving.choices import ACCELERATOR_PRECISIONS, EXPORT_
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_int_list
+from .shared_options import (
+    BATCH_PANEL,
+    InstancesOption,
+    MaxBatchOption,
+    MaxQueueDelayOption,
+    PreferredBatchOption,
+    threads_option,
+)
 
-BATCH_PANEL = "Batching and instances"
 NETWORK_PANEL = "Network"
 SOURCE_HELP = "Preset, checkpoint (exported to a temporary ONNX file), .onnx file or TensorRT engine."
 
@@ -35,6 +42,15 @@ ServeBackend = serve_backend_choices()
 ExportPrecision = choices("ExportPrecision", EXPORT_PRECISIONS)
 AcceleratorPrecision = choices("AcceleratorPrecision", ACCELERATOR_PRECISIONS)
 InstanceKind = choices("InstanceKind", INSTANCE_KINDS)
+
+# serve's and triton-repo's flags for the model they put on a server
+PrecisionOption = Annotated[
+    ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")
+]
+ModelNameOption = Annotated[
+    Optional[str],
+    typer.Option("--name", help="Model name on the server (default: preset name or file stem).", show_default=False),
+]
 
 
 def _preferred(text: Optional[str]) -> tuple:
@@ -65,15 +81,8 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    precision: Annotated[
-        ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")
-    ] = ExportPrecision.fp32,
-    name: Annotated[
-        Optional[str],
-        typer.Option(
-            "--name", help="Model name on the server (default: preset name or file stem).", show_default=False
-        ),
-    ] = None,
+    precision: PrecisionOption = ExportPrecision.fp32,
+    name: ModelNameOption = None,
     host: Annotated[
         str,
         typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).", rich_help_panel=NETWORK_PANEL),
@@ -85,43 +94,11 @@ def serve(
     metrics_port: Annotated[
         int, typer.Option("--metrics-port", help="Prometheus metrics port.", rich_help_panel=NETWORK_PANEL)
     ] = 8002,
-    max_batch: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-batch",
-            help="Largest batch the dynamic batcher forms (default: the engine's profile, or 8).",
-            show_default=False,
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    preferred_batch: Annotated[
-        Optional[str],
-        typer.Option(
-            "--preferred-batch",
-            help="Batch sizes the batcher aims for, e.g. 4,8.",
-            show_default=False,
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    max_queue_delay: Annotated[
-        int,
-        typer.Option(
-            "--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL
-        ),
-    ] = 0,
-    instances: Annotated[
-        int,
-        typer.Option("--instances", help="Model instances (each with its own runner).", rich_help_panel=BATCH_PANEL),
-    ] = 1,
-    threads: Annotated[
-        Optional[int],
-        typer.Option(
-            "--threads",
-            help="CPU threads per runner (default: the runtime's).",
-            show_default=False,
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
+    max_batch: MaxBatchOption = None,
+    preferred_batch: PreferredBatchOption = None,
+    max_queue_delay: MaxQueueDelayOption = 0,
+    instances: InstancesOption = 1,
+    threads: Annotated[Optional[int], threads_option(BATCH_PANEL)] = None,
     log_file: Annotated[
         Optional[Path], typer.Option("--log-file", help="Keep tritonserver's log in this file.", show_default=False)
     ] = None,
@@ -212,13 +189,8 @@ def triton_repo(
         ),
     ],
     model_opts: ModelOptions,
-    name: Annotated[
-        Optional[str],
-        typer.Option("--name", help="Model name (default: preset name or file stem).", show_default=False),
-    ] = None,
-    precision: Annotated[
-        ExportPrecision, typer.Option("--precision", help="Precision of the graph a preset/checkpoint is exported to.")
-    ] = ExportPrecision.fp32,
+    name: ModelNameOption = None,
+    precision: PrecisionOption = ExportPrecision.fp32,
     opset: Annotated[
         int,
         typer.Option(
@@ -231,14 +203,12 @@ def triton_repo(
         Optional[InstanceKind],
         typer.Option(
             "--kind",
-            help="Instance kind (default: gpu for an engine, cpu for ONNX).",
+            help="Instance kind (default: gpu for an engine, cpu for ONNX); gpu puts --instances on each GPU.",
             show_default=False,
             rich_help_panel=BATCH_PANEL,
         ),
     ] = None,
-    instances: Annotated[
-        int, typer.Option("--instances", help="Instances (per GPU with --kind gpu).", rich_help_panel=BATCH_PANEL)
-    ] = 1,
+    instances: InstancesOption = 1,
     gpus: Annotated[
         Optional[str],
         typer.Option(
@@ -248,30 +218,9 @@ def triton_repo(
             rich_help_panel=BATCH_PANEL,
         ),
     ] = None,
-    max_batch: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-batch",
-            help="max_batch_size (default: the engine's profile, or 8).",
-            show_default=False,
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    preferred_batch: Annotated[
-        Optional[str],
-        typer.Option(
-            "--preferred-batch",
-            help="Preferred batch sizes of the dynamic batcher, e.g. 4,8.",
-            show_default=False,
-            rich_help_panel=BATCH_PANEL,
-        ),
-    ] = None,
-    max_queue_delay: Annotated[
-        int,
-        typer.Option(
-            "--max-queue-delay", help="Microseconds a request may wait for a fuller batch.", rich_help_panel=BATCH_PANEL
-        ),
-    ] = 100,
+    max_batch: MaxBatchOption = None,
+    preferred_batch: PreferredBatchOption = None,
+    max_queue_delay: MaxQueueDelayOption = 100,
     tensorrt_accelerator: Annotated[
         Optional[AcceleratorPrecision],
         typer.Option(

@@ -52,6 +52,56 @@ def test_help_and_version():
         assert vit5(command, "--help").returncode == 0
 
 
+def _click_commands() -> dict:
+    import typer.main
+
+    from vit5_infer.cli.main import app
+
+    return typer.main.get_command(app).commands
+
+
+def test_every_option_help_shows_whole(monkeypatch):
+    """Rich reads a bracketed word in a help text ('[default: ...]', 'vit5-infer[ray]') as markup and drops it:
+    each option's help as declared must appear whole in ``vit5 CMD --help``."""
+    monkeypatch.setenv("COLUMNS", "1000")  # one line per option: no wrapping to undo
+    cut = []
+    for name, command in sorted(_click_commands().items()):
+        proc = vit5(name, "--help")
+        assert proc.returncode == 0, proc.stderr
+        shown = " ".join(proc.stdout.replace("│", " ").split())
+        for param in command.params:
+            declared = " ".join((getattr(param, "help", None) or "").split())
+            if declared not in shown:
+                cut.append(f"{name} {param.opts[0]}: {declared!r}")
+    assert not cut, "\n".join(cut)
+
+
+# (flag, {command: default}) for the flags cli/shared_options.py declares once for several commands
+SHARED_FLAG_DEFAULTS = [
+    ("--mean", {"bench": None, "debug": None, "export": None, "predict": None}),
+    ("--std", {"bench": None, "debug": None, "export": None, "predict": None}),
+    ("--labels", {"bench": None, "predict": None}),
+    ("--threads", {"bench": None, "predict": None, "serve": None}),
+    ("--max-batch", {"serve": None, "triton-repo": None}),
+    ("--preferred-batch", {"serve": None, "triton-repo": None}),
+    ("--max-queue-delay", {"serve": 0, "triton-repo": 100}),
+    ("--instances", {"serve": 1, "triton-repo": 1}),
+]
+
+
+@pytest.mark.parametrize("flag, defaults", SHARED_FLAG_DEFAULTS, ids=[flag for flag, _ in SHARED_FLAG_DEFAULTS])
+def test_shared_flags_keep_each_command_default(flag, defaults):
+    """A shared declaration leaves the default to each command: serve batches at once (--max-queue-delay 0),
+    a Triton repository waits 100 us."""
+    commands = _click_commands()
+    found = {}
+    for name in defaults:
+        params = [p for p in commands[name].params if flag in p.opts]
+        assert len(params) == 1, f"vit5 {name} {flag}"
+        found[name] = params[0].default
+    assert found == defaults
+
+
 def test_presets_lists_sizes_and_flops():
     proc = vit5("presets", "--json")
     assert proc.returncode == 0, proc.stderr
