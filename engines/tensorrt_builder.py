@@ -18,12 +18,12 @@ import logging
 import math
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from vit5_infer.caller_warnings import warn_at_caller
 from vit5_infer.engine_manifest import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MIN_BATCH,
@@ -461,7 +461,7 @@ def _fusion_problems(engine_path: Path, report: FusionReport, say: Callable[[str
     problems = []
     if report.verdict in (NOT_FUSED, PARTIAL):
         problems.append(not_fused_message(engine_path.name, report))
-        warnings.warn(problems[-1], AttentionNotFusedWarning, stacklevel=3)
+        warn_at_caller(problems[-1], AttentionNotFusedWarning)
         log.warning(problems[-1])
         say(problems[-1])
     elif report.verdict == UNKNOWN:

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import re
 import shlex
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, Optional
 
 import vit5_infer
 
+from .caller_warnings import warn_at_caller
 from .checkpoint import file_sha256
 from .errors import EngineMismatchError, ManifestError
 from .files import write_text_atomic
@@ -407,7 +407,7 @@ def check_compatible(
     note = tuned_elsewhere(manifest, gpu_name)
     if note is None:
         return []
-    warnings.warn(note, EngineTunedElsewhereWarning, stacklevel=2)
+    warn_at_caller(note, EngineTunedElsewhereWarning)
     return [note]
 
 

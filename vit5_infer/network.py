@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import cast
 
 import torch
 from torch import nn
 
 from .blocks import block_kind, pads
+from .caller_warnings import warn_at_caller
 from .config import ViT5Config
 from .errors import InputError
 from .layers import (
@@ -35,10 +35,9 @@ class ViT5ClassificationNet(nn.Module):
         exceeded = config.l_cache_exceeded() if "H" in config.network.layer_pattern else []
         if exceeded:
             # SPEC 9.9: upstream silently extends the SIREN grid past L_cache.
-            warnings.warn(
+            warn_at_caller(
                 f"Hyena grid exceeds L_cache ({'; '.join(exceeded)}); the SIREN is evaluated beyond its "
-                "trained coordinate range, as upstream does",
-                stacklevel=2,
+                "trained coordinate range, as upstream does"
             )
         self.config = config
         net = config.network

@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import math
 import os
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
+from .caller_warnings import warn_at_caller
 from .errors import InputError, Vit5Error
 from .vocabulary import INTERPOLATIONS, PathLike
 
@@ -156,10 +156,8 @@ def image_files(folder: PathLike, what: str = "--images") -> list[Path]:
     for exc in unreadable:
         if Path(exc.filename or folder) == folder:
             raise InputError(f"{what}: cannot read {folder} ({exc.strerror or type(exc).__name__})")
-        warnings.warn(
-            f"{what}: cannot read folder {exc.filename} ({exc.strerror or type(exc).__name__}); "
-            "its images are left out",
-            stacklevel=2,
+        warn_at_caller(
+            f"{what}: cannot read folder {exc.filename} ({exc.strerror or type(exc).__name__}); its images are left out"
         )
     return sorted(p for p in found if p.is_file())
 

@@ -12,7 +12,6 @@ lowering it uses.  Three ways to turn the observed values into a clipping thresh
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Optional
@@ -20,6 +19,7 @@ from typing import Optional
 import numpy as np
 import onnx
 
+from vit5_infer.caller_warnings import warn_at_caller
 from vit5_infer.errors import Vit5Error
 from vit5_infer.preprocessing import Preprocessing, list_images, load_image
 from vit5_infer.vocabulary import CALIBRATION_METHODS as METHODS
@@ -97,9 +97,7 @@ def load_calibration_images(
 def seeded_calibration(input_shape: tuple, count: int = 16, held_out: int = 8, seed: int = 0) -> CalibrationData:
     """Standard-normal inputs (the scale of normalized images); the accuracy this gives on real
     images is unknown, which the caller is warned about."""
-    warnings.warn(
-        "calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown", stacklevel=2
-    )
+    warn_at_caller("calibrating on seeded random inputs: the quantized graph's accuracy on real images is unknown")
     rng = np.random.default_rng(seed)
     data = rng.standard_normal((count + held_out, *input_shape)).astype(np.float32)
     return CalibrationData(data[held_out:], data[:held_out], "seeded")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import numpy as np
 import onnx
 import torch
 
+from vit5_infer.caller_warnings import warn_at_caller
 from vit5_infer.loading import ModelSource
 from vit5_infer.metrics import TOLERANCES, compare_outputs, outputs_within_tolerance
 from vit5_infer.network import ViT5ClassificationNet
@@ -196,9 +196,8 @@ def _candidate_layers(graph: onnx.ModelProto, settings: QuantizationSettings, sc
     candidates = quantizable_nodes(graph)
     if settings.keep_float is not None:
         for pattern in unmatched_patterns(settings.keep_float, [n.name for n in candidates]):
-            warnings.warn(
-                f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision",
-                stacklevel=3,
+            warn_at_caller(
+                f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision"
             )
     attention = [n for n in attention_products(graph) if not _matches(n.name, settings.kept)]
     return _Layers(candidates, attention if scheme.quantizes_attention else [])

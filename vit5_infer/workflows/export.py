@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Union
 
+from vit5_infer.caller_warnings import warn_at_caller
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import (
     DEFAULT_CALIBRATION_COUNT,
@@ -265,7 +266,7 @@ def export_model(
 
 
 def _warn(message: str) -> None:
-    warnings.warn(message, stacklevel=3)
+    warn_at_caller(message)
 
 
 def _calibration(

@@ -22,11 +22,11 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from vit5_infer.caller_warnings import warn_at_caller
 from vit5_infer.errors import Vit5Error
 from vit5_infer.files import check_output_dir, external_data_paths, make_public_dir
 from vit5_infer.load_options import LoadOptions
@@ -411,10 +411,9 @@ def _write_model(
             profiles = len(manifest.profile_list())
             if (manifest.build_flags or {}).get("version_compatible"):
                 # Triton's TensorRT backend allows an engine's embedded host code only in that mode.
-                warnings.warn(
+                warn_at_caller(
                     f"{path.name} is version-compatible: start tritonserver with "
-                    "--backend-config=tensorrt,version-compatible=true or it will not load",
-                    stacklevel=2,
+                    "--backend-config=tensorrt,version-compatible=true or it will not load"
                 )
         config_text = to_pbtxt(model_config(name, platform, signature, options, profiles))
         validated = True
