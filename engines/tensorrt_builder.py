@@ -258,8 +258,10 @@ class GraphOrigin:
     source_onnx: Path
     #: the built graph is ``source_onnx`` converted to another precision
     converted: bool = False
-    #: SHA-256 of an ONNX file exported for this build
+    #: SHA-256 of the ``onnx_path`` file (None: hashed when the manifest is written)
     onnx_sha256: Optional[str] = None
+    #: the vit5.* metadata of ``source_onnx`` when the caller has read it (None: read here)
+    metadata: Optional[dict] = field(default=None, hash=False)
 
 
 @dataclass(frozen=True)
@@ -334,6 +336,7 @@ def build_engine_from_onnx(
             say("reading the engine's layers (engine inspector)")
             layer_json = _engine_information(trt, engine_bytes)
         report = fusion_report(layer_json, summary.blocks)
+        metadata = read_metadata_or_empty(origin.source_onnx) if origin.metadata is None else origin.metadata
         build_flags = _build_flags(
             trt.__version__,
             optimization_level,
@@ -342,7 +345,8 @@ def build_engine_from_onnx(
             decomposable,
             version_compatible,
             hardware_compatibility,
-            origin,
+            origin.converted,
+            metadata,
         )
         manifest = _manifest(
             builder,
@@ -353,6 +357,7 @@ def build_engine_from_onnx(
             origin,
             report,
             summary,
+            metadata,
         )
         _write_build(engine_path, engine_bytes, layer_json, manifest)
         if timing_cache and cache_out.is_file():
@@ -387,7 +392,9 @@ def _manifest(
     origin: GraphOrigin,
     report: FusionReport,
     summary: GraphSummary,
+    metadata: dict,
 ) -> Any:
+    """``metadata``: the source graph's vit5.* metadata (the model it was exported from)."""
     return create_manifest(
         onnx_path=origin.onnx_path,
         engine_path=engine_path,
@@ -398,7 +405,7 @@ def _manifest(
         profiles=profile_envelope(optimization_profiles),
         optimization_profiles=optimization_profiles,
         build_flags=build_flags,
-        source=_model_source(origin.source_onnx),
+        source=_model_source(metadata),
         attention_fused=report.fused,
         fused_attention_layers=list(report.fused_layers),
         onnx_sha256=origin.onnx_sha256,
@@ -427,8 +434,11 @@ def _build_flags(
     decomposable: bool,
     version_compatible: bool,
     hardware_compatibility: Optional[str],
-    origin: GraphOrigin,
+    converted: bool,
+    metadata: dict,
 ) -> dict:
+    """``converted``: the built graph is the source graph converted to another precision; ``metadata``: the
+    source graph's vit5.* metadata."""
     return {
         "strongly_typed": True,
         "tensorrt_major": tensorrt_major(version),
@@ -440,10 +450,10 @@ def _build_flags(
         "decomposable_attention": decomposable,
         "version_compatible": bool(version_compatible),
         "hardware_compatibility": hardware_compatibility or "none",
-        "graph": "converted" if origin.converted else "as-exported",
+        "graph": "converted" if converted else "as-exported",
         "builder": f"polygraphy {_polygraphy_version()}",
         # scheme, target, calibration method and image count of an INT8/FP8 graph
-        "quantization": read_metadata_or_empty(origin.source_onnx).get("quantization"),
+        "quantization": metadata.get("quantization"),
     }
 
 
@@ -620,8 +630,8 @@ def _polygraphy_version() -> str:
     return str(polygraphy.__version__)
 
 
-def _model_source(onnx_path: Path) -> Optional[dict]:
-    metadata = read_metadata_or_empty(onnx_path)
+def _model_source(metadata: dict) -> Optional[dict]:
+    """What the manifest records of the model a graph was exported from, out of the graph's vit5.* metadata."""
     source = metadata.get("source")
     if isinstance(source, dict):
         return source

@@ -8,7 +8,12 @@ sensitive by nature (norm statistics, softmax, sines, long convolutions) are kep
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Union
 
 import ml_dtypes
 import numpy as np
@@ -16,6 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vit5_infer.errors import Vit5Error
+from vit5_infer.graph_metadata import GraphFile
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
 from .graph import EXTERNAL_DATA_THRESHOLD, KEEP_FP32, PRODUCER
@@ -195,29 +201,93 @@ def check_build_precision(onnx_path, have: str, precision: str) -> None:
         raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
 
 
-def graph_at_precision(onnx_path, precision: str, workdir) -> tuple[Path, str, onnx.ModelProto]:
-    """(file, its precision, the loaded graph) to build an engine of ``precision`` from ``onnx_path``.
+def graph_at_precision(
+    onnx_graph: Union[str, Path, GraphFile], precision: str, workdir
+) -> tuple[Path, str, onnx.ModelProto]:
+    """(file, its precision, the loaded graph) to build an engine of ``precision`` from ``onnx_graph`` (a path,
+    or the GraphFile a build read it into).
 
     An FP32 graph asked for fp16/bf16 is converted into ``workdir`` (norms, softmax, long convolutions
-    and SIREN stay FP32); a graph that already has the requested types, or a quantized graph, is used
-    as it is.  Any other combination is a user error.
+    and SIREN stay FP32): only then are its external weights read.  A graph that already has the requested
+    types, or a quantized graph, is used as it is, and the graph returned is the one read without its
+    external data.  Any other combination is a user error.
     """
-    from .metadata import read_metadata_or_empty
-
-    onnx_path = Path(onnx_path)
-    try:
-        model = onnx.load(str(onnx_path))
-    except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
-        raise PrecisionError(f"{onnx_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
-    have = graph_precision(model, read_metadata_or_empty(onnx_path))
+    graph = onnx_graph if isinstance(onnx_graph, GraphFile) else GraphFile.read(onnx_graph)
+    if graph.model is None or not _external_data_in_place(graph.model, graph.path):
+        # onnx.load of the whole file names what is wrong in one line (or reads it after all: carry on with it)
+        graph = dataclasses.replace(graph, model=_load_with_weights(graph.path))
+    onnx_path, model = graph.path, graph.model
+    assert model is not None
+    have = graph_precision(model, graph.metadata)
     check_build_precision(onnx_path, have, precision)
     if have == precision or have in QUANTIZED_PRECISIONS:
         return onnx_path, have, model
-    converted = convert_precision(model, precision)
+    converted = convert_precision(_with_weights(model, onnx_path), precision)
     out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
     large = converted.ByteSize() > EXTERNAL_DATA_THRESHOLD
     onnx.save_model(converted, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
     return out, precision, converted
+
+
+def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """The tensors of ``model`` whose values are stored in another file (onnx.load reads these in)."""
+    from onnx.external_data_helper import uses_external_data
+
+    from vit5_infer.files import graph_tensors
+
+    functions = (helper.make_graph(list(function.node), function.name, [], []) for function in model.functions)
+    for graph in (model.graph, *functions):
+        yield from (tensor for tensor in graph_tensors(graph) if uses_external_data(tensor))
+
+
+def _external_data_in_place(model: onnx.ModelProto, onnx_path: Path) -> bool:
+    """Whether every external tensor's bytes lie in a plain file beside the graph, within its size, found without
+    reading them.  False leaves the verdict to onnx.load, which refuses such files (and symbolic or hard links)."""
+    from onnx.external_data_helper import ExternalDataInfo
+
+    for tensor in _external_tensors(model):
+        try:
+            info = ExternalDataInfo(tensor)
+            status = os.lstat(os.path.join(_base_dir(onnx_path), info.location))
+        except (OSError, ValueError, TypeError):
+            return False
+        offset = info.offset or 0
+        if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or offset > status.st_size:
+            return False
+        if info.length is not None and info.length > status.st_size - offset:
+            return False
+    return True
+
+
+def _with_weights(model: onnx.ModelProto, onnx_path: Path) -> onnx.ModelProto:
+    """``model`` with its external weights read in, as onnx.load(onnx_path) has them: a copy, when there are any."""
+    from onnx.external_data_helper import load_external_data_for_model
+
+    if next(_external_tensors(model), None) is None:
+        return model
+    loaded = onnx.ModelProto()
+    loaded.CopyFrom(model)
+    try:
+        load_external_data_for_model(loaded, _base_dir(onnx_path))
+    except Exception as exc:  # noqa: BLE001 - IO errors become one line
+        raise _unreadable(onnx_path, exc) from None
+    return loaded
+
+
+def _load_with_weights(onnx_path: Path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(onnx_path))
+    except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
+        raise _unreadable(onnx_path, exc) from None
+
+
+def _unreadable(onnx_path: Path, exc: Exception) -> PrecisionError:
+    return PrecisionError(f"{onnx_path}: not a readable ONNX model ({str(exc).splitlines()[0]})")
+
+
+def _base_dir(onnx_path: Path) -> str:
+    """The folder onnx.load resolves the graph's external data locations in."""
+    return os.path.dirname(os.path.abspath(onnx_path))
 
 
 def emulate_in_fp32(model: onnx.ModelProto) -> onnx.ModelProto:

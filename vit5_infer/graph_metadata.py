@@ -7,8 +7,9 @@ onnx is imported by the functions that need it, so the core stays importable wit
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 from .config import ViT5Config
 from .errors import Vit5Error
@@ -45,8 +46,7 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
             model = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # onnx raises DecodeError, ValueError, ... for non-ONNX bytes
             raise Vit5Error(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
-        if not model.HasField("graph") or model.ir_version == 0:
-            # protobuf parses an empty (or any all-default) file as an empty model
+        if not has_graph(model):
             what = "an empty file" if path.stat().st_size == 0 else "no graph"
             raise Vit5Error(f"{path}: not an ONNX model ({what})")
     out = {}
@@ -57,12 +57,57 @@ def read_metadata(model_or_path: Union[str, Path, onnx.ModelProto]) -> dict:
     return out
 
 
+def has_graph(model: onnx.ModelProto) -> bool:
+    """False for what protobuf parses out of an empty (or any all-default) file: an empty model."""
+    return model.HasField("graph") and model.ir_version != 0
+
+
 def read_metadata_or_empty(path: Union[str, Path]) -> dict:
     """Like read_metadata, but {} for a file that is missing, unreadable or written by another tool."""
     try:
         return read_metadata(path)
     except Vit5Error:
         return {}
+
+
+@dataclass(frozen=True)
+class GraphFile:
+    """An ONNX file read once for every step that needs only its structure: the graph without its external
+    data (weights stored beside it stay on disk), its vit5.* metadata (read_metadata_or_empty) and the SHA-256
+    of the file's bytes.
+
+    ``model`` is None when the file is no readable ONNX graph; a step that must refuse it then reads the path
+    itself, so each reports that in its own words.  An empty file parses as an empty model, as onnx.load has it.
+    """
+
+    path: Path
+    model: Optional[onnx.ModelProto] = field(repr=False, compare=False)
+    metadata: dict = field(compare=False)
+    sha256: Optional[str] = None
+
+    @classmethod
+    def read(cls, path: Union[str, Path]) -> GraphFile:
+        import hashlib
+        import io
+
+        import onnx
+
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return cls(path, None, {})
+        sha256 = hashlib.sha256(data).hexdigest()
+        try:
+            # from the bytes just hashed: what onnx.load(path, load_external_data=False) parses for a .onnx file
+            model = onnx.load_model(io.BytesIO(data), load_external_data=False)
+        except Exception:  # noqa: BLE001 - reported by the step that needs the graph
+            return cls(path, None, {}, sha256)
+        try:
+            metadata = read_metadata(model) if has_graph(model) else {}
+        except Vit5Error:
+            metadata = {}
+        return cls(path, model, metadata, sha256)
 
 
 def graph_outputs(model: onnx.ModelProto) -> dict[str, list]:

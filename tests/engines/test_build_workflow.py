@@ -6,8 +6,11 @@ These prove the workflow's sequencing and the manifest it writes, never that Ten
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import types
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +111,67 @@ def test_a_given_graph_whose_external_data_leaves_its_folder_is_refused(tmp_path
     path = graph_with_external_data(tmp_path / "model", "../outside.bin")
     with pytest.raises(InputError, match="outside the graph's folder"):
         require_onnx_source(path, "fp16", None)
+
+
+class SourceReads:
+    """Every read of one ONNX file and of the external data beside it during a build: the opens of the file
+    (whatever reads it: onnx's loaders, pathlib, a hash) and each time its external weights are read in (by
+    onnx.load or by hand), found by replacing Python's open and onnx's loader functions."""
+
+    def __init__(self, graph: Path, monkeypatch):
+        import builtins
+        import io
+
+        import onnx
+        import onnx.external_data_helper
+
+        self.graph = graph.resolve()
+        self.opened = []  # (name, mode) of each open of the graph
+        self.weight_loads = []  # the folder of each read of external weights
+        real_open, real_load_weights = builtins.open, onnx.external_data_helper.load_external_data_for_model
+
+        def counted_open(file, mode="r", *args, **kwargs):
+            if not isinstance(file, int) and Path(os.fsdecode(file)).resolve() == self.graph:
+                self.opened.append((self.graph.name, mode))
+            return real_open(file, mode, *args, **kwargs)
+
+        def counted_load_weights(model, base_dir):
+            if Path(base_dir).resolve() == self.graph.parent:
+                self.weight_loads.append(base_dir)
+            return real_load_weights(model, base_dir)
+
+        monkeypatch.setattr(builtins, "open", counted_open)
+        monkeypatch.setattr(io, "open", counted_open)  # pathlib's
+        monkeypatch.setattr(onnx, "load_external_data_for_model", counted_load_weights)  # onnx.load's
+        monkeypatch.setattr(onnx.external_data_helper, "load_external_data_for_model", counted_load_weights)
+
+
+@pytest.fixture(scope="module")
+def exported_with_weights_beside(tmp_path_factory):
+    """A TensorRT-form export whose weights are external data (model.onnx.data beside model.onnx)."""
+    from vit5_infer.exporters import export_onnx
+
+    from golden_exports import golden_model
+
+    path = tmp_path_factory.mktemp("external") / "model.onnx"
+    export_onnx(golden_model("attn_cls_r4"), path, validate=False, target="tensorrt=10.14", external_data=True)
+    assert (path.parent / "model.onnx.data").is_file()
+    return path
+
+
+@pytest.mark.parametrize("precision, weight_loads", [("fp32", 0), ("fp16", 1)])
+def test_a_given_graph_is_read_once_before_the_builder(
+    exported_with_weights_beside, tmp_path, fake_tensorrt, monkeypatch, precision, weight_loads
+):
+    """From the given file to TensorRT's builder (whose parser reads the file itself, from its path) the graph is
+    read once, without its weights, for every check, the manifest (its hash too) and the fusion report; the
+    weights are read once where the graph is converted to another precision, never to check it.  The build
+    itself is the stand-in of ``fake_tensorrt``: this counts the reads of the Python side only."""
+    reads = SourceReads(exported_with_weights_beside, monkeypatch)
+    result = workflow.build_engine(exported_with_weights_beside, tmp_path / "m.engine", precision=precision)
+    assert reads.opened == [("model.onnx", "rb")]
+    assert len(reads.weight_loads) == weight_loads
+    assert fake_tensorrt[0].name == ("model.onnx" if precision == "fp32" else "model.fp16.onnx")
+    manifest = json.loads(result.manifest_path.read_text())
+    assert manifest["onnx_sha256"] == hashlib.sha256(exported_with_weights_beside.read_bytes()).hexdigest()
+    assert manifest["source"]["opset"] == 23 and manifest["attention_blocks"] == 2  # from the graph read once

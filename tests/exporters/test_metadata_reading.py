@@ -100,3 +100,51 @@ def test_the_weights_of_the_replaced_graph_are_removed(tmp_path):
     _publish(_staged_inline(tmp_path), tmp_path / "u.onnx", external=False)
     assert not (tmp_path / "u.onnx.data").exists()
     onnx.checker.check_model(str(tmp_path / "u.onnx"))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "graph",  # a vit5 graph
+        "hand edited",  # metadata that read_metadata refuses
+        b"",  # protobuf parses an empty file as an empty model
+        b"not an onnx file at all",
+    ],
+)
+def test_a_graph_file_reads_as_the_path_readers_do(tmp_path, content):
+    """GraphFile.read (one read of the file) gives what onnx.load without external data, read_metadata_or_empty
+    and the file's SHA-256 give, each reading the file again."""
+    from vit5_infer.checkpoint import file_sha256
+    from vit5_infer.graph_metadata import GraphFile, read_metadata_or_empty
+
+    path = tmp_path / "m.onnx"
+    if content == "graph":
+        onnx.save(_graph(precision='"fp16"', source="null"), str(path))
+    elif content == "hand edited":
+        onnx.save(_graph(preprocessing="[1, 2]"), str(path))
+    else:
+        path.write_bytes(content)
+    graph = GraphFile.read(path)
+    assert graph.path == path and graph.sha256 == file_sha256(path)
+    assert graph.metadata == read_metadata_or_empty(path)
+    try:
+        expected = onnx.load(str(path), load_external_data=False)
+    except Exception:  # noqa: BLE001 - whatever onnx raises for bytes that are no model
+        expected = None
+    assert (graph.model is None) == (expected is None)
+    assert expected is None or graph.model.SerializeToString() == expected.SerializeToString()
+
+
+def test_a_graph_file_leaves_external_weights_on_disk(tmp_path):
+    from onnx.external_data_helper import uses_external_data
+
+    from vit5_infer.graph_metadata import GraphFile
+
+    from onnx_graphs import graph_with_external_data
+
+    path = graph_with_external_data(tmp_path, "w.bin")
+    (tmp_path / "w.bin").write_bytes(np.float32([1.5]).tobytes())
+    graph = GraphFile.read(path)
+    assert graph.model is not None and uses_external_data(graph.model.graph.initializer[0])
+    assert not graph.model.graph.initializer[0].raw_data
+    assert GraphFile.read(tmp_path / "missing.onnx").model is None

@@ -325,3 +325,61 @@ def test_check_build_precision_lets_buildable_pairs_through(have, asked):
     from vit5_infer.exporters.precision import check_build_precision
 
     check_build_precision("m.onnx", have, asked)
+
+
+def _graph_with_weight_beside(folder):
+    """A one-Add graph whose weight, 1.5, is external data in w.bin beside it."""
+    from onnx_graphs import graph_with_external_data
+
+    path = graph_with_external_data(folder, "w.bin")
+    (folder / "w.bin").write_bytes(np.float32([1.5]).tobytes())
+    return path
+
+
+def test_graph_at_precision_reads_external_weights_only_to_convert(tmp_path):
+    """A graph built as it is is returned as read, its weights left on disk for TensorRT's parser; a converted
+    one has its weights read in (once, into a copy: the GraphFile's graph stays as read)."""
+    from onnx.external_data_helper import uses_external_data
+
+    from vit5_infer.exporters.precision import graph_at_precision
+    from vit5_infer.graph_metadata import GraphFile
+
+    graph = GraphFile.read(_graph_with_weight_beside(tmp_path / "model"))
+    path, precision, model = graph_at_precision(graph, "fp32", tmp_path)
+    assert (path, precision) == (graph.path, "fp32") and model is graph.model
+    assert uses_external_data(model.graph.initializer[0])
+    path, precision, converted = graph_at_precision(graph, "fp16", tmp_path)
+    assert path == tmp_path / "g.fp16.onnx" and precision == "fp16"
+    assert onnx.numpy_helper.to_array(converted.graph.initializer[0]).tolist() == [1.5]
+    assert onnx.numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0]).dtype == np.float16
+    assert uses_external_data(graph.model.graph.initializer[0])
+
+
+@pytest.mark.parametrize("problem", ["missing", "symbolic link", "hard link", "folder", "offset past the end"])
+def test_graph_at_precision_refuses_unreadable_weights_in_onnx_words(tmp_path, problem):
+    """Weights that onnx.load would refuse are refused before TensorRT even where the graph is built as it is
+    (its weights unread), in the words of onnx.load itself."""
+    import os
+
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    path = _graph_with_weight_beside(tmp_path / "model")
+    data = path.parent / "w.bin"
+    if problem in ("missing", "folder"):
+        data.unlink()
+        if problem == "folder":
+            data.mkdir()
+    elif problem == "symbolic link":
+        data.rename(path.parent / "real.bin")
+        os.symlink("real.bin", data)
+    elif problem == "hard link":
+        os.link(data, path.parent / "real.bin")
+    else:
+        model = onnx.load(str(path), load_external_data=False)
+        model.graph.initializer[0].external_data.add(key="offset", value="64")
+        onnx.save(model, str(path))
+    with pytest.raises(Exception) as loading:
+        onnx.load(str(path))
+    with pytest.raises(PrecisionError) as building:
+        graph_at_precision(path, "fp32", tmp_path)
+    assert str(building.value) == f"{path}: not a readable ONNX model ({str(loading.value).splitlines()[0]})"

@@ -30,7 +30,7 @@ from vit5_infer.engines.tensorrt_builder import (
 )
 from vit5_infer.engines.tensorrt_support import check_hardware_compatibility, tensorrt_release
 from vit5_infer.files import require_file
-from vit5_infer.graph_metadata import read_metadata_or_empty
+from vit5_infer.graph_metadata import GraphFile
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.vocabulary import PRECISION_NAMES, PathLike, Precision, Progress, is_onnx_path
 
@@ -78,25 +78,32 @@ def build_engine(
     )
     hardware_compatibility = check_hardware_compatibility(hardware_compatibility)  # its canonical name
     engine_path = Path(engine_path)
-    source, exported_onnx, recorded = check_source(source, engine_path, precision, timing_cache, load)
-    cache_blob = read_timing_cache(timing_cache, source if exported_onnx is None else None)
+    # the given ONNX file, read once (without its external data) for every check, the conversion and the manifest
+    given, exported_onnx = check_source(source, engine_path, precision, timing_cache, load)
+    cache_blob = read_timing_cache(timing_cache, None if given is None else given.path)
 
+    recorded = None if given is None else given.metadata.get("precision")
     builder = open_builder(precision_to_build(recorded, precision), hardware_compatibility)
-    if exported_onnx is None:
-        check_parses(source, builder.trt.__version__)
+    if given is not None:
+        check_parses(given, builder.trt.__version__)
     started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="vit5-build-") as work:
         workdir = Path(work)
         staged_onnx = None
+        graph = given
         if exported_onnx is not None:
             staged_onnx = export_for_tensorrt(
                 source, workdir / "export" / exported_onnx.name, builder.trt.__version__, load, progress
             )
-        source_onnx = staged_onnx if staged_onnx is not None else Path(source)
-        graph_path, graph_precision, summary = graph_to_build(source_onnx, precision, workdir, say)
-        sha256 = None if staged_onnx is None else _sha256(staged_onnx)
-        origin = GraphOrigin(exported_onnx or Path(source), source_onnx, graph_path != source_onnx, sha256)
+            graph = GraphFile.read(staged_onnx)
+        assert graph is not None
+        graph_path, graph_precision, summary = graph_to_build(graph, precision, workdir, say)
+        origin = GraphOrigin(
+            exported_onnx or graph.path, graph.path, graph_path != graph.path, graph.sha256, graph.metadata
+        )
+        # the loaded graph is not kept while TensorRT builds: the origin and the summary hold what the build needs
+        del given, graph
         result = build_engine_from_onnx(
             graph_path,
             engine_path,
@@ -163,50 +170,40 @@ def check_build_outputs(
 
 def check_source(
     source: PathLike, engine_path: Path, precision: str, timing_cache: Optional[PathLike], load: Optional[LoadOptions]
-) -> tuple[PathLike, Optional[Path], Optional[str]]:
-    """The checks of the source and the outputs before TensorRT is loaded: (the source, the path an export of
-    it is kept at (None for an ONNX source), the precision the ONNX source's exporter recorded)."""
+) -> tuple[Optional[GraphFile], Optional[Path]]:
+    """The checks of the source and the outputs before TensorRT is loaded: (the ONNX source as read (None for
+    a preset or checkpoint), the path an export of a preset or checkpoint is kept at (None for an ONNX source))."""
     if is_onnx_path(engine_path):
         raise BackendError(f"{engine_path}: the engine output must not be an .onnx path")
     exported_onnx = None if is_onnx_path(source) else engine_path.with_suffix(".onnx")
     check_timing_cache_path(timing_cache, build_outputs(engine_path, exported_onnx))
     if exported_onnx is not None:
         check_exportable(source, precision)
-        return source, exported_onnx, None
-    onnx_path = require_onnx_source(source, precision, load)
-    return onnx_path, None, read_metadata_or_empty(onnx_path).get("precision")
+        return None, exported_onnx
+    return require_onnx_source(source, precision, load), None
 
 
-def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[LoadOptions]) -> Path:
-    """The given ONNX file, checked before TensorRT: it exists, takes no model-source options, and its recorded
-    precision allows an engine of ``precision``."""
+def require_onnx_source(onnx_path: PathLike, precision: str, load: Optional[LoadOptions]) -> GraphFile:
+    """The given ONNX file, read (without its external data) and checked before TensorRT: it exists, takes no
+    model-source options, its external data lies in its folder, and its recorded precision allows an engine of
+    ``precision``.  A file that is no ONNX graph is left to the checks that name what is missing (TensorRT
+    first)."""
     from vit5_infer.exporters.precision import check_build_precision
+    from vit5_infer.files import external_data_paths
 
     if load is not None and load != LoadOptions():
         raise EngineBuildError(
             f"{onnx_path} is an ONNX file: the model-source options (--config, --weights, --trust-pickle, --seed and "
             "the architecture overrides) apply to a preset or checkpoint, which is exported first"
         )
-    path = require_file(onnx_path, (".onnx",), "ONNX file", BackendError)
-    _check_external_data(path)
-    recorded = read_metadata_or_empty(path).get("precision")
+    graph = GraphFile.read(require_file(onnx_path, (".onnx",), "ONNX file", BackendError))
+    if graph.model is not None:
+        # TensorRT's parser reads a graph's external data itself: a location outside the graph's folder is refused
+        external_data_paths(graph.path, graph.model)
+    recorded = graph.metadata.get("precision")
     if recorded in PRECISION_NAMES:  # before TensorRT: a flag the graph cannot take
-        check_build_precision(path, recorded, precision)
-    return path
-
-
-def _check_external_data(path: Path) -> None:
-    """TensorRT's parser reads a graph's external data itself: a location outside the graph's folder is refused
-    first.  A file that is no ONNX graph is left to the checks that name what is missing (TensorRT first)."""
-    import onnx
-
-    from vit5_infer.files import external_data_paths
-
-    try:
-        graph = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001 - reported by the parser check or TensorRT's parser, in one line
-        return
-    external_data_paths(path, graph)
+        check_build_precision(graph.path, recorded, precision)
+    return graph
 
 
 def check_exportable(source: PathLike, precision: str) -> None:
@@ -219,12 +216,15 @@ def check_exportable(source: PathLike, precision: str) -> None:
         )
 
 
-def check_parses(onnx_path: PathLike, tensorrt_version: str) -> None:
-    """Refuse, in one line, an ONNX file the installed TensorRT's parser cannot take (the static check
-    of exporters/tensorrt_compat.py), naming what to re-export it with."""
+def check_parses(onnx_graph: PathLike | GraphFile, tensorrt_version: str) -> None:
+    """Refuse, in one line, an ONNX file (a path, or the GraphFile read of it) the installed TensorRT's parser
+    cannot take (the static check of exporters/tensorrt_compat.py), naming what to re-export it with."""
     from vit5_infer.exporters.tensorrt_compat import check_tensorrt_compat
 
-    report = check_tensorrt_compat(Path(onnx_path), tensorrt_release(tensorrt_version))
+    onnx_path = onnx_graph.path if isinstance(onnx_graph, GraphFile) else Path(onnx_graph)
+    # an unreadable file is read by the check itself, which refuses it in one line
+    graph = onnx_graph.model if isinstance(onnx_graph, GraphFile) else None
+    report = check_tensorrt_compat(onnx_path if graph is None else graph, tensorrt_release(tensorrt_version))
     if not report.compatible:
         first = report.errors[0]
         more = f" (+{len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
@@ -249,24 +249,19 @@ def export_for_tensorrt(
     return Path(export(source, onnx_path, options, progress=progress).result.path)
 
 
-def graph_to_build(source_onnx: Path, precision: str, workdir: Path, say) -> tuple[Path, str, GraphSummary]:
+def graph_to_build(source: GraphFile, precision: str, workdir: Path, say) -> tuple[Path, str, GraphSummary]:
     """(the graph file at the engine's precision, that precision, what the build reads of the graph): an FP32
     graph asked for fp16/bf16 is converted into ``workdir``; a quantized graph must be built at its own."""
     from vit5_infer.exporters.precision import graph_at_precision
 
-    graph_path, graph_precision, graph = graph_at_precision(source_onnx, precision, workdir)
+    source_onnx = source.path
+    graph_path, graph_precision, graph = graph_at_precision(source, precision, workdir)
     if Precision(precision).is_quantized and graph_precision != precision:
         raise EngineBuildError(f"{source_onnx} is an {graph_precision} graph; build it with --{graph_precision}")
     if graph_path != source_onnx:
         say(f"converted {source_onnx.name} to an {precision} graph (sensitive ops kept in FP32)")
     # the loaded graph is dropped here, before TensorRT builds: only its summary is kept
     return graph_path, graph_precision, GraphSummary.of(graph)
-
-
-def _sha256(path: Path) -> str:
-    from vit5_infer.checkpoint import file_sha256
-
-    return file_sha256(path)
 
 
 def _move_export(staged_onnx: Path, target: Path) -> None:
