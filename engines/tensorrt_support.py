@@ -25,10 +25,11 @@ from vit5_infer.engine_manifest import default_opt_batch
 from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers re-exported for engines' users
     ALWAYS_STRONGLY_TYPED,
     ATTENTION_LAYER,
-    HARDWARE_COMPATIBILITY_LEVELS,
     NO_VOLTA,
     SAME_COMPUTE_CAPABILITY_LEVEL,
     VERSION_COMPATIBLE_ACROSS_MAJORS,
+    hardware_compatibility_level,
+    hardware_compatibility_names,
     has,
     is_supported,
     oldest,
@@ -292,11 +293,12 @@ def check_hardware_compatibility(
     if level is None:
         return None
     name = str(level).strip().lower()
-    if name not in HARDWARE_COMPATIBILITY_LEVELS:
+    found = hardware_compatibility_level(name)
+    if found is None:
         raise EngineBuildError(
-            f"--hardware-compatibility must be one of {', '.join(HARDWARE_COMPATIBILITY_LEVELS)} (got {level!r})"
+            f"--hardware-compatibility must be one of {', '.join(hardware_compatibility_names())} (got {level!r})"
         )
-    _, since, oldest_gpu = HARDWARE_COMPATIBILITY_LEVELS[name]
+    since, oldest_gpu = found.since, found.oldest_gpu
     if version is not None and tensorrt_version(version) < since:
         raise EngineBuildError(
             f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; this is TensorRT {version}"
@@ -313,7 +315,12 @@ def hardware_compatibility_member(trt: ModuleType, level: Optional[str]):
     """The trt.HardwareCompatibilityLevel member for a checked level (None: leave TensorRT's default)."""
     if level is None or level == "none":
         return None
-    member = HARDWARE_COMPATIBILITY_LEVELS[level][0]
+    found = hardware_compatibility_level(level)
+    if found is None:
+        raise EngineBuildError(
+            f"unknown hardware compatibility level {level!r}; check it with check_hardware_compatibility"
+        )
+    member = found.member
     if not hasattr(trt.HardwareCompatibilityLevel, member):
         raise EngineBuildError(f"TensorRT {trt.__version__} has no hardware compatibility level {member}")
     return getattr(trt.HardwareCompatibilityLevel, member)

@@ -24,7 +24,7 @@ from .caller_warnings import warn_at_caller
 from .checkpoint import file_sha256
 from .errors import EngineMismatchError, ManifestError
 from .files import write_text_atomic
-from .tensorrt_releases import HARDWARE_COMPATIBILITY_LEVELS, VERSION_COMPATIBLE_ACROSS_MAJORS, tensorrt_version
+from .tensorrt_releases import VERSION_COMPATIBLE_ACROSS_MAJORS, hardware_compatibility_level, tensorrt_version
 from .vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
 from .vocabulary import INPUT_NAME, PathLike
 
@@ -344,14 +344,15 @@ def _tensorrt_loads(built: str, here: str, version_compatible: bool) -> bool:
 
 def _hardware_level(manifest: EngineManifest) -> str:
     level = (manifest.build_flags or {}).get("hardware_compatibility") or "none"
-    return level if level in HARDWARE_COMPATIBILITY_LEVELS else "none"
+    return level if hardware_compatibility_level(level) is not None else "none"
 
 
 def _gpu_runs(manifest: EngineManifest, compute_capability: str) -> bool:
     """Whether the plan's kernels run on a GPU of ``compute_capability``: one of Ampere or newer for an
     ampere+ engine, the building GPU's compute capability otherwise (TensorRT's hardware compatibility)."""
-    if _hardware_level(manifest) == "ampere+":
-        return tensorrt_version(compute_capability) >= HARDWARE_COMPATIBILITY_LEVELS["ampere+"][2]
+    level = hardware_compatibility_level(_hardware_level(manifest))
+    if level is not None and level.name == "ampere+":
+        return tensorrt_version(compute_capability) >= level.oldest_gpu
     return str(manifest.compute_capability) == str(compute_capability)
 
 

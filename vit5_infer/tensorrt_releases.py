@@ -256,16 +256,45 @@ def parser_release_adding(op_type: str) -> Optional[TensorRTRelease]:
     )
 
 
-#: ``--hardware-compatibility`` level -> (trt.HardwareCompatibilityLevel member, first TensorRT release that has
-#: it, oldest compute capability the building GPU may have).  From the bindings (python/src/infer/pyCore.cpp):
-#: NONE and AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from the release table's
-#: SAME_COMPUTE_CAPABILITY_LEVEL release; NvInfer.h: AMPERE_PLUS engines are built on Ampere or newer,
-#: SAME_COMPUTE_CAPABILITY ones on Turing or newer.
-HARDWARE_COMPATIBILITY_LEVELS = {
-    "none": ("NONE", oldest(), (0, 0)),
-    "ampere+": ("AMPERE_PLUS", oldest(), (8, 0)),
-    "same-compute-capability": ("SAME_COMPUTE_CAPABILITY", since(SAME_COMPUTE_CAPABILITY_LEVEL), (7, 5)),
-}
+@dataclass(frozen=True)
+class HardwareCompatibilityLevel:
+    """One ``--hardware-compatibility`` level.  From the bindings (python/src/infer/pyCore.cpp): NONE and
+    AMPERE_PLUS in every 10.x and 11.x release, SAME_COMPUTE_CAPABILITY from the release that adds
+    SAME_COMPUTE_CAPABILITY_LEVEL; NvInfer.h: AMPERE_PLUS engines are built on Ampere or newer,
+    SAME_COMPUTE_CAPABILITY ones on Turing or newer."""
+
+    name: str
+    #: the trt.HardwareCompatibilityLevel member
+    member: str
+    #: the oldest compute capability the building GPU may have
+    oldest_gpu: Version
+    #: the release-table feature that brings the level; None: every supported release has it
+    feature: Optional[str] = None
+
+    @property
+    def since(self) -> Version:
+        """The first TensorRT release with this level, read from the release table."""
+        return oldest() if self.feature is None else since(self.feature)
+
+
+HARDWARE_COMPATIBILITY_LEVELS = (
+    HardwareCompatibilityLevel("none", "NONE", (0, 0)),
+    HardwareCompatibilityLevel("ampere+", "AMPERE_PLUS", (8, 0)),
+    HardwareCompatibilityLevel(
+        "same-compute-capability", "SAME_COMPUTE_CAPABILITY", (7, 5), SAME_COMPUTE_CAPABILITY_LEVEL
+    ),
+)
+
+
+def hardware_compatibility_level(name: str) -> Optional[HardwareCompatibilityLevel]:
+    """The level called ``name``; None for a name no level has."""
+    return next((level for level in HARDWARE_COMPATIBILITY_LEVELS if level.name == name), None)
+
+
+def hardware_compatibility_names() -> tuple[str, ...]:
+    return tuple(level.name for level in HARDWARE_COMPATIBILITY_LEVELS)
+
+
 #: Version-compatible engines (BuilderFlag.VERSION_COMPATIBLE) run on the TensorRT that built them and on newer
 #: releases of the same major; across majors only 10 -> 11 (and 8 -> 10, outside our range), per the 11.x
 #: support matrix's engine portability notes.

@@ -115,3 +115,18 @@ def test_a_new_release_is_one_table_entry(monkeypatch):
         "m.onnx", [ParseError("UNSUPPORTED_NODE", "no importer", 0, "n", "MadeUpOp")], "11.1.0"
     )
     assert "TensorRT 12.0+ has" in message
+
+
+def test_hardware_compatibility_levels_read_the_table_on_every_call(monkeypatch):
+    """The release that brings a level is the table's, not a value copied when the module was imported."""
+    from vit5_infer.engines.errors import EngineBuildError
+
+    assert tensorrt_releases.hardware_compatibility_level("same-compute-capability").since == (10, 9)
+    moved = tuple(
+        TensorRTRelease(r.version, r.adds - {SAME_COMPUTE_CAPABILITY_LEVEL}, r.parser)
+        for r in tensorrt_releases.RELEASES
+    ) + (TensorRTRelease((12, 0), adds=frozenset({SAME_COMPUTE_CAPABILITY_LEVEL})),)
+    monkeypatch.setattr(tensorrt_releases, "RELEASES", moved)
+    with pytest.raises(EngineBuildError, match="same-compute-capability needs TensorRT 12.0 or newer"):
+        tensorrt_support.check_hardware_compatibility("same-compute-capability", version="11.1")
+    assert tensorrt_releases.hardware_compatibility_names() == ("none", "ampere+", "same-compute-capability")

@@ -63,7 +63,8 @@ def build_engine(
 
     ``batch_profiles``: several optimization profiles instead of min/opt/max (see parse_batch_profiles);
     ``version_compatible``: BuilderFlag.VERSION_COMPATIBLE (the engine also runs on newer TensorRT);
-    ``hardware_compatibility``: a HARDWARE_COMPATIBILITY_LEVELS name (``ampere+``: any Ampere or newer GPU).
+    ``hardware_compatibility``: a level of tensorrt_releases.HARDWARE_COMPATIBILITY_LEVELS, by name (``ampere+``:
+    any Ampere or newer GPU).
     """
     say = progress or (lambda message: None)
     profiles = check_build_options(
