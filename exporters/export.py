@@ -30,9 +30,9 @@ from vit5_infer.metrics import (
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.preprocessing import Preprocessing, to_layout
-from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
+from vit5_infer.vocabulary import EXTERNAL_DATA_SUFFIX, INPUT_NAME, LOGITS, Progress
 
-from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes
+from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes, save_graph
 from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
@@ -287,13 +287,12 @@ def validate_graph(
 
 
 STAGING_PREFIX = ".vit5-export-"
-EXTERNAL_DATA_MIN_BYTES = 1024  # smaller tensors stay inline
 
 
 def external_data_path(path: Union[str, Path]) -> Path:
     """Where an export to ``path`` keeps its weights when they are external: ``OUTPUT.data``."""
     path = Path(path)
-    return path.with_name(path.name + ".data")
+    return path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
 
 
 def check_export_path(path: Union[str, Path], inputs: tuple = ()) -> Path:
@@ -305,31 +304,6 @@ def check_export_path(path: Union[str, Path], inputs: tuple = ()) -> Path:
     target = check_output_path(path, "output", inputs, (".onnx",))
     check_output_path(external_data_path(target), "output weights", inputs)
     return target
-
-
-def _all_initializers(graph: onnx.GraphProto):
-    yield from graph.initializer
-    for node in graph.node:
-        for attribute in node.attribute:
-            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
-                yield from _all_initializers(sub)
-
-
-def _write_staged(graph: onnx.ModelProto, staged: Path, external: bool | None) -> bool:
-    """Write ``graph`` to ``staged`` (a file in a private staging folder); weights go to the file
-    ``<name>.data`` beside it when ``external`` (by default: past the protobuf limit)."""
-    if external is None:
-        external = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
-    if external:
-        # Marked by hand: onnx's convert_model_to_external_data refuses when a file of the location's
-        # name exists relative to the *working directory*, i.e. on every re-export from the output's folder.
-        from onnx.external_data_helper import set_external_data
-
-        for tensor in _all_initializers(graph.graph):
-            if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
-                set_external_data(tensor, external_data_path(staged).name)
-    onnx.save_model(graph, str(staged))
-    return external
 
 
 def references_external_file(path: Path, name: str) -> bool:
@@ -428,7 +402,7 @@ def stage_and_publish(
     try:
         staged = stage_dir / path.name
         with disk_errors(path):
-            external = _write_staged(graph, staged, external_data)
+            external = save_graph(graph, staged, external_data)
         timings["save"] = time.perf_counter() - start
         start = time.perf_counter()
         metrics = validate(staged)

@@ -8,14 +8,16 @@ the long convolution, the SIREN sines) carry ``KEEP_FP32`` in their doc_string; 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
-from typing import Optional
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Optional, Union
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from vit5_infer.tensorrt_releases import ATTENTION_ANY_RANK
+from vit5_infer.vocabulary import EXTERNAL_DATA_SUFFIX
 
 from .targets import ExportTarget
 
@@ -27,6 +29,8 @@ IR_VERSION = 10
 # Protobuf cannot serialize a single message past 2 GiB; graphs larger than this keep their weights in a
 # separate file.
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+#: tensors smaller than this stay inline in a graph whose weights are external (shape constants among them)
+EXTERNAL_DATA_MIN_BYTES = 1024
 
 
 class GraphBuilder:
@@ -232,3 +236,30 @@ class _Fp32Region:
 FLOAT = TensorProto.FLOAT
 FLOAT16 = TensorProto.FLOAT16
 BFLOAT16 = TensorProto.BFLOAT16
+
+
+def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optional[bool] = None) -> bool:
+    """Write ``model`` to ``path``; its initializers of EXTERNAL_DATA_MIN_BYTES or more go to the file
+    ``<name>.data`` beside it when ``external`` (by default: past the protobuf limit).  Whether they did."""
+    path = Path(path)
+    if external is None:
+        external = model.ByteSize() > EXTERNAL_DATA_THRESHOLD
+    if external:
+        # Marked by hand: onnx's convert_model_to_external_data refuses when a file of the location's
+        # name exists relative to the *working directory*, not the graph's folder.
+        from onnx.external_data_helper import set_external_data
+
+        for tensor in _initializers(model.graph):
+            if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
+                set_external_data(tensor, path.name + EXTERNAL_DATA_SUFFIX)
+    onnx.save_model(model, str(path))
+    return external
+
+
+def _initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """The initializers of ``graph`` and of every subgraph, at any depth."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            for sub in ([attribute.g] if attribute.HasField("g") else []) + list(attribute.graphs):
+                yield from _initializers(sub)

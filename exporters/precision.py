@@ -13,7 +13,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import ml_dtypes
 import numpy as np
@@ -24,7 +24,7 @@ from vit5_infer.errors import Vit5Error
 from vit5_infer.graph_metadata import GraphFile
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
-from .graph import EXTERNAL_DATA_THRESHOLD, KEEP_FP32, PRODUCER
+from .graph import EXTERNAL_DATA_MIN_BYTES, KEEP_FP32, PRODUCER, save_graph
 
 REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 # Used for graphs not exported by this toolkit (no KEEP_FP32 tags to read).
@@ -209,8 +209,9 @@ def graph_at_precision(
 
     An FP32 graph asked for fp16/bf16 is converted into ``workdir`` (norms, softmax, long convolutions
     and SIREN stay FP32): only then are its external weights read.  A graph that already has the requested
-    types, or a quantized graph, is used as it is, and the graph returned is the one read without its
-    external data.  Any other combination is a user error.
+    types, or a quantized graph, is used as it is: the graph returned has only its small external tensors
+    read in (shape constants, which the build's shape inference needs), its weights stay on disk.  Any other
+    combination is a user error.
     """
     graph = onnx_graph if isinstance(onnx_graph, GraphFile) else GraphFile.read(onnx_graph)
     if graph.model is None or not _external_data_in_place(graph.model, graph.path):
@@ -221,11 +222,11 @@ def graph_at_precision(
     have = graph_precision(model, graph.metadata)
     check_build_precision(onnx_path, have, precision)
     if have == precision or have in QUANTIZED_PRECISIONS:
-        return onnx_path, have, model
+        _check_open_ended_tensors(model, onnx_path)
+        return onnx_path, have, _with_weights(model, onnx_path, up_to=EXTERNAL_DATA_MIN_BYTES)
     converted = convert_precision(_with_weights(model, onnx_path), precision)
     out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
-    large = converted.ByteSize() > EXTERNAL_DATA_THRESHOLD
-    onnx.save_model(converted, str(out), save_as_external_data=large, location=out.name + ".data" if large else None)
+    save_graph(converted, out)
     return out, precision, converted
 
 
@@ -254,24 +255,86 @@ def _external_data_in_place(model: onnx.ModelProto, onnx_path: Path) -> bool:
         offset = info.offset or 0
         if not stat.S_ISREG(status.st_mode) or status.st_nlink != 1 or offset > status.st_size:
             return False
+        if not _resolves_in_place(onnx_path, info.location):
+            return False
         if info.length is not None and info.length > status.st_size - offset:
             return False
     return True
 
 
-def _with_weights(model: onnx.ModelProto, onnx_path: Path) -> onnx.ModelProto:
-    """``model`` with its external weights read in, as onnx.load(onnx_path) has them: a copy, when there are any."""
-    from onnx.external_data_helper import load_external_data_for_model
+def _check_open_ended_tensors(model: onnx.ModelProto, onnx_path: Path) -> None:
+    """PrecisionError for an external tensor without a ``length`` whose bytes from its offset to the end of its
+    file are not the bytes its shape needs: TensorRT's parser, like onnx.load, reads such a tensor to the end of
+    the file, and fails the parse on the mismatch (after the GPU is set up)."""
+    from onnx.external_data_helper import ExternalDataInfo
 
-    if next(_external_tensors(model), None) is None:
+    for tensor in _external_tensors(model):
+        info = ExternalDataInfo(tensor)
+        needed = _byte_size(tensor)
+        if info.length or needed is None:
+            continue
+        available = os.stat(os.path.join(_base_dir(onnx_path), info.location)).st_size - (info.offset or 0)
+        if available != needed:
+            raise PrecisionError(
+                f"{onnx_path}: external data of tensor {tensor.name!r} has no 'length', and the {available} bytes "
+                f"from its offset to the end of {info.location} are not the {needed} its shape needs"
+            )
+
+
+def _resolves_in_place(onnx_path: Path, location: str) -> bool:
+    """Whether ``location`` names its file through no symbolic link (a linked folder on the way included), as
+    onnx.load requires."""
+    base = _base_dir(onnx_path)
+    return os.path.realpath(os.path.join(base, location)) == os.path.join(
+        os.path.realpath(base), os.path.normpath(location)
+    )
+
+
+def _with_weights(model: onnx.ModelProto, onnx_path: Path, up_to: Optional[int] = None) -> onnx.ModelProto:
+    """``model`` with its external tensors read in, as onnx.load(onnx_path) has them (``up_to``: only those of at
+    most that many bytes): a copy, when there are any to read."""
+    from onnx.external_data_helper import load_external_data_for_model, load_external_data_for_tensor
+
+    sizes = [_byte_size(tensor) for tensor in _external_tensors(model)]
+    wanted = [i for i, size in enumerate(sizes) if up_to is None or (size is not None and size <= up_to)]
+    if not wanted:
         return model
     loaded = onnx.ModelProto()
     loaded.CopyFrom(model)
+    tensors = list(_external_tensors(loaded))  # read in place below: the same messages, their data filled in
     try:
-        load_external_data_for_model(loaded, _base_dir(onnx_path))
+        if up_to is None:
+            load_external_data_for_model(loaded, _base_dir(onnx_path))
+        else:
+            for i in wanted:
+                load_external_data_for_tensor(tensors[i], _base_dir(onnx_path))
+                tensors[i].data_location = TensorProto.DEFAULT
+                del tensors[i].external_data[:]
     except Exception as exc:  # noqa: BLE001 - IO errors become one line
         raise _unreadable(onnx_path, exc) from None
+    for i in wanted:
+        if sizes[i] is not None and len(tensors[i].raw_data) != sizes[i]:
+            raise PrecisionError(
+                f"{onnx_path}: external data of tensor {tensors[i].name!r} has {len(tensors[i].raw_data)} bytes, "
+                f"its shape needs {sizes[i]} (a 'length' entry missing or wrong)"
+            )
     return loaded
+
+
+#: element types packed two to a byte
+_SUB_BYTE_TYPES = frozenset(
+    getattr(TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, name)
+)
+
+
+def _byte_size(tensor: onnx.TensorProto) -> Optional[int]:
+    """The bytes of ``tensor``'s raw data, from its type and shape (None for strings, which have no fixed size)."""
+    if tensor.data_type == TensorProto.STRING:
+        return None
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    if tensor.data_type in _SUB_BYTE_TYPES:
+        return (count + 1) // 2
+    return count * np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
 
 
 def _load_with_weights(onnx_path: Path) -> onnx.ModelProto:

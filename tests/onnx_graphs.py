@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 
-def graph_with_external_data(folder, location: str):
-    """A one-Add graph in ``folder`` whose weight is external data at ``location`` (as written, unchecked)."""
+def graph_with_external_data(folder, location: str, size: int = 1):
+    """A one-Add graph in ``folder`` whose weight (``size`` floats) is external data at ``location`` (as written,
+    unchecked)."""
     import onnx
     from onnx import TensorProto, helper
 
-    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
+    tensor = helper.make_tensor("w", TensorProto.FLOAT, [size], [0.0] * size)
     tensor.ClearField("float_data")
     tensor.data_location = TensorProto.EXTERNAL
     tensor.external_data.add(key="location", value=location)
@@ -16,8 +17,8 @@ def graph_with_external_data(folder, location: str):
     graph = helper.make_graph(
         [node],
         "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [size])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [size])],
         [tensor],
     )
     folder.mkdir(parents=True, exist_ok=True)

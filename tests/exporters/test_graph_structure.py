@@ -274,3 +274,29 @@ def test_fused_qk_norm_keeps_the_required_scale_input():
     graph, _ = build_graph(_qk_rmsnorm_model(), opset=23)
     qk_norms = [n for n in graph.graph.node if n.op_type == "RMSNormalization" and "qk_norm" in n.input[1]]
     assert len(qk_norms) == 2
+
+
+def test_save_graph_writes_external_weights_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    """onnx's own external-data conversion refuses when a file of the data file's name exists in the *working
+    directory*; save_graph marks the tensors itself, so converting a graph from its own folder works."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vit5_infer.exporters.graph import save_graph
+
+    weight = numpy_helper.from_array(np.ones(512, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [512])],
+        [weight],
+    )
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "g.fp16.onnx.data").write_bytes(b"someone else's")
+    out = tmp_path / "work" / "g.fp16.onnx"
+    out.parent.mkdir()
+    assert save_graph(helper.make_model(graph), out, external=True)
+    assert numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]).tolist() == [1.0] * 512
+    assert (tmp_path / "g.fp16.onnx.data").read_bytes() == b"someone else's"

@@ -327,35 +327,66 @@ def test_check_build_precision_lets_buildable_pairs_through(have, asked):
     check_build_precision("m.onnx", have, asked)
 
 
-def _graph_with_weight_beside(folder):
-    """A one-Add graph whose weight, 1.5, is external data in w.bin beside it."""
+def _graph_with_weight_beside(folder, size: int = 1):
+    """A one-Add graph whose weight, ``size`` times 1.5, is external data in w.bin beside it."""
     from onnx_graphs import graph_with_external_data
 
-    path = graph_with_external_data(folder, "w.bin")
-    (folder / "w.bin").write_bytes(np.float32([1.5]).tobytes())
+    path = graph_with_external_data(folder, "w.bin", size)
+    (folder / "w.bin").write_bytes(np.full(size, 1.5, np.float32).tobytes())
     return path
 
 
 def test_graph_at_precision_reads_external_weights_only_to_convert(tmp_path):
-    """A graph built as it is is returned as read, its weights left on disk for TensorRT's parser; a converted
+    """A graph built as it is is returned with its weights left on disk for TensorRT's parser; a converted
     one has its weights read in (once, into a copy: the GraphFile's graph stays as read)."""
     from onnx.external_data_helper import uses_external_data
 
     from vit5_infer.exporters.precision import graph_at_precision
     from vit5_infer.graph_metadata import GraphFile
 
-    graph = GraphFile.read(_graph_with_weight_beside(tmp_path / "model"))
+    graph = GraphFile.read(_graph_with_weight_beside(tmp_path / "model", size=512))  # 2 KiB: a weight
     path, precision, model = graph_at_precision(graph, "fp32", tmp_path)
     assert (path, precision) == (graph.path, "fp32") and model is graph.model
     assert uses_external_data(model.graph.initializer[0])
     path, precision, converted = graph_at_precision(graph, "fp16", tmp_path)
     assert path == tmp_path / "g.fp16.onnx" and precision == "fp16"
-    assert onnx.numpy_helper.to_array(converted.graph.initializer[0]).tolist() == [1.5]
+    assert onnx.numpy_helper.to_array(converted.graph.initializer[0]).tolist() == [1.5] * 512
     assert onnx.numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0]).dtype == np.float16
     assert uses_external_data(graph.model.graph.initializer[0])
 
 
-@pytest.mark.parametrize("problem", ["missing", "symbolic link", "hard link", "folder", "offset past the end"])
+def test_graph_at_precision_reads_small_external_tensors_for_shape_inference(tmp_path):
+    """A graph saved with every tensor external (onnx's size_threshold=0) keeps its shape constants readable:
+    the build's attention report infers shapes from the graph returned, and a Reshape whose target shape sits
+    on disk would leave every shape after it unknown."""
+    from onnx.external_data_helper import uses_external_data
+
+    from vit5_infer.exporters.precision import graph_at_precision
+    from vit5_infer.graph_metadata import GraphFile
+
+    graph = GraphFile.read(_graph_with_weight_beside(tmp_path / "model", size=4))
+    path, _, model = graph_at_precision(graph, "fp32", tmp_path)
+    assert path == graph.path and model is not graph.model
+    assert onnx.numpy_helper.to_array(model.graph.initializer[0]).tolist() == [1.5] * 4
+    assert uses_external_data(graph.model.graph.initializer[0])  # the read graph is left as it was
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_a_tensor_without_length_in_a_shared_file_is_refused(tmp_path, precision):
+    """Without a 'length', onnx.load and TensorRT's parser read a tensor to the end of its file: two tensors in
+    one file then do not fit their shapes, refused in one line before TensorRT (built as it is or converted)."""
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    path = _graph_with_weight_beside(tmp_path / "model", size=512)
+    with open(path.parent / "w.bin", "ab") as data:
+        data.write(np.float32([7.0] * 512).tobytes())  # a second tensor's bytes after the first's
+    with pytest.raises(PrecisionError, match="tensor 'w'.*4096.*2048|tensor 'w' has 4096 bytes, its shape needs 2048"):
+        graph_at_precision(path, precision, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "problem", ["missing", "symbolic link", "linked folder", "hard link", "folder", "offset past the end"]
+)
 def test_graph_at_precision_refuses_unreadable_weights_in_onnx_words(tmp_path, problem):
     """Weights that onnx.load would refuse are refused before TensorRT even where the graph is built as it is
     (its weights unread), in the words of onnx.load itself."""
@@ -372,6 +403,13 @@ def test_graph_at_precision_refuses_unreadable_weights_in_onnx_words(tmp_path, p
     elif problem == "symbolic link":
         data.rename(path.parent / "real.bin")
         os.symlink("real.bin", data)
+    elif problem == "linked folder":
+        (path.parent / "real").mkdir()
+        data.rename(path.parent / "real" / "w.bin")
+        os.symlink("real", path.parent / "linked")
+        model = onnx.load(str(path), load_external_data=False)
+        model.graph.initializer[0].external_data[0].value = "linked/w.bin"
+        onnx.save(model, str(path))
     elif problem == "hard link":
         os.link(data, path.parent / "real.bin")
     else:
