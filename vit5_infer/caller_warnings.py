@@ -13,15 +13,33 @@ import warnings
 _NAMESPACE = __name__.split(".")[0]
 
 
-def _ours(module: str) -> bool:
-    return module == _NAMESPACE or module.startswith(_NAMESPACE + ".")
+def _passed_over(frame) -> bool:
+    """A frame of the toolkit, or of the import machinery (which ``warnings.warn`` passes over too)."""
+    module = str(frame.f_globals.get("__name__", ""))
+    filename = frame.f_code.co_filename
+    return (
+        module == _NAMESPACE
+        or module.startswith(_NAMESPACE + ".")
+        or ("importlib" in filename and "_bootstrap" in filename)
+    )
 
 
 def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
-    """``warnings.warn(message, category)`` attributed to the nearest caller outside ``vit5_infer``."""
+    """``warnings.warn(message, category)`` attributed to the nearest caller outside ``vit5_infer``.
+
+    The frame is found here and handed to ``warn_explicit`` the way ``warnings.warn`` hands its own, rather
+    than as a ``stacklevel``, which ``warnings.warn`` counts without importlib's frames.
+    """
     frame = sys._getframe(1)
-    level = 2  # warnings.warn's stacklevel of this function's caller
-    while frame.f_back is not None and _ours(str(frame.f_globals.get("__name__", ""))):
+    while frame.f_back is not None and _passed_over(frame):
         frame = frame.f_back
-        level += 1
-    warnings.warn(message, category, stacklevel=level)
+    module_globals = frame.f_globals
+    warnings.warn_explicit(
+        message,
+        category,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=str(module_globals.get("__name__", "<string>")),
+        registry=module_globals.setdefault("__warningregistry__", {}),
+        module_globals=module_globals,
+    )

@@ -50,3 +50,18 @@ def test_a_not_fused_verdict_reached_through_the_layers_warns_the_caller(tmp_pat
     with pytest.warns(AttentionNotFusedWarning) as caught:
         call()
     assert [Path(w.filename).name for w in caught] == [Path(__file__).name]
+
+
+def test_a_warning_while_a_toolkit_module_is_imported_names_the_import(tmp_path):
+    import importlib.util
+
+    source = tmp_path / "probe.py"
+    source.write_text("from vit5_infer.caller_warnings import warn_at_caller\nwarn_at_caller('on import')\n")
+    spec = importlib.util.spec_from_file_location("vit5_infer._import_probe", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        spec.loader.exec_module(module)
+        line = _line_of_previous_statement()
+    assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]
