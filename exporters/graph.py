@@ -249,6 +249,9 @@ def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optiona
         # name exists relative to the *working directory*, not the graph's folder.
         from onnx.external_data_helper import set_external_data
 
+        # onnx appends to an existing data file: one left from an earlier save would only grow
+        path.with_name(path.name + EXTERNAL_DATA_SUFFIX).unlink(missing_ok=True)
+
         for tensor in _initializers(model.graph):
             if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
                 set_external_data(tensor, path.name + EXTERNAL_DATA_SUFFIX)

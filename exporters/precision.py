@@ -201,6 +201,11 @@ def check_build_precision(onnx_path, have: str, precision: str) -> None:
         raise PrecisionError(f"cannot convert {onnx_path} to {precision}; use fp32, fp16 or bf16{quantize}")
 
 
+#: the keys of a tensor's external data TensorRT's parser takes; it fails on any other (onnx-tensorrt
+#: WeightsContext.cpp, and onnx2trt_utils.cpp before it), such as the ``basepath`` onnx itself tolerates
+EXTERNAL_DATA_KEYS = frozenset({"location", "offset", "length", "checksum"})
+
+
 def graph_at_precision(
     onnx_graph: Union[str, Path, GraphFile], precision: str, workdir
 ) -> tuple[Path, str, onnx.ModelProto]:
@@ -222,7 +227,7 @@ def graph_at_precision(
     have = graph_precision(model, graph.metadata)
     check_build_precision(onnx_path, have, precision)
     if have == precision or have in QUANTIZED_PRECISIONS:
-        _check_open_ended_tensors(model, onnx_path)
+        _check_external_data_for_tensorrt(model, onnx_path)
         return onnx_path, have, _with_weights(model, onnx_path, up_to=EXTERNAL_DATA_MIN_BYTES)
     converted = convert_precision(_with_weights(model, onnx_path), precision)
     out = Path(workdir) / f"{onnx_path.stem}.{precision}.onnx"
@@ -236,8 +241,7 @@ def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
 
     from vit5_infer.files import graph_tensors
 
-    functions = (helper.make_graph(list(function.node), function.name, [], []) for function in model.functions)
-    for graph in (model.graph, *functions):
+    for graph in (model.graph, *model.functions):  # the model's own messages: reading them in fills the model
         yield from (tensor for tensor in graph_tensors(graph) if uses_external_data(tensor))
 
 
@@ -262,22 +266,29 @@ def _external_data_in_place(model: onnx.ModelProto, onnx_path: Path) -> bool:
     return True
 
 
-def _check_open_ended_tensors(model: onnx.ModelProto, onnx_path: Path) -> None:
-    """PrecisionError for an external tensor without a ``length`` whose bytes from its offset to the end of its
-    file are not the bytes its shape needs: TensorRT's parser, like onnx.load, reads such a tensor to the end of
-    the file, and fails the parse on the mismatch (after the GPU is set up)."""
+def _check_external_data_for_tensorrt(model: onnx.ModelProto, onnx_path: Path) -> None:
+    """PrecisionError for external data that TensorRT's parser reads differently from onnx.load, found before the
+    GPU is set up (onnx-tensorrt WeightsContext): keys other than EXTERNAL_DATA_KEYS fail the parse, and a tensor
+    without a ``length`` (or with 0) is read as the whole file from its offset, so it needs offset 0 and a file of
+    exactly its size.  Only for a graph handed to TensorRT as it is: a converted graph is saved again."""
     from onnx.external_data_helper import ExternalDataInfo
 
     for tensor in _external_tensors(model):
+        extra = sorted({entry.key for entry in tensor.external_data} - EXTERNAL_DATA_KEYS)
+        if extra:
+            raise PrecisionError(
+                f"{onnx_path}: tensor {tensor.name!r} has the external-data key {extra[0]!r}; TensorRT's parser "
+                f"takes only {', '.join(sorted(EXTERNAL_DATA_KEYS))} (save the graph again with onnx.save_model)"
+            )
         info = ExternalDataInfo(tensor)
         needed = _byte_size(tensor)
         if info.length or needed is None:
             continue
-        available = os.stat(os.path.join(_base_dir(onnx_path), info.location)).st_size - (info.offset or 0)
-        if available != needed:
+        size = os.stat(os.path.join(_base_dir(onnx_path), info.location)).st_size
+        if (info.offset or 0) != 0 or size != needed:
             raise PrecisionError(
-                f"{onnx_path}: external data of tensor {tensor.name!r} has no 'length', and the {available} bytes "
-                f"from its offset to the end of {info.location} are not the {needed} its shape needs"
+                f"{onnx_path}: tensor {tensor.name!r} has no external-data 'length', so TensorRT's parser reads all "
+                f"{size} bytes of {info.location} for it, from offset {info.offset or 0}; its shape needs {needed}"
             )
 
 
@@ -321,20 +332,34 @@ def _with_weights(model: onnx.ModelProto, onnx_path: Path, up_to: Optional[int] 
     return loaded
 
 
-#: element types packed two to a byte
-_SUB_BYTE_TYPES = frozenset(
-    getattr(TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(TensorProto, name)
-)
+#: bits per element of the types narrower than a byte, packed (onnx.helper's size rule: ceil(count * bits / 8))
+_SUB_BYTE_BITS = {
+    getattr(TensorProto, name): bits
+    for name, bits in (
+        ("INT4", 4),
+        ("UINT4", 4),
+        ("FLOAT4E2M1", 4),
+        ("INT2", 2),
+        ("UINT2", 2),
+        ("FLOAT6E2M3", 6),
+        ("FLOAT6E3M2", 6),
+    )
+    if hasattr(TensorProto, name)
+}
 
 
 def _byte_size(tensor: onnx.TensorProto) -> Optional[int]:
-    """The bytes of ``tensor``'s raw data, from its type and shape (None for strings, which have no fixed size)."""
+    """The bytes of ``tensor``'s raw data, from its type and shape; None where that is not fixed (strings) or the
+    type is unknown to this onnx (nothing is checked of such a tensor)."""
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    if tensor.data_type in _SUB_BYTE_BITS:
+        return -(-count * _SUB_BYTE_BITS[tensor.data_type] // 8)
     if tensor.data_type == TensorProto.STRING:
         return None
-    count = int(np.prod(tensor.dims, dtype=np.int64))
-    if tensor.data_type in _SUB_BYTE_TYPES:
-        return (count + 1) // 2
-    return count * np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    try:
+        return count * np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (KeyError, ValueError, TypeError):
+        return None
 
 
 def _load_with_weights(onnx_path: Path) -> onnx.ModelProto:

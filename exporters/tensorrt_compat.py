@@ -26,7 +26,6 @@ from onnx import TensorProto, numpy_helper
 
 from vit5_infer import tensorrt_releases
 from vit5_infer.errors import Vit5Error
-from vit5_infer.files import graph_tensors
 from vit5_infer.tensorrt_releases import parse_tensorrt_version
 
 # The exporter flag that picks a TensorRT-conformant graph form; one place to rename it.
@@ -45,9 +44,6 @@ class TensorRTCompatError(Vit5Error, ValueError):
 # element types to the one before it.  ModelImporter.cpp (10.0, eb43908) only logs the opset and warns
 # below 7; it never rejects a higher one than documented, hence warnings, not errors.
 MIN_OPSET = 7
-#: the keys of a tensor's external data the parser's weights reader accepts (onnx-tensorrt 10.0-10.1
-#: WeightsContext.cpp, and onnx2trt_utils.cpp before it)
-EXTERNAL_DATA_KEYS = frozenset({"location", "offset", "length", "checksum"})
 
 
 @dataclass(frozen=True)
@@ -316,23 +312,6 @@ class _Checker:
         return REEXPORT.format(version=self.version)
 
     # graph level ------------------------------------------------------------------------------------
-    def check_external_data(self, model: onnx.ModelProto) -> None:
-        """The parser's weights reader (WeightsContext) takes only these keys of a tensor's external data and
-        fails the parse on any other, e.g. the ``basepath`` onnx itself tolerates."""
-        functions = (onnx.helper.make_graph(list(f.node), f.name, [], []) for f in model.functions)
-        for graph in (model.graph, *functions):
-            for tensor in graph_tensors(graph):
-                if tensor.data_location != onnx.TensorProto.EXTERNAL:
-                    continue
-                for key in sorted({entry.key for entry in tensor.external_data} - EXTERNAL_DATA_KEYS):
-                    self.add(
-                        None,
-                        "external-data-key",
-                        f"tensor {tensor.name!r} has the external-data key {key!r}; the parser takes only "
-                        f"{', '.join(sorted(EXTERNAL_DATA_KEYS))} and fails on any other",
-                        "save the graph again with onnx.save_model(..., save_as_external_data=True), or re-export it",
-                    )
-
     def check_opset(self) -> None:
         highest = self.tables.max_documented_opset[self.release]
         if self.opset > highest:
@@ -933,7 +912,6 @@ def check_tensorrt_compat(model: Union[onnx.ModelProto, str, Path], version: str
     checker = _Checker(str(version).strip(), release, default_opset(proto), {f.name: f for f in proto.functions})
     checker.check_opset()
     checker.check_value_types(proto.graph)
-    checker.check_external_data(proto)
     for node, scope in _walk(proto.graph):
         checker.check_node(node, scope)
     for function in proto.functions:

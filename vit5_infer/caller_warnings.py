@@ -28,7 +28,9 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn(message, category)`` attributed to the nearest caller outside ``vit5_infer``.
 
     The frame is found here and handed to ``warn_explicit`` the way ``warnings.warn`` hands its own, rather
-    than as a ``stacklevel``, which ``warnings.warn`` counts without importlib's frames.
+    than as a ``stacklevel``, which ``warnings.warn`` counts without importlib's frames.  Like
+    ``warnings.warn``, it passes no module globals: with them ``warn_explicit`` asks the caller's loader for
+    its source, which fails for ``__main__`` (``python -c``, ``python -m``).
     """
     frame = sys._getframe(1)
     while frame.f_back is not None and _passed_over(frame):
@@ -41,5 +43,4 @@ def warn_at_caller(message: str, category: type[Warning] = UserWarning) -> None:
         frame.f_lineno,
         module=str(module_globals.get("__name__", "<string>")),
         registry=module_globals.setdefault("__warningregistry__", {}),
-        module_globals=module_globals,
     )

@@ -54,9 +54,9 @@ def make_public_dir(path: PathLike) -> None:
 
 
 def graph_tensors(graph):
-    """Every tensor an ONNX graph holds: its initializers, the tensors of node attributes (Constant nodes), and
-    those of every subgraph (If, Loop, Scan bodies), at any depth."""
-    yield from graph.initializer
+    """Every tensor an ONNX graph (or a model's local function) holds: its initializers, the tensors of node
+    attributes (Constant nodes), and those of every subgraph (If, Loop, Scan bodies), at any depth."""
+    yield from getattr(graph, "initializer", ())  # a FunctionProto has nodes only
     for node in graph.node:
         for attr in node.attribute:
             if attr.HasField("t"):

@@ -300,3 +300,25 @@ def test_save_graph_writes_external_weights_whatever_the_working_directory_holds
     assert save_graph(helper.make_model(graph), out, external=True)
     assert numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]).tolist() == [1.0] * 512
     assert (tmp_path / "g.fp16.onnx.data").read_bytes() == b"someone else's"
+
+
+def test_save_graph_replaces_a_data_file_left_from_an_earlier_save(tmp_path):
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from vit5_infer.exporters.graph import save_graph
+
+    weight = numpy_helper.from_array(np.ones(512, np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [512])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [512])],
+        [weight],
+    )
+    out = tmp_path / "g.onnx"
+    for _ in range(2):
+        save_graph(helper.make_model(graph), out, external=True)
+    assert (tmp_path / "g.onnx.data").stat().st_size == 2048
+    assert numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]).tolist() == [1.0] * 512

@@ -373,15 +373,114 @@ def test_graph_at_precision_reads_small_external_tensors_for_shape_inference(tmp
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_a_tensor_without_length_in_a_shared_file_is_refused(tmp_path, precision):
-    """Without a 'length', onnx.load and TensorRT's parser read a tensor to the end of its file: two tensors in
-    one file then do not fit their shapes, refused in one line before TensorRT (built as it is or converted)."""
+    """Without a 'length', onnx.load reads a tensor to the end of its file and TensorRT's parser reads the whole
+    file: two tensors in one file then fit neither, refused in one line before TensorRT (as it is, or converted)."""
     from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
 
     path = _graph_with_weight_beside(tmp_path / "model", size=512)
     with open(path.parent / "w.bin", "ab") as data:
         data.write(np.float32([7.0] * 512).tobytes())  # a second tensor's bytes after the first's
-    with pytest.raises(PrecisionError, match="tensor 'w'.*4096.*2048|tensor 'w' has 4096 bytes, its shape needs 2048"):
+    words = "reads all 4096 bytes of w.bin" if precision == "fp32" else "has 4096 bytes, its shape needs 2048"
+    with pytest.raises(PrecisionError, match=words):
         graph_at_precision(path, precision, tmp_path)
+
+
+def test_a_tensor_without_length_past_offset_0_is_refused_where_tensorrt_reads_it(tmp_path):
+    """TensorRT's parser reads a tensor without 'length' as the whole file from its offset: at offset 64 that
+    overruns even when the rest of the file is exactly the tensor's size (which onnx.load accepts); a converted
+    graph is saved again, so only the graph built as it is is refused."""
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    path = _graph_with_weight_beside(tmp_path / "model", size=512)
+    data = path.parent / "w.bin"
+    data.write_bytes(bytes(64) + data.read_bytes())
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].external_data.add(key="offset", value="64")
+    onnx.save(model, str(path))
+    with pytest.raises(PrecisionError, match="from offset 64; its shape needs 2048"):
+        graph_at_precision(path, "fp32", tmp_path)
+    assert graph_at_precision(path, "fp16", tmp_path)[1] == "fp16"
+
+
+@pytest.mark.parametrize("key, refused", [("basepath", True), ("checksum", False)])
+def test_external_data_keys_tensorrt_fails_on_are_refused_when_built_as_is(tmp_path, key, refused):
+    """onnx tolerates a 'basepath' (and warns of unknown keys); TensorRT's weights reader fails the parse on any
+    key but location, offset, length and checksum.  A converted graph is saved again without it."""
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    path = _graph_with_weight_beside(tmp_path / "model", size=512)
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].external_data.add(key=key, value=".")
+    onnx.save(model, str(path))
+    if refused:
+        with pytest.raises(PrecisionError, match=f"tensor 'w' has the external-data key '{key}'"):
+            graph_at_precision(path, "fp32", tmp_path)
+    else:
+        assert graph_at_precision(path, "fp32", tmp_path)[0] == path
+    converted = onnx.load(str(graph_at_precision(path, "fp16", tmp_path)[0]), load_external_data=False)
+    assert not any(entry.key == key for t in converted.graph.initializer for entry in t.external_data)
+
+
+def test_external_constants_of_local_functions_are_read_into_the_copy(tmp_path):
+    """A Constant inside a model-local function, stored externally, is read in like the graph's own tensors."""
+    from onnx import TensorProto, helper
+
+    from vit5_infer.exporters.precision import graph_at_precision
+
+    constant = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.FLOAT, [4], [2.0] * 4))
+    function = helper.make_function(
+        "local",
+        "AddC",
+        ["x"],
+        ["y"],
+        [constant, helper.make_node("Add", ["x", "c"], ["y"])],
+        [helper.make_opsetid("", 18)],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("AddC", ["x"], ["y"], domain="local")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+    )
+    model = helper.make_model(
+        graph, functions=[function], opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("local", 1)]
+    )
+    tmp_path.joinpath("model").mkdir()
+    path = tmp_path / "model" / "f.onnx"
+    (tmp_path / "model" / "c.bin").write_bytes(np.float32([2.0] * 4).tobytes())
+    value = model.functions[0].node[0].attribute[0].t  # onnx.save_model leaves function tensors inline
+    value.ClearField("float_data")
+    value.data_location = TensorProto.EXTERNAL
+    value.external_data.add(key="location", value="c.bin")
+    onnx.save(model, str(path))
+    out, precision, converted = graph_at_precision(path, "fp16", tmp_path)
+    read = converted.functions[0].node[0].attribute[0].t
+    assert precision == "fp16" and read.data_location == TensorProto.DEFAULT
+    _, _, as_is = graph_at_precision(path, "fp32", tmp_path)
+    assert as_is.functions[0].node[0].attribute[0].t.data_location == TensorProto.DEFAULT
+
+
+@pytest.mark.parametrize(
+    "type_name, count, size",
+    [
+        ("FLOAT", 15, 60),
+        ("BOOL", 15, 15),
+        ("INT4", 15, 8),
+        ("INT2", 15, 4),
+        ("FLOAT6E2M3", 15, 12),
+        ("STRING", 3, None),
+    ],
+)
+def test_byte_sizes_follow_onnx_packing(type_name, count, size):
+    from onnx import TensorProto
+
+    from vit5_infer.exporters.precision import _byte_size
+
+    if not hasattr(TensorProto, type_name):
+        pytest.skip(f"this onnx has no {type_name}")
+    tensor = TensorProto(data_type=getattr(TensorProto, type_name), dims=[count])
+    assert _byte_size(tensor) == size
+    assert _byte_size(TensorProto(data_type=TensorProto.UNDEFINED, dims=[count])) is None
 
 
 @pytest.mark.parametrize(

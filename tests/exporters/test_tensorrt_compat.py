@@ -706,18 +706,3 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     ]
     code, _, err = _vit5(capsys, "inspect", tmp_path / "model.engine", "--tensorrt", "10.8")
     assert code == 1 and err.startswith("error: --tensorrt checks ONNX files")
-
-
-@pytest.mark.parametrize("key, refused", [("basepath", True), ("checksum", False), ("length", False)])
-def test_external_data_keys_the_parser_does_not_take_are_errors(tmp_path, key, refused):
-    """onnx tolerates a 'basepath' (and warns of unknown keys); TensorRT's weights reader fails the parse on any
-    key but location, offset, length and checksum."""
-    from onnx_graphs import graph_with_external_data
-
-    model = onnx.load(str(graph_with_external_data(tmp_path, "w.bin")), load_external_data=False)
-    model.graph.initializer[0].external_data.add(key=key, value="4" if key == "length" else "x")
-    report = check_tensorrt_compat(model, "10.15")
-    rules = [issue.rule for issue in report.errors]
-    assert ("external-data-key" in rules) == refused
-    if refused:
-        assert f"'{key}'" in report.errors[0].message and "'w'" in report.errors[0].message

@@ -65,3 +65,15 @@ def test_a_warning_while_a_toolkit_module_is_imported_names_the_import(tmp_path)
         spec.loader.exec_module(module)
         line = _line_of_previous_statement()
     assert [(w.filename, w.lineno) for w in caught] == [(__file__, line)]
+
+
+def test_a_warning_to_a_main_module_is_shown_not_raised():
+    """``python -c`` and ``python -m`` callers are ``__main__`` modules whose loader cannot give their source;
+    the warning must still be shown there (warnings.warn asks for no source either)."""
+    import subprocess
+    import sys
+
+    code = "from vit5_infer.caller_warnings import warn_at_caller\nwarn_at_caller('look here')\nprint('went on')\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "UserWarning: look here" in done.stderr and done.stdout == "went on\n"
