@@ -15,8 +15,9 @@ import argparse
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from vit5_infer.workflows.benchmark.gemm_rate import matmul_rate_gflops
 
 PRESETS = {
     # preset: backends needed for its targets
@@ -24,43 +25,6 @@ PRESETS = {
     "vit5-small-hyena": "torch,ort",
     "vit5-small-hybrid": "torch,ort",
 }
-
-
-def matmul_rate_gflops(threads: int, size: int = 2048, repeats: int = 10) -> float:
-    """This machine's FP32 GEMM rate: the best of PyTorch (oneDNN/MKL) and ONNX Runtime (MLAS)."""
-    import numpy as np
-    import torch
-    from onnx import TensorProto, helper, numpy_helper
-
-    from vit5_infer.ort_sessions import create_session
-
-    def best_seconds(run) -> float:
-        for _ in range(3):
-            run()
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            best = min(best, time.perf_counter() - start)
-        return best
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch_s = best_seconds(lambda: a @ b)
-
-    weight = numpy_helper.from_array(np.random.randn(size, size).astype(np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["a", "w"], ["y"])],
-        "gemm",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, [size, size])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-        [weight],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 23)], ir_version=10)
-    session = create_session(model, threads=threads)
-    feed = {"a": np.random.randn(size, size).astype(np.float32)}
-    ort_s = best_seconds(lambda: session.run(None, feed))
-    return 2 * size**3 / min(torch_s, ort_s) / 1e9
 
 
 def run_bench(preset: str, backends: str, out: Path, iters: int, threads: int) -> dict:

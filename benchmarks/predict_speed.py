@@ -7,7 +7,7 @@ It writes ``--images`` (default 256) real-looking 224x224 JPEGs (smooth colour f
 sensor noise, so that decoding costs what a photo's does), exports SOURCE (default vit5-small, FP32)
 to ONNX once, then measures on ONNX Runtime CPU at ``--batch``:
 
-- model-only: the same runner on already-preprocessed images, images/s;
+- model-only: the runner ``predict`` resolves for the same options, on already-preprocessed images, images/s;
 - local end to end: ``predict`` over the folder (decoding in ``--workers`` processes), images/s from
   the first decode to the last part committed (the model's load is reported apart, as setup);
 - Ray: the same with ``ray=True`` on a local ``ray.init(num_cpus=os.cpu_count())``, images/s and the
@@ -49,12 +49,15 @@ def write_photos(folder: Path, count: int, size: int = 224, seed: int = 0) -> No
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg", quality=90)
 
 
-def model_only(onnx_path: Path, folder: Path, batch: int, count: int, threads) -> dict:
-    from vit5_infer.engines.registry import make_runner
-    from vit5_infer.preprocessing import Preprocessing, load_images
+def model_only(options, workdir: Path, count: int) -> dict:
+    """The runner ``predict`` resolves for ``options``, timed on one batch of the images it preprocessed."""
+    from vit5_infer.workflows.benchmark.inputs import image_inputs
+    from vit5_infer.workflows.predict.model import resolve_model
 
-    x = load_images(folder, Preprocessing(image_size=224), batch)
-    with make_runner("ort", onnx_path, threads=threads) as runner:
+    resolved = resolve_model(options, workdir)
+    batch = options.batch
+    x = image_inputs(options.images, resolved.preprocessing, [batch])[batch]
+    with resolved.spec.make() as runner:
         runner.run(x)  # warm-up
         start = time.perf_counter()
         for _ in range(count // batch):
@@ -64,12 +67,9 @@ def model_only(onnx_path: Path, folder: Path, batch: int, count: int, threads) -
     return {"images": images, "wall_s": wall, "images_per_s": images / wall}
 
 
-def run_predict(onnx_path: Path, folder: Path, out: Path, batch: int, workers: int, threads, ray: bool) -> dict:
-    from vit5_infer.workflows.predict import PredictOptions, predict
+def run_predict(options) -> dict:
+    from vit5_infer.workflows.predict import predict
 
-    options = PredictOptions(
-        source=str(onnx_path), images=folder, output=out, batch=batch, workers=workers, threads=threads, ray=ray
-    )
     return predict(options).to_dict()
 
 
@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/predict"))
     args = parser.parse_args()
 
-    from vit5_infer.exporters import export_onnx
-    from vit5_infer.loading import resolve_model
+    from vit5_infer.workflows.export import ExportOptions, export
+    from vit5_infer.workflows.predict import PredictOptions
 
     result = {
         "source": args.source,
@@ -105,18 +105,28 @@ def main() -> None:
         work = Path(work)
         folder = work / "photos"
         write_photos(folder, args.images)
-        model, origin = resolve_model(args.source)
         onnx_path = work / "model.onnx"
-        export_onnx(model, onnx_path, source=origin, validate=False)
-        del model
-        result["model_only"] = model_only(onnx_path, folder, args.batch, args.images, args.threads)
-        result["local"] = run_predict(onnx_path, folder, work / "local", args.batch, args.workers, args.threads, False)
+        export(args.source, onnx_path, ExportOptions(validate=False))
+
+        def options(name: str, ray: bool) -> PredictOptions:
+            return PredictOptions(
+                source=str(onnx_path),
+                images=folder,
+                output=work / name,
+                batch=args.batch,
+                workers=args.workers,
+                threads=args.threads,
+                ray=ray,
+            )
+
+        result["model_only"] = model_only(options("local", False), work, args.images)
+        result["local"] = run_predict(options("local", False))
         result["local_over_model_only"] = result["local"]["images_per_s"] / result["model_only"]["images_per_s"]
         if not args.no_ray:
             import ray
 
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
-            result["ray"] = run_predict(onnx_path, folder, work / "ray", args.batch, args.workers, args.threads, True)
+            result["ray"] = run_predict(options("ray", True))
             ray.shutdown()
             result["ray_over_local"] = result["ray"]["images_per_s"] / result["local"]["images_per_s"]
             result["ray_overhead_s"] = result["ray"]["wall_s"] - result["local"]["wall_s"]

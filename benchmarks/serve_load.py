@@ -207,7 +207,6 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from vit5_infer.engines.registry import make_runner
     from vit5_infer.workflows.serving import resolve_served_model
 
     in_rows: dict[int, list] = {1: [], 8: []}
@@ -236,7 +235,8 @@ def main() -> None:
         )
         try:
             wait_ready(urls[args.protocol], served.name, args.protocol, proc)
-            with make_runner(args.backend, served.path, threads=args.threads, batch_hint=8) as runner:
+            # the server's own runner: same file, backend, threads and batch hint (--max-batch)
+            with served.new_runner() as runner:
                 for round_ in range(args.rounds):
                     for batch in (1, 8):
                         in_rows[batch].append(in_process(runner, batch, args.seconds, shape))

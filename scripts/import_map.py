@@ -10,7 +10,8 @@ reports, by layer (docs/architecture.md):
 - cycles: groups of modules that import each other, directly or through others;
 - upward imports: a module importing a layer above its own;
 - sideways imports: between the independent packages of one layer (exporters and engines, ...);
-- CLI shortcuts: the CLI importing anything but the workflows, the vocabulary and the errors.
+- CLI shortcuts: the CLI importing anything but the workflows, the vocabulary and the errors;
+- benchmark shortcuts: a script of benchmarks/ importing anything of the namespace outside that same reach.
 
 ``"vit5_infer.x:function"`` strings count as imports: code resolved from a string is still a dependency.
 
@@ -55,8 +56,10 @@ LAYERS: list[tuple[str, ...]] = [
     ),
     ("vit5_infer.cli",),
 ]
-# what the CLI may import besides itself
+# what the CLI may import besides itself, and all that the benchmark scripts may import of the namespace
 CLI_REACH = ("vit5_infer.workflows", "vit5_infer.vocabulary", "vit5_infer.errors")
+# the benchmark scripts: measurements of what the package offers, made through the same entries as the CLI
+BENCHMARKS = "benchmarks"
 _HOOK = re.compile(r"^(vit5_infer(?:\.\w+)+):\w+$")
 
 
@@ -119,6 +122,24 @@ def imports(module: str, path: Path, known: set[str]) -> dict[str, str]:
             if match:
                 add(match.group(1), "string")
     return found
+
+
+def within_reach(imported: str) -> bool:
+    """Whether ``imported`` is one of CLI_REACH or inside one."""
+    return any(imported == reach or imported.startswith(reach + ".") for reach in CLI_REACH)
+
+
+def benchmark_shortcuts(root: Path = ROOT, known: set[str] | None = None) -> list[str]:
+    """``benchmarks/NAME.py -> module`` for each import of the namespace a benchmark script makes outside
+    CLI_REACH.  Unlike the CLI, a script may not import the bare package: ``from vit5_infer import load_model``
+    reaches the core through the package's own names."""
+    known = set(modules(root)) if known is None else known
+    return [
+        f"  {BENCHMARKS}/{path.name} -> {imported}"
+        for path in sorted((root / BENCHMARKS).glob("*.py"))
+        for imported in sorted(imports(f"{BENCHMARKS}.{path.stem}", path, known))
+        if not within_reach(imported)
+    ]
 
 
 def layer_of(module: str) -> tuple[int, str]:
@@ -200,17 +221,18 @@ def report(root: Path = ROOT) -> tuple[list[str], int]:
         for importer, targets in sorted(graph.items())
         if importer.startswith("vit5_infer.cli.") or importer == "vit5_infer.cli"
         for imported in sorted(targets)
-        if imported != PACKAGE
-        and not imported.startswith("vit5_infer.cli")
-        and not any(imported == reach or imported.startswith(reach + ".") for reach in CLI_REACH)
+        if imported != PACKAGE and not imported.startswith("vit5_infer.cli") and not within_reach(imported)
     ]
+    scripts = benchmark_shortcuts(root, set(found))
     lines.append(f"upward imports: {len(upward)}")
     lines.extend(upward)
     lines.append(f"sideways imports: {len(sideways)}")
     lines.extend(sideways)
     lines.append(f"CLI shortcuts: {len(shortcuts)}")
     lines.extend(shortcuts)
-    return lines, len(groups) + len(upward) + len(sideways) + len(shortcuts)
+    lines.append(f"benchmark shortcuts: {len(scripts)}")
+    lines.extend(scripts)
+    return lines, len(groups) + len(upward) + len(sideways) + len(shortcuts) + len(scripts)
 
 
 def stage(target: Path, root: Path = ROOT) -> Path:

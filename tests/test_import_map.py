@@ -1,4 +1,5 @@
-"""The import map (scripts/import_map.py): no import cycle, and no core module importing a layer above it."""
+"""The import map (scripts/import_map.py): no import cycle, no core module importing a layer above it, and the
+CLI and the benchmark scripts reaching the library only through the workflows, the vocabulary and the errors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+#: benchmark scripts not yet on the workflows' reach: their shortcuts are the only findings the map may have
+PENDING_BENCHMARKS = ("benchmarks/fp16_attention.py", "benchmarks/quantization.py")
 
 
 def _import_map():
@@ -65,8 +68,49 @@ def test_string_references_count_as_imports(tmp_path):
     assert found == {"vit5_infer.exporters.lowering": "string", "vit5_infer.errors": "import"}
 
 
+def test_benchmark_scripts_may_import_only_the_workflows_vocabulary_and_errors(tmp_path):
+    import_map = _import_map()
+    folder = tmp_path / "benchmarks"
+    folder.mkdir()
+    (folder / "allowed.py").write_text(
+        "import numpy\nfrom vit5_infer.errors import BenchError\nfrom vit5_infer.vocabulary import LOGITS\n"
+        "from vit5_infer.workflows.export import export\nimport vit5_infer.workflows.predict\n"
+    )
+    (folder / "shortcuts.py").write_text(
+        "from vit5_infer import load_model\n"
+        "HOOK = 'vit5_infer.ort_sessions:create_session'\n"
+        "def run():\n    from vit5_infer.engines.registry import make_runner\n"
+    )
+    known = {
+        "vit5_infer",
+        "vit5_infer.errors",
+        "vit5_infer.vocabulary",
+        "vit5_infer.ort_sessions",
+        "vit5_infer.engines",
+        "vit5_infer.engines.registry",
+        "vit5_infer.workflows",
+        "vit5_infer.workflows.export",
+        "vit5_infer.workflows.predict",
+    }
+    assert import_map.benchmark_shortcuts(tmp_path, known) == [
+        "  benchmarks/shortcuts.py -> vit5_infer",
+        "  benchmarks/shortcuts.py -> vit5_infer.engines.registry",
+        "  benchmarks/shortcuts.py -> vit5_infer.ort_sessions",
+    ]
+
+
+def test_the_benchmark_scripts_reach_the_library_through_the_workflows():
+    """Every script of benchmarks/ but the pending ones imports only the workflows, the vocabulary and the errors."""
+    scripts = {path.name for path in (ROOT / "benchmarks").glob("*.py")}
+    assert {"cpu_speed.py", "predict_speed.py", "serve_load.py", "cli_startup.py"} <= scripts
+    shortcuts = [line for line in _import_map().benchmark_shortcuts() if line.split()[0] not in PENDING_BENCHMARKS]
+    assert shortcuts == []
+
+
 def test_the_layers_hold_everywhere():
-    """No cycle, no upward or sideways import, and the CLI reaches the library only through the workflows, the
-    vocabulary and the errors: the whole map, as `python scripts/import_map.py` prints it."""
+    """No cycle, no upward or sideways import, and the CLI and the benchmark scripts reach the library only through
+    the workflows, the vocabulary and the errors: the whole map, as `python scripts/import_map.py` prints it (the
+    pending benchmark scripts' shortcuts aside)."""
     lines, findings = _import_map().report()
-    assert findings == 0, "\n".join(lines)
+    pending = [line for line in lines if line.startswith("  ") and line.split()[0] in PENDING_BENCHMARKS]
+    assert findings == len(pending), "\n".join(lines)

@@ -5,10 +5,12 @@ run, reports); ``run_benchmark(source, BenchSettings(...)) -> BenchReport`` the 
 modules: ``workflow`` (the entry and its option checks),
 ``timing`` (warm-up, timed loop, latency statistics), ``results`` (one row and its accuracy verdict),
 ``inputs`` (seeded or real images and the PyTorch reference), ``artifacts`` (the exports and engines
-each backend runs), ``environment`` (where it was measured), ``report`` (JSON, CSV, markdown, plot).
+each backend runs), ``environment`` (where it was measured), ``gemm_rate`` (the machine's FP32 GEMM rate, the bar
+CPU speeds are stated against), ``report`` (JSON, CSV, markdown, plot).
 Nothing heavy is imported until it is used.
 """
 
+from .gemm_rate import matmul_rate_gflops
 from .report import csv_text, format_markdown, plot_latency, table_rows, write_csv, write_json
 from .results import BenchResult, make_result
 from .run import BenchReport, BenchSettings, run_benchmark, source_kind
@@ -27,6 +29,7 @@ __all__ = [
     "format_markdown",
     "latency_stats",
     "make_result",
+    "matmul_rate_gflops",
     "plot_latency",
     "run_benchmark",
     "source_kind",
