@@ -12,6 +12,12 @@ One command (from the repository root, with the package installed):
    calibration method, with the export's own validation on held-out calibration images.
 3. The per-layer sensitivity report of each digits network (INT8 cpu and FP8), every GEMM quantized
    alone: what ``DEFAULT_KEEP_FLOAT`` was chosen from.
+
+The studies are the library's (``vit5_infer.workflows.quantization_study``); this script times the ONNX
+Runtime sessions and writes the report.  A reduced run to check the script (under a minute on two cores;
+write it outside benchmarks/results):
+
+    python benchmarks/quantization.py --rounds 3 --methods max --calibration-count 16 --out /tmp/quantization
 """
 
 from __future__ import annotations
@@ -124,7 +130,7 @@ def _digits_preprocessing() -> PreprocessingOverrides:
 
 
 def digits(work: Path, methods: list[str], count: int) -> dict:
-    out: dict = {"networks": {}}
+    networks: dict = {}
     for name in ("attn", "hyena"):
         variants = [
             ExportOptions(
@@ -137,7 +143,6 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
             for precision, target in VARIANTS
         ]
         study = quantized_accuracy(DIGITS / f"digits_{name}.safetensors", DIGITS / "test", variants, work)
-        out["test_images"], out["calibration"] = study.images, study.calibration
         rows: dict = {"fp32": study.float_accuracy}
         for row in study.rows:
             comparison = row.result.validation.comparison
@@ -146,8 +151,8 @@ def digits(work: Path, methods: list[str], count: int) -> dict:
                 "held_out_cosine": comparison.cosine,
                 "held_out_top1_agreement": comparison.top1_agreement,
             }
-        out["networks"][name] = rows
-    return {"test_images": out["test_images"], "calibration": out["calibration"], "networks": out["networks"]}
+        networks[name] = rows
+    return {"test_images": study.images, "calibration": study.calibration, "networks": networks}
 
 
 def sensitivity(count: int) -> dict:

@@ -34,7 +34,7 @@ def _quiet(message: str) -> None:
 
 
 def _float_options(options: ExportOptions) -> ExportOptions:
-    """The float graph of the same form as the quantized ``options``, unvalidated (the study compares it)."""
+    """The float export of the quantized ``options``, unvalidated (the study compares it with the quantized)."""
     return replace(options, precision="fp32", validate=False, quantization=QuantizationOptions())
 
 
@@ -56,7 +56,7 @@ def _logits(graph: Any, inputs: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class QuantizedPair:
-    """A quantized graph and the float graph of the same form, exported from one loaded model."""
+    """A quantized graph and the float graph with the same export options, exported from one loaded model."""
 
     float_graph: Path
     quantized_graph: Path
@@ -75,7 +75,7 @@ def export_pair(
     progress: Progress = None,
     warn: Optional[Callable[[str], None]] = None,
 ) -> QuantizedPair:
-    """Load ``source`` once and export, into ``folder``, ``<stem>-fp32.onnx`` (float, same form, unvalidated)
+    """Load ``source`` once and export, into ``folder``, ``<stem>-fp32.onnx`` (float, same options, unvalidated)
     and ``<stem>-<precision>.onnx`` (quantized with ``options``), then compare the two graphs' logits on
     the held-out calibration inputs.  ``warn``: as for ``export_model`` (``None``: ``warnings.warn``)."""
     from vit5_infer.loading import load_source
