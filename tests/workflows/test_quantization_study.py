@@ -54,6 +54,23 @@ def test_a_pair_exports_both_graphs_from_one_calibration_load(digits_dir, tmp_pa
     assert 0.999 < pair.held_out_cosine <= 1.0 + 1e-6
 
 
+def test_outputs_under_a_file_are_refused_before_the_model_loads(digits_dir, tmp_path, monkeypatch):
+    import vit5_infer.loading
+    from vit5_infer.errors import InputError
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the outputs were checked")
+
+    monkeypatch.setattr(vit5_infer.loading, "load_source", refuse)
+    occupied = tmp_path / "file"
+    occupied.write_text("")
+    source = digits_dir / "digits_hyena.safetensors"
+    with pytest.raises(InputError):
+        export_pair(source, occupied, _int8(digits_dir), "hyena")
+    with pytest.raises(InputError):
+        quantized_accuracy(source, digits_dir / "test", [_int8(digits_dir)], occupied)
+
+
 def test_a_pair_needs_a_quantized_precision(digits_dir, tmp_path):
     with pytest.raises(BenchError, match="quantized precision"):
         export_pair(digits_dir / "digits_hyena.safetensors", tmp_path, ExportOptions(), "hyena")

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any, Optional
 from vit5_infer.errors import BenchError
 from vit5_infer.vocabulary import LOGITS, PathLike, Progress
 
-from .export import ExportOptions, PreprocessingOverrides, QuantizationOptions, export_model, load_calibration
+from .export import (
+    ExportOptions,
+    PreprocessingOverrides,
+    QuantizationOptions,
+    check_output,
+    export_model,
+    load_calibration,
+)
 from .labelled_images import LabelledImages, dataset_accuracy
 
 if TYPE_CHECKING:
@@ -82,11 +89,11 @@ def export_pair(
 
     if not options.quantized:
         raise BenchError(f"a quantized pair needs a quantized precision (int8 or fp8), got {options.precision}")
-    folder = Path(folder)
+    # before any work: a bad output must not cost a load
+    float_path = check_output(source, Path(folder) / f"{stem}-fp32.onnx", options)
+    quantized_path = check_output(source, Path(folder) / f"{stem}-{options.precision}.onnx", options)
     model, origin = load_source(source, options.load)
     calibration = load_calibration(model, options, str(source), progress, warn)
-    float_path = folder / f"{stem}-fp32.onnx"
-    quantized_path = folder / f"{stem}-{options.precision}.onnx"
     export_model(model, origin, float_path, _float_options(options), progress=progress, name=str(source))
     result = export_model(
         model, origin, quantized_path, options, progress=progress, name=str(source), calibration=calibration
@@ -123,8 +130,9 @@ def quantized_accuracy(
 ) -> AccuracyStudy:
     """Top-1 accuracy on the labelled folder ``images`` (one subfolder per class, classes in sorted folder
     order) of the float graph of ``source`` and of each quantized export in ``variants``, written into
-    ``folder``.  The model is loaded once; variants with the same calibration settings share one load of
-    the calibration inputs.  The images are preprocessed as the first variant says."""
+    ``folder`` as ``<source stem>-<index>-<precision>.onnx``.  The model is loaded once; variants with the
+    same calibration settings share one load of the calibration inputs.  The images are preprocessed as the
+    first variant says."""
     from vit5_infer.exporters import build_graph
     from vit5_infer.loading import load_source
 
@@ -136,7 +144,10 @@ def quantized_accuracy(
     data = LabelledImages.find(images)
     if data is None:
         raise BenchError(f"{images}: expected a labelled folder (one subfolder of images per class, two or more)")
-    folder = Path(folder)
+    paths = [
+        check_output(source, Path(folder) / f"{Path(str(source)).stem}-{index}-{options.precision}.onnx", options)
+        for index, options in enumerate(variants)
+    ]
     model, origin = load_source(source, variants[0].load)
     data.check_classes(model.config.network.num_classes)
     pre = variants[0].preprocessing.resolve(model.config.network.image_size)
@@ -148,12 +159,10 @@ def quantized_accuracy(
     float_accuracy = accuracy(build_graph(model)[0])
     loaded: dict = {}
     rows = []
-    for index, options in enumerate(variants):
+    for path, options in zip(paths, variants):
         key = _calibration_key(options)
         if key not in loaded:
             loaded[key] = load_calibration(model, options, str(source), progress, warn)
-        q = options.quantization
-        path = folder / f"{Path(str(source)).stem}-{index}-{options.precision}-{options.target}-{q.method}.onnx"
         result = export_model(
             model, origin, path, options, progress=progress, name=str(source), calibration=loaded[key]
         )
