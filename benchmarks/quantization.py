@@ -12,6 +12,12 @@ One command (from the repository root, with the package installed):
    calibration method, with the export's own validation on held-out calibration images.
 3. The per-layer sensitivity report of each digits network (INT8 cpu and FP8), every GEMM quantized
    alone: what ``DEFAULT_KEEP_FLOAT`` was chosen from.
+
+The studies are the library's (``vit5_infer.workflows.quantization_study``); this script times the ONNX
+Runtime sessions and writes the report.  A reduced run to check the script (under a minute on two cores;
+write it outside benchmarks/results):
+
+    python benchmarks/quantization.py --rounds 3 --methods max --calibration-count 16 --out /tmp/quantization
 """
 
 from __future__ import annotations
@@ -21,20 +27,28 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from vit5_infer.workflows.export import ExportOptions, PreprocessingOverrides, QuantizationOptions
+from vit5_infer.workflows.quantization_study import export_pair, layer_sensitivity_study, quantized_accuracy
+
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "tests" / "data" / "digits"
 VARIANTS = [("int8", "cpu"), ("int8", "tensorrt"), ("fp8", "tensorrt")]
+#: ORT's error-only log severity, as every session of the toolkit is made
+QUIET_LOG_SEVERITY = 3
 
 
-def _session(model_or_path, threads: int):
-    from vit5_infer.ort_sessions import create_session
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
 
-    return create_session(str(model_or_path), threads=threads, quiet=True)
+    options = ort.SessionOptions()
+    options.log_severity_level = QUIET_LOG_SEVERITY
+    if threads:
+        options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
@@ -64,26 +78,17 @@ def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
 
 
 def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare_ort: bool = False) -> dict:
-    from vit5_infer import load_model
-    from vit5_infer.exporters import GraphForm, export_onnx
-    from vit5_infer.exporters.quantization import QuantizationSettings, calibration_inputs, export_quantized
-    from vit5_infer.metrics import compare_logits
-    from vit5_infer.preprocessing import Preprocessing
-
-    model = load_model("vit5-small")
-    fp32, int8 = work / "small-fp32.onnx", work / "small-int8.onnx"
-    export_onnx(model, fp32, validate=False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        calib = calibration_inputs(
-            None, input_shape=model.input_shape, preprocessing=Preprocessing(), count=calibration_count, seeded=True
-        )
-    result = export_quantized(model, int8, QuantizationSettings("int8"), calib, GraphForm(target="cpu"))
+    options = ExportOptions(
+        precision="int8", target="cpu", quantization=QuantizationOptions(seeded=True, count=calibration_count)
+    )
+    pair = export_pair("vit5-small", work, options, "small", warn=lambda message: None)
     load_before = os.getloadavg()[0]
-    sessions = {"fp32": _session(fp32, threads), "int8": _session(int8, threads)}
+    sessions = {"fp32": _session(pair.float_graph, threads), "int8": _session(pair.quantized_graph, threads)}
     if compare_ort:
-        sessions["ort_quantize_static"] = _session(_ort_quantize_static(fp32, calib.calibration, work), threads)
-    check = result.validation
+        sessions["ort_quantize_static"] = _session(
+            _ort_quantize_static(pair.float_graph, pair.calibration.calibration, work), threads
+        )
+    check = pair.result.validation
     out = {
         "threads": threads,
         "rounds": rounds,
@@ -92,12 +97,10 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
             "passed": check.passed,
             "top1_agreement": check.comparison.top1_agreement,
         },
+        "cosine_int8_vs_fp32_graph": pair.held_out_cosine,
     }
-    held = calib.held_out
-    logits = {k: s.run(["logits"], {"pixel_values": held})[0] for k, s in sessions.items()}
-    out["cosine_int8_vs_fp32_graph"] = compare_logits(logits["fp32"], logits["int8"]).cosine
     for batch in (1, 8):
-        x = np.random.default_rng(batch).standard_normal((batch, *model.input_shape)).astype(np.float32)
+        x = np.random.default_rng(batch).standard_normal((batch, *pair.input_shape)).astype(np.float32)
         times = {k: [] for k in sessions}
         for s in sessions.values():
             s.run(None, {"pixel_values": x})  # warm-up
@@ -121,68 +124,43 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
     return out
 
 
-def digits(work: Path, methods: list[str], count: int) -> dict:
-    import onnx
-
-    from vit5_infer import load_model
-    from vit5_infer.exporters import GraphForm, build_graph
-    from vit5_infer.exporters.quantization import QuantizationSettings, calibration_inputs, export_quantized
-    from vit5_infer.exporters.quantization.sensitivity import run_logits
-    from vit5_infer.preprocessing import Preprocessing, load_image
-
+def _digits_preprocessing() -> PreprocessingOverrides:
     spec = json.loads((DIGITS / "digits.json").read_text())["preprocessing"]
-    pre = Preprocessing(image_size=spec["image_size"], mean=tuple(spec["mean"]), std=tuple(spec["std"]))
-    files = sorted((DIGITS / "test").rglob("*.png"))
-    images = np.stack([load_image(f, pre) for f in files])
-    labels = np.array([int(f.parent.name) for f in files])
-    calib = calibration_inputs(DIGITS / "calibration", input_shape=(3, 32, 32), preprocessing=pre, count=count)
+    return PreprocessingOverrides(mean=tuple(spec["mean"]), std=tuple(spec["std"]))
 
-    def accuracy(graph) -> float:
-        return float((run_logits(graph, images).argmax(-1) == labels).mean())
 
-    out = {"test_images": int(len(files)), "calibration": calib.describe(), "networks": {}}
+def digits(work: Path, methods: list[str], count: int) -> dict:
+    networks: dict = {}
     for name in ("attn", "hyena"):
-        model = load_model(DIGITS / f"digits_{name}.safetensors")
-        rows = {"fp32": accuracy(build_graph(model)[0])}
-        for method in methods:
-            for precision, target in VARIANTS:
-                path = work / f"digits-{name}-{precision}-{target}-{method}.onnx"
-                result = export_quantized(
-                    model, path, QuantizationSettings(precision, method), calib, GraphForm(target=target)
-                )
-                rows[f"{precision}/{target}/{method}"] = {
-                    "accuracy": accuracy(onnx.load(str(path))),
-                    "held_out_cosine": result.validation.comparison.cosine,
-                    "held_out_top1_agreement": result.validation.comparison.top1_agreement,
-                }
-        out["networks"][name] = rows
-    return out
+        variants = [
+            ExportOptions(
+                precision=precision,
+                target=target,
+                preprocessing=_digits_preprocessing(),
+                quantization=QuantizationOptions(calibration=DIGITS / "calibration", count=count, method=method),
+            )
+            for method in methods
+            for precision, target in VARIANTS
+        ]
+        study = quantized_accuracy(DIGITS / f"digits_{name}.safetensors", DIGITS / "test", variants, work)
+        rows: dict = {"fp32": study.float_accuracy}
+        for row in study.rows:
+            comparison = row.result.validation.comparison
+            rows[f"{row.options.precision}/{row.options.target}/{row.options.quantization.method}"] = {
+                "accuracy": row.accuracy,
+                "held_out_cosine": comparison.cosine,
+                "held_out_top1_agreement": comparison.top1_agreement,
+            }
+        networks[name] = rows
+    return {"test_images": study.images, "calibration": study.calibration, "networks": networks}
 
 
 def sensitivity(count: int) -> dict:
-
-    from vit5_infer import load_model
-    from vit5_infer.exporters import build_graph
-    from vit5_infer.exporters.quantization import (
-        calibration_inputs,
-        collect_stats,
-        quantizable_nodes,
-        ranges_from_stats,
-        resolve_scheme,
-    )
-    from vit5_infer.exporters.quantization.qdq import activation_tensors
-    from vit5_infer.exporters.quantization.sensitivity import layer_sensitivity
-    from vit5_infer.preprocessing import Preprocessing
-
-    pre = Preprocessing(image_size=32, mean=(0.5,) * 3, std=(0.25,) * 3)
-    calib = calibration_inputs(DIGITS / "calibration", input_shape=(3, 32, 32), preprocessing=pre, count=count)
+    pre = PreprocessingOverrides(mean=(0.5,) * 3, std=(0.25,) * 3)
     out = {}
     for name in ("attn", "hyena"):
-        graph = build_graph(load_model(DIGITS / f"digits_{name}.safetensors"))[0]
-        nodes = quantizable_nodes(graph)
-        ranges = ranges_from_stats(collect_stats(graph, activation_tensors(nodes), calib.calibration), "max")
-        for precision, target in (("int8", "cpu"), ("fp8", "tensorrt")):
-            report = layer_sensitivity(graph, ranges, resolve_scheme(precision, target), nodes, calib.calibration)
+        reports = layer_sensitivity_study(DIGITS / f"digits_{name}.safetensors", DIGITS / "calibration", count, pre)
+        for (precision, target), report in reports.items():
             errors = [r.error for r in report]
             out[f"{name}/{precision}/{target}"] = {
                 "median_error": float(np.median(errors)),

@@ -30,7 +30,7 @@ from vit5_infer.vocabulary import (
 if TYPE_CHECKING:
     from vit5_infer.exporters.export import ExportResult
     from vit5_infer.exporters.form import GraphForm
-    from vit5_infer.exporters.quantization import QuantizationSettings
+    from vit5_infer.exporters.quantization import CalibrationData, QuantizationSettings
     from vit5_infer.loading import ModelSource
     from vit5_infer.network import ViT5ClassificationNet
     from vit5_infer.preprocessing import Preprocessing
@@ -217,9 +217,12 @@ def export_model(
     progress: Progress = None,
     warn: Optional[Callable[[str], None]] = None,
     name: Optional[str] = None,
+    calibration: Optional[CalibrationData] = None,
 ) -> ExportResult:
     """Export a loaded ``model`` to ``output``: calibrated INT8/FP8 when ``options.precision`` is quantized,
-    else float.  ``name``: how progress messages call the model (default: its origin's name)."""
+    else float.  ``name``: how progress messages call the model (default: its origin's name);
+    ``calibration``: the inputs ``load_calibration`` gave for these options, when the caller already holds them
+    (several exports of one model share one load)."""
     check_export_options(options)
     say = progress or (lambda message: None)
     name = name or (origin.name if origin is not None else "model")
@@ -229,7 +232,8 @@ def export_model(
         say(f"exporting {name}: {message}")
 
     if options.quantized:
-        calibration = _calibration(model, pre, options, name, say, warn or _warn)
+        if calibration is None:
+            calibration = load_calibration(model, options, name, progress, warn)
         from vit5_infer.exporters.quantization import export_quantized
 
         say(f"exporting {name}")
@@ -269,13 +273,22 @@ def _warn(message: str) -> None:
     warn_at_caller(message)
 
 
-def _calibration(
-    model, pre, options: ExportOptions, name: str, say: Callable[[str], None], warn: Callable[[str], None]
-):
-    """The calibration data of a quantized export; a bad target or count fails before any image is read."""
+def load_calibration(
+    model: ViT5ClassificationNet,
+    options: ExportOptions,
+    name: str = "model",
+    progress: Progress = None,
+    warn: Optional[Callable[[str], None]] = None,
+) -> CalibrationData:
+    """The calibration data of a quantized export of ``model`` with ``options`` (its images preprocessed as
+    the export records); a bad target or count fails before any image is read.  ``warn`` hears what the user
+    should know (default: ``warnings.warn``), such as calibrating on seeded inputs."""
     from vit5_infer.exporters.quantization import calibration_inputs, resolve_scheme
     from vit5_infer.memory import check_inputs_fit
 
+    say = progress or (lambda message: None)
+    warn = warn or _warn
+    pre = options.preprocessing.resolve(model.config.network.image_size)
     q = options.quantization
     resolve_scheme(options.precision, options.target, options.opset)
     check_inputs_fit(model.input_shape, q.count, "--calibration-count")

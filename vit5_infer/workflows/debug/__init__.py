@@ -4,9 +4,11 @@
 
 ``compare_layers`` marks every tensor of two graphs as outputs, runs them (ONNX Runtime CPU, or
 TensorRT for the candidate on a GPU) and compares them tensor by tensor with scale-free metrics;
-``norm_input_stats`` says what each normalization node is fed.
+``norm_input_stats`` says what each normalization node is fed; ``fp16_attention_comparison`` whether an
+FP16 graph needs its attention in FP32.
 """
 
+from .fp16_attention import AttentionPrecisionRow, fp16_attention_comparison
 from .layer_compare import (
     LAYER_TOLERANCES,
     BlockSummary,
@@ -23,6 +25,7 @@ from .norm_stats import FP16_MAX, NormInputStats, norm_input_stats
 from .run import DebugOptions, DebugReport, check_debug_options, debug
 
 __all__ = [
+    "AttentionPrecisionRow",
     "FP16_MAX",
     "LAYER_TOLERANCES",
     "BlockSummary",
@@ -38,6 +41,7 @@ __all__ = [
     "compare_outputs",
     "compare_precisions",
     "debug",
+    "fp16_attention_comparison",
     "mark_all_tensors",
     "norm_input_stats",
     "tensor_metrics",
