@@ -8,10 +8,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
 #: benchmark scripts not yet on the workflows' reach: their shortcuts are the only findings the map may have
-PENDING_BENCHMARKS = ("benchmarks/fp16_attention.py", "benchmarks/quantization.py")
-
-
 def _import_map():
     spec = importlib.util.spec_from_file_location("import_map", ROOT / "scripts" / "import_map.py")
     module = importlib.util.module_from_spec(spec)
@@ -100,17 +99,14 @@ def test_benchmark_scripts_may_import_only_the_workflows_vocabulary_and_errors(t
 
 
 def test_the_benchmark_scripts_reach_the_library_through_the_workflows():
-    """Every script of benchmarks/ but the pending ones imports only the workflows, the vocabulary and the errors."""
+    """Every script of benchmarks/ imports only the workflows, the vocabulary and the errors."""
     scripts = {path.name for path in (ROOT / "benchmarks").glob("*.py")}
-    assert {"cpu_speed.py", "predict_speed.py", "serve_load.py", "cli_startup.py"} <= scripts
-    shortcuts = [line for line in _import_map().benchmark_shortcuts() if line.split()[0] not in PENDING_BENCHMARKS]
-    assert shortcuts == []
+    assert {"cpu_speed.py", "predict_speed.py", "serve_load.py", "quantization.py", "fp16_attention.py"} <= scripts
+    assert _import_map().benchmark_shortcuts() == []
 
 
 def test_the_layers_hold_everywhere():
     """No cycle, no upward or sideways import, and the CLI and the benchmark scripts reach the library only through
-    the workflows, the vocabulary and the errors: the whole map, as `python scripts/import_map.py` prints it (the
-    pending benchmark scripts' shortcuts aside)."""
+    the workflows, the vocabulary and the errors: the whole map, as `python scripts/import_map.py` prints it."""
     lines, findings = _import_map().report()
-    pending = [line for line in lines if line.startswith("  ") and line.split()[0] in PENDING_BENCHMARKS]
-    assert findings == len(pending), "\n".join(lines)
+    assert findings == 0, "\n".join(lines)
