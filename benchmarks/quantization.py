@@ -26,29 +26,21 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 from vit5_infer.workflows.export import ExportOptions, PreprocessingOverrides, QuantizationOptions
-from vit5_infer.workflows.quantization_study import export_pair, layer_sensitivity_study, quantized_accuracy
+from vit5_infer.workflows.quantization_study import (
+    alternating_latencies,
+    export_pair,
+    layer_sensitivity_study,
+    quantized_accuracy,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 DIGITS = REPO / "tests" / "data" / "digits"
 VARIANTS = [("int8", "cpu"), ("int8", "tensorrt"), ("fp8", "tensorrt")]
-#: ORT's error-only log severity, as every session of the toolkit is made
-QUIET_LOG_SEVERITY = 3
-
-
-def _session(path: Path, threads: int):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = QUIET_LOG_SEVERITY
-    if threads:
-        options.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def _ort_quantize_static(fp32: Path, inputs: np.ndarray, work: Path) -> Path:
@@ -83,11 +75,9 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
     )
     pair = export_pair("vit5-small", work, options, "small", warn=lambda message: None)
     load_before = os.getloadavg()[0]
-    sessions = {"fp32": _session(pair.float_graph, threads), "int8": _session(pair.quantized_graph, threads)}
+    graphs = {"fp32": pair.float_graph, "int8": pair.quantized_graph}
     if compare_ort:
-        sessions["ort_quantize_static"] = _session(
-            _ort_quantize_static(pair.float_graph, pair.calibration.calibration, work), threads
-        )
+        graphs["ort_quantize_static"] = _ort_quantize_static(pair.float_graph, pair.calibration.calibration, work)
     check = pair.result.validation
     out = {
         "threads": threads,
@@ -100,15 +90,7 @@ def speed(work: Path, threads: int, rounds: int, calibration_count: int, compare
         "cosine_int8_vs_fp32_graph": pair.held_out_cosine,
     }
     for batch in (1, 8):
-        x = np.random.default_rng(batch).standard_normal((batch, *pair.input_shape)).astype(np.float32)
-        times = {k: [] for k in sessions}
-        for s in sessions.values():
-            s.run(None, {"pixel_values": x})  # warm-up
-        for _ in range(rounds):  # alternate so that both see the same machine load
-            for name, s in sessions.items():
-                start = time.perf_counter()
-                s.run(None, {"pixel_values": x})
-                times[name].append(time.perf_counter() - start)
+        times = alternating_latencies(graphs, pair.input_shape, batch, rounds, threads)
         med = {k: float(np.median(v)) for k, v in times.items()}
         best = {k: float(np.min(v)) for k, v in times.items()}
         out[f"batch{batch}"] = {

@@ -161,3 +161,28 @@ def test_sensitivity_refuses_a_scheme_before_loading(digits_dir, tmp_path):
         )
     with pytest.raises(BenchError, match="at least one"):
         layer_sensitivity_study(digits_dir / "digits_hyena.safetensors", digits_dir / "calibration", 8, DIGITS_PRE, [])
+
+
+def test_alternating_latencies_time_every_graph_on_the_same_rounds(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vit5_infer.errors import BenchError
+    from vit5_infer.workflows.quantization_study import alternating_latencies
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["pixel_values"], ["logits"])],
+        "g",
+        [helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["b", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["b", 3])],
+    )
+    paths = {}
+    for name in ("a", "b"):
+        paths[name] = tmp_path / f"{name}.onnx"
+        onnx.save(
+            helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=10), str(paths[name])
+        )
+    times = alternating_latencies(paths, (3,), batch=2, rounds=4, threads=1)
+    assert set(times) == {"a", "b"} and all(len(v) == 4 and min(v) > 0 for v in times.values())
+    with pytest.raises(BenchError, match="rounds and batch must be >= 1"):
+        alternating_latencies(paths, (3,), batch=2, rounds=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from vit5_infer.errors import BenchError
-from vit5_infer.vocabulary import LOGITS, PathLike, Progress
+from vit5_infer.vocabulary import INPUT_NAME, LOGITS, PathLike, Progress
 
 from .export import (
     ExportOptions,
@@ -217,3 +217,32 @@ def layer_sensitivity_study(
         say(f"quantizing each of {len(nodes)} layers alone at {key[0]} for {key[1]}")
         reports[key] = layer_sensitivity(graph, ranges, scheme, nodes, inputs, reference=reference)
     return reports
+
+
+def alternating_latencies(
+    graphs: dict[str, PathLike], input_shape: Sequence[int], batch: int, rounds: int, threads: Optional[int] = None
+) -> dict[str, list[float]]:
+    """Seconds of each of ``rounds`` runs of every graph (name -> ONNX file) on ONNX Runtime CPU, at ``batch`` on
+    the same seeded inputs, after one warm-up run each.  The graphs take turns within each round, so that all of
+    them see the same machine load: their ratios stay comparable on a busy host, where their absolute times do not.
+    """
+    import time
+
+    import numpy as np
+
+    from vit5_infer.ort_sessions import create_session
+
+    if rounds < 1 or batch < 1:
+        raise BenchError(f"rounds and batch must be >= 1, got rounds={rounds}, batch={batch}")
+    sessions = {name: create_session(str(path), threads=threads, quiet=True) for name, path in graphs.items()}
+    x = np.random.default_rng(batch).standard_normal((batch, *input_shape)).astype(np.float32)
+    feed = {INPUT_NAME: x}
+    for session in sessions.values():
+        session.run(None, feed)
+    times: dict[str, list[float]] = {name: [] for name in sessions}
+    for _ in range(rounds):
+        for name, session in sessions.items():
+            start = time.perf_counter()
+            session.run(None, feed)
+            times[name].append(time.perf_counter() - start)
+    return times
