@@ -276,49 +276,47 @@ def test_fused_qk_norm_keeps_the_required_scale_input():
     assert len(qk_norms) == 2
 
 
-def test_save_graph_writes_external_weights_whatever_the_working_directory_holds(tmp_path, monkeypatch):
-    """onnx's own external-data conversion refuses when a file of the data file's name exists in the *working
-    directory*; save_graph marks the tensors itself, so converting a graph from its own folder works."""
+def _add_with_2_kib_weight():
+    """A one-Add model whose weight (512 ones) is large enough to be stored externally."""
     import numpy as np
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from vit5_infer.exporters.graph import save_graph
-
-    weight = numpy_helper.from_array(np.ones(512, np.float32), "w")
     graph = helper.make_graph(
         [helper.make_node("Add", ["x", "w"], ["y"])],
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [512])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [512])],
-        [weight],
+        [numpy_helper.from_array(np.ones(512, np.float32), "w")],
     )
+    return helper.make_model(graph)
+
+
+def _saved_weight(path) -> list:
+    import onnx
+    from onnx import numpy_helper
+
+    return numpy_helper.to_array(onnx.load(str(path)).graph.initializer[0]).tolist()
+
+
+def test_save_graph_writes_external_weights_whatever_the_working_directory_holds(tmp_path, monkeypatch):
+    """onnx's own external-data conversion refuses when a file of the data file's name exists in the *working
+    directory*; save_graph marks the tensors itself, so converting a graph from its own folder works."""
+    from vit5_infer.exporters.graph import save_graph
+
     monkeypatch.chdir(tmp_path)
     (tmp_path / "g.fp16.onnx.data").write_bytes(b"someone else's")
     out = tmp_path / "work" / "g.fp16.onnx"
     out.parent.mkdir()
-    assert save_graph(helper.make_model(graph), out, external=True)
-    assert numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]).tolist() == [1.0] * 512
+    assert save_graph(_add_with_2_kib_weight(), out, external=True)
+    assert _saved_weight(out) == [1.0] * 512
     assert (tmp_path / "g.fp16.onnx.data").read_bytes() == b"someone else's"
 
 
 def test_save_graph_replaces_a_data_file_left_from_an_earlier_save(tmp_path):
-    import numpy as np
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     from vit5_infer.exporters.graph import save_graph
 
-    weight = numpy_helper.from_array(np.ones(512, np.float32), "w")
-    graph = helper.make_graph(
-        [helper.make_node("Add", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [512])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [512])],
-        [weight],
-    )
     out = tmp_path / "g.onnx"
     for _ in range(2):
-        save_graph(helper.make_model(graph), out, external=True)
+        save_graph(_add_with_2_kib_weight(), out, external=True)
     assert (tmp_path / "g.onnx.data").stat().st_size == 2048
-    assert numpy_helper.to_array(onnx.load(str(out)).graph.initializer[0]).tolist() == [1.0] * 512
+    assert _saved_weight(out) == [1.0] * 512
