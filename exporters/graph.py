@@ -8,6 +8,7 @@ the long convolution, the SIREN sines) carry ``KEEP_FP32`` in their doc_string; 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Optional, Union
@@ -249,14 +250,31 @@ def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optiona
         # name exists relative to the *working directory*, not the graph's folder.
         from onnx.external_data_helper import set_external_data
 
-        # onnx appends to an existing data file: one left from an earlier save would only grow
-        path.with_name(path.name + EXTERNAL_DATA_SUFFIX).unlink(missing_ok=True)
+        # onnx appends to an existing data file: one left from an earlier save would only grow.  A file the
+        # model's own tensors still point at (read without their data) is kept: appending is then right.
+        data = path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
+        if data.name not in _unread_locations(model):
+            data.unlink(missing_ok=True)
 
         for tensor in _initializers(model.graph):
             if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
                 set_external_data(tensor, path.name + EXTERNAL_DATA_SUFFIX)
     onnx.save_model(model, str(path))
     return external
+
+
+def _unread_locations(model: onnx.ModelProto) -> set[str]:
+    """The external-data files the tensors of ``model`` still point at, their values not read in."""
+    from vit5_infer.files import graph_tensors
+
+    return {
+        os.path.normpath(entry.value)
+        for graph in (model.graph, *model.functions)
+        for tensor in graph_tensors(graph)
+        if tensor.data_location == TensorProto.EXTERNAL and not tensor.HasField("raw_data")
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
 
 
 def _initializers(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:

@@ -9,6 +9,7 @@ sensitive by nature (norm statistics, softmax, sines, long convolutions) are kep
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import stat
 from collections.abc import Iterator
@@ -282,13 +283,20 @@ def _check_external_data_for_tensorrt(model: onnx.ModelProto, onnx_path: Path) -
             )
         info = ExternalDataInfo(tensor)
         needed = _byte_size(tensor)
-        if info.length or needed is None:
+        if needed is None:
+            continue
+        if info.length and info.length != needed:
+            raise PrecisionError(
+                f"{onnx_path}: tensor {tensor.name!r} has the external-data length {info.length}; its shape needs "
+                f"{needed} bytes, and TensorRT's parser fails on the difference"
+            )
+        if info.length:
             continue
         size = os.stat(os.path.join(_base_dir(onnx_path), info.location)).st_size
         if (info.offset or 0) != 0 or size != needed:
             raise PrecisionError(
-                f"{onnx_path}: tensor {tensor.name!r} has no external-data 'length', so TensorRT's parser reads all "
-                f"{size} bytes of {info.location} for it, from offset {info.offset or 0}; its shape needs {needed}"
+                f"{onnx_path}: tensor {tensor.name!r} has no external-data 'length' (or 0), so TensorRT's parser reads "
+                f"all {size} bytes of {info.location} for it, from offset {info.offset or 0}; its shape needs {needed}"
             )
 
 
@@ -351,7 +359,7 @@ _SUB_BYTE_BITS = {
 def _byte_size(tensor: onnx.TensorProto) -> Optional[int]:
     """The bytes of ``tensor``'s raw data, from its type and shape; None where that is not fixed (strings) or the
     type is unknown to this onnx (nothing is checked of such a tensor)."""
-    count = int(np.prod(tensor.dims, dtype=np.int64))
+    count = math.prod(tensor.dims)
     if tensor.data_type in _SUB_BYTE_BITS:
         return -(-count * _SUB_BYTE_BITS[tensor.data_type] // 8)
     if tensor.data_type == TensorProto.STRING:

@@ -86,10 +86,11 @@ def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
             raise InputError(f"{path}: not a readable ONNX graph ({type(exc).__name__})") from None
     folder = path.parent.resolve()
     locations = set()
-    for tensor in graph_tensors(model.graph):
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                locations.add(entry.value)
+    for graph in (model.graph, *model.functions):
+        for tensor in graph_tensors(graph):
+            for entry in tensor.external_data:
+                if entry.key == "location":
+                    locations.add(entry.value)
     found = []
     for location in sorted(locations):
         pure = Path(location)

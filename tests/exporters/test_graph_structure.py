@@ -320,3 +320,15 @@ def test_save_graph_replaces_a_data_file_left_from_an_earlier_save(tmp_path):
         save_graph(_add_with_2_kib_weight(), out, external=True)
     assert (tmp_path / "g.onnx.data").stat().st_size == 2048
     assert _saved_weight(out) == [1.0] * 512
+
+
+def test_save_graph_keeps_the_data_file_its_unread_tensors_point_at(tmp_path):
+    """A graph read without its external data and saved over itself still needs its data file: it is kept."""
+    import onnx
+
+    from vit5_infer.exporters.graph import save_graph
+
+    out = tmp_path / "g.onnx"
+    save_graph(_add_with_2_kib_weight(), out, external=True)
+    save_graph(onnx.load(str(out), load_external_data=False), out, external=True)
+    assert _saved_weight(out) == [1.0] * 512

@@ -402,6 +402,18 @@ def test_a_tensor_without_length_past_offset_0_is_refused_where_tensorrt_reads_i
     assert graph_at_precision(path, "fp16", tmp_path)[1] == "fp16"
 
 
+def test_an_external_length_that_is_not_the_tensors_size_is_refused(tmp_path):
+    """TensorRT's parser fails on a 'length' other than the tensor's size, after the GPU is set up."""
+    from vit5_infer.exporters.precision import PrecisionError, graph_at_precision
+
+    path = _graph_with_weight_beside(tmp_path / "model", size=512)
+    model = onnx.load(str(path), load_external_data=False)
+    model.graph.initializer[0].external_data.add(key="length", value="1024")
+    onnx.save(model, str(path))
+    with pytest.raises(PrecisionError, match="external-data length 1024; its shape needs 2048 bytes"):
+        graph_at_precision(path, "fp32", tmp_path)
+
+
 @pytest.mark.parametrize("key, refused", [("basepath", True), ("checksum", False)])
 def test_external_data_keys_tensorrt_fails_on_are_refused_when_built_as_is(tmp_path, key, refused):
     """onnx tolerates a 'basepath' (and warns of unknown keys); TensorRT's weights reader fails the parse on any

@@ -262,3 +262,35 @@ def test_external_data_inside_a_subgraph_is_checked_too(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(InputError, match="outside the graph's folder"):
         external_data_paths(path)
+
+
+def test_external_data_paths_include_those_of_local_functions(tmp_path):
+    """A model-local function's Constant stored in another file is a file the graph needs (Triton's repository
+    copies it, the fingerprint hashes it) and is checked like the graph's own."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from vit5_infer.files import external_data_paths
+
+    def model_with_function_constant(location):
+        value = helper.make_tensor("c", TensorProto.FLOAT, [4], [0.0] * 4)
+        value.ClearField("float_data")
+        value.data_location = TensorProto.EXTERNAL
+        value.external_data.add(key="location", value=location)
+        function = helper.make_function(
+            "local",
+            "AddC",
+            ["x"],
+            ["y"],
+            [helper.make_node("Constant", [], ["c"], value=value), helper.make_node("Add", ["x", "c"], ["y"])],
+            [helper.make_opsetid("", 18)],
+        )
+        graph = helper.make_graph([helper.make_node("AddC", ["x"], ["y"], domain="local")], "g", [], [])
+        return helper.make_model(graph, functions=[function])
+
+    path = tmp_path / "f.onnx"
+    onnx.save(model_with_function_constant("f.data"), str(path))
+    assert external_data_paths(path) == [tmp_path / "f.data"]
+    onnx.save(model_with_function_constant("../outside.data"), str(path))
+    with pytest.raises(InputError, match="lies outside the graph's folder"):
+        external_data_paths(path)
