@@ -201,29 +201,13 @@ def test_the_bench_json_report_follows_the_umask(tmp_path):
 
 
 def test_external_data_locations_are_kept_inside_the_graph_folder(tmp_path):
-    import onnx
-    from onnx import TensorProto, helper
-
     from vit5_infer.errors import InputError
     from vit5_infer.files import external_data_paths
 
+    from onnx_graphs import graph_with_external_data
+
     def graph(location: str):
-        tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
-        tensor.ClearField("float_data")
-        tensor.data_location = TensorProto.EXTERNAL
-        tensor.external_data.add(key="location", value=location)
-        node = helper.make_node("Add", ["x", "w"], ["y"])
-        g = helper.make_graph(
-            [node],
-            "g",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-            [tensor],
-        )
-        path = tmp_path / "m" / "g.onnx"
-        path.parent.mkdir(exist_ok=True)
-        onnx.save(helper.make_model(g), str(path))
-        return path
+        return graph_with_external_data(tmp_path / "m", location)
 
     assert external_data_paths(graph("w.bin")) == [tmp_path / "m" / "w.bin"]
     assert external_data_paths(graph("sub/../w.bin")) == [tmp_path / "m" / "sub" / ".." / "w.bin"]
