@@ -244,10 +244,7 @@ class ViT5Config:
         belongs, null, a list for a bool, a negative size, a NaN): before any of it reaches torch."""
         sections: list[tuple[str, Any]] = [
             ("", self),
-            ("network", self.network),
-            ("attention", self.attention),
-            ("hyena", self.hyena),
-            ("film", self.film),
+            *((name, getattr(self, name)) for name in SECTIONS),
             ("hyena.mask", self.hyena.mask if isinstance(self.hyena, HyenaConfig) else None),
         ]
         for where, section in sections:
@@ -257,7 +254,7 @@ class ViT5Config:
             if expected is not None and not isinstance(section, expected):
                 raise ConfigError(f"config section '{where}' must be an object, got {type(section).__name__}")
             for f in fields(section):
-                if f.name in _SECTION_TYPES.get("__nested__", ()):
+                if f.name in _NESTED_FIELDS:
                     continue
                 # a string: this module's annotations are postponed (PEP 563)
                 _check_field(f"{where + '.' if where else ''}{f.name}", getattr(section, f.name), str(f.type))
@@ -342,14 +339,9 @@ class ViT5Config:
         return out
 
 
-_SECTION_TYPES: dict[str, Any] = {
-    "network": NetworkConfig,
-    "attention": AttentionConfig,
-    "hyena": HyenaConfig,
-    "film": FilmConfig,
-    "hyena.mask": MaskConfig,
-    "__nested__": ("network", "attention", "hyena", "film", "mask"),
-}
+_SECTION_TYPES: dict[str, type] = {**SECTIONS, "hyena.mask": MaskConfig}
+#: fields that hold a section, checked as sections of their own
+_NESTED_FIELDS = (*SECTIONS, "mask")
 # Fields that are sizes or strictly positive settings (>= 0 where 0 means "none").
 _POSITIVE = {
     "kernel_hidden_dim",
