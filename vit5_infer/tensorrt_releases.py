@@ -70,7 +70,7 @@ class TensorRTRelease:
 
     @property
     def text(self) -> str:
-        return f"{self.version[0]}.{self.version[1]}"
+        return version_text(self.version)
 
 
 # Ops with a builtin importer in onnxOpImporters.cpp of release/10.0 (eb43908); docs/operators.md of the
@@ -191,8 +191,7 @@ def tensorrt_release(text: object) -> str:
     (``tensorrt=10.14``) and the parser check take.  ``tensorrt.__version__`` is the pip package's
     version, which for NVIDIA's post releases (10.2.0.post1, 10.6.0.post1/.post2, 10.7.0.post1,
     10.13.3.9.post1, 10.14.1.48.post1) ends in a PEP 440 suffix those parsers refuse."""
-    major, minor = tensorrt_version(text)
-    return f"{major}.{minor}"
+    return version_text(tensorrt_version(text))
 
 
 def version_text(version: Version) -> str:
