@@ -23,7 +23,7 @@ import vit5_infer
 from .caller_warnings import warn_at_caller
 from .checkpoint import file_sha256
 from .errors import EngineMismatchError, ManifestError
-from .files import write_text_atomic
+from .files import read_json, write_text_atomic
 from .tensorrt_releases import VERSION_COMPATIBLE_ACROSS_MAJORS, hardware_compatibility_level, tensorrt_version
 from .vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
 from .vocabulary import INPUT_NAME, PathLike
@@ -224,8 +224,6 @@ def read_manifest(engine_path: PathLike) -> EngineManifest:
     path = engine_path if engine_path.name.endswith(".engine" + MANIFEST_SUFFIX) else manifest_path_for(engine_path)
     if not path.is_file():
         raise ManifestError(f"{path}: engine manifest not found (engines built by 'vit5 build-engine' have one)")
-    from .files import read_json
-
     data = read_json(path, f"{path}: not a readable JSON manifest", dict, ManifestError)
     return EngineManifest.from_dict(data, origin=str(path))
 
