@@ -7,13 +7,10 @@ Importing this package registers the built-in kinds; a kind defined elsewhere ca
 ``register_block_kind`` itself.  An unknown letter is a ConfigError everywhere.
 """
 
-from . import attention, hyena
+from . import attention, hyena  # noqa: F401 - imported to register the built-in kinds
 from .registry import BlockKind, block_kind, block_kinds, pads, register_block_kind, unregister_block_kind
 
-BUILT_IN = (attention.ATTENTION, hyena.HYENA_KIND)
-
 __all__ = [
-    "BUILT_IN",
     "BlockKind",
     "block_kind",
     "block_kinds",

@@ -96,6 +96,4 @@ def build(config: Any):
     return residual_block(config, "A", build_attention(config))
 
 
-ATTENTION = register_block_kind(
-    BlockKind("A", "attention", validate=validate, detect=detect, configure=configure, build=build)
-)
+register_block_kind(BlockKind("A", "attention", validate=validate, detect=detect, configure=configure, build=build))

@@ -211,6 +211,6 @@ def build(config: Any):
     return residual_block(config, "H", build_hyena(config), pooling, grn)
 
 
-HYENA_KIND = register_block_kind(
+register_block_kind(
     BlockKind("H", "Hyena", validate=validate, detect=detect, configure=configure, build=build, pads=True)
 )
