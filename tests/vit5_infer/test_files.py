@@ -223,10 +223,9 @@ def test_external_data_inside_a_subgraph_is_checked_too(tmp_path):
 
     from vit5_infer.files import external_data_paths
 
-    tensor = helper.make_tensor("w", TensorProto.FLOAT, [1], [0.0])
-    tensor.ClearField("float_data")
-    tensor.data_location = TensorProto.EXTERNAL
-    tensor.external_data.add(key="location", value="../escape.bin")
+    from onnx_graphs import external_tensor
+
+    tensor = external_tensor("w", "../escape.bin")
     branch = helper.make_graph(
         [helper.make_node("Identity", ["w"], ["y"])],
         "branch",
@@ -252,15 +251,14 @@ def test_external_data_paths_include_those_of_local_functions(tmp_path):
     """A model-local function's Constant stored in another file is a file the graph needs (Triton's repository
     copies it, the fingerprint hashes it) and is checked like the graph's own."""
     import onnx
-    from onnx import TensorProto, helper
+    from onnx import helper
 
     from vit5_infer.files import external_data_paths
 
+    from onnx_graphs import external_tensor
+
     def model_with_function_constant(location):
-        value = helper.make_tensor("c", TensorProto.FLOAT, [4], [0.0] * 4)
-        value.ClearField("float_data")
-        value.data_location = TensorProto.EXTERNAL
-        value.external_data.add(key="location", value=location)
+        value = external_tensor("c", location, 4)
         function = helper.make_function(
             "local",
             "AddC",
