@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import math
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -166,37 +168,35 @@ def test_check_output_dir_refuses_files_and_overlap_with_inputs(tmp_path):
             check_output_dir(output, "-o", (images,))
 
 
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o027, 0o640), (0o077, 0o600)])
 def test_written_files_follow_the_umask(tmp_path, umask, mode):
-    """Reports (bench --json/--csv/--plot, debug --json) were -rw------- (mkstemp's mode) whatever the umask."""
-    import os
-    import stat
-
+    """Reports (bench --json/--csv/--plot, debug --json) get the mode open() gives under the umask, not
+    mkstemp's private 0600."""
     from vit5_infer.files import write_bytes_atomic, write_text_atomic
 
-    old = os.umask(umask)
-    try:
+    with _umask(umask):
         write_json_atomic(tmp_path / "r.json", {"a": 1})
         write_text_atomic(tmp_path / "r.csv", "a\n")
         write_bytes_atomic(tmp_path / "r.png", b"png")
-    finally:
-        os.umask(old)
     for name in ("r.json", "r.csv", "r.png"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode, name
 
 
 def test_the_bench_json_report_follows_the_umask(tmp_path):
     """vit5 bench --json writes through benchmark.report.write_json, which uses the shared writer."""
-    import os
-    import stat
-
     from vit5_infer.workflows.benchmark.report import write_json
 
-    old = os.umask(0o022)
-    try:
+    with _umask(0o022):
         write_json({"results": []}, tmp_path / "bench.json")
-    finally:
-        os.umask(old)
     assert stat.S_IMODE((tmp_path / "bench.json").stat().st_mode) == 0o644
 
 
