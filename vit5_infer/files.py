@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
+from .errors import InputError, disk_error
 from .vocabulary import PathLike
 
 
@@ -74,8 +75,6 @@ def external_data_paths(onnx_path: PathLike, model=None) -> list[Path]:
     the model: InputError.  Every reader of a graph with external data checks it here first;
     ``model``: the graph already loaded (without its external data), to save a second parse.
     """
-    from .errors import InputError
-
     path = Path(onnx_path)
     if model is None:
         import onnx
@@ -141,8 +140,6 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
     ``suffixes``, and any of ``inputs`` (symlinks and relative paths resolved): an output must never
     overwrite what the run reads.
     """
-    from .errors import InputError
-
     text = os.fspath(path)
     if not text.strip() or text.strip() in (".", ".."):
         raise InputError(f"{what}: {text!r} is not a file name")
@@ -186,8 +183,6 @@ def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), e
     that is, holds or lies inside one of ``inputs`` (symlinks and relative paths resolved): the run must never
     write among what it reads.
     """
-    from .errors import InputError
-
     error = error or InputError
     text = os.fspath(path)
     if not text.strip():
@@ -237,8 +232,6 @@ def _existing_ancestor(path: Path) -> Path:
 
 def require_file(path: PathLike, suffixes: tuple, what: str, error: Optional[type[Exception]] = None) -> Path:
     """``path`` as an existing file with one of ``suffixes``; ``error`` (default InputError) otherwise."""
-    from .errors import InputError
-
     fail = error or InputError  # the calling layer's own error class
     path = Path(path)
     if path.suffix.lower() not in suffixes:
@@ -257,8 +250,6 @@ def disk_errors(path: Optional[PathLike] = None) -> Iterator[None]:
     try:
         yield
     except OSError as exc:
-        from .errors import disk_error
-
         error = disk_error(exc, path)
         if error is None:
             raise
@@ -323,8 +314,6 @@ def parse_json(
     digit limit; a leading UTF-8 byte-order mark is skipped.  ``expect`` (dict or list): the type the
     document must be.
     """
-    from .errors import InputError
-
     error = error or InputError
     if isinstance(text, (bytes, bytearray)):
         try:
@@ -367,8 +356,6 @@ def _json_kind(document) -> str:
 def read_json(path: PathLike, what: Optional[str] = None, expect: Optional[type] = None, error: Optional[type] = None):
     """The strict JSON document in the file ``path`` (see ``parse_json``); one-line ``error`` for a file that
     is missing, unreadable, too large, or not such a document."""
-    from .errors import InputError
-
     error = error or InputError
     label = what or str(path)
     try:
