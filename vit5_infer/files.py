@@ -145,7 +145,7 @@ def check_output_path(path: PathLike, what: str = "output", inputs: tuple = (), 
         raise InputError(f"{what}: {text!r} is not a file name")
     target = Path(text)
     # The length first: asking the filesystem about a name past its limit raises ENAMETOOLONG.
-    limit = os.pathconf(_existing_ancestor(target.parent), "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
+    limit = _name_max(_existing_ancestor(target.parent))
     if len(target.name.encode()) > limit:
         raise InputError(
             f"{what}: the file name {target.name[:40]}... is longer than this filesystem allows ({limit} bytes)"
@@ -192,11 +192,7 @@ def check_output_dir(path: PathLike, what: str = "output", inputs: tuple = (), e
         raise error(f"{what}: {text} is a file, not a folder")
     absolute = Path(os.path.abspath(text))
     ancestor = _existing_ancestor(absolute)
-    limit = (
-        os.pathconf(ancestor if ancestor.is_dir() else ancestor.parent, "PC_NAME_MAX")
-        if hasattr(os, "pathconf")
-        else 255
-    )
+    limit = _name_max(ancestor if ancestor.is_dir() else ancestor.parent)
     for part in absolute.relative_to(ancestor).parts:
         if len(part.encode()) > limit:
             raise error(f"{what}: the folder name {part[:40]}... is longer than this filesystem allows ({limit} bytes)")
@@ -221,6 +217,11 @@ def _exists(path: Path) -> bool:
         return path.exists()
     except OSError:  # a component past the filesystem's name limit: it cannot exist
         return False
+
+
+def _name_max(existing: Path) -> int:
+    """The longest file name, in bytes, the filesystem holding ``existing`` takes."""
+    return os.pathconf(existing, "PC_NAME_MAX") if hasattr(os, "pathconf") else 255
 
 
 def _existing_ancestor(path: Path) -> Path:
