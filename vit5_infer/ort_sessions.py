@@ -77,8 +77,5 @@ def create_session(
         source = model
     else:  # an onnx.ModelProto; onnx itself is not imported here
         source = model.SerializeToString()
-    if provider_options is None:
-        return ort.InferenceSession(source, sess_options=options, providers=list(providers))
-    return ort.InferenceSession(
-        source, sess_options=options, providers=list(providers), provider_options=list(provider_options)
-    )
+    extra = {} if provider_options is None else {"provider_options": list(provider_options)}
+    return ort.InferenceSession(source, sess_options=options, providers=list(providers), **extra)
