@@ -269,11 +269,7 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
 def batch_gaps(manifest: EngineManifest) -> list[tuple[int, int]]:
     """The batch ranges (first, last) that lie between the engine's optimization profiles: no profile takes
     them, so a batcher that may form any size up to the largest (Triton's, vit5 serve's) must not serve it."""
-    ranges = sorted(
-        (int((shapes.get("min") or [0])[0]), int((shapes.get("max") or [0])[0]))
-        for profile in manifest.profile_list()
-        for shapes in [profile.get(INPUT_NAME) or {}]
-    )
+    ranges = sorted(_profile_batches(profile, ("min", "max")) for profile in manifest.profile_list())
     gaps, covered = [], None
     for low, high in ranges:
         if covered is not None and low > covered + 1:
@@ -285,7 +281,7 @@ def batch_gaps(manifest: EngineManifest) -> list[tuple[int, int]]:
 def gapless_profiles_text(manifest: EngineManifest) -> str:
     """``--batch-profiles`` text that keeps each profile's largest batch and starts it right after the one
     before, so that every batch from the first up is taken."""
-    highs = sorted(int(((profile.get(INPUT_NAME) or {}).get("max") or [0])[0]) for profile in manifest.profile_list())
+    highs = sorted(_profile_batches(profile, ("max",))[0] for profile in manifest.profile_list())
     items, low = [], 1
     for high in highs:
         items.append(str(high) if low == high else f"{low}-{high}")
@@ -297,8 +293,7 @@ def batch_profiles_text(profiles: list) -> str:
     """``--batch-profiles`` text of recorded profiles: N, MIN-MAX, or MIN-OPT-MAX where opt is not the default."""
     items = []
     for profile in profiles:
-        shapes = profile.get(INPUT_NAME) or {}
-        low, opt, high = (int((shapes.get(key) or [0])[0]) for key in ("min", "opt", "max"))
+        low, opt, high = _profile_batches(profile, ("min", "opt", "max"))
         if low == high:
             items.append(str(low))
         elif opt == default_opt_batch(low, high):
@@ -306,6 +301,12 @@ def batch_profiles_text(profiles: list) -> str:
         else:
             items.append(f"{low}-{opt}-{high}")
     return ",".join(items)
+
+
+def _profile_batches(profile: dict, keys: tuple[str, ...]) -> tuple[int, ...]:
+    """The batch sizes (``keys``: of "min", "opt", "max") of one recorded profile; 0 for a shape it lacks."""
+    shapes = profile.get(INPUT_NAME) or {}
+    return tuple(int((shapes.get(key) or [0])[0]) for key in keys)
 
 
 def _number(value: Any) -> str:
