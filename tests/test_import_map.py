@@ -10,7 +10,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-#: benchmark scripts not yet on the workflows' reach: their shortcuts are the only findings the map may have
 def _import_map():
     spec = importlib.util.spec_from_file_location("import_map", ROOT / "scripts" / "import_map.py")
     module = importlib.util.module_from_spec(spec)
