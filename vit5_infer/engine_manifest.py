@@ -26,7 +26,7 @@ from .errors import EngineMismatchError, ManifestError
 from .files import read_json, write_text_atomic
 from .tensorrt_releases import VERSION_COMPATIBLE_ACROSS_MAJORS, hardware_compatibility_level, tensorrt_version
 from .vocabulary import ENGINE_MANIFEST_SUFFIX as MANIFEST_SUFFIX
-from .vocabulary import INPUT_NAME, PathLike
+from .vocabulary import INPUT_NAME, PRECISION_NAMES, PathLike, Precision
 
 
 def default_opt_batch(low: int, high: int) -> int:
@@ -239,7 +239,7 @@ def rebuild_command(manifest: EngineManifest, engine_path: Optional[PathLike] = 
     """The ``vit5 build-engine`` command line that rebuilds this engine on the current machine."""
     engine = str(engine_path) if engine_path is not None else (manifest.engine_file or "model.engine")
     words = ["vit5", "build-engine", manifest.onnx_path, "-o", engine]
-    if manifest.precision in ("fp16", "bf16", "int8", "fp8"):
+    if manifest.precision in PRECISION_NAMES and manifest.precision != Precision.FP32:  # fp32: the default, no flag
         words.append(f"--{manifest.precision}")
     profiles = manifest.profile_list()
     if len(profiles) > 1:
