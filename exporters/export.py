@@ -30,9 +30,9 @@ from vit5_infer.metrics import (
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.preprocessing import Preprocessing, to_layout
-from vit5_infer.vocabulary import EXTERNAL_DATA_SUFFIX, INPUT_NAME, LOGITS, Progress
+from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
-from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes, save_graph
+from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, external_data_path, iter_nodes, save_graph
 from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
@@ -287,12 +287,6 @@ def validate_graph(
 
 
 STAGING_PREFIX = ".vit5-export-"
-
-
-def external_data_path(path: Union[str, Path]) -> Path:
-    """Where an export to ``path`` keeps its weights when they are external: ``OUTPUT.data``."""
-    path = Path(path)
-    return path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
 
 
 def check_export_path(path: Union[str, Path], inputs: tuple = ()) -> Path:
