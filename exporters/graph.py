@@ -269,15 +269,22 @@ def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optiona
     return external
 
 
-def _unread_locations(model: onnx.ModelProto) -> set[str]:
-    """The external-data files the tensors of ``model`` still point at, their values not read in."""
+def external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """The tensors of ``model`` whose values are stored in another file (onnx.load reads these in)."""
+    from onnx.external_data_helper import uses_external_data
+
     from vit5_infer.files import graph_tensors
 
+    for graph in (model.graph, *model.functions):  # the model's own messages: reading them in fills the model
+        yield from (tensor for tensor in graph_tensors(graph) if uses_external_data(tensor))
+
+
+def _unread_locations(model: onnx.ModelProto) -> set[str]:
+    """The external-data files the tensors of ``model`` still point at, their values not read in."""
     return {
         os.path.normpath(entry.value)
-        for graph in (model.graph, *model.functions)
-        for tensor in graph_tensors(graph)
-        if tensor.data_location == TensorProto.EXTERNAL and not tensor.HasField("raw_data")
+        for tensor in external_tensors(model)
+        if not tensor.HasField("raw_data")
         for entry in tensor.external_data
         if entry.key == "location"
     }
