@@ -131,6 +131,16 @@ def check_for_target(graph: onnx.ModelProto, target: ExportTarget):
     return report
 
 
+def check_onnx(graph: onnx.ModelProto, what: str) -> None:
+    """``graph`` (in memory) held to the ONNX checker and strict shape inference; a failure is the exporter's
+    bug (``what``: the graph as the message names it)."""
+    try:
+        onnx.checker.check_model(graph)
+        onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"internal: {what} fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+
+
 def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
     ops = Counter(node.op_type for node in iter_nodes(model.graph))
     params = sum(int(np.prod(init.dims)) for init in model.graph.initializer)
@@ -473,13 +483,8 @@ def export_onnx(
     note("checking graph")
     start = time.perf_counter()
     compat = check_for_target(graph, target)
-    try:
-        if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
-            onnx.checker.check_model(graph)
-            onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
-
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"internal: exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
+        check_onnx(graph, "exported graph")
     timings["check"] = time.perf_counter() - start
 
     note("saving")

@@ -26,6 +26,7 @@ from ..export import (
     Validation,
     build_graph,
     check_for_target,
+    check_onnx,
     resolve_opset,
     stage_and_publish,
     summarize,
@@ -258,11 +259,7 @@ def _quantization_text(scheme: QuantScheme) -> str:
 def _write_and_check(graph: onnx.ModelProto, metadata: dict, target: ExportTarget):
     """Write ``metadata`` into ``graph``, hold it to the ONNX checker and return its check for ``target``."""
     write_metadata(graph, metadata)
-    try:
-        onnx.checker.check_model(graph)
-        onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"internal: quantized graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    check_onnx(graph, "quantized graph")
     return check_for_target(graph, target)
 
 
