@@ -200,8 +200,9 @@ def _candidate_layers(graph: onnx.ModelProto, settings: QuantizationSettings, sc
             warn_at_caller(
                 f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision"
             )
-    attention = [n for n in attention_products(graph) if not _matches(n.name, settings.kept)]
-    return _Layers(candidates, attention if scheme.quantizes_attention else [])
+    if not scheme.quantizes_attention:
+        return _Layers(candidates, [])
+    return _Layers(candidates, [n for n in attention_products(graph) if not _matches(n.name, settings.kept)])
 
 
 def _ranges(graph: onnx.ModelProto, layers: _Layers, inputs: np.ndarray, method: str) -> dict:
