@@ -30,9 +30,9 @@ from vit5_infer.metrics import (
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.outputs import OutputError, select_outputs
 from vit5_infer.preprocessing import Preprocessing, to_layout
-from vit5_infer.vocabulary import EXTERNAL_DATA_SUFFIX, INPUT_NAME, LOGITS, Progress
+from vit5_infer.vocabulary import INPUT_NAME, LOGITS, Progress
 
-from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, iter_nodes, save_graph
+from .graph import EXTERNAL_DATA_THRESHOLD, GraphBuilder, external_data_path, iter_nodes, save_graph
 from .long_conv import LOWERINGS
 from .long_conv import choose as choose_long_conv
 from .lowering import LoweringOptions, emit_network
@@ -129,6 +129,16 @@ def check_for_target(graph: onnx.ModelProto, target: ExportTarget):
             f"{report.errors[0].line()}"
         )
     return report
+
+
+def check_onnx(graph: onnx.ModelProto, what: str) -> None:
+    """``graph`` (in memory) held to the ONNX checker and strict shape inference; a failure is the exporter's
+    bug (``what``: the graph as the message names it)."""
+    try:
+        onnx.checker.check_model(graph)
+        onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"internal: {what} fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
 
 
 def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> dict:
@@ -287,12 +297,6 @@ def validate_graph(
 
 
 STAGING_PREFIX = ".vit5-export-"
-
-
-def external_data_path(path: Union[str, Path]) -> Path:
-    """Where an export to ``path`` keeps its weights when they are external: ``OUTPUT.data``."""
-    path = Path(path)
-    return path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
 
 
 def check_export_path(path: Union[str, Path], inputs: tuple = ()) -> Path:
@@ -479,13 +483,8 @@ def export_onnx(
     note("checking graph")
     start = time.perf_counter()
     compat = check_for_target(graph, target)
-    try:
-        if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
-            onnx.checker.check_model(graph)
-            onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
-
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"internal: exported graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
+        check_onnx(graph, "exported graph")
     timings["check"] = time.perf_counter() - start
 
     note("saving")

@@ -239,6 +239,12 @@ FLOAT16 = TensorProto.FLOAT16
 BFLOAT16 = TensorProto.BFLOAT16
 
 
+def external_data_path(path: Union[str, Path]) -> Path:
+    """Where a graph saved to ``path`` keeps its weights when they are external: ``OUTPUT.data``."""
+    path = Path(path)
+    return path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
+
+
 def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optional[bool] = None) -> bool:
     """Write ``model`` to ``path``; its initializers of EXTERNAL_DATA_MIN_BYTES or more go to the file
     ``<name>.data`` beside it when ``external`` (by default: past the protobuf limit).  Whether they did."""
@@ -252,26 +258,33 @@ def save_graph(model: onnx.ModelProto, path: Union[str, Path], external: Optiona
 
         # onnx appends to an existing data file: one left from an earlier save would only grow.  A file the
         # model's own tensors still point at (read without their data) is kept: appending is then right.
-        data = path.with_name(path.name + EXTERNAL_DATA_SUFFIX)
+        data = external_data_path(path)
         if data.name not in _unread_locations(model):
             data.unlink(missing_ok=True)
 
         for tensor in _initializers(model.graph):
             if tensor.HasField("raw_data") and len(tensor.raw_data) >= EXTERNAL_DATA_MIN_BYTES:
-                set_external_data(tensor, path.name + EXTERNAL_DATA_SUFFIX)
+                set_external_data(tensor, data.name)
     onnx.save_model(model, str(path))
     return external
 
 
-def _unread_locations(model: onnx.ModelProto) -> set[str]:
-    """The external-data files the tensors of ``model`` still point at, their values not read in."""
+def external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
+    """The tensors of ``model`` whose values are stored in another file (onnx.load reads these in)."""
+    from onnx.external_data_helper import uses_external_data
+
     from vit5_infer.files import graph_tensors
 
+    for graph in (model.graph, *model.functions):  # the model's own messages: reading them in fills the model
+        yield from (tensor for tensor in graph_tensors(graph) if uses_external_data(tensor))
+
+
+def _unread_locations(model: onnx.ModelProto) -> set[str]:
+    """The external-data files the tensors of ``model`` still point at, their values not read in."""
     return {
         os.path.normpath(entry.value)
-        for graph in (model.graph, *model.functions)
-        for tensor in graph_tensors(graph)
-        if tensor.data_location == TensorProto.EXTERNAL and not tensor.HasField("raw_data")
+        for tensor in external_tensors(model)
+        if not tensor.HasField("raw_data")
         for entry in tensor.external_data
         if entry.key == "location"
     }

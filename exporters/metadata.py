@@ -7,11 +7,9 @@ from vit5_infer.config import ViT5Config
 
 # the format itself is the core's (graph_metadata): runtimes read it without the exporters
 from vit5_infer.graph_metadata import (  # noqa: F401 - re-exported for the exporters' users
-    PREFIX,
     config_from_metadata,
     graph_outputs,
     read_metadata,
-    read_metadata_or_empty,
     write_metadata,
 )
 from vit5_infer.loading import ModelSource

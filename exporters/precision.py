@@ -12,7 +12,6 @@ import dataclasses
 import math
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional, Union
 
@@ -25,7 +24,7 @@ from vit5_infer.errors import Vit5Error
 from vit5_infer.graph_metadata import GraphFile
 from vit5_infer.vocabulary import QUANTIZED_PRECISIONS
 
-from .graph import EXTERNAL_DATA_MIN_BYTES, KEEP_FP32, PRODUCER, save_graph
+from .graph import EXTERNAL_DATA_MIN_BYTES, KEEP_FP32, PRODUCER, external_tensors, save_graph
 
 REDUCED = {"fp16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16}
 # Used for graphs not exported by this toolkit (no KEEP_FP32 tags to read).
@@ -236,22 +235,12 @@ def graph_at_precision(
     return out, precision, converted
 
 
-def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    """The tensors of ``model`` whose values are stored in another file (onnx.load reads these in)."""
-    from onnx.external_data_helper import uses_external_data
-
-    from vit5_infer.files import graph_tensors
-
-    for graph in (model.graph, *model.functions):  # the model's own messages: reading them in fills the model
-        yield from (tensor for tensor in graph_tensors(graph) if uses_external_data(tensor))
-
-
 def _external_data_in_place(model: onnx.ModelProto, onnx_path: Path) -> bool:
     """Whether every external tensor's bytes lie in a plain file beside the graph, within its size, found without
     reading them.  False leaves the verdict to onnx.load, which refuses such files (and symbolic or hard links)."""
     from onnx.external_data_helper import ExternalDataInfo
 
-    for tensor in _external_tensors(model):
+    for tensor in external_tensors(model):
         try:
             info = ExternalDataInfo(tensor)
             status = os.lstat(os.path.join(_base_dir(onnx_path), info.location))
@@ -274,7 +263,7 @@ def _check_external_data_for_tensorrt(model: onnx.ModelProto, onnx_path: Path) -
     exactly its size.  Only for a graph handed to TensorRT as it is: a converted graph is saved again."""
     from onnx.external_data_helper import ExternalDataInfo
 
-    for tensor in _external_tensors(model):
+    for tensor in external_tensors(model):
         extra = sorted({entry.key for entry in tensor.external_data} - EXTERNAL_DATA_KEYS)
         if extra:
             raise PrecisionError(
@@ -314,13 +303,13 @@ def _with_weights(model: onnx.ModelProto, onnx_path: Path, up_to: Optional[int] 
     most that many bytes): a copy, when there are any to read."""
     from onnx.external_data_helper import load_external_data_for_model, load_external_data_for_tensor
 
-    sizes = [_byte_size(tensor) for tensor in _external_tensors(model)]
+    sizes = [_byte_size(tensor) for tensor in external_tensors(model)]
     wanted = [i for i, size in enumerate(sizes) if up_to is None or (size is not None and size <= up_to)]
     if not wanted:
         return model
     loaded = onnx.ModelProto()
     loaded.CopyFrom(model)
-    tensors = list(_external_tensors(loaded))  # read in place below: the same messages, their data filled in
+    tensors = list(external_tensors(loaded))  # read in place below: the same messages, their data filled in
     try:
         if up_to is None:
             load_external_data_for_model(loaded, _base_dir(onnx_path))

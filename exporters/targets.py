@@ -19,7 +19,7 @@ from typing import Optional
 
 from vit5_infer import tensorrt_releases
 from vit5_infer.errors import Vit5Error
-from vit5_infer.tensorrt_releases import (  # noqa: F401 - parse_tensorrt_version re-exported for the exporters
+from vit5_infer.tensorrt_releases import (
     ATTENTION_OP,
     RMS_NORMALIZATION_OP,
     parse_tensorrt_version,

@@ -133,12 +133,9 @@ def rule_release(version: str) -> str:
 
 
 def first_release_with(op_type: str) -> Optional[str]:
-    tables = parser_tables()
-    return next((release for release in tables.releases if op_type in tables.importers[release]), None)
-
-
-def _needs(release: str) -> str:
-    return f"needs TensorRT >= {parser_tables().versions[release]}"
+    """The rule set of the first encoded parser release with an importer for ``op_type``; None when none has one."""
+    release = tensorrt_releases.parser_release_adding(op_type)
+    return None if release is None or release.parser is None else release.parser.name
 
 
 def _count(n: int, noun: str) -> str:
@@ -382,13 +379,13 @@ class _Checker:
             check(node, scope)
 
     def _no_importer(self, node: onnx.NodeProto) -> None:
-        later = first_release_with(node.op_type)
+        later = tensorrt_releases.parser_release_adding(node.op_type)
         message = (
             f"no importer for {node.op_type} in TensorRT {self.version}: the parser falls back to a plugin "
             f'of that name and fails with "Plugin not found"'
         )
         if later is not None:
-            fix = _needs(later)
+            fix = f"needs TensorRT >= {later.text}"
             if node.op_type in ("Attention", "RMSNormalization", "RotaryEmbedding"):
                 fix += f", or {self.reexport()}"
         else:

@@ -26,6 +26,7 @@ from ..export import (
     Validation,
     build_graph,
     check_for_target,
+    check_onnx,
     resolve_opset,
     stage_and_publish,
     summarize,
@@ -199,8 +200,9 @@ def _candidate_layers(graph: onnx.ModelProto, settings: QuantizationSettings, sc
             warn_at_caller(
                 f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision"
             )
-    attention = [n for n in attention_products(graph) if not _matches(n.name, settings.kept)]
-    return _Layers(candidates, attention if scheme.quantizes_attention else [])
+    if not scheme.quantizes_attention:
+        return _Layers(candidates, [])
+    return _Layers(candidates, [n for n in attention_products(graph) if not _matches(n.name, settings.kept)])
 
 
 def _ranges(graph: onnx.ModelProto, layers: _Layers, inputs: np.ndarray, method: str) -> dict:
@@ -258,11 +260,7 @@ def _quantization_text(scheme: QuantScheme) -> str:
 def _write_and_check(graph: onnx.ModelProto, metadata: dict, target: ExportTarget):
     """Write ``metadata`` into ``graph``, hold it to the ONNX checker and return its check for ``target``."""
     write_metadata(graph, metadata)
-    try:
-        onnx.checker.check_model(graph)
-        onnx.shape_inference.infer_shapes(graph, check_type=True, strict_mode=True)
-    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        raise ExportError(f"internal: quantized graph fails the ONNX checker: {str(exc).splitlines()[0]}") from exc
+    check_onnx(graph, "quantized graph")
     return check_for_target(graph, target)
 
 
