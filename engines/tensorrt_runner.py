@@ -23,7 +23,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
-from .errors import BackendError, EngineMismatchError
+from .errors import BackendError, EngineMismatchError, first_line
 from .tensorrt_support import (
     check_gpu_supported,
     cuda_initialized,
@@ -116,11 +116,6 @@ def outputs_as_float32(outputs: Mapping[str, Any], names: Sequence[str]) -> dict
         else:
             result[name] = np.array(value, dtype=np.float32, copy=True)
     return result
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _uint8() -> Any:
@@ -218,9 +213,7 @@ class TensorRTRunner(Runner):
             try:
                 runner.activate()  # creates the execution context: fails when the GPU has too little memory free
             except PolygraphyException as exc:
-                reason = reported_error(
-                    errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
-                )
+                reason = reported_error(errors, first_line(exc, "no reason given"))
                 raise BackendError(
                     f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})"
                 ) from None
@@ -243,7 +236,7 @@ class TensorRTRunner(Runner):
             with _quiet():
                 outputs = self._runner.infer(feed)
         except PolygraphyException as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+            reason = first_line(exc, "no reason given")
             raise BackendError(
                 f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})"
             ) from None
@@ -270,7 +263,7 @@ class TensorRTRunner(Runner):
             except (PolygraphyException, RuntimeError) as exc:  # the bindings raise RuntimeError on failure
                 raise BackendError(
                     f"TensorRT could not switch {self.engine_path.name} to optimization profile "
-                    f"{index} ({_first_line(exc)})"
+                    f"{index} ({first_line(exc)})"
                 ) from None
             self._profile = index
         return index
@@ -305,17 +298,17 @@ class TensorRTRunner(Runner):
                 )
             except (PolygraphyException, RuntimeError) as exc:
                 raise BackendError(
-                    f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
+                    f"TensorRT could not time {what} ({reported_error(errors, first_line(exc))})"
                 ) from None
         try:
             yield timer
         except PolygraphyException as exc:
-            raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+            raise BackendError(f"TensorRT failed while timing {what} ({first_line(exc)})") from None
         finally:
             try:
                 timer.close()
             except PolygraphyException as exc:  # a CUDA error surfacing at the last synchronize
-                raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+                raise BackendError(f"TensorRT failed while timing {what} ({first_line(exc)})") from None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         outputs = self.run(pixel_values)

@@ -43,7 +43,7 @@ from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers r
 from vit5_infer.vocabulary import Precision
 
 from .cuda_device import CudaDevice, cuda_device
-from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError
+from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError, first_line
 
 #: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
 #: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
@@ -92,7 +92,7 @@ def tensorrt_cuda_runtime(device_index: int = 0):
         wrapper = polygraphy_cuda(cuda_major)
         wrapper.check(wrapper.handle.cudaSetDevice(device_index))
     except (PolygraphyException, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise BackendUnavailableError(
             f"the CUDA runtime (libcudart) cannot use GPU {device_index} ({reason}); {cudart_hint(cuda_major)}"
         ) from None
