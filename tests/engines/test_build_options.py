@@ -87,14 +87,6 @@ def test_a_profile_batch_beyond_memory_is_refused():
         check_input_shape({"pixel_values": (-1, 3, 224, 224)}, "m.onnx", [(1, 1, 1), (2, 2000000000, 2000000000)])
 
 
-@pytest.fixture
-def onnx_file(tmp_path):
-    path = tmp_path / "in" / "model.onnx"
-    path.parent.mkdir()
-    path.write_bytes(b"an onnx file")
-    return path
-
-
 @pytest.mark.parametrize("cache_name", ["model.engine", "model.engine.json", "model.engine.layers.json"])
 def test_a_timing_cache_that_is_an_output_not_yet_written_is_refused(onnx_file, tmp_path, cache_name):
     """The outputs do not exist yet: the paths are compared, not the files."""
