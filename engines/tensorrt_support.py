@@ -298,15 +298,15 @@ def check_hardware_compatibility(
         raise EngineBuildError(
             f"--hardware-compatibility must be one of {', '.join(hardware_compatibility_names())} (got {level!r})"
         )
-    since, oldest_gpu = found.since, found.oldest_gpu
-    if version is not None and tensorrt_version(version) < since:
+    if version is not None and tensorrt_version(version) < found.since:
         raise EngineBuildError(
-            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; this is TensorRT {version}"
+            f"--hardware-compatibility {name} needs TensorRT {version_text(found.since)} or newer; "
+            f"this is TensorRT {version}"
         )
-    if device is not None and tensorrt_version(device.compute_capability) < oldest_gpu:
+    if device is not None and tensorrt_version(device.compute_capability) < found.oldest_gpu:
         raise EngineBuildError(
             f"--hardware-compatibility {name} engines are built on a GPU of compute capability "
-            f"{oldest_gpu[0]}.{oldest_gpu[1]} or newer; {device.name} is {device.compute_capability}"
+            f"{version_text(found.oldest_gpu)} or newer; {device.name} is {device.compute_capability}"
         )
     return name
 
