@@ -152,10 +152,14 @@ class TensorRTRunner(Runner):
         self._input_name = ""
         self._input_dtype: Any = None
         self.output_names: list[str] = []
-        self.batch_range: tuple[int, int] = (1, 1)
         #: batch range of each optimization profile, as the engine reports them
         self.profile_ranges: list[tuple[int, int]] = [(1, 1)]
         self._profile: Optional[int] = None  # the profile set on the execution context
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        """The batch sizes some optimization profile takes: the smallest minimum to the largest maximum."""
+        return min(low for low, _ in self.profile_ranges), max(high for _, high in self.profile_ranges)
 
     def load(self) -> None:
         if self._runner is not None:
@@ -205,10 +209,6 @@ class TensorRTRunner(Runner):
                 ],
                 self.engine_path.name,
             )
-            self.batch_range = (
-                min(low for low, _ in self.profile_ranges),
-                max(high for _, high in self.profile_ranges),
-            )
             runner = TrtRunner(engine)
             try:
                 runner.activate()  # creates the execution context: fails when the GPU has too little memory free
@@ -245,7 +245,7 @@ class TensorRTRunner(Runner):
     def profile_for(self, pixel_values: np.ndarray) -> int:
         """The optimization profile that runs ``pixel_values``, after checking it is a batch the engine takes."""
         if len(self.profile_ranges) == 1:
-            check_batch(pixel_values, self.batch_range, self.engine_path.name)
+            check_batch(pixel_values, self.profile_ranges[0], self.engine_path.name)
             return 0
         check_batch(pixel_values, (1, np.iinfo(np.int32).max), self.engine_path.name)  # the [B, C, H, W] check
         return pick_profile(int(pixel_values.shape[0]), self.profile_ranges, self.engine_path.name)
