@@ -6,10 +6,6 @@ prove the bookkeeping (what each one includes), never a GPU timing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +18,7 @@ from vit5_infer.workflows.benchmark import report, timing
 from vit5_infer.workflows.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
 from vit5_infer.workflows.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
 
-REPO = Path(__file__).resolve().parents[2]
+from cli_runner import run_vit5
 
 
 class Clock:
@@ -207,26 +203,7 @@ def test_unknown_timing_figure_is_refused():
 
 
 def test_cli_cuda_graph_on_a_non_trt_backend_is_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vit5_infer.cli.main",
-            "bench",
-            "vit5-small",
-            "-b",
-            "ort",
-            "--cuda-graph",
-            "--json",
-            str(tmp_path / "r.json"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_vit5("bench", "vit5-small", "-b", "ort", "--cuda-graph", "--json", tmp_path / "r.json", process=True)
     assert proc.returncode in (1, 2), proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --cuda-graph replays"), proc.stderr
