@@ -9,8 +9,7 @@ import json
 
 import numpy as np
 import pytest
-import trt_standins
-from trt_standins import FakeEngine, install
+from trt_standins import FakeEngine, engine_file, install
 
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.errors import BenchError
@@ -52,9 +51,7 @@ def _reference(x, profile):
 def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_graph):
     cudart = install(monkeypatch, "11.1.0", copy_ms=1.0)
     engine = FakeEngine(cudart, profiles=[(1, 1, 1), (2, 4, 8)], compute_ms=5.0)
-    path = tmp_path / "m.engine"
-    path.write_bytes(b"m")
-    trt_standins.ENGINES[b"m"] = engine
+    path = engine_file(tmp_path, "m", engine)
     inputs = {1: _pixels(1), 4: _pixels(4)}
     references = {1: _reference(inputs[1], 0), 4: _reference(inputs[4], 1)}
     plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
@@ -107,9 +104,7 @@ def test_trt_figures_keep_the_enqueue_host_time_out_as_trtexec_does(monkeypatch,
     latency 8 ms.  The figures prove the bookkeeping only, never a GPU timing."""
     cudart = install(monkeypatch, "10.8.0", copy_ms=1.0)
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)], compute_ms=5.0, enqueue_host_ms=2.0)
-    path = tmp_path / "m.engine"
-    path.write_bytes(b"m")
-    trt_standins.ENGINES[b"m"] = engine
+    path = engine_file(tmp_path, "m", engine)
     x = _pixels(4)
     rows = run_backend(
         BackendPlan("trt", "fp32", lambda: TensorRTRunner(path)),
