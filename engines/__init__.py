@@ -1,7 +1,8 @@
 """Runners for every backend (PyTorch, torch.compile, ONNX Runtime, TensorRT) and the TensorRT engine builder.
 
 Import the pieces from their modules (``vit5_infer.engines.registry``, ``.tensorrt_builder``,
-``.manifest``, ...); this package imports nothing heavy on its own.
+``.tensorrt_runner``, ...; an engine's manifest is ``vit5_infer.engine_manifest``); this package imports
+nothing heavy on its own.
 """
 
 from .base import Runner

@@ -185,9 +185,10 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     if blocks is None:
         verdict = FUSED if len(evidence) >= count else PARTIAL
         return FusionReport(verdict, count, names, f"{kernels}, not attributed to blocks")
+    owners = [_owners(layer, blocks) for layer in evidence]
     owned = [0] * count
-    for layer in evidence:
-        for i in _owners(layer, blocks):
+    for found in owners:
+        for i in found:
             owned[i] += 1
     if not any(owned):
         return FusionReport(
@@ -204,28 +205,28 @@ def fusion_report(engine_information: str, attention_blocks: Union[int, Sequence
     if not unfused:
         return FusionReport(FUSED, count, names, detail, (), notes)
     missing = ", ".join(block.name for block in unfused)
-    anonymous = sum(1 for layer in evidence if not _owners(layer, blocks))
-    if anonymous and not all(block.single_query for block in unfused):
+    unfused_names = tuple(block.name for block in unfused)
+    single_query = all(block.single_query for block in unfused)
+    anonymous = sum(1 for found in owners if not found)
+    if anonymous and not single_query:
         return FusionReport(
             UNKNOWN,
             count,
             names,
             f"{detail}; {anonymous} fused kernel(s) name no block, so whether "
             f"{missing} have one is unknown; read the engine's .layers.json",
-            tuple(b.name for b in unfused),
+            unfused_names,
             notes,
         )
-    if all(block.single_query for block in unfused):
+    if single_query:
         # A cls readout's last block: one query row, a matrix-vector product that fused MHA kernels do not
         # take; TensorRT runs it as gemm kernels, which is the expected engine, not a missed fusion.
         explained = (
             f"{missing} computes one query (cls readout: [B,h,1,d] x [B,h,d,T]), a matrix-vector "
             "product TensorRT runs as gemm kernels, not a fused attention kernel; expected"
         )
-        return FusionReport(FUSED, count, names, detail, tuple(b.name for b in unfused), notes + (explained,))
-    return FusionReport(
-        PARTIAL, count, names, f"{detail}; no fused kernel in {missing}", tuple(b.name for b in unfused), notes
-    )
+        return FusionReport(FUSED, count, names, detail, unfused_names, notes + (explained,))
+    return FusionReport(PARTIAL, count, names, f"{detail}; no fused kernel in {missing}", unfused_names, notes)
 
 
 def count_attention_blocks(model: Any) -> int:

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 # the engine manifest's errors are the core's (vit5_infer.engine_manifest); engines' users find them here too
 from vit5_infer.errors import EngineMismatchError, ManifestError, Vit5Error  # noqa: F401
 
 TENSORRT_INSTALL_HINT = "pip install 'vit5-infer[tensorrt]'"
+
+
+def first_line(exc: BaseException, empty: Optional[str] = None) -> str:
+    """The first line of an exception's message, for a one-line error; ``empty`` (default: the exception's
+    type name) when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else (type(exc).__name__ if empty is None else empty)
 
 
 class BackendError(Vit5Error, ValueError):

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import BackendUnavailableError
+from .errors import BackendUnavailableError, first_line
 from .tensorrt_support import installed_tensorrt_version, tensorrt_major
 
 PROVIDER = "TensorrtExecutionProvider"
@@ -96,7 +96,7 @@ def prepare_tensorrt(ort: Any) -> None:
     try:
         importlib.import_module("tensorrt")
     except Exception as exc:  # noqa: BLE001 - a native library that fails to load raises ImportError or OSError
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise BackendUnavailableError(
             f"onnxruntime's {PROVIDER} needs TensorRT, which does not import here ({reason})"
         ) from None

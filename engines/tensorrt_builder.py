@@ -41,7 +41,7 @@ from vit5_infer.vocabulary import INPUT_NAME, PRECISION_NAMES, PathLike, Precisi
 
 from .attention_report import NO_ATTENTION, NOT_FUSED, PARTIAL, UNKNOWN, FusionReport, attention_blocks, fusion_report
 from .cuda_device import CudaDevice
-from .errors import EngineBuildError
+from .errors import EngineBuildError, first_line
 from .parse_errors import parse_failure_message, read_parser_errors
 from .tensorrt_support import (
     MAX_PROFILE_BATCH,
@@ -523,7 +523,7 @@ def _build(
         say(f"building the engine (batch {ranges}); this takes minutes")
         serialized = engine_bytes_from_network(network, config=config, save_timing_cache=str(cache_out))
     except PolygraphyException as exc:
-        first = reported_error(errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given")
+        first = reported_error(errors, first_line(exc, "no reason given"))
         raise EngineBuildError(
             f"TensorRT {trt.__version__} failed to build an engine from {source_onnx} ({first}); "
             "rerun with --verbose to see the builder log"

@@ -23,7 +23,7 @@ from vit5_infer.errors import InputError
 from vit5_infer.vocabulary import ENGINE_SUFFIXES, LOGITS, PathLike
 
 from .base import Runner
-from .errors import BackendError, EngineMismatchError
+from .errors import BackendError, EngineMismatchError, first_line
 from .tensorrt_support import (
     check_gpu_supported,
     cuda_initialized,
@@ -118,11 +118,6 @@ def outputs_as_float32(outputs: Mapping[str, Any], names: Sequence[str]) -> dict
     return result
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _uint8() -> Any:
     import torch
 
@@ -157,10 +152,14 @@ class TensorRTRunner(Runner):
         self._input_name = ""
         self._input_dtype: Any = None
         self.output_names: list[str] = []
-        self.batch_range: tuple[int, int] = (1, 1)
         #: batch range of each optimization profile, as the engine reports them
         self.profile_ranges: list[tuple[int, int]] = [(1, 1)]
         self._profile: Optional[int] = None  # the profile set on the execution context
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        """The batch sizes some optimization profile takes: the smallest minimum to the largest maximum."""
+        return min(low for low, _ in self.profile_ranges), max(high for _, high in self.profile_ranges)
 
     def load(self) -> None:
         if self._runner is not None:
@@ -210,17 +209,11 @@ class TensorRTRunner(Runner):
                 ],
                 self.engine_path.name,
             )
-            self.batch_range = (
-                min(low for low, _ in self.profile_ranges),
-                max(high for _, high in self.profile_ranges),
-            )
             runner = TrtRunner(engine)
             try:
                 runner.activate()  # creates the execution context: fails when the GPU has too little memory free
             except PolygraphyException as exc:
-                reason = reported_error(
-                    errors, str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
-                )
+                reason = reported_error(errors, first_line(exc, "no reason given"))
                 raise BackendError(
                     f"TensorRT could not start {self.engine_path.name} on GPU {self.device_index} ({reason})"
                 ) from None
@@ -243,7 +236,7 @@ class TensorRTRunner(Runner):
             with _quiet():
                 outputs = self._runner.infer(feed)
         except PolygraphyException as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "no reason given"
+            reason = first_line(exc, "no reason given")
             raise BackendError(
                 f"TensorRT failed to run {self.engine_path.name} on batch {len(pixel_values)} ({reason})"
             ) from None
@@ -252,7 +245,7 @@ class TensorRTRunner(Runner):
     def profile_for(self, pixel_values: np.ndarray) -> int:
         """The optimization profile that runs ``pixel_values``, after checking it is a batch the engine takes."""
         if len(self.profile_ranges) == 1:
-            check_batch(pixel_values, self.batch_range, self.engine_path.name)
+            check_batch(pixel_values, self.profile_ranges[0], self.engine_path.name)
             return 0
         check_batch(pixel_values, (1, np.iinfo(np.int32).max), self.engine_path.name)  # the [B, C, H, W] check
         return pick_profile(int(pixel_values.shape[0]), self.profile_ranges, self.engine_path.name)
@@ -270,7 +263,7 @@ class TensorRTRunner(Runner):
             except (PolygraphyException, RuntimeError) as exc:  # the bindings raise RuntimeError on failure
                 raise BackendError(
                     f"TensorRT could not switch {self.engine_path.name} to optimization profile "
-                    f"{index} ({_first_line(exc)})"
+                    f"{index} ({first_line(exc)})"
                 ) from None
             self._profile = index
         return index
@@ -305,17 +298,17 @@ class TensorRTRunner(Runner):
                 )
             except (PolygraphyException, RuntimeError) as exc:
                 raise BackendError(
-                    f"TensorRT could not time {what} ({reported_error(errors, _first_line(exc))})"
+                    f"TensorRT could not time {what} ({reported_error(errors, first_line(exc))})"
                 ) from None
         try:
             yield timer
         except PolygraphyException as exc:
-            raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+            raise BackendError(f"TensorRT failed while timing {what} ({first_line(exc)})") from None
         finally:
             try:
                 timer.close()
             except PolygraphyException as exc:  # a CUDA error surfacing at the last synchronize
-                raise BackendError(f"TensorRT failed while timing {what} ({_first_line(exc)})") from None
+                raise BackendError(f"TensorRT failed while timing {what} ({first_line(exc)})") from None
 
     def infer(self, pixel_values: np.ndarray) -> np.ndarray:
         outputs = self.run(pixel_values)

@@ -43,7 +43,7 @@ from vit5_infer.tensorrt_releases import (  # noqa: F401 - the version parsers r
 from vit5_infer.vocabulary import Precision
 
 from .cuda_device import CudaDevice, cuda_device
-from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError
+from .errors import BackendUnavailableError, EngineBuildError, NoGPUError, TensorRTUnavailableError, first_line
 
 #: Oldest compute capability whose tensor cores run each reduced type (TensorRT support matrix:
 #: INT8 Turing 7.5+, BF16 Ampere 8.0+, FP8 Ada 8.9 / Hopper 9.0+).
@@ -92,7 +92,7 @@ def tensorrt_cuda_runtime(device_index: int = 0):
         wrapper = polygraphy_cuda(cuda_major)
         wrapper.check(wrapper.handle.cudaSetDevice(device_index))
     except (PolygraphyException, OSError) as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = first_line(exc)
         raise BackendUnavailableError(
             f"the CUDA runtime (libcudart) cannot use GPU {device_index} ({reason}); {cudart_hint(cuda_major)}"
         ) from None
@@ -298,15 +298,15 @@ def check_hardware_compatibility(
         raise EngineBuildError(
             f"--hardware-compatibility must be one of {', '.join(hardware_compatibility_names())} (got {level!r})"
         )
-    since, oldest_gpu = found.since, found.oldest_gpu
-    if version is not None and tensorrt_version(version) < since:
+    if version is not None and tensorrt_version(version) < found.since:
         raise EngineBuildError(
-            f"--hardware-compatibility {name} needs TensorRT {since[0]}.{since[1]} or newer; this is TensorRT {version}"
+            f"--hardware-compatibility {name} needs TensorRT {version_text(found.since)} or newer; "
+            f"this is TensorRT {version}"
         )
-    if device is not None and tensorrt_version(device.compute_capability) < oldest_gpu:
+    if device is not None and tensorrt_version(device.compute_capability) < found.oldest_gpu:
         raise EngineBuildError(
             f"--hardware-compatibility {name} engines are built on a GPU of compute capability "
-            f"{oldest_gpu[0]}.{oldest_gpu[1]} or newer; {device.name} is {device.compute_capability}"
+            f"{version_text(found.oldest_gpu)} or newer; {device.name} is {device.compute_capability}"
         )
     return name
 

@@ -6,15 +6,10 @@ prove the bookkeeping (what each one includes), never a GPU timing."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import trt_standins
-from trt_standins import FakeEngine, install
+from trt_standins import FakeEngine, engine_file, install
 
 from vit5_infer.engines.tensorrt_runner import TensorRTRunner
 from vit5_infer.errors import BenchError
@@ -22,7 +17,7 @@ from vit5_infer.workflows.benchmark import report, timing
 from vit5_infer.workflows.benchmark.run import BackendPlan, BenchSettings, check_cuda_graph, run_backend
 from vit5_infer.workflows.benchmark.timing import TIMING_FIGURES, TimingPlan, time_measured
 
-REPO = Path(__file__).resolve().parents[2]
+from cli_runner import run_vit5
 
 
 class Clock:
@@ -56,9 +51,7 @@ def _reference(x, profile):
 def test_trt_rows_are_gpu_compute_and_host_latency(monkeypatch, tmp_path, cuda_graph):
     cudart = install(monkeypatch, "11.1.0", copy_ms=1.0)
     engine = FakeEngine(cudart, profiles=[(1, 1, 1), (2, 4, 8)], compute_ms=5.0)
-    path = tmp_path / "m.engine"
-    path.write_bytes(b"m")
-    trt_standins.ENGINES[b"m"] = engine
+    path = engine_file(tmp_path, "m", engine)
     inputs = {1: _pixels(1), 4: _pixels(4)}
     references = {1: _reference(inputs[1], 0), 4: _reference(inputs[4], 1)}
     plan = BackendPlan("trt", "fp32", lambda: TensorRTRunner(path))
@@ -111,9 +104,7 @@ def test_trt_figures_keep_the_enqueue_host_time_out_as_trtexec_does(monkeypatch,
     latency 8 ms.  The figures prove the bookkeeping only, never a GPU timing."""
     cudart = install(monkeypatch, "10.8.0", copy_ms=1.0)
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)], compute_ms=5.0, enqueue_host_ms=2.0)
-    path = tmp_path / "m.engine"
-    path.write_bytes(b"m")
-    trt_standins.ENGINES[b"m"] = engine
+    path = engine_file(tmp_path, "m", engine)
     x = _pixels(4)
     rows = run_backend(
         BackendPlan("trt", "fp32", lambda: TensorRTRunner(path)),
@@ -207,26 +198,7 @@ def test_unknown_timing_figure_is_refused():
 
 
 def test_cli_cuda_graph_on_a_non_trt_backend_is_one_line(tmp_path):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "vit5_infer.cli.main",
-            "bench",
-            "vit5-small",
-            "-b",
-            "ort",
-            "--cuda-graph",
-            "--json",
-            str(tmp_path / "r.json"),
-        ],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    proc = run_vit5("bench", "vit5-small", "-b", "ort", "--cuda-graph", "--json", tmp_path / "r.json", process=True)
     assert proc.returncode in (1, 2), proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: --cuda-graph replays"), proc.stderr

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,8 @@ from vit5_infer.engines.errors import EngineBuildError
 from vit5_infer.engines.tensorrt_builder import check_build_options, check_input_shape
 from vit5_infer.engines.tensorrt_support import MAX_PROFILE_BATCH, parse_batch_profiles
 from vit5_infer.workflows.build_engine import build_engine
+
+from cli_runner import run_vit5
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,14 +85,6 @@ def test_a_workspace_that_is_not_a_positive_finite_size_is_refused(workspace):
 def test_a_profile_batch_beyond_memory_is_refused():
     with pytest.raises(EngineBuildError, match="a profile batch of 2000000000 needs .* GiB for its pixel_values alone"):
         check_input_shape({"pixel_values": (-1, 3, 224, 224)}, "m.onnx", [(1, 1, 1), (2, 2000000000, 2000000000)])
-
-
-@pytest.fixture
-def onnx_file(tmp_path):
-    path = tmp_path / "in" / "model.onnx"
-    path.parent.mkdir()
-    path.write_bytes(b"an onnx file")
-    return path
 
 
 @pytest.mark.parametrize("cache_name", ["model.engine", "model.engine.json", "model.engine.layers.json"])
@@ -229,18 +220,6 @@ def test_set_decomposable_attentions_is_imported_only_under_the_attention_check(
 
 
 # ---- the CLI: one line each ---------------------------------------------------------------------------
-def _vit5(*args):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    return subprocess.run(
-        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 def _one_line(proc, fragment):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
@@ -269,7 +248,7 @@ def exported(tmp_path_factory, golden_dir):
 )
 def test_build_engine_refuses_in_one_line_before_tensorrt(exported, tmp_path, args, fragment):
     out = tmp_path / "new" / "m.engine"
-    _one_line(_vit5("build-engine", exported, "-o", out, *[a.format(out=out) for a in args]), fragment)
+    _one_line(run_vit5("build-engine", exported, "-o", out, *[a.format(out=out) for a in args], process=True), fragment)
     assert not out.parent.exists()
 
 
@@ -279,7 +258,7 @@ def test_build_engine_takes_the_model_source_options(tmp_path, golden_dir):
 
     if importlib.util.find_spec("tensorrt") is not None:
         pytest.skip("TensorRT is installed here; the missing-TensorRT path cannot be exercised")
-    proc = _vit5(
+    proc = run_vit5(
         "build-engine",
         golden_dir / "attn_cls_r4.safetensors",
         "-o",
@@ -296,6 +275,7 @@ def test_build_engine_takes_the_model_source_options(tmp_path, golden_dir):
         "--version-compatible",
         "--hardware-compatibility",
         "ampere+",
+        process=True,
     )
     _one_line(proc, "TensorRT is not installed")
     assert list(tmp_path.iterdir()) == []

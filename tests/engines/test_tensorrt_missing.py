@@ -21,14 +21,6 @@ no_tensorrt = pytest.mark.skipif(tensorrt_installed(), reason="TensorRT is insta
 EXPECTED = "TensorRT is not installed: pip install 'vit5-infer[tensorrt]' (needs an NVIDIA GPU and driver)"
 
 
-@pytest.fixture
-def onnx_file(tmp_path):
-    path = tmp_path / "in" / "model.onnx"
-    path.parent.mkdir()
-    path.write_bytes(b"an onnx file")
-    return path
-
-
 @no_tensorrt
 def test_import_tensorrt_message():
     with pytest.raises(TensorRTUnavailableError) as info:

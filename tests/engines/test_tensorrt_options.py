@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vit5_infer.engines.cuda_device import CudaDevice
-from vit5_infer.engines.errors import BackendError, EngineBuildError
+from vit5_infer.engines.errors import BackendError, EngineBuildError, first_line
 from vit5_infer.engines.tensorrt_builder import (
     check_input_shape,
     not_fused_message,
@@ -298,3 +298,10 @@ def test_outputs_as_float32_returns_every_output_by_name_and_owns_its_memory():
 def test_a_missing_output_is_an_error():
     with pytest.raises(BackendError, match="no output 'logits'"):
         outputs_as_float32({"pre_logits": np.zeros(2)}, ["logits"])
+
+
+def test_first_line_of_an_error_message():
+    """The one-line reason the TensorRT path gives for a Polygraphy, bindings or loader error."""
+    assert first_line(RuntimeError("  CUDA Error: 2\nsee the docs\n")) == "CUDA Error: 2"
+    assert first_line(OSError()) == "OSError"
+    assert first_line(RuntimeError(" \n"), "no reason given") == "no reason given"

@@ -21,6 +21,7 @@ from trt_standins import (
     DataType,
     FakeCudart,
     FakeEngine,
+    engine_file,
     install,
     standin_members,
 )
@@ -102,13 +103,6 @@ def test_fake_cudart_refuses_a_malformed_call():
 
 
 # ---- the runner through Polygraphy -------------------------------------------------------------------------
-def _engine_file(tmp_path, name: str, engine: FakeEngine):
-    path = tmp_path / f"{name}.engine"
-    path.write_bytes(name.encode())
-    trt_standins.ENGINES[name.encode()] = engine
-    return path
-
-
 def _pixels(batch: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, 3, 4, 4)).astype(np.float32)
 
@@ -122,7 +116,7 @@ def test_runner_feeds_the_engine_its_input_type_and_returns_float32(monkeypatch,
     cudart = install(monkeypatch, version)
     engine = FakeEngine(cudart, input_dtype=dtype, output_dtype=dtype)
     pixels = _pixels(2)
-    with TensorRTRunner(_engine_file(tmp_path, "m", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "m", engine)) as runner:
         outputs = runner.run(pixels)
         logits = runner.infer(pixels[:1])
     assert list(outputs) == ["logits"] and outputs["logits"].dtype == np.float32
@@ -134,7 +128,7 @@ def test_runner_feeds_the_engine_its_input_type_and_returns_float32(monkeypatch,
 def test_runner_keeps_the_one_profile_of_a_single_profile_engine(monkeypatch, tmp_path):
     cudart = install(monkeypatch)
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
-    with TensorRTRunner(_engine_file(tmp_path, "one", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "one", engine)) as runner:
         assert runner.profile_ranges == [(1, 8)] and runner.batch_range == (1, 8)
         for batch in (1, 8, 3):
             assert runner.run(_pixels(batch))["logits"].shape == (batch, 2)
@@ -150,7 +144,7 @@ def test_runner_picks_the_profile_that_holds_the_batch(monkeypatch, tmp_path, ve
     changes."""
     cudart = install(monkeypatch, version)
     engine = FakeEngine(cudart, profiles=[(1, 1, 1), (2, 4, 8), (16, 32, 64)])
-    with TensorRTRunner(_engine_file(tmp_path, "multi", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "multi", engine)) as runner:
         assert runner.profile_ranges == [(1, 1), (2, 8), (16, 64)] and runner.batch_range == (1, 64)
         seen = {batch: runner.run(_pixels(batch))["logits"][0, 1] for batch in (1, 4, 8, 16, 64, 2)}
         context = engine.contexts[0]
@@ -168,7 +162,7 @@ def test_runner_picks_the_profile_that_holds_the_batch(monkeypatch, tmp_path, ve
 def test_overlapping_profiles_pick_the_narrowest(monkeypatch, tmp_path):
     cudart = install(monkeypatch)
     engine = FakeEngine(cudart, profiles=[(1, 32, 64), (1, 1, 1), (1, 4, 8)])
-    with TensorRTRunner(_engine_file(tmp_path, "wide", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "wide", engine)) as runner:
         assert runner.run(_pixels(1))["logits"][0, 1] == 1.0
         assert runner.run(_pixels(4))["logits"][0, 1] == 2.0
         assert runner.run(_pixels(32))["logits"][0, 1] == 0.0
@@ -177,7 +171,7 @@ def test_overlapping_profiles_pick_the_narrowest(monkeypatch, tmp_path):
 def test_a_fixed_batch_engine_takes_that_batch_only(monkeypatch, tmp_path):
     cudart = install(monkeypatch)
     engine = FakeEngine(cudart, profiles=[(2, 2, 2)], fixed_batch=2)
-    with TensorRTRunner(_engine_file(tmp_path, "fixed", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "fixed", engine)) as runner:
         assert runner.profile_ranges == [(2, 2)]
         assert runner.run(_pixels(2))["logits"].shape == (2, 2)
         with pytest.raises(InputError, match="accepts batch 2..2, got 1"):
@@ -210,7 +204,7 @@ def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, t
     cudart = install(monkeypatch, version, copy_ms=1.0)
     engine = FakeEngine(cudart, profiles=[(1, 1, 1), (2, 4, 8)], compute_ms=5.0)
     pixels = _pixels(4)
-    with TensorRTRunner(_engine_file(tmp_path, "timed", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "timed", engine)) as runner:
         with runner.timer(pixels, cuda_graph=cuda_graph) as timer:
             context = engine.contexts[1]  # a context of its own; the runner's keeps its output allocator
             assert context.allocators == {} and set(context.addresses) == {"pixel_values", "logits"}
@@ -240,7 +234,7 @@ def test_timer_times_compute_without_copies_and_latency_with_them(monkeypatch, t
 def test_timer_refuses_a_batch_no_profile_holds(monkeypatch, tmp_path):
     cudart = install(monkeypatch)
     engine = FakeEngine(cudart, profiles=[(1, 1, 1), (16, 32, 64)])
-    with TensorRTRunner(_engine_file(tmp_path, "gap", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "gap", engine)) as runner:
         with pytest.raises(BackendError, match="optimization profiles for batch 1, 16..64; got 4"):
             with runner.timer(_pixels(4)):
                 pass
@@ -250,7 +244,7 @@ def test_a_failed_capture_is_one_line_and_frees_what_it_took(monkeypatch, tmp_pa
     cudart = install(monkeypatch)
     cudart.capture_error = 901  # cudaErrorStreamCaptureInvalidated
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
-    with TensorRTRunner(_engine_file(tmp_path, "nograph", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "nograph", engine)) as runner:
         with pytest.raises(BackendError) as info:
             with runner.timer(_pixels(2), cuda_graph=True):
                 pass
@@ -272,7 +266,7 @@ def test_an_enqueue_refused_under_capture_says_so_and_leaves_no_graph(monkeypatc
     does (samples/common/sampleDevice.h).  The stand-in models both ways enqueueV3 can fail under capture."""
     cudart = install(monkeypatch)
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)], under_capture=under_capture)
-    with TensorRTRunner(_engine_file(tmp_path, "capture", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "capture", engine)) as runner:
         with pytest.raises(BackendError) as info:
             with runner.timer(_pixels(2), cuda_graph=True):
                 pass
@@ -291,7 +285,7 @@ def test_a_failed_instantiation_destroys_the_captured_graph(monkeypatch, tmp_pat
     cudart = install(monkeypatch)
     cudart.instantiate_error = 2  # cudaErrorMemoryAllocation
     engine = FakeEngine(cudart, profiles=[(1, 4, 8)])
-    with TensorRTRunner(_engine_file(tmp_path, "noexec", engine)) as runner:
+    with TensorRTRunner(engine_file(tmp_path, "noexec", engine)) as runner:
         with pytest.raises(
             BackendError,
             match=r"^TensorRT could not time noexec.engine at batch 2 in a CUDA graph "

@@ -635,6 +635,14 @@ class Runtime:
 ENGINES: dict[bytes, FakeEngine] = {}
 
 
+def engine_file(folder, name: str, engine: FakeEngine):
+    """``folder/NAME.engine``, whose bytes (``NAME``) deserialize to ``engine``."""
+    path = folder / f"{name}.engine"
+    path.write_bytes(name.encode())
+    ENGINES[name.encode()] = engine
+    return path
+
+
 def init_libnvinfer_plugins(logger, namespace) -> bool:
     return True
 
