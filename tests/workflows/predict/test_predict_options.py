@@ -154,3 +154,18 @@ def test_a_bad_image_is_a_row_error_and_the_rest_of_its_chunk_decodes(tmp_path):
     assert "broken.png" in chunk.errors[1] and "cannot decode" in chunk.errors[1] and "\n" not in chunk.errors[1]
     assert "gone.png" in chunk.errors[3]
     assert np.abs(chunk.pixels[[0, 2]]).sum() > 0 and not chunk.pixels[[1, 3]].any()
+
+
+def test_a_short_batch_is_padded_with_zero_images_in_the_graph_layout():
+    from vit5_infer.workflows.predict.model import RunnerSpec
+
+    pixels = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2) + 1
+    padded = RunnerSpec("ort", "fp32", "g.onnx", batch=4).batch_input(pixels)
+    assert padded.shape == (4, 3, 2, 2) and padded.dtype == np.float32
+    np.testing.assert_array_equal(padded[:2], pixels)
+    assert not padded[2:].any()
+    nhwc = RunnerSpec("ort", "fp32", "g.onnx", batch=4, layout="nhwc").batch_input(pixels)
+    assert nhwc.shape == (4, 2, 2, 3) and nhwc.flags.c_contiguous
+    np.testing.assert_array_equal(nhwc[:2], pixels.transpose(0, 2, 3, 1))
+    whole = RunnerSpec("ort", "fp32", "g.onnx", batch=2).batch_input(pixels)
+    assert whole is pixels  # a whole NCHW batch runs as decoded, uncopied
