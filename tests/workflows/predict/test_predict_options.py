@@ -169,3 +169,16 @@ def test_a_short_batch_is_padded_with_zero_images_in_the_graph_layout():
     np.testing.assert_array_equal(nhwc[:2], pixels.transpose(0, 2, 3, 1))
     whole = RunnerSpec("ort", "fp32", "g.onnx", batch=2).batch_input(pixels)
     assert whole is pixels  # a whole NCHW batch runs as decoded, uncopied
+
+
+def test_a_ray_decode_stage_reads_the_preprocessing_it_is_given_as_metadata(tmp_path):
+    from vit5_infer.workflows.predict.ray_pipeline import decode_batch
+
+    files = write_images(tmp_path, 2, size=(30, 40))
+    pre = Preprocessing(
+        image_size=8, crop_ratio=0.5, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7), interpolation="nearest"
+    )
+    batch = {"index": np.arange(2), "path": np.asarray([str(f) for f in files], dtype=object)}
+    decoded = decode_batch(batch, pre.to_metadata())
+    np.testing.assert_array_equal(decoded["pixels"], decode_chunk(range(2), [str(f) for f in files], pre).pixels)
+    assert decoded["error"].tolist() == ["", ""]

@@ -31,15 +31,10 @@ ACTOR_BASE_BYTES = 512 << 20
 
 
 def _preprocessing(value) -> Preprocessing:
+    """A Preprocessing, or its ``to_metadata()`` entry (what a pipeline passes through ``fn_kwargs``)."""
     if isinstance(value, Preprocessing):
         return value
-    return Preprocessing(
-        image_size=int(value["image_size"]),
-        crop_ratio=float(value["crop_ratio"]),
-        mean=tuple(value["mean"]),
-        std=tuple(value["std"]),
-        interpolation=value["interpolation"],
-    )
+    return Preprocessing.from_metadata({"preprocessing": value}, int(value["image_size"]))
 
 
 def decode_batch(batch: dict, preprocessing) -> dict:
