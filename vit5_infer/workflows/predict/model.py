@@ -58,12 +58,19 @@ class RunnerSpec:
     batch: int = 1
     layout: str = "nchw"
     module: object = None  # the network, for torch backends only
+    outputs: tuple = (LOGITS,)  # what a torch backend's runner gives (a graph gives its own outputs)
 
     def make(self):
         from vit5_infer.engines.registry import make_runner
 
         if self.path is None:
-            return make_runner(self.backend, copy.deepcopy(self.module), precision=self.precision, threads=self.threads)
+            return make_runner(
+                self.backend,
+                copy.deepcopy(self.module),
+                precision=self.precision,
+                threads=self.threads,
+                outputs=self.outputs,
+            )
         return make_runner(
             self.backend, self.path, precision=self.precision, batch_hint=self.batch, threads=self.threads
         )
@@ -195,6 +202,7 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         options.batch,
         graph_layout(metadata),
         module,
+        tuple(outputs),
     )
     fingerprint = {
         **identity,
