@@ -182,3 +182,23 @@ def test_a_ray_decode_stage_reads_the_preprocessing_it_is_given_as_metadata(tmp_
     decoded = decode_batch(batch, pre.to_metadata())
     np.testing.assert_array_equal(decoded["pixels"], decode_chunk(range(2), [str(f) for f in files], pre).pixels)
     assert decoded["error"].tolist() == ["", ""]
+
+
+def test_ray_refuses_every_backend_that_runs_the_pytorch_model(tmp_path, monkeypatch):
+    """Ray is a stand-in here (find_spec answers for it): the refusal comes before Ray is imported."""
+    import importlib.util
+
+    from vit5_infer.engines.registry import BACKENDS, runs
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "ray" else find_spec(name, *a)
+    )
+    images = tmp_path / "images"
+    write_images(images, 2)
+    for backend in BACKENDS:
+        if runs(backend) == "model":
+            with pytest.raises(PredictError, match="--ray runs a file on every actor"):
+                _plan(tmp_path, images, ray=True, backend=backend)
+        else:
+            assert _plan(tmp_path, images, ray=True, backend=backend).bounds == (0, 2)

@@ -93,9 +93,11 @@ def plan(options: PredictOptions) -> Plan:
     if options.ray:
         import importlib.util
 
+        from vit5_infer.engines.registry import backends_running
+
         if importlib.util.find_spec("ray") is None:
             raise PredictError("--ray needs Ray Data: pip install 'vit5-infer[ray]'")
-        if options.backend in ("torch", "torch-compile"):
+        if options.backend in backends_running("model"):
             raise PredictError("--ray runs a file on every actor: use an ort* or trt backend")
     return Plan(inputs, output, summary, options.shard.bounds(len(inputs)))
 
