@@ -11,12 +11,12 @@ from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, Progress
 
 
 def installed_tensorrt_target() -> str:
-    """The export target for the TensorRT installed here (``tensorrt`` when none is): its MAJOR.MINOR,
-    as a package version such as 10.14.1.48.post1 is not a target."""
-    from vit5_infer.engines.tensorrt_support import installed_tensorrt_version, tensorrt_release
+    """The export target for the TensorRT installed here (``tensorrt`` when none is)."""
+    from vit5_infer.engines.tensorrt_support import installed_tensorrt_version
+    from vit5_infer.workflows.build_engine import tensorrt_target
 
     version = installed_tensorrt_version()
-    return f"tensorrt={tensorrt_release(version)}" if version else "tensorrt"
+    return tensorrt_target(version) if version else "tensorrt"
 
 
 def recorded_precision(onnx_path: Path) -> str:

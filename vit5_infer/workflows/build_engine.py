@@ -236,6 +236,12 @@ def check_parses(onnx_graph: PathLike | GraphFile, tensorrt_version: str) -> Non
         )
 
 
+def tensorrt_target(version: str) -> str:
+    """The export target whose graph form TensorRT ``version`` parses: its MAJOR.MINOR, as a package version
+    such as 10.14.1.48.post1 is not a target."""
+    return f"tensorrt={tensorrt_release(version)}"
+
+
 def export_for_tensorrt(
     source: PathLike, onnx_path: Path, tensorrt_version: str, load: Optional[LoadOptions], progress: Progress
 ) -> Path:
@@ -243,7 +249,7 @@ def export_for_tensorrt(
     from .export import ExportOptions, export
 
     onnx_path.parent.mkdir(parents=True, exist_ok=True)
-    target = f"tensorrt={tensorrt_release(tensorrt_version)}"
+    target = tensorrt_target(tensorrt_version)
     if progress:
         progress(f"exporting {source} to ONNX (target {target})")
     options = ExportOptions(target=target, load=load or LoadOptions())

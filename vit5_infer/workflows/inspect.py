@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 from vit5_infer.errors import InputError, Vit5Error
 from vit5_infer.load_options import LoadOptions
-from vit5_infer.vocabulary import ENGINE_SUFFIXES, Progress
+from vit5_infer.vocabulary import Progress, is_engine_path, is_onnx_path
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,9 @@ class Inspection:
 
 def file_kind(path: Path) -> str:
     """ "onnx", "engine" or "model" (a checkpoint or preset name), by the name."""
-    if path.suffix.lower() == ".onnx":
+    if is_onnx_path(path):
         return "onnx"
-    if path.suffix.lower() in ENGINE_SUFFIXES or path.name.endswith(".engine.json"):
+    if is_engine_path(path) or path.name.endswith(".engine.json"):
         return "engine"
     return "model"
 

@@ -36,10 +36,6 @@ if TYPE_CHECKING:
 SENSITIVITY_SCHEMES = (("int8", "cpu"), ("fp8", "tensorrt"))
 
 
-def _quiet(message: str) -> None:
-    """Drops a calibration warning the study's caller chose to calibrate into (seeded inputs)."""
-
-
 def _float_options(options: ExportOptions) -> ExportOptions:
     """The float export of the quantized ``options``, unvalidated (the study compares it with the quantized)."""
     return replace(options, precision="fp32", validate=False, quantization=QuantizationOptions())
@@ -228,15 +224,13 @@ def alternating_latencies(
     """
     import time
 
-    import numpy as np
-
     from vit5_infer.ort_sessions import create_session
+    from vit5_infer.preprocessing import seeded_pixels
 
     if rounds < 1 or batch < 1:
         raise BenchError(f"rounds and batch must be >= 1, got rounds={rounds}, batch={batch}")
     sessions = {name: create_session(str(path), threads=threads, quiet=True) for name, path in graphs.items()}
-    x = np.random.default_rng(batch).standard_normal((batch, *input_shape)).astype(np.float32)
-    feed = {INPUT_NAME: x}
+    feed = {INPUT_NAME: seeded_pixels((batch, *input_shape), seed=batch)}
     for session in sessions.values():
         session.run(None, feed)
     times: dict[str, list[float]] = {name: [] for name in sessions}

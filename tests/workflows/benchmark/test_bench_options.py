@@ -188,3 +188,14 @@ def test_reports_are_written_after_the_table_and_named(checkpoint, tmp_path):
     assert events == ["table", tmp_path / "r.json", tmp_path / "r.csv"]
     assert json.loads((tmp_path / "r.json").read_text())["results"][0]["backend"] == "torch"
     assert report.results[0].passed
+
+
+def test_an_unknown_precision_names_every_precision():
+    from vit5_infer.workflows.predict import PredictOptions
+
+    with pytest.raises(BenchError) as bench:
+        BenchSettings(precisions=["fp64"]).check()
+    assert str(bench.value) == "unknown precision(s) fp64; use fp32, fp16, bf16, int8 or fp8"
+    with pytest.raises(Vit5Error) as predict:
+        PredictOptions(source="s", images="i", output="o", precision="fp64").check()
+    assert str(predict.value) == "unknown precision 'fp64'; use one of fp32, fp16, bf16, int8, fp8"

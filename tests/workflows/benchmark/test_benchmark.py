@@ -75,6 +75,23 @@ def test_time_runner_time_budget_stops_early():
     assert len(samples) == 2  # whichever limit comes first
 
 
+def test_time_runner_resolves_the_cuda_wait_once_outside_the_loop(monkeypatch):
+    """A cuda runner waits for the GPU after every call; whether torch has CUDA is asked once, not inside
+    each timed iteration (torch's CUDA here is a stand-in: this proves the call pattern, not a GPU wait)."""
+    import torch
+
+    asked, waits = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: asked.append(1) or True)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: waits.append(1))
+    clock = FakeClock(0.001)
+    samples, _ = timing.time_runner(
+        clock.infer, np.zeros(1), timing.TimingPlan(warmup=2, iters=5), device="cuda", clock=clock
+    )
+    assert len(samples) == 5
+    assert len(waits) == 7  # after every warm-up and timed call
+    assert len(asked) == 1
+
+
 @pytest.mark.parametrize("kwargs", [{"warmup": -1}, {"iters": 0}, {"iters": None, "seconds": None}, {"seconds": 0.0}])
 def test_timing_plan_rejects_bad_values(kwargs):
     with pytest.raises(BenchError):

@@ -470,3 +470,20 @@ def test_the_tensorrt_comparison_parses_as_the_builder_does():
     called = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
     assert {"parse_network", "with_decomposable_attentions"} <= called
     assert not any(isinstance(node, ast.Attribute) and node.attr == "OnnxParser" for node in ast.walk(tree))
+
+
+def test_default_target_is_the_form_the_installed_tensorrt_parses(monkeypatch):
+    """The TensorRT module is a stand-in carrying only the ``__version__`` a pip package reports: this checks
+    the target text, not a TensorRT parse."""
+    import types
+
+    from vit5_infer.engines import tensorrt_support
+    from vit5_infer.workflows.build_engine import tensorrt_target
+    from vit5_infer.workflows.debug.layer_compare import default_target
+
+    monkeypatch.setattr(
+        tensorrt_support, "import_tensorrt", lambda: types.SimpleNamespace(__version__="10.14.1.48.post1")
+    )
+    assert default_target("trt") == "tensorrt=10.14"
+    assert default_target("ort") == "ort"
+    assert tensorrt_target("10.8.0.43") == "tensorrt=10.8"

@@ -154,3 +154,51 @@ def test_a_bad_image_is_a_row_error_and_the_rest_of_its_chunk_decodes(tmp_path):
     assert "broken.png" in chunk.errors[1] and "cannot decode" in chunk.errors[1] and "\n" not in chunk.errors[1]
     assert "gone.png" in chunk.errors[3]
     assert np.abs(chunk.pixels[[0, 2]]).sum() > 0 and not chunk.pixels[[1, 3]].any()
+
+
+def test_a_short_batch_is_padded_with_zero_images_in_the_graph_layout():
+    from vit5_infer.workflows.predict.model import RunnerSpec
+
+    pixels = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2) + 1
+    padded = RunnerSpec("ort", "fp32", "g.onnx", batch=4).batch_input(pixels)
+    assert padded.shape == (4, 3, 2, 2) and padded.dtype == np.float32
+    np.testing.assert_array_equal(padded[:2], pixels)
+    assert not padded[2:].any()
+    nhwc = RunnerSpec("ort", "fp32", "g.onnx", batch=4, layout="nhwc").batch_input(pixels)
+    assert nhwc.shape == (4, 2, 2, 3) and nhwc.flags.c_contiguous
+    np.testing.assert_array_equal(nhwc[:2], pixels.transpose(0, 2, 3, 1))
+    whole = RunnerSpec("ort", "fp32", "g.onnx", batch=2).batch_input(pixels)
+    assert whole is pixels  # a whole NCHW batch runs as decoded, uncopied
+
+
+def test_a_ray_decode_stage_reads_the_preprocessing_it_is_given_as_metadata(tmp_path):
+    from vit5_infer.workflows.predict.ray_pipeline import decode_batch
+
+    files = write_images(tmp_path, 2, size=(30, 40))
+    pre = Preprocessing(
+        image_size=8, crop_ratio=0.5, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7), interpolation="nearest"
+    )
+    batch = {"index": np.arange(2), "path": np.asarray([str(f) for f in files], dtype=object)}
+    decoded = decode_batch(batch, pre.to_metadata())
+    np.testing.assert_array_equal(decoded["pixels"], decode_chunk(range(2), [str(f) for f in files], pre).pixels)
+    assert decoded["error"].tolist() == ["", ""]
+
+
+def test_ray_refuses_every_backend_that_runs_the_pytorch_model(tmp_path, monkeypatch):
+    """Ray is a stand-in here (find_spec answers for it): the refusal comes before Ray is imported."""
+    import importlib.util
+
+    from vit5_infer.engines.registry import BACKENDS, runs
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: object() if name == "ray" else find_spec(name, *a)
+    )
+    images = tmp_path / "images"
+    write_images(images, 2)
+    for backend in BACKENDS:
+        if runs(backend) == "model":
+            with pytest.raises(PredictError, match="--ray runs a file on every actor"):
+                _plan(tmp_path, images, ray=True, backend=backend)
+        else:
+            assert _plan(tmp_path, images, ray=True, backend=backend).bounds == (0, 2)

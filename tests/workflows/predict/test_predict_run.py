@@ -166,3 +166,52 @@ def _no_leftovers(tmp_path):
     staged = [p for p in tmp_path.rglob(".*.tmp")]
     assert not staged, staged
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_the_ray_actor_pads_a_short_batch_and_keeps_its_rows(predict_graph, tmp_path):
+    """``Vit5Predictor`` called as Ray Data would call it (no Ray needed to construct it): a batch shorter
+    than the spec's gives its own rows only, equal to the runner's outputs on those images."""
+    from vit5_infer.engines.registry import make_runner
+    from vit5_infer.preprocessing import Preprocessing, load_images
+    from vit5_infer.workflows.predict.model import RunnerSpec
+    from vit5_infer.workflows.predict.ray_pipeline import Vit5Predictor
+
+    files = write_images(tmp_path / "images", 3)
+    x = load_images(files, Preprocessing(image_size=32), len(files))
+    actor = Vit5Predictor(RunnerSpec("ort", "fp32", str(predict_graph), batch=5), topk=2, scores="logits")
+    try:
+        index = np.arange(3)
+        rows = actor({"index": index, "path": files, "error": [""] * 3, "decode_s": np.zeros(3), "pixels": x})
+    finally:
+        actor.runner.release()
+        actor.runner = None
+    with make_runner("ort", predict_graph) as runner:
+        logits = runner.run(x)["logits"]
+    assert rows["classes"].shape == (3, 2) and rows["compute_s"].shape == (3,)
+    assert rows["classes"].tolist() == np.argsort(-logits, axis=1, kind="stable")[:, :2].tolist()
+    np.testing.assert_allclose(rows["scores"], np.sort(logits, axis=1)[:, ::-1][:, :2], rtol=1e-5)
+
+
+def test_a_torch_backend_writes_the_asked_outputs(predict_graph, golden_dir, tmp_path):
+    from predict_data import CASE
+
+    images = tmp_path / "images"
+    write_images(images, 3)
+    asked = dict(outputs=("pre_logits", "patch_tokens"), normalize=True)
+    predict(_options(predict_graph, images, tmp_path / "graph", **asked))
+    summary = predict(
+        _options(golden_dir / f"{CASE}.safetensors", images, tmp_path / "torch", backend="torch", **asked)
+    )
+    assert (summary.rows, summary.errors, summary.backend) == (3, 0, "torch")
+    from_graph, from_torch = read_rows(tmp_path / "graph"), read_rows(tmp_path / "torch")
+    assert [r["classes"] for r in from_torch] == [r["classes"] for r in from_graph]
+    np.testing.assert_allclose([r["pre_logits"] for r in from_torch], [r["pre_logits"] for r in from_graph], atol=1e-4)
+    tokens = [
+        np.load(tmp_path / "torch" / "_arrays" / r["patch_tokens"]["file"])[r["patch_tokens"]["row"]]
+        for r in from_torch
+    ]
+    expected = [
+        np.load(tmp_path / "graph" / "_arrays" / r["patch_tokens"]["file"])[r["patch_tokens"]["row"]]
+        for r in from_graph
+    ]
+    np.testing.assert_allclose(tokens, expected, atol=1e-4)

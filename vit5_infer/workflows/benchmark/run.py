@@ -22,7 +22,7 @@ from vit5_infer.errors import BenchError
 from vit5_infer.load_options import LoadOptions
 from vit5_infer.loading import load_source, model_from_onnx
 from vit5_infer.preprocessing import Preprocessing, to_layout
-from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, PathLike, Precision, Progress
+from vit5_infer.vocabulary import LOGITS, PRECISION_NAMES, QUANTIZED_PRECISIONS, PathLike, Precision, Progress
 
 from ..artifacts import Artifacts, recorded_precision, unrunnable_reason
 from ..labelled_images import LabelledImages, dataset_accuracy, read_class_index
@@ -305,7 +305,7 @@ class BenchSettings:
 
         if not self.batches or any(not isinstance(b, int) or b < 1 for b in self.batches):
             raise BenchError(f"batch sizes must be positive integers, got {list(self.batches)}")
-        names = [q.value for q in Precision]
+        names = PRECISION_NAMES
         unknown = [p for p in self.precisions if p not in names]
         if unknown:
             raise BenchError(f"unknown precision(s) {', '.join(unknown)}; use {', '.join(names[:-1])} or {names[-1]}")

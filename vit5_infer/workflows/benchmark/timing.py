@@ -42,16 +42,20 @@ def latency_stats(samples_ms: Sequence[float]) -> dict:
     }
 
 
-def synchronize(device: str) -> None:
-    """Wait for queued GPU work; ``Runner.infer`` already returns host data, this guards async runners."""
+def _no_wait() -> None:
+    pass
+
+
+def synchronizer(device: str) -> Callable[[], None]:
+    """What waits for queued GPU work on ``device`` (``Runner.infer`` already returns host data, this guards
+    async runners), resolved once: the timed loop calls it every iteration, inside the measured time."""
     if device != "cuda":
-        return
+        return _no_wait
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency
-        return
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+        return _no_wait
+    return torch.cuda.synchronize if torch.cuda.is_available() else _no_wait
 
 
 #: The longest time budget per backend and batch: past it (or an infinite one) a run never ends.
@@ -132,11 +136,12 @@ def time_runner(
     one timed iteration always runs).
     """
     last: list = [None]
+    synchronize = synchronizer(device)
 
     def step() -> float:
         t0 = clock()
         last[0] = infer(inputs)
-        synchronize(device)
+        synchronize()
         return (clock() - t0) * 1e3
 
     samples = _timed_loop(step, plan, progress, clock)

@@ -346,9 +346,11 @@ def default_target(backend: str) -> str:
     installed release parses."""
     if backend != "trt":
         return "ort"
-    from vit5_infer.engines.tensorrt_support import import_tensorrt, tensorrt_release
+    from vit5_infer.engines.tensorrt_support import import_tensorrt
 
-    return f"tensorrt={tensorrt_release(import_tensorrt().__version__)}"
+    from ..build_engine import tensorrt_target
+
+    return tensorrt_target(import_tensorrt().__version__)
 
 
 def compare_precisions(

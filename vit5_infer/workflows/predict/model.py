@@ -15,9 +15,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
+import numpy as np
+
 from vit5_infer.errors import PredictError
-from vit5_infer.preprocessing import Preprocessing
-from vit5_infer.vocabulary import QUANTIZED_PRECISIONS, PathLike, Progress
+from vit5_infer.preprocessing import Preprocessing, to_layout
+from vit5_infer.vocabulary import LOGITS, QUANTIZED_PRECISIONS, PathLike, Progress
 
 from .options import PredictOptions
 
@@ -56,15 +58,30 @@ class RunnerSpec:
     batch: int = 1
     layout: str = "nchw"
     module: object = None  # the network, for torch backends only
+    outputs: tuple = (LOGITS,)  # what a torch backend's runner gives (a graph gives its own outputs)
 
     def make(self):
         from vit5_infer.engines.registry import make_runner
 
         if self.path is None:
-            return make_runner(self.backend, copy.deepcopy(self.module), precision=self.precision, threads=self.threads)
+            return make_runner(
+                self.backend,
+                copy.deepcopy(self.module),
+                precision=self.precision,
+                threads=self.threads,
+                outputs=self.outputs,
+            )
         return make_runner(
             self.backend, self.path, precision=self.precision, batch_hint=self.batch, threads=self.threads
         )
+
+    def batch_input(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded NCHW ``pixels`` (at most ``batch`` images) as the runner takes them: padded with zero images
+        to a whole batch (engines and static graphs take whole batches), in the graph's layout."""
+        n = len(pixels)
+        if n < self.batch:
+            pixels = np.concatenate([pixels, np.zeros((self.batch - n, *pixels.shape[1:]), np.float32)])
+        return to_layout(pixels, self.layout)
 
 
 @dataclass
@@ -74,6 +91,11 @@ class ResolvedModel:
     num_classes: int
     shapes: dict  # output name -> per-image shape
     fingerprint: dict = field(default_factory=dict)
+
+    @property
+    def extra_outputs(self) -> list[str]:
+        """The outputs written beside the classes and scores (which come from the logits)."""
+        return [name for name in self.shapes if name != LOGITS]
 
 
 def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress = None) -> ResolvedModel:
@@ -180,6 +202,7 @@ def resolve_model(options: PredictOptions, workdir: PathLike, progress: Progress
         options.batch,
         graph_layout(metadata),
         module,
+        tuple(outputs),
     )
     fingerprint = {
         **identity,

@@ -80,9 +80,7 @@ class PredictOptions:
     def check(self) -> None:
         """One-line errors for values that cannot run, before any file is read."""
         if self.precision not in PRECISION_NAMES:
-            raise PredictError(
-                f"unknown precision {self.precision!r}; use one of {', '.join(p.value for p in Precision)}"
-            )
+            raise PredictError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISION_NAMES)}")
         for name, value, low in (
             ("--batch", self.batch, 1),
             ("--topk", self.topk, 1),

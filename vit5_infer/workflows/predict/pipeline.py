@@ -14,12 +14,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
-
 from vit5_infer.errors import PredictError
 from vit5_infer.files import check_output_dir, check_output_path, write_json_atomic
-from vit5_infer.preprocessing import to_layout
-from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
 from .dataset import (
@@ -97,9 +93,11 @@ def plan(options: PredictOptions) -> Plan:
     if options.ray:
         import importlib.util
 
+        from vit5_infer.engines.registry import backends_running
+
         if importlib.util.find_spec("ray") is None:
             raise PredictError("--ray needs Ray Data: pip install 'vit5-infer[ray]'")
-        if options.backend in ("torch", "torch-compile"):
+        if options.backend in backends_running("model"):
             raise PredictError("--ray runs a file on every actor: use an ort* or trt backend")
     return Plan(inputs, output, summary, options.shard.bounds(len(inputs)))
 
@@ -187,6 +185,7 @@ def run_local(
             if progress:
                 progress("predicting", 0, todo)
             decoded = pool.map(chunks(parts, options.batch, inputs.paths))
+            names = model.extra_outputs
             while True:
                 waited = time.perf_counter()
                 chunk = next(decoded, None)
@@ -194,21 +193,12 @@ def run_local(
                 if chunk is None:
                     break
                 stats.decode_s += chunk.seconds
-                n = len(chunk.indices)
-                x = chunk.pixels
-                if n < options.batch:  # engines and static graphs take whole batches
-                    x = np.concatenate([x, np.zeros((options.batch - n, *x.shape[1:]), np.float32)])
-                x = to_layout(x, model.spec.layout)
+                x = model.spec.batch_input(chunk.pixels)
                 began = time.perf_counter()
                 outputs = runner.run(x)
                 stats.compute_s += time.perf_counter() - began
                 columns = output_columns(
-                    outputs,
-                    [name for name in model.shapes if name != LOGITS],
-                    options.topk,
-                    options.scores,
-                    options.normalize,
-                    rows=n,
+                    outputs, names, options.topk, options.scores, options.normalize, rows=len(chunk.indices)
                 )
                 began = time.perf_counter()
                 writer.add(chunk.indices, columns, chunk.errors)

@@ -18,7 +18,7 @@ from typing import Optional
 
 import numpy as np
 
-from vit5_infer.preprocessing import Preprocessing, to_layout
+from vit5_infer.preprocessing import Preprocessing
 from vit5_infer.vocabulary import LOGITS
 
 from .columns import output_columns
@@ -31,15 +31,10 @@ ACTOR_BASE_BYTES = 512 << 20
 
 
 def _preprocessing(value) -> Preprocessing:
+    """A Preprocessing, or its ``to_metadata()`` entry (what a pipeline passes through ``fn_kwargs``)."""
     if isinstance(value, Preprocessing):
         return value
-    return Preprocessing(
-        image_size=int(value["image_size"]),
-        crop_ratio=float(value["crop_ratio"]),
-        mean=tuple(value["mean"]),
-        std=tuple(value["std"]),
-        interpolation=value["interpolation"],
-    )
+    return Preprocessing.from_metadata({"preprocessing": value}, int(value["image_size"]))
 
 
 def decode_batch(batch: dict, preprocessing) -> dict:
@@ -73,11 +68,8 @@ class Vit5Predictor:
         self.runner.__enter__()
 
     def __call__(self, batch: dict) -> dict:
-        x = np.asarray(batch["pixels"], dtype=np.float32)
-        n = len(x)
-        if n < self.spec.batch:  # engines and static graphs take whole batches
-            x = np.concatenate([x, np.zeros((self.spec.batch - n, *x.shape[1:]), np.float32)])
-        x = to_layout(x, self.spec.layout)
+        n = len(batch["pixels"])
+        x = self.spec.batch_input(np.asarray(batch["pixels"], dtype=np.float32))
         began = time.perf_counter()
         outputs = self.runner.run(x)
         seconds = time.perf_counter() - began
@@ -133,7 +125,7 @@ def run_ray(options, model, inputs, parts, writer, progress, setup_start: float)
         else np.zeros(0, np.int64)
     )
     table = pa.table({"index": positions, "path": pa.array([inputs.paths[i] for i in positions], pa.string())})
-    names = [name for name in model.shapes if name != LOGITS]
+    names = model.extra_outputs
     workers = max(1, options.workers)
     dataset = (
         ray.data.from_arrow(table)
