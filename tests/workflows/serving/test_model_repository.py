@@ -58,24 +58,9 @@ def test_gpu_onnx_model_with_the_tensorrt_accelerator(digits_onnx, tmp_path):
 
 
 @needs_tritonclient
-def test_engine_model_config(digits_onnx, tmp_path):
-    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
-
+def test_engine_model_config(digits_engine, tmp_path):
     engine = tmp_path / "digits.plan"
-    engine.write_bytes(b"serialized engine bytes are copied, never read")
-    write_manifest(
-        create_manifest(
-            onnx_path=digits_onnx,
-            engine_path=engine,
-            tensorrt_version="10.13.0",
-            gpu_name="NVIDIA H100",
-            compute_capability="9.0",
-            precision="fp32",
-            profiles=profile_shapes((3, 32, 32), 1, 4, 16),
-            build_flags={},
-        ),
-        engine,
-    )
+    digits_engine(engine, precision="fp32")
     result = write_model_repository(engine, tmp_path / "repo")
     config = read_config(result)
     assert config.platform == "tensorrt_plan" and config.max_batch_size == 16
@@ -86,27 +71,12 @@ def test_engine_model_config(digits_onnx, tmp_path):
         write_model_repository(engine, tmp_path / "repo2", options=RepositoryOptions(kind="cpu"))
 
 
-def test_a_version_compatible_plan_says_how_triton_must_start(digits_onnx, tmp_path):
+def test_a_version_compatible_plan_says_how_triton_must_start(digits_engine, tmp_path):
     """Triton's TensorRT backend lets an engine run its embedded host code only with
     --backend-config=tensorrt,version-compatible=true."""
-    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
-
     engine = tmp_path / "digits.plan"
-    engine.write_bytes(b"not read")
     for flags, warns in [({"version_compatible": True}, True), ({}, False)]:
-        write_manifest(
-            create_manifest(
-                onnx_path=digits_onnx,
-                engine_path=engine,
-                tensorrt_version="10.13.0",
-                gpu_name="NVIDIA H100",
-                compute_capability="9.0",
-                precision="fp32",
-                profiles=profile_shapes((3, 32, 32), 1, 4, 16),
-                build_flags=flags,
-            ),
-            engine,
-        )
+        digits_engine(engine, precision="fp32", build_flags=flags)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             write_model_repository(engine, tmp_path / f"repo{warns}")
