@@ -11,6 +11,8 @@ import pytest
 from vit5_infer.workflows.serving import RepositoryError, parse_model_config, write_model_repository
 from vit5_infer.workflows.serving.model_repository import Enum, RepositoryOptions, to_pbtxt
 
+from cli_runner import run_vit5
+
 needs_tritonclient = pytest.mark.skipif(
     importlib.util.find_spec("tritonclient") is None,
     reason="reading config.pbtxt back needs tritonclient's ModelConfig: pip install 'vit5-infer[serve]'",
@@ -202,16 +204,7 @@ def test_triton_rejects_what_it_does_not_know():
 
 # ---- the command ---------------------------------------------------------------------------------
 def vit5(*args, cwd):
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_vit5(*args, cwd=cwd, timeout=300, process=True)
 
 
 def test_vit5_triton_repo_writes_the_model_and_says_how_to_serve_it(digits_onnx, tmp_path):
