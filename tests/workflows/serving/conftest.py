@@ -73,6 +73,15 @@ def digits_onnx(digits_dir, tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def reference(digits_onnx):
+    """ONNX Runtime's in-process runner of ``digits_onnx``: what a served model must answer."""
+    from vit5_infer.engines.registry import make_runner
+
+    with make_runner("ort", digits_onnx, threads=1) as runner:
+        yield runner
+
+
 @pytest.fixture
 def digits_engine(digits_onnx):
     """``digits_engine(path, **fields)``: writes a stand-in TensorRT plan at ``path`` with an engine manifest
