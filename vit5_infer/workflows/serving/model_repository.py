@@ -35,7 +35,7 @@ from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_pa
 from .choices import ACCELERATOR_PRECISIONS, INSTANCE_KINDS
 from .errors import SERVE_INSTALL_HINT, RepositoryError, ServeUnavailableError
 from .signature import ModelSignature, TensorSpec, engine_signature, onnx_signature
-from .source import model_name
+from .source import export_served_graph, model_name
 
 VERSION = "1"
 ONNX_PLATFORM = "onnxruntime_onnx"
@@ -447,16 +447,10 @@ def _write_model(
 def _export(
     source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions], progress: Progress
 ) -> Path:
-    from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
-    from vit5_infer.loading import load_source
+    from vit5_infer.loading import load_source  # lazy: loading imports torch
 
     model, origin = load_source(source, load_options)
-    if progress:
-        progress(f"exporting {origin.name} to ONNX ({precision})")
-    result = export_onnx(
-        model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress
-    )
-    return Path(result.path)
+    return export_served_graph(model, origin, workdir / "model.onnx", precision, progress, opset=opset)
 
 
 def _publish(stage: Path, final: Path, force: bool) -> None:
