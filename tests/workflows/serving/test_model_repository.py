@@ -138,6 +138,7 @@ def test_existing_model_is_replaced_only_with_force(digits_onnx, tmp_path):
     [
         (RepositoryOptions(tensorrt_accelerator="fp16"), "GPU instances"),
         (RepositoryOptions(kind="tpu"), "cpu or gpu"),
+        (RepositoryOptions(kind="gpu", tensorrt_accelerator="int8"), "precision must be fp32 or fp16, got 'int8'"),
         (RepositoryOptions(instances=0), "instances must be >= 1"),
         (RepositoryOptions(preferred_batch_sizes=(4, 64)), "[64] lie outside 1..8"),
         (RepositoryOptions(max_queue_delay_us=-1), "max queue delay"),

@@ -212,7 +212,7 @@ def parse_model_config(text: str):
 def _check_options(options: RepositoryOptions, platform: str, signature: ModelSignature) -> RepositoryOptions:
     kind = options.kind or ("gpu" if platform == TENSORRT_PLATFORM else "cpu")
     if kind not in INSTANCE_KINDS:
-        raise RepositoryError(f"instance kind must be cpu or gpu, got {kind!r}")
+        raise RepositoryError(f"instance kind must be {' or '.join(INSTANCE_KINDS)}, got {kind!r}")
     if platform == TENSORRT_PLATFORM and kind != "gpu":
         raise RepositoryError("a TensorRT engine runs only on GPU instances (KIND_GPU)")
     if options.instances < 1:
@@ -226,7 +226,8 @@ def _check_options(options: RepositoryOptions, platform: str, signature: ModelSi
             )
         if options.tensorrt_accelerator not in ACCELERATOR_PRECISIONS:
             raise RepositoryError(
-                f"TensorRT accelerator precision must be fp32 or fp16, got {options.tensorrt_accelerator!r}"
+                f"TensorRT accelerator precision must be {' or '.join(map(str, ACCELERATOR_PRECISIONS))}, "
+                f"got {options.tensorrt_accelerator!r}"
             )
     bad = [b for b in options.preferred_batch_sizes if not 1 <= b <= signature.max_batch]
     if bad and signature.static_batch is None:
