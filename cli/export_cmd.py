@@ -20,16 +20,16 @@ from vit5_infer.vocabulary import Precision as GraphPrecision
 from . import console
 from .model_options import ModelOptions, model_options
 from .parsing import parse_mean_std, parse_name_list
-from .shared_options import channel_option
+from .shared_options import channel_option, choices
 
 # the float precisions (--io-dtype, and `vit5 debug`'s candidate graph)
-Precision = enum.Enum("Precision", {p.value: p.value for p in FLOAT_PRECISIONS}, type=str)  # type: ignore[misc]
+Precision = choices("Precision", FLOAT_PRECISIONS)
 
 
 QUANT_PANEL = "Quantization (--precision int8 / fp8)"
 PRE_PANEL = "Image preprocessing (stored in the graph metadata; applied to calibration images)"
-Interpolation = enum.Enum("Interpolation", {name: name for name in INTERPOLATIONS}, type=str)
-CalibrationMethod = enum.Enum("CalibrationMethod", {name: name for name in CALIBRATION_METHODS}, type=str)
+Interpolation = choices("Interpolation", INTERPOLATIONS)
+CalibrationMethod = choices("CalibrationMethod", CALIBRATION_METHODS)
 
 
 class Layout(str, enum.Enum):

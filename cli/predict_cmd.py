@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from vit5_infer.vocabulary import OUTPUT_NAMES
+from vit5_infer.vocabulary import FLOAT_PRECISIONS, OUTPUT_NAMES, QUANTIZED_PRECISIONS
+from vit5_infer.workflows.backends import backend_names
 
 from . import console
 from .model_options import ModelOptions, model_options
@@ -18,6 +19,7 @@ OUTPUT_PANEL = "Output dataset"
 SPEED_PANEL = "Speed"
 RAY_PANEL = "Ray Data"
 EXTRA_OUTPUTS = tuple(name for name in OUTPUT_NAMES if name != "logits")
+BACKENDS = backend_names()
 
 
 class RowProgress:
@@ -70,7 +72,7 @@ def predict(
         typer.Option(
             "--backend",
             "-b",
-            help="torch, torch-compile, ort, ort-cuda, ort-trt or trt (default: ort; trt for an engine).",
+            help=f"{', '.join(BACKENDS[:-1])} or {BACKENDS[-1]} (default: ort; trt for an engine).",
             show_default=False,
         ),
     ] = None,
@@ -78,8 +80,9 @@ def predict(
         str,
         typer.Option(
             "--precision",
-            help="Precision of a preset/checkpoint's export (fp32, fp16, bf16; int8 and fp8 with --calibration). A "
-            "given ONNX file or engine keeps its own.",
+            help=f"Precision of a preset/checkpoint's export ({', '.join(map(str, FLOAT_PRECISIONS))}; "
+            f"{' and '.join(map(str, QUANTIZED_PRECISIONS))} with --calibration). A given ONNX file or engine keeps "
+            "its own.",
         ),
     ] = "fp32",
     calibration: Annotated[

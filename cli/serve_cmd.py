@@ -22,16 +22,12 @@ from .shared_options import (
     MaxBatchOption,
     MaxQueueDelayOption,
     PreferredBatchOption,
+    choices,
     threads_option,
 )
 
 NETWORK_PANEL = "Network"
 SOURCE_HELP = "Preset, checkpoint (exported to a temporary ONNX file), .onnx file or TensorRT engine."
-
-
-def choices(name: str, values) -> type[enum.Enum]:
-    """A Typer choice type whose members are ``values`` (strings, or str-valued enum members)."""
-    return enum.Enum(name, [(str(value), str(value)) for value in values], type=str)  # type: ignore[return-value]
 
 
 def serve_backend_choices() -> type[enum.Enum]:

@@ -6,12 +6,20 @@ that commands file under different help panels comes from a function of the pane
 own default value, which Typer reads from the signature.
 """
 
+import enum
+from collections.abc import Iterable
 from typing import Annotated, Any, Optional
 
 import typer
 
 BATCH_PANEL = "Batching and instances"
 FROM_GRAPH = "the graph's metadata, else ImageNet's"
+
+
+def choices(name: str, values: Iterable) -> type[enum.Enum]:
+    """A Typer choice type whose members are ``values`` (strings, or str-valued enum members), so that a
+    flag's choices come from the table that holds them."""
+    return enum.Enum(name, [(str(value), str(value)) for value in values], type=str)  # type: ignore[return-value]
 
 
 def _flag(flag: str, help: str, panel: Optional[str], show_default: bool = False) -> Any:

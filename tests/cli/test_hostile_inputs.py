@@ -15,14 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_runner import run_vit5
+from cli_runner import run_vit5 as vit5
 
 REPO = Path(__file__).resolve().parents[2]
 CASE = "attn_cls_r4"  # tiny attention model: 32x32 images, 10 classes
-
-
-def vit5(*args, cwd=REPO, timeout=240, process: bool = False) -> subprocess.CompletedProcess:
-    return run_vit5(*args, cwd=cwd, timeout=timeout, process=process)
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -1,5 +1,5 @@
-"""Fixtures of the serving tests: a trained digits network exported once, free loopback ports,
-and a reason to skip where PyTriton or tritonclient cannot run."""
+"""Fixtures of the serving tests: a trained digits network exported once, stand-in engines described by
+a manifest of it, free loopback ports, and a reason to skip where PyTriton or tritonclient cannot run."""
 
 from __future__ import annotations
 
@@ -71,6 +71,44 @@ def digits_onnx(digits_dir, tmp_path_factory) -> Path:
     export_onnx(model, path, source=origin)
     set_digits_preprocessing(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def reference(digits_onnx):
+    """ONNX Runtime's in-process runner of ``digits_onnx``: what a served model must answer."""
+    from vit5_infer.engines.registry import make_runner
+
+    with make_runner("ort", digits_onnx, threads=1) as runner:
+        yield runner
+
+
+@pytest.fixture
+def digits_engine(digits_onnx):
+    """``digits_engine(path, **fields)``: writes a stand-in TensorRT plan at ``path`` with an engine manifest
+    of ``digits_onnx`` (FP16, batch 1..16, opt 4, built by TensorRT 10.13 on an H100 unless ``fields`` say
+    otherwise) and returns the manifest. The plan's bytes are copied, never read: describing an engine to
+    Triton takes only its manifest and graph."""
+    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
+
+    def write(path: Path, **fields):
+        path.write_bytes(b"serialized engine bytes are copied, never read")
+        manifest = create_manifest(
+            **{
+                "onnx_path": digits_onnx,
+                "engine_path": path,
+                "tensorrt_version": "10.13.0",
+                "gpu_name": "NVIDIA H100",
+                "compute_capability": "9.0",
+                "precision": "fp16",
+                "profiles": profile_shapes((3, 32, 32), 1, 4, 16),
+                "build_flags": {},
+                **fields,
+            }
+        )
+        write_manifest(manifest, path)
+        return manifest
+
+    return write
 
 
 @pytest.fixture(scope="session")

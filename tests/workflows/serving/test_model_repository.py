@@ -11,6 +11,8 @@ import pytest
 from vit5_infer.workflows.serving import RepositoryError, parse_model_config, write_model_repository
 from vit5_infer.workflows.serving.model_repository import Enum, RepositoryOptions, to_pbtxt
 
+from cli_runner import run_vit5
+
 needs_tritonclient = pytest.mark.skipif(
     importlib.util.find_spec("tritonclient") is None,
     reason="reading config.pbtxt back needs tritonclient's ModelConfig: pip install 'vit5-infer[serve]'",
@@ -58,24 +60,9 @@ def test_gpu_onnx_model_with_the_tensorrt_accelerator(digits_onnx, tmp_path):
 
 
 @needs_tritonclient
-def test_engine_model_config(digits_onnx, tmp_path):
-    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
-
+def test_engine_model_config(digits_engine, tmp_path):
     engine = tmp_path / "digits.plan"
-    engine.write_bytes(b"serialized engine bytes are copied, never read")
-    write_manifest(
-        create_manifest(
-            onnx_path=digits_onnx,
-            engine_path=engine,
-            tensorrt_version="10.13.0",
-            gpu_name="NVIDIA H100",
-            compute_capability="9.0",
-            precision="fp32",
-            profiles=profile_shapes((3, 32, 32), 1, 4, 16),
-            build_flags={},
-        ),
-        engine,
-    )
+    digits_engine(engine, precision="fp32")
     result = write_model_repository(engine, tmp_path / "repo")
     config = read_config(result)
     assert config.platform == "tensorrt_plan" and config.max_batch_size == 16
@@ -86,27 +73,12 @@ def test_engine_model_config(digits_onnx, tmp_path):
         write_model_repository(engine, tmp_path / "repo2", options=RepositoryOptions(kind="cpu"))
 
 
-def test_a_version_compatible_plan_says_how_triton_must_start(digits_onnx, tmp_path):
+def test_a_version_compatible_plan_says_how_triton_must_start(digits_engine, tmp_path):
     """Triton's TensorRT backend lets an engine run its embedded host code only with
     --backend-config=tensorrt,version-compatible=true."""
-    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
-
     engine = tmp_path / "digits.plan"
-    engine.write_bytes(b"not read")
     for flags, warns in [({"version_compatible": True}, True), ({}, False)]:
-        write_manifest(
-            create_manifest(
-                onnx_path=digits_onnx,
-                engine_path=engine,
-                tensorrt_version="10.13.0",
-                gpu_name="NVIDIA H100",
-                compute_capability="9.0",
-                precision="fp32",
-                profiles=profile_shapes((3, 32, 32), 1, 4, 16),
-                build_flags=flags,
-            ),
-            engine,
-        )
+        digits_engine(engine, precision="fp32", build_flags=flags)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             write_model_repository(engine, tmp_path / f"repo{warns}")
@@ -166,6 +138,7 @@ def test_existing_model_is_replaced_only_with_force(digits_onnx, tmp_path):
     [
         (RepositoryOptions(tensorrt_accelerator="fp16"), "GPU instances"),
         (RepositoryOptions(kind="tpu"), "cpu or gpu"),
+        (RepositoryOptions(kind="gpu", tensorrt_accelerator="int8"), "precision must be fp32 or fp16, got 'int8'"),
         (RepositoryOptions(instances=0), "instances must be >= 1"),
         (RepositoryOptions(preferred_batch_sizes=(4, 64)), "[64] lie outside 1..8"),
         (RepositoryOptions(max_queue_delay_us=-1), "max queue delay"),
@@ -232,16 +205,7 @@ def test_triton_rejects_what_it_does_not_know():
 
 # ---- the command ---------------------------------------------------------------------------------
 def vit5(*args, cwd):
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "vit5_infer.cli.main", *map(str, args)],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_vit5(*args, cwd=cwd, timeout=300, process=True)
 
 
 def test_vit5_triton_repo_writes_the_model_and_says_how_to_serve_it(digits_onnx, tmp_path):

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vit5_infer.engines.registry import make_runner
 from vit5_infer.metrics import compare_logits, within_tolerance
 from vit5_infer.preprocessing import load_image
 from vit5_infer.workflows.serving import (
@@ -45,12 +44,6 @@ def server(serve_extra, digits_onnx, free_ports, tmp_path_factory):
     # A queue delay makes concurrent single-image requests meet in one batch deterministically enough.
     with ModelServer(served, loopback_options(free_ports, max_queue_delay_us=20_000)) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def reference(digits_onnx):
-    with make_runner("ort", digits_onnx, threads=1) as runner:
-        yield runner
 
 
 def client(server, protocol="http"):

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vit5_infer.engines.registry import make_runner
 from vit5_infer.preprocessing import load_image
 from vit5_infer.workflows.serving import ModelServer, ServeOptions, onnx_signature, resolve_served_model
 from vit5_infer.workflows.serving.batching import BatchedModel
@@ -204,12 +203,6 @@ def server(serve_extra, digits_onnx, free_ports, tmp_path_factory):
     )
     with ModelServer(served, options) as running:
         yield running
-
-
-@pytest.fixture(scope="module")
-def reference(digits_onnx):
-    with make_runner("ort", digits_onnx, threads=1) as runner:
-        yield runner
 
 
 def _http(server, inputs: list) -> tuple:

@@ -32,23 +32,11 @@ def test_fp16_io_graph_declares_fp16(digits_dir, tmp_path):
     assert sig.pixel_input.dtype == "float16" and sig.outputs[0].dtype == "float16"
 
 
-def test_engine_signature_takes_the_batch_range_from_the_manifest(digits_onnx, tmp_path):
-    from vit5_infer.engine_manifest import create_manifest, profile_shapes, write_manifest
+def test_engine_signature_takes_the_batch_range_from_the_manifest(digits_engine, tmp_path):
+    from vit5_infer.engine_manifest import profile_shapes, write_manifest
 
-    # The engine's bytes are never read to describe it: the manifest and its graph say everything.
     engine = tmp_path / "digits.plan"
-    engine.write_bytes(b"serialized engine bytes are not read here")
-    manifest = create_manifest(
-        onnx_path=digits_onnx,
-        engine_path=engine,
-        tensorrt_version="10.13.0",
-        gpu_name="NVIDIA H100",
-        compute_capability="9.0",
-        precision="fp16",
-        profiles=profile_shapes((3, 32, 32), 1, 8, 16),
-        build_flags={},
-    )
-    write_manifest(manifest, engine)
+    manifest = digits_engine(engine, profiles=profile_shapes((3, 32, 32), 1, 8, 16))
     sig = engine_signature(engine)
     assert sig.max_batch == 16 and sig.static_batch is None and sig.outputs[0].name == "logits"
     assert engine_signature(engine, max_batch=4).max_batch == 4
@@ -107,37 +95,16 @@ def test_unservable_sources_say_why_in_one_line(source, backend, message, digits
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
-def test_an_engine_whose_profiles_leave_a_gap_is_not_served(digits_onnx, tmp_path):
+def test_an_engine_whose_profiles_leave_a_gap_is_not_served(digits_engine, tmp_path):
     """A dynamic batcher (Triton's, vit5 serve's) forms any batch up to the largest: a batch between two
     profiles would run on none (Triton falls back to profile 0 and fails every request in it)."""
-    from vit5_infer.engine_manifest import (
-        batch_gaps,
-        batch_profiles_shapes,
-        create_manifest,
-        gapless_profiles_text,
-        profile_envelope,
-        write_manifest,
-    )
+    from vit5_infer.engine_manifest import batch_gaps, batch_profiles_shapes, gapless_profiles_text, profile_envelope
     from vit5_infer.engines.tensorrt_support import parse_batch_profiles
 
     def engine_with(text):
         engine = tmp_path / f"m{len(list(tmp_path.iterdir()))}.plan"
-        engine.write_bytes(b"not read")
         profiles = batch_profiles_shapes((3, 32, 32), parse_batch_profiles(text))
-        write_manifest(
-            create_manifest(
-                onnx_path=digits_onnx,
-                engine_path=engine,
-                tensorrt_version="10.13.0",
-                gpu_name="NVIDIA H100",
-                compute_capability="9.0",
-                precision="fp16",
-                profiles=profile_envelope(profiles),
-                optimization_profiles=profiles,
-                build_flags={},
-            ),
-            engine,
-        )
+        digits_engine(engine, profiles=profile_envelope(profiles), optimization_profiles=profiles)
         return engine
 
     assert engine_signature(engine_with("1,2-8,9-64")).max_batch == 64

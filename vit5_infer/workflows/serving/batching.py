@@ -44,14 +44,6 @@ class BatchedModel:
         items = [self.pixels(request, index) for index, request in enumerate(requests)]
         return self.outputs_per_request(items)
 
-    def answer(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list:
-        """One answer per request: its outputs, or the Vit5Error that refuses that request alone.  The
-        requests that read correctly run as one batch, whatever the others hold; a failure of the
-        runner itself raises for all of them."""
-        read = self.read_each(requests)
-        outputs = iter(self.outputs_per_request([x for x in read if not isinstance(x, Vit5Error)]))
-        return [x if isinstance(x, Vit5Error) else next(outputs) for x in read]
-
     def read_each(self, requests: Sequence[Mapping[str, np.ndarray]]) -> list:
         """Per request, its pixels (``read``) or the Vit5Error that refuses it."""
         read: list = []

@@ -35,7 +35,7 @@ from vit5_infer.vocabulary import PathLike, Progress, is_engine_path, is_onnx_pa
 from .choices import ACCELERATOR_PRECISIONS, INSTANCE_KINDS
 from .errors import SERVE_INSTALL_HINT, RepositoryError, ServeUnavailableError
 from .signature import ModelSignature, TensorSpec, engine_signature, onnx_signature
-from .source import model_name
+from .source import export_served_graph, model_name
 
 VERSION = "1"
 ONNX_PLATFORM = "onnxruntime_onnx"
@@ -212,7 +212,7 @@ def parse_model_config(text: str):
 def _check_options(options: RepositoryOptions, platform: str, signature: ModelSignature) -> RepositoryOptions:
     kind = options.kind or ("gpu" if platform == TENSORRT_PLATFORM else "cpu")
     if kind not in INSTANCE_KINDS:
-        raise RepositoryError(f"instance kind must be cpu or gpu, got {kind!r}")
+        raise RepositoryError(f"instance kind must be {' or '.join(INSTANCE_KINDS)}, got {kind!r}")
     if platform == TENSORRT_PLATFORM and kind != "gpu":
         raise RepositoryError("a TensorRT engine runs only on GPU instances (KIND_GPU)")
     if options.instances < 1:
@@ -226,7 +226,8 @@ def _check_options(options: RepositoryOptions, platform: str, signature: ModelSi
             )
         if options.tensorrt_accelerator not in ACCELERATOR_PRECISIONS:
             raise RepositoryError(
-                f"TensorRT accelerator precision must be fp32 or fp16, got {options.tensorrt_accelerator!r}"
+                f"TensorRT accelerator precision must be {' or '.join(map(str, ACCELERATOR_PRECISIONS))}, "
+                f"got {options.tensorrt_accelerator!r}"
             )
     bad = [b for b in options.preferred_batch_sizes if not 1 <= b <= signature.max_batch]
     if bad and signature.static_batch is None:
@@ -447,16 +448,10 @@ def _write_model(
 def _export(
     source, workdir: Path, precision: str, opset: int, load_options: Optional[LoadOptions], progress: Progress
 ) -> Path:
-    from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
-    from vit5_infer.loading import load_source
+    from vit5_infer.loading import load_source  # lazy: loading imports torch
 
     model, origin = load_source(source, load_options)
-    if progress:
-        progress(f"exporting {origin.name} to ONNX ({precision})")
-    result = export_onnx(
-        model, workdir / "model.onnx", opset=opset, precision=precision, source=origin, progress=progress
-    )
-    return Path(result.path)
+    return export_served_graph(model, origin, workdir / "model.onnx", precision, progress, opset=opset)
 
 
 def _publish(stage: Path, final: Path, force: bool) -> None:

@@ -57,12 +57,16 @@ class ServedModel:
         return f"{self.name} ({self.backend}{where}, max batch {self.signature.max_batch})"
 
 
-def _export(model, origin, workdir: Path, name: str, precision: str, progress: Progress) -> Path:
+def export_served_graph(
+    model, origin, path: Path, precision: str, progress: Progress, opset: Optional[int] = None
+) -> Path:
+    """The ONNX graph a preset or checkpoint is served from (``vit5 serve``) or copied into a model
+    repository (``vit5 triton-repo``); ``opset`` None is the exporter's default."""
     from vit5_infer.exporters import export_onnx  # lazy: the exporter pulls in torch
 
     if progress:
         progress(f"exporting {origin.name} to ONNX ({precision})")
-    result = export_onnx(model, workdir / f"{name}.onnx", precision=precision, source=origin, progress=progress)
+    result = export_onnx(model, path, opset=opset, precision=precision, source=origin, progress=progress)
     return Path(result.path)
 
 
@@ -135,7 +139,7 @@ def resolve_served_model(
             f"a preset or checkpoint is served on {', '.join(served_on)}; "
             f"for trt build an engine first ('vit5 build-engine') and serve that"
         )
-    path = _export(model, origin, Path(workdir), served_name, precision, progress)
+    path = export_served_graph(model, origin, Path(workdir) / f"{served_name}.onnx", precision, progress)
     served = _onnx_model(path, served_name, backend, max_batch, threads)
     return replace(served, inputs=served.inputs + read)
 
