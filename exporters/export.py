@@ -483,14 +483,16 @@ def export_onnx(
     note("checking graph")
     start = time.perf_counter()
     compat = check_for_target(graph, target)
-    if graph.ByteSize() <= EXTERNAL_DATA_THRESHOLD:
+    # measured before saving: saving with external data empties the graph's weights in place
+    large = graph.ByteSize() > EXTERNAL_DATA_THRESHOLD
+    if not large:
         check_onnx(graph, "exported graph")
     timings["check"] = time.perf_counter() - start
 
     note("saving")
 
     def check_and_validate(staged: Path) -> Optional[Validation]:
-        if graph.ByteSize() > EXTERNAL_DATA_THRESHOLD:
+        if large:
             onnx.checker.check_model(str(staged))  # past 2 GB the checker must read from disk
         if not validate:
             return None

@@ -3,6 +3,8 @@ validation, and the exported model left untouched."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -354,3 +356,21 @@ def test_racing_external_data_exports_leave_one_valid_graph(tmp_path, monkeypatc
     np.testing.assert_allclose(
         golden_exports.run(tmp_path / "model.onnx", x), model(torch.from_numpy(x)).detach().numpy(), atol=1e-4
     )
+
+
+def test_a_graph_past_the_protobuf_limit_is_checked_from_disk(tmp_path, monkeypatch):
+    """A graph too large for the in-memory checker is checked from its staged file, weights beside it; whether it
+    is too large is decided before saving, which empties the in-memory weights."""
+    from vit5_infer.exporters import build_graph
+    from vit5_infer.exporters import export as export_module
+
+    model, _ = _fresh("attn_cls_r4")
+    built, _ = build_graph(model)
+    monkeypatch.setattr(export_module, "EXTERNAL_DATA_THRESHOLD", built.ByteSize() - 1)
+    checked = []
+    real_check = onnx.checker.check_model
+    monkeypatch.setattr(
+        onnx.checker, "check_model", lambda graph, *a, **k: (checked.append(graph), real_check(graph, *a, **k))[1]
+    )
+    export_onnx(model, tmp_path / "m.onnx", external_data=True, validate=False)
+    assert [(type(c), Path(c).name) for c in checked] == [(str, "m.onnx")]
