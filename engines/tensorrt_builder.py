@@ -423,7 +423,7 @@ def _load_graph(graph_path: Path) -> Any:
     try:
         return onnx.load(str(graph_path))
     except Exception as exc:  # noqa: BLE001 - protobuf/IO errors become one line
-        raise EngineBuildError(f"{graph_path}: not a readable ONNX model ({str(exc).splitlines()[0]})") from None
+        raise EngineBuildError(f"{graph_path}: not a readable ONNX model ({first_line(exc)})") from None
 
 
 def _build_flags(

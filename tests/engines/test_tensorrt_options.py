@@ -305,3 +305,18 @@ def test_first_line_of_an_error_message():
     assert first_line(RuntimeError("  CUDA Error: 2\nsee the docs\n")) == "CUDA Error: 2"
     assert first_line(OSError()) == "OSError"
     assert first_line(RuntimeError(" \n"), "no reason given") == "no reason given"
+
+
+def test_an_unreadable_graph_with_an_empty_error_is_one_line(tmp_path, monkeypatch):
+    """onnx can raise with no message at all (a DecodeError of an empty protobuf, ...): still one line."""
+    import onnx
+
+    from vit5_infer.engines.errors import EngineBuildError
+    from vit5_infer.engines.tensorrt_builder import _load_graph
+
+    def refuse(path, *args, **kwargs):
+        raise ValueError("")
+
+    monkeypatch.setattr(onnx, "load", refuse)
+    with pytest.raises(EngineBuildError, match=r"m.onnx: not a readable ONNX model \(ValueError\)$"):
+        _load_graph(tmp_path / "m.onnx")
