@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from vit5_infer.tensorrt_releases import parser_release_adding, parser_releases, tensorrt_version
+from vit5_infer.tensorrt_releases import parser_release_adding, parser_releases, tensorrt_version, version_text
 
 
 def op_importer_since(op: str) -> Optional[tuple[int, int]]:
@@ -58,13 +58,9 @@ def read_parser_errors(parser: Any) -> list[ParseError]:
     return errors
 
 
-def _version_text(version: tuple[int, int]) -> str:
-    return f"{version[0]}.{version[1]}"
-
-
 def reexport_hint(version: tuple[int, int]) -> str:
     """How to get a graph this TensorRT parses (the exporter's --target picks the graph form)."""
-    return f"re-export with 'vit5 export MODEL -o MODEL.onnx --target tensorrt={_version_text(version)}'"
+    return f"re-export with 'vit5 export MODEL -o MODEL.onnx --target tensorrt={version_text(version)}'"
 
 
 def describe_parse_error(error: ParseError, tensorrt: str) -> str:
@@ -79,7 +75,7 @@ def describe_parse_error(error: ParseError, tensorrt: str) -> str:
     if since is not None and have < since:
         return (
             f"{where}: TensorRT {tensorrt} has no importer for {error.node_operator} "
-            f"(TensorRT {_version_text(since)}+ has); {reexport_hint(have)}, or upgrade TensorRT"
+            f"(TensorRT {version_text(since)}+ has); {reexport_hint(have)}, or upgrade TensorRT"
         )
     return f"{where}: {first_line} ({error.code})"
 

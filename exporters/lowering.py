@@ -37,7 +37,7 @@ from vit5_infer.layers import (
 from vit5_infer.layers.rope import rotation_permutation
 from vit5_infer.network import ViT5ClassificationNet
 from vit5_infer.outputs import CLS_TOKEN, PATCH_TOKENS, PRE_LOGITS, REGISTER_TOKENS, TOKEN_OUTPUTS, output_shapes
-from vit5_infer.vocabulary import INPUT_NAME, LOGITS
+from vit5_infer.vocabulary import GATED_ACTIVATIONS, INPUT_NAME, LOGITS
 
 from .graph import FLOAT, GraphBuilder, as_float32
 from .long_conv import long_conv
@@ -57,7 +57,7 @@ class LoweringOptions:
 def mlp(b: GraphBuilder, module, x: str, out_scale: np.ndarray | None) -> str:
     with b.scope("mlp"):
         h = b.linear_module(x, module.layer1, "layer1")
-        if module.activation in ("glu", "swiglu"):
+        if module.activation in GATED_ACTIVATIONS:
             a, g = b.split(h, [module.hidden_dim, module.hidden_dim], axis=-1)
             h = b.op("Mul", [a, b.op("Sigmoid", [g])]) if module.activation == "glu" else b.op("Mul", [g, silu(b, a)])
         else:

@@ -39,7 +39,7 @@ class ManifestError(Vit5Error, ValueError):
     """An engine manifest that is missing required fields or is not valid JSON."""
 
 
-class OutputError(Vit5Error):
+class DiskWriteError(Vit5Error):
     """An output the disk cannot take (full, over quota, read-only): the run's result is not written."""
 
 
@@ -52,10 +52,10 @@ DISK_ERRNOS = {
 }
 
 
-def disk_error(exc: BaseException, path=None) -> Optional["OutputError"]:
+def disk_error(exc: BaseException, path=None) -> Optional["DiskWriteError"]:
     """The one-line Vit5Error for an OSError that says the disk cannot take the write; None for any other error."""
     if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
         return None
     reason = DISK_ERRNOS[exc.errno]
     where = path if path is not None else exc.filename
-    return OutputError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")
+    return DiskWriteError(f"cannot write {where}: {reason}; nothing written" if where else f"cannot write: {reason}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vit5_infer.errors import InputError, OutputError
+from vit5_infer.errors import DiskWriteError, InputError
 from vit5_infer.files import (
     JSON_MAX_DEPTH,
     check_output_dir,
@@ -118,7 +118,7 @@ def test_a_full_or_read_only_disk_while_writing_is_an_output_error(tmp_path, mon
         raise OSError(code, os.strerror(code))
 
     monkeypatch.setattr(Path, "write_text", full)
-    with pytest.raises(OutputError, match=f"cannot write {target}") as info:
+    with pytest.raises(DiskWriteError, match=f"cannot write {target}") as info:
         write_json_atomic(target, {"new": 1})
     assert "\n" not in str(info.value)
     monkeypatch.undo()

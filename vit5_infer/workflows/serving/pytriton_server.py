@@ -54,6 +54,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from vit5_infer.engines.errors import first_line
 from vit5_infer.errors import Vit5Error
 from vit5_infer.files import check_output_path
 from vit5_infer.vocabulary import Progress
@@ -474,7 +475,7 @@ class ModelServer:
             self._stop_triton()
             if isinstance(exc, Vit5Error) or not isinstance(exc, Exception):
                 raise
-            raise ServeError(f"Triton could not restart {self.name}: {_one_line(exc)}{tail}") from None
+            raise ServeError(f"Triton could not restart {self.name}: {first_line(exc)}{tail}") from None
 
     def _load_runners(self) -> None:
         for index in range(self.options.instances):
@@ -573,11 +574,6 @@ def remove_model_copies(workspace: Path, folders: Optional[list] = None) -> list
     return removed
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _triton_callable(model: BatchedModel, per_request: Optional[list] = None):
     """PyTriton hands the callable a list of ``Request`` objects (mapping-like, without ``get``).
 
@@ -595,11 +591,11 @@ def _triton_callable(model: BatchedModel, per_request: Optional[list] = None):
         try:
             return model(inputs)
         except Vit5Error as exc:
-            LOGGER.warning("refused a request: %s", _one_line(exc))
-            raise BadRequest(_one_line(exc)) from None
+            LOGGER.warning("refused a request: %s", first_line(exc))
+            raise BadRequest(first_line(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the client gets one line; the traceback stays in our log
-            LOGGER.error("inference failed: %s", _one_line(exc), exc_info=True)
-            raise InferenceFailed(f"{type(exc).__name__}: {_one_line(exc)}") from None
+            LOGGER.error("inference failed: %s", first_line(exc), exc_info=True)
+            raise InferenceFailed(f"{type(exc).__name__}: {first_line(exc)}") from None
 
     return infer
 
@@ -611,14 +607,14 @@ def _answer_each(model: BatchedModel, inputs: list) -> list[dict[str, np.ndarray
         read = model.read_each(inputs)
         outputs = iter(model.outputs_per_request([x for x in read if not isinstance(x, Vit5Error)]))
     except Exception as exc:  # noqa: BLE001 - the clients get one line; the traceback stays in our log
-        LOGGER.error("inference failed: %s", _one_line(exc), exc_info=True)
-        failed = f"inference failed: {type(exc).__name__}: {_one_line(exc)}"
+        LOGGER.error("inference failed: %s", first_line(exc), exc_info=True)
+        failed = f"inference failed: {type(exc).__name__}: {first_line(exc)}"
         outputs = itertools.repeat(error_response(INTERNAL, failed))
     responses = []
     for item in read:
         if isinstance(item, Vit5Error):
-            LOGGER.warning("refused a request: %s", _one_line(item))
-            responses.append(error_response(INVALID_ARG, _one_line(item)))
+            LOGGER.warning("refused a request: %s", first_line(item))
+            responses.append(error_response(INVALID_ARG, first_line(item)))
         else:
             responses.append(next(outputs))
     return responses
