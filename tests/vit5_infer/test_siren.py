@@ -135,7 +135,9 @@ def test_siren_positional_linear_columns_are_y_then_x():
 @pytest.mark.parametrize("after_pos", [True, False])
 def test_siren_kernel_with_film_matches_spec(after_pos):
     siren = _siren(film=True, after_pos=after_pos)
-    cond = torch.randn(3, 6)
+    # Seeded, so that the test is deterministic: 12 of 80 unseeded draws tried gave kernels up to 17 in
+    # magnitude, where float32 rounding (up to 9e-6 of the largest value) exceeds the absolute tolerance.
+    cond = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         kernel, _ = siren(cond)
         ref = _spec_siren(siren, _spec_film_pairs(siren.film_generator, cond))
