@@ -192,17 +192,17 @@ def _float_graph(model: ViT5ClassificationNet, form: GraphForm, scheme: QuantSch
 
 
 def _candidate_layers(graph: onnx.ModelProto, settings: QuantizationSettings, scheme: QuantScheme) -> _Layers:
-    """The quantizable layers of ``graph``; warns (at ``export_quantized``'s caller) of each ``keep_float``
-    pattern that names none of them."""
+    """The quantizable layers of ``graph`` (GEMMs, and attention products where the scheme quantizes them); warns
+    (at ``export_quantized``'s caller) of each ``keep_float`` pattern that names none of them."""
     candidates = quantizable_nodes(graph)
+    products = attention_products(graph) if scheme.quantizes_attention else []
     if settings.keep_float is not None:
-        for pattern in unmatched_patterns(settings.keep_float, [n.name for n in candidates]):
+        names = [n.name for n in candidates + products]
+        for pattern in unmatched_patterns(settings.keep_float, names):
             warn_at_caller(
                 f"--keep-float pattern {pattern!r} matches no quantizable layer; it keeps nothing in higher precision"
             )
-    if not scheme.quantizes_attention:
-        return _Layers(candidates, [])
-    return _Layers(candidates, [n for n in attention_products(graph) if not _matches(n.name, settings.kept)])
+    return _Layers(candidates, [n for n in products if not _matches(n.name, settings.kept)])
 
 
 def _ranges(graph: onnx.ModelProto, layers: _Layers, inputs: np.ndarray, method: str) -> dict:

@@ -344,3 +344,21 @@ def test_killed_quantized_export_staging_is_removed_by_the_next_export(digits_di
     export_onnx(load_model(weights), tmp_path / "f.onnx", validate=False)
     assert list(tmp_path.glob(STAGING_PREFIX + "*")) == []
     assert (tmp_path / "f.onnx").is_file()
+
+
+def test_a_keep_float_pattern_naming_only_attention_products_is_not_warned_of(digits_dir, small_calibration, tmp_path):
+    """At a TensorRT target the attention products are quantizable layers too: a pattern that keeps one of them in
+    float keeps something, and says nothing; at the cpu target, which quantizes no product, it keeps nothing."""
+    import warnings
+
+    model = load_model(digits_dir / "digits_attn.safetensors")
+    settings = QuantizationSettings("int8", keep_float=["embed/", "blocks.0/sequence_mixer/Attention"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = export_quantized(
+            model, tmp_path / "t.onnx", settings, small_calibration, GraphForm(target="tensorrt", validate=False)
+        )
+    assert not [w for w in caught if "keep-float" in str(w.message)]
+    assert result.metadata["quantization"]["quantized_attention_products"] == 4
+    with pytest.warns(UserWarning, match="'blocks.0/sequence_mixer/Attention' matches no quantizable layer"):
+        export_quantized(model, tmp_path / "c.onnx", settings, small_calibration, GraphForm(validate=False))
